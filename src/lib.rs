@@ -1,0 +1,31 @@
+//! isobox runs untrusted programs on Linux with hard limits, isolated from
+//! the host, measures what they used and says what happened.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use isobox::{ExecutionStatus, IsolateConfig, ProcessExecutor};
+//!
+//! let config = IsolateConfig {
+//!     time_limit: Some(Duration::from_secs(1)),
+//!     wall_time_limit: Some(Duration::from_secs(3)),
+//!     memory_limit: Some(256 << 20),
+//!     process_limit: Some(16),
+//!     ..IsolateConfig::default()
+//! };
+//! let mut executor = ProcessExecutor::new(config)?;
+//! let command = ["/bin/echo".to_string(), "hello".to_string()];
+//! let result = executor.execute(&command, None)?;
+//! assert_eq!(result.status, ExecutionStatus::Success);
+//! assert_eq!(result.stdout, "hello\n");
+//! executor.cleanup()?;
+//! # Ok::<(), isobox::IsolateError>(())
+//! ```
+
+pub mod cgroup;
+pub mod executor;
+pub mod jail;
+pub mod types;
+
+pub use cgroup::{CgroupController, CgroupError, CgroupVersion};
+pub use executor::{ProcessExecutor, Stdin};
+pub use types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};

@@ -1,0 +1,279 @@
+//! The data that crosses the library boundary: what to run with which limits
+//! ([`IsolateConfig`]), what happened ([`ExecutionResult`],
+//! [`ExecutionStatus`]) and what went wrong inside the sandbox
+//! ([`IsolateError`]).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::CgroupError;
+use crate::jail::JailError;
+
+/// `PATH` given to the program when the configuration does not set one.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// CPU weight in cgroup v1 units (`cpu.shares`); the kernel's own default.
+pub const DEFAULT_CPU_SHARES: u64 = 1024;
+
+/// Everything the sandbox needs to know to run one program.
+///
+/// Limits left at `None` are not enforced. Sizes are bytes, times are
+/// [`Duration`]s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsolateConfig {
+    /// Name of this executor's cgroup (`isobox/<instance_id>`); unique per
+    /// executor so that concurrent executors never share accounting.
+    pub instance_id: String,
+    /// Working directory of the program; created with mode 0755 if missing.
+    pub workdir: PathBuf,
+    /// Refuse to start unless running as root with a usable cgroup
+    /// hierarchy, and treat every failed cgroup write as an error.
+    pub strict_mode: bool,
+    /// Root of the cgroup file system; `None` detects `/sys/fs/cgroup`.
+    pub cgroup_root: Option<PathBuf>,
+    /// CPU time limit (user + system of every process of the run).
+    pub time_limit: Option<Duration>,
+    /// Absolute CPU time after which the program is killed; the run is
+    /// killed once its CPU time exceeds `max(time_limit, extra_time)`, and
+    /// the verdict is [`ExecutionStatus::TimeLimit`] whenever it used more
+    /// than `time_limit`.
+    pub extra_time: Option<Duration>,
+    /// Wall-clock limit, measured from the start of the sandbox.
+    pub wall_time_limit: Option<Duration>,
+    /// Memory limit of the whole run in bytes (cgroup, swap included).
+    pub memory_limit: Option<u64>,
+    /// Address-space limit per process in bytes (`RLIMIT_AS`); also used for
+    /// `memory_limit` when no cgroup is available.
+    pub address_space_limit: Option<u64>,
+    /// Maximum number of processes and threads alive at once.
+    pub process_limit: Option<u64>,
+    /// Largest file the program may write, in bytes (`RLIMIT_FSIZE`).
+    pub file_size_limit: Option<u64>,
+    /// Stack size limit in bytes (`RLIMIT_STACK`); `None` leaves it unlimited.
+    pub stack_limit: Option<u64>,
+    /// Maximum number of open file descriptors (`RLIMIT_NOFILE`).
+    pub open_files_limit: Option<u64>,
+    /// Largest core dump in bytes; 0 (the default) turns core dumps off.
+    pub core_limit: u64,
+    /// Bytes kept of each of stdout and stderr; the rest is read and dropped
+    /// and the verdict becomes [`ExecutionStatus::OutputLimit`].
+    pub output_limit: Option<u64>,
+    /// Relative CPU weight in `cpu.shares` units (v2 converts to `cpu.weight`).
+    pub cpu_shares: u64,
+    /// CPUs the run may use (cpuset syntax, e.g. `0-1`); `None` inherits.
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the run may use (cpuset syntax); `None` inherits.
+    pub cpuset_mems: Option<String>,
+    /// The program's whole environment; `PATH` is added when missing.
+    pub environment: Vec<(String, String)>,
+    /// User id the program runs as; `None` keeps the caller's.
+    pub uid: Option<u32>,
+    /// Group id the program runs as; `None` keeps the caller's.
+    pub gid: Option<u32>,
+    /// Give the program fresh PID, mount, network, IPC and UTS namespaces.
+    /// Needs root; turned off with a warning outside strict mode otherwise.
+    pub namespaces: bool,
+    /// Send the program's output to the caller's own stdout and stderr as it
+    /// arrives (still subject to `output_limit`) instead of keeping it in
+    /// the result.
+    pub pass_through_output: bool,
+}
+
+impl Default for IsolateConfig {
+    fn default() -> Self {
+        Self {
+            instance_id: crate::executor::unique_instance_id(),
+            workdir: std::env::temp_dir().join("isobox"),
+            strict_mode: false,
+            cgroup_root: None,
+            time_limit: None,
+            extra_time: None,
+            wall_time_limit: None,
+            memory_limit: None,
+            address_space_limit: None,
+            process_limit: None,
+            file_size_limit: None,
+            stack_limit: None,
+            open_files_limit: None,
+            core_limit: 0,
+            output_limit: None,
+            cpu_shares: DEFAULT_CPU_SHARES,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            environment: Vec::new(),
+            uid: None,
+            gid: None,
+            namespaces: true,
+            pass_through_output: false,
+        }
+    }
+}
+
+impl IsolateConfig {
+    /// CPU time at which the run is killed, if any CPU limit is set.
+    pub fn cpu_kill_threshold(&self) -> Option<Duration> {
+        match (self.time_limit, self.extra_time) {
+            (Some(limit), Some(extra)) => Some(limit.max(extra)),
+            (limit, extra) => limit.or(extra),
+        }
+    }
+}
+
+/// How a run ended, from the judge's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExecutionStatus {
+    /// Exited with status 0 within every limit.
+    Success,
+    /// Used more CPU time than allowed, or ran past the wall-clock limit.
+    TimeLimit,
+    /// Killed by the memory limit (the cgroup OOM killer fired).
+    MemoryLimit,
+    /// Exited with a nonzero status, or could not be executed at all.
+    RuntimeError,
+    /// Killed by a signal the sandbox did not send.
+    Signaled,
+    /// The sandbox itself failed; the program's outcome is unknown.
+    InternalError,
+    /// Killed for a forbidden action (seccomp).
+    SecurityViolation,
+    /// Failed after being refused a new process or thread by the limit.
+    ProcessLimit,
+    /// Killed by `SIGXFSZ` for writing past the file size limit.
+    FileSizeLimit,
+    /// Wrote more than the output limit to stdout or stderr.
+    OutputLimit,
+}
+
+impl ExecutionStatus {
+    /// The variant name, as used in JSON output (`"TimeLimit"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "Success",
+            Self::TimeLimit => "TimeLimit",
+            Self::MemoryLimit => "MemoryLimit",
+            Self::RuntimeError => "RuntimeError",
+            Self::Signaled => "Signaled",
+            Self::InternalError => "InternalError",
+            Self::SecurityViolation => "SecurityViolation",
+            Self::ProcessLimit => "ProcessLimit",
+            Self::FileSizeLimit => "FileSizeLimit",
+            Self::OutputLimit => "OutputLimit",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one run did and used. Every figure is measured by the keeper, never
+/// reported by the program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionResult {
+    /// The verdict.
+    pub status: ExecutionStatus,
+    /// Exit status when the program exited normally.
+    pub exit_code: Option<i32>,
+    /// Terminating signal when the program was killed by one.
+    pub signal: Option<i32>,
+    /// Captured standard output (lossy UTF-8, at most `output_limit` bytes).
+    pub stdout: String,
+    /// Captured standard error (lossy UTF-8, at most `output_limit` bytes).
+    pub stderr: String,
+    /// CPU seconds, user + system, of every process of the run.
+    pub cpu_time: f64,
+    /// Wall-clock seconds from the start of the sandbox to the end of the run.
+    pub wall_time: f64,
+    /// Peak memory of the whole run in bytes (cgroup peak, or max RSS
+    /// without a cgroup).
+    pub memory_peak: u64,
+    /// Largest resident set of a single process in bytes.
+    pub max_rss: u64,
+    /// The OOM killer fired in this run.
+    pub oom_killed: bool,
+    /// The sandbox killed the program (limit or wall clock).
+    pub killed: bool,
+    /// Voluntary context switches of the program and its waited children.
+    pub voluntary_context_switches: u64,
+    /// Involuntary context switches of the program and its waited children.
+    pub involuntary_context_switches: u64,
+    /// Bytes of stdout dropped beyond the output limit.
+    pub stdout_dropped: u64,
+    /// Bytes of stderr dropped beyond the output limit.
+    pub stderr_dropped: u64,
+    /// One line explaining the verdict (empty on success).
+    pub message: String,
+}
+
+/// Errors of the sandbox itself (not of the program it runs).
+#[derive(Debug, thiserror::Error)]
+pub enum IsolateError {
+    /// The configuration or the request cannot be carried out.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// Setting up the jail failed on the keeper side.
+    #[error(transparent)]
+    Jail(#[from] JailError),
+    /// An I/O operation of the keeper failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the keeper was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IsolateError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Result type of the library.
+pub type Result<T, E = IsolateError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_threshold_is_the_larger_of_limit_and_extra() {
+        let mut config = IsolateConfig {
+            time_limit: Some(Duration::from_secs(1)),
+            ..IsolateConfig::default()
+        };
+        assert_eq!(config.cpu_kill_threshold(), Some(Duration::from_secs(1)));
+        config.extra_time = Some(Duration::from_millis(1500));
+        assert_eq!(
+            config.cpu_kill_threshold(),
+            Some(Duration::from_millis(1500))
+        );
+        config.extra_time = Some(Duration::from_millis(500));
+        assert_eq!(config.cpu_kill_threshold(), Some(Duration::from_secs(1)));
+        config.time_limit = None;
+        assert_eq!(
+            config.cpu_kill_threshold(),
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn status_names_match_variants() {
+        assert_eq!(ExecutionStatus::TimeLimit.to_string(), "TimeLimit");
+        let json = serde_json::to_string(&ExecutionStatus::MemoryLimit).unwrap();
+        assert_eq!(json, "\"MemoryLimit\"");
+    }
+}
