@@ -206,6 +206,9 @@ pub struct ExecutionResult {
     pub stdout_dropped: u64,
     /// Bytes of stderr dropped beyond the output limit.
     pub stderr_dropped: u64,
+    /// `errno` of the failed `execve` when the program could not be started
+    /// at all (missing file, no permission, bad format).
+    pub exec_errno: Option<i32>,
     /// One line explaining the verdict (empty on success).
     pub message: String,
 }
