@@ -1,12 +1,28 @@
 //! [`ProcessExecutor`]: spawns the program in its jail, watches it, kills it
 //! at a limit, measures it and turns all of it into an [`ExecutionResult`].
 //!
-//! SKELETON — being implemented.
+//! One run, from the keeper's side:
+//! 1. a fresh child cgroup for the run, with this run's limits (so no peak,
+//!    OOM count or limit of an earlier run can show);
+//! 2. the proxy is cloned into new namespaces (on v2 directly into the
+//!    cgroup), moved into the cgroup on v1, then released;
+//! 3. one `poll` loop feeds stdin, drains stdout and stderr, and wakes in
+//!    time for the wall-clock deadline and the next CPU-time check;
+//! 4. at a limit the proxy (pid 1 of the box) is killed, which takes the
+//!    whole box with it; afterwards the cgroup is emptied and removed;
+//! 5. the verdict is derived from what the kernel measured.
 
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::types::{ExecutionResult, IsolateConfig, Result};
+use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage};
+use crate::jail::sys::{self, Rusage};
+use crate::jail::{self, BoxFds, ChildReport, Credentials, JailSpec, Rlimits, Stage};
+use crate::types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
 
 /// Where the program's standard input comes from.
 #[derive(Debug, Default)]
@@ -17,13 +33,22 @@ pub enum Stdin {
     /// These bytes, fed through a pipe while output is read.
     Bytes(Vec<u8>),
     /// An open file, handed to the program as it is.
-    File(std::fs::File),
+    File(File),
 }
 
 /// Runs programs under one [`IsolateConfig`].
+///
+/// Each [`execute`](Self::execute) is independent: limits, peak memory and
+/// the OOM flag of one run never show in the next.
 #[derive(Debug)]
 pub struct ProcessExecutor {
     config: IsolateConfig,
+    cgroup: Option<CgroupController>,
+    namespaces: bool,
+    credentials: Option<Credentials>,
+    created_workdir: bool,
+    last_usage: (f64, u64),
+    runs: u64,
 }
 
 /// A name no other executor of this host uses at the same time.
@@ -36,10 +61,260 @@ pub(crate) fn unique_instance_id() -> String {
     )
 }
 
+/// Shortest and longest pause between two CPU-time checks. The pause is the
+/// remaining CPU budget spread over every CPU, so the check can never be
+/// late by more than the shortest pause.
+const MIN_CPU_CHECK: Duration = Duration::from_millis(1);
+const MAX_CPU_CHECK: Duration = Duration::from_millis(100);
+
+/// How long output may keep flowing after the box is gone (only without
+/// namespaces can anything outlive the proxy and hold a pipe open).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why the keeper killed the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillReason {
+    WallTime,
+    CpuTime,
+}
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProgramEnd {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ProgramEnd {
+    fn from_wait_status(status: i32) -> Self {
+        if libc::WIFSIGNALED(status) {
+            Self::Signaled(libc::WTERMSIG(status))
+        } else {
+            Self::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+/// Everything measured about a run, before it is judged.
+#[derive(Debug, Default)]
+struct RunFacts {
+    setup_failure: Option<(Stage, i32)>,
+    killed_for: Option<KillReason>,
+    end: Option<ProgramEnd>,
+    cpu_time: Duration,
+    oom_kills: u64,
+    pids_limit_hits: u64,
+    output_dropped: bool,
+}
+
+/// The verdict and its one-line explanation.
+fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
+    use ExecutionStatus::*;
+    let failed = facts.end != Some(ProgramEnd::Exited(0));
+    if let Some((stage, errno)) = facts.setup_failure {
+        let text = sys::strerror(errno);
+        return match stage {
+            Stage::Exec => (RuntimeError, format!("exec failed: {text}")),
+            other => (
+                InternalError,
+                format!("{} failed: {text}", other.describe()),
+            ),
+        };
+    }
+    if facts.killed_for == Some(KillReason::WallTime) {
+        return (TimeLimit, "Time limit exceeded (wall clock)".into());
+    }
+    let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
+    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu {
+        return (TimeLimit, "Time limit exceeded".into());
+    }
+    if facts.oom_kills > 0 && failed {
+        return (MemoryLimit, "Memory limit exceeded".into());
+    }
+    match facts.end {
+        Some(ProgramEnd::Signaled(libc::SIGXFSZ)) => {
+            return (FileSizeLimit, "File size limit exceeded".into())
+        }
+        Some(ProgramEnd::Signaled(libc::SIGXCPU)) => {
+            return (TimeLimit, "Time limit exceeded".into())
+        }
+        _ => {}
+    }
+    if facts.output_dropped {
+        return (OutputLimit, "Output limit exceeded".into());
+    }
+    if facts.pids_limit_hits > 0 && failed {
+        return (ProcessLimit, "Process limit exceeded".into());
+    }
+    match facts.end {
+        Some(ProgramEnd::Signaled(libc::SIGSYS)) => {
+            (SecurityViolation, "Forbidden system call (SIGSYS)".into())
+        }
+        Some(ProgramEnd::Signaled(signal)) => (Signaled, format!("Caught fatal signal {signal}")),
+        Some(ProgramEnd::Exited(0)) => (Success, String::new()),
+        Some(ProgramEnd::Exited(code)) => {
+            (RuntimeError, format!("Exited with error status {code}"))
+        }
+        None => (
+            InternalError,
+            "the sandbox ended without reporting how the program ended".into(),
+        ),
+    }
+}
+
+/// Collects one output stream, keeping at most `limit` bytes.
+struct OutputSink {
+    limit: Option<u64>,
+    accepted: u64,
+    dropped: u64,
+    kept: Vec<u8>,
+    /// Forward to the keeper's own stdout (1) or stderr (2) instead of keeping.
+    forward_to: Option<i32>,
+}
+
+impl OutputSink {
+    fn new(limit: Option<u64>, forward_to: Option<i32>) -> Self {
+        Self {
+            limit,
+            accepted: 0,
+            dropped: 0,
+            kept: Vec::new(),
+            forward_to,
+        }
+    }
+
+    fn accept(&mut self, bytes: &[u8]) {
+        let room = self
+            .limit
+            .map_or(u64::MAX, |limit| limit.saturating_sub(self.accepted));
+        let take = (bytes.len() as u64).min(room) as usize;
+        self.accepted += take as u64;
+        self.dropped += (bytes.len() - take) as u64;
+        let bytes = &bytes[..take];
+        match self.forward_to {
+            // A closed terminal must not kill the run: forwarding is best effort.
+            Some(1) => drop(std::io::stdout().lock().write_all(bytes)),
+            Some(_) => drop(std::io::stderr().lock().write_all(bytes)),
+            None => self.kept.extend_from_slice(bytes),
+        }
+    }
+
+    fn into_string(self) -> String {
+        String::from_utf8(self.kept)
+            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+    }
+}
+
+/// The keeper's ends of one run's pipes, and what flowed through them.
+struct Streams {
+    stdin: Option<(File, Vec<u8>, usize)>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    stdout_sink: OutputSink,
+    stderr_sink: OutputSink,
+}
+
+impl Streams {
+    fn is_drained(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// Reads whatever is available; `None`s the stream at end of file.
+    fn pump_output(stream: &mut Option<File>, sink: &mut OutputSink, buffer: &mut [u8]) {
+        while let Some(file) = stream {
+            match file.read(buffer) {
+                Ok(0) => *stream = None,
+                Ok(n) => sink.accept(&buffer[..n]),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return,
+                Err(err) => {
+                    tracing::warn!("reading the program's output failed: {err}");
+                    *stream = None;
+                }
+            }
+        }
+    }
+
+    /// Writes as much stdin as the pipe takes; closes it when done or when
+    /// the program stopped reading.
+    fn pump_stdin(&mut self) {
+        while let Some((file, data, written)) = &mut self.stdin {
+            if *written == data.len() {
+                self.stdin = None;
+                return;
+            }
+            match file.write(&data[*written..]) {
+                Ok(n) => *written += n,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return,
+                // EPIPE: the program closed its stdin; that is its right.
+                Err(_) => self.stdin = None,
+            }
+        }
+    }
+}
+
 impl ProcessExecutor {
     /// Checks the environment and prepares the executor's cgroup.
+    ///
+    /// In strict mode this fails with [`IsolateError::Config`] unless the
+    /// caller is root and a cgroup hierarchy is usable. Otherwise whatever is
+    /// missing is logged as a warning and the executor degrades: rlimits
+    /// instead of cgroup limits, rusage instead of cgroup measurements, no
+    /// namespaces without root.
     pub fn new(config: IsolateConfig) -> Result<Self> {
-        Ok(Self { config })
+        let root = sys::is_root();
+        if config.strict_mode && !root {
+            return Err(IsolateError::Config(
+                "strict mode needs root (run isobox as root or without strict mode)".into(),
+            ));
+        }
+        let cgroup = match CgroupController::new(
+            config.cgroup_root.as_deref(),
+            &config.instance_id,
+            config.strict_mode,
+        ) {
+            Ok(cgroup) => Some(cgroup),
+            Err(err) if config.strict_mode => {
+                return Err(IsolateError::Config(format!(
+                    "strict mode needs a usable cgroup hierarchy: {err}"
+                )))
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "running without cgroups (limits by rlimit, measurements by rusage): {err}"
+                );
+                None
+            }
+        };
+        let namespaces = config.namespaces && root;
+        if config.namespaces && !root {
+            tracing::warn!("not root: running without namespaces");
+        }
+        let wants_credentials = config.uid.is_some() || config.gid.is_some();
+        let credentials = if wants_credentials && !root {
+            tracing::warn!("not root: running as the caller, not as the configured uid/gid");
+            None
+        } else if wants_credentials {
+            let (uid, gid) = current_ids();
+            Some(Credentials {
+                uid: config.uid.unwrap_or(uid),
+                gid: config.gid.unwrap_or(gid),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            config,
+            cgroup,
+            namespaces,
+            credentials,
+            created_workdir: false,
+            last_usage: (0.0, 0),
+            runs: 0,
+        })
     }
 
     /// The configuration runs use.
@@ -48,6 +323,10 @@ impl ProcessExecutor {
     }
 
     /// Runs `command` with `stdin` as its standard input.
+    ///
+    /// An empty command is [`IsolateError::Config`]. Everything the program
+    /// does, including not existing, is an `Ok` result with a verdict; `Err`
+    /// means the sandbox itself failed.
     pub fn execute(&mut self, command: &[String], stdin: Option<&str>) -> Result<ExecutionResult> {
         self.execute_bytes(command, stdin.map(str::as_bytes))
     }
@@ -68,28 +347,561 @@ impl ProcessExecutor {
         command: &[String],
         stdin: Stdin,
     ) -> Result<ExecutionResult> {
-        let _ = (command, stdin);
-        unimplemented!()
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Err(IsolateError::Config("empty command".into()));
+        }
+        self.setup_workdir()?;
+        self.runs += 1;
+        let run_cgroup = match &self.cgroup {
+            Some(cgroup) => {
+                let run = cgroup.create_child(&format!("run-{}", self.runs))?;
+                run.apply_limits(&CgroupLimits {
+                    memory: self.config.memory_limit,
+                    pids: self.config.process_limit,
+                    cpu_shares: Some(self.config.cpu_shares),
+                    cpuset_cpus: self.config.cpuset_cpus.clone(),
+                    cpuset_mems: self.config.cpuset_mems.clone(),
+                })?;
+                Some(run)
+            }
+            None => None,
+        };
+        let outcome = self.run_in_box(command, stdin, run_cgroup.as_ref());
+        let usage = match run_cgroup {
+            Some(mut run) => {
+                // Read before removal: removing empties the accounting.
+                let usage = run.kill_all().and_then(|()| run.usage());
+                run.remove()?;
+                Some(usage?)
+            }
+            None => None,
+        };
+        self.restore_workdir_owner();
+        let (facts, result) = outcome?;
+        Ok(self.finish(facts, result, usage))
+    }
+
+    /// Fills in the measurements and the verdict.
+    fn finish(
+        &mut self,
+        mut facts: RunFacts,
+        mut result: ExecutionResult,
+        usage: Option<CgroupUsage>,
+    ) -> ExecutionResult {
+        if let Some(usage) = usage {
+            facts.cpu_time = usage.cpu_time;
+            facts.oom_kills = usage.oom_kills;
+            facts.pids_limit_hits = usage.pids_limit_hits;
+            result.memory_peak = usage.memory_peak;
+            self.last_usage = (usage.cpu_time.as_secs_f64(), usage.memory_peak);
+        } else {
+            result.memory_peak = result.max_rss;
+        }
+        result.cpu_time = facts.cpu_time.as_secs_f64();
+        result.oom_killed = facts.oom_kills > 0;
+        result.killed = facts.killed_for.is_some();
+        if let Some((Stage::Exec, errno)) = facts.setup_failure {
+            result.exec_errno = Some(errno);
+        }
+        match facts.end {
+            Some(ProgramEnd::Exited(code)) => result.exit_code = Some(code),
+            Some(ProgramEnd::Signaled(signal)) => result.signal = Some(signal),
+            None => {}
+        }
+        let (status, message) = judge(&facts, self.config.time_limit);
+        result.status = status;
+        result.message = message;
+        result
+    }
+
+    /// Starts the box, watches it to its end and collects the raw facts.
+    fn run_in_box(
+        &self,
+        command: &[String],
+        stdin: Stdin,
+        cgroup: Option<&CgroupController>,
+    ) -> Result<(RunFacts, ExecutionResult)> {
+        let io_err = |context: &str| {
+            let context = context.to_string();
+            move |source| IsolateError::io(context, source)
+        };
+        let mut environment = self.config.environment.clone();
+        if !environment.iter().any(|(name, _)| name == "PATH") {
+            environment.push(("PATH".into(), crate::types::DEFAULT_PATH.into()));
+        }
+        let spec = JailSpec::new(
+            command,
+            &environment,
+            &self.config.workdir,
+            Rlimits::for_config(&self.config, cgroup.is_some()),
+            self.credentials,
+            self.namespaces,
+        )?;
+
+        let (stdin_child, stdin_keeper): (OwnedFd, Option<(File, Vec<u8>)>) = match stdin {
+            Stdin::Null => {
+                let null = File::open("/dev/null").map_err(io_err("opening /dev/null"))?;
+                (
+                    sys::dup_for_child(null.as_fd()).map_err(io_err("dup"))?,
+                    None,
+                )
+            }
+            Stdin::File(file) => (
+                sys::dup_for_child(file.as_fd()).map_err(io_err("dup"))?,
+                None,
+            ),
+            Stdin::Bytes(data) => {
+                let (read, write) = sys::pipe().map_err(io_err("pipe"))?;
+                (read, Some((File::from(write), data)))
+            }
+        };
+        let (stdout_read, stdout_write) = sys::pipe().map_err(io_err("pipe"))?;
+        let (stderr_read, stderr_write) = sys::pipe().map_err(io_err("pipe"))?;
+        let (report_read, report_write) = sys::pipe().map_err(io_err("pipe"))?;
+        let (go_read, go_write) = sys::pipe().map_err(io_err("pipe"))?;
+
+        let start = Instant::now();
+        let proxy = jail::spawn(
+            &spec,
+            BoxFds {
+                stdin: stdin_child.as_fd(),
+                stdout: stdout_write.as_fd(),
+                stderr: stderr_write.as_fd(),
+                report: report_write.as_fd(),
+                go: go_read.as_fd(),
+            },
+            cgroup.and_then(CgroupController::directory_fd),
+        )?;
+        // The box holds its own copies now; ours would keep the pipes from
+        // ever reporting end of file.
+        drop((
+            stdin_child,
+            stdout_write,
+            stderr_write,
+            report_write,
+            go_read,
+        ));
+
+        let released = match cgroup {
+            Some(cgroup) if !proxy.in_cgroup => {
+                cgroup.add_process(proxy.pid).map_err(IsolateError::from)
+            }
+            _ => Ok(()),
+        }
+        .and_then(|()| {
+            File::from(go_write)
+                .write_all(&[1])
+                .map_err(io_err("releasing the box"))
+        });
+        if let Err(err) = released {
+            // Without the go-ahead the proxy exits by itself; make sure and reap it.
+            let _ = sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::wait4(proxy.pid);
+            return Err(err);
+        }
+
+        let mut streams = Streams {
+            stdin: stdin_keeper.map(|(file, data)| (file, data, 0)),
+            stdout: Some(File::from(stdout_read)),
+            stderr: Some(File::from(stderr_read)),
+            stdout_sink: OutputSink::new(
+                self.config.output_limit,
+                self.config.pass_through_output.then_some(1),
+            ),
+            stderr_sink: OutputSink::new(
+                self.config.output_limit,
+                self.config.pass_through_output.then_some(2),
+            ),
+        };
+        for file in [&streams.stdout, &streams.stderr].into_iter().flatten() {
+            sys::set_nonblocking(file.as_fd()).map_err(io_err("fcntl"))?;
+        }
+        if let Some((file, _, _)) = &streams.stdin {
+            sys::set_nonblocking(file.as_fd()).map_err(io_err("fcntl"))?;
+        }
+
+        let watched = self.watch(&proxy, cgroup, &mut streams, start);
+        // Whatever happened while watching, the proxy is reaped exactly once.
+        let (killed_for, wall) = match watched {
+            Ok(done) => done,
+            Err(err) => {
+                let _ = sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL);
+                let _ = sys::wait4(proxy.pid);
+                return Err(err);
+            }
+        };
+        let (proxy_status, proxy_usage) = sys::wait4(proxy.pid).map_err(io_err("wait4"))?;
+        if !self.namespaces {
+            // Without a PID namespace the box's leftovers are in its group.
+            let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
+        }
+        let reports =
+            jail::report::read_reports(report_read).map_err(io_err("reading the box's status"))?;
+
+        let mut facts = RunFacts {
+            killed_for,
+            cpu_time: proxy_usage.cpu_time(),
+            output_dropped: streams.stdout_sink.dropped + streams.stderr_sink.dropped > 0,
+            ..RunFacts::default()
+        };
+        let mut inmate_usage = Rusage::default();
+        for report in reports {
+            match report {
+                ChildReport::SetupFailed { stage, errno } => {
+                    facts.setup_failure.get_or_insert((stage, errno));
+                }
+                ChildReport::InmateExited {
+                    wait_status,
+                    rusage,
+                } => {
+                    facts.end = Some(ProgramEnd::from_wait_status(wait_status));
+                    inmate_usage = rusage;
+                }
+            }
+        }
+        if facts.end.is_none() && facts.setup_failure.is_none() {
+            // The proxy died before it could report: killed by us, by the OOM
+            // killer, or by something else. Its own signal tells which.
+            let proxy_end = ProgramEnd::from_wait_status(proxy_status);
+            if killed_for.is_some() || matches!(proxy_end, ProgramEnd::Signaled(_)) {
+                facts.end = Some(proxy_end);
+            }
+        }
+
+        let result = ExecutionResult {
+            status: ExecutionStatus::InternalError,
+            exit_code: None,
+            signal: None,
+            stdout_dropped: streams.stdout_sink.dropped,
+            stderr_dropped: streams.stderr_sink.dropped,
+            stdout: std::mem::replace(&mut streams.stdout_sink, OutputSink::new(None, None))
+                .into_string(),
+            stderr: std::mem::replace(&mut streams.stderr_sink, OutputSink::new(None, None))
+                .into_string(),
+            cpu_time: 0.0,
+            wall_time: wall.as_secs_f64(),
+            memory_peak: 0,
+            max_rss: inmate_usage.max_rss,
+            oom_killed: false,
+            killed: false,
+            voluntary_context_switches: inmate_usage.voluntary_switches,
+            involuntary_context_switches: inmate_usage.involuntary_switches,
+            exec_errno: None,
+            message: String::new(),
+        };
+        Ok((facts, result))
+    }
+
+    /// The keeper's loop: moves data, enforces the clocks, and returns once
+    /// the proxy has exited and the output is drained. Returns why the box
+    /// was killed, if it was, and the wall time until the proxy ended.
+    fn watch(
+        &self,
+        proxy: &jail::Proxy,
+        cgroup: Option<&CgroupController>,
+        streams: &mut Streams,
+        start: Instant,
+    ) -> Result<(Option<KillReason>, Duration)> {
+        // Blocked for this thread while it feeds stdin, so a program that
+        // closes its stdin costs an EPIPE, not the keeper's life.
+        let _sigpipe = sys::SigpipeBlocked::new()
+            .map_err(|err| tracing::warn!("cannot block SIGPIPE: {err}"))
+            .ok();
+        let cpu_cap = self.config.cpu_kill_threshold();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let wall_deadline = self.config.wall_time_limit.map(|limit| start + limit);
+        let mut next_cpu_check = start;
+        let mut killed_for = None;
+        let mut ended: Option<(Duration, Instant)> = None;
+        let mut buffer = vec![0u8; READ_CHUNK];
+
+        loop {
+            let now = Instant::now();
+            if let Some((wall, drain_deadline)) = ended {
+                if streams.is_drained() || now >= drain_deadline {
+                    return Ok((killed_for, wall));
+                }
+            } else {
+                let mut kill = None;
+                if wall_deadline.is_some_and(|deadline| now >= deadline) {
+                    kill = Some(KillReason::WallTime);
+                }
+                if let (Some(cap), Some(cgroup)) = (cpu_cap, cgroup) {
+                    if kill.is_none() && now >= next_cpu_check {
+                        let used = cgroup.cpu_time().unwrap_or_else(|err| {
+                            tracing::warn!("reading CPU time failed: {err}");
+                            Duration::ZERO
+                        });
+                        if used > cap {
+                            kill = Some(KillReason::CpuTime);
+                        } else {
+                            let pause = ((cap - used) / cpus).clamp(MIN_CPU_CHECK, MAX_CPU_CHECK);
+                            next_cpu_check = now + pause;
+                        }
+                    }
+                }
+                if let Some(reason) = kill {
+                    if killed_for.is_none() {
+                        killed_for = Some(reason);
+                        sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL)
+                            .map_err(|source| IsolateError::io("killing the box", source))?;
+                        if !self.namespaces {
+                            let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+
+            let mut entries = Vec::with_capacity(4);
+            if ended.is_none() {
+                entries.push(sys::poll_entry(proxy.pidfd.as_raw_fd(), sys::POLLIN));
+            }
+            if let Some(file) = &streams.stdout {
+                entries.push(sys::poll_entry(file.as_raw_fd(), sys::POLLIN));
+            }
+            if let Some(file) = &streams.stderr {
+                entries.push(sys::poll_entry(file.as_raw_fd(), sys::POLLIN));
+            }
+            if let Some((file, _, _)) = &streams.stdin {
+                entries.push(sys::poll_entry(file.as_raw_fd(), sys::POLLOUT));
+            }
+            let timeout = match ended {
+                Some((_, drain_deadline)) => Some(drain_deadline.saturating_duration_since(now)),
+                None if killed_for.is_some() => None,
+                None => {
+                    let mut wake = wall_deadline;
+                    if cpu_cap.is_some() && cgroup.is_some() {
+                        wake = Some(wake.map_or(next_cpu_check, |w| w.min(next_cpu_check)));
+                    }
+                    wake.map(|at| at.saturating_duration_since(now))
+                }
+            };
+            sys::poll(&mut entries, timeout).map_err(|source| IsolateError::io("poll", source))?;
+
+            let ready = |fd: i32| {
+                entries
+                    .iter()
+                    .any(|entry| entry.fd == fd && entry.revents != 0)
+            };
+            if streams
+                .stdout
+                .as_ref()
+                .is_some_and(|f| ready(f.as_raw_fd()))
+            {
+                Streams::pump_output(&mut streams.stdout, &mut streams.stdout_sink, &mut buffer);
+            }
+            if streams
+                .stderr
+                .as_ref()
+                .is_some_and(|f| ready(f.as_raw_fd()))
+            {
+                Streams::pump_output(&mut streams.stderr, &mut streams.stderr_sink, &mut buffer);
+            }
+            if streams
+                .stdin
+                .as_ref()
+                .is_some_and(|(f, _, _)| ready(f.as_raw_fd()))
+            {
+                streams.pump_stdin();
+            }
+            if ended.is_none() && ready(proxy.pidfd.as_raw_fd()) {
+                let now = Instant::now();
+                ended = Some((now - start, now + DRAIN_GRACE));
+                streams.stdin = None;
+            }
+        }
+    }
+
+    /// Creates the working directory (0755) and hands it to the box's user.
+    fn setup_workdir(&mut self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let workdir = &self.config.workdir;
+        if !workdir.exists() {
+            std::fs::create_dir_all(workdir).map_err(|source| {
+                IsolateError::io(format!("creating {}", workdir.display()), source)
+            })?;
+            self.created_workdir = true;
+        }
+        std::fs::set_permissions(workdir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|source| IsolateError::io(format!("chmod {}", workdir.display()), source))?;
+        if let Some(credentials) = self.credentials {
+            std::os::unix::fs::chown(workdir, Some(credentials.uid), Some(credentials.gid))
+                .map_err(|source| {
+                    IsolateError::io(format!("chown {}", workdir.display()), source)
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The box's user owns the working directory only during a run.
+    fn restore_workdir_owner(&self) {
+        if self.credentials.is_some() {
+            let (uid, gid) = current_ids();
+            if let Err(err) = std::os::unix::fs::chown(&self.config.workdir, Some(uid), Some(gid)) {
+                tracing::warn!(
+                    "giving {} back to the keeper failed: {err}",
+                    self.config.workdir.display()
+                );
+            }
+        }
     }
 
     /// CPU seconds and peak memory bytes of the last run, from its cgroup;
     /// `(0.0, 0)` without one.
     pub fn get_resource_usage(&self) -> (f64, u64) {
-        unimplemented!()
+        self.last_usage
     }
 
     /// Whether runs are measured and limited by a cgroup.
     pub fn has_cgroup(&self) -> bool {
-        unimplemented!()
+        self.cgroup.is_some()
     }
 
     /// The cgroup directories of this executor (empty without cgroups).
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {
-        unimplemented!()
+        self.cgroup
+            .as_ref()
+            .map_or_else(Vec::new, CgroupController::paths)
     }
 
-    /// Removes the executor's cgroup. Called by `Drop` when not called.
+    /// Removes the executor's cgroup, and the working directory when the
+    /// executor created it. Called by `Drop` when not called.
     pub fn cleanup(&mut self) -> Result<()> {
-        unimplemented!()
+        if let Some(mut cgroup) = self.cgroup.take() {
+            cgroup.remove()?;
+        }
+        if std::mem::take(&mut self.created_workdir) {
+            std::fs::remove_dir_all(&self.config.workdir).map_err(|source| {
+                IsolateError::io(
+                    format!("removing {}", self.config.workdir.display()),
+                    source,
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProcessExecutor {
+    fn drop(&mut self) {
+        if let Err(err) = self.cleanup() {
+            tracing::warn!("cleaning up the executor failed: {err}");
+        }
+    }
+}
+
+fn current_ids() -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    // The keeper's own ids, read without unsafe: /proc/self belongs to us.
+    std::fs::metadata("/proc/self")
+        .map(|meta| (meta.uid(), meta.gid()))
+        .unwrap_or((0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(end: ProgramEnd) -> RunFacts {
+        RunFacts {
+            end: Some(end),
+            ..RunFacts::default()
+        }
+    }
+
+    #[test]
+    fn clean_exit_is_success_and_nonzero_is_runtime_error() {
+        assert_eq!(
+            judge(&facts(ProgramEnd::Exited(0)), None).0,
+            ExecutionStatus::Success
+        );
+        let (status, message) = judge(&facts(ProgramEnd::Exited(3)), None);
+        assert_eq!(status, ExecutionStatus::RuntimeError);
+        assert_eq!(message, "Exited with error status 3");
+    }
+
+    #[test]
+    fn oom_kill_is_memory_limit_not_signal() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.oom_kills = 1;
+        assert_eq!(judge(&run, None).0, ExecutionStatus::MemoryLimit);
+    }
+
+    #[test]
+    fn wall_kill_says_wall_clock() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.killed_for = Some(KillReason::WallTime);
+        let (status, message) = judge(&run, Some(Duration::from_secs(1)));
+        assert_eq!(status, ExecutionStatus::TimeLimit);
+        assert!(message.contains("wall clock"));
+    }
+
+    #[test]
+    fn cpu_over_the_limit_is_time_limit_even_after_a_clean_exit() {
+        let mut run = facts(ProgramEnd::Exited(0));
+        run.cpu_time = Duration::from_millis(300);
+        assert_eq!(
+            judge(&run, Some(Duration::from_millis(200))).0,
+            ExecutionStatus::TimeLimit
+        );
+        assert_eq!(
+            judge(&run, Some(Duration::from_millis(400))).0,
+            ExecutionStatus::Success
+        );
+    }
+
+    #[test]
+    fn limit_signals_map_to_their_verdicts() {
+        let cases = [
+            (libc::SIGXFSZ, ExecutionStatus::FileSizeLimit),
+            (libc::SIGXCPU, ExecutionStatus::TimeLimit),
+            (libc::SIGSYS, ExecutionStatus::SecurityViolation),
+            (libc::SIGSEGV, ExecutionStatus::Signaled),
+        ];
+        for (signal, expected) in cases {
+            assert_eq!(
+                judge(&facts(ProgramEnd::Signaled(signal)), None).0,
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn process_limit_only_when_the_program_failed() {
+        let mut run = facts(ProgramEnd::Exited(1));
+        run.pids_limit_hits = 3;
+        assert_eq!(judge(&run, None).0, ExecutionStatus::ProcessLimit);
+        run.end = Some(ProgramEnd::Exited(0));
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Success);
+    }
+
+    #[test]
+    fn exec_failure_is_runtime_error_and_setup_failure_internal() {
+        let mut run = RunFacts {
+            setup_failure: Some((Stage::Exec, libc::ENOENT)),
+            ..RunFacts::default()
+        };
+        let (status, message) = judge(&run, None);
+        assert_eq!(status, ExecutionStatus::RuntimeError);
+        assert_eq!(message, "exec failed: No such file or directory");
+        run.setup_failure = Some((Stage::Chdir, libc::ENOENT));
+        assert_eq!(judge(&run, None).0, ExecutionStatus::InternalError);
+    }
+
+    #[test]
+    fn output_sink_keeps_at_most_the_limit() {
+        let mut sink = OutputSink::new(Some(5), None);
+        sink.accept(b"abc");
+        sink.accept(b"defgh");
+        assert_eq!(sink.dropped, 3);
+        assert_eq!(sink.into_string(), "abcde");
+    }
+
+    #[test]
+    fn unknown_end_is_an_internal_error() {
+        assert_eq!(
+            judge(&RunFacts::default(), None).0,
+            ExecutionStatus::InternalError
+        );
     }
 }

@@ -1,4 +1,28 @@
 //! The child side of a run: everything between `clone` and `execve`.
+//!
+//! The keeper prepares a [`JailSpec`] (every string and limit, allocated
+//! up front) and calls [`spawn`]. The new process is the *proxy*: pid 1 of
+//! the box's namespaces, it forks the *inmate*, which drops to the box's
+//! credentials and executes the program, and then reaps everything until the
+//! inmate ends. Between the clone and `execve` both run only the
+//! async-signal-safe steps listed in [`proxy_main`] and [`inmate_main`].
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+pub mod credentials;
+pub mod mounts;
+pub mod namespaces;
+pub mod report;
+pub mod rlimits;
+pub mod sys;
+
+pub use credentials::Credentials;
+pub use report::{ChildReport, Stage};
+pub use rlimits::Rlimits;
+
+use report::RawReport;
 
 /// Errors of setting up the jail on the keeper side.
 #[derive(Debug, thiserror::Error)]
@@ -15,4 +39,348 @@ pub enum JailError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn c_string(what: &str, value: &[u8]) -> Result<CString, JailError> {
+    CString::new(value).map_err(|_| JailError::NulByte(what.to_string()))
+}
+
+/// A NULL-terminated array of pointers into `strings` (which must outlive it).
+fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Everything the child side needs, prepared before the fork so that the
+/// child allocates nothing.
+#[derive(Debug)]
+pub struct JailSpec {
+    /// Paths to try with `execve`, in `PATH` order.
+    candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    workdir: CString,
+    rlimits: Rlimits,
+    credentials: Option<Credentials>,
+    namespaces: bool,
+}
+
+impl JailSpec {
+    /// Prepares a run of `command` (the program is looked up in the `PATH` of
+    /// `environment` when it has no `/`, as `execvp` would).
+    pub fn new(
+        command: &[String],
+        environment: &[(String, String)],
+        workdir: &Path,
+        rlimits: Rlimits,
+        credentials: Option<Credentials>,
+        namespaces: bool,
+    ) -> Result<Self, JailError> {
+        let program = command.first().map(String::as_str).unwrap_or_default();
+        let argv = command
+            .iter()
+            .map(|arg| c_string("an argument", arg.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = environment
+            .iter()
+            .map(|(name, value)| {
+                c_string(
+                    "an environment variable",
+                    format!("{name}={value}").as_bytes(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let search_path = environment
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| value.as_str())
+            .unwrap_or(crate::types::DEFAULT_PATH);
+        let candidates = if program.contains('/') || program.is_empty() {
+            vec![c_string("the program path", program.as_bytes())?]
+        } else {
+            search_path
+                .split(':')
+                .map(|dir| {
+                    let dir = if dir.is_empty() { "." } else { dir };
+                    c_string("the program path", format!("{dir}/{program}").as_bytes())
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        use std::os::unix::ffi::OsStrExt;
+        let workdir = c_string("the working directory", workdir.as_os_str().as_bytes())?;
+        Ok(Self {
+            candidates,
+            argv_ptrs: pointer_array(&argv),
+            _argv: argv,
+            envp_ptrs: pointer_array(&envp),
+            _envp: envp,
+            workdir,
+            rlimits,
+            credentials,
+            namespaces,
+        })
+    }
+}
+
+/// The descriptors a box is started with, all close-on-exec in the keeper.
+#[derive(Debug, Clone, Copy)]
+pub struct BoxFds<'a> {
+    /// Becomes the program's stdin.
+    pub stdin: BorrowedFd<'a>,
+    /// Becomes the program's stdout.
+    pub stdout: BorrowedFd<'a>,
+    /// Becomes the program's stderr.
+    pub stderr: BorrowedFd<'a>,
+    /// Write end of the status pipe.
+    pub report: BorrowedFd<'a>,
+    /// Read end of the go-ahead pipe: the proxy waits for one byte on it,
+    /// so the keeper can move it into cgroups before anything runs.
+    pub go: BorrowedFd<'a>,
+}
+
+/// The proxy as the keeper sees it.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Host pid of the proxy (also the box's process group).
+    pub pid: libc::pid_t,
+    /// pidfd of the proxy: readable once it has exited.
+    pub pidfd: OwnedFd,
+    /// The proxy was born inside the run's cgroup (`CLONE_INTO_CGROUP`).
+    pub in_cgroup: bool,
+}
+
+/// Starts the proxy of a box. When `cgroup_fd` is given the proxy is created
+/// inside that cgroup; if the kernel refuses, it is created outside and
+/// [`Proxy::in_cgroup`] says so, for the caller to move it.
+pub fn spawn(
+    spec: &JailSpec,
+    fds: BoxFds<'_>,
+    cgroup_fd: Option<BorrowedFd<'_>>,
+) -> Result<Proxy, JailError> {
+    let namespaces = if spec.namespaces {
+        namespaces::BOX_NAMESPACES
+    } else {
+        0
+    };
+    let raw = RawBoxFds {
+        stdin: fds.stdin.as_raw_fd(),
+        stdout: fds.stdout.as_raw_fd(),
+        stderr: fds.stderr.as_raw_fd(),
+        report: fds.report.as_raw_fd(),
+        go: fds.go.as_raw_fd(),
+    };
+    let mut cgroup = cgroup_fd.map(|fd| fd.as_raw_fd());
+    loop {
+        // SAFETY: the child branch below runs only proxy_main, which is
+        // async-signal-safe and never returns.
+        match unsafe { namespaces::clone_box(namespaces, cgroup) } {
+            Ok(namespaces::Cloned::Child) => {
+                // SAFETY: we are the freshly cloned child; `spec` and `raw`
+                // are our private copies of the keeper's memory.
+                unsafe { proxy_main(spec, raw) }
+            }
+            Ok(namespaces::Cloned::Parent { pid, pidfd }) => {
+                return Ok(Proxy {
+                    pid,
+                    // SAFETY: clone3 with CLONE_PIDFD stored a new descriptor
+                    // that nothing else owns.
+                    pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+                    in_cgroup: cgroup.is_some(),
+                });
+            }
+            // Kernels before 5.7 or cgroups that refuse CLONE_INTO_CGROUP:
+            // fall back to moving the proxy after the clone.
+            Err(err) if cgroup.is_some() && err.raw_os_error() != Some(libc::EAGAIN) => {
+                tracing::debug!("clone3 into the cgroup failed ({err}); moving the proxy instead");
+                cgroup = None;
+            }
+            Err(source) => {
+                return Err(JailError::Syscall {
+                    call: "clone3",
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RawBoxFds {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    report: RawFd,
+    go: RawFd,
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Reports a failed step and ends the calling child process.
+fn fail(report: RawFd, stage: Stage, errno: i32) -> ! {
+    RawReport::setup_failed(stage, errno).send(report);
+    // SAFETY: _exit is async-signal-safe and skips atexit handlers and
+    // stdio flushing that belong to the keeper.
+    unsafe { libc::_exit(127) }
+}
+
+/// Closes every descriptor from `first` up, except `keep` (sorted).
+///
+/// # Safety
+/// Must only run in a child that owns nothing else among those descriptors.
+unsafe fn close_all_except(first: RawFd, keep: [RawFd; 2]) {
+    let mut from = first as u32;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd > from {
+            // SAFETY: closing descriptors inherited from the keeper only
+            // affects this child's copy of the table.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = from.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
+}
+
+/// The proxy's steps, in order:
+/// 1. die with the keeper (`PR_SET_PDEATHSIG`), default `SIGCHLD` handling;
+/// 2. wire stdio onto 0–2 and close every other inherited descriptor, so
+///    another run's pipes never stay open because of this box;
+/// 3. wait for the keeper's go-ahead (it moves us into the cgroup first);
+/// 4. own a process group, so the keeper can kill the box without namespaces;
+/// 5. in namespaces: make mounts private, set the hostname; without them,
+///    become a subreaper so orphans stay ours;
+/// 6. fork the inmate, reap everything, report how the inmate ended, exit
+///    (as pid 1 this takes every remaining process of the box with it).
+///
+/// # Safety
+/// Runs in the child of `clone3`; only async-signal-safe calls.
+unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
+    let report = fds.report;
+    // SAFETY (whole block): every call is an async-signal-safe system call
+    // on descriptors and memory this child owns; nothing allocates.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+
+        if libc::dup2(fds.stdin, 0) < 0
+            || libc::dup2(fds.stdout, 1) < 0
+            || libc::dup2(fds.stderr, 2) < 0
+        {
+            fail(report, Stage::Stdio, errno());
+        }
+        let keep = if report < fds.go {
+            [report, fds.go]
+        } else {
+            [fds.go, report]
+        };
+        close_all_except(3, keep);
+
+        let mut byte = 0u8;
+        if libc::read(fds.go, (&mut byte as *mut u8).cast(), 1) != 1 {
+            // The keeper gave up on this run (or died); nothing to report to.
+            libc::_exit(1);
+        }
+        libc::close(fds.go);
+        libc::setpgid(0, 0);
+
+        if spec.namespaces {
+            if let Err(errno) = mounts::make_mounts_private() {
+                fail(report, Stage::Mounts, errno);
+            }
+            if let Err(errno) = namespaces::set_box_hostname() {
+                fail(report, Stage::Hostname, errno);
+            }
+        } else {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+
+        let inmate = namespaces::raw_fork();
+        if inmate == 0 {
+            inmate_main(spec, report);
+        }
+        if inmate < 0 {
+            fail(report, Stage::ForkInmate, errno());
+        }
+        loop {
+            let mut status = 0;
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let pid = libc::wait4(-1, &mut status, libc::__WALL, &mut usage);
+            if pid == inmate {
+                RawReport::inmate_exited(status, &usage).send(report);
+                libc::_exit(0);
+            }
+            if pid < 0 && errno() != libc::EINTR {
+                libc::_exit(1);
+            }
+        }
+    }
+}
+
+/// The inmate's steps, in order: default signal dispositions and an empty
+/// mask (the keeper may ignore `SIGPIPE`), working directory, rlimits,
+/// credentials, then `execve` along the `PATH` candidates.
+///
+/// # Safety
+/// Runs in a forked child; only async-signal-safe calls.
+unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
+    // SAFETY (whole block): async-signal-safe system calls on memory
+    // prepared before the fork; nothing allocates.
+    unsafe {
+        for signal in 1..libc::SIGRTMAX() {
+            // Fails harmlessly for SIGKILL and SIGSTOP.
+            libc::signal(signal, libc::SIG_DFL);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            fail(report, Stage::Signals, errno());
+        }
+        if libc::chdir(spec.workdir.as_ptr()) != 0 {
+            fail(report, Stage::Chdir, errno());
+        }
+        if let Err(errno) = spec.rlimits.apply() {
+            fail(report, Stage::Rlimits, errno);
+        }
+        if let Some(credentials) = spec.credentials {
+            if let Err(errno) = credentials.apply() {
+                fail(report, Stage::Credentials, errno);
+            }
+        }
+        // execvp's rule: keep looking past missing entries, but report a
+        // permission problem over "not found" if nothing runs.
+        let mut exec_errno = libc::ENOENT;
+        for candidate in &spec.candidates {
+            libc::execve(
+                candidate.as_ptr(),
+                spec.argv_ptrs.as_ptr(),
+                spec.envp_ptrs.as_ptr(),
+            );
+            match errno() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => exec_errno = libc::EACCES,
+                other => {
+                    exec_errno = other;
+                    break;
+                }
+            }
+        }
+        fail(report, Stage::Exec, exec_errno)
+    }
 }

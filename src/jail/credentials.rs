@@ -1,0 +1,34 @@
+//! Dropping the inmate to the box's user and group.
+
+/// The ids the program runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// User id.
+    pub uid: libc::uid_t,
+    /// Group id.
+    pub gid: libc::gid_t,
+}
+
+impl Credentials {
+    /// Child side: clears supplementary groups, then sets real, effective
+    /// and saved gid and uid (group first: after setuid the right to change
+    /// groups is gone).
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls; meant for the time between fork and exec.
+    pub(crate) unsafe fn apply(&self) -> Result<(), i32> {
+        // SAFETY: setgroups with size 0 reads no memory; the others take
+        // scalars only.
+        let ok = unsafe {
+            libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(self.gid, self.gid, self.gid) == 0
+                && libc::setresuid(self.uid, self.uid, self.uid) == 0
+        };
+        if ok {
+            Ok(())
+        } else {
+            // SAFETY: errno location is thread-local and always valid.
+            Err(unsafe { *libc::__errno_location() })
+        }
+    }
+}
