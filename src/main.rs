@@ -1,1 +1,66 @@
-fn main(){}
+//! The `isobox` binary: sets up logging, picks the face that matches how it
+//! was called and turns whatever happens into an exit status.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+mod cli;
+
+fn main() -> ExitCode {
+    init_logging();
+    install_panic_hook();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // Unwinding instead of exiting from the hook lets the throwaway box
+    // directory be removed by its destructor on the way out.
+    match std::panic::catch_unwind(|| dispatch(args)) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(cli::EXIT_TROUBLE),
+    }
+}
+
+/// Hands the arguments to the face that should handle them.
+fn dispatch(args: Vec<OsString>) -> ExitCode {
+    // ======================== FACE DISPATCH ========================
+    // The isolate-compatible face will be chosen here, and only here: when
+    // the file name of argv[0] is `isolate`, or when the first argument
+    // starts with `-` and is not --help, -h, --version or -V. It does not
+    // exist yet, so every invocation goes to the native subcommands.
+    // ===============================================================
+    cli::native::main(args)
+}
+
+/// Logs to stderr, filtered by `ISOBOX_LOG` (`tracing` filter syntax),
+/// warnings and errors only by default.
+fn init_logging() {
+    // A malformed ISOBOX_LOG must not stop the program from running; the
+    // default filter is the sensible fallback.
+    let filter = EnvFilter::try_from_env("ISOBOX_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+}
+
+/// Reports a panic as one `isobox: internal error` line, never with a
+/// backtrace: users get a clear line, and the location is enough to find
+/// the bug.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unexpected failure");
+        let place = info
+            .location()
+            .map(|at| format!(" (at {}:{})", at.file(), at.line()))
+            .unwrap_or_default();
+        cli::print_error(&format!("internal error: {message}{place}"));
+    }));
+}

@@ -1,0 +1,28 @@
+//! The command-line faces of isobox.
+//!
+//! A face only translates: its arguments into an [`isobox::IsolateConfig`],
+//! the [`isobox::ExecutionResult`] into its output and exit status. Policy
+//! stays in the library, so that every face behaves the same.
+
+use std::io::Write;
+
+pub mod native;
+pub mod units;
+
+/// Exit status for bad usage and for anything that kept isobox from running
+/// the program or from knowing how it ended.
+pub const EXIT_TROUBLE: u8 = 2;
+
+/// Prints `isobox: <message>` as exactly one line on stderr.
+///
+/// Line breaks inside the message are folded into spaces: scripts and tests
+/// rely on an error being one line.
+pub fn print_error(message: &str) {
+    let message: String = message
+        .trim()
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    // Nothing useful can be done when stderr itself is gone.
+    let _ = writeln!(std::io::stderr().lock(), "isobox: {message}");
+}

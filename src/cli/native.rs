@@ -1,0 +1,928 @@
+//! The native command line: `isobox run [OPTIONS] -- CMD [ARGS...]`.
+//!
+//! `run` makes a throwaway box directory, runs one program in it under the
+//! given limits, reports what happened and removes the directory again.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs::{File, Permissions};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, Parser, Subcommand};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
+use serde::Serialize;
+use tempfile::TempDir;
+
+use super::units::{human_size, parse_count, parse_size, parse_time};
+use super::{print_error, EXIT_TROUBLE};
+
+/// User and group id of the program when isobox runs as root: an id no
+/// account on the host should have, so the program owns nothing outside
+/// its box.
+pub const BOX_UID: u32 = 60000;
+
+/// `PATH` the program starts with.
+const BOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Name prefix of throwaway box directories in the temporary directory.
+const BOX_DIR_PREFIX: &str = "isobox-run-";
+
+/// The native command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "isobox",
+    bin_name = "isobox",
+    version,
+    propagate_version = true,
+    about = "Run untrusted programs with hard limits and exact measurements"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The native subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one program in a throwaway box and report what happened.
+    ///
+    /// isobox creates a fresh box directory (isobox-run-XXXXXX in the
+    /// temporary directory, $TMPDIR or /tmp), runs the program there with
+    /// the given limits and removes the directory afterwards. When isobox
+    /// runs as root the program runs as user and group 60000. Limits that
+    /// are not given are not enforced.
+    #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+}
+
+/// Text after the options of `isobox run -h`.
+const RUN_AFTER_SHORT_HELP: &str = "\
+SIZE is bytes or a whole number with K, M, G or T (powers of 1024): 64M, 1G.
+TIME is seconds: 1, 0.5, 2.25. Exit status: 0 success, 1 the program failed or
+hit a limit, 2 usage or isobox error. See --help for more.";
+
+/// Text after the options of `isobox run --help`.
+const RUN_AFTER_HELP: &str = "\
+Units:
+  SIZE  bytes, or a whole number with K, M, G or T (powers of 1024, any case;
+        KiB, KB, MiB, MB... mean the same): 1000, 512K, 64M, 1G
+  TIME  seconds, a non-negative decimal number: 1, 0.5, 2.25
+
+Output:
+  The program's stdout and stderr go to isobox's own as they are written; then
+  one summary line goes to stderr, e.g. 'TimeLimit cpu 1.002s wall 1.010s mem
+  1.2MiB'. With --json, the output is captured instead and stdout receives one
+  JSON object with the keys status, exit_code, signal, cpu_time, wall_time,
+  memory_peak, max_rss, oom_killed, stdout, stderr and message.
+
+Exit status:
+  0  the program exited with status 0 within every limit
+  1  the program failed or hit a limit
+  2  bad usage, the program could not be executed, or isobox itself failed
+
+Example:
+  isobox run --time 1 --mem 256M -- ./solution";
+
+/// Options of `isobox run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// CPU time limit in seconds (user + system of all the program's
+    /// processes)
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_negative_numbers = true)]
+    time: Option<Duration>,
+
+    /// Wall-clock limit in seconds [default: 2 × max(--time, --extra-time) +
+    /// 1 when either is given, none otherwise]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_negative_numbers = true)]
+    wall_time: Option<Duration>,
+
+    /// CPU time in seconds after which the program is killed, counted from
+    /// the start (not added to --time); using more than --time is still a
+    /// time limit verdict
+    ///
+    /// The program is killed once its CPU time exceeds the larger of --time
+    /// and --extra-time, so it can be seen to overrun without being cut off
+    /// at the exact limit.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_negative_numbers = true)]
+    extra_time: Option<Duration>,
+
+    /// Memory limit of all the program's processes together
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    mem: Option<u64>,
+
+    /// Maximum number of processes and threads alive at once
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    processes: Option<u64>,
+
+    /// Largest file the program may write
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    fsize: Option<u64>,
+
+    /// Stack size limit of each process [default: unlimited]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    stack: Option<u64>,
+
+    /// Maximum number of open files of each process
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    open_files: Option<u64>,
+
+    /// Most output kept of each of stdout and stderr; writing more is an
+    /// output limit verdict
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    output_limit: Option<u64>,
+
+    /// Feed this file to the program's standard input [default: /dev/null]
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+
+    /// Set VAR=VAL, pass VAR from isobox's environment (VAR), or remove it
+    /// (VAR=); may be repeated
+    ///
+    /// The program starts with PATH=/usr/local/bin:/usr/bin:/bin,
+    /// LIBC_FATAL_STDERR_=1 and HOME set to the box directory, and nothing
+    /// else of isobox's own environment. Each --env is applied in order. A
+    /// VAR that isobox's own environment does not have is left as it is.
+    #[arg(long = "env", value_name = "VAR[=VAL]", value_parser = parse_env_rule)]
+    env: Vec<EnvRule>,
+
+    /// Capture the output and print one JSON object on stdout instead of
+    /// the summary line
+    #[arg(long)]
+    json: bool,
+
+    /// Refuse to run unless isobox is root with usable cgroups, and treat
+    /// any limit that cannot be applied as an error
+    #[arg(long)]
+    strict: bool,
+
+    /// The program to run and its arguments, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// One `--env` option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EnvRule {
+    /// `VAR=VAL`: set the variable.
+    Set(String, String),
+    /// `VAR`: copy the variable from isobox's own environment, if there.
+    Pass(String),
+    /// `VAR=`: remove the variable.
+    Unset(String),
+}
+
+/// Parses the value of `--env`.
+fn parse_env_rule(text: &str) -> Result<EnvRule, String> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (text, None),
+    };
+    if name.is_empty() {
+        return Err("the variable name is empty; expected VAR, VAR=VAL or VAR=".to_string());
+    }
+    Ok(match value {
+        None => EnvRule::Pass(name.to_string()),
+        Some("") => EnvRule::Unset(name.to_string()),
+        Some(value) => EnvRule::Set(name.to_string(), value.to_string()),
+    })
+}
+
+/// Runs the native command line on `args` (argv, program name first) and
+/// returns the exit status.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // --help and --version come back as "errors" that belong on stdout.
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            print_error(&first_line_of_clap_error(&error));
+            return ExitCode::from(EXIT_TROUBLE);
+        }
+    };
+    let code = match cli.command {
+        Command::Run(args) => run(args).unwrap_or_else(|error| {
+            print_error(&error.to_string());
+            EXIT_TROUBLE
+        }),
+    };
+    ExitCode::from(code)
+}
+
+/// The first line of a clap error, without clap's own `error: ` prefix: the
+/// usage dump and hints that follow it are noise in a one-line report.
+fn first_line_of_clap_error(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    // clap answers a bare `isobox` with the whole help text as an error.
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "no subcommand given; usage: isobox run [OPTIONS] -- CMD [ARGS...] \
+                (see isobox --help)"
+            .to_string();
+    }
+    let rendered = error.render().to_string();
+    let line = rendered.lines().next().unwrap_or_default().trim();
+    let mut line = line
+        .strip_prefix("error:")
+        .unwrap_or(line)
+        .trim()
+        .to_string();
+    // An unknown argument is usually a misplaced program; the usage line
+    // shows where it belongs.
+    if error.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::StyledStr(usage)) = error.get(ContextKind::Usage) {
+            let usage = usage.to_string();
+            let usage = usage.trim();
+            let usage = usage.strip_prefix("Usage:").unwrap_or(usage).trim();
+            line = format!("{line}; usage: {usage}");
+        }
+    }
+    line
+}
+
+/// Carries out `isobox run` and returns the exit status.
+///
+/// Errors are everything that makes the outcome of the program unknown;
+/// they are reported by the caller as one line with exit status 2.
+fn run(args: RunArgs) -> Result<u8> {
+    let Some(program) = args.command.first() else {
+        bail!("no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]");
+    };
+    if program.is_empty() {
+        bail!("the program name is empty");
+    }
+    let stdin = open_stdin(args.stdin.as_deref())?;
+    // From here on the box directory exists; every return below drops it,
+    // which removes it.
+    let box_dir = create_box_dir()?;
+    let config = build_config(&args, box_dir.path(), running_as_root(), |name| {
+        std::env::var_os(name)
+    })?;
+
+    let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
+    let outcome = executor.execute_with_stdin(&args.command, stdin);
+    let cleaned = executor.cleanup();
+    drop(executor);
+    let result = match outcome {
+        Ok(result) => result,
+        Err(error) => {
+            if let Err(cleanup_error) = cleaned {
+                tracing::warn!("cleaning up after the failed run: {cleanup_error}");
+            }
+            bail!("{error}");
+        }
+    };
+
+    report(&result, args.json)?;
+
+    // Troubles after the run are reported after its result, so the result
+    // is never lost; any of them makes the exit status 2.
+    let mut troubles = Vec::new();
+    if let Some(errno) = result.exec_errno {
+        troubles.push(format!("cannot execute {program}: {}", strerror(errno)));
+    }
+    if let Err(error) = cleaned {
+        troubles.push(format!("cleaning up after the run: {error}"));
+    }
+    let box_path = box_dir.path().to_path_buf();
+    if let Err(error) = box_dir.close() {
+        troubles.push(format!(
+            "cannot remove the box directory {}: {error}",
+            box_path.display()
+        ));
+    }
+    if troubles.is_empty() {
+        return Ok(exit_status(result.status));
+    }
+    for trouble in &troubles {
+        print_error(trouble);
+    }
+    Ok(EXIT_TROUBLE)
+}
+
+/// Opens the `--stdin` file in isobox, with isobox's permissions, so a
+/// missing or unreadable file is a usage error rather than a failed run.
+fn open_stdin(path: Option<&Path>) -> Result<Stdin> {
+    let Some(path) = path else {
+        return Ok(Stdin::Null);
+    };
+    let file = File::open(path).map_err(|error| {
+        anyhow!(
+            "cannot open --stdin file {}: {}",
+            path.display(),
+            describe_io_error(&error)
+        )
+    })?;
+    // Opening a directory succeeds; reading it would only fail inside the
+    // program, so refuse it here.
+    let is_dir = file.metadata().map(|meta| meta.is_dir()).unwrap_or(false);
+    if is_dir {
+        bail!("cannot use --stdin {}: it is a directory", path.display());
+    }
+    Ok(Stdin::File(file))
+}
+
+/// Creates the throwaway box directory, mode 0755 whatever the umask, so
+/// the box user can enter it.
+fn create_box_dir() -> Result<TempDir> {
+    let parent = std::env::temp_dir();
+    let dir = tempfile::Builder::new()
+        .prefix(BOX_DIR_PREFIX)
+        .tempdir_in(&parent)
+        .map_err(|error| {
+            anyhow!(
+                "cannot create a box directory in {}: {}",
+                parent.display(),
+                describe_io_error(&error)
+            )
+        })?;
+    std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).map_err(|error| {
+        anyhow!(
+            "cannot set the mode of the box directory {}: {}",
+            dir.path().display(),
+            describe_io_error(&error)
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Whether isobox runs with root's effective user id.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Translates the options into the library's configuration.
+///
+/// `lookup` reads isobox's own environment; it is a parameter so that the
+/// translation can be tested without touching the real environment.
+fn build_config(
+    args: &RunArgs,
+    box_dir: &Path,
+    as_root: bool,
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Result<IsolateConfig> {
+    let box_user = as_root.then_some(BOX_UID);
+    Ok(IsolateConfig {
+        workdir: box_dir.to_path_buf(),
+        strict_mode: args.strict,
+        time_limit: args.time,
+        extra_time: args.extra_time,
+        wall_time_limit: args
+            .wall_time
+            .or_else(|| default_wall_time(args.time, args.extra_time)),
+        memory_limit: args.mem,
+        process_limit: args.processes,
+        file_size_limit: args.fsize,
+        stack_limit: args.stack,
+        open_files_limit: args.open_files,
+        output_limit: args.output_limit,
+        environment: build_environment(&args.env, box_dir, lookup)?,
+        uid: box_user,
+        gid: box_user,
+        // With --json the output belongs in the JSON object; otherwise the
+        // user watches it as it comes.
+        pass_through_output: !args.json,
+        ..IsolateConfig::default()
+    })
+}
+
+/// The wall-clock limit when none is given: twice the CPU limit plus a
+/// second, so that a program that sleeps or waits is stopped too, while a
+/// program that computes is always stopped by the CPU limit first.
+fn default_wall_time(time: Option<Duration>, extra: Option<Duration>) -> Option<Duration> {
+    let cpu = match (time, extra) {
+        (Some(time), Some(extra)) => time.max(extra),
+        (time, extra) => time.or(extra)?,
+    };
+    Some(cpu.saturating_mul(2).saturating_add(Duration::from_secs(1)))
+}
+
+/// The program's environment: a small fixed base changed by the `--env`
+/// rules in order. Nothing else of isobox's environment gets through, so
+/// that secrets of the caller never reach the program by accident.
+fn build_environment(
+    rules: &[EnvRule],
+    box_dir: &Path,
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Result<Vec<(String, String)>> {
+    let home = box_dir.to_str().ok_or_else(|| {
+        anyhow!(
+            "the box directory {} is not valid UTF-8; set TMPDIR to a UTF-8 path",
+            box_dir.display()
+        )
+    })?;
+    let mut environment = vec![
+        ("PATH".to_string(), BOX_PATH.to_string()),
+        ("HOME".to_string(), home.to_string()),
+        ("LIBC_FATAL_STDERR_".to_string(), "1".to_string()),
+    ];
+    let set = |environment: &mut Vec<(String, String)>, name: &str, value: String| match environment
+        .iter_mut()
+        .find(|(known, _)| known == name)
+    {
+        Some(entry) => entry.1 = value,
+        None => environment.push((name.to_string(), value)),
+    };
+    for rule in rules {
+        match rule {
+            EnvRule::Set(name, value) => set(&mut environment, name, value.clone()),
+            EnvRule::Unset(name) => environment.retain(|(known, _)| known != name),
+            EnvRule::Pass(name) => {
+                let Some(value) = lookup(name) else {
+                    continue;
+                };
+                let value = value.into_string().map_err(|_| {
+                    anyhow!("--env {name}: its value in isobox's environment is not valid UTF-8")
+                })?;
+                set(&mut environment, name, value);
+            }
+        }
+    }
+    Ok(environment)
+}
+
+/// The JSON object printed by `--json`, field by field, so the output keeps
+/// its documented shape whatever is added to [`ExecutionResult`].
+#[derive(Debug, Serialize)]
+struct JsonReport<'a> {
+    status: &'static str,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    cpu_time: f64,
+    wall_time: f64,
+    memory_peak: u64,
+    max_rss: u64,
+    oom_killed: bool,
+    stdout: &'a str,
+    stderr: &'a str,
+    message: &'a str,
+}
+
+impl<'a> From<&'a ExecutionResult> for JsonReport<'a> {
+    fn from(result: &'a ExecutionResult) -> Self {
+        Self {
+            status: result.status.as_str(),
+            exit_code: result.exit_code,
+            signal: result.signal,
+            cpu_time: result.cpu_time,
+            wall_time: result.wall_time,
+            memory_peak: result.memory_peak,
+            max_rss: result.max_rss,
+            oom_killed: result.oom_killed,
+            stdout: &result.stdout,
+            stderr: &result.stderr,
+            message: &result.message,
+        }
+    }
+}
+
+/// Prints the result: the JSON object on stdout with `json`, otherwise the
+/// summary line on stderr.
+fn report(result: &ExecutionResult, json: bool) -> Result<()> {
+    if json {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, &JsonReport::from(result))
+            .map_err(|error| anyhow!("cannot write the JSON result: {error}"))?;
+        writeln!(stdout)
+            .and_then(|()| stdout.flush())
+            .map_err(|error| anyhow!("cannot write the JSON result: {error}"))?;
+    } else if result.exec_errno.is_none() {
+        // A program that never started has no run to summarise; its error
+        // line says everything.
+        let _ = writeln!(std::io::stderr().lock(), "{}", summary_line(result));
+    }
+    Ok(())
+}
+
+/// One line saying how the run ended and what it used, e.g.
+/// `RuntimeError cpu 0.001s wall 0.003s mem 1.2MiB exit 1`.
+fn summary_line(result: &ExecutionResult) -> String {
+    let mut line = format!(
+        "{} cpu {:.3}s wall {:.3}s mem {}",
+        result.status,
+        result.cpu_time,
+        result.wall_time,
+        human_size(result.memory_peak)
+    );
+    // Writing to a String cannot fail.
+    if let Some(code) = result.exit_code.filter(|&code| code != 0) {
+        let _ = write!(line, " exit {code}");
+    }
+    if let Some(signal) = result.signal {
+        let _ = write!(line, " signal {signal}");
+    }
+    let message = result.message.trim();
+    if !message.is_empty() {
+        let message = message.replace(['\n', '\r'], " ");
+        let _ = write!(line, " ({message})");
+    }
+    line
+}
+
+/// Exit status of isobox for a finished run.
+fn exit_status(status: ExecutionStatus) -> u8 {
+    match status {
+        ExecutionStatus::Success => 0,
+        ExecutionStatus::InternalError => EXIT_TROUBLE,
+        _ => 1,
+    }
+}
+
+/// The system's description of an errno, e.g. "No such file or directory".
+fn strerror(errno: i32) -> String {
+    describe_io_error(&std::io::Error::from_raw_os_error(errno))
+}
+
+/// An I/O error as a person wants to read it: the system's description
+/// without Rust's " (os error N)" suffix.
+fn describe_io_error(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match error.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let argv = ["isobox", "run"].iter().chain(args).map(OsString::from);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(args) => Ok(args),
+        }
+    }
+
+    fn config(args: &[&str]) -> IsolateConfig {
+        let args = parse(args).expect("valid arguments");
+        build_config(&args, Path::new("/tmp/isobox-run-test"), true, |_| None)
+            .expect("valid configuration")
+    }
+
+    fn parse_error(args: &[&str]) -> String {
+        first_line_of_clap_error(&parse(args).expect_err("arguments should be rejected"))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_limit_reaches_the_configuration() {
+        let config = config(&[
+            "--time",
+            "1.5",
+            "--wall-time",
+            "10",
+            "--extra-time",
+            "2",
+            "--mem",
+            "64M",
+            "--processes",
+            "8",
+            "--fsize",
+            "1G",
+            "--stack",
+            "8M",
+            "--open-files",
+            "32",
+            "--output-limit",
+            "512K",
+            "--strict",
+            "--",
+            "/bin/true",
+        ]);
+        assert_eq!(config.time_limit, Some(Duration::from_millis(1500)));
+        assert_eq!(config.wall_time_limit, Some(Duration::from_secs(10)));
+        assert_eq!(config.extra_time, Some(Duration::from_secs(2)));
+        assert_eq!(config.memory_limit, Some(64 << 20));
+        assert_eq!(config.process_limit, Some(8));
+        assert_eq!(config.file_size_limit, Some(1 << 30));
+        assert_eq!(config.stack_limit, Some(8 << 20));
+        assert_eq!(config.open_files_limit, Some(32));
+        assert_eq!(config.output_limit, Some(512 << 10));
+        assert!(config.strict_mode);
+        assert!(config.pass_through_output);
+        assert_eq!(config.workdir, Path::new("/tmp/isobox-run-test"));
+        assert_eq!(config.uid, Some(BOX_UID));
+        assert_eq!(config.gid, Some(BOX_UID));
+    }
+
+    #[test]
+    fn limits_not_given_are_not_set() {
+        let config = config(&["--", "/bin/true"]);
+        assert_eq!(config.time_limit, None);
+        assert_eq!(config.wall_time_limit, None);
+        assert_eq!(config.extra_time, None);
+        assert_eq!(config.memory_limit, None);
+        assert_eq!(config.process_limit, None);
+        assert!(!config.strict_mode);
+    }
+
+    #[test]
+    fn wall_time_defaults_to_twice_the_cpu_limit_plus_a_second() {
+        let wall = |args: &[&str]| config(args).wall_time_limit;
+        assert_eq!(wall(&["--time", "1"]), Some(Duration::from_secs(3)));
+        assert_eq!(wall(&["--time", "0.2"]), Some(Duration::from_millis(1400)));
+        assert_eq!(wall(&["--extra-time", "2"]), Some(Duration::from_secs(5)));
+        assert_eq!(
+            wall(&["--time", "1", "--extra-time", "3"]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            wall(&["--time", "3", "--extra-time", "1"]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            wall(&["--time", "1", "--wall-time", "0.5"]),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(wall(&["--mem", "1M"]), None);
+        assert_eq!(
+            wall(&["--time", "1000000000"]),
+            Some(Duration::from_secs(2_000_000_001))
+        );
+    }
+
+    #[test]
+    fn json_captures_output_instead_of_passing_it_through() {
+        assert!(!config(&["--json", "--", "/bin/true"]).pass_through_output);
+    }
+
+    #[test]
+    fn box_user_is_set_only_as_root() {
+        let args = parse(&["--", "/bin/true"]).unwrap();
+        let config = build_config(&args, Path::new("/tmp/b"), false, |_| None).unwrap();
+        assert_eq!((config.uid, config.gid), (None, None));
+    }
+
+    #[test]
+    fn command_comes_after_the_double_dash() {
+        let args = parse(&["--time", "1", "--", "/bin/echo", "--time", "x"]).unwrap();
+        assert_eq!(args.command, ["/bin/echo", "--time", "x"]);
+        assert!(parse(&[]).unwrap().command.is_empty());
+        assert!(parse(&["--"]).unwrap().command.is_empty());
+    }
+
+    #[test]
+    fn environment_starts_from_a_fixed_base() {
+        let environment = build_environment(&[], Path::new("/tmp/box"), |_| {
+            Some(OsString::from("leaked"))
+        })
+        .unwrap();
+        assert_eq!(
+            environment,
+            [
+                ("PATH".to_string(), BOX_PATH.to_string()),
+                ("HOME".to_string(), "/tmp/box".to_string()),
+                ("LIBC_FATAL_STDERR_".to_string(), "1".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_rules_set_pass_and_unset_in_order() {
+        let rules: Vec<EnvRule> = [
+            "FOO=bar",
+            "SECRET",
+            "MISSING",
+            "LIBC_FATAL_STDERR_=",
+            "PATH=/opt/bin",
+            "EQ=a=b",
+            "FOO=baz",
+        ]
+        .iter()
+        .map(|text| parse_env_rule(text).unwrap())
+        .collect();
+        let lookup = |name: &str| (name == "SECRET").then(|| OsString::from("s3cret"));
+        let environment = build_environment(&rules, Path::new("/b"), lookup).unwrap();
+        let pairs: Vec<(&str, &str)> = environment
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("PATH", "/opt/bin"),
+                ("HOME", "/b"),
+                ("FOO", "baz"),
+                ("SECRET", "s3cret"),
+                ("EQ", "a=b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn passing_an_unset_variable_keeps_the_base_value() {
+        let rules = [parse_env_rule("HOME").unwrap()];
+        let environment = build_environment(&rules, Path::new("/b"), |_| None).unwrap();
+        assert!(environment.contains(&("HOME".to_string(), "/b".to_string())));
+    }
+
+    #[test]
+    fn non_utf8_passed_variable_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let rules = [parse_env_rule("BIN").unwrap()];
+        let lookup = |_: &str| Some(OsString::from_vec(vec![0xff, 0xfe]));
+        let error = build_environment(&rules, Path::new("/b"), lookup).unwrap_err();
+        assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+    }
+
+    #[test]
+    fn env_rule_syntax() {
+        assert_eq!(
+            parse_env_rule("A=1"),
+            Ok(EnvRule::Set("A".into(), "1".into()))
+        );
+        assert_eq!(parse_env_rule("A"), Ok(EnvRule::Pass("A".into())));
+        assert_eq!(parse_env_rule("A="), Ok(EnvRule::Unset("A".into())));
+        assert!(parse_env_rule("=1").is_err());
+        assert!(parse_env_rule("").is_err());
+    }
+
+    #[test]
+    fn usage_errors_become_one_clear_line() {
+        for (args, expected) in [
+            (
+                &["--bogus", "--", "/bin/true"][..],
+                "unexpected argument '--bogus'",
+            ),
+            (&["--mem", "12Q", "--", "/bin/true"][..], "unknown unit"),
+            (
+                &["--time", "-1", "--", "/bin/true"][..],
+                "must not be negative",
+            ),
+            (
+                &["--time=-0.5", "--", "/bin/true"][..],
+                "must not be negative",
+            ),
+            (&["--time", "nan", "--", "/bin/true"][..], "finite"),
+            (&["--wall-time", "abc", "--", "/bin/true"][..], "not a time"),
+            (&["--processes", "-3", "--", "/bin/true"][..], "negative"),
+            (
+                &["--env", "=x", "--", "/bin/true"][..],
+                "variable name is empty",
+            ),
+            (
+                &["/bin/true"][..],
+                "unexpected argument '/bin/true' found; usage: isobox run [OPTIONS] [-- <CMD>...]",
+            ),
+        ] {
+            let line = parse_error(args);
+            assert!(line.contains(expected), "{args:?}: {line}");
+            assert!(!line.starts_with("error"), "{args:?}: {line}");
+            assert!(!line.contains('\n'), "{args:?}: {line}");
+        }
+    }
+
+    #[test]
+    fn missing_subcommand_is_one_line_not_the_help() {
+        let error = Cli::try_parse_from(["isobox"]).unwrap_err();
+        let line = first_line_of_clap_error(&error);
+        assert!(line.starts_with("no subcommand given"), "{line}");
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for args in [
+            &["isobox", "--help"][..],
+            &["isobox", "run", "--help"],
+            &["isobox", "-V"],
+        ] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert!(!error.use_stderr(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn run_help_explains_every_option_and_the_wall_default() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for option in [
+            "--time",
+            "--wall-time",
+            "--extra-time",
+            "--mem",
+            "--processes",
+            "--fsize",
+            "--stack",
+            "--open-files",
+            "--output-limit",
+            "--stdin",
+            "--env",
+            "--json",
+            "--strict",
+            "2 × max(--time, --extra-time)",
+        ] {
+            assert!(help.contains(option), "{option} missing from:\n{help}");
+        }
+    }
+
+    fn result(status: ExecutionStatus) -> ExecutionResult {
+        ExecutionResult {
+            status,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            cpu_time: 0.0,
+            wall_time: 0.0,
+            memory_peak: 0,
+            max_rss: 0,
+            oom_killed: false,
+            killed: false,
+            voluntary_context_switches: 0,
+            involuntary_context_switches: 0,
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+            exec_errno: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_line_shows_status_times_memory_and_why() {
+        let mut limit = result(ExecutionStatus::TimeLimit);
+        limit.cpu_time = 1.0021;
+        limit.wall_time = 1.01;
+        limit.memory_peak = 1_258_291;
+        assert_eq!(
+            summary_line(&limit),
+            "TimeLimit cpu 1.002s wall 1.010s mem 1.2MiB"
+        );
+        limit.signal = Some(9);
+        limit.message = "cpu time limit\nexceeded".to_string();
+        assert_eq!(
+            summary_line(&limit),
+            "TimeLimit cpu 1.002s wall 1.010s mem 1.2MiB signal 9 (cpu time limit exceeded)"
+        );
+        let mut failed = result(ExecutionStatus::RuntimeError);
+        failed.exit_code = Some(1);
+        assert_eq!(
+            summary_line(&failed),
+            "RuntimeError cpu 0.000s wall 0.000s mem 0B exit 1"
+        );
+        let mut success = result(ExecutionStatus::Success);
+        success.exit_code = Some(0);
+        assert_eq!(
+            summary_line(&success),
+            "Success cpu 0.000s wall 0.000s mem 0B"
+        );
+    }
+
+    #[test]
+    fn json_report_has_the_documented_keys_in_order() {
+        let mut run = result(ExecutionStatus::Success);
+        run.exit_code = Some(0);
+        run.stdout = "hello\n".to_string();
+        let json = serde_json::to_string(&JsonReport::from(&run)).unwrap();
+        assert_eq!(
+            json,
+            "{\"status\":\"Success\",\"exit_code\":0,\"signal\":null,\"cpu_time\":0.0,\
+             \"wall_time\":0.0,\"memory_peak\":0,\"max_rss\":0,\"oom_killed\":false,\
+             \"stdout\":\"hello\\n\",\"stderr\":\"\",\"message\":\"\"}"
+        );
+    }
+
+    #[test]
+    fn exit_status_follows_the_verdict() {
+        assert_eq!(exit_status(ExecutionStatus::Success), 0);
+        for status in [
+            ExecutionStatus::TimeLimit,
+            ExecutionStatus::MemoryLimit,
+            ExecutionStatus::RuntimeError,
+            ExecutionStatus::Signaled,
+            ExecutionStatus::SecurityViolation,
+            ExecutionStatus::ProcessLimit,
+            ExecutionStatus::FileSizeLimit,
+            ExecutionStatus::OutputLimit,
+        ] {
+            assert_eq!(exit_status(status), 1, "{status}");
+        }
+        assert_eq!(exit_status(ExecutionStatus::InternalError), 2);
+    }
+
+    #[test]
+    fn errno_descriptions_have_no_rust_suffix() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+        assert_eq!(strerror(libc::EACCES), "Permission denied");
+    }
+}
