@@ -1,0 +1,312 @@
+//! cgroup v1: one directory per controller hierarchy, all at the same
+//! relative path (`isobox/<name>[/<child>...]`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use super::files::{self, CpuCounter, CpuFormat, WritePolicy};
+use super::{CgroupError, CgroupLimits, CgroupUsage};
+
+/// Where each controller isobox uses is mounted.
+#[derive(Debug)]
+struct Hierarchies {
+    memory: PathBuf,
+    pids: PathBuf,
+    cpuacct: PathBuf,
+    cpu: Option<PathBuf>,
+    cpuset: Option<PathBuf>,
+    /// The distinct mounts among the above: co-mounted controllers (such as
+    /// `cpu,cpuacct`) share one directory, which must be created, joined
+    /// and removed once.
+    distinct: Vec<PathBuf>,
+}
+
+/// Whether `dir` is the top of a v1 hierarchy (or any cgroup directory).
+pub(super) fn is_hierarchy(dir: &Path) -> bool {
+    dir.join("cgroup.procs").is_file()
+}
+
+impl Hierarchies {
+    fn find(root: &Path) -> Result<Self, CgroupError> {
+        let resolve = |controller: &str| -> Option<PathBuf> {
+            let dir = root.join(controller);
+            if !is_hierarchy(&dir) {
+                return None;
+            }
+            // Symlinks such as cpu -> cpu,cpuacct must compare equal.
+            Some(dir.canonicalize().unwrap_or(dir))
+        };
+        let (memory, pids, cpuacct) = match (resolve("memory"), resolve("pids"), resolve("cpuacct"))
+        {
+            (Some(memory), Some(pids), Some(cpuacct)) => (memory, pids, cpuacct),
+            _ => {
+                return Err(CgroupError::Unavailable(format!(
+                    "{} lacks one of the v1 hierarchies memory, pids, cpuacct",
+                    root.display()
+                )))
+            }
+        };
+        let cpu = resolve("cpu");
+        let cpuset = resolve("cpuset");
+        let mut distinct: Vec<PathBuf> = Vec::new();
+        for dir in [
+            Some(&memory),
+            Some(&pids),
+            Some(&cpuacct),
+            cpu.as_ref(),
+            cpuset.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !distinct.contains(dir) {
+                distinct.push(dir.clone());
+            }
+        }
+        Ok(Self {
+            memory,
+            pids,
+            cpuacct,
+            cpu,
+            cpuset,
+            distinct,
+        })
+    }
+}
+
+/// One cgroup in every v1 hierarchy.
+#[derive(Debug)]
+pub(super) struct V1Cgroup {
+    hierarchies: Arc<Hierarchies>,
+    /// Path below each hierarchy's mount point.
+    relative: PathBuf,
+    policy: WritePolicy,
+    cpu: CpuCounter,
+}
+
+impl V1Cgroup {
+    /// Creates or reuses `isobox/<name>` in every hierarchy under `root`.
+    pub(super) fn new(root: &Path, name: &str, policy: WritePolicy) -> Result<Self, CgroupError> {
+        let hierarchies = Arc::new(Hierarchies::find(root)?);
+        let cgroup = Self::at(hierarchies, Path::new("isobox").join(name), policy);
+        let mut created = Vec::new();
+        let outcome = cgroup.create_instance(&mut created);
+        if outcome.is_err() {
+            files::undo_created(&created);
+        }
+        outcome.map(|()| cgroup)
+    }
+
+    fn at(hierarchies: Arc<Hierarchies>, relative: PathBuf, policy: WritePolicy) -> Self {
+        let cpu = CpuCounter::new(
+            hierarchies.cpuacct.join(&relative).join("cpuacct.usage"),
+            CpuFormat::Nanoseconds,
+        );
+        Self {
+            hierarchies,
+            relative,
+            policy,
+            cpu,
+        }
+    }
+
+    fn create_instance(&self, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+        let parent = self.relative.parent().unwrap_or(Path::new(""));
+        for hierarchy in &self.hierarchies.distinct {
+            // The shared isobox/ directory stays: other instances use it.
+            let shared = hierarchy.join(parent);
+            files::make_dir(&shared)?;
+            self.fill_cpuset(hierarchy, &shared)?;
+            let dir = hierarchy.join(&self.relative);
+            if files::make_dir(&dir)? {
+                created.push(dir.clone());
+            } else if !files::is_empty(std::slice::from_ref(&dir))? {
+                return Err(CgroupError::Busy(dir));
+            }
+            self.fill_cpuset(hierarchy, &dir)?;
+        }
+        Ok(())
+    }
+
+    /// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and
+    /// no task can join it until both are set; inherit the parent's.
+    fn fill_cpuset(&self, hierarchy: &Path, dir: &Path) -> Result<(), CgroupError> {
+        if self.hierarchies.cpuset.as_deref() != Some(hierarchy) {
+            return Ok(());
+        }
+        let Some(parent) = dir.parent() else {
+            return Ok(());
+        };
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = dir.join(file);
+            let current = files::read_optional(&own)?;
+            if current.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+                continue;
+            }
+            let inherited = files::read_required(&parent.join(file))?;
+            self.policy.write(&own, inherited.trim())?;
+        }
+        Ok(())
+    }
+
+    /// Creates a fresh child cgroup `name` in every hierarchy.
+    pub(super) fn create_child(&self, name: &str) -> Result<Self, CgroupError> {
+        let child = Self::at(
+            Arc::clone(&self.hierarchies),
+            self.relative.join(name),
+            self.policy,
+        );
+        let mut created = Vec::new();
+        let outcome = (|| {
+            for hierarchy in &self.hierarchies.distinct {
+                let dir = hierarchy.join(&child.relative);
+                files::make_fresh_dir(&dir)?;
+                created.push(dir.clone());
+                child.fill_cpuset(hierarchy, &dir)?;
+            }
+            Ok(())
+        })();
+        if outcome.is_err() {
+            files::undo_created(&created);
+        }
+        outcome.map(|()| child)
+    }
+
+    /// Every directory of this cgroup, one per distinct hierarchy.
+    pub(super) fn paths(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .distinct
+            .iter()
+            .map(|hierarchy| hierarchy.join(&self.relative))
+            .collect()
+    }
+
+    fn dir(&self, hierarchy: &Path) -> PathBuf {
+        hierarchy.join(&self.relative)
+    }
+
+    /// Writes a limit into a controller that may not be mounted: a limit
+    /// that cannot be written is a failed write like any other.
+    fn write_optional(
+        &self,
+        hierarchy: Option<&PathBuf>,
+        controller: &str,
+        file: &str,
+        value: &str,
+    ) -> Result<(), CgroupError> {
+        match hierarchy {
+            Some(hierarchy) => self.policy.write(&self.dir(hierarchy).join(file), value),
+            None => self.policy.settle(
+                Path::new(file),
+                value,
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no v1 {controller} hierarchy is mounted"),
+                )),
+            ),
+        }
+    }
+
+    pub(super) fn apply_limits(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
+        let memory = limits
+            .memory
+            .map_or_else(|| "-1".to_owned(), |bytes| bytes.to_string());
+        self.set_memory(&memory)?;
+
+        let pids = limits
+            .pids
+            .map_or_else(|| "max".to_owned(), |count| count.to_string());
+        self.policy
+            .write(&self.dir(&self.hierarchies.pids).join("pids.max"), &pids)?;
+
+        match (limits.cpu_shares, &self.hierarchies.cpu) {
+            (Some(shares), cpu) => {
+                self.write_optional(cpu.as_ref(), "cpu", "cpu.shares", &shares.to_string())?
+            }
+            // Unset means the kernel's default weight, as in a new cgroup.
+            (None, Some(cpu)) => self
+                .policy
+                .write(&self.dir(cpu).join("cpu.shares"), "1024")?,
+            (None, None) => {}
+        }
+
+        let cpuset = self.hierarchies.cpuset.as_ref();
+        if let Some(cpus) = &limits.cpuset_cpus {
+            self.write_optional(cpuset, "cpuset", "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = &limits.cpuset_mems {
+            self.write_optional(cpuset, "cpuset", "cpuset.mems", mems)?;
+        }
+        Ok(())
+    }
+
+    /// Sets memory and memory+swap to the same value, so swap cannot be
+    /// used to exceed the limit.
+    fn set_memory(&self, value: &str) -> Result<(), CgroupError> {
+        let dir = self.dir(&self.hierarchies.memory);
+        let limit = dir.join("memory.limit_in_bytes");
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        if !memsw.exists() {
+            // Swap accounting is off (swapaccount=0), so the limit cannot
+            // include swap; keep the box out of swap instead.
+            static WARN: Once = Once::new();
+            WARN.call_once(|| {
+                tracing::warn!(
+                    "memory.memsw.limit_in_bytes is missing (swap accounting off); \
+                     using memory.swappiness=0 so swap does not extend the memory limit"
+                )
+            });
+            self.policy.write(&limit, value)?;
+            return self.policy.write(&dir.join("memory.swappiness"), "0");
+        }
+        // The kernel keeps limit <= memsw limit at all times: lowering must
+        // go limit first, raising memsw first. Try the lowering order; if
+        // the limit is refused, it was a raise.
+        match files::write_file(&limit, value) {
+            Ok(()) => self.policy.write(&memsw, value),
+            Err(first) => {
+                tracing::debug!(file = %limit.display(), error = %first, "retrying with memsw first");
+                let outcome = files::write_file(&memsw, value);
+                self.policy.settle(&memsw, value, outcome)?;
+                self.policy.write(&limit, value)
+            }
+        }
+    }
+
+    pub(super) fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        let pid = pid.to_string();
+        for dir in self.paths() {
+            self.policy.write(&dir.join("cgroup.procs"), &pid)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn cpu_time(&self) -> Result<std::time::Duration, CgroupError> {
+        self.cpu.read()
+    }
+
+    pub(super) fn usage(&self) -> Result<CgroupUsage, CgroupError> {
+        let memory = self.dir(&self.hierarchies.memory);
+        let peak_path = memory.join("memory.max_usage_in_bytes");
+        let memory_peak = files::parse_single(&peak_path, &files::read_required(&peak_path)?)?;
+        let oom_path = memory.join("memory.oom_control");
+        let oom_kills =
+            files::parse_keyed(&oom_path, &files::read_required(&oom_path)?, "oom_kill")?
+                .unwrap_or(0);
+        let pids_limit_hits = files::read_keyed_or_zero(
+            &self.dir(&self.hierarchies.pids).join("pids.events"),
+            "max",
+        )?;
+        Ok(CgroupUsage {
+            cpu_time: self.cpu_time()?,
+            memory_peak,
+            oom_kills,
+            pids_limit_hits,
+        })
+    }
+
+    /// v1 has no `cgroup.kill`: signal every task until none is left.
+    pub(super) fn kill_all(&self) -> Result<(), CgroupError> {
+        files::kill_and_wait(&self.paths(), true)
+    }
+}
