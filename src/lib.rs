@@ -1,7 +1,7 @@
 //! isobox runs untrusted programs on Linux with hard limits, isolated from
 //! the host, measures what they used and says what happened.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use isobox::{ExecutionStatus, IsolateConfig, ProcessExecutor};
 //!

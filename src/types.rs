@@ -27,7 +27,10 @@ pub struct IsolateConfig {
     /// Name of this executor's cgroup (`isobox/<instance_id>`); unique per
     /// executor so that concurrent executors never share accounting.
     pub instance_id: String,
-    /// Working directory of the program; created with mode 0755 if missing.
+    /// Working directory of the program; created with mode 0755 if missing
+    /// (and then removed again by [`ProcessExecutor::cleanup`]).
+    ///
+    /// [`ProcessExecutor::cleanup`]: crate::ProcessExecutor::cleanup
     pub workdir: PathBuf,
     /// Refuse to start unless running as root with a usable cgroup
     /// hierarchy, and treat every failed cgroup write as an error.
@@ -84,9 +87,10 @@ pub struct IsolateConfig {
 
 impl Default for IsolateConfig {
     fn default() -> Self {
+        let instance_id = crate::executor::unique_instance_id();
         Self {
-            instance_id: crate::executor::unique_instance_id(),
-            workdir: std::env::temp_dir().join("isobox"),
+            workdir: std::env::temp_dir().join(format!("isobox-{instance_id}")),
+            instance_id,
             strict_mode: false,
             cgroup_root: None,
             time_limit: None,

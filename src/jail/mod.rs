@@ -5,7 +5,7 @@
 //! the box's namespaces, it forks the *inmate*, which drops to the box's
 //! credentials and executes the program, and then reaps everything until the
 //! inmate ends. Between the clone and `execve` both run only the
-//! async-signal-safe steps listed in [`proxy_main`] and [`inmate_main`].
+//! async-signal-safe steps listed on `proxy_main` and `inmate_main`.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
