@@ -367,6 +367,7 @@ impl ProcessExecutor {
             None => None,
         };
         let outcome = self.run_in_box(command, stdin, run_cgroup.as_ref());
+        self.restore_workdir_owner();
         let usage = match run_cgroup {
             Some(mut run) => {
                 // Read before removal: removing empties the accounting.
@@ -376,7 +377,6 @@ impl ProcessExecutor {
             }
             None => None,
         };
-        self.restore_workdir_owner();
         let (facts, result) = outcome?;
         Ok(self.finish(facts, result, usage))
     }
