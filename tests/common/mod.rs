@@ -1,0 +1,367 @@
+//! Helpers shared by the executor integration tests: the privilege guard,
+//! the builder of the C test programs in `tests/programs/`, fresh boxes whose
+//! limits are always set, and checks of the host after a run.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
+
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+/// Formats a result for a failure message with stdout and stderr cut to
+/// their first 200 bytes, so a flood does not drown the report.
+pub struct Brief<'a>(pub &'a ExecutionResult);
+
+impl std::fmt::Debug for Brief<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn cut(text: &str) -> String {
+            if text.len() <= 200 {
+                return text.to_string();
+            }
+            let mut end = 200;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}...({} bytes in all)", &text[..end], text.len())
+        }
+        let mut result = self.0.clone();
+        result.stdout = cut(&result.stdout);
+        result.stderr = cut(&result.stderr);
+        result.fmt(f)
+    }
+}
+
+/// Whether privileged tests can run here (root and a cgroup hierarchy).
+///
+/// When they cannot, says so on the real stderr (not captured by the test
+/// harness) and returns false, or panics when `ISOBOX_REQUIRE_PRIVILEGED=1`.
+pub fn privileged(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let cgroups = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists()
+        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if root && cgroups {
+        return true;
+    }
+    let why = match (root, cgroups) {
+        (false, false) => "not root, no cgroup hierarchy",
+        (false, true) => "not root",
+        _ => "no cgroup hierarchy",
+    };
+    if std::env::var("ISOBOX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{test}: needs root and cgroups ({why}) and ISOBOX_REQUIRE_PRIVILEGED=1");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED (needs root and cgroups): {test} ({why}) ***\n"
+    );
+    false
+}
+
+/// Absolute path of `tests/programs/<name>.c` compiled with
+/// `gcc -O2 -pthread`; built once per test binary into a temporary directory
+/// (mode 0755, removed at exit) that any uid can execute from.
+pub fn program(name: &str) -> String {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.display().to_string();
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(format!("{name}.c"));
+    let binary = programs_dir().join(name);
+    let output = Command::new("gcc")
+        .args(["-O2", "-pthread", "-Wall", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .expect("running gcc");
+    assert!(
+        output.status.success(),
+        "gcc failed on {}:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).expect("chmod program");
+    built.insert(name.to_string(), binary.clone());
+    binary.display().to_string()
+}
+
+static PROGRAMS_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_programs_dir() {
+    if let Some(dir) = PROGRAMS_DIR.get() {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+fn programs_dir() -> &'static Path {
+    PROGRAMS_DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("isobox-test-programs-")
+            .tempdir()
+            .expect("creating the programs directory")
+            .keep();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        // Every parent must be searchable by the box uid.
+        for parent in dir.ancestors().skip(1) {
+            let mode = fs::metadata(parent)
+                .expect("stat parent")
+                .permissions()
+                .mode();
+            assert!(
+                mode & 0o001 != 0,
+                "{} is not searchable by other users",
+                parent.display()
+            );
+        }
+        unsafe { libc::atexit(remove_programs_dir) };
+        dir
+    })
+}
+
+/// A uid (and gid) for one box that no other test uses, even in another test
+/// process: 61000..62000, claimed with a file `isobox-test-uid-<uid>` in the
+/// temporary directory holding our pid (removed at exit; a file whose owner
+/// is dead is taken over). A uid that still has processes is skipped.
+pub fn next_uid() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Start each process somewhere else in the range to avoid contention.
+    let start = std::process::id().wrapping_mul(97);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < 1000, "no free test uid left in 61000..62000");
+        let uid = 61_000 + start.wrapping_add(n) % 1000;
+        if processes_of_uid(uid).is_empty() && claim_uid(uid) {
+            return uid;
+        }
+    }
+}
+
+static CLAIMED_UIDS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn claim_uid(uid: u32) -> bool {
+    let path = std::env::temp_dir().join(format!("isobox-test-uid-{uid}"));
+    for _ in 0..2 {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                write!(file, "{}", std::process::id()).expect("writing the uid claim");
+                let mut claimed = CLAIMED_UIDS
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if claimed.is_empty() {
+                    unsafe { libc::atexit(release_uids) };
+                }
+                claimed.push(path);
+                return true;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<i32>().ok());
+                let alive = owner.is_some_and(|pid| {
+                    let signalled = unsafe { libc::kill(pid, 0) };
+                    signalled == 0
+                        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+                });
+                if alive || owner.is_none() {
+                    return false;
+                }
+                // The owner is gone: take the claim over.
+                let _ = fs::remove_file(&path);
+            }
+            Err(err) => panic!("claiming uid {uid} at {}: {err}", path.display()),
+        }
+    }
+    false
+}
+
+extern "C" fn release_uids() {
+    let claimed = CLAIMED_UIDS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for path in claimed.iter() {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// `["a", "b"]` as the `Vec<String>` the executor takes.
+pub fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|word| word.to_string()).collect()
+}
+
+/// A fresh box: its own workdir (0755, owned by the box uid), its own uid,
+/// strict mode, and limits always set so a hostile program cannot hurt the
+/// host even when a limit under test is broken.
+pub struct TestBox {
+    /// The uid and gid the program runs as.
+    pub uid: u32,
+    /// The configuration; tests adjust it before running.
+    pub config: IsolateConfig,
+    workdir: tempfile::TempDir,
+}
+
+impl Default for TestBox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestBox {
+    /// Default limits: 5 s CPU, 10 s wall, 256 MiB memory, 32 processes,
+    /// 64 MiB files, 4 MiB of output per stream.
+    pub fn new() -> Self {
+        let uid = next_uid();
+        let workdir = tempfile::Builder::new()
+            .prefix("isobox-box-")
+            .tempdir()
+            .expect("creating the workdir");
+        fs::set_permissions(workdir.path(), fs::Permissions::from_mode(0o755))
+            .expect("chmod workdir");
+        std::os::unix::fs::chown(workdir.path(), Some(uid), Some(uid)).expect("chown workdir");
+        let config = IsolateConfig {
+            workdir: workdir.path().to_path_buf(),
+            strict_mode: true,
+            time_limit: Some(Duration::from_secs(5)),
+            wall_time_limit: Some(Duration::from_secs(10)),
+            memory_limit: Some(256 * MIB),
+            process_limit: Some(32),
+            file_size_limit: Some(64 * MIB),
+            output_limit: Some(4 * MIB),
+            uid: Some(uid),
+            gid: Some(uid),
+            ..IsolateConfig::default()
+        };
+        Self {
+            uid,
+            config,
+            workdir,
+        }
+    }
+
+    /// The program's working directory on the host.
+    pub fn workdir(&self) -> &Path {
+        self.workdir.path()
+    }
+
+    /// A strict executor for this box's configuration.
+    pub fn executor(&self) -> ProcessExecutor {
+        ProcessExecutor::new(self.config.clone()).expect("strict ProcessExecutor::new")
+    }
+
+    /// Runs `words` with stdin from /dev/null in a new executor; see
+    /// [`run_with`](Self::run_with).
+    pub fn run(&self, words: &[&str]) -> ExecutionResult {
+        self.run_with(words, Stdin::Null)
+    }
+
+    /// Runs `words` in a new executor, then checks that no process of the
+    /// box uid survived, cleans up and checks the cgroups are gone.
+    pub fn run_with(&self, words: &[&str], stdin: Stdin) -> ExecutionResult {
+        let mut executor = self.executor();
+        let result = match executor.execute_with_stdin(&argv(words), stdin) {
+            Ok(result) => result,
+            Err(err) => {
+                // Do not leave a hostile program behind on the way out.
+                let left = kill_processes_of_uid(self.uid);
+                panic!("execute failed: {err:?} (killed leftovers: {left:?})");
+            }
+        };
+        let paths = executor.cgroup_paths();
+        assert_no_process_of_uid(self.uid);
+        executor.cleanup().expect("cleanup");
+        assert_paths_gone(&paths);
+        result
+    }
+}
+
+/// Live (not zombie) processes whose real, effective, saved or filesystem
+/// uid is `uid`, as `(pid, "Name State")`.
+pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // The process may be gone by now; that is fine.
+        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(str::trim)
+                .unwrap_or("")
+                .to_string()
+        };
+        let matches = field("Uid:")
+            .split_whitespace()
+            .any(|id| id.parse::<u32>() == Ok(uid));
+        let state = field("State:");
+        let dead = state.starts_with('Z') || state.starts_with('X');
+        if matches && !dead {
+            found.push((pid, format!("{} {}", field("Name:"), state)));
+        }
+    }
+    found
+}
+
+/// Panics if a process of `uid` is still alive half a second from now (the
+/// grace only covers processes the kernel is still tearing down). Survivors
+/// are SIGKILLed by pid before panicking so a failure leaves the host clean.
+pub fn assert_no_process_of_uid(uid: u32) {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        let left = processes_of_uid(uid);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            kill_processes_of_uid(uid);
+            panic!("processes of uid {uid} survived the run: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILLs, by pid, every live process of `uid` (a uid owned by one test)
+/// and returns what it found.
+pub fn kill_processes_of_uid(uid: u32) -> Vec<(i32, String)> {
+    let left = processes_of_uid(uid);
+    for (pid, _) in &left {
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    left
+}
+
+/// Panics if any of `paths` still exists.
+pub fn assert_paths_gone(paths: &[PathBuf]) {
+    let left: Vec<_> = paths.iter().filter(|path| path.exists()).collect();
+    assert!(left.is_empty(), "cgroup directories left behind: {left:?}");
+}

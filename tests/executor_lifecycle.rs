@@ -1,0 +1,423 @@
+//! The life of an executor: construction (strict or not), several runs in
+//! one executor without state leaking between them, killing the whole
+//! process tree, standard input, cleanup and Drop.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{
+    argv, assert_no_process_of_uid, assert_paths_gone, privileged, program, Brief, TestBox, MIB,
+};
+use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor, Stdin};
+
+/// An empty command is a configuration error.
+#[test]
+fn empty_command_is_a_config_error() {
+    let workdir = tempfile::tempdir().unwrap();
+    let config = IsolateConfig {
+        workdir: workdir.path().join("box"),
+        wall_time_limit: Some(Duration::from_secs(5)),
+        ..IsolateConfig::default()
+    };
+    let mut executor = ProcessExecutor::new(config).expect("non-strict new");
+    let outcome = executor.execute(&[], None);
+    assert!(
+        matches!(outcome, Err(IsolateError::Config(_))),
+        "{outcome:?}"
+    );
+    executor.cleanup().expect("cleanup");
+}
+
+/// Strict mode refuses a cgroup root that does not exist.
+#[test]
+fn strict_mode_refuses_a_missing_cgroup_root() {
+    let workdir = tempfile::tempdir().unwrap();
+    let config = IsolateConfig {
+        workdir: workdir.path().join("box"),
+        strict_mode: true,
+        cgroup_root: Some(PathBuf::from("/nonexistent")),
+        ..IsolateConfig::default()
+    };
+    let outcome = ProcessExecutor::new(config);
+    assert!(
+        matches!(outcome, Err(IsolateError::Config(_))),
+        "{outcome:?}"
+    );
+}
+
+/// Strict mode starts as root with cgroups, and cleanup() removes its cgroup.
+#[test]
+fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
+    if !privileged("strict_mode_starts_and_cleanup_removes_the_cgroup") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let mut executor = test_box.executor();
+    assert!(executor.has_cgroup());
+    let result = executor
+        .execute(&argv(&["/bin/echo", "hi"]), None)
+        .expect("execute");
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
+    let paths = executor.cgroup_paths();
+    assert!(!paths.is_empty(), "a strict executor without cgroup paths");
+    for path in &paths {
+        assert!(path.is_dir(), "{} does not exist", path.display());
+    }
+    executor.cleanup().expect("cleanup");
+    assert_paths_gone(&paths);
+    drop(executor);
+    assert_paths_gone(&paths);
+}
+
+/// Dropping an executor without cleanup() removes its cgroup.
+#[test]
+fn drop_without_cleanup_removes_the_cgroup() {
+    if !privileged("drop_without_cleanup_removes_the_cgroup") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let mut executor = test_box.executor();
+    let result = executor
+        .execute(&argv(&["/bin/true"]), None)
+        .expect("execute");
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    let paths = executor.cgroup_paths();
+    assert!(!paths.is_empty(), "a strict executor without cgroup paths");
+    assert!(paths.iter().all(|path| path.is_dir()), "{paths:?}");
+    drop(executor);
+    assert_paths_gone(&paths);
+}
+
+/// Without a usable cgroup root, non-strict mode still runs and measures with rusage.
+#[test]
+fn non_strict_mode_runs_without_cgroup() {
+    if !privileged("non_strict_mode_runs_without_cgroup") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.strict_mode = false;
+    test_box.config.cgroup_root = Some(PathBuf::from("/nonexistent"));
+    let mut executor = ProcessExecutor::new(test_box.config.clone()).expect("non-strict new");
+    assert!(!executor.has_cgroup());
+    assert!(executor.cgroup_paths().is_empty());
+    assert_eq!(executor.get_resource_usage(), (0.0, 0));
+    let result = executor
+        .execute(&argv(&["/bin/echo", "hi"]), None)
+        .expect("execute");
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
+    assert!(
+        result.memory_peak > 0,
+        "no peak from max_rss: {:?}",
+        Brief(&result)
+    );
+    assert!(result.max_rss > 0, "{:?}", Brief(&result));
+    assert!(result.cpu_time >= 0.0, "{:?}", Brief(&result));
+    assert_eq!(executor.get_resource_usage(), (0.0, 0));
+    executor.cleanup().expect("cleanup");
+    assert_no_process_of_uid(test_box.uid);
+}
+
+/// Children that setsid, double-fork, ignore SIGTERM or stop themselves die when the program exits.
+#[test]
+fn orphans_die_when_the_program_exits() {
+    if !privileged("orphans_die_when_the_program_exits") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let escape = program("escape");
+    let started = Instant::now();
+    // run() asserts that no process of the box uid survives and the cgroup is gone.
+    let result = test_box.run(&[&escape, "exit"]);
+    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the run waited for the orphans: {:?}",
+        started.elapsed()
+    );
+}
+
+/// At the wall limit the whole tree dies, however its members try to escape.
+#[test]
+fn whole_tree_dies_at_the_wall_limit() {
+    if !privileged("whole_tree_dies_at_the_wall_limit") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
+    let escape = program("escape");
+    let result = test_box.run(&[&escape, "spin"]);
+    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert!(
+        result.message.to_lowercase().contains("wall"),
+        "{:?}",
+        Brief(&result)
+    );
+}
+
+/// Without namespaces the cgroup still takes the whole tree down.
+#[test]
+fn whole_tree_dies_without_namespaces() {
+    if !privileged("whole_tree_dies_without_namespaces") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.namespaces = false;
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let escape = program("escape");
+    let result = test_box.run(&[&escape, "exit"]);
+    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+
+    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
+    let result = test_box.run(&[&escape, "sleep"]);
+    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+}
+
+/// After an OOM run, the next run of the same executor is clean: no OOM, small peak.
+#[test]
+fn oom_does_not_leak_into_the_next_run() {
+    if !privileged("oom_does_not_leak_into_the_next_run") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.memory_limit = Some(64 * MIB);
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let bomb = program("memory_bomb");
+    let mut executor = test_box.executor();
+
+    let first = executor.execute(&argv(&[&bomb]), None).expect("execute");
+    assert_eq!(
+        first.status,
+        ExecutionStatus::MemoryLimit,
+        "{:?}",
+        Brief(&first)
+    );
+    assert!(first.oom_killed, "{:?}", Brief(&first));
+    assert_no_process_of_uid(test_box.uid);
+
+    let second = executor
+        .execute(&argv(&["/bin/true"]), None)
+        .expect("execute");
+    assert_eq!(
+        second.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&second)
+    );
+    assert!(!second.oom_killed, "{:?}", Brief(&second));
+    assert!(second.memory_peak < 10 * MIB, "{:?}", Brief(&second));
+    let paths = executor.cgroup_paths();
+    executor.cleanup().expect("cleanup");
+    assert_paths_gone(&paths);
+}
+
+/// Peak memory and CPU time are per run: a big run does not inflate the next one's.
+#[test]
+fn peak_and_cpu_reset_between_runs() {
+    if !privileged("peak_and_cpu_reset_between_runs") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let alloc_touch = program("alloc_touch");
+    let spin = program("spin_cpu");
+    let mut executor = test_box.executor();
+
+    let big = executor
+        .execute(&argv(&[&alloc_touch, "80"]), None)
+        .expect("execute");
+    assert_eq!(big.status, ExecutionStatus::Success, "{:?}", Brief(&big));
+    assert!(big.memory_peak >= 80 * MIB, "{:?}", Brief(&big));
+    let small = executor
+        .execute(&argv(&["/bin/true"]), None)
+        .expect("execute");
+    assert_eq!(
+        small.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&small)
+    );
+    assert!(small.memory_peak < 10 * MIB, "{:?}", Brief(&small));
+    assert!(executor.get_resource_usage().1 < 10 * MIB);
+
+    let busy = executor
+        .execute(&argv(&[&spin, "0.4"]), None)
+        .expect("execute");
+    assert!(busy.cpu_time >= 0.4, "{:?}", Brief(&busy));
+    let idle = executor
+        .execute(&argv(&["/bin/true"]), None)
+        .expect("execute");
+    assert_eq!(idle.status, ExecutionStatus::Success, "{:?}", Brief(&idle));
+    assert!(idle.cpu_time < 0.1, "{:?}", Brief(&idle));
+    assert!(executor.get_resource_usage().0 < 0.1);
+
+    let paths = executor.cgroup_paths();
+    executor.cleanup().expect("cleanup");
+    assert_paths_gone(&paths);
+    assert_no_process_of_uid(test_box.uid);
+}
+
+/// An executor whose run was killed at the wall limit runs the next program normally.
+#[test]
+fn executor_is_reusable_after_a_kill() {
+    if !privileged("executor_is_reusable_after_a_kill") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(1));
+    let sleeper = program("sleeper");
+    let mut executor = test_box.executor();
+
+    let first = executor
+        .execute(&argv(&[&sleeper, "-1", "1000"]), None)
+        .expect("execute");
+    assert_eq!(
+        first.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&first)
+    );
+    assert_no_process_of_uid(test_box.uid);
+
+    let second = executor
+        .execute(&argv(&["/bin/echo", "again"]), None)
+        .expect("execute");
+    assert_eq!(
+        second.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&second)
+    );
+    assert_eq!(second.stdout, "again\n", "{:?}", Brief(&second));
+    assert!(!second.killed, "{:?}", Brief(&second));
+    executor.cleanup().expect("cleanup");
+}
+
+/// 100 MB through /bin/cat and back does not deadlock and arrives intact.
+#[test]
+fn hundred_megabytes_through_cat() {
+    if !privileged("hundred_megabytes_through_cat") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(60));
+    test_box.config.time_limit = Some(Duration::from_secs(30));
+    test_box.config.output_limit = None;
+    let input = printable_noise(100_000_000);
+    let mut executor = test_box.executor();
+    let result = executor
+        .execute_bytes(&argv(&["/bin/cat"]), Some(&input))
+        .expect("execute");
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        result.message
+    );
+    assert_eq!(result.stdout.len(), input.len(), "output length");
+    if let Some(at) = result
+        .stdout
+        .as_bytes()
+        .iter()
+        .zip(&input)
+        .position(|(out, inp)| out != inp)
+    {
+        panic!("output differs from input at byte {at}");
+    }
+    executor.cleanup().expect("cleanup");
+    assert_no_process_of_uid(test_box.uid);
+}
+
+/// Stdin from a string, from an open file, and from /dev/null reaches the program.
+#[test]
+fn stdin_from_string_file_and_null() {
+    if !privileged("stdin_from_string_file_and_null") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let mut executor = test_box.executor();
+    let cat = argv(&["/bin/cat"]);
+
+    let result = executor
+        .execute(&cat, Some("hello\nworld\n"))
+        .expect("execute");
+    assert_eq!(result.stdout, "hello\nworld\n", "{:?}", Brief(&result));
+
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(b"from a file\n").unwrap();
+    std::io::Seek::rewind(&mut file).unwrap();
+    let result = executor
+        .execute_with_stdin(&cat, Stdin::File(file))
+        .expect("execute");
+    assert_eq!(result.stdout, "from a file\n", "{:?}", Brief(&result));
+
+    let result = executor
+        .execute_with_stdin(&cat, Stdin::Null)
+        .expect("execute");
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
+    executor.cleanup().expect("cleanup");
+}
+
+/// `len` pseudo-random printable ASCII bytes (valid UTF-8, unlike random bytes).
+fn printable_noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b' ' + (state % 95) as u8
+        })
+        .collect()
+}

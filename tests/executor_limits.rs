@@ -1,0 +1,487 @@
+//! Every limit of `IsolateConfig`, enforced on real programs in real boxes:
+//! the verdict, the figures that explain it, and a clean host afterwards.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{privileged, program, Brief, TestBox, MIB};
+use isobox::ExecutionStatus;
+
+/// A missing program is a prompt RuntimeError carrying ENOENT, not a hang.
+#[test]
+fn missing_program_is_runtime_error_with_enoent() {
+    if !privileged("missing_program_is_runtime_error_with_enoent") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let started = Instant::now();
+    let result = test_box.run(&["/nonexistent/isobox-no-such-program", "arg"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::RuntimeError,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result
+            .message
+            .contains("exec failed: No such file or directory"),
+        "message: {:?}",
+        result.message
+    );
+    assert_eq!(
+        result.exec_errno,
+        Some(libc::ENOENT),
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(!result.killed, "{:?}", Brief(&result));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A file without execute permission is a RuntimeError carrying EACCES.
+#[test]
+fn non_executable_file_is_runtime_error_with_eacces() {
+    if !privileged("non_executable_file_is_runtime_error_with_eacces") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let file = test_box.workdir().join("not_executable");
+    fs::write(&file, "#!/bin/sh\necho should not run\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let result = test_box.run(&["./not_executable"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::RuntimeError,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(
+        result.exec_errno,
+        Some(libc::EACCES),
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.message.contains("exec failed"),
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
+}
+
+/// The wall-clock limit kills a sleeping program, says "wall", keeps its output.
+#[test]
+fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
+    if !privileged("wall_time_limit_kills_a_sleeper_and_keeps_output") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(1));
+    let sleeper = program("sleeper");
+    let started = Instant::now();
+    let result = test_box.run(&[&sleeper, "-1", "1000"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert!(
+        result.message.to_lowercase().contains("wall"),
+        "message: {:?}",
+        result.message
+    );
+    assert_eq!(result.stdout, "sleeping\n", "{:?}", Brief(&result));
+    assert!(result.wall_time >= 0.99, "{:?}", Brief(&result));
+    assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
+    assert!(result.cpu_time < 0.5, "{:?}", Brief(&result));
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// The CPU time limit kills a spinning program soon after the limit.
+#[test]
+fn cpu_time_limit_kills_a_spinner() {
+    if !privileged("cpu_time_limit_kills_a_spinner") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.time_limit = Some(Duration::from_millis(500));
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let spin = program("spin_cpu");
+    let result = test_box.run(&[&spin, "1000"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert!(result.cpu_time >= 0.5, "{:?}", Brief(&result));
+    assert!(
+        result.cpu_time < 1.0,
+        "killed too late: {:?}",
+        Brief(&result)
+    );
+    assert!(result.wall_time < 10.0, "{:?}", Brief(&result));
+}
+
+/// extra_time is absolute: the kill comes at max(time_limit, extra_time), not their sum.
+#[test]
+fn extra_time_is_an_absolute_kill_threshold() {
+    if !privileged("extra_time_is_an_absolute_kill_threshold") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.time_limit = Some(Duration::from_millis(500));
+    test_box.config.extra_time = Some(Duration::from_millis(800));
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let spin = program("spin_cpu");
+    let result = test_box.run(&[&spin, "1000"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert!(
+        result.cpu_time >= 0.8,
+        "killed before extra_time: {:?}",
+        Brief(&result)
+    );
+    // Killing at time_limit + extra_time would mean 1.3 s.
+    assert!(
+        result.cpu_time < 1.2,
+        "killed too late: {:?}",
+        Brief(&result)
+    );
+}
+
+/// A run over time_limit but under extra_time finishes, yet is TimeLimit.
+#[test]
+fn finishing_within_extra_time_is_still_time_limit() {
+    if !privileged("finishing_within_extra_time_is_still_time_limit") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.time_limit = Some(Duration::from_millis(200));
+    test_box.config.extra_time = Some(Duration::from_secs(1));
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let spin = program("spin_cpu");
+    let result = test_box.run(&[&spin, "0.3"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
+    assert!(!result.killed, "{:?}", Brief(&result));
+    assert!(result.cpu_time >= 0.3, "{:?}", Brief(&result));
+    assert!(result.cpu_time < 1.0, "{:?}", Brief(&result));
+}
+
+/// A memory bomb is MemoryLimit with oom_killed, and its peak stays at the limit.
+#[test]
+fn memory_bomb_is_memory_limit() {
+    if !privileged("memory_bomb_is_memory_limit") {
+        return;
+    }
+    let limit = 64 * MIB;
+    let mut test_box = TestBox::new();
+    test_box.config.memory_limit = Some(limit);
+    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+    let bomb = program("memory_bomb");
+    let result = test_box.run(&[&bomb]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::MemoryLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.oom_killed, "{:?}", Brief(&result));
+    assert!(result.memory_peak >= limit / 2, "{:?}", Brief(&result));
+    assert!(result.memory_peak <= limit + MIB, "{:?}", Brief(&result));
+}
+
+/// Forking past process_limit is ProcessLimit; forking under it succeeds.
+#[test]
+fn forks_beyond_process_limit_are_process_limit() {
+    if !privileged("forks_beyond_process_limit_are_process_limit") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.process_limit = Some(8);
+    let fork_many = program("fork_many");
+
+    let result = test_box.run(&[&fork_many, "fork", "50"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::ProcessLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.stderr.contains("fork refused"),
+        "{:?}",
+        Brief(&result)
+    );
+
+    let result = test_box.run(&[&fork_many, "fork", "3"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "created 3\n", "{:?}", Brief(&result));
+}
+
+/// Creating threads past process_limit is ProcessLimit too.
+#[test]
+fn threads_beyond_process_limit_are_process_limit() {
+    if !privileged("threads_beyond_process_limit_are_process_limit") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.process_limit = Some(8);
+    let fork_many = program("fork_many");
+    let result = test_box.run(&[&fork_many, "thread", "50"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::ProcessLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.stderr.contains("pthread_create refused"),
+        "{:?}",
+        Brief(&result)
+    );
+}
+
+/// Writing past file_size_limit is FileSizeLimit by SIGXFSZ at exactly the limit.
+#[test]
+fn file_size_limit_is_sigxfsz() {
+    if !privileged("file_size_limit_is_sigxfsz") {
+        return;
+    }
+    let limit = MIB;
+    let mut test_box = TestBox::new();
+    test_box.config.file_size_limit = Some(limit);
+    let write_file = program("write_file");
+
+    let big = (16 * MIB).to_string();
+    let result = test_box.run(&[&write_file, "big.bin", &big]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::FileSizeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.signal, Some(libc::SIGXFSZ), "{:?}", Brief(&result));
+    let written = fs::metadata(test_box.workdir().join("big.bin"))
+        .expect("big.bin in the workdir")
+        .len();
+    assert_eq!(written, limit);
+
+    let small = (limit / 2).to_string();
+    let result = test_box.run(&[&write_file, "small.bin", &small]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+}
+
+/// Recursing past stack_limit dies (SIGSEGV or RuntimeError), never succeeds.
+#[test]
+fn recursion_beyond_stack_limit_fails() {
+    if !privileged("recursion_beyond_stack_limit_fails") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    // 6 MiB fits in the usual 8 MiB default, so only the limit can stop it.
+    test_box.config.stack_limit = Some(2 * MIB);
+    let recurse = program("recurse");
+    let result = test_box.run(&[&recurse, "6"]);
+    let segv = result.status == ExecutionStatus::Signaled && result.signal == Some(libc::SIGSEGV);
+    assert!(
+        segv || result.status == ExecutionStatus::RuntimeError,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
+}
+
+/// Recursion within stack_limit succeeds, and no stack_limit means unlimited.
+#[test]
+fn recursion_within_stack_limit_succeeds() {
+    if !privileged("recursion_within_stack_limit_succeeds") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    let recurse = program("recurse");
+
+    test_box.config.stack_limit = Some(64 * MIB);
+    let result = test_box.run(&[&recurse, "16"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.stdout.starts_with("depth 16384"),
+        "{:?}",
+        Brief(&result)
+    );
+
+    // 32 MiB is beyond the usual 8 MiB default, so this needs "unlimited".
+    test_box.config.stack_limit = None;
+    let result = test_box.run(&[&recurse, "32"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.stdout.starts_with("depth 32768"),
+        "{:?}",
+        Brief(&result)
+    );
+}
+
+/// open_files_limit caps the descriptors a program can hold.
+#[test]
+fn open_files_limit_caps_descriptors() {
+    if !privileged("open_files_limit_caps_descriptors") {
+        return;
+    }
+    let limit = 50;
+    let mut test_box = TestBox::new();
+    test_box.config.open_files_limit = Some(limit);
+    let dup_fds = program("dup_fds");
+    let result = test_box.run(&[&dup_fds]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    let reached: u64 = result.stdout.trim().parse().expect("a count on stdout");
+    assert!(
+        (limit - 5..=limit).contains(&reached),
+        "reached {reached} descriptors with a limit of {limit}"
+    );
+}
+
+/// Core dumps are off (RLIMIT_CORE 0, soft and hard), and abort leaves no core.
+#[test]
+fn core_dumps_are_off() {
+    if !privileged("core_dumps_are_off") {
+        return;
+    }
+    let test_box = TestBox::new();
+    let core_limit = program("core_limit");
+    let result = test_box.run(&[&core_limit]);
+    assert_eq!(result.stdout, "core 0 0\n", "{:?}", Brief(&result));
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Signaled,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.signal, Some(libc::SIGABRT), "{:?}", Brief(&result));
+    let cores: Vec<_> = fs::read_dir(test_box.workdir())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("core"))
+        .collect();
+    assert!(cores.is_empty(), "core files: {cores:?}");
+}
+
+/// A 50 MB flood with a 1 KiB output limit keeps 1 KiB, drops the rest, never blocks.
+#[test]
+fn output_flood_is_cut_at_the_limit_without_blocking() {
+    if !privileged("output_flood_is_cut_at_the_limit_without_blocking") {
+        return;
+    }
+    let total: u64 = 50_000_000;
+    let mut test_box = TestBox::new();
+    test_box.config.output_limit = Some(1024);
+    test_box.config.wall_time_limit = Some(Duration::from_secs(30));
+    test_box.config.time_limit = Some(Duration::from_secs(20));
+    let flood = program("flood");
+    let result = test_box.run(&[&flood, "out", &total.to_string()]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::OutputLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(
+        result.exit_code,
+        Some(0),
+        "the flood did not finish: {:?}",
+        Brief(&result)
+    );
+    assert!(!result.killed, "{:?}", Brief(&result));
+    assert_eq!(result.stdout, "o".repeat(1024));
+    assert_eq!(result.stdout_dropped, total - 1024, "{:?}", Brief(&result));
+    assert_eq!(result.stderr_dropped, 0, "{:?}", Brief(&result));
+    assert!(result.wall_time < 15.0, "{:?}", Brief(&result));
+}
+
+/// Floods on stdout and stderr at once are both capped and read concurrently.
+#[test]
+fn both_streams_are_capped_independently() {
+    if !privileged("both_streams_are_capped_independently") {
+        return;
+    }
+    let total = 8 * MIB;
+    let mut test_box = TestBox::new();
+    test_box.config.output_limit = Some(1024);
+    test_box.config.wall_time_limit = Some(Duration::from_secs(30));
+    let flood = program("flood");
+
+    let result = test_box.run(&[&flood, "both", &total.to_string()]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::OutputLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
+    assert_eq!(result.stdout, "o".repeat(1024));
+    assert_eq!(result.stderr, "e".repeat(1024));
+    assert_eq!(result.stdout_dropped, total - 1024, "{:?}", Brief(&result));
+    assert_eq!(result.stderr_dropped, total - 1024, "{:?}", Brief(&result));
+
+    // Within the limit nothing is dropped and the verdict is Success.
+    let result = test_box.run(&[&flood, "err", "1000"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stderr, "e".repeat(1000));
+    assert_eq!(result.stderr_dropped, 0, "{:?}", Brief(&result));
+    assert_eq!(result.stdout_dropped, 0, "{:?}", Brief(&result));
+}
