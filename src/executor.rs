@@ -71,6 +71,10 @@ const MAX_CPU_CHECK: Duration = Duration::from_millis(100);
 /// namespaces can anything outlive the proxy and hold a pipe open).
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the proxy gets to kill the inmate and report before it is
+/// killed itself.
+const STOP_GRACE: Duration = Duration::from_millis(50);
+
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Why the keeper killed the box.
@@ -612,6 +616,7 @@ impl ProcessExecutor {
         let wall_deadline = self.config.wall_time_limit.map(|limit| start + limit);
         let mut next_cpu_check = start;
         let mut killed_for = None;
+        let mut hard_kill_at: Option<Instant> = None;
         let mut ended: Option<(Duration, Instant)> = None;
         let mut buffer = vec![0u8; READ_CHUNK];
 
@@ -643,11 +648,17 @@ impl ProcessExecutor {
                 if let Some(reason) = kill {
                     if killed_for.is_none() {
                         killed_for = Some(reason);
-                        sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL)
-                            .map_err(|source| IsolateError::io("killing the box", source))?;
-                        if !self.namespaces {
-                            let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
-                        }
+                        sys::pidfd_send_signal(proxy.pidfd.as_fd(), jail::STOP_SIGNAL)
+                            .map_err(|source| IsolateError::io("stopping the box", source))?;
+                        hard_kill_at = Some(now + STOP_GRACE);
+                    }
+                }
+                if hard_kill_at.is_some_and(|at| now >= at) {
+                    hard_kill_at = None;
+                    sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL)
+                        .map_err(|source| IsolateError::io("killing the box", source))?;
+                    if !self.namespaces {
+                        let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
                     }
                 }
             }
@@ -667,7 +678,9 @@ impl ProcessExecutor {
             }
             let timeout = match ended {
                 Some((_, drain_deadline)) => Some(drain_deadline.saturating_duration_since(now)),
-                None if killed_for.is_some() => None,
+                None if killed_for.is_some() => {
+                    hard_kill_at.map(|at| at.saturating_duration_since(now))
+                }
                 None => {
                     let mut wake = wall_deadline;
                     if cpu_cap.is_some() && cgroup.is_some() {

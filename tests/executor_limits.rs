@@ -136,6 +136,13 @@ fn cpu_time_limit_kills_a_spinner() {
         Brief(&result)
     );
     assert!(result.wall_time < 10.0, "{:?}", Brief(&result));
+    // A killed program is still measured: the proxy reaps it and reports.
+    assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
+    assert!(
+        result.max_rss > 0,
+        "no max RSS after a kill: {:?}",
+        Brief(&result)
+    );
 }
 
 /// extra_time is absolute: the kill comes at max(time_limit, extra_time), not their sum.

@@ -10,6 +10,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 pub mod credentials;
 pub mod mounts;
@@ -225,6 +226,25 @@ fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// The signal the keeper sends the proxy to end a run: the proxy kills the
+/// inmate, reaps it and reports its rusage before the box goes away, so a
+/// killed run still has its max RSS and context switches. (A SIGKILL to the
+/// proxy would take the inmate's figures with it; the keeper sends one only
+/// if the proxy does not end promptly.)
+pub const STOP_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+/// The inmate's pid inside the box; written by the proxy after the fork and
+/// read by its [`STOP_SIGNAL`] handler. Each process has its own copy.
+static INMATE_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn kill_inmate(_signal: libc::c_int) {
+    let pid = INMATE_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; `pid` is our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// Reports a failed step and ends the calling child process.
 fn fail(report: RawFd, stage: Stage, errno: i32) -> ! {
     RawReport::setup_failed(stage, errno).send(report);
@@ -278,6 +298,12 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             0,
         );
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        // Installed before the go-ahead, so the keeper's stop request can
+        // never meet the default disposition (ignored, for a pid 1).
+        let mut stop: libc::sigaction = std::mem::zeroed();
+        stop.sa_sigaction = kill_inmate as *const () as libc::sighandler_t;
+        stop.sa_flags = libc::SA_RESTART;
+        libc::sigaction(STOP_SIGNAL, &stop, std::ptr::null_mut());
 
         if libc::dup2(fds.stdin, 0) < 0
             || libc::dup2(fds.stdout, 1) < 0
@@ -318,6 +344,7 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
         if inmate < 0 {
             fail(report, Stage::ForkInmate, errno());
         }
+        INMATE_PID.store(inmate, Ordering::Relaxed);
         loop {
             let mut status = 0;
             let mut usage: libc::rusage = std::mem::zeroed();
