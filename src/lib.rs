@@ -22,6 +22,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod dirs;
 pub mod executor;
 pub mod jail;
 pub mod types;

@@ -10,10 +10,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::CgroupError;
+pub use crate::dirs::{DirAction, DirOptions, DirRule};
 use crate::jail::JailError;
 
 /// `PATH` given to the program when the configuration does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Where the working directory appears inside the box.
+pub const BOX_MOUNT_POINT: &str = "/box";
 
 /// CPU weight in cgroup v1 units (`cpu.shares`); the kernel's own default.
 pub const DEFAULT_CPU_SHARES: u64 = 1024;
@@ -83,6 +87,23 @@ pub struct IsolateConfig {
     /// arrives (still subject to `output_limit`) instead of keeping it in
     /// the result.
     pub pass_through_output: bool,
+    /// Start from the default directory rules (see [`crate::dirs`]); turned
+    /// off, only `dir_rules` and the box itself are mounted.
+    pub default_dirs: bool,
+    /// Directory rules applied over the defaults, isolate-style.
+    pub dir_rules: Vec<DirRule>,
+    /// Working directory inside the box (`/box` by default).
+    pub inner_workdir: PathBuf,
+    /// Size limit of the box's private `/tmp` in bytes.
+    pub tmp_size: u64,
+    /// Size limit of the box's private `/dev/shm` in bytes.
+    pub shm_size: u64,
+    /// Filter system calls with the default seccomp policy.
+    pub seccomp: bool,
+    /// A policy file whose rules extend the default seccomp policy.
+    pub seccomp_policy: Option<PathBuf>,
+    /// Keep the host's network namespace instead of an empty one.
+    pub share_net: bool,
 }
 
 impl Default for IsolateConfig {
@@ -112,6 +133,14 @@ impl Default for IsolateConfig {
             gid: None,
             namespaces: true,
             pass_through_output: false,
+            default_dirs: true,
+            dir_rules: Vec::new(),
+            inner_workdir: PathBuf::from(BOX_MOUNT_POINT),
+            tmp_size: 128 << 20,
+            shm_size: 64 << 20,
+            seccomp: true,
+            seccomp_policy: None,
+            share_net: false,
         }
     }
 }
