@@ -20,8 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage};
+use crate::dirs;
 use crate::jail::sys::{self, Rusage};
-use crate::jail::{self, BoxFds, ChildReport, Credentials, JailSpec, Rlimits, Stage};
+use crate::jail::{
+    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, Rlimits, SeccompPolicy,
+    Stage, TmpfsSizes,
+};
 use crate::types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
 
 /// Where the program's standard input comes from.
@@ -45,6 +49,7 @@ pub struct ProcessExecutor {
     config: IsolateConfig,
     cgroup: Option<CgroupController>,
     namespaces: bool,
+    seccomp: Option<SeccompPolicy>,
     credentials: Option<Credentials>,
     created_workdir: bool,
     last_usage: (f64, u64),
@@ -104,7 +109,10 @@ impl ProgramEnd {
 /// Everything measured about a run, before it is judged.
 #[derive(Debug, Default)]
 struct RunFacts {
-    setup_failure: Option<(Stage, i32)>,
+    /// The failed step, its errno, and which part of it failed.
+    setup_failure: Option<(Stage, i32, String)>,
+    /// A seccomp filter was installed (so SIGSYS means a refused call).
+    seccomp: bool,
     killed_for: Option<KillReason>,
     end: Option<ProgramEnd>,
     cpu_time: Duration,
@@ -117,13 +125,17 @@ struct RunFacts {
 fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
     use ExecutionStatus::*;
     let failed = facts.end != Some(ProgramEnd::Exited(0));
-    if let Some((stage, errno)) = facts.setup_failure {
-        let text = sys::strerror(errno);
+    if let Some((stage, errno, detail)) = &facts.setup_failure {
+        let text = sys::strerror(*errno);
         return match stage {
             Stage::Exec => (RuntimeError, format!("exec failed: {text}")),
-            other => (
+            other if detail.is_empty() => (
                 InternalError,
                 format!("{} failed: {text}", other.describe()),
+            ),
+            other => (
+                InternalError,
+                format!("{} failed ({detail}): {text}", other.describe()),
             ),
         };
     }
@@ -153,9 +165,13 @@ fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, St
         return (ProcessLimit, "Process limit exceeded".into());
     }
     match facts.end {
-        Some(ProgramEnd::Signaled(libc::SIGSYS)) => {
-            (SecurityViolation, "Forbidden system call (SIGSYS)".into())
-        }
+        // The default policy kills only for the foreign ABIs; anything else
+        // it refuses with an errno, so a SIGSYS death names its cause.
+        Some(ProgramEnd::Signaled(libc::SIGSYS)) if facts.seccomp => (
+            SecurityViolation,
+            "Forbidden system call: i386 or x32 system-call ABI, or a call a policy file kills"
+                .into(),
+        ),
         Some(ProgramEnd::Signaled(signal)) => (Signaled, format!("Caught fatal signal {signal}")),
         Some(ProgramEnd::Exited(0)) => (Success, String::new()),
         Some(ProgramEnd::Exited(code)) => {
@@ -310,10 +326,21 @@ impl ProcessExecutor {
         } else {
             None
         };
+        if namespaces {
+            jail::mounts::ensure_new_root()?;
+        }
+        let seccomp = if config.seccomp {
+            let policy = SeccompPolicy::new(config.seccomp_policy.as_deref())
+                .map_err(|err| IsolateError::Config(err.to_string()))?;
+            Some(policy)
+        } else {
+            None
+        };
         Ok(Self {
             config,
             cgroup,
             namespaces,
+            seccomp,
             credentials,
             created_workdir: false,
             last_usage: (0.0, 0),
@@ -404,7 +431,7 @@ impl ProcessExecutor {
         result.cpu_time = facts.cpu_time.as_secs_f64();
         result.oom_killed = facts.oom_kills > 0;
         result.killed = facts.killed_for.is_some();
-        if let Some((Stage::Exec, errno)) = facts.setup_failure {
+        if let Some((Stage::Exec, errno, _)) = facts.setup_failure {
             result.exec_errno = Some(errno);
         }
         match facts.end {
@@ -433,13 +460,21 @@ impl ProcessExecutor {
         if !environment.iter().any(|(name, _)| name == "PATH") {
             environment.push(("PATH".into(), crate::types::DEFAULT_PATH.into()));
         }
+        let isolation = self.isolation()?;
+        let jailed = isolation.mounts.is_some();
+        let seccomp = isolation.seccomp.is_some();
+        let inner_workdir = if jailed {
+            &self.config.inner_workdir
+        } else {
+            &self.config.workdir
+        };
         let spec = JailSpec::new(
             command,
             &environment,
-            &self.config.workdir,
+            inner_workdir,
             Rlimits::for_config(&self.config, cgroup.is_some()),
             self.credentials,
-            self.namespaces,
+            isolation,
         )?;
 
         let (stdin_child, stdin_keeper): (OwnedFd, Option<(File, Vec<u8>)>) = match stdin {
@@ -544,6 +579,7 @@ impl ProcessExecutor {
 
         let mut facts = RunFacts {
             killed_for,
+            seccomp,
             cpu_time: proxy_usage.cpu_time(),
             output_dropped: streams.stdout_sink.dropped + streams.stderr_sink.dropped > 0,
             ..RunFacts::default()
@@ -551,8 +587,16 @@ impl ProcessExecutor {
         let mut inmate_usage = Rusage::default();
         for report in reports {
             match report {
-                ChildReport::SetupFailed { stage, errno } => {
-                    facts.setup_failure.get_or_insert((stage, errno));
+                ChildReport::SetupFailed {
+                    stage,
+                    errno,
+                    detail,
+                } => {
+                    let detail = match stage {
+                        Stage::Filesystem => spec.describe_mount_step(detail).to_string(),
+                        _ => String::new(),
+                    };
+                    facts.setup_failure.get_or_insert((stage, errno, detail));
                 }
                 ChildReport::InmateExited {
                     wait_status,
@@ -725,6 +769,39 @@ impl ProcessExecutor {
         }
     }
 
+    /// Namespaces, filesystem and seccomp filter of the next run.
+    fn isolation(&self) -> Result<jail::Isolation> {
+        if !self.namespaces {
+            return Ok(jail::Isolation {
+                seccomp: self.seccomp.clone(),
+                ..jail::Isolation::default()
+            });
+        }
+        let mut namespaces = jail::namespaces::BOX_NAMESPACES;
+        if self.config.share_net {
+            namespaces &= !(libc::CLONE_NEWNET as u64);
+        }
+        let rules = dirs::effective_rules(
+            self.config.default_dirs,
+            &self.config.dir_rules,
+            &self.config.workdir,
+        );
+        let sizes = TmpfsSizes {
+            tmp: self.config.tmp_size,
+            shm: self.config.shm_size,
+        };
+        let mounts =
+            MountPlan::new(&rules, &self.config.workdir, sizes).map_err(|err| match err {
+                JailError::MissingSource { .. } => IsolateError::Config(err.to_string()),
+                other => other.into(),
+            })?;
+        Ok(jail::Isolation {
+            namespaces,
+            mounts: Some(mounts),
+            seccomp: self.seccomp.clone(),
+        })
+    }
+
     /// Creates the working directory (0755) and hands it to the box's user.
     fn setup_workdir(&mut self) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
@@ -872,11 +949,15 @@ mod tests {
             (libc::SIGSEGV, ExecutionStatus::Signaled),
         ];
         for (signal, expected) in cases {
-            assert_eq!(
-                judge(&facts(ProgramEnd::Signaled(signal)), None).0,
-                expected
-            );
+            let mut run = facts(ProgramEnd::Signaled(signal));
+            run.seccomp = true;
+            assert_eq!(judge(&run, None).0, expected, "signal {signal}");
         }
+        // Without a filter, SIGSYS came from the program itself.
+        assert_eq!(
+            judge(&facts(ProgramEnd::Signaled(libc::SIGSYS)), None).0,
+            ExecutionStatus::Signaled
+        );
     }
 
     #[test]
@@ -891,13 +972,13 @@ mod tests {
     #[test]
     fn exec_failure_is_runtime_error_and_setup_failure_internal() {
         let mut run = RunFacts {
-            setup_failure: Some((Stage::Exec, libc::ENOENT)),
+            setup_failure: Some((Stage::Exec, libc::ENOENT, String::new())),
             ..RunFacts::default()
         };
         let (status, message) = judge(&run, None);
         assert_eq!(status, ExecutionStatus::RuntimeError);
         assert_eq!(message, "exec failed: No such file or directory");
-        run.setup_failure = Some((Stage::Chdir, libc::ENOENT));
+        run.setup_failure = Some((Stage::Chdir, libc::ENOENT, String::new()));
         assert_eq!(judge(&run, None).0, ExecutionStatus::InternalError);
     }
 

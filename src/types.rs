@@ -19,6 +19,18 @@ pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Where the working directory appears inside the box.
 pub const BOX_MOUNT_POINT: &str = "/box";
 
+/// uid and gid of box 0; box N runs as `DEFAULT_BOX_ID_BASE + N`.
+pub const DEFAULT_BOX_ID_BASE: u32 = 60000;
+
+/// The environment a program gets when the configuration names no other.
+pub fn default_environment() -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), BOX_MOUNT_POINT.into()),
+        ("LIBC_FATAL_STDERR_".into(), "1".into()),
+    ]
+}
+
 /// CPU weight in cgroup v1 units (`cpu.shares`); the kernel's own default.
 pub const DEFAULT_CPU_SHARES: u64 = 1024;
 
@@ -74,11 +86,14 @@ pub struct IsolateConfig {
     pub cpuset_cpus: Option<String>,
     /// Memory nodes the run may use (cpuset syntax); `None` inherits.
     pub cpuset_mems: Option<String>,
-    /// The program's whole environment; `PATH` is added when missing.
+    /// The program's whole environment (by default [`default_environment`]);
+    /// `PATH` is added when missing. Nothing of the caller's leaks in.
     pub environment: Vec<(String, String)>,
-    /// User id the program runs as; `None` keeps the caller's.
+    /// User id the program runs as (60000 by default); `None` keeps the
+    /// caller's.
     pub uid: Option<u32>,
-    /// Group id the program runs as; `None` keeps the caller's.
+    /// Group id the program runs as (60000 by default); `None` keeps the
+    /// caller's.
     pub gid: Option<u32>,
     /// Give the program fresh PID, mount, network, IPC and UTS namespaces.
     /// Needs root; turned off with a warning outside strict mode otherwise.
@@ -128,9 +143,9 @@ impl Default for IsolateConfig {
             cpu_shares: DEFAULT_CPU_SHARES,
             cpuset_cpus: None,
             cpuset_mems: None,
-            environment: Vec::new(),
-            uid: None,
-            gid: None,
+            environment: default_environment(),
+            uid: Some(DEFAULT_BOX_ID_BASE),
+            gid: Some(DEFAULT_BOX_ID_BASE),
             namespaces: true,
             pass_through_output: false,
             default_dirs: true,

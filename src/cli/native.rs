@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
+use isobox::dirs::DirRule;
 use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
 use serde::Serialize;
 use tempfile::TempDir;
@@ -24,10 +25,7 @@ use super::{print_error, EXIT_TROUBLE};
 /// User and group id of the program when isobox runs as root: an id no
 /// account on the host should have, so the program owns nothing outside
 /// its box.
-pub const BOX_UID: u32 = 60000;
-
-/// `PATH` the program starts with.
-const BOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const BOX_UID: u32 = isobox::types::DEFAULT_BOX_ID_BASE;
 
 /// Name prefix of throwaway box directories in the temporary directory.
 const BOX_DIR_PREFIX: &str = "isobox-run-";
@@ -144,7 +142,7 @@ struct RunArgs {
     /// (VAR=); may be repeated
     ///
     /// The program starts with PATH=/usr/local/bin:/usr/bin:/bin,
-    /// LIBC_FATAL_STDERR_=1 and HOME set to the box directory, and nothing
+    /// LIBC_FATAL_STDERR_=1 and HOME=/box, and nothing
     /// else of isobox's own environment. Each --env is applied in order. A
     /// VAR that isobox's own environment does not have is left as it is.
     #[arg(long = "env", value_name = "VAR[=VAL]", value_parser = parse_env_rule)]
@@ -154,6 +152,31 @@ struct RunArgs {
     /// the summary line
     #[arg(long)]
     json: bool,
+
+    /// Directory rule in isolate's syntax: IN=OUT[:OPTIONS], IN[:OPTIONS]
+    /// or IN= (remove); may be repeated
+    ///
+    /// Options: rw, dev, noexec, maybe, fs, tmp, norec. By default the box
+    /// sees /box (its directory, read-write), read-only /bin, /lib, /lib64
+    /// and /usr, a fresh /dev, its own /proc and a private /tmp.
+    #[arg(long = "dir", value_name = "RULE", value_parser = parse_dir_rule)]
+    dir: Vec<DirRule>,
+
+    /// Start without the default directory rules (only /box and --dir)
+    #[arg(long)]
+    no_default_dirs: bool,
+
+    /// Turn the default seccomp policy off
+    #[arg(long)]
+    no_seccomp: bool,
+
+    /// A seccomp policy file (seccompiler JSON) that extends the default
+    #[arg(long, value_name = "FILE", conflicts_with = "no_seccomp")]
+    seccomp_policy: Option<PathBuf>,
+
+    /// Keep the host's network instead of an empty network namespace
+    #[arg(long)]
+    share_net: bool,
 
     /// Refuse to run unless isobox is root with usable cgroups, and treat
     /// any limit that cannot be applied as an error
@@ -177,6 +200,10 @@ enum EnvRule {
 }
 
 /// Parses the value of `--env`.
+fn parse_dir_rule(text: &str) -> Result<DirRule, String> {
+    text.parse::<DirRule>().map_err(|err| err.to_string())
+}
+
 fn parse_env_rule(text: &str) -> Result<EnvRule, String> {
     let (name, value) = match text.split_once('=') {
         Some((name, value)) => (name, Some(value)),
@@ -354,8 +381,7 @@ fn create_box_dir() -> Result<TempDir> {
 
 /// Whether isobox runs with root's effective user id.
 fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    isobox::jail::sys::is_root()
 }
 
 /// Translates the options into the library's configuration.
@@ -383,7 +409,12 @@ fn build_config(
         stack_limit: args.stack,
         open_files_limit: args.open_files,
         output_limit: args.output_limit,
-        environment: build_environment(&args.env, box_dir, lookup)?,
+        environment: build_environment(&args.env, lookup)?,
+        dir_rules: args.dir.clone(),
+        default_dirs: !args.no_default_dirs,
+        seccomp: !args.no_seccomp,
+        seccomp_policy: args.seccomp_policy.clone(),
+        share_net: args.share_net,
         uid: box_user,
         gid: box_user,
         // With --json the output belongs in the JSON object; otherwise the
@@ -409,20 +440,9 @@ fn default_wall_time(time: Option<Duration>, extra: Option<Duration>) -> Option<
 /// that secrets of the caller never reach the program by accident.
 fn build_environment(
     rules: &[EnvRule],
-    box_dir: &Path,
     lookup: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Vec<(String, String)>> {
-    let home = box_dir.to_str().ok_or_else(|| {
-        anyhow!(
-            "the box directory {} is not valid UTF-8; set TMPDIR to a UTF-8 path",
-            box_dir.display()
-        )
-    })?;
-    let mut environment = vec![
-        ("PATH".to_string(), BOX_PATH.to_string()),
-        ("HOME".to_string(), home.to_string()),
-        ("LIBC_FATAL_STDERR_".to_string(), "1".to_string()),
-    ];
+    let mut environment = isobox::types::default_environment();
     let set = |environment: &mut Vec<(String, String)>, name: &str, value: String| match environment
         .iter_mut()
         .find(|(known, _)| known == name)
@@ -679,15 +699,15 @@ mod tests {
 
     #[test]
     fn environment_starts_from_a_fixed_base() {
-        let environment = build_environment(&[], Path::new("/tmp/box"), |_| {
-            Some(OsString::from("leaked"))
-        })
-        .unwrap();
+        let environment = build_environment(&[], |_| Some(OsString::from("leaked"))).unwrap();
         assert_eq!(
             environment,
             [
-                ("PATH".to_string(), BOX_PATH.to_string()),
-                ("HOME".to_string(), "/tmp/box".to_string()),
+                (
+                    "PATH".to_string(),
+                    "/usr/local/bin:/usr/bin:/bin".to_string()
+                ),
+                ("HOME".to_string(), "/box".to_string()),
                 ("LIBC_FATAL_STDERR_".to_string(), "1".to_string()),
             ]
         );
@@ -708,7 +728,7 @@ mod tests {
         .map(|text| parse_env_rule(text).unwrap())
         .collect();
         let lookup = |name: &str| (name == "SECRET").then(|| OsString::from("s3cret"));
-        let environment = build_environment(&rules, Path::new("/b"), lookup).unwrap();
+        let environment = build_environment(&rules, lookup).unwrap();
         let pairs: Vec<(&str, &str)> = environment
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -717,7 +737,7 @@ mod tests {
             pairs,
             [
                 ("PATH", "/opt/bin"),
-                ("HOME", "/b"),
+                ("HOME", "/box"),
                 ("FOO", "baz"),
                 ("SECRET", "s3cret"),
                 ("EQ", "a=b"),
@@ -728,8 +748,8 @@ mod tests {
     #[test]
     fn passing_an_unset_variable_keeps_the_base_value() {
         let rules = [parse_env_rule("HOME").unwrap()];
-        let environment = build_environment(&rules, Path::new("/b"), |_| None).unwrap();
-        assert!(environment.contains(&("HOME".to_string(), "/b".to_string())));
+        let environment = build_environment(&rules, |_| None).unwrap();
+        assert!(environment.contains(&("HOME".to_string(), "/box".to_string())));
     }
 
     #[test]
@@ -737,7 +757,7 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let rules = [parse_env_rule("BIN").unwrap()];
         let lookup = |_: &str| Some(OsString::from_vec(vec![0xff, 0xfe]));
-        let error = build_environment(&rules, Path::new("/b"), lookup).unwrap_err();
+        let error = build_environment(&rules, lookup).unwrap_err();
         assert!(error.to_string().contains("not valid UTF-8"), "{error}");
     }
 

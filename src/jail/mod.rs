@@ -17,11 +17,14 @@ pub mod mounts;
 pub mod namespaces;
 pub mod report;
 pub mod rlimits;
+pub mod seccomp;
 pub mod sys;
 
 pub use credentials::Credentials;
+pub use mounts::{MountPlan, TmpfsSizes};
 pub use report::{ChildReport, Stage};
 pub use rlimits::Rlimits;
+pub use seccomp::{SeccompError, SeccompPolicy};
 
 use report::RawReport;
 
@@ -31,6 +34,19 @@ pub enum JailError {
     /// A string handed to `execve` contains a NUL byte.
     #[error("{0} contains a NUL byte")]
     NulByte(String),
+    /// A directory rule names a host path that does not exist.
+    #[error(
+        "directory rule {rule}: {source_path} does not exist (add the 'maybe' option to skip it)"
+    )]
+    MissingSource {
+        /// The inside path of the rule.
+        rule: String,
+        /// The missing host path.
+        source_path: String,
+    },
+    /// The seccomp policy cannot be built.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// A system call failed.
     #[error("{call}: {source}")]
     Syscall {
@@ -68,7 +84,20 @@ pub struct JailSpec {
     workdir: CString,
     rlimits: Rlimits,
     credentials: Option<Credentials>,
-    namespaces: bool,
+    namespaces: u64,
+    mounts: Option<MountPlan>,
+    seccomp: Option<SeccompPolicy>,
+}
+
+/// How the box is isolated, beyond what every run gets.
+#[derive(Debug, Default)]
+pub struct Isolation {
+    /// New namespaces (`CLONE_NEW*` flags); 0 runs without any.
+    pub namespaces: u64,
+    /// The box's filesystem; needs a mount namespace.
+    pub mounts: Option<MountPlan>,
+    /// The system-call filter.
+    pub seccomp: Option<SeccompPolicy>,
 }
 
 impl JailSpec {
@@ -80,7 +109,7 @@ impl JailSpec {
         workdir: &Path,
         rlimits: Rlimits,
         credentials: Option<Credentials>,
-        namespaces: bool,
+        isolation: Isolation,
     ) -> Result<Self, JailError> {
         let program = command.first().map(String::as_str).unwrap_or_default();
         let argv = command
@@ -124,8 +153,17 @@ impl JailSpec {
             workdir,
             rlimits,
             credentials,
-            namespaces,
+            namespaces: isolation.namespaces,
+            mounts: isolation.mounts,
+            seccomp: isolation.seccomp,
         })
+    }
+
+    /// Describes mount step `index` of a [`Stage::Filesystem`] failure.
+    pub fn describe_mount_step(&self, index: u32) -> &str {
+        self.mounts
+            .as_ref()
+            .map_or("entering the new root", |plan| plan.describe(index))
     }
 }
 
@@ -164,11 +202,7 @@ pub fn spawn(
     fds: BoxFds<'_>,
     cgroup_fd: Option<BorrowedFd<'_>>,
 ) -> Result<Proxy, JailError> {
-    let namespaces = if spec.namespaces {
-        namespaces::BOX_NAMESPACES
-    } else {
-        0
-    };
+    let namespaces = spec.namespaces;
     let raw = RawBoxFds {
         stdin: fds.stdin.as_raw_fd(),
         stdout: fds.stdout.as_raw_fd(),
@@ -247,7 +281,12 @@ extern "C" fn kill_inmate(_signal: libc::c_int) {
 
 /// Reports a failed step and ends the calling child process.
 fn fail(report: RawFd, stage: Stage, errno: i32) -> ! {
-    RawReport::setup_failed(stage, errno).send(report);
+    fail_at(report, stage, errno, 0)
+}
+
+/// Like [`fail`], naming which part of the step failed.
+fn fail_at(report: RawFd, stage: Stage, errno: i32, detail: u32) -> ! {
+    RawReport::setup_failed(stage, errno, detail).send(report);
     // SAFETY: _exit is async-signal-safe and skips atexit handlers and
     // stdio flushing that belong to the keeper.
     unsafe { libc::_exit(127) }
@@ -278,8 +317,9 @@ unsafe fn close_all_except(first: RawFd, keep: [RawFd; 2]) {
 ///    another run's pipes never stay open because of this box;
 /// 3. wait for the keeper's go-ahead (it moves us into the cgroup first);
 /// 4. own a process group, so the keeper can kill the box without namespaces;
-/// 5. in namespaces: make mounts private, set the hostname; without them,
-///    become a subreaper so orphans stay ours;
+/// 5. in namespaces: make mounts private, set the hostname, build the box's
+///    filesystem and pivot into it; without a PID namespace, become a
+///    subreaper so orphans stay ours;
 /// 6. fork the inmate, reap everything, report how the inmate ended, exit
 ///    (as pid 1 this takes every remaining process of the box with it).
 ///
@@ -326,14 +366,22 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
         libc::close(fds.go);
         libc::setpgid(0, 0);
 
-        if spec.namespaces {
+        if spec.namespaces & libc::CLONE_NEWNS as u64 != 0 {
             if let Err(errno) = mounts::make_mounts_private() {
                 fail(report, Stage::Mounts, errno);
             }
+        }
+        if spec.namespaces & libc::CLONE_NEWUTS as u64 != 0 {
             if let Err(errno) = namespaces::set_box_hostname() {
                 fail(report, Stage::Hostname, errno);
             }
-        } else {
+        }
+        if let Some(plan) = &spec.mounts {
+            if let Err((step, errno)) = plan.enter() {
+                fail_at(report, Stage::Filesystem, errno, step);
+            }
+        }
+        if spec.namespaces & libc::CLONE_NEWPID as u64 == 0 {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
 
@@ -361,8 +409,10 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
 }
 
 /// The inmate's steps, in order: default signal dispositions and an empty
-/// mask (the keeper may ignore `SIGPIPE`), working directory, rlimits,
-/// credentials, then `execve` along the `PATH` candidates.
+/// mask (the keeper may ignore `SIGPIPE`), working directory, rlimits, the
+/// capability bounding set, uid/gid, every remaining capability and
+/// `no_new_privs`, the seccomp filter, then `execve` along the `PATH`
+/// candidates.
 ///
 /// # Safety
 /// Runs in a forked child; only async-signal-safe calls.
@@ -385,9 +435,19 @@ unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
         if let Err(errno) = spec.rlimits.apply() {
             fail(report, Stage::Rlimits, errno);
         }
+        // The bounding set needs CAP_SETPCAP, so it goes before the uid.
+        credentials::drop_bounding_set();
         if let Some(credentials) = spec.credentials {
             if let Err(errno) = credentials.apply() {
                 fail(report, Stage::Credentials, errno);
+            }
+        }
+        if let Err(errno) = credentials::drop_capabilities() {
+            fail(report, Stage::Capabilities, errno);
+        }
+        if let Some(policy) = &spec.seccomp {
+            if let Err(errno) = policy.install() {
+                fail(report, Stage::Seccomp, errno);
             }
         }
         // execvp's rule: keep looking past missing entries, but report a

@@ -35,6 +35,12 @@ pub enum Stage {
     Credentials,
     /// Executing the program.
     Exec,
+    /// Building the box's filesystem and pivoting into it.
+    Filesystem,
+    /// Dropping capabilities and setting no_new_privs.
+    Capabilities,
+    /// Installing the seccomp filter.
+    Seccomp,
 }
 
 impl Stage {
@@ -50,6 +56,9 @@ impl Stage {
             8 => Self::Rlimits,
             9 => Self::Credentials,
             10 => Self::Exec,
+            11 => Self::Filesystem,
+            12 => Self::Capabilities,
+            13 => Self::Seccomp,
             _ => return None,
         })
     }
@@ -67,6 +76,9 @@ impl Stage {
             Self::Rlimits => "setting resource limits",
             Self::Credentials => "dropping privileges",
             Self::Exec => "exec",
+            Self::Filesystem => "setting up the filesystem",
+            Self::Capabilities => "dropping capabilities",
+            Self::Seccomp => "installing the seccomp filter",
         }
     }
 }
@@ -80,6 +92,8 @@ pub enum ChildReport {
         stage: Stage,
         /// The error number.
         errno: i32,
+        /// Which part of the step (for the filesystem: the mount step).
+        detail: u32,
     },
     /// The inmate ended; the proxy reaped it.
     InmateExited {
@@ -101,6 +115,8 @@ pub(crate) struct RawReport {
     stage: u32,
     errno: i32,
     wait_status: i32,
+    detail: u32,
+    _padding: u32,
     user_us: u64,
     system_us: u64,
     max_rss: u64,
@@ -111,11 +127,12 @@ pub(crate) struct RawReport {
 const RECORD_SIZE: usize = std::mem::size_of::<RawReport>();
 
 impl RawReport {
-    pub(crate) fn setup_failed(stage: Stage, errno: i32) -> Self {
+    pub(crate) fn setup_failed(stage: Stage, errno: i32, detail: u32) -> Self {
         Self {
             kind: KIND_SETUP_FAILED,
             stage: stage as u32,
             errno,
+            detail,
             ..Self::default()
         }
     }
@@ -154,6 +171,7 @@ impl RawReport {
             KIND_SETUP_FAILED => Some(ChildReport::SetupFailed {
                 stage: Stage::from_raw(raw.stage)?,
                 errno: raw.errno,
+                detail: raw.detail,
             }),
             KIND_INMATE_EXITED => Some(ChildReport::InmateExited {
                 wait_status: raw.wait_status,
@@ -189,7 +207,7 @@ mod tests {
     #[test]
     fn records_survive_the_pipe() {
         let (read, write) = super::super::sys::pipe().unwrap();
-        RawReport::setup_failed(Stage::Exec, libc::ENOENT).send(write.as_raw_fd());
+        RawReport::setup_failed(Stage::Exec, libc::ENOENT, 4).send(write.as_raw_fd());
         // SAFETY: rusage is plain old data; zero is valid.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         usage.ru_utime.tv_sec = 1;
@@ -203,7 +221,8 @@ mod tests {
             reports[0],
             ChildReport::SetupFailed {
                 stage: Stage::Exec,
-                errno: libc::ENOENT
+                errno: libc::ENOENT,
+                detail: 4,
             }
         );
         let ChildReport::InmateExited {
