@@ -15,7 +15,7 @@
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,8 @@ use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage};
 use crate::dirs;
 use crate::jail::sys::{self, Rusage};
 use crate::jail::{
-    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, Rlimits, SeccompPolicy,
-    Stage, TmpfsSizes,
+    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, Rlimits, RunPaths,
+    SeccompPolicy, Stage, TmpfsSizes,
 };
 use crate::types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
 
@@ -291,22 +291,26 @@ impl ProcessExecutor {
                 "strict mode needs root (run isobox as root or without strict mode)".into(),
             ));
         }
-        let cgroup = match CgroupController::new(
-            config.cgroup_root.as_deref(),
-            &config.instance_id,
-            config.strict_mode,
-        ) {
-            Ok(cgroup) => Some(cgroup),
-            Err(err) if config.strict_mode => {
-                return Err(IsolateError::Config(format!(
-                    "strict mode needs a usable cgroup hierarchy: {err}"
-                )))
-            }
-            Err(err) => {
-                tracing::warn!(
-                    "running without cgroups (limits by rlimit, measurements by rusage): {err}"
-                );
-                None
+        let cgroup = if !config.use_cgroups {
+            None
+        } else {
+            match CgroupController::new(
+                config.cgroup_root.as_deref(),
+                &config.instance_id,
+                config.strict_mode,
+            ) {
+                Ok(cgroup) => Some(cgroup),
+                Err(err) if config.strict_mode => {
+                    return Err(IsolateError::Config(format!(
+                        "strict mode needs a usable cgroup hierarchy: {err}"
+                    )))
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        "running without cgroups (limits by rlimit, measurements by rusage): {err}"
+                    );
+                    None
+                }
             }
         };
         let namespaces = config.namespaces && root;
@@ -463,15 +467,30 @@ impl ProcessExecutor {
         let isolation = self.isolation()?;
         let jailed = isolation.mounts.is_some();
         let seccomp = isolation.seccomp.is_some();
-        let inner_workdir = if jailed {
-            &self.config.inner_workdir
+        let (box_dir, cwd) = if jailed {
+            (
+                Path::new(crate::types::BOX_MOUNT_POINT),
+                self.config.inner_workdir.as_path(),
+            )
         } else {
-            &self.config.workdir
+            (self.config.workdir.as_path(), self.config.workdir.as_path())
+        };
+        let stdio_files = [
+            self.config.stdin_file.as_deref(),
+            self.config.stdout_file.as_deref(),
+            self.config.stderr_file.as_deref(),
+        ];
+        let paths = RunPaths {
+            box_dir,
+            cwd,
+            stdio_files,
+            stderr_to_stdout: self.config.stderr_to_stdout,
+            inherit_fds: self.config.inherit_fds,
         };
         let spec = JailSpec::new(
             command,
             &environment,
-            inner_workdir,
+            &paths,
             Rlimits::for_config(&self.config, cgroup.is_some()),
             self.credentials,
             isolation,
@@ -594,6 +613,12 @@ impl ProcessExecutor {
                 } => {
                     let detail = match stage {
                         Stage::Filesystem => spec.describe_mount_step(detail).to_string(),
+                        Stage::Stdio => stdio_files
+                            .get(detail as usize)
+                            .copied()
+                            .flatten()
+                            .map(|file| format!("opening {}", file.display()))
+                            .unwrap_or_default(),
                         _ => String::new(),
                     };
                     facts.setup_failure.get_or_insert((stage, errno, detail));

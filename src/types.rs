@@ -119,6 +119,21 @@ pub struct IsolateConfig {
     pub seccomp_policy: Option<PathBuf>,
     /// Keep the host's network namespace instead of an empty one.
     pub share_net: bool,
+    /// Limit and measure with a cgroup. Turned off, limits are rlimits and
+    /// measurements come from rusage (isolate without `--cg`).
+    pub use_cgroups: bool,
+    /// File opened as stdin by the program's user, relative to the box
+    /// directory (`/box`) unless absolute, before `inner_workdir` is entered.
+    pub stdin_file: Option<PathBuf>,
+    /// File (created or truncated) for stdout, like `stdin_file`.
+    pub stdout_file: Option<PathBuf>,
+    /// File (created or truncated) for stderr, like `stdin_file`.
+    pub stderr_file: Option<PathBuf>,
+    /// Send stderr wherever stdout goes.
+    pub stderr_to_stdout: bool,
+    /// Let the program inherit the caller's descriptors that are not
+    /// close-on-exec (isolate's `--inherit-fds`).
+    pub inherit_fds: bool,
 }
 
 impl Default for IsolateConfig {
@@ -156,6 +171,12 @@ impl Default for IsolateConfig {
             seccomp: true,
             seccomp_policy: None,
             share_net: false,
+            use_cgroups: true,
+            stdin_file: None,
+            stdout_file: None,
+            stderr_file: None,
+            stderr_to_stdout: false,
+            inherit_fds: false,
         }
     }
 }

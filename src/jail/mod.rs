@@ -81,12 +81,33 @@ pub struct JailSpec {
     argv_ptrs: Vec<*const libc::c_char>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
-    workdir: CString,
+    box_dir: CString,
+    cwd: CString,
+    stdio_files: [Option<CString>; 3],
+    stderr_to_stdout: bool,
+    inherit_fds: bool,
     rlimits: Rlimits,
     credentials: Option<Credentials>,
     namespaces: u64,
     mounts: Option<MountPlan>,
     seccomp: Option<SeccompPolicy>,
+}
+
+/// Where the program runs and what its standard streams are, as the
+/// program sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct RunPaths<'a> {
+    /// The box directory: relative stdio files are opened from here.
+    pub box_dir: &'a Path,
+    /// The program's working directory.
+    pub cwd: &'a Path,
+    /// Files opened as stdin, stdout and stderr, by the program's user,
+    /// before the working directory is entered (isolate's `-i/-o/-r`).
+    pub stdio_files: [Option<&'a Path>; 3],
+    /// stderr goes wherever stdout goes.
+    pub stderr_to_stdout: bool,
+    /// Keep the descriptors the keeper inherited without close-on-exec.
+    pub inherit_fds: bool,
 }
 
 /// How the box is isolated, beyond what every run gets.
@@ -106,7 +127,7 @@ impl JailSpec {
     pub fn new(
         command: &[String],
         environment: &[(String, String)],
-        workdir: &Path,
+        paths: &RunPaths<'_>,
         rlimits: Rlimits,
         credentials: Option<Credentials>,
         isolation: Isolation,
@@ -143,14 +164,22 @@ impl JailSpec {
                 .collect::<Result<Vec<_>, _>>()?
         };
         use std::os::unix::ffi::OsStrExt;
-        let workdir = c_string("the working directory", workdir.as_os_str().as_bytes())?;
+        let path = |what: &str, path: &Path| c_string(what, path.as_os_str().as_bytes());
+        let mut stdio_files = [None, None, None];
+        for (slot, file) in stdio_files.iter_mut().zip(paths.stdio_files) {
+            *slot = file.map(|file| path("a stdio file", file)).transpose()?;
+        }
         Ok(Self {
+            box_dir: path("the box directory", paths.box_dir)?,
+            cwd: path("the working directory", paths.cwd)?,
+            stdio_files,
+            stderr_to_stdout: paths.stderr_to_stdout,
+            inherit_fds: paths.inherit_fds,
             candidates,
             argv_ptrs: pointer_array(&argv),
             _argv: argv,
             envp_ptrs: pointer_array(&envp),
             _envp: envp,
-            workdir,
             rlimits,
             credentials,
             namespaces: isolation.namespaces,
@@ -351,12 +380,14 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
         {
             fail(report, Stage::Stdio, errno());
         }
-        let keep = if report < fds.go {
-            [report, fds.go]
-        } else {
-            [fds.go, report]
-        };
-        close_all_except(3, keep);
+        if !spec.inherit_fds {
+            let keep = if report < fds.go {
+                [report, fds.go]
+            } else {
+                [fds.go, report]
+            };
+            close_all_except(3, keep);
+        }
 
         let mut byte = 0u8;
         if libc::read(fds.go, (&mut byte as *mut u8).cast(), 1) != 1 {
@@ -429,7 +460,7 @@ unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
         if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
             fail(report, Stage::Signals, errno());
         }
-        if libc::chdir(spec.workdir.as_ptr()) != 0 {
+        if libc::chdir(spec.box_dir.as_ptr()) != 0 {
             fail(report, Stage::Chdir, errno());
         }
         if let Err(errno) = spec.rlimits.apply() {
@@ -441,6 +472,27 @@ unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
             if let Err(errno) = credentials.apply() {
                 fail(report, Stage::Credentials, errno);
             }
+        }
+        // As the box's user, so a file the user may not read stays closed.
+        for (fd, file) in spec.stdio_files.iter().enumerate() {
+            if let Some(file) = file {
+                let flags = if fd == 0 {
+                    libc::O_RDONLY
+                } else {
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC
+                };
+                let opened = libc::open(file.as_ptr(), flags | libc::O_CLOEXEC, 0o666);
+                if opened < 0 || libc::dup2(opened, fd as RawFd) < 0 {
+                    fail_at(report, Stage::Stdio, errno(), fd as u32);
+                }
+                libc::close(opened);
+            }
+        }
+        if spec.stderr_to_stdout && libc::dup2(1, 2) < 0 {
+            fail_at(report, Stage::Stdio, errno(), 2);
+        }
+        if libc::chdir(spec.cwd.as_ptr()) != 0 {
+            fail(report, Stage::Chdir, errno());
         }
         if let Err(errno) = credentials::drop_capabilities() {
             fail(report, Stage::Capabilities, errno);

@@ -1,0 +1,88 @@
+//! isolate's `-i/-o/-r`: stdio files opened inside the box by the box's
+//! user, before the working directory is entered; and runs without cgroups.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{privileged, Brief, TestBox};
+use isobox::ExecutionStatus;
+
+/// stdin, stdout and stderr files are relative to /box even when the
+/// program starts elsewhere, and stderr can follow stdout.
+#[test]
+fn stdio_files_are_opened_in_the_box_before_chdir() {
+    if !privileged("stdio_files_are_opened_in_the_box_before_chdir") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    fs::write(test_box.workdir().join("in.txt"), "21\n").unwrap();
+    test_box.config.stdin_file = Some(PathBuf::from("in.txt"));
+    test_box.config.stdout_file = Some(PathBuf::from("out.txt"));
+    test_box.config.stderr_to_stdout = true;
+    test_box.config.inner_workdir = PathBuf::from("/tmp");
+    let result = test_box.run(&[
+        "/bin/sh",
+        "-c",
+        "read n; echo $((n * 2)); echo to-stderr >&2; pwd",
+    ]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    let written = fs::read_to_string(test_box.workdir().join("out.txt")).unwrap();
+    assert_eq!(written, "42\nto-stderr\n/tmp\n");
+    assert!(result.stdout.is_empty() && result.stderr.is_empty());
+}
+
+/// A stdio file the box's user may not read is a sandbox error, not a crash.
+#[test]
+fn unreadable_stdin_file_is_an_internal_error() {
+    if !privileged("unreadable_stdin_file_is_an_internal_error") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut test_box = TestBox::new();
+    let secret = test_box.workdir().join("secret.txt");
+    fs::write(&secret, "root only\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    test_box.config.stdin_file = Some(PathBuf::from("secret.txt"));
+    let result = test_box.run(&["/bin/cat"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::InternalError,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.message.contains("opening secret.txt")
+            && result.message.contains("Permission denied"),
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.stdout.is_empty());
+}
+
+/// Without cgroups (isolate without --cg) the run is still limited and
+/// measured: rusage CPU time, max RSS as peak, RLIMIT_CPU as the CPU limit.
+#[test]
+fn without_cgroups_limits_and_measurements_fall_back() {
+    if !privileged("without_cgroups_limits_and_measurements_fall_back") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.use_cgroups = false;
+    test_box.config.time_limit = Some(std::time::Duration::from_secs(1));
+    let result = test_box.run(&["/bin/sh", "-c", "while :; do :; done"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.cpu_time >= 0.9, "{:?}", Brief(&result));
+    assert!(result.memory_peak > 0, "{:?}", Brief(&result));
+}
