@@ -513,8 +513,8 @@ impl ProcessExecutor {
                 (read, Some((File::from(write), data)))
             }
         };
-        let (stdout_read, stdout_write) = sys::pipe().map_err(io_err("pipe"))?;
-        let (stderr_read, stderr_write) = sys::pipe().map_err(io_err("pipe"))?;
+        let (stdout_read, stdout_write) = self.output_channel(1)?;
+        let (stderr_read, stderr_write) = self.output_channel(2)?;
         let (report_read, report_write) = sys::pipe().map_err(io_err("pipe"))?;
         let (go_read, go_write) = sys::pipe().map_err(io_err("pipe"))?;
 
@@ -560,8 +560,8 @@ impl ProcessExecutor {
 
         let mut streams = Streams {
             stdin: stdin_keeper.map(|(file, data)| (file, data, 0)),
-            stdout: Some(File::from(stdout_read)),
-            stderr: Some(File::from(stderr_read)),
+            stdout: stdout_read.map(File::from),
+            stderr: stderr_read.map(File::from),
             stdout_sink: OutputSink::new(
                 self.config.output_limit,
                 self.config.pass_through_output.then_some(1),
@@ -792,6 +792,24 @@ impl ProcessExecutor {
                 streams.stdin = None;
             }
         }
+    }
+
+    /// The keeper's read end (if it reads) and the program's end of output
+    /// stream `fd` (1 or 2): a pipe, or the caller's own descriptor when
+    /// the program writes there directly.
+    fn output_channel(&self, fd: i32) -> Result<(Option<OwnedFd>, OwnedFd)> {
+        let io_err = |source| IsolateError::io("preparing the program's output", source);
+        if self.config.inherit_stdout_stderr {
+            let own = if fd == 1 {
+                std::io::stdout().as_fd().try_clone_to_owned()
+            } else {
+                std::io::stderr().as_fd().try_clone_to_owned()
+            };
+            let own = own.map_err(io_err)?;
+            return Ok((None, sys::dup_for_child(own.as_fd()).map_err(io_err)?));
+        }
+        let (read, write) = sys::pipe().map_err(io_err)?;
+        Ok((Some(read), write))
     }
 
     /// Namespaces, filesystem and seccomp filter of the next run.

@@ -131,6 +131,10 @@ pub struct IsolateConfig {
     pub stderr_file: Option<PathBuf>,
     /// Send stderr wherever stdout goes.
     pub stderr_to_stdout: bool,
+    /// The program writes straight to the caller's stdout and stderr: no
+    /// pipe, no capture, no output limit (isolate's behaviour without
+    /// `-o/-r`).
+    pub inherit_stdout_stderr: bool,
     /// Let the program inherit the caller's descriptors that are not
     /// close-on-exec (isolate's `--inherit-fds`).
     pub inherit_fds: bool,
@@ -177,6 +181,7 @@ impl Default for IsolateConfig {
             stderr_file: None,
             stderr_to_stdout: false,
             inherit_fds: false,
+            inherit_stdout_stderr: false,
         }
     }
 }
