@@ -145,7 +145,7 @@ fn orphans_die_when_the_program_exits() {
     }
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let escape = program("escape");
+    let escape = test_box.install(&program("escape"));
     let started = Instant::now();
     // run() asserts that no process of the box uid survives and the cgroup is gone.
     let result = test_box.run(&[&escape, "exit"]);
@@ -172,7 +172,7 @@ fn whole_tree_dies_at_the_wall_limit() {
     }
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
-    let escape = program("escape");
+    let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "spin"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
     assert_eq!(
@@ -198,7 +198,7 @@ fn whole_tree_dies_without_namespaces() {
     let mut test_box = TestBox::new();
     test_box.config.namespaces = false;
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let escape = program("escape");
+    let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "exit"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
     assert_eq!(
@@ -228,7 +228,7 @@ fn oom_does_not_leak_into_the_next_run() {
     let mut test_box = TestBox::new();
     test_box.config.memory_limit = Some(64 * MIB);
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let bomb = program("memory_bomb");
+    let bomb = test_box.install(&program("memory_bomb"));
     let mut executor = test_box.executor();
 
     let first = executor.execute(&argv(&[&bomb]), None).expect("execute");
@@ -264,8 +264,8 @@ fn peak_and_cpu_reset_between_runs() {
         return;
     }
     let test_box = TestBox::new();
-    let alloc_touch = program("alloc_touch");
-    let spin = program("spin_cpu");
+    let alloc_touch = test_box.install(&program("alloc_touch"));
+    let spin = test_box.install(&program("spin_cpu"));
     let mut executor = test_box.executor();
 
     let big = executor
@@ -310,7 +310,7 @@ fn executor_is_reusable_after_a_kill() {
     }
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(1));
-    let sleeper = program("sleeper");
+    let sleeper = test_box.install(&program("sleeper"));
     let mut executor = test_box.executor();
 
     let first = executor

@@ -85,7 +85,7 @@ fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
     }
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(1));
-    let sleeper = program("sleeper");
+    let sleeper = test_box.install(&program("sleeper"));
     let started = Instant::now();
     let result = test_box.run(&[&sleeper, "-1", "1000"]);
     assert_eq!(
@@ -120,7 +120,7 @@ fn cpu_time_limit_kills_a_spinner() {
     let mut test_box = TestBox::new();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = program("spin_cpu");
+    let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "1000"]);
     assert_eq!(
         result.status,
@@ -155,7 +155,7 @@ fn extra_time_is_an_absolute_kill_threshold() {
     test_box.config.time_limit = Some(Duration::from_millis(500));
     test_box.config.extra_time = Some(Duration::from_millis(800));
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = program("spin_cpu");
+    let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "1000"]);
     assert_eq!(
         result.status,
@@ -187,7 +187,7 @@ fn finishing_within_extra_time_is_still_time_limit() {
     test_box.config.time_limit = Some(Duration::from_millis(200));
     test_box.config.extra_time = Some(Duration::from_secs(1));
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = program("spin_cpu");
+    let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "0.3"]);
     assert_eq!(
         result.status,
@@ -211,7 +211,7 @@ fn memory_bomb_is_memory_limit() {
     let mut test_box = TestBox::new();
     test_box.config.memory_limit = Some(limit);
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let bomb = program("memory_bomb");
+    let bomb = test_box.install(&program("memory_bomb"));
     let result = test_box.run(&[&bomb]);
     assert_eq!(
         result.status,
@@ -232,7 +232,7 @@ fn forks_beyond_process_limit_are_process_limit() {
     }
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(8);
-    let fork_many = program("fork_many");
+    let fork_many = test_box.install(&program("fork_many"));
 
     let result = test_box.run(&[&fork_many, "fork", "50"]);
     assert_eq!(
@@ -265,7 +265,7 @@ fn threads_beyond_process_limit_are_process_limit() {
     }
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(8);
-    let fork_many = program("fork_many");
+    let fork_many = test_box.install(&program("fork_many"));
     let result = test_box.run(&[&fork_many, "thread", "50"]);
     assert_eq!(
         result.status,
@@ -289,7 +289,7 @@ fn file_size_limit_is_sigxfsz() {
     let limit = MIB;
     let mut test_box = TestBox::new();
     test_box.config.file_size_limit = Some(limit);
-    let write_file = program("write_file");
+    let write_file = test_box.install(&program("write_file"));
 
     let big = (16 * MIB).to_string();
     let result = test_box.run(&[&write_file, "big.bin", &big]);
@@ -324,7 +324,7 @@ fn recursion_beyond_stack_limit_fails() {
     let mut test_box = TestBox::new();
     // 6 MiB fits in the usual 8 MiB default, so only the limit can stop it.
     test_box.config.stack_limit = Some(2 * MIB);
-    let recurse = program("recurse");
+    let recurse = test_box.install(&program("recurse"));
     let result = test_box.run(&[&recurse, "6"]);
     let segv = result.status == ExecutionStatus::Signaled && result.signal == Some(libc::SIGSEGV);
     assert!(
@@ -342,7 +342,7 @@ fn recursion_within_stack_limit_succeeds() {
         return;
     }
     let mut test_box = TestBox::new();
-    let recurse = program("recurse");
+    let recurse = test_box.install(&program("recurse"));
 
     test_box.config.stack_limit = Some(64 * MIB);
     let result = test_box.run(&[&recurse, "16"]);
@@ -383,7 +383,7 @@ fn open_files_limit_caps_descriptors() {
     let limit = 50;
     let mut test_box = TestBox::new();
     test_box.config.open_files_limit = Some(limit);
-    let dup_fds = program("dup_fds");
+    let dup_fds = test_box.install(&program("dup_fds"));
     let result = test_box.run(&[&dup_fds]);
     assert_eq!(
         result.status,
@@ -405,7 +405,8 @@ fn core_dumps_are_off() {
         return;
     }
     let test_box = TestBox::new();
-    let core_limit = program("core_limit");
+    // Installed under a name that a core file could not have.
+    let core_limit = test_box.install_as(&program("core_limit"), "abort_program");
     let result = test_box.run(&[&core_limit]);
     assert_eq!(result.stdout, "core 0 0\n", "{:?}", Brief(&result));
     assert_eq!(
@@ -434,7 +435,7 @@ fn output_flood_is_cut_at_the_limit_without_blocking() {
     test_box.config.output_limit = Some(1024);
     test_box.config.wall_time_limit = Some(Duration::from_secs(30));
     test_box.config.time_limit = Some(Duration::from_secs(20));
-    let flood = program("flood");
+    let flood = test_box.install(&program("flood"));
     let result = test_box.run(&[&flood, "out", &total.to_string()]);
     assert_eq!(
         result.status,
@@ -465,7 +466,7 @@ fn both_streams_are_capped_independently() {
     let mut test_box = TestBox::new();
     test_box.config.output_limit = Some(1024);
     test_box.config.wall_time_limit = Some(Duration::from_secs(30));
-    let flood = program("flood");
+    let flood = test_box.install(&program("flood"));
 
     let result = test_box.run(&[&flood, "both", &total.to_string()]);
     assert_eq!(

@@ -14,7 +14,7 @@ fn cpu_time_of_a_half_second_busy_loop() {
         return;
     }
     let test_box = TestBox::new();
-    let spin = program("spin_cpu");
+    let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "0.5"]);
     assert_eq!(
         result.status,
@@ -45,7 +45,7 @@ fn cpu_time_adds_up_over_threads() {
         return;
     }
     let test_box = TestBox::new();
-    let spin_threads = program("spin_threads");
+    let spin_threads = test_box.install(&program("spin_threads"));
     let result = test_box.run(&[&spin_threads, "2", "0.4"]);
     assert_eq!(
         result.status,
@@ -73,7 +73,7 @@ fn memory_peak_of_100_mib() {
         return;
     }
     let test_box = TestBox::new();
-    let alloc_touch = program("alloc_touch");
+    let alloc_touch = test_box.install(&program("alloc_touch"));
     let result = test_box.run(&[&alloc_touch, "100"]);
     assert_eq!(
         result.status,
@@ -101,7 +101,7 @@ fn sleeping_program_has_voluntary_context_switches() {
         return;
     }
     let test_box = TestBox::new();
-    let sleeper = program("sleeper");
+    let sleeper = test_box.install(&program("sleeper"));
     let result = test_box.run(&[&sleeper, "5", "20"]);
     assert_eq!(
         result.status,
@@ -147,7 +147,7 @@ fn self_sigkill_is_signaled_not_a_sandbox_kill() {
         return;
     }
     let test_box = TestBox::new();
-    let self_kill = program("self_kill");
+    let self_kill = test_box.install(&program("self_kill"));
     let result = test_box.run(&[&self_kill]);
     assert_eq!(
         result.status,
@@ -168,8 +168,8 @@ fn resource_usage_is_the_last_runs() {
         return;
     }
     let test_box = TestBox::new();
-    let alloc_touch = program("alloc_touch");
-    let spin = program("spin_cpu");
+    let alloc_touch = test_box.install(&program("alloc_touch"));
+    let spin = test_box.install(&program("spin_cpu"));
     let mut executor = test_box.executor();
 
     let big = executor

@@ -73,21 +73,49 @@ pub fn privileged(test: &str) -> bool {
 /// `gcc -O2 -pthread`; built once per test binary into a temporary directory
 /// (mode 0755, removed at exit) that any uid can execute from.
 pub fn program(name: &str) -> String {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(format!("{name}.c"));
+    build_c(&source, name)
+}
+
+/// A hostile program of `tests/programs/hostile/`: `<name>.c` compiled like
+/// [`program`] (with that directory on the include path, for `hostile.h`),
+/// or the absolute path of the script `<name>` (`.sh`, `.py`) as it is.
+///
+/// Hostile programs are only ever run inside a box with limits set: install
+/// them with [`TestBox::install`].
+pub fn hostile(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/hostile");
+    let script = dir.join(name);
+    if script
+        .extension()
+        .is_some_and(|ext| ext == "sh" || ext == "py")
+    {
+        assert!(script.is_file(), "no script {}", script.display());
+        return script.display().to_string();
+    }
+    build_c(&dir.join(format!("{name}.c")), &format!("hostile-{name}"))
+}
+
+/// Compiles `source` into the programs directory as `binary` (once per test
+/// binary) and returns the binary's absolute path.
+fn build_c(source: &Path, binary: &str) -> String {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(path) = built.get(name) {
+    if let Some(path) = built.get(binary) {
         return path.display().to_string();
     }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/programs")
-        .join(format!("{name}.c"));
-    let binary = programs_dir().join(name);
+    let include = source.parent().expect("a source has a directory");
+    let output_path = programs_dir().join(binary);
     let output = Command::new("gcc")
-        .args(["-O2", "-pthread", "-Wall", "-o"])
-        .arg(&binary)
-        .arg(&source)
+        .args(["-O2", "-pthread", "-Wall", "-I"])
+        .arg(include)
+        .arg("-o")
+        .arg(&output_path)
+        .arg(source)
         .output()
         .expect("running gcc");
     assert!(
@@ -96,9 +124,9 @@ pub fn program(name: &str) -> String {
         source.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).expect("chmod program");
-    built.insert(name.to_string(), binary.clone());
-    binary.display().to_string()
+    fs::set_permissions(&output_path, fs::Permissions::from_mode(0o755)).expect("chmod program");
+    built.insert(binary.to_string(), output_path.clone());
+    output_path.display().to_string()
 }
 
 static PROGRAMS_DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -214,6 +242,10 @@ pub fn argv(words: &[&str]) -> Vec<String> {
 pub struct TestBox {
     /// The uid and gid the program runs as.
     pub uid: u32,
+    /// A name no other box uses: programs that try to leave files in the
+    /// host's `/tmp` or `/dev/shm` name them after it, and
+    /// [`assert_host_clean`](Self::assert_host_clean) looks for it.
+    pub marker: String,
     /// The configuration; tests adjust it before running.
     pub config: IsolateConfig,
     workdir: tempfile::TempDir,
@@ -252,14 +284,60 @@ impl TestBox {
         };
         Self {
             uid,
+            marker: format!("isobox-mark-{uid}-{}", std::process::id()),
             config,
             workdir,
         }
     }
 
+    /// A box for hostile programs, with tighter limits: 2 s CPU, 10 s wall,
+    /// 128 MiB memory, 16 processes, 16 MiB files, 256 open files, 64 KiB
+    /// of output per stream.
+    pub fn hostile() -> Self {
+        let mut test_box = Self::new();
+        let config = &mut test_box.config;
+        config.time_limit = Some(Duration::from_secs(2));
+        config.wall_time_limit = Some(Duration::from_secs(10));
+        config.memory_limit = Some(128 * MIB);
+        config.process_limit = Some(16);
+        config.file_size_limit = Some(16 * MIB);
+        config.open_files_limit = Some(256);
+        config.output_limit = Some(64 * 1024);
+        test_box
+    }
+
     /// The program's working directory on the host.
     pub fn workdir(&self) -> &Path {
         self.workdir.path()
+    }
+
+    /// Where `name` of the working directory is as the program sees it:
+    /// `/box/<name>` in the jail, the host path without namespaces.
+    pub fn inside(&self, name: &str) -> String {
+        if self.config.namespaces {
+            format!("{}/{name}", isobox::types::BOX_MOUNT_POINT)
+        } else {
+            self.config.workdir.join(name).display().to_string()
+        }
+    }
+
+    /// Copies the host file `host_path` into the working directory (mode
+    /// 0755, owned by the keeper) and returns its path inside the box.
+    pub fn install(&self, host_path: &str) -> String {
+        let name = Path::new(host_path)
+            .file_name()
+            .and_then(|name| name.to_str())
+            .expect("a program path ends in a UTF-8 file name");
+        self.install_as(host_path, name)
+    }
+
+    /// Like [`install`](Self::install), under another name.
+    pub fn install_as(&self, host_path: &str, name: &str) -> String {
+        let target = self.config.workdir.join(name);
+        fs::copy(host_path, &target)
+            .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        self.inside(name)
     }
 
     /// A strict executor for this box's configuration.
@@ -276,20 +354,107 @@ impl TestBox {
     /// Runs `words` in a new executor, then checks that no process of the
     /// box uid survived, cleans up and checks the cgroups are gone.
     pub fn run_with(&self, words: &[&str], stdin: Stdin) -> ExecutionResult {
+        self.run_sparing(words, stdin, &[])
+    }
+
+    /// Like [`run_with`](Self::run_with), but processes of the box uid
+    /// whose host pids are in `spared` (started by the test itself, outside
+    /// the box) are allowed to survive.
+    pub fn run_sparing(&self, words: &[&str], stdin: Stdin, spared: &[i32]) -> ExecutionResult {
         let mut executor = self.executor();
         let result = match executor.execute_with_stdin(&argv(words), stdin) {
             Ok(result) => result,
             Err(err) => {
                 // Do not leave a hostile program behind on the way out.
-                let left = kill_processes_of_uid(self.uid);
+                let left = kill_processes_of_uid_except(self.uid, spared);
                 panic!("execute failed: {err:?} (killed leftovers: {left:?})");
             }
         };
         let paths = executor.cgroup_paths();
-        assert_no_process_of_uid(self.uid);
+        assert_no_process_of_uid_except(self.uid, spared);
         executor.cleanup().expect("cleanup");
         assert_paths_gone(&paths);
         result
+    }
+
+    /// Runs a hostile program: [`run`](Self::run) (no process of the box
+    /// uid left, cgroups emptied and removed), then
+    /// [`assert_host_clean`](Self::assert_host_clean).
+    pub fn run_hostile(&self, words: &[&str]) -> ExecutionResult {
+        let result = self.run(words);
+        self.assert_host_clean();
+        result
+    }
+
+    /// Checks the host after a run: the working directory is a directory
+    /// owned by the keeper again, and nothing in the host's `/tmp`,
+    /// `/var/tmp` or `/dev/shm` carries the box's marker or belongs to its
+    /// uid or gid (looking into every directory the box user could write).
+    pub fn assert_host_clean(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(&self.config.workdir).expect("stat the workdir");
+        assert!(meta.is_dir(), "the workdir is no longer a directory");
+        let keeper = fs::metadata("/proc/self").expect("stat /proc/self");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (keeper.uid(), keeper.gid()),
+            "the workdir was not given back to the keeper"
+        );
+        let mut found = Vec::new();
+        for root in ["/tmp", "/var/tmp", "/dev/shm"] {
+            leftovers(Path::new(root), self, 4, &mut found);
+        }
+        assert!(
+            found.is_empty(),
+            "the box left files on the host: {found:?}"
+        );
+    }
+
+    /// Removes the working directory as a box manager would, and checks
+    /// that nothing of it is left.
+    pub fn remove(self) {
+        let path = self.workdir.path().to_path_buf();
+        self.workdir
+            .close()
+            .unwrap_or_else(|err| panic!("removing the box {}: {err}", path.display()));
+        assert!(
+            fs::symlink_metadata(&path).is_err(),
+            "{} survived its removal",
+            path.display()
+        );
+    }
+}
+
+/// Collects, under `dir`, entries named after the box's marker or owned by
+/// its uid or gid, descending `depth` levels into directories the box user
+/// could write to (world-writable or its own). Never follows symlinks, and
+/// skips the box's own working directory.
+fn leftovers(dir: &Path, test_box: &TestBox, depth: u32, found: &mut Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == test_box.config.workdir || path == test_box.workdir() {
+            continue;
+        }
+        // Other tests create and remove files here all the time.
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ours = meta.uid() == test_box.uid || meta.gid() == test_box.uid;
+        let named = entry
+            .file_name()
+            .to_string_lossy()
+            .contains(&test_box.marker);
+        if ours || named {
+            found.push(path.clone());
+        }
+        let writable = meta.mode() & 0o002 != 0 || ours;
+        if meta.is_dir() && writable && depth > 0 {
+            leftovers(&path, test_box, depth - 1, found);
+        }
     }
 }
 
@@ -336,14 +501,22 @@ pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
 /// grace only covers processes the kernel is still tearing down). Survivors
 /// are SIGKILLed by pid before panicking so a failure leaves the host clean.
 pub fn assert_no_process_of_uid(uid: u32) {
+    assert_no_process_of_uid_except(uid, &[]);
+}
+
+/// Like [`assert_no_process_of_uid`], ignoring the processes in `spared`.
+pub fn assert_no_process_of_uid_except(uid: u32, spared: &[i32]) {
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
-        let left = processes_of_uid(uid);
+        let left: Vec<_> = processes_of_uid(uid)
+            .into_iter()
+            .filter(|(pid, _)| !spared.contains(pid))
+            .collect();
         if left.is_empty() {
             return;
         }
         if Instant::now() >= deadline {
-            kill_processes_of_uid(uid);
+            kill_processes_of_uid_except(uid, spared);
             panic!("processes of uid {uid} survived the run: {left:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -353,7 +526,15 @@ pub fn assert_no_process_of_uid(uid: u32) {
 /// SIGKILLs, by pid, every live process of `uid` (a uid owned by one test)
 /// and returns what it found.
 pub fn kill_processes_of_uid(uid: u32) -> Vec<(i32, String)> {
-    let left = processes_of_uid(uid);
+    kill_processes_of_uid_except(uid, &[])
+}
+
+/// Like [`kill_processes_of_uid`], sparing the processes in `spared`.
+pub fn kill_processes_of_uid_except(uid: u32, spared: &[i32]) -> Vec<(i32, String)> {
+    let left: Vec<_> = processes_of_uid(uid)
+        .into_iter()
+        .filter(|(pid, _)| !spared.contains(pid))
+        .collect();
     for (pid, _) in &left {
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
