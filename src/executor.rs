@@ -50,6 +50,11 @@ pub struct ProcessExecutor {
     cgroup: Option<CgroupController>,
     namespaces: bool,
     seccomp: Option<SeccompPolicy>,
+    /// The empty network namespace every run of this executor joins.
+    network: Option<OwnedFd>,
+    /// CPUs the box may run on at once: CPU time can grow this much faster
+    /// than the wall clock.
+    cpus: u32,
     credentials: Option<Credentials>,
     created_workdir: bool,
     last_usage: (f64, u64),
@@ -333,6 +338,17 @@ impl ProcessExecutor {
         if namespaces {
             jail::mounts::ensure_new_root()?;
         }
+        let network = if namespaces && !config.share_net {
+            let netns = jail::namespaces::new_network_namespace().map_err(|source| {
+                JailError::Syscall {
+                    call: "unshare(CLONE_NEWNET)",
+                    source,
+                }
+            })?;
+            Some(netns)
+        } else {
+            None
+        };
         let seccomp = if config.seccomp {
             let policy = SeccompPolicy::new(config.seccomp_policy.as_deref())
                 .map_err(|err| IsolateError::Config(err.to_string()))?;
@@ -345,6 +361,8 @@ impl ProcessExecutor {
             cgroup,
             namespaces,
             seccomp,
+            network,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
             credentials,
             created_workdir: false,
             last_usage: (0.0, 0),
@@ -681,7 +699,7 @@ impl ProcessExecutor {
             .map_err(|err| tracing::warn!("cannot block SIGPIPE: {err}"))
             .ok();
         let cpu_cap = self.config.cpu_kill_threshold();
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let cpus = self.cpus;
         let wall_deadline = self.config.wall_time_limit.map(|limit| start + limit);
         let mut next_cpu_check = start;
         let mut killed_for = None;
@@ -820,10 +838,9 @@ impl ProcessExecutor {
                 ..jail::Isolation::default()
             });
         }
-        let mut namespaces = jail::namespaces::BOX_NAMESPACES;
-        if self.config.share_net {
-            namespaces &= !(libc::CLONE_NEWNET as u64);
-        }
+        // The box joins the executor's own empty network namespace, or
+        // (with share_net) stays in the host's.
+        let namespaces = jail::namespaces::BOX_NAMESPACES & !(libc::CLONE_NEWNET as u64);
         let rules = dirs::effective_rules(
             self.config.default_dirs,
             &self.config.dir_rules,
@@ -842,6 +859,7 @@ impl ProcessExecutor {
             namespaces,
             mounts: Some(mounts),
             seccomp: self.seccomp.clone(),
+            network_namespace: self.network.as_ref().map(AsRawFd::as_raw_fd),
         })
     }
 

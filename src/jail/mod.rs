@@ -91,6 +91,7 @@ pub struct JailSpec {
     namespaces: u64,
     mounts: Option<MountPlan>,
     seccomp: Option<SeccompPolicy>,
+    network_namespace: Option<RawFd>,
 }
 
 /// Where the program runs and what its standard streams are, as the
@@ -119,6 +120,10 @@ pub struct Isolation {
     pub mounts: Option<MountPlan>,
     /// The system-call filter.
     pub seccomp: Option<SeccompPolicy>,
+    /// A network namespace to join instead of creating one (`namespaces`
+    /// then lacks `CLONE_NEWNET`). The descriptor must stay open until
+    /// [`spawn`] returns.
+    pub network_namespace: Option<RawFd>,
 }
 
 impl JailSpec {
@@ -185,6 +190,7 @@ impl JailSpec {
             namespaces: isolation.namespaces,
             mounts: isolation.mounts,
             seccomp: isolation.seccomp,
+            network_namespace: isolation.network_namespace,
         })
     }
 
@@ -321,13 +327,15 @@ fn fail_at(report: RawFd, stage: Stage, errno: i32, detail: u32) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-/// Closes every descriptor from `first` up, except `keep` (sorted).
+/// Closes every descriptor from `first` up, except those in `keep`
+/// (negative entries are ignored).
 ///
 /// # Safety
 /// Must only run in a child that owns nothing else among those descriptors.
-unsafe fn close_all_except(first: RawFd, keep: [RawFd; 2]) {
+unsafe fn close_all_except(first: RawFd, mut keep: [RawFd; 3]) {
+    keep.sort_unstable();
     let mut from = first as u32;
-    for fd in keep {
+    for fd in keep.into_iter().filter(|fd| *fd >= first) {
         let fd = fd as u32;
         if fd > from {
             // SAFETY: closing descriptors inherited from the keeper only
@@ -380,13 +388,15 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
         {
             fail(report, Stage::Stdio, errno());
         }
+        let netns = spec.network_namespace.unwrap_or(-1);
         if !spec.inherit_fds {
-            let keep = if report < fds.go {
-                [report, fds.go]
-            } else {
-                [fds.go, report]
-            };
-            close_all_except(3, keep);
+            close_all_except(3, [report, fds.go, netns]);
+        }
+        if netns >= 0 {
+            if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
+                fail(report, Stage::Network, errno());
+            }
+            libc::close(netns);
         }
 
         let mut byte = 0u8;

@@ -41,6 +41,8 @@ pub enum Stage {
     Capabilities,
     /// Installing the seccomp filter.
     Seccomp,
+    /// Joining the box's network namespace.
+    Network,
 }
 
 impl Stage {
@@ -59,6 +61,7 @@ impl Stage {
             11 => Self::Filesystem,
             12 => Self::Capabilities,
             13 => Self::Seccomp,
+            14 => Self::Network,
             _ => return None,
         })
     }
@@ -79,6 +82,7 @@ impl Stage {
             Self::Filesystem => "setting up the filesystem",
             Self::Capabilities => "dropping capabilities",
             Self::Seccomp => "installing the seccomp filter",
+            Self::Network => "joining the network namespace",
         }
     }
 }
