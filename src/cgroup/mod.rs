@@ -280,6 +280,10 @@ impl CgroupController {
     }
 
     /// CPU time used so far (cheap: a pread on a kept file descriptor).
+    ///
+    /// On v2 kernels without `memory.peak` (before 5.19) this also samples
+    /// `memory.current`, so that [`usage`](Self::usage) can report the
+    /// largest usage seen while the caller polled.
     pub fn cpu_time(&self) -> Result<Duration, CgroupError> {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.cpu_time(),
@@ -300,8 +304,11 @@ impl CgroupController {
 
     /// Kills every task and waits until the cgroup is empty.
     ///
-    /// Tasks of cgroups below this one are killed too. Gives up with
-    /// [`CgroupError::Busy`] after about five seconds.
+    /// Tasks of cgroups below this one are killed too: on v2 at once with
+    /// `cgroup.kill` (Linux 5.14; SIGKILL task by task before it), on v1 by
+    /// SIGKILL task by task. v2 then also waits for `cgroup.events` to say
+    /// `populated 0`, after which the directory can be removed. Gives up
+    /// with [`CgroupError::Busy`] after about five seconds.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.kill_all(),
@@ -781,6 +788,44 @@ mod tests {
 
         touch(&dir, &[("pids.events", "max many\n")]);
         assert!(matches!(cgroup.usage(), Err(CgroupError::Parse { .. })));
+    }
+
+    #[test]
+    fn v2_without_memory_peak_keeps_the_largest_sample() {
+        let root = fake_v2(Some("box"));
+        let dir = root.path().join("isobox/box");
+        // Before Linux 5.19: no memory.peak from the start.
+        fs::remove_file(dir.join("memory.peak")).unwrap();
+        let cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
+        for current in ["5000000\n", "7000000\n", "100\n"] {
+            touch(&dir, &[("memory.current", current)]);
+            cgroup.cpu_time().unwrap();
+        }
+        assert_eq!(cgroup.usage().unwrap().memory_peak, 7_000_000);
+        // A final reading above every sample wins.
+        touch(&dir, &[("memory.current", "9000000\n")]);
+        assert_eq!(cgroup.usage().unwrap().memory_peak, 9_000_000);
+    }
+
+    #[test]
+    fn v2_enables_only_missing_controllers() {
+        let root = fake_v2(Some("box"));
+        // As the kernel lists them: no `+`, some already enabled.
+        touch(root.path(), &[("cgroup.subtree_control", "cpu memory\n")]);
+        let _cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
+        assert_eq!(
+            read(root.path().join("cgroup.subtree_control")),
+            "+pids +cpuset"
+        );
+        // Everything enabled already: nothing is written (which would need
+        // write permission on a delegated cgroup).
+        let shared = root.path().join("isobox/cgroup.subtree_control");
+        touch(
+            &root.path().join("isobox"),
+            &[("cgroup.subtree_control", "cpuset cpu memory pids\n")],
+        );
+        let _again = CgroupController::new(Some(root.path()), "other", false);
+        assert_eq!(read(&shared), "cpuset cpu memory pids\n");
     }
 
     #[test]

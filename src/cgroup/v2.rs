@@ -2,11 +2,14 @@
 //! `cgroup.subtree_control`; only leaves hold processes.
 
 use std::fs::OpenOptions;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::files::{self, CpuCounter, CpuFormat, WritePolicy};
 use super::{CgroupError, CgroupLimits, CgroupUsage};
@@ -15,6 +18,10 @@ use super::{CgroupError, CgroupLimits, CgroupUsage};
 const WANTED: [&str; 4] = ["memory", "pids", "cpu", "cpuset"];
 /// Controllers without which a v2 hierarchy cannot limit a box.
 pub(super) const REQUIRED: [&str; 2] = ["memory", "pids"];
+/// How long `kill_all` waits for `cgroup.events` to say `populated 0`
+/// after the tasks are gone from `cgroup.procs` (exiting tasks leave the
+/// list before they stop counting).
+const UNPOPULATED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The controllers listed in a `cgroup.controllers` file.
 pub(super) fn controllers(root: &Path) -> Result<Vec<String>, CgroupError> {
@@ -45,6 +52,9 @@ pub(super) struct V2Cgroup {
     enable: String,
     policy: WritePolicy,
     cpu: CpuCounter,
+    /// Kernels before 5.19 have no `memory.peak`: then `memory.current` is
+    /// sampled whenever the CPU time is polled, and this keeps the maximum.
+    sampled_peak: Option<AtomicU64>,
 }
 
 impl V2Cgroup {
@@ -60,6 +70,7 @@ impl V2Cgroup {
             .join(" ");
         let shared = root.join("isobox");
         let dir = shared.join(name);
+        refuse_keeper_inside(root, Path::new("isobox"))?;
 
         let mut created = Vec::new();
         let outcome = (|| {
@@ -90,12 +101,14 @@ impl V2Cgroup {
             .map_err(|e| files::io_error(&dir, e))?
             .into();
         let cpu = CpuCounter::new(dir.join("cpu.stat"), CpuFormat::UsageUsec);
+        let sampled_peak = (!dir.join("memory.peak").exists()).then(|| AtomicU64::new(0));
         Ok(Self {
             dir,
             dir_fd,
             enable,
             policy,
             cpu,
+            sampled_peak,
         })
     }
 
@@ -163,20 +176,44 @@ impl V2Cgroup {
     }
 
     pub(super) fn cpu_time(&self) -> Result<Duration, CgroupError> {
+        self.sample_memory();
         self.cpu.read()
     }
 
+    /// Without `memory.peak`, records the current usage if it is a new
+    /// maximum. Best effort: a failed read only makes the peak coarser.
+    fn sample_memory(&self) -> u64 {
+        let Some(peak) = &self.sampled_peak else {
+            return 0;
+        };
+        let path = self.dir.join("memory.current");
+        let current = files::read_optional(&path)
+            .ok()
+            .flatten()
+            .and_then(|content| files::parse_single(&path, &content).ok())
+            .unwrap_or(0);
+        peak.fetch_max(current, Ordering::Relaxed).max(current)
+    }
+
     pub(super) fn usage(&self) -> Result<CgroupUsage, CgroupError> {
-        // memory.peak is recent (Linux 5.19); memory.current is the best
-        // approximation before it.
-        let mut memory_peak = 0;
-        for file in ["memory.peak", "memory.current"] {
-            let path = self.dir.join(file);
-            if let Some(content) = files::read_optional(&path)? {
-                memory_peak = files::parse_single(&path, &content)?;
-                break;
+        // memory.peak is recent (Linux 5.19). Before it, the best there is
+        // is the largest memory.current seen while the program ran.
+        let peak_path = self.dir.join("memory.peak");
+        let memory_peak = match files::read_optional(&peak_path)? {
+            Some(content) => files::parse_single(&peak_path, &content)?,
+            None => {
+                let path = self.dir.join("memory.current");
+                let current = match files::read_optional(&path)? {
+                    Some(content) => files::parse_single(&path, &content)?,
+                    None => 0,
+                };
+                let sampled = self
+                    .sampled_peak
+                    .as_ref()
+                    .map_or(0, |peak| peak.load(Ordering::Relaxed));
+                current.max(sampled)
             }
-        }
+        };
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
             memory_peak,
@@ -198,21 +235,123 @@ impl V2Cgroup {
                     false
                 }
             };
-        files::kill_and_wait(&self.paths(), !killed)
+        files::kill_and_wait(&self.paths(), !killed)?;
+        self.wait_unpopulated()
+    }
+
+    /// Waits until `cgroup.events` says `populated 0`: only then has every
+    /// task of the subtree stopped counting and `rmdir` can succeed. A
+    /// task that is exiting has already left `cgroup.procs` but may still
+    /// be populating the cgroup for a moment.
+    fn wait_unpopulated(&self) -> Result<(), CgroupError> {
+        let events = self.dir.join("cgroup.events");
+        let deadline = Instant::now() + UNPOPULATED_TIMEOUT;
+        let mut sleep = Duration::from_millis(1);
+        loop {
+            // Missing (a cgroup removed meanwhile, or a fake tree): empty.
+            if files::read_keyed_or_zero(&events, "populated")? == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(CgroupError::Busy(self.dir.clone()));
+            }
+            thread::sleep(sleep);
+            sleep = (sleep * 2).min(Duration::from_millis(50));
+        }
     }
 }
 
-/// Enables `enable` for the children of `dir`.
+/// The controllers listed in `cgroup.subtree_control` of `dir`; none when
+/// it cannot be read. A `+` in front is tolerated (fake trees of plain files
+/// keep what was written).
+fn enabled_below(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_ascii_whitespace()
+        .map(|c| c.trim_start_matches('+').to_owned())
+        .collect()
+}
+
+/// Enables the controllers of `enable` (`+memory +pids ...`) for the
+/// children of `dir`, writing only those not enabled yet: an enabled
+/// controller needs no write permission on a delegated `dir`.
 fn enable_below(policy: WritePolicy, dir: &Path, enable: &str) -> Result<(), CgroupError> {
-    if enable.is_empty() {
+    let enabled = enabled_below(dir);
+    let missing = enable
+        .split_ascii_whitespace()
+        .filter(|c| !enabled.iter().any(|e| e == c.trim_start_matches('+')))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if missing.is_empty() {
         return Ok(());
     }
-    policy.write(&dir.join("cgroup.subtree_control"), enable)
+    let path = dir.join("cgroup.subtree_control");
+    let outcome = files::write_file(&path, &missing).map_err(|error| {
+        if error.raw_os_error() != Some(libc::EBUSY) {
+            return error;
+        }
+        io::Error::new(
+            error.kind(),
+            format!(
+                "{error}: {} holds processes, and cgroup v2 enables controllers for the \
+                 children of a cgroup only while it holds none (the root cgroup \
+                 excepted); run isobox from a leaf cgroup such as a systemd service \
+                 or scope, or move the processes of {} into a child cgroup",
+                dir.display(),
+                dir.display()
+            ),
+        )
+    });
+    policy.settle(&path, &missing, outcome)
+}
+
+/// The keeper's own cgroup as a path relative to the v2 mount, from
+/// `/proc/self/cgroup` (`0::/path`); `None` when it cannot be told.
+fn own_cgroup() -> Option<PathBuf> {
+    let content = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    own_cgroup_from(&content)
+}
+
+fn own_cgroup_from(content: &str) -> Option<PathBuf> {
+    content
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(|path| PathBuf::from(path.trim().trim_start_matches('/')))
+}
+
+/// Refuses to build isobox's tree when the keeper itself lives in it:
+/// controllers are enabled for the children of every cgroup of that tree,
+/// which v2 forbids while the cgroup holds processes, and `kill_all` would
+/// kill the keeper. Only checked for the real cgroup2 mount, which is what
+/// `/proc/self/cgroup` describes.
+fn refuse_keeper_inside(root: &Path, tree: &Path) -> Result<(), CgroupError> {
+    if !super::is_cgroup2_mount(root).unwrap_or(false) {
+        return Ok(());
+    }
+    match own_cgroup() {
+        Some(own) if own.starts_with(tree) => Err(CgroupError::Unavailable(format!(
+            "isobox runs inside its own cgroup tree ({}), where it would be killed with \
+             the programs it runs; start it from another cgroup",
+            root.join(own).display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_cgroup_is_the_unified_line() {
+        let content = "12:pids:/user.slice\n0::/system.slice/x.service\n";
+        assert_eq!(
+            own_cgroup_from(content),
+            Some(PathBuf::from("system.slice/x.service"))
+        );
+        assert_eq!(own_cgroup_from("0::/\n"), Some(PathBuf::new()));
+        assert_eq!(own_cgroup_from("3:memory:/a\n"), None);
+    }
 
     #[test]
     fn weight_follows_the_runc_mapping() {
