@@ -6,6 +6,7 @@
 
 use std::io::Write;
 
+pub mod check;
 pub mod native;
 pub mod units;
 

@@ -45,6 +45,8 @@ pub struct Cli {
 }
 
 /// The native subcommands.
+// Parsed once per process: the size of the run variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one program in a throwaway box and report what happened.
@@ -56,6 +58,16 @@ enum Command {
     /// are not given are not enforced.
     #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
+    /// Check whether isobox can run in strict mode here and what makes
+    /// timing noisy.
+    ///
+    /// Prints one line per finding, OK, WARN or FAIL: kernel, cgroup
+    /// version and controllers (with a probe that creates and removes a
+    /// cgroup), namespaces, seccomp, a strict run of /bin/true, then swap,
+    /// CPU frequency boost, SMT, address-space randomization and
+    /// transparent huge pages. Exit status 0 when strict mode works here,
+    /// 1 when it does not.
+    CheckEnvironment,
 }
 
 /// Text after the options of `isobox run -h`.
@@ -239,6 +251,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             print_error(&error.to_string());
             EXIT_TROUBLE
         }),
+        Command::CheckEnvironment => return super::check::main(),
     };
     ExitCode::from(code)
 }
@@ -581,6 +594,7 @@ mod tests {
         let argv = ["isobox", "run"].iter().chain(args).map(OsString::from);
         match Cli::try_parse_from(argv)?.command {
             Command::Run(args) => Ok(args),
+            other => panic!("`isobox run ...` parsed as {other:?}"),
         }
     }
 
