@@ -1,0 +1,97 @@
+//! The controls of the hostile suite: the default jail still runs ordinary
+//! programs (a shell script, a C program, a Python program using the
+//! standard library) that read their input from /box and write their
+//! output there, and the output belongs to the box user on the host.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use common::{hostile, privileged, Brief, TestBox};
+use isobox::ExecutionStatus;
+
+const INPUT: &str = "5\n3\n10\n-4\n";
+
+/// A box with the input file in place.
+fn box_with_input() -> TestBox {
+    let test_box = TestBox::hostile();
+    fs::write(test_box.workdir().join("input.txt"), INPUT).unwrap();
+    test_box
+}
+
+/// Reads an output file the program wrote, checking it belongs to the box
+/// user.
+fn output_of(test_box: &TestBox, name: &str) -> String {
+    let path = test_box.workdir().join(name);
+    let meta = fs::metadata(&path).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!((meta.uid(), meta.gid()), (test_box.uid, test_box.uid));
+    fs::read_to_string(path).unwrap()
+}
+
+/// Control: an ordinary shell script (sort, wc, arithmetic) runs.
+#[test]
+fn ordinary_shell_script() {
+    if !privileged("ordinary_shell_script") {
+        return;
+    }
+    let test_box = box_with_input();
+    let script = test_box.install(&hostile("ordinary.sh"));
+    let result = test_box.run_hostile(&[&script]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "done 4 lines\n", "{:?}", Brief(&result));
+    assert_eq!(output_of(&test_box, "output.txt"), "-4 3 5 10 \nsum 14\n");
+    test_box.remove();
+}
+
+/// Control: an ordinary C program runs.
+#[test]
+fn ordinary_c_program() {
+    if !privileged("ordinary_c_program") {
+        return;
+    }
+    let test_box = box_with_input();
+    let program = test_box.install(&hostile("ordinary"));
+    let result = test_box.run_hostile(&[&program]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "done 4\n", "{:?}", Brief(&result));
+    assert_eq!(output_of(&test_box, "output.txt"), "-4 3 5 10 \nsum 14\n");
+    test_box.remove();
+}
+
+/// Control: an ordinary Python program importing the standard library
+/// (including subprocess and tempfile) runs.
+#[test]
+fn ordinary_python_program() {
+    if !privileged("ordinary_python_program") {
+        return;
+    }
+    let test_box = box_with_input();
+    let program = test_box.install(&hostile("ordinary.py"));
+    let result = test_box.run_hostile(&["/usr/bin/python3", &program]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "done 4\n", "{:?}", Brief(&result));
+    let output: serde_json::Value =
+        serde_json::from_str(&output_of(&test_box, "output.json")).unwrap();
+    assert_eq!(output["sum"], 14);
+    assert_eq!(output["mean"], 3.5);
+    assert_eq!(output["mod3"], serde_json::json!({"0": 1, "1": 1, "2": 2}));
+    assert_eq!(output["cwd"], "/box");
+    assert_eq!(output["year_ok"], true);
+    test_box.remove();
+}

@@ -1,0 +1,632 @@
+//! Hostile programs against the limits: bombs of processes, threads,
+//! memory, tmpfs, files, inodes and descriptors, CPU burners, sleepers,
+//! signal games and output floods. Each run asserts the verdict and then
+//! the host: no process of the box uid left, the run's cgroups emptied and
+//! removed, nothing left in the host's /tmp or /dev/shm, the box directory
+//! given back to the keeper and removable.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{hostile, privileged, program, Brief, TestBox, MIB};
+use isobox::{ExecutionResult, ExecutionStatus};
+
+/// The number after `prefix` in the first line of `text` that starts with it.
+fn number_after(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|word| word.trim_end_matches(':').parse().ok())
+        .unwrap_or_else(|| panic!("no number after {prefix:?} in {text:?}"))
+}
+
+/// The run was killed by the memory limit, or died of SIGSEGV on its way
+/// there, and the whole run never held more memory than the limit.
+fn assert_memory_contained(result: &ExecutionResult, limit: u64, segv_allowed: bool) {
+    let segv = result.status == ExecutionStatus::Signaled && result.signal == Some(libc::SIGSEGV);
+    assert!(
+        result.status == ExecutionStatus::MemoryLimit || (segv_allowed && segv),
+        "{:?}",
+        Brief(result)
+    );
+    if result.status == ExecutionStatus::MemoryLimit {
+        assert!(result.oom_killed, "{:?}", Brief(result));
+    }
+    assert!(
+        result.memory_peak <= limit + MIB,
+        "peak {} MiB over a {} MiB limit",
+        result.memory_peak / MIB,
+        limit / MIB
+    );
+}
+
+/// Attack: a C fork bomb, every process forking forever.
+#[test]
+fn fork_bomb() {
+    if !privileged("fork_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let bomb = test_box.install(&hostile("forkbomb"));
+    let result = test_box.run_hostile(&[&bomb]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    // The process limit bit: fork was refused while the bomb ran.
+    assert_eq!(
+        result.stdout,
+        "fork refused: EAGAIN\n",
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.cpu_time < 2.0, "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: the shell fork bomb `bomb() { bomb | bomb & }; bomb`.
+#[test]
+fn shell_fork_bomb() {
+    if !privileged("shell_fork_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let bomb = test_box.install(&hostile("bomb.sh"));
+    let result = test_box.run_hostile(&[&bomb]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    // dash says "Cannot fork" when the process limit refuses it.
+    assert!(result.stderr.contains("fork"), "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: a thread bomb, creating threads until refused.
+#[test]
+fn thread_bomb() {
+    if !privileged("thread_bomb") {
+        return;
+    }
+    let test_box = TestBox::hostile();
+    let bomb = test_box.install(&hostile("threadbomb"));
+    let result = test_box.run_hostile(&[&bomb]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::ProcessLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        result.stdout.ends_with(": EAGAIN\n"),
+        "{:?}",
+        Brief(&result)
+    );
+    let threads = number_after(&result.stdout, "threads ");
+    let limit = test_box.config.process_limit.unwrap();
+    assert!(
+        threads < limit,
+        "{threads} threads with a limit of {limit} tasks"
+    );
+    test_box.remove();
+}
+
+/// Attack: a heap memory bomb (malloc and touch 1 MiB at a time, forever).
+#[test]
+fn heap_memory_bomb() {
+    if !privileged("heap_memory_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.memory_limit = Some(64 * MIB);
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "heap"]);
+    assert_memory_contained(&result, 64 * MIB, false);
+    test_box.remove();
+}
+
+/// Attack: a stack memory bomb (endless recursion of 1 MiB frames with an
+/// unlimited stack rlimit).
+#[test]
+fn stack_memory_bomb() {
+    if !privileged("stack_memory_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.memory_limit = Some(64 * MIB);
+    test_box.config.stack_limit = None;
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "stack"]);
+    assert_memory_contained(&result, 64 * MIB, true);
+    test_box.remove();
+}
+
+/// Attack: an mmap memory bomb (private anonymous 4 MiB mappings, touched).
+#[test]
+fn mmap_memory_bomb() {
+    if !privileged("mmap_memory_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.memory_limit = Some(64 * MIB);
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "mmap"]);
+    assert_memory_contained(&result, 64 * MIB, false);
+    test_box.remove();
+}
+
+/// Attack: a shared-memory bomb (shared anonymous mappings live in shmem,
+/// not in the process's anonymous memory).
+#[test]
+fn shared_mmap_memory_bomb() {
+    if !privileged("shared_mmap_memory_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.memory_limit = Some(64 * MIB);
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "shared"]);
+    assert_memory_contained(&result, 64 * MIB, false);
+    test_box.remove();
+}
+
+/// Attack: a Python memory bomb (a list of 1 MiB bytearrays).
+#[test]
+fn python_memory_bomb() {
+    if !privileged("python_memory_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.memory_limit = Some(64 * MIB);
+    let bomb = test_box.install(&hostile("pymemory.py"));
+    let result = test_box.run_hostile(&["/usr/bin/python3", &bomb]);
+    assert_memory_contained(&result, 64 * MIB, false);
+    test_box.remove();
+}
+
+/// The end of a tmpfs bomb: killed by the memory limit (tmpfs pages are
+/// charged to the run), or refused with ENOSPC at the tmpfs size.
+fn assert_tmpfs_bomb_contained(result: &ExecutionResult, memory: u64, size_mib: u64) {
+    match result.status {
+        ExecutionStatus::MemoryLimit => assert!(result.oom_killed, "{:?}", Brief(result)),
+        ExecutionStatus::RuntimeError => {
+            assert_eq!(result.exit_code, Some(4), "{:?}", Brief(result));
+            assert!(
+                result.stdout.starts_with("files: ENOSPC after "),
+                "{:?}",
+                Brief(result)
+            );
+            let written = number_after(&result.stdout, "files: ENOSPC after ");
+            assert!(
+                written <= size_mib,
+                "{written} MiB in a {size_mib} MiB tmpfs"
+            );
+        }
+        _ => panic!("a tmpfs bomb was not stopped: {:?}", Brief(result)),
+    }
+    assert!(result.memory_peak <= memory + MIB, "{:?}", Brief(result));
+}
+
+/// Attack: fill the private /tmp when it is smaller than the memory limit.
+#[test]
+fn tmp_bomb_stops_at_the_tmpfs_size() {
+    if !privileged("tmp_bomb_stops_at_the_tmpfs_size") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.tmp_size = 24 * MIB;
+    test_box.config.memory_limit = Some(128 * MIB);
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "files", "/tmp", &test_box.marker]);
+    // Smaller than the memory limit: the tmpfs size is what stops it.
+    assert_eq!(
+        result.status,
+        ExecutionStatus::RuntimeError,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_tmpfs_bomb_contained(&result, 128 * MIB, 24);
+    test_box.remove();
+}
+
+/// Attack: fill the private /tmp when it is larger than the memory limit.
+#[test]
+fn tmp_bomb_is_charged_to_the_memory_limit() {
+    if !privileged("tmp_bomb_is_charged_to_the_memory_limit") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.tmp_size = 512 * MIB;
+    test_box.config.memory_limit = Some(64 * MIB);
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "files", "/tmp", &test_box.marker]);
+    assert_tmpfs_bomb_contained(&result, 64 * MIB, 512);
+    test_box.remove();
+}
+
+/// Attack: fill the private /dev/shm.
+#[test]
+fn dev_shm_bomb() {
+    if !privileged("dev_shm_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.shm_size = 16 * MIB;
+    test_box.config.memory_limit = Some(128 * MIB);
+    let bomb = test_box.install(&hostile("memory"));
+    let result = test_box.run_hostile(&[&bomb, "files", "/dev/shm", &test_box.marker]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::RuntimeError,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_tmpfs_bomb_contained(&result, 128 * MIB, 16);
+    test_box.remove();
+}
+
+/// Attack: burn CPU forever.
+#[test]
+fn cpu_spin() {
+    if !privileged("cpu_spin") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let cpu = test_box.install(&hostile("cpu"));
+    let result = test_box.run_hostile(&[&cpu, "spin"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert_eq!(result.stdout, "spin: started\n", "{:?}", Brief(&result));
+    assert!(
+        (1.0..1.6).contains(&result.cpu_time),
+        "{:?}",
+        Brief(&result)
+    );
+    test_box.remove();
+}
+
+/// Attack: sleep forever (no CPU used, so only the wall clock can stop it).
+#[test]
+fn sleep_forever() {
+    if !privileged("sleep_forever") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
+    let cpu = test_box.install(&hostile("cpu"));
+    let started = Instant::now();
+    let result = test_box.run_hostile(&[&cpu, "sleep"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert!(result.message.contains("wall"), "{:?}", Brief(&result));
+    assert!(result.cpu_time < 0.5, "{:?}", Brief(&result));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    test_box.remove();
+}
+
+/// Attack: catch SIGXCPU (the CPU rlimit's warning) and keep burning.
+#[test]
+fn catching_sigxcpu() {
+    if !privileged("catching_sigxcpu") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let cpu = test_box.install(&hostile("cpu"));
+    let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert!(result.cpu_time < 1.6, "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: catch SIGXCPU where the CPU rlimit is the only CPU limit (no
+/// cgroup): the hard rlimit's SIGKILL cannot be caught.
+#[test]
+fn catching_sigxcpu_without_a_cgroup() {
+    if !privileged("catching_sigxcpu_without_a_cgroup") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.strict_mode = false;
+    test_box.config.cgroup_root = Some("/nonexistent".into());
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let cpu = test_box.install(&hostile("cpu"));
+    let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    // Soft limit 1 s (SIGXCPU, caught), hard limit 2 s (SIGKILL).
+    assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
+    assert!(!result.killed, "{:?}", Brief(&result));
+    assert!(
+        (1.9..3.0).contains(&result.cpu_time),
+        "{:?}",
+        Brief(&result)
+    );
+    test_box.remove();
+}
+
+/// Attack: ignore SIGTERM, SIGINT, SIGHUP and every other catchable signal.
+#[test]
+fn ignoring_sigterm() {
+    if !privileged("ignoring_sigterm") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
+    let cpu = test_box.install(&hostile("cpu"));
+    let result = test_box.run_hostile(&[&cpu, "sigterm"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert_eq!(result.stdout, "sigterm: started\n", "{:?}", Brief(&result));
+    assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: setsid + double fork, leaving a daemon behind after exiting 0.
+#[test]
+fn setsid_double_fork_daemon() {
+    if !privileged("setsid_double_fork_daemon") {
+        return;
+    }
+    let test_box = TestBox::hostile();
+    let daemon = test_box.install(&hostile("daemon"));
+    let result = test_box.run_hostile(&[&daemon, &test_box.marker]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.stdout, "daemon: detached\n", "{:?}", Brief(&result));
+    assert!(result.wall_time < 2.0, "{:?}", Brief(&result));
+    // The daemon would write this two seconds after detaching.
+    std::thread::sleep(Duration::from_millis(2500));
+    let alive = test_box
+        .workdir()
+        .join(format!("{}-alive", test_box.marker));
+    assert!(!alive.exists(), "the daemon outlived the run");
+    test_box.remove();
+}
+
+/// Attack: stop itself with SIGSTOP (a stopped process uses no CPU).
+#[test]
+fn sigstop_self() {
+    if !privileged("sigstop_self") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
+    let cpu = test_box.install(&hostile("cpu"));
+    let result = test_box.run_hostile(&[&cpu, "stop"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.killed, "{:?}", Brief(&result));
+    assert_eq!(result.stdout, "stop: started\n", "{:?}", Brief(&result));
+    assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// An endless flood on one stream: cut at the output limit, stopped by the
+/// CPU limit (the keeper keeps draining, so the program never blocks).
+fn assert_flood_contained(result: &ExecutionResult, kept: &str, dropped: u64, limit: usize) {
+    assert!(
+        matches!(
+            result.status,
+            ExecutionStatus::TimeLimit | ExecutionStatus::OutputLimit
+        ),
+        "{:?}",
+        Brief(result)
+    );
+    assert!(result.killed, "{:?}", Brief(result));
+    assert_eq!(kept.len(), limit, "{:?}", Brief(result));
+    assert!(dropped > 0, "{:?}", Brief(result));
+    assert!(result.wall_time < 8.0, "{:?}", Brief(result));
+}
+
+/// Attack: flood stdout forever.
+#[test]
+fn stdout_flood() {
+    if !privileged("stdout_flood") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let flood = test_box.install(&program("flood"));
+    let result = test_box.run_hostile(&[&flood, "out", "1000000000000000"]);
+    assert_flood_contained(&result, &result.stdout, result.stdout_dropped, 64 * 1024);
+    assert!(result.stdout.bytes().all(|byte| byte == b'o'));
+    assert_eq!(result.stderr, "", "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: flood stderr forever.
+#[test]
+fn stderr_flood() {
+    if !privileged("stderr_flood") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    let flood = test_box.install(&program("flood"));
+    let result = test_box.run_hostile(&[&flood, "err", "1000000000000000"]);
+    assert_flood_contained(&result, &result.stderr, result.stderr_dropped, 64 * 1024);
+    assert!(result.stderr.bytes().all(|byte| byte == b'e'));
+    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: a file-size bomb, one file in /box growing forever.
+#[test]
+fn file_size_bomb() {
+    if !privileged("file_size_bomb") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.file_size_limit = Some(4 * MIB);
+    let write_file = test_box.install(&program("write_file"));
+    let result = test_box.run_hostile(&[&write_file, "/box/big.bin", "1000000000000000"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::FileSizeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    assert_eq!(result.signal, Some(libc::SIGXFSZ), "{:?}", Brief(&result));
+    let size = std::fs::metadata(test_box.workdir().join("big.bin"))
+        .expect("big.bin on the host")
+        .len();
+    assert_eq!(size, 4 * MIB);
+    test_box.remove();
+}
+
+/// Attack: an inode bomb in /box (empty files forever). There is no inode
+/// quota: the CPU limit ends it, and the box stays removable.
+#[test]
+fn inode_bomb_in_the_box() {
+    if !privileged("inode_bomb_in_the_box") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_millis(500));
+    let inodes = test_box.install(&hostile("inodes"));
+    let result = test_box.run_hostile(&[&inodes, "files", "/box"]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::TimeLimit,
+        "{:?}",
+        Brief(&result)
+    );
+    let created = std::fs::read_dir(test_box.workdir()).unwrap().count();
+    assert!(
+        created > 1,
+        "the bomb created nothing: {:?}",
+        Brief(&result)
+    );
+    test_box.remove();
+}
+
+/// Attack: an inode bomb in the private /tmp.
+#[test]
+fn inode_bomb_in_tmp() {
+    if !privileged("inode_bomb_in_tmp") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_secs(1));
+    test_box.config.memory_limit = Some(64 * MIB);
+    let inodes = test_box.install(&hostile("inodes"));
+    let result = test_box.run_hostile(&[&inodes, "files", "/tmp"]);
+    // Inodes cost kernel memory, charged to the run; or the tmpfs runs out
+    // of inodes; or the CPU limit comes first.
+    let out_of_inodes = result.status == ExecutionStatus::RuntimeError
+        && (result.stdout.starts_with("files: ENOSPC")
+            || result.stdout.starts_with("files: ENOMEM"));
+    assert!(
+        out_of_inodes
+            || matches!(
+                result.status,
+                ExecutionStatus::TimeLimit | ExecutionStatus::MemoryLimit
+            ),
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(result.memory_peak <= 65 * MIB, "{:?}", Brief(&result));
+    test_box.remove();
+}
+
+/// Attack: a directory nested as deep as the CPU limit allows, to make the
+/// box directory impossible to remove.
+#[test]
+fn deep_directory_nesting() {
+    if !privileged("deep_directory_nesting") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.time_limit = Some(Duration::from_millis(500));
+    let inodes = test_box.install(&hostile("inodes"));
+    let result = test_box.run_hostile(&[&inodes, "deep", "/box"]);
+    assert!(
+        matches!(
+            result.status,
+            ExecutionStatus::TimeLimit | ExecutionStatus::RuntimeError
+        ),
+        "{:?}",
+        Brief(&result)
+    );
+    assert!(
+        test_box.workdir().join("d/d/d/d").is_dir(),
+        "no nesting: {:?}",
+        Brief(&result)
+    );
+    // remove() asserts that the keeper can remove it all.
+    test_box.remove();
+}
+
+/// Attack: open descriptors until refused, then try to raise the limit.
+#[test]
+fn fd_exhaustion() {
+    if !privileged("fd_exhaustion") {
+        return;
+    }
+    let mut test_box = TestBox::hostile();
+    test_box.config.open_files_limit = Some(64);
+    let fds = test_box.install(&hostile("fds"));
+    let result = test_box.run_hostile(&[&fds]);
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
+    // stdin, stdout and stderr are open already.
+    assert_eq!(
+        result.stdout,
+        "open 61: EMFILE\nraise RLIMIT_NOFILE: EPERM\n",
+        "{:?}",
+        Brief(&result)
+    );
+    test_box.remove();
+}
