@@ -138,10 +138,12 @@ fn unshare_user_namespace() {
             ("unshare_net", "EPERM"),
             ("setns", "EPERM"),
         ],
+        // Without the policy, the new user namespace makes the program root
+        // there, and every other namespace is then its for the asking.
         Some(&[
             ("unshare_user", "SUCCEEDED"),
-            ("unshare_mount", "EPERM"),
-            ("unshare_net", "EPERM"),
+            ("unshare_mount", "SUCCEEDED"),
+            ("unshare_net", "SUCCEEDED"),
             ("setns", "EPERM"),
         ]),
     );
@@ -185,7 +187,7 @@ fn io_uring_setup() {
         Some(&[
             ("io_uring_setup", "SUCCEEDED"),
             ("io_uring_enter", "EBADF"),
-            ("io_uring_register", "EBADF"),
+            ("io_uring_register", "EINVAL"),
         ]),
     );
 }
@@ -320,16 +322,21 @@ fn writing_proc_sys() {
     let core_pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
-    let targets = [
+    // Those this kernel has (modprobe needs module support).
+    let targets: Vec<&str> = [
         "/proc/sys/kernel/hostname",
         "/proc/sys/kernel/core_pattern",
         "/proc/sys/vm/drop_caches",
         "/proc/sys/kernel/modprobe",
         "/proc/sysrq-trigger",
-    ];
+    ]
+    .into_iter()
+    .filter(|path| std::path::Path::new(path).exists())
+    .collect();
+    assert!(targets.len() >= 3, "{targets:?}");
     let mut words = vec![probe.as_str()];
-    for target in targets {
-        words.extend(["write", target]);
+    for target in &targets {
+        words.extend(["write", *target]);
     }
     let result = test_box.run_hostile(&words);
     assert_eq!(
@@ -340,7 +347,7 @@ fn writing_proc_sys() {
     );
     let outcomes: Vec<&str> = result.stdout.lines().collect();
     assert_eq!(outcomes.len(), targets.len(), "{:?}", Brief(&result));
-    for (line, target) in outcomes.iter().zip(targets) {
+    for (line, target) in outcomes.iter().zip(&targets) {
         let refused = [": EACCES", ": EROFS"]
             .iter()
             .any(|errno| *line == format!("write {target}{errno}"));

@@ -410,12 +410,11 @@ impl TestBox {
         );
     }
 
-    /// Removes the working directory as a box manager would, and checks
-    /// that nothing of it is left.
+    /// Removes the working directory as a box manager must (see
+    /// [`remove_tree`]), and checks that nothing of it is left.
     pub fn remove(self) {
-        let path = self.workdir.path().to_path_buf();
-        self.workdir
-            .close()
+        let path = self.workdir.keep();
+        remove_tree(&path)
             .unwrap_or_else(|err| panic!("removing the box {}: {err}", path.display()));
         assert!(
             fs::symlink_metadata(&path).is_err(),
@@ -423,6 +422,106 @@ impl TestBox {
             path.display()
         );
     }
+}
+
+/// Removes `root` and everything below it without following symlinks and
+/// without recursion: a box can nest directories deeper than any stack and
+/// any `PATH_MAX`, so this walks down and up with `openat` and `..`,
+/// holding at most two descriptors. Only for trees no process writes to.
+pub fn remove_tree(root: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn check(ret: libc::c_int) -> std::io::Result<libc::c_int> {
+        if ret < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
+    fn open_dir(at: libc::c_int, name: &std::ffi::CStr) -> std::io::Result<libc::c_int> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a valid C string and a directory descriptor (or AT_FDCWD).
+        check(unsafe { libc::openat(at, name.as_ptr(), flags) })
+    }
+    /// Unlinks every non-directory in `dir` and returns the name of one
+    /// subdirectory, if any is left.
+    fn clear_files(dir: libc::c_int) -> std::io::Result<Option<CString>> {
+        // SAFETY: `copy` is a fresh descriptor that fdopendir takes over.
+        let copy = check(unsafe { libc::fcntl(dir, libc::F_DUPFD_CLOEXEC, 0) })?;
+        let stream = unsafe { libc::fdopendir(copy) };
+        if stream.is_null() {
+            let err = std::io::Error::last_os_error();
+            unsafe { libc::close(copy) };
+            return Err(err);
+        }
+        let mut found = None;
+        let outcome = loop {
+            // SAFETY: `stream` is open; readdir's entry lives until the next call.
+            let entry = unsafe { libc::readdir(stream) };
+            if entry.is_null() {
+                break Ok(found);
+            }
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let mut is_dir = unsafe { (*entry).d_type } == libc::DT_DIR;
+            if unsafe { (*entry).d_type } == libc::DT_UNKNOWN {
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                let flags = libc::AT_SYMLINK_NOFOLLOW;
+                if unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) } == 0 {
+                    is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                }
+            }
+            if is_dir {
+                found.get_or_insert_with(|| name.to_owned());
+            } else if let Err(err) = check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) }) {
+                break Err(err);
+            }
+        };
+        // SAFETY: closes the stream and `copy` with it.
+        unsafe { libc::closedir(stream) };
+        outcome
+    }
+
+    if !fs::symlink_metadata(root)?.is_dir() {
+        return fs::remove_file(root);
+    }
+    let c_root = CString::new(root.as_os_str().as_bytes())?;
+    let mut names: Vec<CString> = Vec::new();
+    let mut dir = open_dir(libc::AT_FDCWD, &c_root)?;
+    let outcome = loop {
+        let step = clear_files(dir).and_then(|subdir| match subdir {
+            Some(name) => {
+                let child = open_dir(dir, &name)?;
+                names.push(name);
+                Ok(Some(child))
+            }
+            None => match names.pop() {
+                Some(name) => {
+                    let parent = open_dir(dir, c"..")?;
+                    // SAFETY: `name` is a directory entry of `parent`.
+                    let removed =
+                        unsafe { libc::unlinkat(parent, name.as_ptr(), libc::AT_REMOVEDIR) };
+                    if let Err(err) = check(removed) {
+                        unsafe { libc::close(parent) };
+                        return Err(err);
+                    }
+                    Ok(Some(parent))
+                }
+                None => Ok(None),
+            },
+        });
+        // SAFETY: `dir` is ours and replaced (or done with) now.
+        unsafe { libc::close(dir) };
+        match step {
+            Ok(Some(next)) => dir = next,
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
+    outcome.and_then(|()| fs::remove_dir(root))
 }
 
 /// Collects, under `dir`, entries named after the box's marker or owned by
