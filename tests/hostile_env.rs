@@ -26,8 +26,8 @@ fn keeper_secret_never_reaches_the_program() {
     if !privileged("keeper_secret_never_reaches_the_program") {
         return;
     }
-    // The only test of this binary, so no other thread reads the
-    // environment while it changes.
+    // The other test of this binary reads the environment only through
+    // std, under the same lock as set_var.
     std::env::set_var(SECRET_NAME, SECRET_VALUE);
     let mut test_box = TestBox::hostile();
     let result = test_box.run_hostile(&["/usr/bin/env"]);

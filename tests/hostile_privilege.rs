@@ -87,7 +87,8 @@ fn setuid_zero_and_capabilities() {
     test_box.remove();
 }
 
-/// Attack: ptrace a child and pid 1, read and write another process's memory.
+/// Attack: ptrace a child and pid 1, read and write another process's
+/// memory, steal another process's descriptor with pidfd_getfd.
 #[test]
 fn ptrace_and_process_vm() {
     attempt_calls(
@@ -97,12 +98,14 @@ fn ptrace_and_process_vm() {
             ("ptrace_init", "EPERM"),
             ("process_vm_readv", "EPERM"),
             ("process_vm_writev", "EPERM"),
+            ("pidfd_getfd", "EPERM"),
         ],
         Some(&[
             ("ptrace_child", "SUCCEEDED"),
             ("ptrace_init", "EPERM"),
             ("process_vm_readv", "SUCCEEDED"),
             ("process_vm_writev", "SUCCEEDED"),
+            ("pidfd_getfd", "SUCCEEDED"),
         ]),
     );
 }
@@ -236,8 +239,8 @@ fn perf_event_open_and_userfaultfd() {
     );
 }
 
-/// Attack: kernel modules, kexec, reboot, swap, open_by_handle_at (the
-/// "shocker" escape), iopl, process accounting.
+/// Attack: kernel modules, kexec, reboot, swap, file handles (the
+/// "shocker" escape), iopl, process accounting, the kernel log.
 #[test]
 fn kernel_interfaces() {
     attempt_calls(
@@ -252,8 +255,10 @@ fn kernel_interfaces() {
             ("swapon", "EPERM"),
             ("swapoff", "EPERM"),
             ("open_by_handle_at", "EPERM"),
+            ("name_to_handle_at", "EPERM"),
             ("iopl", "EPERM"),
             ("acct", "EPERM"),
+            ("syslog", "EPERM"),
         ],
         None,
     );

@@ -98,6 +98,12 @@ static void attempt(const char *name)
 
         report(name, process_vm_writev(child, &local, 1, &remote, 1, 0));
         reap(child);
+    } else if (!strcmp(name, "pidfd_getfd")) {
+        pid_t child = sleeping_child();
+        long pidfd = syscall(SYS_pidfd_open, child, 0);
+
+        report(name, pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, (int)pidfd, 1, 0));
+        reap(child);
     } else if (!strcmp(name, "kexec_load")) {
         report(name, syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0UL));
     } else if (!strcmp(name, "kexec_file_load")) {
@@ -189,6 +195,18 @@ static void attempt(const char *name)
         } handle = {8, 1, {0}};
 
         report(name, syscall(SYS_open_by_handle_at, AT_FDCWD, &handle, O_RDONLY));
+    } else if (!strcmp(name, "name_to_handle_at")) {
+        struct {
+            unsigned int bytes;
+            int type;
+            unsigned char handle[128];
+        } handle = {128, 0, {0}};
+        int mount_id;
+
+        report(name, syscall(SYS_name_to_handle_at, AT_FDCWD, "/box", &handle, &mount_id, 0));
+    } else if (!strcmp(name, "syslog")) {
+        /* SYSLOG_ACTION_SIZE_BUFFER: only asks how big the kernel log is. */
+        report(name, syscall(SYS_syslog, 10, NULL, 0));
     } else if (!strcmp(name, "init_module")) {
         report(name, syscall(SYS_init_module, buf, 0UL, ""));
     } else if (!strcmp(name, "finit_module")) {
