@@ -21,10 +21,12 @@
 //! # Ok::<(), isobox::IsolateError>(())
 //! ```
 
+pub mod boxes;
 pub mod cgroup;
 pub mod dirs;
 pub mod executor;
 pub mod jail;
+pub mod meta;
 pub mod types;
 
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};

@@ -24,12 +24,27 @@ fn main() -> ExitCode {
 /// Hands the arguments to the face that should handle them.
 fn dispatch(args: Vec<OsString>) -> ExitCode {
     // ======================== FACE DISPATCH ========================
-    // The isolate-compatible face will be chosen here, and only here: when
-    // the file name of argv[0] is `isolate`, or when the first argument
-    // starts with `-` and is not --help, -h, --version or -V. It does not
-    // exist yet, so every invocation goes to the native subcommands.
+    // The isolate-compatible face is chosen here, and only here: when the
+    // file name of argv[0] is `isolate`, or when the first argument starts
+    // with `-` and is not --help, -h, --version or -V. Everything else goes
+    // to the native subcommands; their help also explains the isolate face.
     // ===============================================================
-    cli::native::main(args)
+    let called_isolate = args
+        .first()
+        .and_then(|name| std::path::Path::new(name).file_name())
+        .is_some_and(|name| name == "isolate");
+    let first = args.get(1).map(|arg| arg.to_string_lossy().into_owned());
+    let first = first.as_deref();
+    let native_flag = matches!(first, Some("--help" | "-h" | "--version" | "-V"));
+    if called_isolate || (first.is_some_and(|arg| arg.starts_with('-')) && !native_flag) {
+        return cli::isolate_face::main(args);
+    }
+    let help = matches!(first, Some("--help" | "-h"));
+    let code = cli::native::main(args);
+    if help {
+        println!("\n{}", cli::isolate::FACE_SUMMARY);
+    }
+    code
 }
 
 /// Logs to stderr, filtered by `ISOBOX_LOG` (`tracing` filter syntax),

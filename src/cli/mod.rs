@@ -7,6 +7,8 @@
 use std::io::Write;
 
 pub mod check;
+pub mod isolate;
+pub mod isolate_face;
 pub mod native;
 pub mod units;
 

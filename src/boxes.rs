@@ -1,0 +1,1149 @@
+//! Boxes in isolate's model: numbered, long-lived sandboxes on disk.
+//!
+//! Box N lives at `<box_root>/<N>`: its program sees `<box_root>/<N>/box`
+//! as `/box`, runs as uid `first_uid + N` and gid `first_gid + N`, and is
+//! measured in the cgroup `isobox/box-<N>` (the executor's instance, see
+//! [`IsolateConfig::instance_id`]). A box is created by [`LockedBox::init`],
+//! used by any number of runs, and removed by [`LockedBox::cleanup`].
+//!
+//! Every operation on a box holds its lock: an exclusive `flock` on
+//! `<lock_root>/<N>` ([`Sandbox::lock`]). The kernel drops the lock when its
+//! holder dies, so a keeper killed in the middle of a run never leaves its
+//! box locked, and two runs never share a box.
+//!
+//! The layout comes from a configuration file in isolate's syntax
+//! ([`BoxesConfig`]).
+//!
+//! [`IsolateConfig::instance_id`]: crate::IsolateConfig::instance_id
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::{CgroupController, CgroupError, CgroupVersion};
+use crate::types::IsolateConfig;
+
+/// Where the configuration file is unless [`CONFIG_ENV`] names another.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/isobox.conf";
+
+/// The environment variable naming another configuration file.
+pub const CONFIG_ENV: &str = "ISOBOX_CONFIG";
+
+/// Default directory holding the boxes.
+pub const DEFAULT_BOX_ROOT: &str = "/var/local/lib/isobox";
+
+/// Default directory holding the lock files of the boxes.
+pub const DEFAULT_LOCK_ROOT: &str = "/run/isobox/locks";
+
+/// Default number of boxes (ids `0..num_boxes`).
+pub const DEFAULT_NUM_BOXES: u32 = 1000;
+
+/// Name of the file, next to the `box` directory, that marks a completely
+/// initialized box and records how it was initialized. The program never
+/// sees it: only `box` is mounted into the sandbox.
+const STATE_FILE: &str = ".isobox-state";
+
+/// How long cleanup waits for leftover processes to disappear.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
+
+/// Errors of the box layer.
+#[derive(Debug, thiserror::Error)]
+pub enum BoxError {
+    /// The configuration file cannot be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A line of the configuration file is wrong.
+    #[error("{path}, line {line}: {reason}")]
+    ConfigLine {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration as a whole cannot be used.
+    #[error("{path}: {reason}")]
+    ConfigInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The box id is not below `num_boxes`.
+    #[error("box id {id} is out of range (allowed: 0-{max})")]
+    OutOfRange {
+        /// The requested id.
+        id: u64,
+        /// The largest allowed id.
+        max: u32,
+    },
+    /// Another process holds the box's lock.
+    #[error("box {0} is in use by another process")]
+    Busy(u32),
+    /// The box does not exist.
+    #[error("box {0} is not initialized")]
+    NotInitialized(u32),
+    /// The box exists, but its initialization never completed.
+    #[error("box {0} was not initialized completely")]
+    HalfInitialized(u32),
+    /// The box was initialized in the other cgroup mode.
+    #[error("box {id} was initialized {}", if *.initialized_with_cgroups { "with control groups" } else { "without control groups" })]
+    CgroupMode {
+        /// The box.
+        id: u32,
+        /// The mode of its initialization.
+        initialized_with_cgroups: bool,
+    },
+    /// A file system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The box tree holds something that cleanup must not touch.
+    #[error("{0}")]
+    Unsafe(String),
+    /// Mounting or unmounting the box's file system failed.
+    #[error("{0}")]
+    Mount(String),
+    /// Processes of the box could not be stopped.
+    #[error("{0}")]
+    Leftovers(String),
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> BoxError {
+    let context = context.into();
+    move |source| BoxError::Io { context, source }
+}
+
+/// Settings of one box from the configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerBoxConfig {
+    /// CPUs the box may use (cpuset syntax).
+    pub cpus: Option<String>,
+    /// Memory nodes the box may use (cpuset syntax).
+    pub mems: Option<String>,
+}
+
+/// The configuration file: where boxes live and who they run as.
+///
+/// The syntax is isolate's: `key = value` lines, blank lines and lines
+/// starting with `#` ignored. Keys: `box_root`, `lock_root`, `cg_root`
+/// (the cgroup file system root; `auto` or isolate 2.x's `auto:PATH` mean
+/// "detect"), `first_uid`, `first_gid`, `num_boxes`, `restricted_init`
+/// (0 or 1), and per box `box<N>.cpus` and `box<N>.mems`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxesConfig {
+    /// Directory holding box N at `<box_root>/<N>`.
+    pub box_root: PathBuf,
+    /// Directory holding the lock file of box N at `<lock_root>/<N>`.
+    pub lock_root: PathBuf,
+    /// Root of the cgroup file system; `None` detects it.
+    pub cgroup_root: Option<PathBuf>,
+    /// uid of box 0.
+    pub first_uid: u32,
+    /// gid of box 0.
+    pub first_gid: u32,
+    /// Number of boxes: ids are `0..num_boxes`.
+    pub num_boxes: u32,
+    /// Only root may initialize boxes.
+    pub restricted_init: bool,
+    /// Settings of single boxes, by id.
+    pub per_box: BTreeMap<u32, PerBoxConfig>,
+}
+
+impl Default for BoxesConfig {
+    fn default() -> Self {
+        Self {
+            box_root: PathBuf::from(DEFAULT_BOX_ROOT),
+            lock_root: PathBuf::from(DEFAULT_LOCK_ROOT),
+            cgroup_root: None,
+            first_uid: crate::types::DEFAULT_BOX_ID_BASE,
+            first_gid: crate::types::DEFAULT_BOX_ID_BASE,
+            num_boxes: DEFAULT_NUM_BOXES,
+            restricted_init: false,
+            per_box: BTreeMap::new(),
+        }
+    }
+}
+
+/// The configuration file to use: [`CONFIG_ENV`] when set and not empty,
+/// [`DEFAULT_CONFIG_PATH`] otherwise.
+pub fn config_path(env_value: Option<&std::ffi::OsStr>) -> PathBuf {
+    match env_value {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+    }
+}
+
+impl BoxesConfig {
+    /// Reads the configuration file at `path`; a missing file means the
+    /// built-in defaults.
+    pub fn load(path: &Path) -> Result<Self, BoxError> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| BoxError::ConfigInvalid {
+                    path: path.to_path_buf(),
+                    reason: "the file is not valid UTF-8".into(),
+                })?;
+                Self::parse(&text, path)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(BoxError::ConfigRead {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses the text of a configuration file; `path` only names it in
+    /// errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, BoxError> {
+        let mut config = Self::default();
+        for (index, raw) in text.lines().enumerate() {
+            let line_error = |reason: String| BoxError::ConfigLine {
+                path: path.to_path_buf(),
+                line: index + 1,
+                reason,
+            };
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(line_error(format!(
+                    "expected 'key = value', found {line:?}"
+                )));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(line_error(format!("{key:?} is not a configuration key")));
+            }
+            config.set(key, value).map_err(line_error)?;
+        }
+        config.check().map_err(|reason| BoxError::ConfigInvalid {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// Applies one `key = value` entry.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let absolute = |value: &str| {
+            if value.starts_with('/') {
+                Ok(PathBuf::from(value))
+            } else {
+                Err(format!("{key} must be an absolute path, not {value:?}"))
+            }
+        };
+        match key {
+            "box_root" => self.box_root = absolute(value)?,
+            "lock_root" => self.lock_root = absolute(value)?,
+            "cg_root" => {
+                self.cgroup_root = if value == "auto" || value.starts_with("auto:") {
+                    None
+                } else {
+                    Some(absolute(value)?)
+                }
+            }
+            "first_uid" => self.first_uid = number(key, value)?,
+            "first_gid" => self.first_gid = number(key, value)?,
+            "num_boxes" => self.num_boxes = number(key, value)?,
+            "restricted_init" => {
+                self.restricted_init = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(format!("restricted_init must be 0 or 1, not {value:?}")),
+                }
+            }
+            _ => {
+                let Some((section, item)) = key.split_once('.') else {
+                    return Err(format!("unknown configuration item {key:?}"));
+                };
+                let id = section
+                    .strip_prefix("box")
+                    .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        format!("unknown configuration section {section:?} (expected box<N>)")
+                    })?;
+                let id: u32 = number(section, id)?;
+                let per_box = self.per_box.entry(id).or_default();
+                match item {
+                    "cpus" => per_box.cpus = Some(value.to_string()),
+                    "mems" => per_box.mems = Some(value.to_string()),
+                    _ => return Err(format!("unknown per-box configuration item {item:?}")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the whole configuration.
+    fn check(&self) -> Result<(), String> {
+        if self.first_uid == 0 || self.first_gid == 0 {
+            return Err("first_uid and first_gid must not be 0 (box 0 would run as root)".into());
+        }
+        if self.num_boxes == 0 {
+            return Err("num_boxes must be at least 1".into());
+        }
+        if self.first_uid.checked_add(self.num_boxes).is_none()
+            || self.first_gid.checked_add(self.num_boxes).is_none()
+        {
+            return Err("first_uid/first_gid + num_boxes is beyond the largest id".into());
+        }
+        Ok(())
+    }
+
+    /// Box `id`, when it is below `num_boxes`.
+    pub fn sandbox(&self, id: u64) -> Result<Sandbox, BoxError> {
+        let out_of_range = || BoxError::OutOfRange {
+            id,
+            max: self.num_boxes - 1,
+        };
+        let index = u32::try_from(id).map_err(|_| out_of_range())?;
+        if index >= self.num_boxes {
+            return Err(out_of_range());
+        }
+        let dir = self.box_root.join(index.to_string());
+        let per_box = self.per_box.get(&index).cloned().unwrap_or_default();
+        Ok(Sandbox {
+            id: index,
+            box_dir: dir.join("box"),
+            dir,
+            lock_path: self.lock_root.join(index.to_string()),
+            lock_root: self.lock_root.clone(),
+            uid: self.first_uid + index,
+            gid: self.first_gid + index,
+            cgroup_root: self.cgroup_root.clone(),
+            per_box,
+        })
+    }
+}
+
+fn number(key: &str, value: &str) -> Result<u32, String> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{key} must be a whole number, not {value:?}"));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{key} {value} is out of range"))
+}
+
+/// One box: its paths, ids and cgroup. Nothing on disk is touched until it
+/// is locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    id: u32,
+    dir: PathBuf,
+    box_dir: PathBuf,
+    lock_root: PathBuf,
+    lock_path: PathBuf,
+    uid: u32,
+    gid: u32,
+    cgroup_root: Option<PathBuf>,
+    per_box: PerBoxConfig,
+}
+
+/// How a box was initialized, as recorded in its state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxState {
+    /// Initialized for runs with cgroups (isolate's `--cg`).
+    pub cgroups: bool,
+    /// uid of the box's owner, who gets the files back after each run.
+    pub owner_uid: u32,
+    /// gid of the box's owner.
+    pub owner_gid: u32,
+}
+
+impl BoxState {
+    fn render(&self) -> String {
+        format!(
+            "cgroups={}\nowner={}:{}\n",
+            u8::from(self.cgroups),
+            self.owner_uid,
+            self.owner_gid
+        )
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut cgroups = None;
+        let mut owner = None;
+        for line in text.lines() {
+            match line.split_once('=')? {
+                ("cgroups", "0") => cgroups = Some(false),
+                ("cgroups", "1") => cgroups = Some(true),
+                ("owner", ids) => {
+                    let (uid, gid) = ids.split_once(':')?;
+                    owner = Some((uid.parse().ok()?, gid.parse().ok()?));
+                }
+                _ => return None,
+            }
+        }
+        let (owner_uid, owner_gid) = owner?;
+        Some(Self {
+            cgroups: cgroups?,
+            owner_uid,
+            owner_gid,
+        })
+    }
+}
+
+/// A disk quota for a box: the box directory becomes a file system of at
+/// most `blocks` KiB and `inodes` files and directories (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Size in KiB.
+    pub blocks: u64,
+    /// Number of inodes.
+    pub inodes: u64,
+}
+
+impl Sandbox {
+    /// The box number.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// `<box_root>/<N>`, the directory isolate's `--init` prints.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<box_root>/<N>/box`, which the program sees as `/box`.
+    pub fn box_dir(&self) -> &Path {
+        &self.box_dir
+    }
+
+    /// uid of the box's program.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// gid of the box's program.
+    pub fn gid(&self) -> u32 {
+        self.gid
+    }
+
+    /// Name of the box's cgroup below `isobox/` (the executor's instance).
+    pub fn cgroup_name(&self) -> String {
+        format!("box-{}", self.id)
+    }
+
+    /// Takes the box's lock; with `wait`, blocks until it is free,
+    /// otherwise fails with [`BoxError::Busy`] when someone holds it.
+    pub fn lock(self, wait: bool) -> Result<LockedBox, BoxError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&self.lock_root)
+            .map_err(io_error(format!(
+                "cannot create the lock directory {}",
+                self.lock_root.display()
+            )))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.lock_path)
+            .map_err(io_error(format!(
+                "cannot open the lock file {}",
+                self.lock_path.display()
+            )))?;
+        let locked = if wait {
+            file.lock()
+        } else {
+            match file.try_lock() {
+                Ok(()) => Ok(()),
+                Err(fs::TryLockError::WouldBlock) => return Err(BoxError::Busy(self.id)),
+                Err(fs::TryLockError::Error(err)) => Err(err),
+            }
+        };
+        locked.map_err(io_error(format!(
+            "cannot lock {}",
+            self.lock_path.display()
+        )))?;
+        Ok(LockedBox {
+            sandbox: self,
+            _lock: file,
+        })
+    }
+}
+
+/// A box whose lock this process holds (released when dropped, or by the
+/// kernel when the process dies).
+#[derive(Debug)]
+pub struct LockedBox {
+    sandbox: Sandbox,
+    _lock: File,
+}
+
+impl std::ops::Deref for LockedBox {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
+    }
+}
+
+impl LockedBox {
+    /// Creates the box, after removing whatever was there (isolate 2.x
+    /// resets an existing box): `<box_root>/<N>` (0755) and `box` (0700,
+    /// owned by `state`'s owner), with a size-limited file system of its
+    /// own when `quota` is given. With cgroups, first checks that a cgroup
+    /// hierarchy is usable.
+    pub fn init(&self, state: BoxState, quota: Option<Quota>) -> Result<(), BoxError> {
+        if state.cgroups {
+            CgroupController::detect(self.cgroup_root.as_deref())?;
+        }
+        self.cleanup()?;
+        let create = |path: &Path, recursive: bool, mode: u32| {
+            fs::DirBuilder::new()
+                .recursive(recursive)
+                .mode(mode)
+                .create(path)
+                .map_err(io_error(format!("cannot create {}", path.display())))
+        };
+        if let Some(root) = self.dir.parent() {
+            create(root, true, 0o755)?;
+        }
+        create(&self.dir, false, 0o755)?;
+        create(&self.box_dir, false, 0o700)?;
+        if let Some(quota) = quota {
+            mount_quota(&self.box_dir, self.id, quota)?;
+        }
+        let owner = (Some(state.owner_uid), Some(state.owner_gid));
+        std::os::unix::fs::chown(&self.box_dir, owner.0, owner.1)
+            .map_err(io_error(format!("cannot chown {}", self.box_dir.display())))?;
+        fs::set_permissions(&self.box_dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_error(format!("cannot chmod {}", self.box_dir.display())))?;
+        let state_path = self.dir.join(STATE_FILE);
+        fs::write(&state_path, state.render())
+            .map_err(io_error(format!("cannot write {}", state_path.display())))?;
+        Ok(())
+    }
+
+    /// How the box was initialized, or why it cannot be used.
+    pub fn state(&self) -> Result<BoxState, BoxError> {
+        let is_dir = |path: &Path| fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir());
+        if !is_dir(&self.dir) {
+            return Err(BoxError::NotInitialized(self.id));
+        }
+        let state = fs::read_to_string(self.dir.join(STATE_FILE))
+            .ok()
+            .and_then(|text| BoxState::parse(&text));
+        match state {
+            Some(state) if is_dir(&self.box_dir) => Ok(state),
+            _ => Err(BoxError::HalfInitialized(self.id)),
+        }
+    }
+
+    /// [`state`](Self::state), checking that the box was initialized in
+    /// the same cgroup mode as the run wants.
+    pub fn ready_for_run(&self, cgroups: bool) -> Result<BoxState, BoxError> {
+        let state = self.state()?;
+        if state.cgroups != cgroups {
+            return Err(BoxError::CgroupMode {
+                id: self.id,
+                initialized_with_cgroups: state.cgroups,
+            });
+        }
+        Ok(state)
+    }
+
+    /// Removes the box: stops any process left of it, removes its cgroup,
+    /// unmounts its quota file system and deletes `<box_root>/<N>` without
+    /// following any symlink in it. A box that does not exist, or exists
+    /// only in part, is fine.
+    pub fn cleanup(&self) -> Result<(), BoxError> {
+        self.stop_leftovers()?;
+        self.remove_cgroup()?;
+        self.unmount_all()?;
+        match fs::symlink_metadata(&self.dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(BoxError::Io {
+                context: format!("cannot stat {}", self.dir.display()),
+                source,
+            }),
+            // remove_dir_all never follows symlinks: a link planted in the
+            // box is removed, not what it points to.
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&self.dir)
+                .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
+            Ok(_) => fs::remove_file(&self.dir)
+                .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
+        }
+    }
+
+    /// Gives every file and directory of `box` (itself included) to
+    /// `uid:gid`, never following a symlink, as isolate does around each
+    /// run. Files that are neither regular files nor directories (symlinks,
+    /// fifos, sockets, devices) are deleted unless `keep_special` is set.
+    ///
+    /// Meant for a box none of whose processes runs (the lock guarantees
+    /// that between runs); a mount point inside the box is refused.
+    pub fn chown_tree(&self, uid: u32, gid: u32, keep_special: bool) -> Result<(), BoxError> {
+        let root = fs::symlink_metadata(&self.box_dir)
+            .map_err(io_error(format!("cannot stat {}", self.box_dir.display())))?;
+        if !root.is_dir() {
+            return Err(BoxError::Unsafe(format!(
+                "{} is not a directory",
+                self.box_dir.display()
+            )));
+        }
+        let walk = TreeWalk {
+            device: root.dev(),
+            uid,
+            gid,
+            keep_special,
+        };
+        walk.visit_dir(&self.box_dir)?;
+        std::os::unix::fs::lchown(&self.box_dir, Some(uid), Some(gid))
+            .map_err(io_error(format!("cannot chown {}", self.box_dir.display())))
+    }
+
+    /// Points `config` at this box: its directory as the working
+    /// directory, its uid and gid, its cgroup name and root, and its
+    /// cpuset from the configuration file.
+    pub fn configure(&self, config: &mut IsolateConfig) {
+        config.instance_id = self.cgroup_name();
+        config.workdir = self.box_dir.clone();
+        config.uid = Some(self.uid);
+        config.gid = Some(self.gid);
+        config.cgroup_root = self.cgroup_root.clone();
+        config.cpuset_cpus = self.per_box.cpus.clone();
+        config.cpuset_mems = self.per_box.mems.clone();
+    }
+
+    /// Kills every process left of the box (there should be none: the box
+    /// dies with its keeper) and waits until they are gone.
+    fn stop_leftovers(&self) -> Result<(), BoxError> {
+        let deadline = Instant::now() + LEFTOVER_GRACE;
+        loop {
+            let mut pids = processes_of_uid(self.uid);
+            for dir in self.cgroup_dirs() {
+                collect_cgroup_pids(&dir, &mut pids);
+            }
+            pids.sort_unstable();
+            pids.dedup();
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BoxError::Leftovers(format!(
+                    "processes of box {} survive SIGKILL: {pids:?}",
+                    self.id
+                )));
+            }
+            tracing::warn!("killing leftover processes of box {}: {pids:?}", self.id);
+            kill_pids(&pids)?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The directories the box's cgroup occupies now (none when it does not
+    /// exist or no hierarchy is found).
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let Ok((version, root)) = CgroupController::detect(self.cgroup_root.as_deref()) else {
+            return Vec::new();
+        };
+        let name = self.cgroup_name();
+        let candidates: Vec<PathBuf> = match version {
+            CgroupVersion::V2 => vec![root.join("isobox").join(&name)],
+            CgroupVersion::V1 => ["memory", "pids", "cpuacct", "cpu", "cpuset"]
+                .iter()
+                .map(|controller| root.join(controller).join("isobox").join(&name))
+                .collect(),
+        };
+        candidates.into_iter().filter(|dir| dir.is_dir()).collect()
+    }
+
+    /// Removes the box's cgroup when it exists.
+    fn remove_cgroup(&self) -> Result<(), BoxError> {
+        if self.cgroup_dirs().is_empty() {
+            return Ok(());
+        }
+        let mut cgroup =
+            CgroupController::new(self.cgroup_root.as_deref(), &self.cgroup_name(), false)?;
+        cgroup.remove()?;
+        Ok(())
+    }
+
+    /// Unmounts every file system mounted on or below `<box_root>/<N>`,
+    /// deepest first.
+    fn unmount_all(&self) -> Result<(), BoxError> {
+        let mut points: Vec<PathBuf> = mount_points()?
+            .into_iter()
+            .filter(|point| point.starts_with(&self.dir))
+            .collect();
+        points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+        points.dedup();
+        for point in points {
+            // A path mounted twice needs two unmounts; mount_points lists
+            // it twice, and the second attempt finds it still mounted.
+            run_tool(
+                &["/bin/umount", "/usr/bin/umount"],
+                &[point.as_os_str()],
+                &format!("unmounting {}", point.display()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// State of a walk over the box tree.
+struct TreeWalk {
+    device: u64,
+    uid: u32,
+    gid: u32,
+    keep_special: bool,
+}
+
+impl TreeWalk {
+    fn visit_dir(&self, dir: &Path) -> Result<(), BoxError> {
+        let entries =
+            fs::read_dir(dir).map_err(io_error(format!("cannot read {}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(io_error(format!("cannot read {}", dir.display())))?;
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path)
+                .map_err(io_error(format!("cannot stat {}", path.display())))?;
+            if meta.dev() != self.device {
+                return Err(BoxError::Unsafe(format!(
+                    "unexpected mount point {} in the box",
+                    path.display()
+                )));
+            }
+            let file_type = meta.file_type();
+            if file_type.is_dir() {
+                self.visit_dir(&path)?;
+            } else if !file_type.is_file() && !self.keep_special {
+                fs::remove_file(&path).map_err(io_error(format!(
+                    "cannot remove the special file {}",
+                    path.display()
+                )))?;
+                continue;
+            }
+            std::os::unix::fs::lchown(&path, Some(self.uid), Some(self.gid))
+                .map_err(io_error(format!("cannot chown {}", path.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Mounts the quota file system (a size- and inode-limited tmpfs) on
+/// `target`.
+fn mount_quota(target: &Path, id: u32, quota: Quota) -> Result<(), BoxError> {
+    let options = format!(
+        "size={}k,nr_inodes={},mode=0700,nosuid,nodev",
+        quota.blocks, quota.inodes
+    );
+    let source = format!("isobox-box-{id}");
+    run_tool(
+        &["/bin/mount", "/usr/bin/mount"],
+        &[
+            "-t".as_ref(),
+            "tmpfs".as_ref(),
+            "-o".as_ref(),
+            options.as_ref(),
+            source.as_ref(),
+            target.as_os_str(),
+        ],
+        &format!("mounting the quota file system on {}", target.display()),
+    )
+}
+
+/// Runs the first of `candidates` that exists with `args`; its failure is
+/// a [`BoxError::Mount`] carrying its first line of stderr.
+fn run_tool(candidates: &[&str], args: &[&std::ffi::OsStr], doing: &str) -> Result<(), BoxError> {
+    let Some(tool) = candidates.iter().find(|tool| Path::new(tool).exists()) else {
+        return Err(BoxError::Mount(format!(
+            "{doing}: none of {} exists",
+            candidates.join(", ")
+        )));
+    };
+    let output = Command::new(tool)
+        .args(args)
+        .output()
+        .map_err(io_error(format!("{doing}: cannot run {tool}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let why = stderr.lines().next().unwrap_or("").trim();
+    Err(BoxError::Mount(format!(
+        "{doing}: {tool} failed ({}){}",
+        output.status,
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        }
+    )))
+}
+
+/// Every mount point of this process's mount namespace.
+fn mount_points() -> Result<Vec<PathBuf>, BoxError> {
+    let text = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(io_error("cannot read /proc/self/mountinfo"))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mount_field(field)))
+        .collect())
+}
+
+/// Undoes the octal escapes (`\040` for a space...) of a mountinfo field.
+fn unescape_mount_field(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = bytes
+            .get(i + 1..i + 4)
+            .filter(|digits| bytes[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+        match escape {
+            Some(digits) => {
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                out.push(value as u8);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Live processes any of whose uids (real, effective, saved, file system)
+/// is `uid`.
+fn processes_of_uid(uid: u32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            // A process that is gone by now is no leftover.
+            let status = fs::read_to_string(entry.path().join("status")).ok()?;
+            let field = |key: &str| status.lines().find_map(|line| line.strip_prefix(key));
+            let dead = field("State:").is_some_and(|state| {
+                let state = state.trim_start();
+                state.starts_with('Z') || state.starts_with('X')
+            });
+            let ours = field("Uid:").is_some_and(|ids| {
+                ids.split_whitespace()
+                    .any(|id| id.parse::<u32>() == Ok(uid))
+            });
+            (ours && !dead).then_some(pid)
+        })
+        .collect()
+}
+
+/// Adds the pids in `dir` and every cgroup below it to `pids`.
+fn collect_cgroup_pids(dir: &Path, pids: &mut Vec<i32>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(
+            text.lines()
+                .filter_map(|line| line.trim().parse::<i32>().ok()),
+        );
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                collect_cgroup_pids(&entry.path(), pids);
+            }
+        }
+    }
+}
+
+/// SIGKILLs `pids` with the system's `kill` command.
+fn kill_pids(pids: &[i32]) -> Result<(), BoxError> {
+    let Some(tool) = ["/bin/kill", "/usr/bin/kill"]
+        .iter()
+        .find(|tool| Path::new(tool).exists())
+    else {
+        return Err(BoxError::Leftovers(
+            "cannot kill leftover processes: no kill command in /bin or /usr/bin".into(),
+        ));
+    };
+    let mut command = Command::new(tool);
+    command.arg("-KILL").arg("--");
+    for pid in pids {
+        command.arg(pid.to_string());
+    }
+    // Some may have exited in the meantime; the caller looks again.
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(io_error(format!("cannot run {tool}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<BoxesConfig, BoxError> {
+        BoxesConfig::parse(text, Path::new("/etc/isobox.conf"))
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = BoxesConfig::default();
+        assert_eq!(config.box_root, Path::new("/var/local/lib/isobox"));
+        assert_eq!(config.first_uid, 60000);
+        assert_eq!(config.first_gid, 60000);
+        assert_eq!(config.num_boxes, 1000);
+        assert_eq!(config.cgroup_root, None);
+        assert_eq!(parse("").unwrap(), config);
+    }
+
+    #[test]
+    fn isolate_syntax_is_accepted() {
+        let config = parse(
+            "# isolate's own file\n\
+             box_root = /srv/boxes\n\
+             lock_root=/run/boxes\n\
+             \tcg_root = /sys/fs/cgroup  \n\
+             first_uid = 70000\n\
+             first_gid = 71000\n\
+             num_boxes = 16\n\
+             \n\
+             box3.cpus = 2-3\n\
+             box3.mems = 0\n\
+             restricted_init = 1\n",
+        )
+        .unwrap();
+        assert_eq!(config.box_root, Path::new("/srv/boxes"));
+        assert_eq!(config.lock_root, Path::new("/run/boxes"));
+        assert_eq!(
+            config.cgroup_root.as_deref(),
+            Some(Path::new("/sys/fs/cgroup"))
+        );
+        assert_eq!((config.first_uid, config.first_gid), (70000, 71000));
+        assert_eq!(config.num_boxes, 16);
+        assert!(config.restricted_init);
+        let box3 = &config.per_box[&3];
+        assert_eq!(box3.cpus.as_deref(), Some("2-3"));
+        assert_eq!(box3.mems.as_deref(), Some("0"));
+        // isolate 2.x's delegated cgroup root means "find it".
+        assert_eq!(
+            parse("cg_root = auto:/run/isolate/cgroup")
+                .unwrap()
+                .cgroup_root,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_the_file_and_the_line() {
+        for (text, line, reason) in [
+            ("box_root = /a\nnonsense\n", 2, "expected 'key = value'"),
+            ("first_uid = -5", 1, "whole number"),
+            ("first_uid = 99999999999", 1, "out of range"),
+            ("\n\ncolour = blue", 3, "unknown configuration item"),
+            ("boxy3.cpus = 1", 1, "unknown configuration section"),
+            ("box3.cpu = 1", 1, "unknown per-box configuration item"),
+            ("boxA.cpus = 1", 1, "unknown configuration section"),
+            ("box99999999999.cpus = 1", 1, "out of range"),
+            ("box_root = relative", 1, "absolute path"),
+            ("restricted_init = yes", 1, "0 or 1"),
+            ("first uid = 3", 1, "not a configuration key"),
+        ] {
+            let err = parse(text).unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with(&format!("/etc/isobox.conf, line {line}: ")),
+                "{text:?}: {shown}"
+            );
+            assert!(shown.contains(reason), "{text:?}: {shown}");
+        }
+    }
+
+    #[test]
+    fn unusable_configurations_are_refused() {
+        for text in ["first_uid = 0", "num_boxes = 0", "first_gid = 4294967290"] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                matches!(err, BoxError::ConfigInvalid { .. }),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BoxesConfig::load(&dir.path().join("absent.conf")).unwrap();
+        assert_eq!(config, BoxesConfig::default());
+    }
+
+    #[test]
+    fn the_environment_can_name_another_file() {
+        assert_eq!(config_path(None), Path::new(DEFAULT_CONFIG_PATH));
+        assert_eq!(
+            config_path(Some("".as_ref())),
+            Path::new(DEFAULT_CONFIG_PATH)
+        );
+        assert_eq!(
+            config_path(Some("/tmp/x.conf".as_ref())),
+            Path::new("/tmp/x.conf")
+        );
+    }
+
+    #[test]
+    fn box_paths_ids_and_range() {
+        let config =
+            parse("box_root = /srv/b\nlock_root = /run/l\nnum_boxes = 10\nbox7.cpus = 1").unwrap();
+        let sandbox = config.sandbox(7).unwrap();
+        assert_eq!(sandbox.dir(), Path::new("/srv/b/7"));
+        assert_eq!(sandbox.box_dir(), Path::new("/srv/b/7/box"));
+        assert_eq!((sandbox.uid(), sandbox.gid()), (60007, 60007));
+        assert_eq!(sandbox.cgroup_name(), "box-7");
+        assert_eq!(sandbox.lock_path, Path::new("/run/l/7"));
+        assert_eq!(sandbox.per_box.cpus.as_deref(), Some("1"));
+        let err = config.sandbox(10).unwrap_err();
+        assert_eq!(err.to_string(), "box id 10 is out of range (allowed: 0-9)");
+        assert!(config.sandbox(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn state_round_trips_and_rejects_garbage() {
+        let state = BoxState {
+            cgroups: true,
+            owner_uid: 1000,
+            owner_gid: 100,
+        };
+        assert_eq!(BoxState::parse(&state.render()), Some(state));
+        assert_eq!(BoxState::parse(""), None);
+        assert_eq!(BoxState::parse("cgroups=2\nowner=1:1\n"), None);
+        assert_eq!(BoxState::parse("cgroups=1\n"), None);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mount_field("/a\\040b"), "/a b");
+        assert_eq!(unescape_mount_field("/tab\\011x\\134y"), "/tab\tx\\y");
+        assert_eq!(unescape_mount_field("/plain\\"), "/plain\\");
+    }
+
+    fn locked_test_box(root: &Path, id: u64) -> LockedBox {
+        let config = BoxesConfig {
+            box_root: root.join("boxes"),
+            lock_root: root.join("locks"),
+            ..BoxesConfig::default()
+        };
+        config.sandbox(id).unwrap().lock(false).unwrap()
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_released_on_drop() {
+        let root = tempfile::tempdir().unwrap();
+        let first = locked_test_box(root.path(), 5);
+        let config = BoxesConfig {
+            box_root: root.path().join("boxes"),
+            lock_root: root.path().join("locks"),
+            ..BoxesConfig::default()
+        };
+        let err = config.sandbox(5).unwrap().lock(false).unwrap_err();
+        assert!(matches!(err, BoxError::Busy(5)), "{err}");
+        // Another box is independent.
+        let _other = config.sandbox(6).unwrap().lock(false).unwrap();
+        drop(first);
+        config.sandbox(5).unwrap().lock(false).unwrap();
+    }
+
+    #[test]
+    fn cleanup_of_a_missing_box_is_fine() {
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 900);
+        locked.cleanup().unwrap();
+        assert!(matches!(locked.state(), Err(BoxError::NotInitialized(900))));
+    }
+
+    #[test]
+    fn half_initialized_boxes_are_recognized_and_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 901);
+        fs::create_dir_all(locked.box_dir()).unwrap();
+        assert!(matches!(
+            locked.state(),
+            Err(BoxError::HalfInitialized(901))
+        ));
+        locked.cleanup().unwrap();
+        assert!(!locked.dir().exists());
+    }
+
+    #[test]
+    fn cleanup_does_not_follow_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("precious");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep"), "x").unwrap();
+        let locked = locked_test_box(root.path(), 902);
+        fs::create_dir_all(locked.box_dir()).unwrap();
+        std::os::unix::fs::symlink(&outside, locked.box_dir().join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("keep"), locked.box_dir().join("file")).unwrap();
+        locked.cleanup().unwrap();
+        assert!(!locked.dir().exists());
+        assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "x");
+    }
+
+    #[test]
+    fn chown_tree_removes_special_files_unless_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 903);
+        let me = fs::metadata("/proc/self").unwrap();
+        let state = BoxState {
+            cgroups: false,
+            owner_uid: me.uid(),
+            owner_gid: me.gid(),
+        };
+        locked.init(state, None).unwrap();
+        assert_eq!(locked.ready_for_run(false).unwrap(), state);
+        assert!(matches!(
+            locked.ready_for_run(true),
+            Err(BoxError::CgroupMode {
+                initialized_with_cgroups: false,
+                ..
+            })
+        ));
+        let sub = locked.box_dir().join("sub");
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("data"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", sub.join("link")).unwrap();
+        locked.chown_tree(me.uid(), me.gid(), true).unwrap();
+        assert!(fs::symlink_metadata(sub.join("link")).is_ok());
+        locked.chown_tree(me.uid(), me.gid(), false).unwrap();
+        assert!(fs::symlink_metadata(sub.join("link")).is_err());
+        assert!(sub.join("data").is_file());
+        locked.cleanup().unwrap();
+        assert!(!locked.dir().exists());
+    }
+}

@@ -1,0 +1,513 @@
+//! The isolate-compatible face: carries out what [`super::isolate`] parsed.
+//!
+//! It only translates. The box lifecycle (paths, lock, init, cleanup) is
+//! [`isobox::boxes`], the meta file is [`isobox::meta`], the run is the
+//! executor's. What is left here is isolate's vocabulary: options into an
+//! [`IsolateConfig`], the result into a meta file, a status line and
+//! isolate's exit status (0 the program succeeded, 1 it failed, 2 the
+//! sandbox failed or the usage was wrong).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use isobox::boxes::{self, BoxError, BoxState, BoxesConfig, LockedBox, Quota};
+use isobox::meta::{Meta, Verdict};
+use isobox::{CgroupController, IsolateConfig, ProcessExecutor, Stdin};
+
+use super::isolate::{parse, Action, EnvRule, IsolateArgs, USAGE};
+use super::{print_error, EXIT_TROUBLE};
+
+/// Runs the isolate face on `args` (argv, program name first).
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let mut words = Vec::with_capacity(args.len());
+    for (index, arg) in args.into_iter().enumerate().skip(1) {
+        match arg.into_string() {
+            Ok(word) => words.push(word),
+            Err(raw) => {
+                print_error(&format!(
+                    "argument {index} ({}) is not valid UTF-8",
+                    raw.to_string_lossy()
+                ));
+                return ExitCode::from(EXIT_TROUBLE);
+            }
+        }
+    }
+    let parsed = match parse(&words) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            print_error(&format!("{message} (see isolate --help)"));
+            return ExitCode::from(EXIT_TROUBLE);
+        }
+    };
+    match parsed.action {
+        Action::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Action::Version => {
+            println!(
+                "The process isolator, as isobox {} (compatible with isolate 2.x)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let mut meta = match MetaFile::open(parsed.meta.as_deref()) {
+        Ok(meta) => meta,
+        Err(error) => {
+            print_error(&format!("{error:#}"));
+            return ExitCode::from(EXIT_TROUBLE);
+        }
+    };
+    let code = execute(&parsed, &mut meta).unwrap_or_else(|error| {
+        // isolate's die(): status XX in the meta file, the message on
+        // stderr, exit status 2.
+        let message = format!("{error:#}");
+        meta.write(&Meta::sandbox_error(&message));
+        print_error(&message);
+        EXIT_TROUBLE
+    });
+    ExitCode::from(code)
+}
+
+/// Where the meta file goes.
+enum MetaFile {
+    None,
+    Stdout,
+    File(PathBuf, File),
+}
+
+impl MetaFile {
+    /// Creates the meta file up front (as isolate does), so a bad path is
+    /// an error before anything happens.
+    fn open(path: Option<&Path>) -> Result<Self> {
+        Ok(match path {
+            None => Self::None,
+            Some(path) if path == Path::new("-") => Self::Stdout,
+            Some(path) => {
+                let file = File::create(path)
+                    .with_context(|| format!("cannot open the meta file {}", path.display()))?;
+                Self::File(path.to_path_buf(), file)
+            }
+        })
+    }
+
+    fn write(&mut self, meta: &Meta) {
+        let text = meta.to_string();
+        let written = match self {
+            Self::None => Ok(()),
+            Self::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+            Self::File(_, file) => file.write_all(text.as_bytes()),
+        };
+        if let Err(error) = written {
+            let name = match self {
+                Self::File(path, _) => path.display().to_string(),
+                _ => "-".to_string(),
+            };
+            print_error(&format!("cannot write the meta file {name}: {error}"));
+        }
+    }
+}
+
+/// The real uid and gid of the caller (who owns the boxes it creates).
+fn caller_ids() -> Result<(u32, u32)> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let real = |key: &str| -> Option<u32> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    match (real("Uid:"), real("Gid:")) {
+        (Some(uid), Some(gid)) => Ok((uid, gid)),
+        _ => bail!("cannot find the caller's uid and gid in /proc/self/status"),
+    }
+}
+
+/// Carries out every action but `--help` and `--version`; returns the exit
+/// status, or an error that is a sandbox error.
+fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
+    if !isobox::jail::sys::is_root() {
+        bail!("isolate must be run as root (isobox needs root to build boxes)");
+    }
+    let (caller_uid, caller_gid) = caller_ids()?;
+    let owner = match (parsed.as_uid, parsed.as_gid) {
+        (Some(uid), Some(gid)) if caller_uid == 0 => (uid, gid),
+        (Some(_), _) | (_, Some(_)) => bail!("you must be root to use --as-uid or --as-gid"),
+        _ => (caller_uid, caller_gid),
+    };
+    let from_env = std::env::var_os(boxes::CONFIG_ENV).filter(|value| !value.is_empty());
+    if from_env.is_some() && caller_uid != 0 {
+        bail!(
+            "{} is honoured only when the caller is root",
+            boxes::CONFIG_ENV
+        );
+    }
+    let config_path = boxes::config_path(from_env.as_deref());
+    let config = BoxesConfig::load(&config_path)?;
+    if parsed.verbose > 0 {
+        eprintln!(
+            "isobox: configuration {}, boxes in {}",
+            config_path.display(),
+            config.box_root.display()
+        );
+    }
+    match &parsed.action {
+        Action::CheckConfig => {
+            if parsed.cg {
+                CgroupController::detect(config.cgroup_root.as_deref())?;
+            }
+            println!(
+                "{}: fine ({} boxes in {}, uids from {})",
+                config_path.display(),
+                config.num_boxes,
+                config.box_root.display(),
+                config.first_uid
+            );
+            Ok(0)
+        }
+        Action::PrintCgRoot => {
+            let (_, root) = CgroupController::detect(config.cgroup_root.as_deref())?;
+            println!("{}", root.display());
+            Ok(0)
+        }
+        Action::Init => {
+            if config.restricted_init && caller_uid != 0 {
+                bail!("new boxes can be created only by root (restricted_init is set)");
+            }
+            let locked = lock(&config, parsed)?;
+            let state = BoxState {
+                cgroups: parsed.cg,
+                owner_uid: owner.0,
+                owner_gid: owner.1,
+            };
+            let quota = parsed
+                .quota
+                .map(|(blocks, inodes)| Quota { blocks, inodes });
+            locked
+                .init(state, quota)
+                .map_err(|error| explain(error, parsed))?;
+            println!("{}", locked.dir().display());
+            Ok(0)
+        }
+        Action::Cleanup => {
+            let locked = lock(&config, parsed)?;
+            locked.cleanup().map_err(|error| explain(error, parsed))?;
+            Ok(0)
+        }
+        Action::Run(command) => run(&config, parsed, command, meta),
+        Action::Help | Action::Version => Ok(0),
+    }
+}
+
+/// Takes the lock of the box the arguments name.
+fn lock(config: &BoxesConfig, parsed: &IsolateArgs) -> Result<LockedBox> {
+    let sandbox = config
+        .sandbox(parsed.box_id)
+        .map_err(|error| explain(error, parsed))?;
+    sandbox
+        .lock(parsed.wait)
+        .map_err(|error| explain(error, parsed))
+}
+
+/// A box error with the hint an isolate user needs.
+fn explain(error: BoxError, parsed: &IsolateArgs) -> anyhow::Error {
+    let init = format!(
+        "isolate {}-b {} --init",
+        if parsed.cg { "--cg " } else { "" },
+        parsed.box_id
+    );
+    match &error {
+        BoxError::Busy(_) => anyhow!("{error} (pass --wait to wait for it)"),
+        BoxError::NotInitialized(_) => anyhow!("{error}: run `{init}` first"),
+        BoxError::HalfInitialized(_) => anyhow!("{error}: run `{init}` again"),
+        BoxError::CgroupMode { .. } => {
+            anyhow!("{error}: use the same --cg mode, or run `{init}` again")
+        }
+        _ => anyhow!(error),
+    }
+}
+
+/// `--run`: runs the command in the box and reports like isolate.
+fn run(
+    config: &BoxesConfig,
+    parsed: &IsolateArgs,
+    command: &[String],
+    meta: &mut MetaFile,
+) -> Result<u8> {
+    let locked = lock(config, parsed)?;
+    let state = locked
+        .ready_for_run(parsed.cg)
+        .map_err(|error| explain(error, parsed))?;
+    let environment = environment(
+        parsed,
+        |name| std::env::var(name).ok(),
+        || {
+            std::env::vars_os()
+                .map(|(name, value)| {
+                    (
+                        name.to_string_lossy().into_owned(),
+                        value.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect()
+        },
+    );
+    let mut run_config = build_config(parsed, environment);
+    locked.configure(&mut run_config);
+    // The program's files belong to the box user during the run and to
+    // the box's owner after it; special files go, as in isolate.
+    locked.chown_tree(locked.uid(), locked.gid(), false)?;
+    let stdin = match parsed.stdin {
+        Some(_) => Stdin::Null,
+        None => inherited_stdin(),
+    };
+
+    let mut executor = ProcessExecutor::new(run_config)?;
+    let outcome = executor.execute_with_stdin(command, stdin);
+    let cleaned = executor.cleanup();
+    drop(executor);
+    let given_back = locked.chown_tree(state.owner_uid, state.owner_gid, parsed.special_files);
+    let result = outcome?;
+    // The program's verdict stands; these only need the admin's eyes.
+    if let Err(error) = cleaned {
+        print_error(&format!("warning: cleaning up after the run: {error}"));
+    }
+    if let Err(error) = given_back {
+        print_error(&format!(
+            "warning: giving the box's files back to uid {}: {error}",
+            state.owner_uid
+        ));
+    }
+
+    if let Some(errno) = result.exec_errno {
+        // isolate's inside process says this on the program's stderr.
+        eprintln!(
+            "execve(\"{}\"): {}",
+            command[0],
+            isobox::jail::sys::strerror(errno)
+        );
+    }
+    let report = Meta::from_result(&result, parsed.cg);
+    meta.write(&report);
+    let verdict = report.verdict();
+    match verdict {
+        Verdict::SandboxError => print_error(report.message()),
+        _ if parsed.silent > 0 => {}
+        Verdict::Ok => eprintln!(
+            "OK ({} sec real, {} sec wall)",
+            report.get("time").unwrap_or("0.000"),
+            report.get("time-wall").unwrap_or("0.000")
+        ),
+        _ => eprintln!("{}", report.message()),
+    }
+    Ok(verdict.exit_status())
+}
+
+/// isolate's stdin when `-i` is not given: its own.
+fn inherited_stdin() -> Stdin {
+    match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdin::File(File::from(fd)),
+        // No stdin at all: the program reads end of file.
+        Err(_) => Stdin::Null,
+    }
+}
+
+/// The program's environment: nothing (or, with `-e`, everything) of the
+/// caller's, `LIBC_FATAL_STDERR_=1`, then the `-E` rules in order.
+fn environment(
+    parsed: &IsolateArgs,
+    lookup: impl Fn(&str) -> Option<String>,
+    everything: impl FnOnce() -> Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut environment = if parsed.full_env {
+        everything()
+    } else {
+        Vec::new()
+    };
+    let set = |environment: &mut Vec<(String, String)>, name: &str, value: String| match environment
+        .iter_mut()
+        .find(|(known, _)| known == name)
+    {
+        Some(entry) => entry.1 = value,
+        None => environment.push((name.to_string(), value)),
+    };
+    set(&mut environment, "LIBC_FATAL_STDERR_", "1".to_string());
+    for rule in &parsed.env {
+        match rule {
+            EnvRule::Set(name, value) => set(&mut environment, name, value.clone()),
+            EnvRule::Pass(name) => match lookup(name) {
+                Some(value) => set(&mut environment, name, value),
+                None => environment.retain(|(known, _)| known != name),
+            },
+            EnvRule::Unset(name) => environment.retain(|(known, _)| known != name),
+        }
+    }
+    environment
+}
+
+/// KiB to bytes (values are at most `i32::MAX` KiB, so this cannot
+/// overflow).
+fn kib(value: u64) -> u64 {
+    value * 1024
+}
+
+/// The run's configuration from isolate's options (the box fills in its
+/// own part: directory, ids, cgroup).
+fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> IsolateConfig {
+    // isolate checks -x only together with -t.
+    let extra_time = parsed.time.and(parsed.extra_time);
+    IsolateConfig {
+        strict_mode: true,
+        use_cgroups: parsed.cg,
+        time_limit: parsed.time,
+        extra_time,
+        wall_time_limit: parsed.wall_time,
+        memory_limit: parsed.cg_mem_kib.map(kib),
+        address_space_limit: parsed.mem_kib.map(kib),
+        process_limit: cgroup_pids_limit(parsed.processes, parsed.cg),
+        file_size_limit: parsed.fsize_kib.map(kib),
+        stack_limit: parsed.stack_kib.map(kib),
+        open_files_limit: parsed.open_files,
+        core_limit: kib(parsed.core_kib),
+        output_limit: None,
+        environment,
+        default_dirs: !parsed.no_default_dirs,
+        dir_rules: parsed.dirs.clone(),
+        inner_workdir: parsed
+            .chdir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(isobox::types::BOX_MOUNT_POINT)),
+        share_net: parsed.share_net,
+        stdin_file: parsed.stdin.clone(),
+        stdout_file: parsed.stdout.clone(),
+        stderr_file: parsed.stderr.clone(),
+        stderr_to_stdout: parsed.stderr_to_stdout,
+        inherit_stdout_stderr: true,
+        inherit_fds: parsed.inherit_fds,
+        ..IsolateConfig::default()
+    }
+}
+
+/// The library's process limit for isolate's `-p N`.
+///
+/// In cgroup mode the executor puts its proxy (pid 1 of the box) in the
+/// run's cgroup and counts it against the pids limit, so the program alone
+/// gets one task fewer than `process_limit`; `-p1` (what CMS passes) could
+/// not even start the program. One task more makes the program's own
+/// limit exactly N. Without cgroups the limit is `RLIMIT_NPROC` of the box
+/// uid, which the proxy (root) does not count against.
+fn cgroup_pids_limit(processes: Option<u64>, cgroups: bool) -> Option<u64> {
+    processes.map(|count| if cgroups { count + 1 } else { count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parsed(words: &[&str]) -> IsolateArgs {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        parse(&words).unwrap()
+    }
+
+    #[test]
+    fn sizes_are_kib_and_defaults_are_isolates() {
+        let args = parsed(&[
+            "--cg",
+            "-m",
+            "1000",
+            "--cg-mem=2000",
+            "-k",
+            "64",
+            "-f",
+            "8",
+            "--run",
+            "--",
+            "a",
+        ]);
+        let config = build_config(&args, Vec::new());
+        assert_eq!(config.address_space_limit, Some(1000 * 1024));
+        assert_eq!(config.memory_limit, Some(2000 * 1024));
+        assert_eq!(config.stack_limit, Some(64 * 1024));
+        assert_eq!(config.file_size_limit, Some(8 * 1024));
+        assert_eq!(config.open_files_limit, Some(64));
+        assert_eq!(config.core_limit, 0);
+        assert_eq!(config.output_limit, None);
+        assert!(config.use_cgroups && config.inherit_stdout_stderr);
+        assert_eq!(config.inner_workdir, Path::new("/box"));
+
+        let plain = build_config(&parsed(&["--run", "--", "a"]), Vec::new());
+        assert!(!plain.use_cgroups);
+        assert_eq!(plain.process_limit, Some(1));
+        assert_eq!((plain.memory_limit, plain.stack_limit), (None, None));
+    }
+
+    #[test]
+    fn extra_time_is_absolute_and_needs_a_time_limit() {
+        let config = build_config(
+            &parsed(&["-t", "1", "-x", "1.5", "--run", "--", "a"]),
+            vec![],
+        );
+        assert_eq!(config.time_limit, Some(Duration::from_secs(1)));
+        assert_eq!(config.extra_time, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            config.cpu_kill_threshold(),
+            Some(Duration::from_millis(1500))
+        );
+        let config = build_config(&parsed(&["-x", "1.5", "--run", "--", "a"]), vec![]);
+        assert_eq!(config.extra_time, None);
+    }
+
+    #[test]
+    fn the_program_alone_gets_n_processes() {
+        assert_eq!(cgroup_pids_limit(Some(1), true), Some(2));
+        assert_eq!(cgroup_pids_limit(Some(1), false), Some(1));
+        assert_eq!(cgroup_pids_limit(None, true), None);
+    }
+
+    #[test]
+    fn environment_is_empty_but_for_the_rules() {
+        let lookup = |name: &str| (name == "LANG").then(|| "C.UTF-8".to_string());
+        let everything = || {
+            vec![
+                ("LANG".to_string(), "C.UTF-8".to_string()),
+                ("SECRET".to_string(), "x".to_string()),
+            ]
+        };
+        let args = parsed(&[
+            "-E",
+            "HOME=/tmp",
+            "-E",
+            "LANG",
+            "-E",
+            "MISSING",
+            "--run",
+            "--",
+            "a",
+        ]);
+        assert_eq!(
+            environment(&args, lookup, everything),
+            [
+                ("LIBC_FATAL_STDERR_".to_string(), "1".to_string()),
+                ("HOME".to_string(), "/tmp".to_string()),
+                ("LANG".to_string(), "C.UTF-8".to_string()),
+            ]
+        );
+        let full = parsed(&["-e", "-E", "SECRET=", "--run", "--", "a"]);
+        let env = environment(&full, lookup, everything);
+        assert!(env.iter().any(|(name, _)| name == "LANG"));
+        assert!(!env.iter().any(|(name, _)| name == "SECRET"));
+        assert!(env.contains(&("LIBC_FATAL_STDERR_".to_string(), "1".to_string())));
+    }
+}

@@ -1,0 +1,430 @@
+//! isolate's meta file: what a run did, as `key:value` lines.
+//!
+//! [`Meta::from_result`] turns an [`ExecutionResult`] into the lines isolate
+//! writes, in isolate's order and units (seconds with three decimals, sizes
+//! in KiB), so that judges that parse isolate's meta file (CMS, Judge0)
+//! read isobox's unchanged:
+//!
+//! ```text
+//! time:0.001            CPU seconds
+//! time-wall:0.011       wall-clock seconds
+//! max-rss:1112          KiB, largest single process
+//! csw-voluntary:6
+//! csw-forced:1
+//! cg-mem:512            KiB, peak of the run's cgroup (cgroup mode only)
+//! cg-oom-killed:1       the OOM killer fired in this run (cgroup mode only)
+//! exitcode:0            or exitsig:N
+//! status:RE             RE, SG, TO or XX; absent when the program succeeded
+//! message:Exited with error status 3
+//! killed:1              the sandbox killed the program
+//! ```
+//!
+//! When the sandbox killed the program at a time limit, `status`, `message`
+//! and `killed` come first, as isolate writes them.
+
+use std::fmt;
+
+use crate::types::{ExecutionResult, ExecutionStatus};
+
+/// isolate's verdict of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The program exited with status 0 within its limits (no `status`).
+    Ok,
+    /// `RE`: the program exited with a nonzero status.
+    RuntimeError,
+    /// `SG`: the program died of a signal.
+    Signal,
+    /// `TO`: a time limit was exceeded.
+    Timeout,
+    /// `XX`: the sandbox failed.
+    SandboxError,
+}
+
+impl Verdict {
+    /// The `status` code, `None` for [`Verdict::Ok`].
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Self::Ok => None,
+            Self::RuntimeError => Some("RE"),
+            Self::Signal => Some("SG"),
+            Self::Timeout => Some("TO"),
+            Self::SandboxError => Some("XX"),
+        }
+    }
+
+    /// isolate's exit status for this verdict: 0 success, 1 the program
+    /// failed, 2 the sandbox failed.
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::RuntimeError | Self::Signal | Self::Timeout => 1,
+            Self::SandboxError => 2,
+        }
+    }
+}
+
+/// The contents of one meta file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    verdict: Verdict,
+    message: String,
+    lines: Vec<(&'static str, String)>,
+}
+
+/// Whole milliseconds of `seconds`, never negative (isolate truncates).
+fn millis(seconds: f64) -> u64 {
+    if seconds.is_finite() && seconds > 0.0 {
+        // Truncation is isolate's rounding; the tiny epsilon keeps 0.3 s
+        // stored as 0.29999999... from reading as 0.299.
+        (seconds * 1000.0 + 1e-6) as u64
+    } else {
+        0
+    }
+}
+
+fn seconds(value: f64) -> String {
+    let ms = millis(value);
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// One line: breaks would start new keys, so they become spaces.
+fn one_line(text: &str) -> String {
+    text.trim()
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect()
+}
+
+/// How a finished run reads in isolate's terms.
+enum Outcome {
+    Ok,
+    Exited(i32, String),
+    Signaled(i32),
+    Timeout { killed: bool, message: String },
+    Failed(String),
+}
+
+fn outcome(result: &ExecutionResult) -> Outcome {
+    use ExecutionStatus::*;
+    match result.status {
+        Success => Outcome::Ok,
+        InternalError => Outcome::Failed(one_line(&result.message)),
+        TimeLimit => Outcome::Timeout {
+            killed: result.killed || result.signal.is_some(),
+            message: if result.message.contains("wall") {
+                "Time limit exceeded (wall clock)".to_string()
+            } else {
+                "Time limit exceeded".to_string()
+            },
+        },
+        // Every other verdict is what the program's end looks like to
+        // isolate: a signal (memory, file size, seccomp...) or an exit.
+        _ => match (result.signal, result.exit_code) {
+            (Some(signal), _) => Outcome::Signaled(signal),
+            (None, Some(code)) if code != 0 => {
+                Outcome::Exited(code, format!("Exited with error status {code}"))
+            }
+            (None, Some(code)) => Outcome::Exited(code, one_line(&result.message)),
+            // The end is unknown only when execution itself failed, which
+            // isolate reports as exit status 127.
+            (None, None) => Outcome::Exited(127, "Exited with error status 127".to_string()),
+        },
+    }
+}
+
+impl Meta {
+    /// The meta file of a finished run. `cgroups` adds `cg-mem` and
+    /// `cg-oom-killed` (isolate's `--cg` mode).
+    pub fn from_result(result: &ExecutionResult, cgroups: bool) -> Self {
+        let mut stats: Vec<(&'static str, String)> = vec![
+            ("time", seconds(result.cpu_time)),
+            ("time-wall", seconds(result.wall_time)),
+            ("max-rss", (result.max_rss / 1024).to_string()),
+            (
+                "csw-voluntary",
+                result.voluntary_context_switches.to_string(),
+            ),
+            (
+                "csw-forced",
+                result.involuntary_context_switches.to_string(),
+            ),
+        ];
+        if cgroups {
+            stats.push(("cg-mem", (result.memory_peak / 1024).to_string()));
+            if result.oom_killed {
+                stats.push(("cg-oom-killed", "1".to_string()));
+            }
+        }
+        let status = |verdict: Verdict| ("status", verdict.code().unwrap_or("").to_string());
+        let (verdict, message, lines) = match outcome(result) {
+            Outcome::Ok => {
+                stats.push(("exitcode", "0".to_string()));
+                (Verdict::Ok, String::new(), stats)
+            }
+            Outcome::Exited(code, message) => {
+                stats.push(("exitcode", code.to_string()));
+                stats.push(status(Verdict::RuntimeError));
+                stats.push(("message", message.clone()));
+                (Verdict::RuntimeError, message, stats)
+            }
+            Outcome::Signaled(signal) => {
+                let message = format!("Caught fatal signal {signal}");
+                stats.push(("exitsig", signal.to_string()));
+                stats.push(status(Verdict::Signal));
+                stats.push(("message", message.clone()));
+                (Verdict::Signal, message, stats)
+            }
+            Outcome::Timeout {
+                killed: true,
+                message,
+            } => {
+                let mut lines = vec![
+                    status(Verdict::Timeout),
+                    ("message", message.clone()),
+                    ("killed", "1".to_string()),
+                ];
+                lines.extend(stats);
+                (Verdict::Timeout, message, lines)
+            }
+            Outcome::Timeout {
+                killed: false,
+                message,
+            } => {
+                stats.push(status(Verdict::Timeout));
+                stats.push(("message", message.clone()));
+                (Verdict::Timeout, message, stats)
+            }
+            Outcome::Failed(message) => return Self::sandbox_error(&message),
+        };
+        Self {
+            verdict,
+            message,
+            lines,
+        }
+    }
+
+    /// The meta file of a run the sandbox could not carry out: only
+    /// `status:XX` and the message, as isolate writes it.
+    pub fn sandbox_error(message: &str) -> Self {
+        let message = one_line(message);
+        Self {
+            verdict: Verdict::SandboxError,
+            lines: vec![("status", "XX".to_string()), ("message", message.clone())],
+            message,
+        }
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The message (empty on success).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The lines as `(key, value)`, in file order.
+    pub fn lines(&self) -> &[(&'static str, String)] {
+        &self.lines
+    }
+
+    /// The value of `key`, if the file has it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+impl fmt::Display for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (key, value) in &self.lines {
+            writeln!(f, "{key}:{value}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: ExecutionStatus) -> ExecutionResult {
+        ExecutionResult {
+            status,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            cpu_time: 0.0015,
+            wall_time: 0.0111,
+            memory_peak: 524_288,
+            max_rss: 1_138_688,
+            oom_killed: false,
+            killed: false,
+            voluntary_context_switches: 6,
+            involuntary_context_switches: 1,
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+            exec_errno: None,
+            message: String::new(),
+        }
+    }
+
+    fn keys(meta: &Meta) -> Vec<&str> {
+        meta.lines().iter().map(|(key, _)| *key).collect()
+    }
+
+    #[test]
+    fn success_has_no_status_and_the_documented_order() {
+        let mut run = result(ExecutionStatus::Success);
+        run.exit_code = Some(0);
+        let meta = Meta::from_result(&run, true);
+        assert_eq!(
+            meta.to_string(),
+            "time:0.001\ntime-wall:0.011\nmax-rss:1112\ncsw-voluntary:6\ncsw-forced:1\n\
+             cg-mem:512\nexitcode:0\n"
+        );
+        assert_eq!(meta.verdict(), Verdict::Ok);
+        assert_eq!(meta.verdict().exit_status(), 0);
+        // Without cgroups there is no cg-mem.
+        let plain = Meta::from_result(&run, false);
+        assert_eq!(
+            keys(&plain),
+            [
+                "time",
+                "time-wall",
+                "max-rss",
+                "csw-voluntary",
+                "csw-forced",
+                "exitcode"
+            ]
+        );
+    }
+
+    #[test]
+    fn nonzero_exit_is_re() {
+        let mut run = result(ExecutionStatus::RuntimeError);
+        run.exit_code = Some(3);
+        let meta = Meta::from_result(&run, true);
+        assert!(meta
+            .to_string()
+            .ends_with("cg-mem:512\nexitcode:3\nstatus:RE\nmessage:Exited with error status 3\n"));
+        assert_eq!(meta.verdict().exit_status(), 1);
+    }
+
+    #[test]
+    fn failed_exec_is_re_127() {
+        let mut run = result(ExecutionStatus::RuntimeError);
+        run.exit_code = Some(127);
+        run.exec_errno = Some(2);
+        run.message = "exec failed: No such file or directory".into();
+        let meta = Meta::from_result(&run, false);
+        assert_eq!(meta.get("exitcode"), Some("127"));
+        assert_eq!(meta.get("status"), Some("RE"));
+        assert_eq!(meta.message(), "Exited with error status 127");
+        run.exit_code = None;
+        assert_eq!(Meta::from_result(&run, false).get("exitcode"), Some("127"));
+    }
+
+    #[test]
+    fn signals_are_sg_and_oom_adds_the_flag() {
+        let mut run = result(ExecutionStatus::Signaled);
+        run.signal = Some(11);
+        let meta = Meta::from_result(&run, true);
+        assert!(meta
+            .to_string()
+            .ends_with("exitsig:11\nstatus:SG\nmessage:Caught fatal signal 11\n"));
+        assert_eq!(meta.get("cg-oom-killed"), None);
+
+        let mut oom = result(ExecutionStatus::MemoryLimit);
+        oom.signal = Some(9);
+        oom.oom_killed = true;
+        let meta = Meta::from_result(&oom, true);
+        assert_eq!(
+            keys(&meta)[5..],
+            ["cg-mem", "cg-oom-killed", "exitsig", "status", "message"]
+        );
+        assert_eq!(meta.get("status"), Some("SG"));
+        assert_eq!(meta.verdict().exit_status(), 1);
+
+        for (status, signal) in [
+            (ExecutionStatus::FileSizeLimit, 25),
+            (ExecutionStatus::SecurityViolation, 31),
+            (ExecutionStatus::ProcessLimit, 6),
+        ] {
+            let mut run = result(status);
+            run.signal = Some(signal);
+            let meta = Meta::from_result(&run, false);
+            assert_eq!(meta.get("status"), Some("SG"), "{status}");
+            assert_eq!(meta.get("exitsig"), Some(signal.to_string().as_str()));
+        }
+    }
+
+    #[test]
+    fn killed_timeouts_put_status_message_and_killed_first() {
+        let mut run = result(ExecutionStatus::TimeLimit);
+        run.signal = Some(9);
+        run.killed = true;
+        run.cpu_time = 1.0049;
+        run.message = "Time limit exceeded".into();
+        let meta = Meta::from_result(&run, true);
+        assert_eq!(
+            meta.to_string(),
+            "status:TO\nmessage:Time limit exceeded\nkilled:1\ntime:1.004\ntime-wall:0.011\n\
+             max-rss:1112\ncsw-voluntary:6\ncsw-forced:1\ncg-mem:512\n"
+        );
+        run.message = "Time limit exceeded (wall clock)".into();
+        let meta = Meta::from_result(&run, true);
+        assert_eq!(
+            meta.get("message"),
+            Some("Time limit exceeded (wall clock)")
+        );
+        assert_eq!(meta.verdict().exit_status(), 1);
+    }
+
+    #[test]
+    fn a_timeout_after_a_clean_exit_is_not_killed() {
+        let mut run = result(ExecutionStatus::TimeLimit);
+        run.exit_code = Some(0);
+        run.message = "Time limit exceeded".into();
+        let meta = Meta::from_result(&run, false);
+        assert_eq!(
+            keys(&meta),
+            [
+                "time",
+                "time-wall",
+                "max-rss",
+                "csw-voluntary",
+                "csw-forced",
+                "status",
+                "message"
+            ]
+        );
+    }
+
+    #[test]
+    fn sandbox_errors_are_xx_with_one_line() {
+        let mut run = result(ExecutionStatus::InternalError);
+        run.message = "opening the standard streams failed\n(stdin.txt)".into();
+        let meta = Meta::from_result(&run, true);
+        assert_eq!(
+            meta.to_string(),
+            "status:XX\nmessage:opening the standard streams failed (stdin.txt)\n"
+        );
+        assert_eq!(meta.verdict(), Verdict::SandboxError);
+        assert_eq!(meta.verdict().exit_status(), 2);
+    }
+
+    #[test]
+    fn times_are_never_negative_and_truncated_to_milliseconds() {
+        assert_eq!(seconds(-0.5), "0.000");
+        assert_eq!(seconds(f64::NAN), "0.000");
+        assert_eq!(seconds(0.3), "0.300");
+        assert_eq!(seconds(2.9999), "2.999");
+        assert_eq!(seconds(12.0), "12.000");
+    }
+}
