@@ -1,0 +1,356 @@
+//! Running the real `isobox` binary as `isolate`: a private configuration
+//! (box root, lock root, uids) per test, boxes that clean up after
+//! themselves, and meta files read the way judges read them.
+//!
+//! Box ids decide both the uid (`FIRST_UID + id`) and the cgroup
+//! (`isobox/box-<id>`), which are host-wide, so every test owns its own
+//! ids: test files take slots from this table and each slot owns the ten
+//! ids `slot * 10 ..= slot * 10 + 9`.
+//!
+//! | file                  | slots   |
+//! |-----------------------|---------|
+//! | `isolate_cms.rs`      | 1–9     |
+//! | `isolate_judge0.rs`   | 10–19   |
+//! | `isolate_lifecycle.rs`| 20–39   |
+//! | `isolate_usage.rs`    | 40–49   |
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+/// uid and gid of box 0 in the test configuration: above the 61000–62000
+/// range the executor tests use, below anything real.
+pub const FIRST_UID: u32 = 63000;
+
+/// The first box id of `slot` (see the table above).
+pub fn slot_id(slot: u32, index: u32) -> u32 {
+    assert!(index < 10, "a slot has ten box ids");
+    slot * 10 + index
+}
+
+/// What one invocation did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A private isolate installation: a configuration file, box and lock
+/// roots, and a symlink named `isolate` to the isobox binary.
+pub struct Isolate {
+    root: TempDir,
+    /// The configuration file (ISOBOX_CONFIG).
+    pub config: PathBuf,
+    /// `box_root` of the configuration.
+    pub box_root: PathBuf,
+    /// The `isolate` symlink.
+    pub link: PathBuf,
+}
+
+impl Default for Isolate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Isolate {
+    /// An installation with 1000 boxes from uid [`FIRST_UID`].
+    pub fn new() -> Self {
+        Self::with_extra_config("")
+    }
+
+    /// Like [`new`](Self::new), with more lines appended to the
+    /// configuration file.
+    pub fn with_extra_config(extra: &str) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("isobox-isolate-")
+            .tempdir()
+            .expect("creating the test root");
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).expect("chmod root");
+        let box_root = root.path().join("boxes");
+        let config = root.path().join("isobox.conf");
+        fs::write(
+            &config,
+            format!(
+                "# written by the isolate tests\n\
+                 box_root = {}\n\
+                 lock_root = {}\n\
+                 first_uid = {FIRST_UID}\n\
+                 first_gid = {FIRST_UID}\n\
+                 num_boxes = 1000\n\
+                 {extra}",
+                box_root.display(),
+                root.path().join("locks").display(),
+            ),
+        )
+        .expect("writing the configuration");
+        let link = root.path().join("isolate");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_isobox"), &link).expect("symlink isolate");
+        Self {
+            root,
+            config,
+            box_root,
+            link,
+        }
+    }
+
+    /// The temporary directory everything lives in (the commands' cwd).
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `isolate` with the test configuration, run from the test root, with
+    /// stdin from /dev/null.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.link);
+        command
+            .env("ISOBOX_CONFIG", &self.config)
+            .current_dir(self.root.path())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `isolate ARGS` and waits for it.
+    pub fn isolate(&self, args: &[&str]) -> Outcome {
+        self.command()
+            .args(args)
+            .output()
+            .expect("running isolate")
+            .into()
+    }
+
+    /// Initializes box `id` (with `--cg` when `cg`) and returns a guard
+    /// that cleans it up.
+    pub fn open_box(&self, id: u32, cg: bool) -> BoxGuard<'_> {
+        let guard = BoxGuard {
+            isolate: self,
+            id,
+            cg,
+            dir: self.box_root.join(id.to_string()),
+        };
+        let init = guard.isolate(&["--init"]);
+        assert_eq!(init.code, 0, "--init of box {id} failed: {init:?}");
+        assert_eq!(init.stdout, format!("{}\n", guard.dir.display()));
+        guard
+    }
+}
+
+/// An initialized box; dropping it runs `--cleanup` and kills anything of
+/// its uid that is left (a failing test must not leave a box behind).
+pub struct BoxGuard<'a> {
+    isolate: &'a Isolate,
+    /// The box id.
+    pub id: u32,
+    /// Whether the box uses cgroups.
+    pub cg: bool,
+    /// `<box_root>/<id>`, what `--init` printed.
+    pub dir: PathBuf,
+}
+
+impl BoxGuard<'_> {
+    /// The program's directory, `/box` inside.
+    pub fn box_dir(&self) -> PathBuf {
+        self.dir.join("box")
+    }
+
+    /// uid (and gid) of the box's program.
+    pub fn uid(&self) -> u32 {
+        FIRST_UID + self.id
+    }
+
+    /// `[--cg] -b ID` followed by `rest`.
+    pub fn with_box(&self, rest: &[&str]) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.cg {
+            args.push("--cg".to_string());
+        }
+        args.push("-b".to_string());
+        args.push(self.id.to_string());
+        args.extend(rest.iter().map(|arg| arg.to_string()));
+        args
+    }
+
+    /// Runs `isolate [--cg] -b ID ARGS`.
+    pub fn isolate(&self, rest: &[&str]) -> Outcome {
+        self.isolate
+            .command()
+            .args(self.with_box(rest))
+            .output()
+            .expect("running isolate")
+            .into()
+    }
+
+    /// Runs `isolate [--cg] -b ID -M <meta> OPTIONS --run -- COMMAND` and
+    /// returns the outcome and the meta file.
+    pub fn run(&self, options: &[&str], command: &[&str]) -> (Outcome, String) {
+        let meta = self.isolate.root().join(format!("meta-{}", self.id));
+        let meta_arg = format!("--meta={}", meta.display());
+        let mut rest = vec![meta_arg.as_str()];
+        rest.extend_from_slice(options);
+        rest.push("--run");
+        rest.push("--");
+        rest.extend_from_slice(command);
+        let outcome = self.isolate(&rest);
+        let text = fs::read_to_string(&meta).unwrap_or_default();
+        (outcome, text)
+    }
+
+    /// Copies the host file `host_path` into the box as `name` (mode 0755)
+    /// and returns its path inside the box.
+    pub fn install(&self, host_path: &str, name: &str) -> String {
+        let target = self.box_dir().join(name);
+        fs::copy(host_path, &target)
+            .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod");
+        format!("/box/{name}")
+    }
+
+    /// Writes `contents` to `name` in the box.
+    pub fn write(&self, name: &str, contents: &str) {
+        fs::write(self.box_dir().join(name), contents).expect("writing into the box");
+    }
+
+    /// Reads `name` of the box.
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.box_dir().join(name))
+            .unwrap_or_else(|err| panic!("reading {name} of box {}: {err}", self.id))
+    }
+}
+
+impl Drop for BoxGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.isolate(&["--cleanup"]);
+        super_kill(self.uid());
+    }
+}
+
+/// SIGKILLs whatever of `uid` is left, by pid.
+fn super_kill(uid: u32) {
+    for (pid, _) in crate::common::processes_of_uid(uid) {
+        // SAFETY: kill only signals; the uid belongs to this test's box.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Checks that nothing of box `id` is left: no directory under
+/// `box_root`, no cgroup, no mount, no process of its uid.
+pub fn assert_box_gone(isolate: &Isolate, id: u32) {
+    let dir = isolate.box_root.join(id.to_string());
+    assert!(
+        fs::symlink_metadata(&dir).is_err(),
+        "{} survived",
+        dir.display()
+    );
+    let name = format!("box-{id}");
+    let cgroups = [
+        PathBuf::from("/sys/fs/cgroup/isobox").join(&name),
+        PathBuf::from("/sys/fs/cgroup/memory/isobox").join(&name),
+        PathBuf::from("/sys/fs/cgroup/pids/isobox").join(&name),
+        PathBuf::from("/sys/fs/cgroup/cpuacct/isobox").join(&name),
+        PathBuf::from("/sys/fs/cgroup/cpu/isobox").join(&name),
+        PathBuf::from("/sys/fs/cgroup/cpuset/isobox").join(&name),
+    ];
+    let left: Vec<_> = cgroups.iter().filter(|path| path.exists()).collect();
+    assert!(left.is_empty(), "cgroups of box {id} survived: {left:?}");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let dir_text = dir.display().to_string();
+    assert!(
+        !mounts.lines().any(|line| line.contains(&dir_text)),
+        "a mount of box {id} survived"
+    );
+    crate::common::assert_no_process_of_uid(FIRST_UID + id);
+}
+
+/// A meta file read the way CMS reads it: each line split at its first
+/// `:`, values collected per key.
+#[derive(Debug, Default)]
+pub struct CmsLog {
+    entries: Vec<(String, String)>,
+}
+
+impl CmsLog {
+    /// Parses the meta file text.
+    pub fn parse(text: &str) -> Self {
+        let entries = text
+            .lines()
+            .map(|line| {
+                let line = line.trim();
+                let (key, value) = line
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("meta line without ':': {line:?}"));
+                (key.to_string(), value.to_string())
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The keys in file order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.entries.iter().map(|(key, _)| key.as_str()).collect()
+    }
+
+    /// CMS's `get_exit_status`: XX > TO (wall when the message says so) >
+    /// SG (memory limit when `cg-oom-killed` is there) > RE > OK.
+    pub fn exit_status(&self) -> &'static str {
+        match self.get("status") {
+            Some("XX") => "sandbox error",
+            Some("TO") if self.get("message").is_some_and(|m| m.contains("wall")) => "wall timeout",
+            Some("TO") => "timeout",
+            Some("SG") if self.get("cg-oom-killed").is_some() => "memory limit",
+            Some("SG") => "signal",
+            Some("RE") => "nonzero return",
+            _ => "ok",
+        }
+    }
+
+    /// CMS's execution time: `time`, in seconds.
+    pub fn time(&self) -> f64 {
+        self.get("time")
+            .expect("a meta file with time")
+            .parse()
+            .expect("time is a number")
+    }
+
+    /// CMS's memory used: `cg-mem` KiB times 1024.
+    pub fn memory(&self) -> u64 {
+        self.get("cg-mem")
+            .expect("a meta file with cg-mem")
+            .parse::<u64>()
+            .expect("cg-mem is a number")
+            * 1024
+    }
+}
+
+/// isolate's exit status as CMS sees it: 0 and 1 are a sandbox that did its
+/// job, 2 a sandbox error.
+pub fn cms_box_ok(code: i32) -> bool {
+    code == 0 || code == 1
+}
