@@ -922,7 +922,7 @@ impl ProcessExecutor {
             cgroup.remove()?;
         }
         if std::mem::take(&mut self.created_workdir) {
-            std::fs::remove_dir_all(&self.config.workdir).map_err(|source| {
+            crate::cleanup::remove_tree(&self.config.workdir).map_err(|source| {
                 IsolateError::io(
                     format!("removing {}", self.config.workdir.display()),
                     source,

@@ -23,6 +23,7 @@
 
 pub mod boxes;
 pub mod cgroup;
+pub mod cleanup;
 pub mod dirs;
 pub mod executor;
 pub mod jail;

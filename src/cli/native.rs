@@ -17,7 +17,6 @@ use clap::{Args, Parser, Subcommand};
 use isobox::dirs::DirRule;
 use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
 use serde::Serialize;
-use tempfile::TempDir;
 
 use super::units::{human_size, parse_count, parse_size, parse_time};
 use super::{print_error, EXIT_TROUBLE};
@@ -330,12 +329,8 @@ fn run(args: RunArgs) -> Result<u8> {
     if let Err(error) = cleaned {
         troubles.push(format!("cleaning up after the run: {error}"));
     }
-    let box_path = box_dir.path().to_path_buf();
-    if let Err(error) = box_dir.close() {
-        troubles.push(format!(
-            "cannot remove the box directory {}: {error}",
-            box_path.display()
-        ));
+    if let Err(error) = box_dir.remove() {
+        troubles.push(error);
     }
     if troubles.is_empty() {
         return Ok(exit_status(result.status));
@@ -368,9 +363,43 @@ fn open_stdin(path: Option<&Path>) -> Result<Stdin> {
     Ok(Stdin::File(file))
 }
 
+/// The throwaway box directory; removed on drop (best effort) or by
+/// [`remove`](Self::remove). Removal copes with whatever the program left,
+/// however deeply nested, and follows no link.
+struct BoxDir(Option<PathBuf>);
+
+impl BoxDir {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    fn remove(mut self) -> std::result::Result<(), String> {
+        let Some(path) = self.0.take() else {
+            return Ok(());
+        };
+        isobox::cleanup::remove_tree(&path).map_err(|error| {
+            format!(
+                "cannot remove the box directory {}: {}",
+                path.display(),
+                describe_io_error(&error)
+            )
+        })
+    }
+}
+
+impl Drop for BoxDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(error) = isobox::cleanup::remove_tree(&path) {
+                tracing::warn!("cannot remove the box directory {}: {error}", path.display());
+            }
+        }
+    }
+}
+
 /// Creates the throwaway box directory, mode 0755 whatever the umask, so
 /// the box user can enter it.
-fn create_box_dir() -> Result<TempDir> {
+fn create_box_dir() -> Result<BoxDir> {
     let parent = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix(BOX_DIR_PREFIX)
@@ -382,6 +411,7 @@ fn create_box_dir() -> Result<TempDir> {
                 describe_io_error(&error)
             )
         })?;
+    let dir = BoxDir(Some(dir.keep()));
     std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).map_err(|error| {
         anyhow!(
             "cannot set the mode of the box directory {}: {}",

@@ -417,6 +417,12 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
                 fail(report, Stage::Hostname, errno);
             }
         }
+        // Opened while /proc is still the host's; after the pivot the box
+        // may have no /proc at all.
+        let oom_score = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
         if let Some(plan) = &spec.mounts {
             if let Err((step, errno)) = plan.enter() {
                 fail_at(report, Stage::Filesystem, errno, step);
@@ -434,6 +440,13 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             fail(report, Stage::ForkInmate, errno());
         }
         INMATE_PID.store(inmate, Ordering::Relaxed);
+        // The OOM killer must take the program, never the proxy: only the
+        // proxy can report how the program ended and what it used. Set
+        // after the fork so the inmate keeps the default score.
+        if oom_score >= 0 {
+            libc::write(oom_score, b"-1000".as_ptr().cast(), 5);
+            libc::close(oom_score);
+        }
         loop {
             let mut status = 0;
             let mut usage: libc::rusage = std::mem::zeroed();
