@@ -139,15 +139,21 @@ impl Isolate {
             .into()
     }
 
-    /// Initializes box `id` (with `--cg` when `cg`) and returns a guard
+    /// A guard for box `id` (initialized by the caller, or not at all)
     /// that cleans it up.
-    pub fn open_box(&self, id: u32, cg: bool) -> BoxGuard<'_> {
-        let guard = BoxGuard {
+    pub fn adopt_box(&self, id: u32, cg: bool) -> BoxGuard<'_> {
+        BoxGuard {
             isolate: self,
             id,
             cg,
             dir: self.box_root.join(id.to_string()),
-        };
+        }
+    }
+
+    /// Initializes box `id` (with `--cg` when `cg`) and returns a guard
+    /// that cleans it up.
+    pub fn open_box(&self, id: u32, cg: bool) -> BoxGuard<'_> {
+        let guard = self.adopt_box(id, cg);
         let init = guard.isolate(&["--init"]);
         assert_eq!(init.code, 0, "--init of box {id} failed: {init:?}");
         assert_eq!(init.stdout, format!("{}\n", guard.dir.display()));
