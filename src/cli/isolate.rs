@@ -528,9 +528,13 @@ pub fn parse(args: &[String]) -> Result<IsolateArgs, String> {
         }
     }
     let Some((key, spelled)) = action else {
-        return Err(
-            "please specify an isolate command (e.g. --init, --run, --cleanup)".to_string(),
-        );
+        return Err(match split.stray.first() {
+            Some(stray) => format!(
+                "unexpected argument '{stray}': isolate's commands are options \
+                 (--init, --run -- CMD ARGS..., --cleanup)"
+            ),
+            None => "please specify an isolate command (e.g. --init, --run, --cleanup)".to_string(),
+        });
     };
     if let Some(stray) = split.stray.first() {
         return Err(if key == Key::Run {
