@@ -133,19 +133,19 @@ fn kernel_finding(release: &str) -> Finding {
         );
     };
     let (level, note) = if version < (5, 3) {
-        (Level::Fail, "isobox needs 5.3 or newer (clone3, pidfds)")
+        (Level::Fail, "isobox needs 5.3+ for clone3 and pidfds")
     } else if version < (5, 7) {
         (
             Level::Warn,
-            "before 5.7 a program joins its cgroup v2 after it starts (no CLONE_INTO_CGROUP)",
+            "before 5.7 no CLONE_INTO_CGROUP: on v2 the box joins its cgroup after clone",
         )
     } else if version < (5, 19) {
         (
             Level::Warn,
-            "before 5.19 cgroup v2 has no memory.peak: peak memory is sampled",
+            "before 5.19 no memory.peak: on v2 peak memory is sampled",
         )
     } else {
-        (Level::Ok, "5.3+ clone3 and pidfds, 5.7+ CLONE_INTO_CGROUP")
+        (Level::Ok, "5.7+: clone3 straight into the cgroup")
     };
     finding(level, TOPIC, format!("Linux {release} ({note})"))
 }
@@ -176,8 +176,8 @@ fn check_cgroups(root: bool, findings: &mut Vec<Finding>) -> Option<(CgroupVersi
         Level::Ok,
         "cgroup",
         match version {
-            CgroupVersion::V2 => format!("v2 (unified hierarchy) at {}", dir.display()),
-            CgroupVersion::V1 => format!("v1 (one hierarchy per controller) at {}", dir.display()),
+            CgroupVersion::V2 => format!("v2 (unified) at {}", dir.display()),
+            CgroupVersion::V1 => format!("v1 (a hierarchy per controller) at {}", dir.display()),
         },
     ));
     findings.push(controllers_finding(version, &dir));
@@ -229,7 +229,7 @@ fn controllers_finding(version: CgroupVersion, dir: &Path) -> Finding {
         CgroupVersion::V1 => "mounted",
     };
     let mut detail = format!(
-        "{what}: {}; isobox needs {} and uses {} when present",
+        "{what}: {} (needs {}; uses {})",
         available.join(" "),
         required.join(" "),
         OPTIONAL.join(" ")
@@ -273,10 +273,7 @@ fn probe_cgroup() -> Finding {
         Ok(features) => finding(
             Level::Ok,
             TOPIC,
-            format!(
-                "created isobox/{name} and a run cgroup, set memory, pids and CPU weight, \
-                 read the usage, removed both; {features}"
-            ),
+            format!("isobox/{name}/probe created, limited, measured, removed; {features}"),
         ),
         Err(error) => finding(Level::Fail, TOPIC, error.to_string()),
     }
@@ -339,7 +336,7 @@ fn check_namespaces() -> Finding {
         finding(
             Level::Ok,
             TOPIC,
-            format!("{} (a box gets fresh ones of each)", ok.join(" ")),
+            format!("{} (a box gets its own of each)", ok.join(" ")),
         )
     } else {
         finding(
@@ -375,11 +372,7 @@ fn check_seccomp() -> Finding {
             } else {
                 format!("; isobox itself already runs under seccomp mode {mode}")
             };
-            finding(
-                Level::Ok,
-                TOPIC,
-                format!("filters available (actions: {actions}){under}"),
-            )
+            finding(Level::Ok, TOPIC, format!("filters ({actions}){under}"))
         }
     }
 }
@@ -431,8 +424,8 @@ fn strict_run() -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "ran {PROGRAM} in a strict box (namespaces, jail, seccomp, uid 60000, cgroup limits): \
-         {} in {:.3}s wall, {} peak",
+        "{PROGRAM} in a strict box (namespaces, jail, seccomp, uid 60000, cgroup): \
+         {}, {:.3}s wall, {}",
         result.status,
         result.wall_time,
         human_size(result.memory_peak)
@@ -465,8 +458,7 @@ fn swap_finding(swaps: &str) -> Finding {
             Level::Warn,
             TOPIC,
             format!(
-                "on ({}): boxes cannot swap (their memory limit includes swap), but \
-                 swapping elsewhere makes timing noisy; consider swapoff -a",
+                "on ({}): boxes cannot swap, but swapping elsewhere adds noise; swapoff -a",
                 devices.join(", ")
             ),
         )
@@ -478,10 +470,10 @@ fn check_boost() -> Finding {
     let cpu = Path::new("/sys/devices/system/cpu");
     let mut noisy = Vec::new();
     if read_trimmed(cpu.join("intel_pstate/no_turbo")).as_deref() == Some("0") {
-        noisy.push("Intel turbo boost is on (intel_pstate/no_turbo = 0)".to_owned());
+        noisy.push("turbo boost on (intel_pstate/no_turbo=0)".to_owned());
     }
     if read_trimmed(cpu.join("cpufreq/boost")).as_deref() == Some("1") {
-        noisy.push("frequency boost is on (cpufreq/boost = 1)".to_owned());
+        noisy.push("boost on (cpufreq/boost=1)".to_owned());
     }
     let mut governors: Vec<String> = fs::read_dir(cpu.join("cpufreq"))
         .map(|entries| {
@@ -496,7 +488,7 @@ fn check_boost() -> Finding {
     let scaling = !governors.is_empty();
     if governors.iter().any(|g| g != "performance") {
         noisy.push(format!(
-            "scaling governor {} (performance keeps the clock steady)",
+            "governor {} (performance keeps the clock steady)",
             governors.join(", ")
         ));
     }
@@ -508,8 +500,7 @@ fn check_boost() -> Finding {
         finding(
             Level::Ok,
             TOPIC,
-            "no frequency scaling or boost control is visible here (a virtual \
-             machine's host may still scale its clock)",
+            "no scaling or boost control visible (a VM's host may still scale it)",
         )
     }
 }
@@ -524,9 +515,8 @@ fn check_smt() -> Finding {
         (Some("1"), _) => finding(
             Level::Warn,
             TOPIC,
-            "on: sibling hardware threads share a core and slow each other down; \
-             turn it off (echo off > /sys/devices/system/cpu/smt/control) or pin \
-             boxes to separate cores",
+            "on: sibling threads share a core and slow each other; echo off > \
+             /sys/devices/system/cpu/smt/control, or pin boxes to separate cores",
         ),
         (Some("0"), control) => finding(
             Level::Ok,
@@ -545,9 +535,8 @@ fn check_aslr() -> Finding {
             Level::Warn,
             TOPIC,
             format!(
-                "on (kernel.randomize_va_space = {value}): run time and memory use \
-                 vary slightly between runs; sysctl kernel.randomize_va_space=0 for \
-                 repeatable measurements"
+                "on (kernel.randomize_va_space={value}): time and memory vary a little \
+                 between runs; set it to 0"
             ),
         ),
         None => finding(
@@ -587,9 +576,8 @@ fn thp_finding(enabled: &str, defrag: Option<&str>) -> Finding {
         Level::Warn,
         TOPIC,
         format!(
-            "enabled = {enabled}, defrag = {defrag}: page faults and compaction make \
-             time and memory use vary; echo never > \
-             /sys/kernel/mm/transparent_hugepage/enabled (and defrag)"
+            "enabled={enabled} defrag={defrag}: faults and compaction add noise; set \
+             both to never in /sys/kernel/mm/transparent_hugepage"
         ),
     )
 }
@@ -627,7 +615,7 @@ mod tests {
         assert_eq!(thp_finding("always madvise [never]", None).level, Level::Ok);
         let warn = thp_finding("[always] madvise never", Some("[defer] never"));
         assert_eq!(warn.level, Level::Warn);
-        assert!(warn.detail.contains("defrag = defer"), "{}", warn.detail);
+        assert!(warn.detail.contains("defrag=defer"), "{}", warn.detail);
     }
 
     #[test]
