@@ -716,7 +716,7 @@ mod tests {
         assert_eq!(read(dir.join("memory.max")), "67108864");
         assert_eq!(read(dir.join("memory.swap.max")), "0");
         assert_eq!(read(dir.join("pids.max")), "10");
-        assert_eq!(read(dir.join("cpu.weight")), "39");
+        assert_eq!(read(dir.join("cpu.weight")), "100");
         assert_eq!(read(dir.join("cpuset.cpus")), "0-1");
         assert_eq!(read(dir.join("cpuset.mems")), "0");
 

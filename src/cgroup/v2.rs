@@ -33,11 +33,24 @@ pub(super) fn controllers(root: &Path) -> Result<Vec<String>, CgroupError> {
 }
 
 /// Converts v1 `cpu.shares` (2..=262144, default 1024) to v2 `cpu.weight`
-/// (1..=10000) with the linear mapping runc and systemd use, so that a
-/// configuration means the same on both versions.
+/// (1..=10000, default 100), so that a configuration means the same on
+/// both versions: the default weight stays the default, and the ends of the
+/// ranges meet. The curve is the quadratic fit in log space that current
+/// runc and crun use; the older linear mapping turned the default 1024
+/// into 39, putting every box behind the host's other cgroups.
 pub(super) fn shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    (1 + ((shares - 2) * 9999) / 262_142).clamp(1, 10_000)
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    // 2..262144 fits f64 exactly; the result is within 1..=10000.
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    let weight = 10f64.powf(exponent).ceil();
+    // The cast saturates; the clamp only guards the ends of the range.
+    (weight as u64).clamp(1, 10_000)
 }
 
 /// One cgroup of the unified hierarchy.
@@ -354,11 +367,22 @@ mod tests {
     }
 
     #[test]
-    fn weight_follows_the_runc_mapping() {
+    fn weight_keeps_the_default_and_the_ends() {
+        assert_eq!(shares_to_weight(1024), 100, "default to default");
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(0), 1);
         assert_eq!(shares_to_weight(u64::MAX), 10_000);
+        // Values of runc's and crun's tables.
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(2048), 174);
+        assert_eq!(shares_to_weight(100_000), 4340);
+        // Monotonic and in range over the whole v1 domain.
+        let mut last = 1;
+        for shares in 2..=262_144 {
+            let weight = shares_to_weight(shares);
+            assert!((last..=10_000).contains(&weight), "{shares} -> {weight}");
+            last = weight;
+        }
     }
 }
