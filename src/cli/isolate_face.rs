@@ -103,7 +103,7 @@ impl MetaFile {
         let written = match self {
             Self::None => Ok(()),
             Self::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
-            Self::File(_, file) => file.write_all(text.as_bytes()),
+            Self::File(path, file) => write_meta_file(path, file, &text),
         };
         if let Err(error) = written {
             let name = match self {
@@ -113,6 +113,35 @@ impl MetaFile {
             print_error(&format!("cannot write the meta file {name}: {error}"));
         }
     }
+}
+
+/// Writes the meta file through the descriptor opened before the run,
+/// from its start and with nothing after it. A meta file inside the box
+/// belongs to the program during the run: if the program put something
+/// else at its path (a symlink, a file of its own), that is removed and a
+/// fresh file is made; no process of the box is alive at this point.
+fn write_meta_file(path: &Path, file: &mut File, text: &str) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata()?;
+    let at_path = std::fs::symlink_metadata(path);
+    let still_ours = at_path
+        .as_ref()
+        .is_ok_and(|meta| meta.dev() == ours.dev() && meta.ino() == ours.ino());
+    if still_ours {
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        return file.write_all(text.as_bytes());
+    }
+    if at_path.is_ok_and(|meta| !meta.is_dir()) {
+        std::fs::remove_file(path)?;
+    }
+    // create_new never follows a symlink: the path must be free.
+    let mut fresh = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    fresh.write_all(text.as_bytes())
 }
 
 /// The real uid and gid of the caller (who owns the boxes it creates).
