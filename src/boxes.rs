@@ -585,10 +585,9 @@ impl LockedBox {
                 context: format!("cannot stat {}", self.dir.display()),
                 source,
             }),
-            // remove_dir_all never follows symlinks: a link planted in the
-            // box is removed, not what it points to.
-            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&self.dir)
-                .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
+            // The walk never follows symlinks: a link planted in the box is
+            // removed, not what it points to.
+            Ok(meta) if meta.is_dir() => remove_tree(&self.dir),
             Ok(_) => fs::remove_file(&self.dir)
                 .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
         }
@@ -602,23 +601,27 @@ impl LockedBox {
     /// Meant for a box none of whose processes runs (the lock guarantees
     /// that between runs); a mount point inside the box is refused.
     pub fn chown_tree(&self, uid: u32, gid: u32, keep_special: bool) -> Result<(), BoxError> {
-        let root = fs::symlink_metadata(&self.box_dir)
-            .map_err(io_error(format!("cannot stat {}", self.box_dir.display())))?;
-        if !root.is_dir() {
-            return Err(BoxError::Unsafe(format!(
-                "{} is not a directory",
-                self.box_dir.display()
-            )));
-        }
-        let walk = TreeWalk {
-            device: root.dev(),
-            uid,
-            gid,
-            keep_special,
+        let chown = |path: &Path| {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+                .map_err(io_error(format!("cannot chown {}", path.display())))
         };
-        walk.visit_dir(&self.box_dir)?;
-        std::os::unix::fs::lchown(&self.box_dir, Some(uid), Some(gid))
-            .map_err(io_error(format!("cannot chown {}", self.box_dir.display())))
+        walk_tree(
+            &self.box_dir,
+            |dir, name, meta| {
+                let path = dir.entry(name);
+                let kind = meta.file_type();
+                if kind.is_dir() || kind.is_file() || keep_special {
+                    chown(&path)?;
+                } else {
+                    fs::remove_file(&path).map_err(io_error(format!(
+                        "cannot remove the special file {name:?} of the box"
+                    )))?;
+                }
+                Ok(kind.is_dir())
+            },
+            |_, _| Ok(()),
+        )?;
+        chown(&self.box_dir)
     }
 
     /// Points `config` at this box: its directory as the working
@@ -710,44 +713,122 @@ impl LockedBox {
     }
 }
 
-/// State of a walk over the box tree.
-struct TreeWalk {
-    device: u64,
-    uid: u32,
-    gid: u32,
-    keep_special: bool,
+/// A directory held open. Its entries are reached as
+/// `/proc/self/fd/<fd>/<name>`, so paths stay short however deep the tree
+/// (a box can nest directories far past `PATH_MAX`), and no path is
+/// resolved again from the top.
+struct HeldDir {
+    file: File,
 }
 
-impl TreeWalk {
-    fn visit_dir(&self, dir: &Path) -> Result<(), BoxError> {
-        let entries =
-            fs::read_dir(dir).map_err(io_error(format!("cannot read {}", dir.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(io_error(format!("cannot read {}", dir.display())))?;
-            let path = entry.path();
-            let meta = fs::symlink_metadata(&path)
-                .map_err(io_error(format!("cannot stat {}", path.display())))?;
-            if meta.dev() != self.device {
+impl HeldDir {
+    /// Opens the directory at `path`, refusing a symlink.
+    fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)?;
+        Ok(Self { file })
+    }
+
+    /// The path of entry `name` of this directory.
+    fn entry(&self, name: &std::ffi::OsStr) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd())).join(name)
+    }
+
+    fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        fs::read_dir(self.entry(".".as_ref()))?
+            .map(|entry| entry.map(|entry| entry.file_name()))
+            .collect()
+    }
+}
+
+/// Walks the tree below the directory `root` depth first, without
+/// recursion and holding one directory open at a time, never following a
+/// symlink and never entering another file system.
+///
+/// `entry(dir, name, meta)` is called for every entry and says whether to
+/// enter it (only directories are entered); `leave(parent, name)` is called
+/// after the directory `name` of `parent` and everything below it was
+/// visited. Meant for trees no process changes meanwhile.
+fn walk_tree(
+    root: &Path,
+    mut entry: impl FnMut(&HeldDir, &std::ffi::OsStr, &fs::Metadata) -> Result<bool, BoxError>,
+    mut leave: impl FnMut(&HeldDir, &std::ffi::OsStr) -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
+    let failed = |what: &str| io_error(format!("{what} below {}", root.display()));
+    let mut current = HeldDir::open(root).map_err(failed("cannot open the directory"))?;
+    let device = current
+        .file
+        .metadata()
+        .map_err(failed("cannot stat"))?
+        .dev();
+    // Every directory being visited: its name in its parent, and the
+    // subdirectories it still has to enter.
+    struct Frame {
+        name: std::ffi::OsString,
+        pending: Vec<std::ffi::OsString>,
+    }
+    let mut visit = |dir: &HeldDir| -> Result<Vec<std::ffi::OsString>, BoxError> {
+        let mut pending = Vec::new();
+        for name in dir.names().map_err(failed("cannot list a directory"))? {
+            let meta = fs::symlink_metadata(dir.entry(&name))
+                .map_err(failed(&format!("cannot stat {name:?}")))?;
+            if meta.dev() != device {
                 return Err(BoxError::Unsafe(format!(
-                    "unexpected mount point {} in the box",
-                    path.display()
+                    "unexpected mount point {name:?} below {}",
+                    root.display()
                 )));
             }
-            let file_type = meta.file_type();
-            if file_type.is_dir() {
-                self.visit_dir(&path)?;
-            } else if !file_type.is_file() && !self.keep_special {
-                fs::remove_file(&path).map_err(io_error(format!(
-                    "cannot remove the special file {}",
-                    path.display()
-                )))?;
-                continue;
+            if entry(dir, &name, &meta)? && meta.is_dir() {
+                pending.push(name);
             }
-            std::os::unix::fs::lchown(&path, Some(self.uid), Some(self.gid))
-                .map_err(io_error(format!("cannot chown {}", path.display())))?;
         }
-        Ok(())
+        Ok(pending)
+    };
+    let mut frames = vec![Frame {
+        name: std::ffi::OsString::new(),
+        pending: visit(&current)?,
+    }];
+    while let Some(frame) = frames.last_mut() {
+        if let Some(name) = frame.pending.pop() {
+            let child = HeldDir::open(&current.entry(&name))
+                .map_err(failed(&format!("cannot open {name:?}")))?;
+            current = child;
+            let pending = visit(&current)?;
+            frames.push(Frame { name, pending });
+            continue;
+        }
+        let Some(done) = frames.pop() else { break };
+        if frames.is_empty() {
+            break;
+        }
+        current =
+            HeldDir::open(&current.entry("..".as_ref())).map_err(failed("cannot go back up"))?;
+        leave(&current, &done.name)?;
     }
+    Ok(())
+}
+
+/// Removes the directory `root` and everything below it, however deep,
+/// without following symlinks or entering another file system.
+fn remove_tree(root: &Path) -> Result<(), BoxError> {
+    let failed = |name: &std::ffi::OsStr| {
+        io_error(format!("cannot remove {name:?} below {}", root.display()))
+    };
+    walk_tree(
+        root,
+        |dir, name, meta| {
+            if meta.is_dir() {
+                return Ok(true);
+            }
+            fs::remove_file(dir.entry(name)).map_err(failed(name))?;
+            Ok(false)
+        },
+        |parent, name| fs::remove_dir(parent.entry(name)).map_err(failed(name)),
+    )?;
+    fs::remove_dir(root).map_err(io_error(format!("cannot remove {}", root.display())))
 }
 
 /// Mounts the quota file system (a size- and inode-limited tmpfs) on
@@ -1113,6 +1194,48 @@ mod tests {
         locked.cleanup().unwrap();
         assert!(!locked.dir().exists());
         assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "x");
+    }
+
+    /// Nests `chains * 400` directories `d` below `dir/top` (far past
+    /// PATH_MAX) with a file at every 400th level, never using a long path.
+    fn nest_deeply(dir: &Path, chains: usize) {
+        let chain = "d/".repeat(400);
+        fs::create_dir_all(dir.join("top").join(&chain)).unwrap();
+        fs::write(dir.join("top").join(&chain).join("f"), "x").unwrap();
+        for _ in 1..chains {
+            fs::create_dir_all(dir.join("next").join(&chain)).unwrap();
+            fs::write(dir.join("next").join(&chain).join("f"), "x").unwrap();
+            fs::rename(dir.join("top"), dir.join("next").join(&chain).join("top")).unwrap();
+            fs::rename(dir.join("next"), dir.join("top")).unwrap();
+        }
+    }
+
+    #[test]
+    fn trees_deeper_than_path_max_are_walked_and_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 904);
+        let me = fs::metadata("/proc/self").unwrap();
+        let state = BoxState {
+            cgroups: false,
+            owner_uid: me.uid(),
+            owner_gid: me.gid(),
+        };
+        locked.init(state, None).unwrap();
+        nest_deeply(locked.box_dir(), 8);
+        let mut files = 0;
+        walk_tree(
+            locked.box_dir(),
+            |_, name, _| {
+                files += usize::from(name == "f");
+                Ok(true)
+            },
+            |_, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(files, 8);
+        locked.chown_tree(me.uid(), me.gid(), false).unwrap();
+        locked.cleanup().unwrap();
+        assert!(!locked.dir().exists());
     }
 
     #[test]

@@ -537,3 +537,26 @@ fn a_meta_file_inside_the_box_cannot_be_forged_by_the_program() {
     assert_eq!(outcome.code, 1, "{outcome:?}");
     assert_eq!(CmsLog::parse(&text).exit_status(), "signal", "{text}");
 }
+
+#[test]
+fn directories_nested_past_path_max_neither_break_the_box_nor_its_cleanup() {
+    if !privileged("directories_nested_past_path_max_neither_break_the_box_nor_its_cleanup") {
+        return;
+    }
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(31, 0), true);
+    let nest = sandbox.install(&common::hostile("inodes"), "nest");
+    // 10,000 levels of d/: a path of 20,000 bytes, five times PATH_MAX.
+    let (outcome, meta) = sandbox.run(
+        &["-t", "20", "-w", "120"],
+        &[&nest, "deep", "/box", "10000"],
+    );
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    assert!(outcome.stdout.contains("reached 10000"), "{outcome:?}");
+    // The files went back to their owner, and the next run has its box.
+    let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/true"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    let cleanup = sandbox.isolate(&["--cleanup"]);
+    assert_eq!(cleanup.code, 0, "{cleanup:?}");
+    assert_box_gone(&isolate, sandbox.id);
+}
