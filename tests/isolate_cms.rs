@@ -243,7 +243,7 @@ fn cms_cpu_timeout_reports_the_time_used() {
     assert_eq!(log.get("killed"), Some("1"));
     assert_eq!(log.keys()[..3], ["status", "message", "killed"]);
     // Killed at the absolute extra time, and the time used is reported.
-    assert!(log.time() >= 0.7 && log.time() < 1.5, "{log:?}");
+    assert!(log.time() >= 0.7 && log.time() < 3.0, "{log:?}");
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn cms_wall_timeout_says_wall() {
     assert_eq!(log.exit_status(), "wall timeout", "{log:?}");
     assert_eq!(log.get("message"), Some("Time limit exceeded (wall clock)"));
     let wall: f64 = log.get("time-wall").unwrap().parse().unwrap();
-    assert!((1.0..5.0).contains(&wall), "{log:?}");
+    assert!((1.0..10.0).contains(&wall), "{log:?}");
 }
 
 #[test]
