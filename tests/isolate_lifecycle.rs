@@ -560,3 +560,30 @@ fn directories_nested_past_path_max_neither_break_the_box_nor_its_cleanup() {
     assert_eq!(cleanup.code, 0, "{cleanup:?}");
     assert_box_gone(&isolate, sandbox.id);
 }
+
+#[test]
+fn share_net_keeps_the_hosts_network() {
+    if !privileged("share_net_keeps_the_hosts_network") {
+        return;
+    }
+    let interfaces = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(2)
+            .filter_map(|line| line.split(':').next())
+            .map(|name| name.trim().to_string())
+            .collect()
+    };
+    let host = interfaces(&fs::read_to_string("/proc/net/dev").unwrap());
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(32, 0), true);
+    let (outcome, meta) = sandbox.run(&[], &["/bin/cat", "/proc/net/dev"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    assert_eq!(interfaces(&outcome.stdout), ["lo"]);
+    let (outcome, meta) = sandbox.run(&["--share-net"], &["/bin/cat", "/proc/net/dev"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    let mut shared = interfaces(&outcome.stdout);
+    let mut expected = host;
+    shared.sort();
+    expected.sort();
+    assert_eq!(shared, expected);
+}
