@@ -1,6 +1,7 @@
-/* inodes files DIR: create empty files DIR/i<n> forever.
- * inodes deep DIR: mkdir and enter DIR/d, then d inside it, forever.
- * When a call fails, print "<mode>: <errno> after <n>" and exit 4.
+/* inodes files DIR [MAX]: create empty files DIR/i<n> forever.
+ * inodes deep DIR [MAX]: mkdir and enter DIR/d, then d inside it, forever.
+ * When a call fails, print "<mode>: <errno> after <n>" and exit 4; with
+ * MAX, stop after MAX and print "<mode>: reached <MAX>".
  * Hostile: only run inside the sandbox with limits. */
 #include "hostile.h"
 
@@ -11,6 +12,7 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "files";
     const char *dir = argc > 2 ? argv[2] : ".";
+    unsigned long max = argc > 3 ? strtoul(argv[3], NULL, 10) : 0;
     char name[64];
 
     if (chdir(dir) != 0) {
@@ -20,6 +22,10 @@ int main(int argc, char **argv)
     for (unsigned long n = 0;; n++) {
         int failed;
 
+        if (max && n == max) {
+            printf("%s: reached %lu\n", mode, n);
+            return 0;
+        }
         if (!strcmp(mode, "deep")) {
             failed = mkdir("d", 0755) != 0 || chdir("d") != 0;
         } else {
