@@ -316,7 +316,7 @@ impl BoxesConfig {
     pub fn sandbox(&self, id: u64) -> Result<Sandbox, BoxError> {
         let out_of_range = || BoxError::OutOfRange {
             id,
-            max: self.num_boxes - 1,
+            max: self.num_boxes.saturating_sub(1),
         };
         let index = u32::try_from(id).map_err(|_| out_of_range())?;
         if index >= self.num_boxes {
