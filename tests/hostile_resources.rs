@@ -465,7 +465,8 @@ fn assert_flood_contained(result: &ExecutionResult, kept: &str, dropped: u64, li
     assert!(result.killed, "{:?}", Brief(result));
     assert_eq!(kept.len(), limit, "{:?}", Brief(result));
     assert!(dropped > 0, "{:?}", Brief(result));
-    assert!(result.wall_time < 8.0, "{:?}", Brief(result));
+    // Never past the wall limit (10 s), however busy the machine is.
+    assert!(result.wall_time < 11.0, "{:?}", Brief(result));
 }
 
 /// Attack: flood stdout forever.
