@@ -149,7 +149,10 @@ fn main() {
     println!("| measurement | median | ratio to floor |");
     println!("|---|---|---|");
     let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
-    println!("| floor: fork+exec+wait of /bin/true | {} | 1.00 |", ms(floor));
+    println!(
+        "| floor: fork+exec+wait of /bin/true | {} | 1.00 |",
+        ms(floor)
+    );
     println!(
         "| library: `execute` of /bin/true, full isolation | {} | {:.2} |",
         ms(library),
@@ -159,7 +162,11 @@ fn main() {
     let span = Duration::from_secs(3);
     let one = throughput(1, span);
     for boxes in [1, 2, 4] {
-        let rate = if boxes == 1 { one } else { throughput(boxes, span) };
+        let rate = if boxes == 1 {
+            one
+        } else {
+            throughput(boxes, span)
+        };
         println!(
             "| throughput, {boxes} box(es) in parallel | {rate:.0} runs/s | {:.2}× of 1 box |",
             rate / one
@@ -184,7 +191,9 @@ fn main() {
         usage.cpu_time().as_secs_f64()
     };
     let mut executor = ProcessExecutor::new(box_config(dir.path(), 61980)).unwrap();
-    let boxed = executor.execute(&[spin_inside.clone(), iterations], None).unwrap();
+    let boxed = executor
+        .execute(&[spin_inside.clone(), iterations], None)
+        .unwrap();
     println!(
         "| CPU time of a busy loop: bare {bare_cpu:.3} s, boxed {:.3} s | | {:+.1} % |",
         boxed.cpu_time,

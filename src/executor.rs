@@ -339,12 +339,11 @@ impl ProcessExecutor {
             jail::mounts::ensure_new_root()?;
         }
         let network = if namespaces && !config.share_net {
-            let netns = jail::namespaces::new_network_namespace().map_err(|source| {
-                JailError::Syscall {
+            let netns =
+                jail::namespaces::new_network_namespace().map_err(|source| JailError::Syscall {
                     call: "unshare(CLONE_NEWNET)",
                     source,
-                }
-            })?;
+                })?;
             Some(netns)
         } else {
             None
@@ -410,7 +409,12 @@ impl ProcessExecutor {
                 let run = cgroup.create_child(&format!("run-{}", self.runs))?;
                 run.apply_limits(&CgroupLimits {
                     memory: self.config.memory_limit,
-                    pids: self.config.process_limit,
+                    // The proxy (pid 1 of the box) sits in the cgroup too; the
+                    // program gets the whole limit.
+                    pids: self
+                        .config
+                        .process_limit
+                        .map(|count| count.saturating_add(1)),
                     cpu_shares: Some(self.config.cpu_shares),
                     cpuset_cpus: self.config.cpuset_cpus.clone(),
                     cpuset_mems: self.config.cpuset_mems.clone(),

@@ -86,3 +86,28 @@ fn without_cgroups_limits_and_measurements_fall_back() {
     assert!(result.cpu_time >= 0.9, "{:?}", Brief(&result));
     assert!(result.memory_peak > 0, "{:?}", Brief(&result));
 }
+
+/// A process limit of N gives the program N tasks: the sandbox's own proxy
+/// in the cgroup does not count.
+#[test]
+fn process_limit_counts_only_the_program() {
+    if !privileged("process_limit_counts_only_the_program") {
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.process_limit = Some(1);
+    let alone = test_box.run(&["/bin/true"]);
+    assert_eq!(
+        alone.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&alone)
+    );
+    let forking = test_box.run(&["/bin/sh", "-c", "/bin/true"]);
+    assert_eq!(
+        forking.status,
+        ExecutionStatus::ProcessLimit,
+        "{:?}",
+        Brief(&forking)
+    );
+}

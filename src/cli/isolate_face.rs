@@ -404,7 +404,7 @@ fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> Iso
         wall_time_limit: parsed.wall_time,
         memory_limit: parsed.cg_mem_kib.map(kib),
         address_space_limit: parsed.mem_kib.map(kib),
-        process_limit: cgroup_pids_limit(parsed.processes, parsed.cg),
+        process_limit: parsed.processes,
         file_size_limit: parsed.fsize_kib.map(kib),
         stack_limit: parsed.stack_kib.map(kib),
         open_files_limit: parsed.open_files,
@@ -426,18 +426,6 @@ fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> Iso
         inherit_fds: parsed.inherit_fds,
         ..IsolateConfig::default()
     }
-}
-
-/// The library's process limit for isolate's `-p N`.
-///
-/// In cgroup mode the executor puts its proxy (pid 1 of the box) in the
-/// run's cgroup and counts it against the pids limit, so the program alone
-/// gets one task fewer than `process_limit`; `-p1` (what CMS passes) could
-/// not even start the program. One task more makes the program's own
-/// limit exactly N. Without cgroups the limit is `RLIMIT_NPROC` of the box
-/// uid, which the proxy (root) does not count against.
-fn cgroup_pids_limit(processes: Option<u64>, cgroups: bool) -> Option<u64> {
-    processes.map(|count| if cgroups { count + 1 } else { count })
 }
 
 #[cfg(test)]
@@ -496,13 +484,6 @@ mod tests {
         );
         let config = build_config(&parsed(&["-x", "1.5", "--run", "--", "a"]), vec![]);
         assert_eq!(config.extra_time, None);
-    }
-
-    #[test]
-    fn the_program_alone_gets_n_processes() {
-        assert_eq!(cgroup_pids_limit(Some(1), true), Some(2));
-        assert_eq!(cgroup_pids_limit(Some(1), false), Some(1));
-        assert_eq!(cgroup_pids_limit(None, true), None);
     }
 
     #[test]

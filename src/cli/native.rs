@@ -391,7 +391,10 @@ impl Drop for BoxDir {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
             if let Err(error) = isobox::cleanup::remove_tree(&path) {
-                tracing::warn!("cannot remove the box directory {}: {error}", path.display());
+                tracing::warn!(
+                    "cannot remove the box directory {}: {error}",
+                    path.display()
+                );
             }
         }
     }
