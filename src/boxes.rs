@@ -21,7 +21,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupController, CgroupError, CgroupVersion};
@@ -587,7 +586,8 @@ impl LockedBox {
             }),
             // The walk never follows symlinks: a link planted in the box is
             // removed, not what it points to.
-            Ok(meta) if meta.is_dir() => remove_tree(&self.dir),
+            Ok(meta) if meta.is_dir() => crate::cleanup::remove_tree(&self.dir)
+                .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
             Ok(_) => fs::remove_file(&self.dir)
                 .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
         }
@@ -703,11 +703,8 @@ impl LockedBox {
         for point in points {
             // A path mounted twice needs two unmounts; mount_points lists
             // it twice, and the second attempt finds it still mounted.
-            run_tool(
-                &["/bin/umount", "/usr/bin/umount"],
-                &[point.as_os_str()],
-                &format!("unmounting {}", point.display()),
-            )?;
+            crate::jail::sys::unmount(&point)
+                .map_err(|err| BoxError::Mount(format!("unmounting {}: {err}", point.display())))?;
         }
         Ok(())
     }
@@ -811,75 +808,19 @@ fn walk_tree(
     Ok(())
 }
 
-/// Removes the directory `root` and everything below it, however deep,
-/// without following symlinks or entering another file system.
-fn remove_tree(root: &Path) -> Result<(), BoxError> {
-    let failed = |name: &std::ffi::OsStr| {
-        io_error(format!("cannot remove {name:?} below {}", root.display()))
-    };
-    walk_tree(
-        root,
-        |dir, name, meta| {
-            if meta.is_dir() {
-                return Ok(true);
-            }
-            fs::remove_file(dir.entry(name)).map_err(failed(name))?;
-            Ok(false)
-        },
-        |parent, name| fs::remove_dir(parent.entry(name)).map_err(failed(name)),
-    )?;
-    fs::remove_dir(root).map_err(io_error(format!("cannot remove {}", root.display())))
-}
-
 /// Mounts the quota file system (a size- and inode-limited tmpfs) on
 /// `target`.
 fn mount_quota(target: &Path, id: u32, quota: Quota) -> Result<(), BoxError> {
     let options = format!(
-        "size={}k,nr_inodes={},mode=0700,nosuid,nodev",
+        "size={}k,nr_inodes={},mode=0700",
         quota.blocks, quota.inodes
     );
-    let source = format!("isobox-box-{id}");
-    run_tool(
-        &["/bin/mount", "/usr/bin/mount"],
-        &[
-            "-t".as_ref(),
-            "tmpfs".as_ref(),
-            "-o".as_ref(),
-            options.as_ref(),
-            source.as_ref(),
-            target.as_os_str(),
-        ],
-        &format!("mounting the quota file system on {}", target.display()),
-    )
-}
-
-/// Runs the first of `candidates` that exists with `args`; its failure is
-/// a [`BoxError::Mount`] carrying its first line of stderr.
-fn run_tool(candidates: &[&str], args: &[&std::ffi::OsStr], doing: &str) -> Result<(), BoxError> {
-    let Some(tool) = candidates.iter().find(|tool| Path::new(tool).exists()) else {
-        return Err(BoxError::Mount(format!(
-            "{doing}: none of {} exists",
-            candidates.join(", ")
-        )));
-    };
-    let output = Command::new(tool)
-        .args(args)
-        .output()
-        .map_err(io_error(format!("{doing}: cannot run {tool}")))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let why = stderr.lines().next().unwrap_or("").trim();
-    Err(BoxError::Mount(format!(
-        "{doing}: {tool} failed ({}){}",
-        output.status,
-        if why.is_empty() {
-            String::new()
-        } else {
-            format!(": {why}")
-        }
-    )))
+    crate::jail::sys::mount_tmpfs(&format!("isobox-box-{id}"), target, &options).map_err(|err| {
+        BoxError::Mount(format!(
+            "mounting the quota file system on {}: {err}",
+            target.display()
+        ))
+    })
 }
 
 /// Every mount point of this process's mount namespace.
@@ -962,27 +903,18 @@ fn collect_cgroup_pids(dir: &Path, pids: &mut Vec<i32>) {
     }
 }
 
-/// SIGKILLs `pids` with the system's `kill` command.
+/// SIGKILLs `pids`; some may have exited meanwhile, so the caller looks
+/// again rather than trusting each answer.
 fn kill_pids(pids: &[i32]) -> Result<(), BoxError> {
-    let Some(tool) = ["/bin/kill", "/usr/bin/kill"]
-        .iter()
-        .find(|tool| Path::new(tool).exists())
-    else {
-        return Err(BoxError::Leftovers(
-            "cannot kill leftover processes: no kill command in /bin or /usr/bin".into(),
-        ));
-    };
-    let mut command = Command::new(tool);
-    command.arg("-KILL").arg("--");
-    for pid in pids {
-        command.arg(pid.to_string());
+    for &pid in pids {
+        if let Err(err) = crate::jail::sys::kill(pid, libc::SIGKILL) {
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                return Err(BoxError::Leftovers(format!(
+                    "cannot kill process {pid}: {err}"
+                )));
+            }
+        }
     }
-    // Some may have exited in the meantime; the caller looks again.
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map_err(io_error(format!("cannot run {tool}")))?;
     Ok(())
 }
 

@@ -182,6 +182,47 @@ pub fn kill_process_group(pgid: libc::pid_t, signal: libc::c_int) -> io::Result<
     check(unsafe { libc::kill(-pgid, signal) }).map(drop)
 }
 
+/// Sends `signal` to process `pid` (positive: one process, never a group).
+pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: kill with a positive pid signals that one process only.
+    check(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+/// Mounts a tmpfs named `source` on `target` with `options` (tmpfs's
+/// `size=`, `nr_inodes=`, `mode=`), `nosuid` and `nodev`.
+pub fn mount_tmpfs(source: &str, target: &std::path::Path, options: &str) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let invalid = |_| io::Error::from_raw_os_error(libc::EINVAL);
+    let source = CString::new(source).map_err(invalid)?;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(invalid)?;
+    let options = CString::new(options).map_err(invalid)?;
+    // SAFETY: every pointer is a live C string for the duration of the call.
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            options.as_ptr().cast(),
+        )
+    })
+    .map(drop)
+}
+
+/// Unmounts the file system mounted on `target` (lazily when busy).
+pub fn unmount(target: &std::path::Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a live C string and a flag.
+    check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
 /// Whether the caller is root (effective uid 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no arguments and cannot fail.
