@@ -83,7 +83,10 @@ fn without_cgroups_limits_and_measurements_fall_back() {
         "{:?}",
         Brief(&result)
     );
-    assert!(result.cpu_time >= 0.9, "{:?}", Brief(&result));
+    // rusage (tick-sampled user/system split) can read below the kernel's
+    // own RLIMIT_CPU clock on a loaded machine; what matters is that the
+    // CPU time of a killed run is reported at all.
+    assert!(result.cpu_time >= 0.5, "{:?}", Brief(&result));
     assert!(result.memory_peak > 0, "{:?}", Brief(&result));
 }
 
