@@ -286,7 +286,8 @@ fn python_escape_attempt() {
     if !privileged("python_escape_attempt") {
         return;
     }
-    let test_box = TestBox::hostile();
+    let mut test_box = TestBox::hostile();
+    test_box.allow_python();
     let escape = test_box.install(&hostile("pyescape.py"));
     let result = test_box.run_hostile(&["/usr/bin/python3", &escape]);
     assert_output(

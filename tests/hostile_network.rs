@@ -108,7 +108,8 @@ fn dns_lookup() {
     if !privileged("dns_lookup") {
         return;
     }
-    let test_box = TestBox::hostile();
+    let mut test_box = TestBox::hostile();
+    test_box.allow_python();
     let dns = test_box.install(&hostile("dns.py"));
     let result = test_box.run_hostile(&["/usr/bin/python3", &dns]);
     assert_output(

@@ -76,7 +76,8 @@ fn ordinary_python_program() {
     if !privileged("ordinary_python_program") {
         return;
     }
-    let test_box = box_with_input();
+    let mut test_box = box_with_input();
+    test_box.allow_python();
     let program = test_box.install(&hostile("ordinary.py"));
     let result = test_box.run_hostile(&["/usr/bin/python3", &program]);
     assert_eq!(

@@ -215,7 +215,7 @@ fn io_uring_setup() {
     let control: &[(&str, &str)] = &[
         ("io_uring_setup", "SUCCEEDED"),
         ("io_uring_enter", "EBADF"),
-        ("io_uring_register", "EINVAL"),
+        ("io_uring_register", "EBADF"),
     ];
     attempt_calls(
         "io_uring_setup",

@@ -186,6 +186,7 @@ fn python_memory_bomb() {
         return;
     }
     let mut test_box = TestBox::hostile();
+    test_box.allow_python();
     test_box.config.memory_limit = Some(64 * MIB);
     let bomb = test_box.install(&hostile("pymemory.py"));
     let result = test_box.run_hostile(&["/usr/bin/python3", &bomb]);

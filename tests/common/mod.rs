@@ -306,6 +306,13 @@ impl TestBox {
         test_box
     }
 
+    /// Time limits for a Python program: its start-up alone takes seconds
+    /// of CPU in the emulated VM of `scripts/vm-test` (30 s CPU, 60 s wall).
+    pub fn allow_python(&mut self) {
+        self.config.time_limit = Some(Duration::from_secs(30));
+        self.config.wall_time_limit = Some(Duration::from_secs(60));
+    }
+
     /// The program's working directory on the host.
     pub fn workdir(&self) -> &Path {
         self.workdir.path()
