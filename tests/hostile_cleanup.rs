@@ -18,8 +18,7 @@ use isobox::ExecutionStatus;
 /// Set in the child's environment by the parent test.
 const CHILD_ENV: &str = "ISOBOX_CLEANUP_CHILD";
 
-/// Attack: nest directories 100,000 deep in a box directory the executor
-/// created, for the executor's cleanup to crash on.
+/// Attack: 100,000 nested directories for the executor's cleanup to crash on.
 #[test]
 fn deep_nesting_does_not_crash_executor_cleanup() {
     if !privileged("deep_nesting_does_not_crash_executor_cleanup") {

@@ -64,8 +64,7 @@ fn reading_etc_passwd_and_shadow() {
     test_box.remove();
 }
 
-/// Attack: read /etc/shadow where a rule shows /etc: file permissions still
-/// hold (the box user is nobody), and the bind is read-only.
+/// Attack: read /etc/shadow and write /etc where a rule binds the host's /etc.
 #[test]
 fn reading_etc_shadow_through_an_etc_rule() {
     if !privileged("reading_etc_shadow_through_an_etc_rule") {
@@ -92,8 +91,7 @@ fn reading_etc_shadow_through_an_etc_rule() {
     test_box.remove();
 }
 
-/// Attack: reach the host through pid 1's /proc entry (root, environ,
-/// cmdline, fds).
+/// Attack: reach the host through /proc/1 (root, environ, cmdline, fd).
 #[test]
 fn reading_proc_1_root_and_environ() {
     if !privileged("reading_proc_1_root_and_environ") {
@@ -125,8 +123,7 @@ fn reading_proc_1_root_and_environ() {
     test_box.remove();
 }
 
-/// Attack: read the keeper's /proc entry by its host pid, and count the
-/// processes /proc shows.
+/// Attack: read the keeper's /proc entry by its host pid; count visible processes.
 #[test]
 fn reading_the_keepers_proc_entry() {
     if !privileged("reading_the_keepers_proc_entry") {
@@ -170,8 +167,7 @@ fn reading_the_keepers_proc_entry() {
     test_box.remove();
 }
 
-/// Attack: list /sys and the host's other directories (/root, /home, /var,
-/// /run, the keeper's own working directory).
+/// Attack: list /sys, /root, /home, /var, /run and the keeper's directory.
 #[test]
 fn listing_sys_and_host_directories() {
     if !privileged("listing_sys_and_host_directories") {
@@ -233,8 +229,7 @@ fn writing_to_bin_and_usr() {
     test_box.remove();
 }
 
-/// Attack: a bind the box user owns on the host is still read-only unless
-/// the rule says rw.
+/// Attack: write to a read-only bind of a host directory the box user owns.
 #[test]
 fn read_only_rule_holds_against_the_owner() {
     if !privileged("read_only_rule_holds_against_the_owner") {
@@ -354,8 +349,7 @@ impl Sentinel {
     }
 }
 
-/// Attack: symlinks planted in /box pointing at a host directory and file,
-/// for the keeper's ownership changes and the box removal to follow.
+/// Attack: symlinks in /box to host paths, for the keeper's chown and removal to follow.
 #[test]
 fn symlink_to_a_host_path_planted_in_the_box() {
     if !privileged("symlink_to_a_host_path_planted_in_the_box") {
@@ -385,8 +379,7 @@ fn symlink_to_a_host_path_planted_in_the_box() {
     sentinel.assert_untouched();
 }
 
-/// Attack: the same symlinks in a box directory the executor created, so
-/// that its own cleanup removes the directory.
+/// Attack: host symlinks in a box directory the executor creates and removes itself.
 #[test]
 fn symlinks_survive_executor_cleanup_without_being_followed() {
     if !privileged("symlinks_survive_executor_cleanup_without_being_followed") {
@@ -413,8 +406,7 @@ fn symlinks_survive_executor_cleanup_without_being_followed() {
     test_box.remove();
 }
 
-/// Attack: hard links to setuid binaries (one of the host's, one planted
-/// setuid-root in the box), then running the planted one.
+/// Attack: hard links to setuid-root binaries, and running a setuid-root file in /box.
 #[test]
 fn hard_link_to_a_setuid_binary() {
     if !privileged("hard_link_to_a_setuid_binary") {
@@ -478,8 +470,7 @@ fn hard_link_to_a_setuid_binary() {
     test_box.remove();
 }
 
-/// Attack: look for the host's /tmp and /dev/shm files and leave files
-/// there.
+/// Attack: read the host's /tmp and /dev/shm files and leave files there.
 #[test]
 fn host_tmp_and_dev_shm_are_invisible_and_untouched() {
     if !privileged("host_tmp_and_dev_shm_are_invisible_and_untouched") {
@@ -520,8 +511,7 @@ fn host_tmp_and_dev_shm_are_invisible_and_untouched() {
     test_box.remove();
 }
 
-/// Attack: execute files written to /tmp (allowed by design) and to
-/// /dev/shm (noexec), directly and through the dynamic loader.
+/// Attack: execute files written to /tmp (allowed) and /dev/shm (noexec), also via ld.so.
 #[test]
 fn executing_from_tmp_and_dev_shm() {
     if !privileged("executing_from_tmp_and_dev_shm") {
@@ -538,8 +528,7 @@ fn executing_from_tmp_and_dev_shm() {
     test_box.remove();
 }
 
-/// Attack: memfd_create + fexecve, running code from memory outside every
-/// mount.
+/// Attack: memfd_create + fexecve, running code from outside every mount.
 #[test]
 fn memfd_create_and_fexecve() {
     if !privileged("memfd_create_and_fexecve") {

@@ -56,8 +56,7 @@ fn connecting_to_a_host_port_on_loopback() {
     test_box.remove();
 }
 
-/// Attack: connect to the host's abstract unix socket (abstract names are
-/// scoped by network namespace, not by the filesystem).
+/// Attack: connect to the host's abstract unix socket (scoped by network namespace).
 #[test]
 fn connecting_to_a_host_abstract_unix_socket() {
     if !privileged("connecting_to_a_host_abstract_unix_socket") {

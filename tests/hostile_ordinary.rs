@@ -69,8 +69,7 @@ fn ordinary_c_program() {
     test_box.remove();
 }
 
-/// Control: an ordinary Python program importing the standard library
-/// (including subprocess and tempfile) runs.
+/// Control: an ordinary Python program using the standard library runs.
 #[test]
 fn ordinary_python_program() {
     if !privileged("ordinary_python_program") {

@@ -69,8 +69,7 @@ fn attempt_calls(test: &str, expected: &[(&str, &str)], control: Option<&[(&str,
     test_box.remove();
 }
 
-/// Attack: setuid(0), setgid(0), setgroups, capset, ambient capabilities,
-/// clearing no_new_privs; and what the program holds to begin with.
+/// Attack: setuid(0), setgid(0), setgroups, capset, ambient caps, clearing no_new_privs.
 #[test]
 fn setuid_zero_and_capabilities() {
     if !privileged("setuid_zero_and_capabilities") {
@@ -101,8 +100,7 @@ fn setuid_zero_and_capabilities() {
     test_box.remove();
 }
 
-/// Attack: ptrace a child and pid 1, read and write another process's
-/// memory, steal another process's descriptor with pidfd_getfd.
+/// Attack: ptrace, process_vm_readv/writev and pidfd_getfd on other processes.
 #[test]
 fn ptrace_and_process_vm() {
     attempt_calls(
@@ -143,8 +141,7 @@ fn mount_family() {
     );
 }
 
-/// Attack: unshare a user namespace (where an unprivileged process becomes
-/// root), and the other namespaces, setns.
+/// Attack: unshare a user namespace (root inside it), then other namespaces; setns.
 #[test]
 fn unshare_user_namespace() {
     // Without the policy, the new user namespace makes the program root
@@ -177,8 +174,7 @@ fn unshare_user_namespace() {
     );
 }
 
-/// Attack: clone and clone3 with namespace flags; fork and threads (which
-/// glibc starts with clone3) must keep working.
+/// Attack: clone and clone3 with namespace flags (fork and threads must still work).
 #[test]
 fn clone3_with_namespace_flags() {
     let newuser = if unprivileged_userns() {
@@ -252,8 +248,7 @@ fn keyctl() {
     );
 }
 
-/// Attack: perf_event_open and userfaultfd, two favourite kernel exploit
-/// primitives.
+/// Attack: perf_event_open and userfaultfd, favourite kernel exploit primitives.
 #[test]
 fn perf_event_open_and_userfaultfd() {
     let paranoid = sysctl("kernel/perf_event_paranoid")
@@ -271,8 +266,7 @@ fn perf_event_open_and_userfaultfd() {
     );
 }
 
-/// Attack: kernel modules, kexec, reboot, swap, file handles (the
-/// "shocker" escape), iopl, process accounting, the kernel log.
+/// Attack: modules, kexec, reboot, swap, file handles ("shocker"), iopl, acct, syslog.
 #[test]
 fn kernel_interfaces() {
     attempt_calls(
@@ -505,8 +499,7 @@ fn kill_minus_one() {
     test_box.remove();
 }
 
-/// Attack: signal the keeper by its host pid, and a host process of the
-/// box's own uid.
+/// Attack: signal the keeper, and a host process of the box's uid, by host pid.
 #[test]
 fn signalling_the_keeper_by_host_pid() {
     if !privileged("signalling_the_keeper_by_host_pid") {
@@ -538,8 +531,7 @@ fn signalling_the_keeper_by_host_pid() {
     test_box.remove();
 }
 
-/// Attack: attach to the host's System V shared memory, message queues and
-/// semaphores by key.
+/// Attack: attach to the host's System V shared memory, queues and semaphores.
 #[test]
 fn host_system_v_ipc() {
     if !privileged("host_system_v_ipc") {

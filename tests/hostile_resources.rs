@@ -134,8 +134,7 @@ fn heap_memory_bomb() {
     test_box.remove();
 }
 
-/// Attack: a stack memory bomb (endless recursion of 1 MiB frames with an
-/// unlimited stack rlimit).
+/// Attack: a stack memory bomb (1 MiB frames, forever, unlimited stack rlimit).
 #[test]
 fn stack_memory_bomb() {
     if !privileged("stack_memory_bomb") {
@@ -164,8 +163,7 @@ fn mmap_memory_bomb() {
     test_box.remove();
 }
 
-/// Attack: a shared-memory bomb (shared anonymous mappings live in shmem,
-/// not in the process's anonymous memory).
+/// Attack: a shared-memory bomb (shared anonymous mappings, which live in shmem).
 #[test]
 fn shared_mmap_memory_bomb() {
     if !privileged("shared_mmap_memory_bomb") {
@@ -350,8 +348,7 @@ fn catching_sigxcpu() {
     test_box.remove();
 }
 
-/// Attack: catch SIGXCPU where the CPU rlimit is the only CPU limit (no
-/// cgroup): the hard rlimit's SIGKILL cannot be caught.
+/// Attack: catch SIGXCPU where RLIMIT_CPU is the only CPU limit (no cgroup).
 #[test]
 fn catching_sigxcpu_without_a_cgroup() {
     if !privileged("catching_sigxcpu_without_a_cgroup") {
@@ -526,8 +523,7 @@ fn file_size_bomb() {
     test_box.remove();
 }
 
-/// Attack: an inode bomb in /box (empty files forever). There is no inode
-/// quota: the CPU limit ends it, and the box stays removable.
+/// Attack: an inode bomb in /box (empty files forever; only the CPU limit ends it).
 #[test]
 fn inode_bomb_in_the_box() {
     if !privileged("inode_bomb_in_the_box") {
@@ -581,8 +577,7 @@ fn inode_bomb_in_tmp() {
     test_box.remove();
 }
 
-/// Attack: a directory nested as deep as the CPU limit allows, to make the
-/// box directory impossible to remove.
+/// Attack: directories nested as deep as the CPU limit allows, to make the box unremovable.
 #[test]
 fn deep_directory_nesting() {
     if !privileged("deep_directory_nesting") {
