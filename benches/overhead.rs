@@ -76,6 +76,63 @@ fn library() -> Duration {
     median
 }
 
+/// The isolate-compatible face as a judge drives it: separate processes
+/// for `--init`, `--run` and `--cleanup`. Returns the medians of the whole
+/// cycle and of `--run` alone in an initialized box.
+fn isolate_cli() -> (Duration, Duration) {
+    let root = workdir("isobox-bench-cli-");
+    let config = root.path().join("isobox.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "box_root = {0}/boxes\nlock_root = {0}/locks\nfirst_uid = 61970\nfirst_gid = 61970\nnum_boxes = 4\n",
+            root.path().display()
+        ),
+    )
+    .unwrap();
+    let isolate = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_isobox"))
+            .args(args)
+            .env("ISOBOX_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "isolate {args:?}: {output:?}");
+    };
+    let cycle = time_each(ITERATIONS / 3, || {
+        isolate(&["--cg", "-b", "1", "--init"]);
+        isolate(&[
+            "--cg",
+            "-b",
+            "1",
+            "-t",
+            "1",
+            "-w",
+            "2",
+            "--run",
+            "--",
+            "/bin/true",
+        ]);
+        isolate(&["--cg", "-b", "1", "--cleanup"]);
+    });
+    isolate(&["--cg", "-b", "2", "--init"]);
+    let run = time_each(ITERATIONS / 3, || {
+        isolate(&[
+            "--cg",
+            "-b",
+            "2",
+            "-t",
+            "1",
+            "-w",
+            "2",
+            "--run",
+            "--",
+            "/bin/true",
+        ]);
+    });
+    isolate(&["--cg", "-b", "2", "--cleanup"]);
+    (cycle, run)
+}
+
 /// Sandboxed /bin/true runs per second with `boxes` executors in parallel.
 fn throughput(boxes: u32, span: Duration) -> f64 {
     let runs: u64 = std::thread::scope(|scope| {
@@ -157,6 +214,18 @@ fn main() {
         "| library: `execute` of /bin/true, full isolation | {} | {:.2} |",
         ms(library),
         library.as_secs_f64() / floor.as_secs_f64()
+    );
+
+    let (cycle, run) = isolate_cli();
+    println!(
+        "| isolate CLI: `--init`, `--run -- /bin/true`, `--cleanup` | {} | {:.2} |",
+        ms(cycle),
+        cycle.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "| isolate CLI: `--run -- /bin/true` in an initialized box | {} | {:.2} |",
+        ms(run),
+        run.as_secs_f64() / floor.as_secs_f64()
     );
 
     let span = Duration::from_secs(3);

@@ -338,15 +338,26 @@ impl ProcessExecutor {
         if namespaces {
             jail::mounts::ensure_new_root()?;
         }
-        let network = if namespaces && !config.share_net {
-            let netns =
-                jail::namespaces::new_network_namespace().map_err(|source| JailError::Syscall {
-                    call: "unshare(CLONE_NEWNET)",
-                    source,
+        let network = match &config.network_namespace {
+            _ if !namespaces || config.share_net => None,
+            Some(path) => {
+                let file = File::open(path).map_err(|source| {
+                    IsolateError::io(
+                        format!("opening the network namespace {}", path.display()),
+                        source,
+                    )
                 })?;
-            Some(netns)
-        } else {
-            None
+                Some(OwnedFd::from(file))
+            }
+            None => {
+                let netns = jail::namespaces::new_network_namespace().map_err(|source| {
+                    JailError::Syscall {
+                        call: "unshare(CLONE_NEWNET)",
+                        source,
+                    }
+                })?;
+                Some(netns)
+            }
         };
         let seccomp = if config.seccomp {
             let policy = SeccompPolicy::new(config.seccomp_policy.as_deref())

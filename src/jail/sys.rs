@@ -213,6 +213,29 @@ pub fn mount_tmpfs(source: &str, target: &std::path::Path, options: &str) -> io:
     .map(drop)
 }
 
+/// Binds `source` (a file or directory, followed if it is a magic link
+/// such as `/proc/self/fd/N`) onto `target`.
+pub fn bind_mount(source: &std::path::Path, target: &std::path::Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |path: &std::path::Path| {
+        CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (source, target) = (c(source)?, c(target)?);
+    // SAFETY: two live C strings; a bind mount reads no data argument.
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    })
+    .map(drop)
+}
+
 /// Unmounts the file system mounted on `target` (lazily when busy).
 pub fn unmount(target: &std::path::Path) -> io::Result<()> {
     use std::ffi::CString;
