@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage};
+use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, OptionalControllers};
 use crate::dirs;
 use crate::jail::sys::{self, Rusage};
 use crate::jail::{
@@ -299,10 +299,14 @@ impl ProcessExecutor {
         let cgroup = if !config.use_cgroups {
             None
         } else {
-            match CgroupController::new(
+            match CgroupController::with_controllers(
                 config.cgroup_root.as_deref(),
                 &config.instance_id,
                 config.strict_mode,
+                OptionalControllers {
+                    cpu_weight: config.cpu_shares != crate::types::DEFAULT_CPU_SHARES,
+                    cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
+                },
             ) {
                 Ok(cgroup) => Some(cgroup),
                 Err(err) if config.strict_mode => {
@@ -426,7 +430,9 @@ impl ProcessExecutor {
                         .config
                         .process_limit
                         .map(|count| count.saturating_add(1)),
-                    cpu_shares: Some(self.config.cpu_shares),
+                    // The default weight is what a new cgroup has anyway.
+                    cpu_shares: (self.config.cpu_shares != crate::types::DEFAULT_CPU_SHARES)
+                        .then_some(self.config.cpu_shares),
                     cpuset_cpus: self.config.cpuset_cpus.clone(),
                     cpuset_mems: self.config.cpuset_mems.clone(),
                 })?;
@@ -438,8 +444,14 @@ impl ProcessExecutor {
         self.restore_workdir_owner();
         let usage = match run_cgroup {
             Some(mut run) => {
-                // Read before removal: removing empties the accounting.
-                let usage = run.kill_all().and_then(|()| run.usage());
+                // Read before removal: removing empties the accounting. With
+                // a PID namespace the box died with its proxy; without one,
+                // stragglers are killed first so they stop consuming.
+                let usage = if self.namespaces {
+                    run.usage()
+                } else {
+                    run.kill_all().and_then(|()| run.usage())
+                };
                 run.remove()?;
                 Some(usage?)
             }

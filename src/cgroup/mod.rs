@@ -70,6 +70,24 @@ pub struct CgroupLimits {
     pub cpuset_mems: Option<String>,
 }
 
+/// Controllers beyond memory, pids and CPU accounting, which every cgroup
+/// of isobox has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalControllers {
+    /// The `cpu` controller, for a CPU weight other than the default.
+    pub cpu_weight: bool,
+    /// The `cpuset` controller, for pinning CPUs or memory nodes.
+    pub cpuset: bool,
+}
+
+impl OptionalControllers {
+    /// Every controller isobox knows.
+    pub const ALL: Self = Self {
+        cpu_weight: true,
+        cpuset: true,
+    };
+}
+
 /// What the processes of one cgroup used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CgroupUsage {
@@ -205,11 +223,23 @@ impl CgroupController {
     /// An existing `isobox/<name>` that still holds processes is
     /// [`CgroupError::Busy`]: it belongs to someone else.
     pub fn new(root: Option<&Path>, name: &str, strict: bool) -> Result<Self, CgroupError> {
+        Self::with_controllers(root, name, strict, OptionalControllers::ALL)
+    }
+
+    /// Like [`new`](Self::new), joining only the optional controllers
+    /// `optional` names. On v1 each hierarchy left out saves a directory
+    /// and a move per run; v2 enables every available controller anyway.
+    pub fn with_controllers(
+        root: Option<&Path>,
+        name: &str,
+        strict: bool,
+        optional: OptionalControllers,
+    ) -> Result<Self, CgroupError> {
         check_name(name)?;
         let (version, root) = Self::detect(root)?;
         let policy = files::WritePolicy { strict };
         let backend = match version {
-            CgroupVersion::V1 => Backend::V1(v1::V1Cgroup::new(&root, name, policy)?),
+            CgroupVersion::V1 => Backend::V1(v1::V1Cgroup::new(&root, name, policy, optional)?),
             CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::new(&root, name, policy)?),
         };
         Ok(Self {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use super::files::{self, CpuCounter, CpuFormat, WritePolicy};
-use super::{CgroupError, CgroupLimits, CgroupUsage};
+use super::{CgroupError, CgroupLimits, CgroupUsage, OptionalControllers};
 
 /// Where each controller isobox uses is mounted.
 #[derive(Debug)]
@@ -27,7 +27,10 @@ pub(super) fn is_hierarchy(dir: &Path) -> bool {
 }
 
 impl Hierarchies {
-    fn find(root: &Path) -> Result<Self, CgroupError> {
+    /// The hierarchies under `root`; `cpu` and `cpuset` only when
+    /// `optional` asks for them, since every hierarchy joined costs a
+    /// directory and a move per run.
+    fn find(root: &Path, optional: OptionalControllers) -> Result<Self, CgroupError> {
         let resolve = |controller: &str| -> Option<PathBuf> {
             let dir = root.join(controller);
             if !is_hierarchy(&dir) {
@@ -46,8 +49,8 @@ impl Hierarchies {
                 )))
             }
         };
-        let cpu = resolve("cpu");
-        let cpuset = resolve("cpuset");
+        let cpu = resolve("cpu").filter(|_| optional.cpu_weight);
+        let cpuset = resolve("cpuset").filter(|_| optional.cpuset);
         let mut distinct: Vec<PathBuf> = Vec::new();
         for dir in [
             Some(&memory),
@@ -86,8 +89,13 @@ pub(super) struct V1Cgroup {
 
 impl V1Cgroup {
     /// Creates or reuses `isobox/<name>` in every hierarchy under `root`.
-    pub(super) fn new(root: &Path, name: &str, policy: WritePolicy) -> Result<Self, CgroupError> {
-        let hierarchies = Arc::new(Hierarchies::find(root)?);
+    pub(super) fn new(
+        root: &Path,
+        name: &str,
+        policy: WritePolicy,
+        optional: OptionalControllers,
+    ) -> Result<Self, CgroupError> {
+        let hierarchies = Arc::new(Hierarchies::find(root, optional)?);
         let cgroup = Self::at(hierarchies, Path::new("isobox").join(name), policy);
         let mut created = Vec::new();
         let outcome = cgroup.create_instance(&mut created);
