@@ -222,14 +222,22 @@ fn measures_cpu_and_memory_of_a_busy_tree() {
     sandbox.run.apply_limits(&limits).expect("apply limits");
     // The shell waits for "go" so that its memory is charged to the cgroup
     // it has joined, then builds an 8 MB string and spins.
-    let script = "read go; x=$(head -c 8000000 /dev/zero | tr '\\0' a); while :; do :; done";
+    let script =
+        "read go; x=$(head -c 8000000 /dev/zero | tr '\\0' a); echo built; while :; do :; done";
     sandbox.spawn(
         Command::new("/bin/sh")
             .args(["-c", script])
-            .stdin(Stdio::piped()),
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
     );
     let stdin = sandbox.children[0].stdin.as_mut().unwrap();
     stdin.write_all(b"go\n").unwrap();
+    // Wait for the work itself, not a CPU-time stand-in: building the
+    // string takes 50 ms here and most of a second under emulation.
+    let stdout = sandbox.children[0].stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line, "built\n");
 
     let mut last = Duration::ZERO;
     eventually("200 ms of CPU time", || {
