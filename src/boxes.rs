@@ -519,7 +519,14 @@ impl LockedBox {
         if state.cgroups {
             CgroupController::detect(self.cgroup_root.as_deref())?;
         }
-        self.cleanup()?;
+        // A box that was never made (or was cleaned up) has nothing to stop:
+        // the leftover scan reads every process's status, the slowest part
+        // of an init.
+        if fs::symlink_metadata(&self.dir).is_ok() {
+            self.cleanup()?;
+        } else {
+            self.remove_cgroup()?;
+        }
         let create = |path: &Path, recursive: bool, mode: u32| {
             fs::DirBuilder::new()
                 .recursive(recursive)
