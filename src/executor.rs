@@ -545,7 +545,7 @@ impl ProcessExecutor {
             Stdin::Null => {
                 let null = File::open("/dev/null").map_err(io_err("opening /dev/null"))?;
                 (
-                    sys::dup_for_child(null.as_fd()).map_err(io_err("dup"))?,
+                    sys::above_stdio(OwnedFd::from(null)).map_err(io_err("dup"))?,
                     None,
                 )
             }

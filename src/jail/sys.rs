@@ -3,7 +3,7 @@
 //! steps that use them.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Turns a `-1` return into the thread's `errno`.
@@ -20,15 +20,12 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 /// source clobbering another.
 const FIRST_RUN_FD: RawFd = 3;
 
-fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+/// `fd` itself when it is numbered above 2, else a close-on-exec copy that is.
+pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() >= FIRST_RUN_FD {
         return Ok(fd);
     }
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new
-    // descriptor that nothing else owns.
-    let dup = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, FIRST_RUN_FD) })?;
-    // SAFETY: `dup` was just returned by fcntl and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+    dup_for_child(fd.as_fd())
 }
 
 /// A close-on-exec pipe as (read end, write end), both numbered above 2.
