@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupController, CgroupError, CgroupVersion};
+use crate::cleanup::{Linked, Reset, ResetReport};
 use crate::types::IsolateConfig;
 
 /// Where the configuration file is unless [`CONFIG_ENV`] names another.
@@ -40,6 +41,15 @@ pub const DEFAULT_LOCK_ROOT: &str = "/run/isobox/locks";
 
 /// Default number of boxes (ids `0..num_boxes`).
 pub const DEFAULT_NUM_BOXES: u32 = 1000;
+
+/// The file system every box gets when `--init` is not given `-q`: 1 GiB
+/// and 65536 inodes. Whatever a program leaves in its box, the keeper's
+/// work on it (handing it over before a run, back after it, removing it)
+/// is bounded by these numbers.
+pub const DEFAULT_QUOTA: Quota = Quota {
+    blocks: 1 << 20,
+    inodes: 65536,
+};
 
 /// Name of the file, next to the `box` directory, that marks a completely
 /// initialized box and records how it was initialized. The program never
@@ -91,6 +101,14 @@ pub enum BoxError {
         /// The largest allowed id.
         max: u32,
     },
+    /// A quota of zero blocks or inodes (tmpfs would read it as "no
+    /// limit").
+    #[error("{0}")]
+    BadQuota(String),
+    /// The box has no file system of its own, so nothing bounds what a
+    /// program leaves in it.
+    #[error("box {0} has no size-limited file system of its own (it was initialized by an older isobox)")]
+    Unbounded(u32),
     /// Another process holds the box's lock.
     #[error("box {0} is in use by another process")]
     Busy(u32),
@@ -170,6 +188,9 @@ pub struct BoxesConfig {
     pub restricted_init: bool,
     /// Settings of single boxes, by id.
     pub per_box: BTreeMap<u32, PerBoxConfig>,
+    /// The file system of a box initialized without `-q` (key
+    /// `box_quota = BLOCKS,INODES`, an isobox extension).
+    pub default_quota: Quota,
 }
 
 impl Default for BoxesConfig {
@@ -183,6 +204,7 @@ impl Default for BoxesConfig {
             num_boxes: DEFAULT_NUM_BOXES,
             restricted_init: false,
             per_box: BTreeMap::new(),
+            default_quota: DEFAULT_QUOTA,
         }
     }
 }
@@ -267,6 +289,17 @@ impl BoxesConfig {
                     Some(absolute(value)?)
                 }
             }
+            "box_quota" => {
+                let (blocks, inodes) = value
+                    .split_once(',')
+                    .ok_or_else(|| format!("box_quota must be BLOCKS,INODES, not {value:?}"))?;
+                let quota = Quota {
+                    blocks: number(key, blocks.trim())?.into(),
+                    inodes: number(key, inodes.trim())?.into(),
+                };
+                quota.check().map_err(|err| err.to_string())?;
+                self.default_quota = quota;
+            }
             "first_uid" => self.first_uid = number(key, value)?,
             "first_gid" => self.first_gid = number(key, value)?,
             "num_boxes" => self.num_boxes = number(key, value)?,
@@ -337,6 +370,7 @@ impl BoxesConfig {
             gid: self.first_gid + index,
             cgroup_root: self.cgroup_root.clone(),
             per_box,
+            default_quota: self.default_quota,
         })
     }
 }
@@ -363,6 +397,7 @@ pub struct Sandbox {
     gid: u32,
     cgroup_root: Option<PathBuf>,
     per_box: PerBoxConfig,
+    default_quota: Quota,
 }
 
 /// How a box was initialized, as recorded in its state file.
@@ -409,14 +444,28 @@ impl BoxState {
     }
 }
 
-/// A disk quota for a box: the box directory becomes a file system of at
-/// most `blocks` KiB and `inodes` files and directories (0: no limit).
+/// The file system of a box: the box directory becomes a tmpfs of at most
+/// `blocks` KiB and `inodes` files and directories. Both must be positive
+/// (tmpfs reads 0 as "no limit", which is never what a quota means).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     /// Size in KiB.
     pub blocks: u64,
     /// Number of inodes.
     pub inodes: u64,
+}
+
+impl Quota {
+    /// Refuses a zero size or inode count.
+    pub fn check(&self) -> Result<(), BoxError> {
+        if self.blocks == 0 || self.inodes == 0 {
+            return Err(BoxError::BadQuota(format!(
+                "a box quota of {} KiB and {} inodes is refused: both must be at least 1",
+                self.blocks, self.inodes
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Sandbox {
@@ -512,10 +561,12 @@ impl std::ops::Deref for LockedBox {
 impl LockedBox {
     /// Creates the box, after removing whatever was there (isolate 2.x
     /// resets an existing box): `<box_root>/<N>` (0755) and `box` (0700,
-    /// owned by `state`'s owner), with a size-limited file system of its
-    /// own when `quota` is given. With cgroups, first checks that a cgroup
-    /// hierarchy is usable.
+    /// owned by `state`'s owner), a size- and inode-limited file system of
+    /// its own: `quota`, or the configuration's default quota. With
+    /// cgroups, first checks that a cgroup hierarchy is usable.
     pub fn init(&self, state: BoxState, quota: Option<Quota>) -> Result<(), BoxError> {
+        let quota = quota.unwrap_or(self.default_quota);
+        quota.check()?;
         if state.cgroups {
             CgroupController::detect(self.cgroup_root.as_deref())?;
         }
@@ -539,9 +590,7 @@ impl LockedBox {
         }
         create(&self.dir, false, 0o755)?;
         create(&self.box_dir, false, 0o700)?;
-        if let Some(quota) = quota {
-            mount_quota(&self.box_dir, self.id, quota)?;
-        }
+        mount_quota(&self.box_dir, self.id, quota)?;
         let owner = (Some(state.owner_uid), Some(state.owner_gid));
         std::os::unix::fs::chown(&self.box_dir, owner.0, owner.1)
             .map_err(io_error(format!("cannot chown {}", self.box_dir.display())))?;
@@ -563,10 +612,16 @@ impl LockedBox {
         let state = fs::read_to_string(self.dir.join(STATE_FILE))
             .ok()
             .and_then(|text| BoxState::parse(&text));
-        match state {
-            Some(state) if is_dir(&self.box_dir) => Ok(state),
-            _ => Err(BoxError::HalfInitialized(self.id)),
+        let state = match state {
+            Some(state) if is_dir(&self.box_dir) => state,
+            _ => return Err(BoxError::HalfInitialized(self.id)),
+        };
+        // Only a file system of its own bounds what the keeper walks.
+        let device = |path: &Path| fs::symlink_metadata(path).map(|meta| meta.dev()).ok();
+        if device(&self.box_dir) == device(&self.dir) {
+            return Err(BoxError::Unbounded(self.id));
         }
+        Ok(state)
     }
 
     /// [`state`](Self::state), checking that the box was initialized in
@@ -605,35 +660,69 @@ impl LockedBox {
         }
     }
 
-    /// Gives every file and directory of `box` (itself included) to
-    /// `uid:gid`, never following a symlink, as isolate does around each
-    /// run. Files that are neither regular files nor directories (symlinks,
-    /// fifos, sockets, devices) are deleted unless `keep_special` is set.
+    /// Hands the box to its program before a run: every file and
+    /// directory (the box itself included) to the box's uid and gid, with
+    /// set-id bits and group/other write permission stripped; special
+    /// files (symlinks, fifos, sockets, devices) removed, so no planted
+    /// link or fifo waits for the run. Files with more than one link are
+    /// left alone (they may be host files hard-linked into the box; the
+    /// program can only use them as their own permissions allow).
     ///
-    /// Meant for a box none of whose processes runs (the lock guarantees
-    /// that between runs); a mount point inside the box is refused.
-    pub fn chown_tree(&self, uid: u32, gid: u32, keep_special: bool) -> Result<(), BoxError> {
-        let chown = |path: &Path| {
-            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-                .map_err(io_error(format!("cannot chown {}", path.display())))
-        };
-        walk_tree(
-            &self.box_dir,
-            |dir, name, meta| {
-                let path = dir.entry(name);
-                let kind = meta.file_type();
-                if kind.is_dir() || kind.is_file() || keep_special {
-                    chown(&path)?;
-                } else {
-                    fs::remove_file(&path).map_err(io_error(format!(
-                        "cannot remove the special file {name:?} of the box"
-                    )))?;
+    /// See [`crate::cleanup::reset_tree`] for how each change is made.
+    pub fn prepare_for_run(&self) -> Result<ResetReport, BoxError> {
+        self.reset(Reset {
+            uid: self.uid,
+            gid: self.gid,
+            root_mode: 0o700,
+            keep_special: false,
+            linked: Linked::Skip,
+        })
+    }
+
+    /// Gives the box back to its owner after a run: everything to the
+    /// owner, the box directory 0700, set-id bits and group/other write
+    /// permission stripped everywhere; special files removed unless
+    /// `keep_special` (isolate's `--special-files`), and files with more
+    /// than one link unlinked from the box (the program may have linked
+    /// its files to each other; none of them may stay set-id or writable
+    /// by the box's uid).
+    pub fn give_back(&self, state: &BoxState, keep_special: bool) -> Result<ResetReport, BoxError> {
+        self.reset(Reset {
+            uid: state.owner_uid,
+            gid: state.owner_gid,
+            root_mode: 0o700,
+            keep_special,
+            linked: Linked::Remove,
+        })
+    }
+
+    fn reset(&self, reset: Reset) -> Result<ResetReport, BoxError> {
+        let failed = io_error(format!("cannot reset {}", self.box_dir.display()));
+        let root = crate::cleanup::open_root(&self.box_dir).map_err(io_error(format!(
+            "cannot open {}",
+            self.box_dir.display()
+        )))?;
+        let report = crate::cleanup::reset_tree(root, &reset).map_err(failed)?;
+        if report.linked > 0 {
+            tracing::warn!(
+                "box {}: {} file(s) with more than one link {}",
+                self.id,
+                report.linked,
+                match reset.linked {
+                    Linked::Skip => "left untouched",
+                    Linked::Remove => "unlinked from the box",
                 }
-                Ok(kind.is_dir())
-            },
-            |_, _| Ok(()),
-        )?;
-        chown(&self.box_dir)
+            );
+        }
+        Ok(report)
+    }
+
+    /// The device of the box's own file system (what `st_dev` says of
+    /// every file inside the box).
+    pub fn box_device(&self) -> Result<u64, BoxError> {
+        fs::symlink_metadata(&self.box_dir)
+            .map(|meta| meta.dev())
+            .map_err(io_error(format!("cannot stat {}", self.box_dir.display())))
     }
 
     /// Makes the box's empty network namespace and pins it at
@@ -745,104 +834,6 @@ impl LockedBox {
         }
         Ok(())
     }
-}
-
-/// A directory held open. Its entries are reached as
-/// `/proc/self/fd/<fd>/<name>`, so paths stay short however deep the tree
-/// (a box can nest directories far past `PATH_MAX`), and no path is
-/// resolved again from the top.
-struct HeldDir {
-    file: File,
-}
-
-impl HeldDir {
-    /// Opens the directory at `path`, refusing a symlink.
-    fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(path)?;
-        Ok(Self { file })
-    }
-
-    /// The path of entry `name` of this directory.
-    fn entry(&self, name: &std::ffi::OsStr) -> PathBuf {
-        use std::os::fd::AsRawFd;
-        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd())).join(name)
-    }
-
-    fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
-        fs::read_dir(self.entry(".".as_ref()))?
-            .map(|entry| entry.map(|entry| entry.file_name()))
-            .collect()
-    }
-}
-
-/// Walks the tree below the directory `root` depth first, without
-/// recursion and holding one directory open at a time, never following a
-/// symlink and never entering another file system.
-///
-/// `entry(dir, name, meta)` is called for every entry and says whether to
-/// enter it (only directories are entered); `leave(parent, name)` is called
-/// after the directory `name` of `parent` and everything below it was
-/// visited. Meant for trees no process changes meanwhile.
-fn walk_tree(
-    root: &Path,
-    mut entry: impl FnMut(&HeldDir, &std::ffi::OsStr, &fs::Metadata) -> Result<bool, BoxError>,
-    mut leave: impl FnMut(&HeldDir, &std::ffi::OsStr) -> Result<(), BoxError>,
-) -> Result<(), BoxError> {
-    let failed = |what: &str| io_error(format!("{what} below {}", root.display()));
-    let mut current = HeldDir::open(root).map_err(failed("cannot open the directory"))?;
-    let device = current
-        .file
-        .metadata()
-        .map_err(failed("cannot stat"))?
-        .dev();
-    // Every directory being visited: its name in its parent, and the
-    // subdirectories it still has to enter.
-    struct Frame {
-        name: std::ffi::OsString,
-        pending: Vec<std::ffi::OsString>,
-    }
-    let mut visit = |dir: &HeldDir| -> Result<Vec<std::ffi::OsString>, BoxError> {
-        let mut pending = Vec::new();
-        for name in dir.names().map_err(failed("cannot list a directory"))? {
-            let meta = fs::symlink_metadata(dir.entry(&name))
-                .map_err(failed(&format!("cannot stat {name:?}")))?;
-            if meta.dev() != device {
-                return Err(BoxError::Unsafe(format!(
-                    "unexpected mount point {name:?} below {}",
-                    root.display()
-                )));
-            }
-            if entry(dir, &name, &meta)? && meta.is_dir() {
-                pending.push(name);
-            }
-        }
-        Ok(pending)
-    };
-    let mut frames = vec![Frame {
-        name: std::ffi::OsString::new(),
-        pending: visit(&current)?,
-    }];
-    while let Some(frame) = frames.last_mut() {
-        if let Some(name) = frame.pending.pop() {
-            let child = HeldDir::open(&current.entry(&name))
-                .map_err(failed(&format!("cannot open {name:?}")))?;
-            current = child;
-            let pending = visit(&current)?;
-            frames.push(Frame { name, pending });
-            continue;
-        }
-        let Some(done) = frames.pop() else { break };
-        if frames.is_empty() {
-            break;
-        }
-        current =
-            HeldDir::open(&current.entry("..".as_ref())).map_err(failed("cannot go back up"))?;
-        leave(&current, &done.name)?;
-    }
-    Ok(())
 }
 
 /// Mounts the quota file system (a size- and inode-limited tmpfs) on
@@ -1191,24 +1182,16 @@ mod tests {
         };
         locked.init(state, None).unwrap();
         nest_deeply(locked.box_dir(), 8);
-        let mut files = 0;
-        walk_tree(
-            locked.box_dir(),
-            |_, name, _| {
-                files += usize::from(name == "f");
-                Ok(true)
-            },
-            |_, _| Ok(()),
-        )
-        .unwrap();
-        assert_eq!(files, 8);
-        locked.chown_tree(me.uid(), me.gid(), false).unwrap();
+        let report = locked.prepare_for_run().unwrap();
+        // Per chain: a `top`, 400 `d` and a file.
+        assert_eq!(report.entries, 8 * 402);
+        locked.give_back(&state, false).unwrap();
         locked.cleanup().unwrap();
         assert!(!locked.dir().exists());
     }
 
     #[test]
-    fn chown_tree_removes_special_files_unless_kept() {
+    fn special_files_go_unless_kept_and_the_box_is_its_own_file_system() {
         let root = tempfile::tempdir().unwrap();
         let locked = locked_test_box(root.path(), 903);
         let me = fs::metadata("/proc/self").unwrap();
@@ -1218,6 +1201,7 @@ mod tests {
             owner_gid: me.gid(),
         };
         locked.init(state, None).unwrap();
+        assert_ne!(locked.box_device().unwrap(), me.dev());
         assert_eq!(locked.ready_for_run(false).unwrap(), state);
         assert!(matches!(
             locked.ready_for_run(true),
@@ -1230,12 +1214,41 @@ mod tests {
         fs::create_dir(&sub).unwrap();
         fs::write(sub.join("data"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", sub.join("link")).unwrap();
-        locked.chown_tree(me.uid(), me.gid(), true).unwrap();
+        locked.give_back(&state, true).unwrap();
         assert!(fs::symlink_metadata(sub.join("link")).is_ok());
-        locked.chown_tree(me.uid(), me.gid(), false).unwrap();
+        locked.give_back(&state, false).unwrap();
         assert!(fs::symlink_metadata(sub.join("link")).is_err());
         assert!(sub.join("data").is_file());
         locked.cleanup().unwrap();
+        assert!(!locked.dir().exists());
+    }
+
+    #[test]
+    fn zero_quotas_are_refused() {
+        assert!(parse("box_quota = 0,100").is_err());
+        assert!(parse("box_quota = 100,0").is_err());
+        assert_eq!(
+            parse("box_quota = 2048,64").unwrap().default_quota,
+            Quota {
+                blocks: 2048,
+                inodes: 64
+            }
+        );
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 905);
+        let state = BoxState {
+            cgroups: false,
+            owner_uid: 0,
+            owner_gid: 0,
+        };
+        let zero = Quota {
+            blocks: 0,
+            inodes: 0,
+        };
+        assert!(matches!(
+            locked.init(state, Some(zero)),
+            Err(BoxError::BadQuota(_))
+        ));
         assert!(!locked.dir().exists());
     }
 }

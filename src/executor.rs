@@ -290,6 +290,14 @@ impl ProcessExecutor {
     /// instead of cgroup limits, rusage instead of cgroup measurements, no
     /// namespaces without root.
     pub fn new(config: IsolateConfig) -> Result<Self> {
+        // tmpfs reads a size of 0 as "no limit": refuse it rather than give
+        // the box an unlimited /tmp or /dev/shm.
+        if config.tmp_size == 0 || config.shm_size == 0 {
+            return Err(IsolateError::Config(format!(
+                "tmp_size and shm_size must be at least 1 byte (got {} and {})",
+                config.tmp_size, config.shm_size
+            )));
+        }
         let root = sys::is_root();
         if config.strict_mode && !root {
             return Err(IsolateError::Config(

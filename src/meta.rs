@@ -22,7 +22,11 @@
 //! When the sandbox killed the program at a time limit, `status`, `message`
 //! and `killed` come first, as isolate writes them.
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
 use crate::types::{ExecutionResult, ExecutionStatus};
 
@@ -246,6 +250,134 @@ impl fmt::Display for Meta {
         }
         Ok(())
     }
+}
+
+/// Why the meta file cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaFileError {
+    /// The path has no file name (`/`, `..`, empty).
+    #[error("the meta file {0} names no file")]
+    NoName(PathBuf),
+    /// A component of the path could not be opened.
+    #[error("cannot open {component:?} on the way to the meta file {path}{}: {source}", if *.untrusted { " (links are not followed in a directory the box or another user can write)" } else { "" })]
+    Component {
+        /// The meta file.
+        path: PathBuf,
+        /// The component.
+        component: std::ffi::OsString,
+        /// Whether it was looked up in an untrusted directory.
+        untrusted: bool,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The meta file would be inside the box, where the program may
+    /// replace it during the run.
+    #[error("the meta file {0} is inside the box; put it outside the box")]
+    InsideBox(PathBuf),
+    /// The path names a fifo, a device, a directory...
+    #[error("the meta file {0} is not a regular file")]
+    NotRegular(PathBuf),
+    /// The file has other names in a directory others can write: it may
+    /// be someone else's file.
+    #[error("the meta file {0} has more than one link in a directory the box or another user can write")]
+    Linked(PathBuf),
+}
+
+/// Opens (creating, then truncating) the meta file at `path` for the
+/// keeper, who runs as root, without letting anyone else choose what it
+/// writes to.
+///
+/// The path is resolved one component at a time. A directory is trusted
+/// when it is owned by root or by `caller_uid`, nobody else may write it,
+/// and it is not on the box's file system (`box_device`). In a trusted
+/// directory the next component is opened as the caller's path says,
+/// links included; in any other directory links are not followed (a link
+/// there may have been planted by the box or another user). The file is
+/// opened non-blocking (a planted fifo cannot hang the keeper) and must be
+/// a regular file; in an untrusted directory it must also have a single
+/// link. A meta file on the box's own file system is refused: the program
+/// owns that file system during the run.
+pub fn open_meta_file(
+    path: &Path,
+    box_device: u64,
+    caller_uid: u32,
+) -> Result<File, MetaFileError> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    use std::path::Component;
+    let trusted = |fd: &OwnedFd| {
+        rustix::fs::fstat(fd).is_ok_and(|stat| {
+            stat.st_dev != box_device
+                && (stat.st_uid == 0 || stat.st_uid == caller_uid)
+                && stat.st_mode & 0o022 == 0
+        })
+    };
+    let failed = |component: &OsStr, untrusted: bool| {
+        let component = component.to_os_string();
+        move |err: rustix::io::Errno| MetaFileError::Component {
+            path: path.to_path_buf(),
+            component,
+            untrusted,
+            source: err.into(),
+        }
+    };
+    let Some(Component::Normal(name)) = path.components().next_back() else {
+        return Err(MetaFileError::NoName(path.to_path_buf()));
+    };
+    let start: &OsStr = if path.is_absolute() { "/".as_ref() } else { ".".as_ref() };
+    let search = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::openat(CWD, start, search, Mode::empty())
+        .map_err(failed(start, false))?;
+    let mut parents: Vec<&OsStr> = path
+        .components()
+        .filter_map(|component| match component {
+            Component::Normal(part) => Some(part),
+            Component::ParentDir => Some("..".as_ref()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    parents.pop();
+    for part in parents {
+        let safe = trusted(&dir);
+        let flags = if safe { search } else { search | OFlags::NOFOLLOW };
+        dir = rustix::fs::openat(&dir, part, flags, Mode::empty()).map_err(failed(part, !safe))?;
+    }
+    let inside = |stat: &rustix::fs::Stat| stat.st_dev == box_device;
+    if rustix::fs::fstat(&dir).is_ok_and(|stat| inside(&stat)) {
+        return Err(MetaFileError::InsideBox(path.to_path_buf()));
+    }
+    let safe = trusted(&dir);
+    let mut flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::NONBLOCK
+        | OFlags::NOCTTY
+        | OFlags::CLOEXEC;
+    if !safe {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o644))
+        .map_err(failed(name, !safe))?;
+    let stat = rustix::fs::fstat(&fd).map_err(failed(name, !safe))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(MetaFileError::NotRegular(path.to_path_buf()));
+    }
+    if inside(&stat) {
+        return Err(MetaFileError::InsideBox(path.to_path_buf()));
+    }
+    if !safe && stat.st_nlink != 1 {
+        return Err(MetaFileError::Linked(path.to_path_buf()));
+    }
+    rustix::fs::ftruncate(&fd, 0).map_err(failed(name, !safe))?;
+    Ok(File::from(fd))
+}
+
+/// Replaces the contents of the meta file opened by [`open_meta_file`]
+/// with `meta`, through its descriptor (the path is not looked up again).
+pub fn write_meta_file(file: &mut File, meta: &Meta) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(meta.to_string().as_bytes())
 }
 
 #[cfg(test)]

@@ -109,9 +109,10 @@ pub struct IsolateConfig {
     pub dir_rules: Vec<DirRule>,
     /// Working directory inside the box (`/box` by default).
     pub inner_workdir: PathBuf,
-    /// Size limit of the box's private `/tmp` in bytes.
+    /// Size limit of the box's private `/tmp` in bytes (at least 1: the
+    /// executor refuses 0, which tmpfs would read as "no limit").
     pub tmp_size: u64,
-    /// Size limit of the box's private `/dev/shm` in bytes.
+    /// Size limit of the box's private `/dev/shm` in bytes (at least 1).
     pub shm_size: u64,
     /// Filter system calls with the default seccomp policy.
     pub seccomp: bool,

@@ -442,7 +442,14 @@ fn quota(spelled: &str, value: &str) -> Result<(u64, u64), String> {
     let (blocks, inodes) = value
         .split_once(',')
         .ok_or_else(|| format!("{spelled} {value}: expected BLOCKS,INODES"))?;
-    Ok((whole(spelled, blocks)?, whole(spelled, inodes)?))
+    let (blocks, inodes) = (whole(spelled, blocks)?, whole(spelled, inodes)?);
+    // tmpfs reads a size or inode count of 0 as "no limit".
+    if blocks == 0 || inodes == 0 {
+        return Err(format!(
+            "{spelled} {value}: blocks and inodes must both be at least 1"
+        ));
+    }
+    Ok((blocks, inodes))
 }
 
 /// Parses isolate's arguments (without the program name). Errors are one
@@ -641,6 +648,7 @@ Options:
 -o, --stdout=<file>     Standard output, opened inside the box (relative to /box)
 -p, --processes[=<max>] Processes and threads (default 1; -p alone = unlimited)
 -q, --quota=<blk>,<ino> With --init: a box file system of <blk> KiB and <ino> inodes
+                        (both at least 1; default: box_quota, 1048576,65536)
 -r, --stderr=<file>     Standard error, opened inside the box (relative to /box)
     --stderr-to-stdout  Send standard error where standard output goes
     --share-net         Keep the host's network
@@ -899,6 +907,8 @@ mod tests {
             (&["-t", "abc", "--run", "--", "a"], "not a time"),
             (&["-m", "1G", "--run", "--", "a"], "not a whole number"),
             (&["-q", "100", "--init"], "BLOCKS,INODES"),
+            (&["-q", "0,0", "--init"], "at least 1"),
+            (&["-q", "100,0", "--init"], "at least 1"),
             (&["-d", "/x=rel", "--init"], "directory rule"),
             (&["-b", "1"], "please specify an isolate command"),
             (&["--init", "--run"], "only one command is allowed"),

@@ -58,13 +58,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         }
         _ => {}
     }
-    let mut meta = match MetaFile::open(parsed.meta.as_deref()) {
-        Ok(meta) => meta,
-        Err(error) => {
-            print_error(&format!("{error:#}"));
-            return ExitCode::from(EXIT_TROUBLE);
-        }
-    };
+    let mut meta = MetaFile::new(parsed.meta.as_deref());
     let code = execute(&parsed, &mut meta).unwrap_or_else(|error| {
         // isolate's die(): status XX in the meta file, the message on
         // stderr, exit status 2.
@@ -80,30 +74,40 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 enum MetaFile {
     None,
     Stdout,
+    /// Not opened yet: it is opened only once the box is locked and swept
+    /// (see [`MetaFile::open`]); errors before that go to stderr only.
+    Pending(PathBuf),
     File(PathBuf, File),
 }
 
 impl MetaFile {
-    /// Creates the meta file up front (as isolate does), so a bad path is
-    /// an error before anything happens.
-    fn open(path: Option<&Path>) -> Result<Self> {
-        Ok(match path {
+    fn new(path: Option<&Path>) -> Self {
+        match path {
             None => Self::None,
             Some(path) if path == Path::new("-") => Self::Stdout,
-            Some(path) => {
-                let file = File::create(path)
-                    .with_context(|| format!("cannot open the meta file {}", path.display()))?;
-                Self::File(path.to_path_buf(), file)
-            }
-        })
+            Some(path) => Self::Pending(path.to_path_buf()),
+        }
+    }
+
+    /// Opens a pending meta file. Called with the box's lock held and after
+    /// the box was swept of links and fifos, so nothing the box's program
+    /// left can be waiting at the path; see [`isobox::meta::open_meta_file`]
+    /// for how the path is resolved.
+    fn open(&mut self, box_device: u64, caller_uid: u32) -> Result<()> {
+        if let Self::Pending(path) = self {
+            let file = isobox::meta::open_meta_file(path, box_device, caller_uid)?;
+            *self = Self::File(path.clone(), file);
+        }
+        Ok(())
     }
 
     fn write(&mut self, meta: &Meta) {
-        let text = meta.to_string();
         let written = match self {
-            Self::None => Ok(()),
-            Self::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
-            Self::File(path, file) => write_meta_file(path, file, &text),
+            Self::None | Self::Pending(_) => Ok(()),
+            Self::Stdout => std::io::stdout()
+                .lock()
+                .write_all(meta.to_string().as_bytes()),
+            Self::File(_, file) => isobox::meta::write_meta_file(file, meta),
         };
         if let Err(error) = written {
             let name = match self {
@@ -113,35 +117,6 @@ impl MetaFile {
             print_error(&format!("cannot write the meta file {name}: {error}"));
         }
     }
-}
-
-/// Writes the meta file through the descriptor opened before the run,
-/// from its start and with nothing after it. A meta file inside the box
-/// belongs to the program during the run: if the program put something
-/// else at its path (a symlink, a file of its own), that is removed and a
-/// fresh file is made; no process of the box is alive at this point.
-fn write_meta_file(path: &Path, file: &mut File, text: &str) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    use std::os::unix::fs::MetadataExt;
-    let ours = file.metadata()?;
-    let at_path = std::fs::symlink_metadata(path);
-    let still_ours = at_path
-        .as_ref()
-        .is_ok_and(|meta| meta.dev() == ours.dev() && meta.ino() == ours.ino());
-    if still_ours {
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        return file.write_all(text.as_bytes());
-    }
-    if at_path.is_ok_and(|meta| !meta.is_dir()) {
-        std::fs::remove_file(path)?;
-    }
-    // create_new never follows a symlink: the path must be free.
-    let mut fresh = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    fresh.write_all(text.as_bytes())
 }
 
 /// The real uid and gid of the caller (who owns the boxes it creates).
@@ -234,7 +209,7 @@ fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
             locked.cleanup().map_err(|error| explain(error, parsed))?;
             Ok(0)
         }
-        Action::Run(command) => run(&config, parsed, command, meta),
+        Action::Run(command) => run(&config, parsed, command, meta, caller_uid),
         Action::Help | Action::Version => Ok(0),
     }
 }
@@ -259,7 +234,9 @@ fn explain(error: BoxError, parsed: &IsolateArgs) -> anyhow::Error {
     match &error {
         BoxError::Busy(_) => anyhow!("{error} (pass --wait to wait for it)"),
         BoxError::NotInitialized(_) => anyhow!("{error}: run `{init}` first"),
-        BoxError::HalfInitialized(_) => anyhow!("{error}: run `{init}` again"),
+        BoxError::HalfInitialized(_) | BoxError::Unbounded(_) => {
+            anyhow!("{error}: run `{init}` again")
+        }
         BoxError::CgroupMode { .. } => {
             anyhow!("{error}: use the same --cg mode, or run `{init}` again")
         }
@@ -273,11 +250,16 @@ fn run(
     parsed: &IsolateArgs,
     command: &[String],
     meta: &mut MetaFile,
+    caller_uid: u32,
 ) -> Result<u8> {
     let locked = lock(config, parsed)?;
     let state = locked
         .ready_for_run(parsed.cg)
         .map_err(|error| explain(error, parsed))?;
+    // The program's files belong to the box user during the run and to
+    // the box's owner after it; special files go, as in isolate.
+    locked.prepare_for_run()?;
+    meta.open(locked.box_device()?, caller_uid)?;
     let environment = environment(
         parsed,
         |name| std::env::var(name).ok(),
@@ -294,9 +276,6 @@ fn run(
     );
     let mut run_config = build_config(parsed, environment);
     locked.configure(&mut run_config);
-    // The program's files belong to the box user during the run and to
-    // the box's owner after it; special files go, as in isolate.
-    locked.chown_tree(locked.uid(), locked.gid(), false)?;
     let stdin = match parsed.stdin {
         Some(_) => Stdin::Null,
         None => inherited_stdin(),
@@ -306,7 +285,7 @@ fn run(
     let outcome = executor.execute_with_stdin(command, stdin);
     let cleaned = executor.cleanup();
     drop(executor);
-    let given_back = locked.chown_tree(state.owner_uid, state.owner_gid, parsed.special_files);
+    let given_back = locked.give_back(&state, parsed.special_files);
     let result = outcome?;
     // The program's verdict stands; these only need the admin's eyes.
     if let Err(error) = cleaned {
