@@ -268,7 +268,6 @@ pub enum MetaFileError {
         /// Whether it was looked up in an untrusted directory.
         untrusted: bool,
         /// The underlying error.
-        #[source]
         source: std::io::Error,
     },
     /// The meta file would be inside the box, where the program may
@@ -355,8 +354,13 @@ pub fn open_meta_file(
     if !safe {
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o644))
-        .map_err(failed(name, !safe))?;
+    let fd = match rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o644)) {
+        Ok(fd) => fd,
+        // A fifo without a reader (or a socket) answers ENXIO to a
+        // non-blocking open for writing.
+        Err(rustix::io::Errno::NXIO) => return Err(MetaFileError::NotRegular(path.to_path_buf())),
+        Err(err) => return Err(failed(name, !safe)(err)),
+    };
     let stat = rustix::fs::fstat(&fd).map_err(failed(name, !safe))?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(MetaFileError::NotRegular(path.to_path_buf()));

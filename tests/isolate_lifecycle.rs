@@ -496,46 +496,21 @@ fn as_uid_owns_the_box_and_gets_the_files_back() {
 }
 
 #[test]
-fn a_meta_file_inside_the_box_cannot_be_forged_by_the_program() {
-    if !privileged("a_meta_file_inside_the_box_cannot_be_forged_by_the_program") {
+fn a_meta_file_inside_the_box_is_refused() {
+    if !privileged("a_meta_file_inside_the_box_is_refused") {
         return;
     }
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(30, 0), true);
+    // The program owns the box during the run: a meta file there could be
+    // forged or swapped, so isobox refuses it (tests/hostile_box_walk.rs
+    // attacks the other places a meta file can be).
     let meta = sandbox.box_dir().join("metadata.txt");
     let meta_arg = format!("-M{}", meta.display());
-    let run = |script: &str, extra: &[&str]| {
-        let mut args = vec![meta_arg.as_str(), "-p"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--run", "--", "/bin/sh", "-c", script]);
-        let outcome = sandbox.isolate(&args);
-        let text = fs::read_to_string(&meta).unwrap();
-        (outcome, text)
-    };
-    // Junk written after where isolate's own lines end does not survive.
-    let junk = "for i in $(seq 1 300); do echo status:XX; done >> /box/metadata.txt; exit 3";
-    let (outcome, text) = run(junk, &[]);
-    assert_eq!(outcome.code, 1, "{outcome:?}");
-    let log = CmsLog::parse(&text);
-    assert_eq!(log.exit_status(), "nonzero return", "{text}");
-    assert_eq!(text.matches("status:").count(), 1, "{text}");
-
-    // A replacement file, or a symlink to a host file, is replaced.
-    let victim = isolate.root().join("victim.txt");
-    fs::write(&victim, "untouched").unwrap();
-    let swap = format!(
-        "rm /box/metadata.txt && ln -s {} /box/metadata.txt",
-        victim.display()
-    );
-    let (outcome, text) = run(&swap, &["--special-files"]);
-    assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert_eq!(CmsLog::parse(&text).exit_status(), "ok", "{text}");
-    assert!(fs::symlink_metadata(&meta).unwrap().is_file());
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
-    let forge = "rm /box/metadata.txt && echo status:OK > /box/metadata.txt; kill -KILL $$";
-    let (outcome, text) = run(forge, &[]);
-    assert_eq!(outcome.code, 1, "{outcome:?}");
-    assert_eq!(CmsLog::parse(&text).exit_status(), "signal", "{text}");
+    let outcome = sandbox.isolate(&[&meta_arg, "--run", "--", "/bin/true"]);
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert!(outcome.stderr.contains("inside the box"), "{outcome:?}");
+    assert!(fs::symlink_metadata(&meta).is_err());
 }
 
 #[test]
