@@ -169,7 +169,8 @@ pub struct PerBoxConfig {
 /// starting with `#` ignored. Keys: `box_root`, `lock_root`, `cg_root`
 /// (the cgroup file system root; `auto` or isolate 2.x's `auto:PATH` mean
 /// "detect"), `first_uid`, `first_gid`, `num_boxes`, `restricted_init`
-/// (0 or 1), and per box `box<N>.cpus` and `box<N>.mems`.
+/// (0 or 1), and per box `box<N>.cpus` and `box<N>.mems`; isobox adds
+/// `box_quota = BLOCKS,INODES`, the file system of a box made without `-q`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxesConfig {
     /// Directory holding box N at `<box_root>/<N>`.
@@ -698,10 +699,8 @@ impl LockedBox {
 
     fn reset(&self, reset: Reset) -> Result<ResetReport, BoxError> {
         let failed = io_error(format!("cannot reset {}", self.box_dir.display()));
-        let root = crate::cleanup::open_root(&self.box_dir).map_err(io_error(format!(
-            "cannot open {}",
-            self.box_dir.display()
-        )))?;
+        let root = crate::cleanup::open_root(&self.box_dir)
+            .map_err(io_error(format!("cannot open {}", self.box_dir.display())))?;
         let report = crate::cleanup::reset_tree(root, &reset).map_err(failed)?;
         if report.linked > 0 {
             tracing::warn!(

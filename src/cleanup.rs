@@ -111,10 +111,7 @@ pub fn walk(
         inode: top.st_ino,
         pending: visit(&current)?,
     }];
-    loop {
-        let Some(frame) = frames.last_mut() else {
-            break;
-        };
+    while let Some(frame) = frames.last_mut() {
         if let Some(name) = frame.pending.pop() {
             let child = match open_directory(&current, &name) {
                 Ok(child) => child,
@@ -229,7 +226,12 @@ fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 
 /// Gives the inode behind `fd` (whose `fstat` is `stat`) to `reset`'s
 /// owner and strips [`STRIPPED_BITS`] from its mode.
-fn reset_inode(fd: BorrowedFd<'_>, stat: &Stat, reset: &Reset, mode: Option<u32>) -> io::Result<()> {
+fn reset_inode(
+    fd: BorrowedFd<'_>,
+    stat: &Stat,
+    reset: &Reset,
+    mode: Option<u32>,
+) -> io::Result<()> {
     if stat.st_uid != reset.uid || stat.st_gid != reset.gid {
         rustix::fs::chownat(
             fd,

@@ -21,6 +21,11 @@
 //!
 //! When the sandbox killed the program at a time limit, `status`, `message`
 //! and `killed` come first, as isolate writes them.
+//!
+//! The keeper runs as root and the file's path may cross directories the
+//! box or other users write: [`open_meta_file`] opens it without letting
+//! them choose what gets written, and [`write_meta_file`] writes through
+//! that descriptor.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -279,7 +284,9 @@ pub enum MetaFileError {
     NotRegular(PathBuf),
     /// The file has other names in a directory others can write: it may
     /// be someone else's file.
-    #[error("the meta file {0} has more than one link in a directory the box or another user can write")]
+    #[error(
+        "the meta file {0} has more than one link in a directory the box or another user can write"
+    )]
     Linked(PathBuf),
 }
 
@@ -323,10 +330,14 @@ pub fn open_meta_file(
     let Some(Component::Normal(name)) = path.components().next_back() else {
         return Err(MetaFileError::NoName(path.to_path_buf()));
     };
-    let start: &OsStr = if path.is_absolute() { "/".as_ref() } else { ".".as_ref() };
+    let start: &OsStr = if path.is_absolute() {
+        "/".as_ref()
+    } else {
+        ".".as_ref()
+    };
     let search = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let mut dir = rustix::fs::openat(CWD, start, search, Mode::empty())
-        .map_err(failed(start, false))?;
+    let mut dir =
+        rustix::fs::openat(CWD, start, search, Mode::empty()).map_err(failed(start, false))?;
     let mut parents: Vec<&OsStr> = path
         .components()
         .filter_map(|component| match component {
@@ -338,7 +349,11 @@ pub fn open_meta_file(
     parents.pop();
     for part in parents {
         let safe = trusted(&dir);
-        let flags = if safe { search } else { search | OFlags::NOFOLLOW };
+        let flags = if safe {
+            search
+        } else {
+            search | OFlags::NOFOLLOW
+        };
         dir = rustix::fs::openat(&dir, part, flags, Mode::empty()).map_err(failed(part, !safe))?;
     }
     let inside = |stat: &rustix::fs::Stat| stat.st_dev == box_device;
@@ -346,11 +361,8 @@ pub fn open_meta_file(
         return Err(MetaFileError::InsideBox(path.to_path_buf()));
     }
     let safe = trusted(&dir);
-    let mut flags = OFlags::WRONLY
-        | OFlags::CREATE
-        | OFlags::NONBLOCK
-        | OFlags::NOCTTY
-        | OFlags::CLOEXEC;
+    let mut flags =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     if !safe {
         flags |= OFlags::NOFOLLOW;
     }

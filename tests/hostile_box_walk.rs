@@ -74,12 +74,17 @@ fn a_planted_symlink_at_the_meta_path_is_not_followed() {
     let plant = format!("ln -s {} /out/meta", target.display());
     let (outcome, _) = sandbox.run(&["-p", &bind], &["/bin/sh", "-c", &plant]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert!(fs::symlink_metadata(outer.join("meta")).unwrap().is_symlink());
+    assert!(fs::symlink_metadata(outer.join("meta"))
+        .unwrap()
+        .is_symlink());
 
     let meta = format!("-M{}", outer.join("meta").display());
     let outcome = sandbox.isolate(&[&meta, "--run", "--", "/bin/true"]);
     assert_eq!(outcome.code, 2, "{outcome:?}");
-    assert!(outcome.stderr.contains("links are not followed"), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("links are not followed"),
+        "{outcome:?}"
+    );
     assert_eq!(
         fs::read_to_string(&target).unwrap(),
         "root only, do not touch\n"
@@ -118,10 +123,10 @@ fn a_planted_fifo_at_the_meta_path_does_not_hang_the_keeper() {
     let outcome = isolate_within(&isolate, &args, Duration::from_secs(20));
     assert_eq!(outcome.code, 2, "{outcome:?}");
     assert!(outcome.stderr.contains("not a regular file"), "{outcome:?}");
-    assert_eq!(
-        fs::symlink_metadata(outer.join("meta")).unwrap().file_type().is_fifo(),
-        true
-    );
+    assert!(fs::symlink_metadata(outer.join("meta"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
 
 /// Attack: during a --special-files run, the program replaces a directory
@@ -155,7 +160,9 @@ fn a_directory_swapped_for_a_link_during_the_run_does_not_redirect_the_meta_file
         &swap,
     ]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert!(fs::symlink_metadata(outer.join("sub")).unwrap().is_symlink());
+    assert!(fs::symlink_metadata(outer.join("sub"))
+        .unwrap()
+        .is_symlink());
     assert!(
         fs::symlink_metadata(host_dir.join("meta")).is_err(),
         "the meta file was written through the planted link"
@@ -181,7 +188,10 @@ fn a_meta_file_inside_the_box_is_refused_whatever_is_planted_there() {
         let args = sandbox.with_box(&[&meta, "--run", "--", "/bin/true"]);
         let outcome = isolate_within(&isolate, &args, Duration::from_secs(20));
         assert_eq!(outcome.code, 2, "{name}: {outcome:?}");
-        assert!(outcome.stderr.contains("inside the box"), "{name}: {outcome:?}");
+        assert!(
+            outcome.stderr.contains("inside the box"),
+            "{name}: {outcome:?}"
+        );
     }
 }
 
@@ -202,7 +212,13 @@ fn the_box_is_never_left_writable_by_others_or_set_id() {
     let mode = |path: &Path| fs::symlink_metadata(path).unwrap().mode() & 0o7777;
     assert_eq!(mode(&sandbox.box_dir()), 0o700);
     for path in [sandbox.box_dir().join("d"), sandbox.box_dir().join("d/f")] {
-        assert_eq!(mode(&path) & 0o6022, 0, "{}: {:o}", path.display(), mode(&path));
+        assert_eq!(
+            mode(&path) & 0o6022,
+            0,
+            "{}: {:o}",
+            path.display(),
+            mode(&path)
+        );
         assert_eq!(fs::metadata(&path).unwrap().uid(), 0, "{}", path.display());
     }
 }
@@ -230,7 +246,11 @@ fn the_keeper_never_chowns_through_hard_links() {
     fs::hard_link(&first, sandbox.box_dir().join("secret2")).unwrap();
     let (outcome, meta) = sandbox.run(
         &["-p"],
-        &["/bin/sh", "-c", "cat /box/secret; echo appended >> /box/secret2"],
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /box/secret; echo appended >> /box/secret2",
+        ],
     );
     assert_eq!(outcome.code, 1, "{outcome:?}");
     assert_eq!(CmsLog::parse(&meta).exit_status(), "nonzero return");
@@ -271,7 +291,7 @@ fn a_flood_of_files_stops_at_the_boxs_inode_cap() {
     }
     let isolate = Isolate::with_extra_config("box_quota = 65536,500\n");
     let sandbox = isolate.open_box(slot_id(88, 2), true);
-    let stat = rustix::fs::statvfs(&sandbox.box_dir()).unwrap();
+    let stat = rustix::fs::statvfs(sandbox.box_dir()).unwrap();
     assert_eq!(stat.f_files, 500, "the box's inode cap");
     let flood = "mkdir /box/d; i=0; while true 2>/dev/null > /box/d/f$i; do i=$((i+1)); done";
     let (outcome, meta) = sandbox.run(&["-p", "-t", "10"], &["/bin/sh", "-c", flood]);
@@ -286,7 +306,7 @@ fn a_flood_of_files_stops_at_the_boxs_inode_cap() {
     // Without -q or box_quota, a box gets the documented default.
     let plain = Isolate::new();
     let other = plain.open_box(slot_id(88, 3), false);
-    let stat = rustix::fs::statvfs(&other.box_dir()).unwrap();
+    let stat = rustix::fs::statvfs(other.box_dir()).unwrap();
     assert_eq!(stat.f_files, 65536);
     assert_eq!(stat.f_blocks * stat.f_frsize, 1 << 30);
 }
