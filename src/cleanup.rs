@@ -391,4 +391,34 @@ mod tests {
         assert!(sub.join("link").symlink_metadata().is_err());
         assert_eq!(std::fs::read_to_string(&host).unwrap(), "host");
     }
+
+    #[test]
+    fn a_directory_moved_out_during_the_walk_stops_it() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/x"), "x").unwrap();
+        std::fs::write(root.join("z"), "z").unwrap();
+        let outside = base.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let mut left = Vec::new();
+        let err = walk(
+            open_root(&root).unwrap(),
+            |_, name, _| {
+                if name == c"x" {
+                    // What the box's owner can do between runs.
+                    std::fs::rename(root.join("a"), outside.join("a")).unwrap();
+                }
+                Ok(Step::Enter)
+            },
+            |_, name| {
+                left.push(name.to_owned());
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
+        // It left `b` (inside the moved directory), never `a`'s new parent.
+        assert_eq!(left, [c"b".to_owned()]);
+    }
 }

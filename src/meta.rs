@@ -264,7 +264,7 @@ pub enum MetaFileError {
     #[error("the meta file {0} names no file")]
     NoName(PathBuf),
     /// A component of the path could not be opened.
-    #[error("cannot open {component:?} on the way to the meta file {path}{}: {source}", if *.untrusted { " (links are not followed in a directory the box or another user can write)" } else { "" })]
+    #[error("cannot open the meta file {path} ({component:?}: {error}){}", if *.untrusted { "; links are not followed in a directory the box or another user can write" } else { "" })]
     Component {
         /// The meta file.
         path: PathBuf,
@@ -273,7 +273,7 @@ pub enum MetaFileError {
         /// Whether it was looked up in an untrusted directory.
         untrusted: bool,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The meta file would be inside the box, where the program may
     /// replace it during the run.
@@ -324,7 +324,7 @@ pub fn open_meta_file(
             path: path.to_path_buf(),
             component,
             untrusted,
-            source: err.into(),
+            error: err.into(),
         }
     };
     let Some(Component::Normal(name)) = path.components().next_back() else {

@@ -74,9 +74,15 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 enum MetaFile {
     None,
     Stdout,
-    /// Not opened yet: it is opened only once the box is locked and swept
-    /// (see [`MetaFile::open`]); errors before that go to stderr only.
-    Pending(PathBuf),
+    /// Not opened yet: it is opened once the box is locked and swept (see
+    /// [`MetaFile::open`]), or, to report an error that came before, when
+    /// that error is written (with the same rules).
+    Pending {
+        path: PathBuf,
+        /// The device of the box's file system, once known.
+        box_device: Option<u64>,
+        caller_uid: u32,
+    },
     File(PathBuf, File),
 }
 
@@ -85,7 +91,11 @@ impl MetaFile {
         match path {
             None => Self::None,
             Some(path) if path == Path::new("-") => Self::Stdout,
-            Some(path) => Self::Pending(path.to_path_buf()),
+            Some(path) => Self::Pending {
+                path: path.to_path_buf(),
+                box_device: None,
+                caller_uid: 0,
+            },
         }
     }
 
@@ -93,17 +103,47 @@ impl MetaFile {
     /// the box was swept of links and fifos, so nothing the box's program
     /// left can be waiting at the path; see [`isobox::meta::open_meta_file`]
     /// for how the path is resolved.
-    fn open(&mut self, box_device: u64, caller_uid: u32) -> Result<()> {
-        if let Self::Pending(path) = self {
-            let file = isobox::meta::open_meta_file(path, box_device, caller_uid)?;
-            *self = Self::File(path.clone(), file);
+    fn open(&mut self) -> Result<()> {
+        if let Self::Pending {
+            path,
+            box_device,
+            caller_uid,
+        } = self
+        {
+            // Before the box is known, nothing is on its file system.
+            let device = box_device.unwrap_or(u64::MAX);
+            match isobox::meta::open_meta_file(path, device, *caller_uid) {
+                Ok(file) => *self = Self::File(path.clone(), file),
+                Err(error) => {
+                    // Said once: the error itself is reported, not retried.
+                    *self = Self::None;
+                    return Err(error.into());
+                }
+            }
         }
         Ok(())
     }
 
+    /// Records what [`open`](Self::open) needs to know, as it is learned.
+    fn learn(&mut self, device: Option<u64>, uid: Option<u32>) {
+        if let Self::Pending {
+            box_device,
+            caller_uid,
+            ..
+        } = self
+        {
+            *box_device = device.or(*box_device);
+            *caller_uid = uid.unwrap_or(*caller_uid);
+        }
+    }
+
     fn write(&mut self, meta: &Meta) {
+        if let Err(error) = self.open() {
+            print_error(&format!("{error:#}"));
+            return;
+        }
         let written = match self {
-            Self::None | Self::Pending(_) => Ok(()),
+            Self::None | Self::Pending { .. } => Ok(()),
             Self::Stdout => std::io::stdout()
                 .lock()
                 .write_all(meta.to_string().as_bytes()),
@@ -209,7 +249,10 @@ fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
             locked.cleanup().map_err(|error| explain(error, parsed))?;
             Ok(0)
         }
-        Action::Run(command) => run(&config, parsed, command, meta, caller_uid),
+        Action::Run(command) => {
+            meta.learn(None, Some(caller_uid));
+            run(&config, parsed, command, meta)
+        }
         Action::Help | Action::Version => Ok(0),
     }
 }
@@ -250,8 +293,14 @@ fn run(
     parsed: &IsolateArgs,
     command: &[String],
     meta: &mut MetaFile,
-    caller_uid: u32,
 ) -> Result<u8> {
+    if let Ok(sandbox) = config.sandbox(parsed.box_id) {
+        let device = std::fs::symlink_metadata(sandbox.box_dir()).map(|meta| {
+            use std::os::unix::fs::MetadataExt;
+            meta.dev()
+        });
+        meta.learn(device.ok(), None);
+    }
     let locked = lock(config, parsed)?;
     let state = locked
         .ready_for_run(parsed.cg)
@@ -259,7 +308,8 @@ fn run(
     // The program's files belong to the box user during the run and to
     // the box's owner after it; special files go, as in isolate.
     locked.prepare_for_run()?;
-    meta.open(locked.box_device()?, caller_uid)?;
+    meta.learn(Some(locked.box_device()?), None);
+    meta.open()?;
     let environment = environment(
         parsed,
         |name| std::env::var(name).ok(),
