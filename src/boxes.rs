@@ -151,7 +151,9 @@ pub struct PerBoxConfig {
 /// starting with `#` ignored. Keys: `box_root`, `lock_root`, `cg_root`
 /// (the cgroup file system root; `auto` or isolate 2.x's `auto:PATH` mean
 /// "detect"), `first_uid`, `first_gid`, `num_boxes`, `restricted_init`
-/// (0 or 1), and per box `box<N>.cpus` and `box<N>.mems`.
+/// (0 or 1), `syscall_flags` (isolate's system-call restrictions, a
+/// number as in isolate: 65535 all, 0 none), and per box `box<N>.cpus` and
+/// `box<N>.mems`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxesConfig {
     /// Directory holding box N at `<box_root>/<N>`.
@@ -168,6 +170,8 @@ pub struct BoxesConfig {
     pub num_boxes: u32,
     /// Only root may initialize boxes.
     pub restricted_init: bool,
+    /// isolate's `syscall_flags`, the default of `--syscalls`.
+    pub syscall_flags: u32,
     /// Settings of single boxes, by id.
     pub per_box: BTreeMap<u32, PerBoxConfig>,
 }
@@ -182,6 +186,7 @@ impl Default for BoxesConfig {
             first_gid: crate::types::DEFAULT_BOX_ID_BASE,
             num_boxes: DEFAULT_NUM_BOXES,
             restricted_init: false,
+            syscall_flags: crate::jail::seccomp::syscall_flags::ALL,
             per_box: BTreeMap::new(),
         }
     }
@@ -276,6 +281,13 @@ impl BoxesConfig {
                     "1" => true,
                     _ => return Err(format!("restricted_init must be 0 or 1, not {value:?}")),
                 }
+            }
+            // isolate reads it as a C int; a negative one is all bits.
+            "syscall_flags" => {
+                self.syscall_flags = value
+                    .parse::<i32>()
+                    .map_err(|_| format!("syscall_flags must be a whole number, not {value:?}"))?
+                    as u32
             }
             _ => {
                 let Some((section, item)) = key.split_once('.') else {

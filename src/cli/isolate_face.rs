@@ -294,6 +294,7 @@ fn run(
     );
     let mut run_config = build_config(parsed, environment);
     locked.configure(&mut run_config);
+    run_config.syscall_flags = parsed.syscalls.unwrap_or(config.syscall_flags);
     // The program's files belong to the box user during the run and to
     // the box's owner after it; special files go, as in isolate.
     locked.chown_tree(locked.uid(), locked.gid(), false)?;
