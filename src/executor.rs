@@ -23,8 +23,8 @@ use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, OptionalControl
 use crate::dirs;
 use crate::jail::sys::{self, Rusage};
 use crate::jail::{
-    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions,
-    Rlimits, RunPaths, SeccompPolicy, Stage, TmpfsSizes,
+    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions, Rlimits,
+    RunPaths, SeccompPolicy, Stage, TmpfsSizes,
 };
 use crate::types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
 

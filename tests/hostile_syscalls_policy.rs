@@ -308,15 +308,8 @@ fn memory_outside_the_address_space_without_a_cgroup() {
     let limit = 48 * MIB;
     let mut test_box = box_without_cgroup(limit);
     let policy = test_box.install(&hostile("policy"));
-    let result = test_box.run_hostile(&[
-        &policy,
-        "shm",
-        "memfd",
-        "fill",
-        "/tmp",
-        "fill",
-        "/dev/shm",
-    ]);
+    let result =
+        test_box.run_hostile(&[&policy, "shm", "memfd", "fill", "/tmp", "fill", "/dev/shm"]);
     assert_success(&result);
     let lines: Vec<&str> = result.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{:?}", Brief(&result));

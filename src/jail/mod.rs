@@ -425,7 +425,10 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             }
         }
         // Still root, in the box's own IPC namespace.
-        if let Some(limits) = spec.ipc_limits.filter(|_| spec.namespaces & libc::CLONE_NEWIPC as u64 != 0) {
+        if let Some(limits) = spec
+            .ipc_limits
+            .filter(|_| spec.namespaces & libc::CLONE_NEWIPC as u64 != 0)
+        {
             if let Err((setting, errno)) = limits.apply() {
                 fail_at(report, Stage::IpcLimits, errno, setting);
             }

@@ -259,7 +259,12 @@ fn compile_json(json: &str, origin: &str) -> Result<Vec<BpfProgram>, SeccompErro
 }
 
 /// One seccompiler filter as JSON.
-fn filter_json(name: &str, mismatch: serde_json::Value, matched: serde_json::Value, rules: &[Rule]) -> String {
+fn filter_json(
+    name: &str,
+    mismatch: serde_json::Value,
+    matched: serde_json::Value,
+    rules: &[Rule],
+) -> String {
     serde_json::json!({
         name: {
             "mismatch_action": mismatch,
@@ -302,9 +307,17 @@ fn select(file: &PolicyFile, options: &PolicyOptions) -> Selected {
 fn parse(json: &str, origin: &str) -> Result<PolicyFile, SeccompError> {
     let file: PolicyFile = serde_json::from_str(json).map_err(|err| compile_error(origin, err))?;
     let mut names = BTreeSet::new();
-    for group in file.allow.iter().map(|g| &g.group).chain(file.refuse.iter().map(|g| &g.group)) {
+    for group in file
+        .allow
+        .iter()
+        .map(|g| &g.group)
+        .chain(file.refuse.iter().map(|g| &g.group))
+    {
         if !names.insert(group) {
-            return Err(compile_error(origin, format!("group {group:?} appears twice")));
+            return Err(compile_error(
+                origin,
+                format!("group {group:?} appears twice"),
+            ));
         }
     }
     Ok(file)
@@ -425,7 +438,10 @@ fn i386_program(selected: &Selected) -> Result<BpfProgram, SeccompError> {
                 // u8::MAX marks "to the end of this rule".
                 let len = body.len();
                 if len > usize::from(u8::MAX) {
-                    return Err(compile_error("default (i386)", format!("rule for {} is too long", rule.syscall)));
+                    return Err(compile_error(
+                        "default (i386)",
+                        format!("rule for {} is too long", rule.syscall),
+                    ));
                 }
                 for (at, instruction) in body.iter_mut().enumerate() {
                     let to_end = (len - at - 1) as u8;
@@ -454,7 +470,10 @@ fn i386_program(selected: &Selected) -> Result<BpfProgram, SeccompError> {
     }
     program.push(ret_errno(selected.unknown_errno));
     if program.len() > 4096 {
-        return Err(compile_error("default (i386)", "the i386 filter is too long"));
+        return Err(compile_error(
+            "default (i386)",
+            "the i386 filter is too long",
+        ));
     }
     Ok(program)
 }
@@ -470,7 +489,10 @@ fn pass_foreign_arches(program: &mut BpfProgram) -> Result<(), SeccompError> {
         && program[2].code == BPF_RET_K
         && program[2].k == libc::SECCOMP_RET_KILL_PROCESS;
     if !expected {
-        return Err(compile_error("default", "unexpected architecture check in a compiled filter"));
+        return Err(compile_error(
+            "default",
+            "unexpected architecture check in a compiled filter",
+        ));
     }
     program[2].k = libc::SECCOMP_RET_ALLOW;
     Ok(())
@@ -581,12 +603,31 @@ mod tests {
     #[test]
     fn the_allowlist_leaves_out_what_programs_do_not_need() {
         let all = selected(&PolicyOptions::default());
-        for needed in ["read", "mmap", "futex", "clone", "rseq", "getrandom", "epoll_wait", "socket"] {
+        for needed in [
+            "read",
+            "mmap",
+            "futex",
+            "clone",
+            "rseq",
+            "getrandom",
+            "epoll_wait",
+            "socket",
+        ] {
             assert!(all.allowed.contains(needed), "{needed}");
         }
         for refused in [
-            "clone3", "keyctl", "flock", "io_uring_setup", "io_setup", "ptrace", "mount", "unshare",
-            "modify_ldt", "fanotify_init", "inotify_init1", "bpf",
+            "clone3",
+            "keyctl",
+            "flock",
+            "io_uring_setup",
+            "io_setup",
+            "ptrace",
+            "mount",
+            "unshare",
+            "modify_ldt",
+            "fanotify_init",
+            "inotify_init1",
+            "bpf",
         ] {
             assert!(!all.allowed.contains(refused), "{refused}");
         }
@@ -597,7 +638,9 @@ mod tests {
         for switched in ["keyctl", "add_key", "flock", "io_uring_setup"] {
             assert!(none.allowed.contains(switched), "{switched}");
         }
-        assert!(!none.refusals[&1].iter().any(|rule| rule.syscall == "keyctl"));
+        assert!(!none.refusals[&1]
+            .iter()
+            .any(|rule| rule.syscall == "keyctl"));
     }
 
     #[test]
