@@ -999,9 +999,15 @@ mod tests {
              \n\
              box3.cpus = 2-3\n\
              box3.mems = 0\n\
-             restricted_init = 1\n",
+             restricted_init = 1\n\
+             syscall_flags = 27\n",
         )
         .unwrap();
+        assert_eq!(config.syscall_flags, 27);
+        assert_eq!(BoxesConfig::default().syscall_flags, 65535);
+        let all_bits = BoxesConfig::parse("syscall_flags = -1\n", Path::new("x")).unwrap();
+        assert_eq!(all_bits.syscall_flags, u32::MAX);
+        assert!(BoxesConfig::parse("syscall_flags = lots\n", Path::new("x")).is_err());
         assert_eq!(config.box_root, Path::new("/srv/boxes"));
         assert_eq!(config.lock_root, Path::new("/run/boxes"));
         assert_eq!(

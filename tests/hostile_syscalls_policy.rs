@@ -7,12 +7,14 @@
 //! alone refuses, a control run shows the call getting through without it.
 
 mod common;
+mod isolate_support;
 
 use std::time::Duration;
 
 use common::{hostile, privileged, Brief, TestBox};
 use isobox::jail::seccomp::syscall_flags;
 use isobox::{ExecutionResult, ExecutionStatus};
+use isolate_support::{slot_id, Isolate};
 
 const MIB: u64 = 1 << 20;
 
@@ -325,4 +327,44 @@ fn memory_outside_the_address_space_without_a_cgroup() {
     test_box.config.strict_mode = true;
     probe(&test_box, &policy, &[("memfd_create", "SUCCEEDED")]);
     test_box.remove();
+}
+
+/// The isolate face: the `syscall_flags` configuration key sets the
+/// restrictions, `--syscalls` overrides it for one run. (Box ids of slot 57
+/// of `tests/isolate_support`.)
+#[test]
+fn isolate_face_syscalls_option_and_configuration_key() {
+    if !privileged("isolate_face_syscalls_option_and_configuration_key") {
+        return;
+    }
+    let program = hostile("policy");
+    for (config, options, expected) in [
+        ("", &[][..], "keyctl: EPERM\nflock: ENOSYS\n"),
+        (
+            "syscall_flags = 0\n",
+            &[][..],
+            "keyctl: SUCCEEDED\nflock: SUCCEEDED\n",
+        ),
+        (
+            "syscall_flags = 0\n",
+            &["--syscalls=1"][..],
+            "keyctl: EPERM\nflock: SUCCEEDED\n",
+        ),
+        (
+            "",
+            &["--syscalls=4"][..],
+            "keyctl: SUCCEEDED\nflock: ENOSYS\n",
+        ),
+    ] {
+        let isolate = Isolate::with_extra_config(config);
+        let sandbox = isolate.open_box(slot_id(57, 0), false);
+        let policy = sandbox.install(&program, "policy");
+        let (outcome, meta) = sandbox.run(options, &[&policy, "keyctl", "flock"]);
+        assert_eq!(
+            outcome.code, 0,
+            "{config:?} {options:?}: {} {meta}",
+            outcome.stderr
+        );
+        assert_eq!(outcome.stdout, expected, "{config:?} {options:?}");
+    }
 }

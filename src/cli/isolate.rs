@@ -683,6 +683,18 @@ mod tests {
     }
 
     #[test]
+    fn syscalls_takes_isolate_flags() {
+        assert_eq!(ok(&["--run", "--", "a"]).syscalls, None);
+        assert_eq!(ok(&["--syscalls=0", "--run", "--", "a"]).syscalls, Some(0));
+        assert_eq!(
+            ok(&["--syscalls", "15", "--run", "--", "a"]).syscalls,
+            Some(15)
+        );
+        err(&["--syscalls=many", "--run", "--", "a"]);
+        err(&["--syscalls=-1", "--run", "--", "a"]);
+    }
+
+    #[test]
     fn the_cms_command_lines_parse() {
         let init = ok(&["--box-id=3", "--cg", "--init"]);
         assert_eq!(
