@@ -169,8 +169,10 @@ pub struct PerBoxConfig {
 /// starting with `#` ignored. Keys: `box_root`, `lock_root`, `cg_root`
 /// (the cgroup file system root; `auto` or isolate 2.x's `auto:PATH` mean
 /// "detect"), `first_uid`, `first_gid`, `num_boxes`, `restricted_init`
-/// (0 or 1), and per box `box<N>.cpus` and `box<N>.mems`; isobox adds
-/// `box_quota = BLOCKS,INODES`, the file system of a box made without `-q`.
+/// (0 or 1), `syscall_flags` (isolate's system-call restrictions, a
+/// number as in isolate: 65535 all, 0 none), and per box `box<N>.cpus` and
+/// `box<N>.mems`; isobox adds `box_quota = BLOCKS,INODES`, the file system
+/// of a box made without `-q`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxesConfig {
     /// Directory holding box N at `<box_root>/<N>`.
@@ -187,6 +189,8 @@ pub struct BoxesConfig {
     pub num_boxes: u32,
     /// Only root may initialize boxes.
     pub restricted_init: bool,
+    /// isolate's `syscall_flags`, the default of `--syscalls`.
+    pub syscall_flags: u32,
     /// Settings of single boxes, by id.
     pub per_box: BTreeMap<u32, PerBoxConfig>,
     /// The file system of a box initialized without `-q` (key
@@ -204,6 +208,7 @@ impl Default for BoxesConfig {
             first_gid: crate::types::DEFAULT_BOX_ID_BASE,
             num_boxes: DEFAULT_NUM_BOXES,
             restricted_init: false,
+            syscall_flags: crate::jail::seccomp::syscall_flags::ALL,
             per_box: BTreeMap::new(),
             default_quota: DEFAULT_QUOTA,
         }
@@ -310,6 +315,13 @@ impl BoxesConfig {
                     "1" => true,
                     _ => return Err(format!("restricted_init must be 0 or 1, not {value:?}")),
                 }
+            }
+            // isolate reads it as a C int; a negative one is all bits.
+            "syscall_flags" => {
+                self.syscall_flags = value
+                    .parse::<i32>()
+                    .map_err(|_| format!("syscall_flags must be a whole number, not {value:?}"))?
+                    as u32
             }
             _ => {
                 let Some((section, item)) = key.split_once('.') else {
@@ -977,9 +989,15 @@ mod tests {
              \n\
              box3.cpus = 2-3\n\
              box3.mems = 0\n\
-             restricted_init = 1\n",
+             restricted_init = 1\n\
+             syscall_flags = 27\n",
         )
         .unwrap();
+        assert_eq!(config.syscall_flags, 27);
+        assert_eq!(BoxesConfig::default().syscall_flags, 65535);
+        let all_bits = BoxesConfig::parse("syscall_flags = -1\n", Path::new("x")).unwrap();
+        assert_eq!(all_bits.syscall_flags, u32::MAX);
+        assert!(BoxesConfig::parse("syscall_flags = lots\n", Path::new("x")).is_err());
         assert_eq!(config.box_root, Path::new("/srv/boxes"));
         assert_eq!(config.lock_root, Path::new("/run/boxes"));
         assert_eq!(

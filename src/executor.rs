@@ -23,8 +23,8 @@ use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, OptionalControl
 use crate::dirs;
 use crate::jail::sys::{self, Rusage};
 use crate::jail::{
-    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, Rlimits, RunPaths,
-    SeccompPolicy, Stage, TmpfsSizes,
+    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions, Rlimits,
+    RunPaths, SeccompPolicy, Stage, TmpfsSizes,
 };
 use crate::types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
 
@@ -372,7 +372,13 @@ impl ProcessExecutor {
             }
         };
         let seccomp = if config.seccomp {
-            let policy = SeccompPolicy::new(config.seccomp_policy.as_deref())
+            let options = PolicyOptions {
+                syscall_flags: config.syscall_flags,
+                share_net: config.share_net,
+                memory_without_cgroup: jail::ipc::rlimit_only_memory(&config, cgroup.is_some())
+                    .is_some(),
+            };
+            let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)
                 .map_err(|err| IsolateError::Config(err.to_string()))?;
             Some(policy)
         } else {
@@ -881,9 +887,13 @@ impl ProcessExecutor {
             &self.config.dir_rules,
             &self.config.workdir,
         );
+        // Without a memory cgroup, tmpfs pages and the IPC namespace's pools
+        // are memory no rlimit sees: each is kept within the limit.
+        let rlimit_memory = jail::ipc::rlimit_only_memory(&self.config, self.cgroup.is_some());
+        let cap = |size: u64| rlimit_memory.map_or(size, |bytes| size.min(bytes));
         let sizes = TmpfsSizes {
-            tmp: self.config.tmp_size,
-            shm: self.config.shm_size,
+            tmp: cap(self.config.tmp_size),
+            shm: cap(self.config.shm_size),
         };
         let mounts =
             MountPlan::new(&rules, &self.config.workdir, sizes).map_err(|err| match err {
@@ -895,6 +905,7 @@ impl ProcessExecutor {
             mounts: Some(mounts),
             seccomp: self.seccomp.clone(),
             network_namespace: self.network.as_ref().map(AsRawFd::as_raw_fd),
+            ipc_limits: rlimit_memory.map(jail::ipc::IpcLimits::for_memory),
         })
     }
 

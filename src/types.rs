@@ -118,6 +118,10 @@ pub struct IsolateConfig {
     pub seccomp: bool,
     /// A policy file whose rules extend the default seccomp policy.
     pub seccomp_policy: Option<PathBuf>,
+    /// isolate's `syscall_flags`: which of isolate 2.6's system-call
+    /// restrictions are on (bits in [`crate::jail::seccomp::syscall_flags`];
+    /// all by default). They add to the default policy's allowlist.
+    pub syscall_flags: u32,
     /// Keep the host's network namespace instead of an empty one.
     pub share_net: bool,
     /// An empty network namespace to join (an nsfs file kept by a bind
@@ -179,6 +183,7 @@ impl Default for IsolateConfig {
             shm_size: 64 << 20,
             seccomp: true,
             seccomp_policy: None,
+            syscall_flags: crate::jail::seccomp::syscall_flags::ALL,
             share_net: false,
             network_namespace: None,
             use_cgroups: true,

@@ -37,11 +37,21 @@ fn connecting_to_a_host_port_on_loopback() {
     let mut test_box = TestBox::hostile();
     let net = test_box.install(&hostile("net"));
     let result = test_box.run_hostile(&[&net, "ifaces", "tcp", "127.0.0.1", &port]);
-    // The box's own loopback is down, and it is not the host's anyway.
+    // The policy allows no AF_INET socket (nor the netlink one that lists
+    // interfaces) without share_net.
+    assert_output(
+        &result,
+        &format!("ifaces:\ntcp 127.0.0.1:{port}: EAFNOSUPPORT\n"),
+    );
+    // Without the policy, the namespace alone holds: the box's own loopback
+    // is down, and it is not the host's anyway.
+    test_box.config.seccomp = false;
+    let result = test_box.run_hostile(&[&net, "ifaces", "tcp", "127.0.0.1", &port]);
     assert_output(
         &result,
         &format!("ifaces: lo(down)\ntcp 127.0.0.1:{port}: ENETUNREACH\n"),
     );
+    test_box.config.seccomp = true;
     let accepted = listener.accept();
     assert!(
         matches!(&accepted, Err(err) if err.kind() == ErrorKind::WouldBlock),
@@ -88,11 +98,21 @@ fn connecting_to_an_outside_address() {
     if !privileged("connecting_to_an_outside_address") {
         return;
     }
-    let test_box = TestBox::hostile();
+    let mut test_box = TestBox::hostile();
     let net = test_box.install(&hostile("net"));
-    let result = test_box.run_hostile(&[
+    let words = [
         &net, "tcp", "1.1.1.1", "443", "udp", "8.8.8.8", "53", "tcp", "10.0.0.1", "80",
-    ]);
+    ];
+    let result = test_box.run_hostile(&words);
+    // No AF_INET socket without share_net...
+    assert_output(
+        &result,
+        "tcp 1.1.1.1:443: EAFNOSUPPORT\nudp 8.8.8.8:53: EAFNOSUPPORT\n\
+         tcp 10.0.0.1:80: EAFNOSUPPORT\n",
+    );
+    // ...and without the policy, nowhere to send one.
+    test_box.config.seccomp = false;
+    let result = test_box.run_hostile(&words);
     assert_output(
         &result,
         "tcp 1.1.1.1:443: ENETUNREACH\nudp 8.8.8.8:53: ENETUNREACH\n\

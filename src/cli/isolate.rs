@@ -66,6 +66,7 @@ enum Key {
     Stderr,
     StderrToStdout,
     Stdin,
+    Syscalls,
     Stdout,
     Time,
     TtyHack,
@@ -130,6 +131,7 @@ const OPTIONS: &[Spec] = &[
     spec("stderr-to-stdout", None, HasArg::No, Key::StderrToStdout),
     spec("stdin", Some('i'), HasArg::Required, Key::Stdin),
     spec("stdout", Some('o'), HasArg::Required, Key::Stdout),
+    spec("syscalls", None, HasArg::Required, Key::Syscalls),
     spec("time", Some('t'), HasArg::Required, Key::Time),
     spec("tty-hack", None, HasArg::No, Key::TtyHack),
     spec("verbose", Some('v'), HasArg::No, Key::Verbose),
@@ -355,6 +357,8 @@ pub struct IsolateArgs {
     pub as_uid: Option<u32>,
     /// `--as-gid`.
     pub as_gid: Option<u32>,
+    /// `--syscalls`: isolate's `syscall_flags` for this run.
+    pub syscalls: Option<u32>,
 }
 
 impl Default for IsolateArgs {
@@ -393,6 +397,7 @@ impl Default for IsolateArgs {
             wait: false,
             as_uid: None,
             as_gid: None,
+            syscalls: None,
         }
     }
 }
@@ -527,6 +532,7 @@ pub fn parse(args: &[String]) -> Result<IsolateArgs, String> {
             }
             Key::Stdin => parsed.stdin = Some(PathBuf::from(value)),
             Key::Stdout => parsed.stdout = Some(PathBuf::from(value)),
+            Key::Syscalls => parsed.syscalls = Some(id(spelled, value)?),
             Key::Time => parsed.time = time(spelled, value)?,
             Key::TtyHack => parsed.tty_hack = true,
             Key::Verbose => parsed.verbose += 1,
@@ -651,6 +657,9 @@ Options:
                         (both at least 1; default: box_quota, 1048576,65536)
 -r, --stderr=<file>     Standard error, opened inside the box (relative to /box)
     --stderr-to-stdout  Send standard error where standard output goes
+    --syscalls=<flags>  isolate's system-call restrictions for this run, a sum of: 1 keyrings,
+                        2 vsock, 4 file locks, 8 io_uring, 16 foreign architectures
+                        (default: syscall_flags of the configuration, 65535 = all)
     --share-net         Keep the host's network
 -s, --silent            Print no status messages, only fatal errors
     --special-files     Keep symlinks, fifos and other special files the program made
@@ -679,6 +688,18 @@ mod tests {
 
     fn err(words: &[&str]) -> String {
         parse(&args(words)).expect_err(&format!("{words:?} should fail"))
+    }
+
+    #[test]
+    fn syscalls_takes_isolate_flags() {
+        assert_eq!(ok(&["--run", "--", "a"]).syscalls, None);
+        assert_eq!(ok(&["--syscalls=0", "--run", "--", "a"]).syscalls, Some(0));
+        assert_eq!(
+            ok(&["--syscalls", "15", "--run", "--", "a"]).syscalls,
+            Some(15)
+        );
+        err(&["--syscalls=many", "--run", "--", "a"]);
+        err(&["--syscalls=-1", "--run", "--", "a"]);
     }
 
     #[test]

@@ -326,6 +326,7 @@ fn run(
     );
     let mut run_config = build_config(parsed, environment);
     locked.configure(&mut run_config);
+    run_config.syscall_flags = parsed.syscalls.unwrap_or(config.syscall_flags);
     let stdin = match parsed.stdin {
         Some(_) => Stdin::Null,
         None => inherited_stdin(),

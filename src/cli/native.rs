@@ -181,6 +181,12 @@ struct RunArgs {
     #[arg(long)]
     no_seccomp: bool,
 
+    /// isolate's system-call restrictions, a sum of: 1 keyrings, 2 vsock,
+    /// 4 file locks, 8 io_uring, 16 foreign architectures (default 65535:
+    /// all)
+    #[arg(long, value_name = "FLAGS", default_value_t = isobox::jail::seccomp::syscall_flags::ALL, conflicts_with = "no_seccomp")]
+    syscalls: u32,
+
     /// A seccomp policy file (seccompiler JSON) that extends the default
     #[arg(long, value_name = "FILE", conflicts_with = "no_seccomp")]
     seccomp_policy: Option<PathBuf>,
@@ -460,6 +466,7 @@ fn build_config(
         default_dirs: !args.no_default_dirs,
         seccomp: !args.no_seccomp,
         seccomp_policy: args.seccomp_policy.clone(),
+        syscall_flags: args.syscalls,
         share_net: args.share_net,
         uid: box_user,
         gid: box_user,

@@ -13,18 +13,20 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 pub mod credentials;
+pub mod ipc;
 pub mod mounts;
 pub mod namespaces;
 pub mod report;
 pub mod rlimits;
 pub mod seccomp;
+mod seccomp_i386;
 pub mod sys;
 
 pub use credentials::Credentials;
 pub use mounts::{MountPlan, TmpfsSizes};
 pub use report::{ChildReport, Stage};
 pub use rlimits::Rlimits;
-pub use seccomp::{SeccompError, SeccompPolicy};
+pub use seccomp::{PolicyOptions, SeccompError, SeccompPolicy};
 
 use report::RawReport;
 
@@ -92,6 +94,7 @@ pub struct JailSpec {
     mounts: Option<MountPlan>,
     seccomp: Option<SeccompPolicy>,
     network_namespace: Option<RawFd>,
+    ipc_limits: Option<ipc::IpcLimits>,
 }
 
 /// Where the program runs and what its standard streams are, as the
@@ -124,6 +127,8 @@ pub struct Isolation {
     /// then lacks `CLONE_NEWNET`). The descriptor must stay open until
     /// [`spawn`] returns.
     pub network_namespace: Option<RawFd>,
+    /// Sizes of the new IPC namespace's pools (needs `CLONE_NEWIPC`).
+    pub ipc_limits: Option<ipc::IpcLimits>,
 }
 
 impl JailSpec {
@@ -191,6 +196,7 @@ impl JailSpec {
             mounts: isolation.mounts,
             seccomp: isolation.seccomp,
             network_namespace: isolation.network_namespace,
+            ipc_limits: isolation.ipc_limits,
         })
     }
 
@@ -354,7 +360,8 @@ unsafe fn close_all_except(first: RawFd, mut keep: [RawFd; 3]) {
 ///    another run's pipes never stay open because of this box;
 /// 3. wait for the keeper's go-ahead (it moves us into the cgroup first);
 /// 4. own a process group, so the keeper can kill the box without namespaces;
-/// 5. in namespaces: make mounts private, set the hostname, build the box's
+/// 5. in namespaces: make mounts private, set the hostname, size the IPC
+///    namespace (a memory limit without a cgroup), build the box's
 ///    filesystem and pivot into it; without a PID namespace, become a
 ///    subreaper so orphans stay ours;
 /// 6. fork the inmate, reap everything, report how the inmate ended, exit
@@ -415,6 +422,15 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
         if spec.namespaces & libc::CLONE_NEWUTS as u64 != 0 {
             if let Err(errno) = namespaces::set_box_hostname() {
                 fail(report, Stage::Hostname, errno);
+            }
+        }
+        // Still root, in the box's own IPC namespace.
+        if let Some(limits) = spec
+            .ipc_limits
+            .filter(|_| spec.namespaces & libc::CLONE_NEWIPC as u64 != 0)
+        {
+            if let Err((setting, errno)) = limits.apply() {
+                fail_at(report, Stage::IpcLimits, errno, setting);
             }
         }
         // Opened while /proc is still the host's; after the pivot the box

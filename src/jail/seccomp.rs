@@ -1,22 +1,75 @@
 //! The system-call filter of the inmate.
 //!
-//! The policy is data: `policy/seccomp-default.json`, in seccompiler's JSON
-//! format (named filters, each with a match and a mismatch action), compiled
-//! when the executor is created. A policy file in the same format extends it:
-//! its filters are installed after the default ones, and the kernel applies
-//! the strictest answer of all filters to every call.
+//! The policy is data: `policy/seccomp-default.json`. It is an allowlist
+//! (every call no `allow` group names fails with `ENOSYS`, what a kernel
+//! without the call would say, so libc falls back for calls newer than the
+//! list) followed by `refuse` groups that give calls the kernel has, or
+//! particular arguments of allowed calls, their own errno. Groups may depend
+//! on the run ([`PolicyOptions`]): isolate's `syscall_flags` bits, the
+//! network switch and whether a memory limit lacks a memory cgroup.
 //!
-//! Two checks no JSON rule can express are added in front of the first
-//! filter: the i386 entry (`int $0x80`, a different audit arch) and x32
-//! system-call numbers (bit 30 set) kill the process, since no EPERM would
-//! be meaningful for a call whose number means something else there.
+//! The groups become seccompiler filters, installed in this order: the
+//! allowlist, one filter per refusal errno, then the filters of a policy
+//! extension file (seccompiler's own JSON format). The kernel applies every
+//! filter and keeps the strictest answer, and of two errno answers the one of
+//! the filter installed last, so a refusal's errno wins over `ENOSYS` and an
+//! extension can only take more away.
+//!
+//! Two checks no JSON rule can express come in front: x32 system-call
+//! numbers (bit 30 set) kill the process, and so do calls through the i386
+//! entry (`int $0x80`), unless isolate's "legacy architectures" bit is clear;
+//! then an i386 filter built from the same groups (with the i386 numbers)
+//! judges them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use seccompiler::{sock_filter, BpfProgram, TargetArch};
+use serde::{Deserialize, Serialize};
+
+use super::seccomp_i386::I386_SYSCALLS;
 
 /// The default policy, embedded so the binary needs no data files.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/seccomp-default.json");
+
+/// isolate's `syscall_flags` bits (isolate 2.6, `isolate.h`): a set bit
+/// turns a restriction on.
+pub mod syscall_flags {
+    /// `keyctl`, `add_key`, `request_key` refused.
+    pub const KEYCTL: u32 = 1;
+    /// `AF_VSOCK` sockets refused.
+    pub const VSOCK: u32 = 2;
+    /// `fcntl` locks, leases and `F_NOTIFY`, and `flock`, refused.
+    pub const FCNTL: u32 = 4;
+    /// io_uring refused.
+    pub const IO_URING: u32 = 8;
+    /// System calls of foreign architectures (i386 on x86_64) refused.
+    pub const LEGACY_ARCH: u32 = 16;
+    /// Every restriction (isolate's default, 65535).
+    pub const ALL: u32 = 0xffff;
+}
+
+/// What the policy's conditional groups depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyOptions {
+    /// isolate's `syscall_flags` (see [`syscall_flags`]).
+    pub syscall_flags: u32,
+    /// The box shares the host's network: `AF_INET` and `AF_INET6` sockets
+    /// are allowed.
+    pub share_net: bool,
+    /// A memory limit is set but no memory cgroup enforces it.
+    pub memory_without_cgroup: bool,
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        Self {
+            syscall_flags: syscall_flags::ALL,
+            share_net: false,
+            memory_without_cgroup: false,
+        }
+    }
+}
 
 /// Errors of building a policy.
 #[derive(Debug, thiserror::Error)]
@@ -40,36 +93,152 @@ pub enum SeccompError {
     },
 }
 
+fn compile_error(origin: &str, reason: impl ToString) -> SeccompError {
+    SeccompError::Compile {
+        origin: origin.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The policy file's format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    about: serde_json::Value,
+    unknown_calls_errno: u32,
+    allow: Vec<AllowGroup>,
+    refuse: Vec<RefuseGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowGroup {
+    group: String,
+    #[allow(dead_code)]
+    why: String,
+    #[serde(default)]
+    when: When,
+    calls: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefuseGroup {
+    group: String,
+    #[allow(dead_code)]
+    why: String,
+    errno: u32,
+    #[serde(default)]
+    when: When,
+    rules: Vec<Rule>,
+}
+
+/// When a group applies; every field given must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct When {
+    flags_set: Option<u32>,
+    flags_clear: Option<u32>,
+    share_net: Option<bool>,
+    memory_without_cgroup: Option<bool>,
+}
+
+impl When {
+    fn holds(&self, options: &PolicyOptions) -> bool {
+        self.flags_set
+            .is_none_or(|bits| options.syscall_flags & bits == bits)
+            && self
+                .flags_clear
+                .is_none_or(|bits| options.syscall_flags & bits == 0)
+            && self.share_net.is_none_or(|want| options.share_net == want)
+            && self
+                .memory_without_cgroup
+                .is_none_or(|want| options.memory_without_cgroup == want)
+    }
+}
+
+/// A rule in seccompiler's JSON syntax: the call, and conditions that must
+/// all hold.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    syscall: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    args: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Condition {
+    index: u8,
+    #[serde(rename = "type")]
+    width: Width,
+    op: Op,
+    val: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Width {
+    Dword,
+    Qword,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    Eq,
+    Ne,
+    MaskedEq(u64),
+}
+
 /// x32 system calls are the x86_64 numbers with this bit set.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-const SECCOMP_DATA_NR_OFFSET: u32 = 0;
-// Classic BPF opcodes (linux/bpf_common.h): BPF_LD|BPF_W|BPF_ABS,
-// BPF_JMP|BPF_JGE|BPF_K and BPF_RET|BPF_K.
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+// Offsets in `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+const DATA_ARGS: u32 = 16;
+// Classic BPF opcodes (linux/bpf_common.h).
 const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
+const BPF_AND_K: u16 = 0x54;
 const BPF_RET_K: u16 = 0x06;
+
+fn stmt(code: u16, k: u32) -> sock_filter {
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
+
+fn ret_errno(errno: u32) -> sock_filter {
+    stmt(
+        BPF_RET_K,
+        libc::SECCOMP_RET_ERRNO | (errno & libc::SECCOMP_RET_DATA),
+    )
+}
 
 /// Kills the process for an x32 system call, before any other rule runs.
 fn x32_guard() -> [sock_filter; 3] {
     [
-        sock_filter {
-            code: BPF_LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: SECCOMP_DATA_NR_OFFSET,
-        },
-        sock_filter {
-            code: BPF_JGE_K,
-            jt: 0,
-            jf: 1,
-            k: X32_SYSCALL_BIT,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_KILL_PROCESS,
-        },
+        stmt(BPF_LD_W_ABS, DATA_NR),
+        jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS),
     ]
 }
 
@@ -79,36 +248,287 @@ pub struct SeccompPolicy {
     programs: Vec<BpfProgram>,
 }
 
-fn compile(json: &str, origin: &str) -> Result<Vec<BpfProgram>, SeccompError> {
-    let arch = TargetArch::x86_64;
-    let map = seccompiler::compile_from_json(json.as_bytes(), arch).map_err(|err| {
-        SeccompError::Compile {
-            origin: origin.to_string(),
-            reason: err.to_string(),
-        }
-    })?;
-    // Sorted by filter name so the order of installation is stable.
+/// Compiles one seccompiler JSON document; filters sorted by name so the
+/// order of installation is stable.
+fn compile_json(json: &str, origin: &str) -> Result<Vec<BpfProgram>, SeccompError> {
+    let map = seccompiler::compile_from_json(json.as_bytes(), TargetArch::x86_64)
+        .map_err(|err| compile_error(origin, err))?;
     let mut named: Vec<_> = map.into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(named.into_iter().map(|(_, program)| program).collect())
 }
 
-impl SeccompPolicy {
-    /// The default policy, extended by the policy file `extension` if given.
-    pub fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
-        if !cfg!(target_arch = "x86_64") {
-            return Err(SeccompError::Compile {
-                origin: "default".into(),
-                reason: "only x86_64 is supported".into(),
-            });
+/// One seccompiler filter as JSON.
+fn filter_json(
+    name: &str,
+    mismatch: serde_json::Value,
+    matched: serde_json::Value,
+    rules: &[Rule],
+) -> String {
+    serde_json::json!({
+        name: {
+            "mismatch_action": mismatch,
+            "match_action": matched,
+            "filter": rules,
         }
-        let mut programs = compile(DEFAULT_POLICY, "default")?;
+    })
+    .to_string()
+}
+
+/// The policy's groups that apply to one run.
+struct Selected {
+    unknown_errno: u32,
+    allowed: BTreeSet<String>,
+    /// Refusal rules by errno.
+    refusals: BTreeMap<u32, Vec<Rule>>,
+}
+
+fn select(file: &PolicyFile, options: &PolicyOptions) -> Selected {
+    let allowed = file
+        .allow
+        .iter()
+        .filter(|group| group.when.holds(options))
+        .flat_map(|group| group.calls.iter().cloned())
+        .collect();
+    let mut refusals: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
+    for group in file.refuse.iter().filter(|group| group.when.holds(options)) {
+        refusals
+            .entry(group.errno)
+            .or_default()
+            .extend(group.rules.iter().cloned());
+    }
+    Selected {
+        unknown_errno: file.unknown_calls_errno,
+        allowed,
+        refusals,
+    }
+}
+
+fn parse(json: &str, origin: &str) -> Result<PolicyFile, SeccompError> {
+    let file: PolicyFile = serde_json::from_str(json).map_err(|err| compile_error(origin, err))?;
+    let mut names = BTreeSet::new();
+    for group in file
+        .allow
+        .iter()
+        .map(|g| &g.group)
+        .chain(file.refuse.iter().map(|g| &g.group))
+    {
+        if !names.insert(group) {
+            return Err(compile_error(
+                origin,
+                format!("group {group:?} appears twice"),
+            ));
+        }
+    }
+    Ok(file)
+}
+
+/// The x86_64 filters of the selected groups: the allowlist, then one
+/// filter per refusal errno.
+fn native_programs(selected: &Selected, origin: &str) -> Result<Vec<BpfProgram>, SeccompError> {
+    let allow_rules: Vec<Rule> = selected
+        .allowed
+        .iter()
+        .map(|name| Rule {
+            syscall: name.clone(),
+            args: Vec::new(),
+            comment: None,
+        })
+        .collect();
+    let mut programs = compile_json(
+        &filter_json(
+            "allowlist",
+            serde_json::json!({ "errno": selected.unknown_errno }),
+            serde_json::json!("allow"),
+            &allow_rules,
+        ),
+        origin,
+    )?;
+    for (errno, rules) in &selected.refusals {
+        programs.extend(compile_json(
+            &filter_json(
+                &format!("refuse_{errno}"),
+                serde_json::json!("allow"),
+                serde_json::json!({ "errno": errno }),
+                rules,
+            ),
+            origin,
+        )?);
+    }
+    Ok(programs)
+}
+
+/// i386 calls that have no x86_64 name to come from, and what they stand
+/// for on x86_64: old entry points libc for i386 still uses.
+const I386_ALIASES: &[(&str, &str)] = &[
+    ("lseek", "_llseek"),
+    ("mmap", "mmap2"),
+    ("newfstatat", "fstatat64"),
+    ("select", "_newselect"),
+    ("getrlimit", "ugetrlimit"),
+    ("fadvise64", "fadvise64_64"),
+    ("rt_sigreturn", "sigreturn"),
+    ("rt_sigaction", "sigaction"),
+    ("rt_sigprocmask", "sigprocmask"),
+    ("rt_sigsuspend", "sigsuspend"),
+    ("rt_sigpending", "sigpending"),
+    ("wait4", "waitpid"),
+    ("arch_prctl", "set_thread_area"),
+    ("arch_prctl", "get_thread_area"),
+    ("setpriority", "nice"),
+];
+
+/// The i386 numbers standing for the x86_64 call `name`: the same name,
+/// its 64-bit-offset, 32-bit-id and 64-bit-time variants, and the aliases.
+fn i386_numbers(name: &str) -> Vec<u32> {
+    let mut names = vec![
+        name.to_string(),
+        format!("{name}64"),
+        format!("{name}32"),
+        format!("{name}_time64"),
+    ];
+    names.extend(
+        I386_ALIASES
+            .iter()
+            .filter(|(native, _)| *native == name)
+            .map(|(_, alias)| alias.to_string()),
+    );
+    I386_SYSCALLS
+        .iter()
+        .filter(|(i386, _)| names.iter().any(|n| n == i386))
+        .map(|(_, nr)| *nr)
+        .collect()
+}
+
+/// The filter of the i386 entry: x86_64 calls pass (the other filters judge
+/// them), i386 calls are judged by the selected groups, anything else is
+/// killed. Arguments are 32 bits wide there, so conditions compare the low
+/// word.
+fn i386_program(selected: &Selected) -> Result<BpfProgram, SeccompError> {
+    let mut program = vec![
+        stmt(BPF_LD_W_ABS, DATA_ARCH),
+        jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 0, 1),
+        stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW),
+        jump(BPF_JEQ_K, AUDIT_ARCH_I386, 1, 0),
+        stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+    ];
+    // Refusals first, so an allowed call's refused arguments are caught.
+    for (errno, rules) in &selected.refusals {
+        for rule in rules {
+            for nr in i386_numbers(&rule.syscall) {
+                let mut body = Vec::new();
+                for condition in &rule.args {
+                    // A condition on the high word of a 32-bit argument can
+                    // only compare with zero.
+                    let value = condition.val as u32;
+                    body.push(stmt(
+                        BPF_LD_W_ABS,
+                        DATA_ARGS + 8 * u32::from(condition.index),
+                    ));
+                    match condition.op {
+                        Op::Eq => body.push(jump(BPF_JEQ_K, value, 0, u8::MAX)),
+                        Op::Ne => body.push(jump(BPF_JEQ_K, value, u8::MAX, 0)),
+                        Op::MaskedEq(mask) => {
+                            body.push(stmt(BPF_AND_K, mask as u32));
+                            body.push(jump(BPF_JEQ_K, value & mask as u32, 0, u8::MAX));
+                        }
+                    }
+                }
+                body.push(ret_errno(*errno));
+                // u8::MAX marks "to the end of this rule".
+                let len = body.len();
+                if len > usize::from(u8::MAX) {
+                    return Err(compile_error(
+                        "default (i386)",
+                        format!("rule for {} is too long", rule.syscall),
+                    ));
+                }
+                for (at, instruction) in body.iter_mut().enumerate() {
+                    let to_end = (len - at - 1) as u8;
+                    if instruction.jt == u8::MAX {
+                        instruction.jt = to_end;
+                    }
+                    if instruction.jf == u8::MAX {
+                        instruction.jf = to_end;
+                    }
+                }
+                program.push(stmt(BPF_LD_W_ABS, DATA_NR));
+                program.push(jump(BPF_JEQ_K, nr, 0, len as u8));
+                program.extend(body);
+            }
+        }
+    }
+    program.push(stmt(BPF_LD_W_ABS, DATA_NR));
+    let numbers: BTreeSet<u32> = selected
+        .allowed
+        .iter()
+        .flat_map(|name| i386_numbers(name))
+        .collect();
+    for nr in numbers {
+        program.push(jump(BPF_JEQ_K, nr, 0, 1));
+        program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+    }
+    program.push(ret_errno(selected.unknown_errno));
+    if program.len() > 4096 {
+        return Err(compile_error(
+            "default (i386)",
+            "the i386 filter is too long",
+        ));
+    }
+    Ok(program)
+}
+
+/// Makes a seccompiler program let foreign architectures through (the i386
+/// filter judges them): its first three instructions load the arch and
+/// kill on a mismatch.
+fn pass_foreign_arches(program: &mut BpfProgram) -> Result<(), SeccompError> {
+    let expected = program.len() > 3
+        && program[0].code == BPF_LD_W_ABS
+        && program[0].k == DATA_ARCH
+        && program[1].k == AUDIT_ARCH_X86_64
+        && program[2].code == BPF_RET_K
+        && program[2].k == libc::SECCOMP_RET_KILL_PROCESS;
+    if !expected {
+        return Err(compile_error(
+            "default",
+            "unexpected architecture check in a compiled filter",
+        ));
+    }
+    program[2].k = libc::SECCOMP_RET_ALLOW;
+    Ok(())
+}
+
+impl SeccompPolicy {
+    /// The default policy with the default [`PolicyOptions`], extended by
+    /// the policy file `extension` if given.
+    pub fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
+        Self::with_options(extension, &PolicyOptions::default())
+    }
+
+    /// The default policy for a run with `options`, extended by the policy
+    /// file `extension` (seccompiler's JSON format) if given.
+    pub fn with_options(
+        extension: Option<&Path>,
+        options: &PolicyOptions,
+    ) -> Result<Self, SeccompError> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(compile_error("default", "only x86_64 is supported"));
+        }
+        let file = parse(DEFAULT_POLICY, "default")?;
+        let selected = select(&file, options);
+        let mut programs = native_programs(&selected, "default")?;
         if let Some(path) = extension {
             let text = std::fs::read_to_string(path).map_err(|source| SeccompError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            programs.extend(compile(&text, &path.display().to_string())?);
+            programs.extend(compile_json(&text, &path.display().to_string())?);
+        }
+        if options.syscall_flags & syscall_flags::LEGACY_ARCH == 0 {
+            for program in &mut programs {
+                pass_foreign_arches(program)?;
+            }
+            programs.insert(0, i386_program(&selected)?);
         }
         if let Some(first) = programs.first_mut() {
             first.splice(0..0, x32_guard());
@@ -150,38 +570,125 @@ impl SeccompPolicy {
 mod tests {
     use super::*;
 
+    fn selected(options: &PolicyOptions) -> Selected {
+        select(&parse(DEFAULT_POLICY, "default").unwrap(), options)
+    }
+
     #[test]
     fn default_policy_compiles_with_the_x32_guard_first() {
         let policy = SeccompPolicy::new(None).unwrap();
-        assert_eq!(policy.programs.len(), 2);
+        // The allowlist and the EPERM, EINVAL and EAFNOSUPPORT refusals.
+        assert_eq!(policy.programs.len(), 4);
         assert_eq!(policy.programs[0][1].k, X32_SYSCALL_BIT);
         assert_eq!(policy.programs[0][2].k, libc::SECCOMP_RET_KILL_PROCESS);
     }
 
     #[test]
-    fn default_policy_names_every_required_call() {
-        for name in [
-            "ptrace",
-            "process_vm_readv",
-            "bpf",
+    fn every_combination_of_options_compiles() {
+        for flags in 0..32 {
+            for share_net in [false, true] {
+                for memory_without_cgroup in [false, true] {
+                    let options = PolicyOptions {
+                        syscall_flags: flags,
+                        share_net,
+                        memory_without_cgroup,
+                    };
+                    SeccompPolicy::with_options(None, &options)
+                        .unwrap_or_else(|err| panic!("{options:?}: {err}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_allowlist_leaves_out_what_programs_do_not_need() {
+        let all = selected(&PolicyOptions::default());
+        for needed in [
+            "read",
+            "mmap",
+            "futex",
+            "clone",
+            "rseq",
+            "getrandom",
+            "epoll_wait",
+            "socket",
+        ] {
+            assert!(all.allowed.contains(needed), "{needed}");
+        }
+        for refused in [
+            "clone3",
             "keyctl",
+            "flock",
             "io_uring_setup",
+            "io_setup",
+            "ptrace",
             "mount",
             "unshare",
-            "setns",
-            "open_by_handle_at",
-            "init_module",
-            "reboot",
-            "settimeofday",
-            "personality",
-            "clone3",
-            "userfaultfd",
-            "perf_event_open",
+            "modify_ldt",
+            "fanotify_init",
+            "inotify_init1",
+            "bpf",
         ] {
-            assert!(
-                DEFAULT_POLICY.contains(&format!("\"{name}\"")),
-                "{name} missing from the default policy"
-            );
+            assert!(!all.allowed.contains(refused), "{refused}");
+        }
+        let none = selected(&PolicyOptions {
+            syscall_flags: 0,
+            ..PolicyOptions::default()
+        });
+        for switched in ["keyctl", "add_key", "flock", "io_uring_setup"] {
+            assert!(none.allowed.contains(switched), "{switched}");
+        }
+        assert!(!none.refusals[&1]
+            .iter()
+            .any(|rule| rule.syscall == "keyctl"));
+    }
+
+    #[test]
+    fn socket_families_follow_share_net_and_the_vsock_flag() {
+        let families = |options: &PolicyOptions| -> Vec<u64> {
+            let selected = selected(options);
+            let rules: Vec<_> = selected.refusals[&97]
+                .iter()
+                .filter(|rule| rule.syscall == "socket")
+                .collect();
+            assert_eq!(rules.len(), 1, "{options:?}");
+            rules[0].args.iter().map(|c| c.val).collect()
+        };
+        let mut options = PolicyOptions::default();
+        assert_eq!(families(&options), [1]);
+        options.share_net = true;
+        assert_eq!(families(&options), [1, 2, 10]);
+        options.syscall_flags &= !syscall_flags::VSOCK;
+        assert_eq!(families(&options), [1, 2, 10, 40]);
+    }
+
+    #[test]
+    fn i386_names_map_to_their_numbers() {
+        assert_eq!(i386_numbers("clone"), [120]);
+        assert_eq!(i386_numbers("fcntl"), [55, 221]);
+        let mut lseek = i386_numbers("lseek");
+        lseek.sort_unstable();
+        assert_eq!(lseek, [19, 140]);
+        assert!(i386_numbers("arch_prctl").contains(&243));
+        assert!(i386_numbers("newfstatat").contains(&300));
+        assert_eq!(i386_numbers("getuid"), [24, 199]);
+    }
+
+    #[test]
+    fn the_i386_filter_exists_only_when_foreign_arches_are_allowed() {
+        let strict = SeccompPolicy::new(None).unwrap();
+        let loose = SeccompPolicy::with_options(
+            None,
+            &PolicyOptions {
+                syscall_flags: syscall_flags::ALL & !syscall_flags::LEGACY_ARCH,
+                ..PolicyOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(loose.programs.len(), strict.programs.len() + 1);
+        // Every native filter lets the i386 entry through to the i386 one.
+        for program in &loose.programs[1..] {
+            assert_eq!(program[2].k, libc::SECCOMP_RET_ALLOW);
         }
     }
 
@@ -194,7 +701,7 @@ mod tests {
             r#"{"no_chmod":{"mismatch_action":"allow","match_action":{"errno":1},"filter":[{"syscall":"chmod"}]}}"#,
         )
         .unwrap();
-        assert_eq!(SeccompPolicy::new(Some(&good)).unwrap().programs.len(), 3);
+        assert_eq!(SeccompPolicy::new(Some(&good)).unwrap().programs.len(), 5);
 
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, r#"{"x":{"mismatch_action":"allow","match_action":"allow","filter":[{"syscall":"no_such_call"}]}}"#).unwrap();

@@ -1,0 +1,160 @@
+//! Memory a box could hold outside its address space when no memory cgroup
+//! limits the run: System V shared memory, message queues and semaphores
+//! live in the box's IPC namespace, not in any process, so `RLIMIT_AS` does
+//! not see them. The proxy, pid 1 of a fresh IPC namespace and still root,
+//! sizes that namespace's pools from the memory limit before the program
+//! starts. The values are formatted before the fork.
+
+use std::ffi::CStr;
+
+use crate::types::IsolateConfig;
+
+/// Longest value written (a decimal `u64`, or the four numbers of `sem`).
+const VALUE_MAX: usize = 96;
+
+/// One sysctl of the IPC namespace and the text to write into it.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    path: &'static CStr,
+    value: [u8; VALUE_MAX],
+    len: usize,
+}
+
+/// The IPC namespace's limits for one run.
+#[derive(Debug, Clone, Copy)]
+pub struct IpcLimits {
+    settings: [Setting; 6],
+}
+
+/// Size of a semaphore in the kernel (`struct sem` is one cache line).
+const SEMAPHORE_BYTES: u64 = 64;
+/// Shared memory segments a box may have at once.
+const SHM_SEGMENTS: u64 = 64;
+/// Bytes a message queue may hold (the kernel's default, `MSGMNB`).
+const QUEUE_BYTES: u64 = 16384;
+
+fn setting(path: &'static CStr, text: &str) -> Setting {
+    let mut value = [0u8; VALUE_MAX];
+    let len = text.len().min(VALUE_MAX);
+    value[..len].copy_from_slice(&text.as_bytes()[..len]);
+    Setting { path, value, len }
+}
+
+/// The memory bound a run has only through rlimits: the address-space
+/// limit, or the memory limit when no cgroup enforces it. `None` when a
+/// memory cgroup limits the run, or nothing does.
+pub fn rlimit_only_memory(config: &IsolateConfig, have_cgroup: bool) -> Option<u64> {
+    if have_cgroup && config.memory_limit.is_some() {
+        return None;
+    }
+    match (config.address_space_limit, config.memory_limit) {
+        (Some(a), Some(m)) => Some(a.min(m)),
+        (a, m) => a.or(m),
+    }
+}
+
+impl IpcLimits {
+    /// Limits that keep each pool (shared memory, message queues,
+    /// semaphores) of the namespace within `bytes`: shared memory at most
+    /// `bytes` in all, queues and semaphores a quarter each.
+    pub fn for_memory(bytes: u64) -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        let queue_bytes = QUEUE_BYTES.min(bytes);
+        let queues = (bytes / 4 / queue_bytes.max(1)).clamp(1, 32000);
+        let semaphores = (bytes / 4 / SEMAPHORE_BYTES).clamp(1, 32000 * 32000);
+        let per_set = semaphores.min(250);
+        let sets = semaphores.div_ceil(per_set).clamp(1, 32000);
+        Self {
+            settings: [
+                setting(c"/proc/sys/kernel/shmmax", &bytes.to_string()),
+                setting(c"/proc/sys/kernel/shmall", &(bytes / page).to_string()),
+                setting(c"/proc/sys/kernel/shmmni", &SHM_SEGMENTS.to_string()),
+                setting(c"/proc/sys/kernel/msgmnb", &queue_bytes.to_string()),
+                setting(c"/proc/sys/kernel/msgmni", &queues.to_string()),
+                setting(
+                    c"/proc/sys/kernel/sem",
+                    &format!("{per_set} {semaphores} 32 {sets}"),
+                ),
+            ],
+        }
+    }
+
+    /// Proxy side: writes every setting. Must run in the box's new IPC
+    /// namespace, with the privileges to write its sysctls. Returns the
+    /// index of the failed setting and the errno.
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls; meant for the time between clone and
+    /// exec.
+    pub(crate) unsafe fn apply(&self) -> Result<(), (u32, i32)> {
+        for (index, setting) in self.settings.iter().enumerate() {
+            let failed = |index: usize| {
+                // SAFETY: errno location is thread-local and always valid.
+                (index as u32, unsafe { *libc::__errno_location() })
+            };
+            // SAFETY: a NUL-terminated path; the descriptor is ours.
+            let fd = unsafe { libc::open(setting.path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(failed(index));
+            }
+            // SAFETY: `value` holds at least `len` initialised bytes.
+            let written = unsafe { libc::write(fd, setting.value.as_ptr().cast(), setting.len) };
+            let result = if written == setting.len as isize {
+                Ok(())
+            } else {
+                Err(failed(index))
+            };
+            // SAFETY: closes the descriptor opened above.
+            unsafe { libc::close(fd) };
+            result?;
+        }
+        Ok(())
+    }
+
+    /// The sysctl of setting `index`, for messages.
+    pub fn describe(&self, index: u32) -> &'static str {
+        self.settings
+            .get(index as usize)
+            .and_then(|setting| setting.path.to_str().ok())
+            .unwrap_or("an IPC limit")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(limits: &IpcLimits, index: usize) -> &str {
+        let setting = &limits.settings[index];
+        std::str::from_utf8(&setting.value[..setting.len]).unwrap()
+    }
+
+    #[test]
+    fn pools_are_sized_from_the_limit() {
+        let limits = IpcLimits::for_memory(64 << 20);
+        assert_eq!(text(&limits, 0), (64u64 << 20).to_string());
+        assert_eq!(text(&limits, 1), (16384).to_string());
+        assert_eq!(text(&limits, 4), "1024");
+        assert_eq!(text(&limits, 5), "250 262144 32 1049");
+        let tiny = IpcLimits::for_memory(1000);
+        assert_eq!(text(&tiny, 1), "0");
+        assert_eq!(text(&tiny, 3), "1000");
+    }
+
+    #[test]
+    fn only_a_bound_no_cgroup_enforces_counts() {
+        let mut config = IsolateConfig {
+            memory_limit: Some(100),
+            ..IsolateConfig::default()
+        };
+        assert_eq!(rlimit_only_memory(&config, true), None);
+        assert_eq!(rlimit_only_memory(&config, false), Some(100));
+        config.address_space_limit = Some(50);
+        assert_eq!(rlimit_only_memory(&config, false), Some(50));
+        config.memory_limit = None;
+        assert_eq!(rlimit_only_memory(&config, true), Some(50));
+        config.address_space_limit = None;
+        assert_eq!(rlimit_only_memory(&config, false), None);
+    }
+}
