@@ -299,15 +299,22 @@ impl ProcessExecutor {
         let cgroup = if !config.use_cgroups {
             None
         } else {
-            match CgroupController::with_controllers(
+            let placed = crate::cgroup::place(
                 config.cgroup_root.as_deref(),
-                &config.instance_id,
-                config.strict_mode,
-                OptionalControllers {
-                    cpu_weight: config.cpu_shares != crate::types::DEFAULT_CPU_SHARES,
-                    cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
-                },
-            ) {
+                config.cgroup_parent.as_deref(),
+            )
+            .and_then(|placement| {
+                CgroupController::placed(
+                    &placement,
+                    &config.instance_id,
+                    config.strict_mode,
+                    OptionalControllers {
+                        cpu_weight: config.cpu_shares != crate::types::DEFAULT_CPU_SHARES,
+                        cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
+                    },
+                )
+            });
+            match placed {
                 Ok(cgroup) => Some(cgroup),
                 Err(err) if config.strict_mode => {
                     return Err(IsolateError::Config(format!(
@@ -591,6 +598,7 @@ impl ProcessExecutor {
             }
             _ => Ok(()),
         }
+        .and_then(|()| self.record_proxy(proxy.pid))
         .and_then(|()| {
             File::from(go_write)
                 .write_all(&[1])
@@ -634,6 +642,7 @@ impl ProcessExecutor {
             }
         };
         let (proxy_status, proxy_usage) = sys::wait4(proxy.pid).map_err(io_err("wait4"))?;
+        self.forget_proxy();
         if !self.namespaces {
             // Without a PID namespace the box's leftovers are in its group.
             let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
@@ -974,6 +983,41 @@ fn current_ids() -> (u32, u32) {
     std::fs::metadata("/proc/self")
         .map(|meta| (meta.uid(), meta.gid()))
         .unwrap_or((0, 0))
+}
+
+/// The proxy record ([`IsolateConfig::proxy_record`]).
+impl ProcessExecutor {
+    /// Records the proxy before the box is released, so no moment of the
+    /// run goes unrecorded. The directory is root's: a link there is not
+    /// the box's doing, but is refused all the same.
+    fn record_proxy(&self, pid: libc::pid_t) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(path) = &self.config.proxy_record else {
+            return Ok(());
+        };
+        let failed = |source| IsolateError::io(format!("recording the box at {}", path.display()), source);
+        let started = sys::start_time(pid).map_err(failed)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(failed)?;
+        writeln!(file, "{pid} {started}").map_err(failed)
+    }
+
+    /// Drops the record of a proxy that has been reaped.
+    fn forget_proxy(&self) {
+        if let Some(path) = &self.config.proxy_record {
+            if let Err(error) = std::fs::remove_file(path) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), %error, "cannot remove the proxy record");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

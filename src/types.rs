@@ -53,6 +53,13 @@ pub struct IsolateConfig {
     pub strict_mode: bool,
     /// Root of the cgroup file system; `None` detects `/sys/fs/cgroup`.
     pub cgroup_root: Option<PathBuf>,
+    /// The cgroup under which this executor's `<instance_id>` is made.
+    /// `None` is `isobox` below the root of every hierarchy; a relative
+    /// path is below the root of every hierarchy too, created as needed
+    /// (an installation's own tree, so that two installations never share
+    /// a cgroup); an absolute path is an existing cgroup v2 directory, such
+    /// as a subtree systemd delegated, in which isobox writes only below.
+    pub cgroup_parent: Option<PathBuf>,
     /// CPU time limit (user + system of every process of the run).
     pub time_limit: Option<Duration>,
     /// Absolute CPU time after which the program is killed; the run is
@@ -123,6 +130,13 @@ pub struct IsolateConfig {
     /// mount, as `ip netns` makes them) instead of creating one per
     /// executor, which costs about a millisecond. See [`crate::boxes`].
     pub network_namespace: Option<PathBuf>,
+    /// A file in a directory only root can write where the keeper keeps
+    /// `<pid> <start time>` of the box's first process (the proxy, pid 1
+    /// of the box's PID namespace) while a run lasts, so that a later
+    /// cleanup finds what is left of the box by that handle instead of
+    /// scanning the host (isolate face: next to the box, see
+    /// [`crate::boxes`]). Removed when the run ends.
+    pub proxy_record: Option<PathBuf>,
     /// Limit and measure with a cgroup. Turned off, limits are rlimits and
     /// measurements come from rusage (isolate without `--cg`).
     pub use_cgroups: bool,
@@ -152,6 +166,7 @@ impl Default for IsolateConfig {
             instance_id,
             strict_mode: false,
             cgroup_root: None,
+            cgroup_parent: None,
             time_limit: None,
             extra_time: None,
             wall_time_limit: None,
@@ -180,6 +195,7 @@ impl Default for IsolateConfig {
             seccomp_policy: None,
             share_net: false,
             network_namespace: None,
+            proxy_record: None,
             use_cgroups: true,
             stdin_file: None,
             stdout_file: None,
