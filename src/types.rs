@@ -22,6 +22,18 @@ pub const BOX_MOUNT_POINT: &str = "/box";
 /// uid and gid of box 0; box N runs as `DEFAULT_BOX_ID_BASE + N`.
 pub const DEFAULT_BOX_ID_BASE: u32 = 60000;
 
+/// uids (and gids) of runs that name none ([`IsolateConfig::uid`] `None`,
+/// `isobox run`): below isolate's default boxes (`60000..61000`), so an
+/// isolate installation's `--cleanup` never meets one, and each claimed by
+/// one executor at a time (see [`UID_CLAIM_DIR`]), so that two live runs
+/// never share a uid or its per-uid kernel limits.
+pub const ONE_SHOT_UIDS: std::ops::Range<u32> = 59000..60000;
+
+/// Where an executor claims its uid from [`ONE_SHOT_UIDS`]: an exclusive
+/// `flock` on the file named after the uid, held for the executor's life
+/// and dropped by the kernel if the process dies. Only root writes here.
+pub const UID_CLAIM_DIR: &str = "/run/isobox/uids";
+
 /// The environment a program gets when the configuration names no other.
 pub fn default_environment() -> Vec<(String, String)> {
     vec![
@@ -96,11 +108,12 @@ pub struct IsolateConfig {
     /// The program's whole environment (by default [`default_environment`]);
     /// `PATH` is added when missing. Nothing of the caller's leaks in.
     pub environment: Vec<(String, String)>,
-    /// User id the program runs as (60000 by default); `None` keeps the
-    /// caller's.
+    /// User id the program runs as. `None` (the default): as root, a uid
+    /// of this executor's own from [`ONE_SHOT_UIDS`], claimed for the
+    /// executor's life; otherwise the caller's.
     pub uid: Option<u32>,
-    /// Group id the program runs as (60000 by default); `None` keeps the
-    /// caller's.
+    /// Group id the program runs as. `None` (the default): the claimed uid
+    /// when `uid` is `None`, the caller's gid otherwise.
     pub gid: Option<u32>,
     /// Give the program fresh PID, mount, network, IPC and UTS namespaces.
     /// Needs root; turned off with a warning outside strict mode otherwise.
@@ -182,8 +195,8 @@ impl Default for IsolateConfig {
             cpuset_cpus: None,
             cpuset_mems: None,
             environment: default_environment(),
-            uid: Some(DEFAULT_BOX_ID_BASE),
-            gid: Some(DEFAULT_BOX_ID_BASE),
+            uid: None,
+            gid: None,
             namespaces: true,
             pass_through_output: false,
             default_dirs: true,
