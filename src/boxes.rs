@@ -834,7 +834,10 @@ impl LockedBox {
         if sys::start_time(pid).ok() != Some(started) {
             return Ok(());
         }
-        tracing::warn!("killing what is left of box {} (its proxy, pid {pid})", self.id);
+        tracing::warn!(
+            "killing what is left of box {} (its proxy, pid {pid})",
+            self.id
+        );
         if let Err(err) = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
             if err.raw_os_error() != Some(libc::ESRCH) {
                 return Err(BoxError::Leftovers(format!(
@@ -873,8 +876,7 @@ impl LockedBox {
             }
             Err(error) => return Err(error),
         };
-        let Some(mut cgroup) = CgroupController::existing(&placement, &self.cgroup_name())?
-        else {
+        let Some(mut cgroup) = CgroupController::existing(&placement, &self.cgroup_name())? else {
             return Ok(());
         };
         let left = cgroup.pids()?;
@@ -1178,7 +1180,10 @@ mod tests {
         let a = name("box_root = /srv/a\nlock_root = /run/a");
         assert_eq!(a.len(), "boxes-".len() + 16, "{a}");
         assert!(a.starts_with("boxes-"));
-        assert_eq!(a, name("box_root = /srv/a\nlock_root = /run/a\nfirst_uid = 7"));
+        assert_eq!(
+            a,
+            name("box_root = /srv/a\nlock_root = /run/a\nfirst_uid = 7")
+        );
         assert_ne!(a, name("box_root = /srv/b\nlock_root = /run/a"));
         assert_ne!(a, name("box_root = /srv/a\nlock_root = /run/b"));
         // The separator keeps ("/a", "b/c") and ("/a/b", "c")-like splits apart.
@@ -1198,7 +1203,10 @@ mod tests {
     fn an_unreadable_auto_file_is_a_clear_error() {
         let config = parse("cg_root = auto:/nonexistent/isolate/cgroup").unwrap();
         let shown = config.cgroup_placement().unwrap_err().to_string();
-        assert!(shown.contains("auto:/nonexistent/isolate/cgroup"), "{shown}");
+        assert!(
+            shown.contains("auto:/nonexistent/isolate/cgroup"),
+            "{shown}"
+        );
         assert!(shown.contains("service"), "{shown}");
     }
 

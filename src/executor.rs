@@ -1045,12 +1045,17 @@ impl UidClaim {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
-                .map_err(|source| IsolateError::io(format!("opening {}", path.display()), source))?;
+                .map_err(|source| {
+                    IsolateError::io(format!("opening {}", path.display()), source)
+                })?;
             match file.try_lock() {
                 Ok(()) => return Ok(Self { uid, _lock: file }),
                 Err(std::fs::TryLockError::WouldBlock) => continue,
                 Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(IsolateError::io(format!("locking {}", path.display()), source))
+                    return Err(IsolateError::io(
+                        format!("locking {}", path.display()),
+                        source,
+                    ))
                 }
             }
         }
@@ -1071,7 +1076,8 @@ impl ProcessExecutor {
         let Some(path) = &self.config.proxy_record else {
             return Ok(());
         };
-        let failed = |source| IsolateError::io(format!("recording the box at {}", path.display()), source);
+        let failed =
+            |source| IsolateError::io(format!("recording the box at {}", path.display()), source);
         let started = sys::start_time(pid).map_err(failed)?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)

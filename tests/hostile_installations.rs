@@ -132,12 +132,18 @@ fn cleanup_in_one_installation_spares_the_same_box_of_another() {
     assert_eq!(cleanup.code, 0, "{cleanup:?}");
     // (assert_box_gone would see the first installation's processes of
     // the shared uid.)
-    assert!(!other.dir.exists(), "the second installation's box survived");
+    assert!(
+        !other.dir.exists(),
+        "the second installation's box survived"
+    );
     let left: Vec<PathBuf> = box_cgroups(&second, id)
         .into_iter()
         .filter(|dir| dir.exists())
         .collect();
-    assert!(left.is_empty(), "cgroups of the second box survived: {left:?}");
+    assert!(
+        left.is_empty(),
+        "cgroups of the second box survived: {left:?}"
+    );
 
     // The first installation's run was never touched.
     assert!(
@@ -190,7 +196,10 @@ fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
     assert_eq!(ended_by(&mut leftover), Some(libc::SIGKILL));
     let spared = still_running(&mut unrelated);
     stop(unrelated);
-    assert!(spared, "cleanup killed a process of the box's uid outside the box");
+    assert!(
+        spared,
+        "cleanup killed a process of the box's uid outside the box"
+    );
     assert!(
         cgroup.paths().iter().all(|dir| !dir.exists()),
         "the box's cgroup survived cleanup"
@@ -201,8 +210,9 @@ fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
 
 #[test]
 fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process() {
-    if !privileged("cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process")
-    {
+    if !privileged(
+        "cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process",
+    ) {
         return;
     }
     let isolate = Isolate::new();
@@ -242,7 +252,10 @@ fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_pro
     assert_eq!(ended_by(&mut proxy), Some(libc::SIGKILL));
     let spared = still_running(&mut unrelated);
     stop(unrelated);
-    assert!(spared, "cleanup killed a process of the box's uid outside the box");
+    assert!(
+        spared,
+        "cleanup killed a process of the box's uid outside the box"
+    );
     assert_box_gone(&isolate, id);
 }
 
@@ -295,7 +308,12 @@ fn run_ids(executor: &mut ProcessExecutor) -> (u32, u32) {
     let result = executor
         .execute(&argv(&["/bin/sh", "-c", "id -u; id -g"]), None)
         .expect("execute");
-    assert_eq!(result.status, ExecutionStatus::Success, "{:?}", Brief(&result));
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Success,
+        "{:?}",
+        Brief(&result)
+    );
     let ids: Vec<u32> = result
         .stdout
         .lines()
@@ -330,7 +348,11 @@ fn live_one_shot_executors_never_share_a_uid() {
     let mut distinct = uids.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    assert_eq!(distinct.len(), uids.len(), "live executors share a uid: {uids:?}");
+    assert_eq!(
+        distinct.len(),
+        uids.len(),
+        "live executors share a uid: {uids:?}"
+    );
     // The claim ends with the executor: its lock file can be taken again.
     let released = uids[0];
     let mut first = executors.remove(0);

@@ -85,7 +85,11 @@ impl V2Cgroup {
         name: &str,
         policy: WritePolicy,
     ) -> Result<Self, CgroupError> {
-        let top = if given { root.join(parent) } else { root.to_path_buf() };
+        let top = if given {
+            root.join(parent)
+        } else {
+            root.to_path_buf()
+        };
         let available = controllers(&top)?;
         let enable = WANTED
             .iter()

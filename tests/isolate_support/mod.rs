@@ -284,7 +284,9 @@ pub fn assert_box_gone(isolate: &Isolate, id: u32) {
 /// hierarchy.
 pub fn box_cgroups(isolate: &Isolate, id: u32) -> Vec<PathBuf> {
     let config = isobox::boxes::BoxesConfig::load(&isolate.config).expect("the test configuration");
-    let placement = config.cgroup_placement().expect("the installation's cgroup place");
+    let placement = config
+        .cgroup_placement()
+        .expect("the installation's cgroup place");
     placement
         .parent_dirs()
         .into_iter()
