@@ -621,6 +621,30 @@ mod tests {
         root
     }
 
+    #[test]
+    fn parents_must_stay_below_the_root_or_be_a_real_v2_cgroup() {
+        let root = fake_v1(None);
+        let placement = place(Some(root.path()), Some(Path::new("isobox/boxes-1"))).unwrap();
+        assert_eq!(placement.version, CgroupVersion::V1);
+        assert_eq!(placement.parent, Path::new("isobox/boxes-1"));
+        assert!(!placement.given);
+        assert_eq!(
+            placement.parent_dirs()[0],
+            root.path().join("memory/isobox/boxes-1")
+        );
+        let default = place(Some(root.path()), None).unwrap();
+        assert_eq!(default.parent, Path::new(DEFAULT_PARENT));
+        for bad in ["isobox/../..", "../x", ""] {
+            let err = place(Some(root.path()), Some(Path::new(bad))).unwrap_err();
+            assert!(matches!(err, CgroupError::Unavailable(_)), "{bad:?}: {err}");
+        }
+        // An absolute parent must be an existing cgroup v2 directory.
+        let err = place(None, Some(&root.path().join("memory"))).unwrap_err();
+        assert!(err.to_string().contains("cgroup v2"), "{err}");
+        let err = place(None, Some(Path::new("/nonexistent/cgroup"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
     const V2_FILES: [(&str, &str); 14] = [
         ("cgroup.procs", ""),
         ("cgroup.subtree_control", ""),
