@@ -162,6 +162,24 @@ impl Isolate {
     }
 }
 
+impl Drop for Isolate {
+    /// Removes the installation's own cgroup directories (isobox keeps
+    /// them for the installation's next boxes); `rmdir` fails on any that
+    /// still holds a box, which is then the box guard's business.
+    fn drop(&mut self) {
+        let Ok(config) = isobox::boxes::BoxesConfig::load(&self.config) else {
+            return;
+        };
+        if let Ok(placement) = config.cgroup_placement() {
+            if !placement.given {
+                for dir in placement.parent_dirs() {
+                    let _ = fs::remove_dir(dir);
+                }
+            }
+        }
+    }
+}
+
 /// An initialized box; dropping it runs `--cleanup` and kills anything of
 /// its uid that is left (a failing test must not leave a box behind).
 pub struct BoxGuard<'a> {
