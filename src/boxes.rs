@@ -2,8 +2,9 @@
 //!
 //! Box N lives at `<box_root>/<N>`: its program sees `<box_root>/<N>/box`
 //! as `/box`, runs as uid `first_uid + N` and gid `first_gid + N`, and is
-//! measured in the cgroup `isobox/box-<N>` (the executor's instance, see
-//! [`IsolateConfig::instance_id`]). A box is created by [`LockedBox::init`],
+//! measured in the cgroup `box-<N>` (the executor's instance, see
+//! [`IsolateConfig::instance_id`]) below the installation's own cgroup
+//! ([`CgRoot`]), so that two installations never share a box cgroup. A box is created by [`LockedBox::init`],
 //! used by any number of runs, and removed by [`LockedBox::cleanup`].
 //!
 //! Every operation on a box holds its lock: an exclusive `flock` on
@@ -21,9 +22,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cgroup::{CgroupController, CgroupError, CgroupVersion};
+use crate::cgroup::{CgroupController, CgroupError, CgroupVersion, Placement};
 use crate::cleanup::{Linked, Reset, ResetReport};
 use crate::types::IsolateConfig;
 
@@ -59,6 +60,11 @@ const STATE_FILE: &str = ".isobox-state";
 /// The box's empty network namespace, kept by a bind mount from `--init`
 /// to `--cleanup`: making one costs about a millisecond, on every run.
 const NETNS_FILE: &str = ".isobox-netns";
+
+/// `<pid> <start time>` of the proxy of the run in progress, written by the
+/// keeper ([`IsolateConfig::proxy_record`]): cleanup's handle on a box's
+/// processes when the box has no cgroup.
+const PROXY_FILE: &str = ".isobox-proxy";
 
 /// How long cleanup waits for leftover processes to disappear.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
@@ -167,20 +173,19 @@ pub struct PerBoxConfig {
 ///
 /// The syntax is isolate's: `key = value` lines, blank lines and lines
 /// starting with `#` ignored. Keys: `box_root`, `lock_root`, `cg_root`
-/// (the cgroup file system root; `auto` or isolate 2.x's `auto:PATH` mean
-/// "detect"), `first_uid`, `first_gid`, `num_boxes`, `restricted_init`
-/// (0 or 1), `syscall_flags` (isolate's system-call restrictions, a
-/// number as in isolate: 65535 all, 0 none), and per box `box<N>.cpus` and
-/// `box<N>.mems`; isobox adds `box_quota = BLOCKS,INODES`, the file system
-/// of a box made without `-q`.
+/// (see [`CgRoot`]), `first_uid`, `first_gid`, `num_boxes`,
+/// `restricted_init` (0 or 1), `syscall_flags` (isolate's system-call
+/// restrictions, a number as in isolate: 65535 all, 0 none), and per box
+/// `box<N>.cpus` and `box<N>.mems`; isobox adds `box_quota = BLOCKS,INODES`,
+/// the file system of a box made without `-q`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxesConfig {
     /// Directory holding box N at `<box_root>/<N>`.
     pub box_root: PathBuf,
     /// Directory holding the lock file of box N at `<lock_root>/<N>`.
     pub lock_root: PathBuf,
-    /// Root of the cgroup file system; `None` detects it.
-    pub cgroup_root: Option<PathBuf>,
+    /// Where the boxes' cgroups live.
+    pub cg_root: CgRoot,
     /// uid of box 0.
     pub first_uid: u32,
     /// gid of box 0.
@@ -203,7 +208,7 @@ impl Default for BoxesConfig {
         Self {
             box_root: PathBuf::from(DEFAULT_BOX_ROOT),
             lock_root: PathBuf::from(DEFAULT_LOCK_ROOT),
-            cgroup_root: None,
+            cg_root: CgRoot::Installation,
             first_uid: crate::types::DEFAULT_BOX_ID_BASE,
             first_gid: crate::types::DEFAULT_BOX_ID_BASE,
             num_boxes: DEFAULT_NUM_BOXES,
@@ -289,10 +294,10 @@ impl BoxesConfig {
             "box_root" => self.box_root = absolute(value)?,
             "lock_root" => self.lock_root = absolute(value)?,
             "cg_root" => {
-                self.cgroup_root = if value == "auto" || value.starts_with("auto:") {
-                    None
-                } else {
-                    Some(absolute(value)?)
+                self.cg_root = match value.strip_prefix("auto:") {
+                    _ if value == "auto" => CgRoot::Installation,
+                    Some(file) => CgRoot::Auto(absolute(file)?),
+                    None => CgRoot::Path(absolute(value)?),
                 }
             }
             "box_quota" => {
@@ -381,10 +386,101 @@ impl BoxesConfig {
             lock_root: self.lock_root.clone(),
             uid: self.first_uid + index,
             gid: self.first_gid + index,
-            cgroup_root: self.cgroup_root.clone(),
+            cg_root: self.cg_root.clone(),
+            installation: self.installation_name(),
             per_box,
             default_quota: self.default_quota,
         })
+    }
+}
+
+impl BoxesConfig {
+    /// The name of this installation's own cgroup below `isobox`:
+    /// `boxes-` and a hash of `box_root` and `lock_root`. Two
+    /// configurations that differ in either can run the same box number
+    /// at once, so they get different names; the hash is FNV-1a, fixed
+    /// here so that the name never changes with the compiler.
+    pub fn installation_name(&self) -> String {
+        use std::os::unix::ffi::OsStrExt;
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let roots = [self.box_root.as_os_str(), self.lock_root.as_os_str()];
+        for byte in roots.join(std::ffi::OsStr::new("\0")).as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("boxes-{hash:016x}")
+    }
+
+    /// Where this installation's box cgroups go (see [`CgRoot`]).
+    pub fn cgroup_placement(&self) -> Result<Placement, BoxError> {
+        self.cg_root.placement(&self.installation_name())
+    }
+}
+
+/// `cg_root` of the configuration file: the cgroup under which the boxes'
+/// cgroups `box-<N>` live.
+///
+/// Every installation gets a subtree of its own, so that one
+/// installation's `--cleanup` of box 7 never touches another's box 7:
+///
+/// - not set, or `auto` ([`Installation`](Self::Installation)):
+///   `isobox/boxes-<hash>` below the root of the hierarchy (of every v1
+///   hierarchy), named by [`BoxesConfig::installation_name`];
+/// - a path on cgroup v2 ([`Path`](Self::Path)): isolate 2.x's meaning,
+///   an existing cgroup (such as the subtree systemd delegates to
+///   isolate's service) holding `box-<N>` directly; isobox writes only in
+///   it and below. Two installations given the same path share it, as
+///   they would under isolate;
+/// - a path holding cgroup v1 hierarchies: isolate 1.x's meaning, the
+///   root of the cgroup file system (`/sys/fs/cgroup`); the boxes then go
+///   in the installation's own subtree below it, as when not set, because
+///   a v1 cgroup is one directory per hierarchy, not one path;
+/// - `auto:FILE` ([`Auto`](Self::Auto)): isolate 2.x's service writes the
+///   path of its delegated cgroup into FILE; it is read at each use and
+///   must name a cgroup v2 directory. A missing FILE is an error for
+///   anything that uses cgroups (as in isolate: boxes must not land
+///   outside the subtree the service keeps), and is ignored otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CgRoot {
+    /// The installation's own subtree below `isobox`.
+    #[default]
+    Installation,
+    /// A cgroup v2 directory, or the root of the v1 hierarchies.
+    Path(PathBuf),
+    /// The file from which the cgroup v2 directory is read.
+    Auto(PathBuf),
+}
+
+impl CgRoot {
+    /// Where the box cgroups of the installation `installation` go.
+    pub fn placement(&self, installation: &str) -> Result<Placement, BoxError> {
+        let own = Path::new(crate::cgroup::DEFAULT_PARENT).join(installation);
+        let placement = match self {
+            Self::Installation => crate::cgroup::place(None, Some(&own))?,
+            Self::Path(path) => match CgroupController::detect(Some(path))? {
+                (CgroupVersion::V1, _) => crate::cgroup::place(Some(path), Some(&own))?,
+                (CgroupVersion::V2, _) => crate::cgroup::place(None, Some(path))?,
+            },
+            Self::Auto(file) => {
+                let text = fs::read_to_string(file).map_err(|source| BoxError::Io {
+                    context: format!(
+                        "cg_root = auto:{}: cannot read the cgroup path (isolate's systemd \
+                         service writes it; is it running?)",
+                        file.display()
+                    ),
+                    source,
+                })?;
+                let path = Path::new(text.lines().next().unwrap_or("").trim());
+                if !path.is_absolute() {
+                    return Err(BoxError::Unsafe(format!(
+                        "cg_root = auto:{}: {path:?} is not an absolute path",
+                        file.display()
+                    )));
+                }
+                crate::cgroup::place(None, Some(path))?
+            }
+        };
+        Ok(placement)
     }
 }
 
@@ -408,7 +504,8 @@ pub struct Sandbox {
     lock_path: PathBuf,
     uid: u32,
     gid: u32,
-    cgroup_root: Option<PathBuf>,
+    cg_root: CgRoot,
+    installation: String,
     per_box: PerBoxConfig,
     default_quota: Quota,
 }
@@ -507,9 +604,15 @@ impl Sandbox {
         self.gid
     }
 
-    /// Name of the box's cgroup below `isobox/` (the executor's instance).
+    /// Name of the box's cgroup (the executor's instance) below the
+    /// installation's cgroup ([`cgroup_placement`](Self::cgroup_placement)).
     pub fn cgroup_name(&self) -> String {
         format!("box-{}", self.id)
+    }
+
+    /// Where the installation keeps its box cgroups (see [`CgRoot`]).
+    pub fn cgroup_placement(&self) -> Result<Placement, BoxError> {
+        self.cg_root.placement(&self.installation)
     }
 
     /// Takes the box's lock; with `wait`, blocks until it is free,
@@ -581,16 +684,9 @@ impl LockedBox {
         let quota = quota.unwrap_or(self.default_quota);
         quota.check()?;
         if state.cgroups {
-            CgroupController::detect(self.cgroup_root.as_deref())?;
+            self.cgroup_placement()?;
         }
-        // A box that was never made (or was cleaned up) has nothing to stop:
-        // the leftover scan reads every process's status, the slowest part
-        // of an init.
-        if fs::symlink_metadata(&self.dir).is_ok() {
-            self.cleanup()?;
-        } else {
-            self.remove_cgroup()?;
-        }
+        self.cleanup()?;
         let create = |path: &Path, recursive: bool, mode: u32| {
             fs::DirBuilder::new()
                 .recursive(recursive)
@@ -655,7 +751,7 @@ impl LockedBox {
     /// following any symlink in it. A box that does not exist, or exists
     /// only in part, is fine.
     pub fn cleanup(&self) -> Result<(), BoxError> {
-        self.stop_leftovers()?;
+        self.stop_proxy()?;
         self.remove_cgroup()?;
         self.unmount_all()?;
         match fs::symlink_metadata(&self.dir) {
@@ -758,10 +854,10 @@ impl LockedBox {
     }
 
     /// Points `config` at this box: its directory as the working
-    /// directory, its uid and gid, its cgroup name and root, and its
-    /// cpuset from the configuration file.
-    /// Runs join the box's own empty network namespace.
-    pub fn configure(&self, config: &mut IsolateConfig) {
+    /// directory, its uid and gid, its cgroup name and place (when the run
+    /// uses cgroups), its proxy record, and its cpuset from the
+    /// configuration file. Runs join the box's own empty network namespace.
+    pub fn configure(&self, config: &mut IsolateConfig) -> Result<(), BoxError> {
         config.instance_id = self.cgroup_name();
         let netns = self.dir.join(NETNS_FILE);
         // A box made before namespaces were kept gets a fresh one per run.
@@ -769,63 +865,132 @@ impl LockedBox {
         config.workdir = self.box_dir.clone();
         config.uid = Some(self.uid);
         config.gid = Some(self.gid);
-        config.cgroup_root = self.cgroup_root.clone();
+        config.proxy_record = Some(self.dir.join(PROXY_FILE));
+        if config.use_cgroups {
+            let placement = self.cgroup_placement()?;
+            config.cgroup_parent = Some(if placement.given {
+                placement.root.join(&placement.parent)
+            } else {
+                placement.parent.clone()
+            });
+            config.cgroup_root = Some(placement.root);
+        }
         config.cpuset_cpus = self.per_box.cpus.clone();
         config.cpuset_mems = self.per_box.mems.clone();
+        Ok(())
     }
 
-    /// Kills every process left of the box (there should be none: the box
-    /// dies with its keeper) and waits until they are gone.
-    fn stop_leftovers(&self) -> Result<(), BoxError> {
-        let deadline = Instant::now() + LEFTOVER_GRACE;
-        loop {
-            let mut pids = processes_of_uid(self.uid);
-            for dir in self.cgroup_dirs() {
-                collect_cgroup_pids(&dir, &mut pids);
+    /// Kills what is left of a run whose keeper died, through the proxy it
+    /// recorded: the proxy is pid 1 of the box's PID namespace, so killing
+    /// it kills every process of the box, and nothing of any other box or
+    /// installation. A record whose process is gone, or whose pid now
+    /// belongs to a process started at another time, is stale.
+    ///
+    /// (Every process of a box dies with its keeper anyway: the proxy has
+    /// `PR_SET_PDEATHSIG`, and exits when the keeper's go-ahead pipe
+    /// closes unread. This is the handle for when that fails.)
+    fn stop_proxy(&self) -> Result<(), BoxError> {
+        let path = self.dir.join(PROXY_FILE);
+        let text = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .and_then(io::read_to_string)
+        {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(BoxError::Io {
+                    context: format!("cannot read {}", path.display()),
+                    source,
+                })
             }
-            pids.sort_unstable();
-            pids.dedup();
-            if pids.is_empty() {
-                return Ok(());
+        };
+        let mut fields = text.split_ascii_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(pid)), Some(Ok(started))) = (fields.next(), fields.next()) {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                self.kill_recorded(pid, started)?;
             }
-            if Instant::now() >= deadline {
+        }
+        fs::remove_file(&path).or_else(|err| match err.kind() {
+            io::ErrorKind::NotFound => Ok(()),
+            _ => Err(BoxError::Io {
+                context: format!("cannot remove {}", path.display()),
+                source: err,
+            }),
+        })
+    }
+
+    /// Kills process `pid` if it is still the one that started at
+    /// `started`, and waits until it is gone.
+    fn kill_recorded(&self, pid: libc::pid_t, started: u64) -> Result<(), BoxError> {
+        use crate::jail::sys;
+        use std::os::fd::{AsFd, AsRawFd};
+        let Ok(pidfd) = sys::pidfd_open(pid) else {
+            return Ok(());
+        };
+        // Checked after the pidfd is open: if the start time still matches,
+        // the pidfd names the recorded process, whatever happens to the pid.
+        if sys::start_time(pid).ok() != Some(started) {
+            return Ok(());
+        }
+        tracing::warn!(
+            "killing what is left of box {} (its proxy, pid {pid})",
+            self.id
+        );
+        if let Err(err) = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
+            if err.raw_os_error() != Some(libc::ESRCH) {
                 return Err(BoxError::Leftovers(format!(
-                    "processes of box {} survive SIGKILL: {pids:?}",
+                    "cannot kill process {pid} of box {}: {err}",
                     self.id
                 )));
             }
-            tracing::warn!("killing leftover processes of box {}: {pids:?}", self.id);
-            kill_pids(&pids)?;
-            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The pidfd turns readable once the proxy has exited, which for
+        // pid 1 of a namespace is after every other process of it.
+        let mut entries = [sys::poll_entry(pidfd.as_raw_fd(), sys::POLLIN)];
+        match sys::poll(&mut entries, Some(LEFTOVER_GRACE)) {
+            Ok(0) => Err(BoxError::Leftovers(format!(
+                "the processes of box {} survive SIGKILL (proxy pid {pid})",
+                self.id
+            ))),
+            Ok(_) => Ok(()),
+            Err(err) => Err(BoxError::Leftovers(format!(
+                "waiting for the processes of box {} to end: {err}",
+                self.id
+            ))),
         }
     }
 
-    /// The directories the box's cgroup occupies now (none when it does not
-    /// exist or no hierarchy is found).
-    fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let Ok((version, root)) = CgroupController::detect(self.cgroup_root.as_deref()) else {
-            return Vec::new();
-        };
-        let name = self.cgroup_name();
-        let candidates: Vec<PathBuf> = match version {
-            CgroupVersion::V2 => vec![root.join("isobox").join(&name)],
-            CgroupVersion::V1 => ["memory", "pids", "cpuacct", "cpu", "cpuset"]
-                .iter()
-                .map(|controller| root.join(controller).join("isobox").join(&name))
-                .collect(),
-        };
-        candidates.into_iter().filter(|dir| dir.is_dir()).collect()
-    }
-
-    /// Removes the box's cgroup when it exists.
+    /// Removes the box's cgroup when it exists, killing whatever is in it:
+    /// the box's cgroup is in this installation's own subtree, so nothing
+    /// of another installation is ever touched.
     fn remove_cgroup(&self) -> Result<(), BoxError> {
-        if self.cgroup_dirs().is_empty() {
+        let placement = match self.cgroup_placement() {
+            Ok(placement) => placement,
+            // A box without cgroups has none to remove; one made with
+            // cgroups must find its own.
+            Err(error) if !self.state().is_ok_and(|state| state.cgroups) => {
+                tracing::debug!(%error, "no cgroup place; box {} has no cgroup", self.id);
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        let Some(mut cgroup) = CgroupController::existing(&placement, &self.cgroup_name())? else {
             return Ok(());
+        };
+        let left = cgroup.pids()?;
+        if !left.is_empty() {
+            tracing::warn!("killing leftover processes of box {}: {left:?}", self.id);
         }
-        let mut cgroup =
-            CgroupController::new(self.cgroup_root.as_deref(), &self.cgroup_name(), false)?;
-        cgroup.remove()?;
-        Ok(())
+        cgroup.remove().map_err(|error| match error {
+            CgroupError::Busy(dir) => BoxError::Leftovers(format!(
+                "processes of box {} survive SIGKILL in {}",
+                self.id,
+                dir.display()
+            )),
+            other => other.into(),
+        })
     }
 
     /// Unmounts every file system mounted on or below `<box_root>/<N>`,
@@ -899,64 +1064,6 @@ fn unescape_mount_field(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Live processes any of whose uids (real, effective, saved, file system)
-/// is `uid`.
-fn processes_of_uid(uid: u32) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            // A process that is gone by now is no leftover.
-            let status = fs::read_to_string(entry.path().join("status")).ok()?;
-            let field = |key: &str| status.lines().find_map(|line| line.strip_prefix(key));
-            let dead = field("State:").is_some_and(|state| {
-                let state = state.trim_start();
-                state.starts_with('Z') || state.starts_with('X')
-            });
-            let ours = field("Uid:").is_some_and(|ids| {
-                ids.split_whitespace()
-                    .any(|id| id.parse::<u32>() == Ok(uid))
-            });
-            (ours && !dead).then_some(pid)
-        })
-        .collect()
-}
-
-/// Adds the pids in `dir` and every cgroup below it to `pids`.
-fn collect_cgroup_pids(dir: &Path, pids: &mut Vec<i32>) {
-    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-        pids.extend(
-            text.lines()
-                .filter_map(|line| line.trim().parse::<i32>().ok()),
-        );
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                collect_cgroup_pids(&entry.path(), pids);
-            }
-        }
-    }
-}
-
-/// SIGKILLs `pids`; some may have exited meanwhile, so the caller looks
-/// again rather than trusting each answer.
-fn kill_pids(pids: &[i32]) -> Result<(), BoxError> {
-    for &pid in pids {
-        if let Err(err) = crate::jail::sys::kill(pid, libc::SIGKILL) {
-            if err.raw_os_error() != Some(libc::ESRCH) {
-                return Err(BoxError::Leftovers(format!(
-                    "cannot kill process {pid}: {err}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -972,7 +1079,7 @@ mod tests {
         assert_eq!(config.first_uid, 60000);
         assert_eq!(config.first_gid, 60000);
         assert_eq!(config.num_boxes, 1000);
-        assert_eq!(config.cgroup_root, None);
+        assert_eq!(config.cg_root, CgRoot::Installation);
         assert_eq!(parse("").unwrap(), config);
     }
 
@@ -1000,23 +1107,23 @@ mod tests {
         assert!(BoxesConfig::parse("syscall_flags = lots\n", Path::new("x")).is_err());
         assert_eq!(config.box_root, Path::new("/srv/boxes"));
         assert_eq!(config.lock_root, Path::new("/run/boxes"));
-        assert_eq!(
-            config.cgroup_root.as_deref(),
-            Some(Path::new("/sys/fs/cgroup"))
-        );
+        assert_eq!(config.cg_root, CgRoot::Path("/sys/fs/cgroup".into()));
         assert_eq!((config.first_uid, config.first_gid), (70000, 71000));
         assert_eq!(config.num_boxes, 16);
         assert!(config.restricted_init);
         let box3 = &config.per_box[&3];
         assert_eq!(box3.cpus.as_deref(), Some("2-3"));
         assert_eq!(box3.mems.as_deref(), Some("0"));
-        // isolate 2.x's delegated cgroup root means "find it".
+        // isolate 2.x's delegated cgroup, read from the service's file.
         assert_eq!(
-            parse("cg_root = auto:/run/isolate/cgroup")
-                .unwrap()
-                .cgroup_root,
-            None
+            parse("cg_root = auto:/run/isolate/cgroup").unwrap().cg_root,
+            CgRoot::Auto("/run/isolate/cgroup".into())
         );
+        assert_eq!(
+            parse("cg_root = auto").unwrap().cg_root,
+            CgRoot::Installation
+        );
+        assert!(parse("cg_root = auto:relative").is_err());
     }
 
     #[test]
@@ -1073,6 +1180,42 @@ mod tests {
             config_path(Some("/tmp/x.conf".as_ref())),
             Path::new("/tmp/x.conf")
         );
+    }
+
+    #[test]
+    fn installations_differing_in_either_root_get_their_own_cgroup() {
+        let name = |text: &str| parse(text).unwrap().installation_name();
+        let a = name("box_root = /srv/a\nlock_root = /run/a");
+        assert_eq!(a.len(), "boxes-".len() + 16, "{a}");
+        assert!(a.starts_with("boxes-"));
+        assert_eq!(
+            a,
+            name("box_root = /srv/a\nlock_root = /run/a\nfirst_uid = 7")
+        );
+        assert_ne!(a, name("box_root = /srv/b\nlock_root = /run/a"));
+        assert_ne!(a, name("box_root = /srv/a\nlock_root = /run/b"));
+        // The separator keeps ("/a", "b/c") and ("/a/b", "c")-like splits apart.
+        assert_ne!(
+            name("box_root = /x\nlock_root = /yz"),
+            name("box_root = /xy\nlock_root = /z")
+        );
+        // Fixed forever: existing installations must find their cgroups
+        // after an upgrade.
+        assert_eq!(
+            BoxesConfig::default().installation_name(),
+            "boxes-4b211dcdb60af6a4"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_auto_file_is_a_clear_error() {
+        let config = parse("cg_root = auto:/nonexistent/isolate/cgroup").unwrap();
+        let shown = config.cgroup_placement().unwrap_err().to_string();
+        assert!(
+            shown.contains("auto:/nonexistent/isolate/cgroup"),
+            "{shown}"
+        );
+        assert!(shown.contains("service"), "{shown}");
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct ProcessExecutor {
     /// than the wall clock.
     cpus: u32,
     credentials: Option<Credentials>,
+    /// The uid of `credentials` when this executor claimed it (held until
+    /// the executor is dropped).
+    _uid_claim: Option<UidClaim>,
     created_workdir: bool,
     last_usage: (f64, u64),
     runs: u64,
@@ -307,15 +310,22 @@ impl ProcessExecutor {
         let cgroup = if !config.use_cgroups {
             None
         } else {
-            match CgroupController::with_controllers(
+            let placed = crate::cgroup::place(
                 config.cgroup_root.as_deref(),
-                &config.instance_id,
-                config.strict_mode,
-                OptionalControllers {
-                    cpu_weight: config.cpu_shares != crate::types::DEFAULT_CPU_SHARES,
-                    cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
-                },
-            ) {
+                config.cgroup_parent.as_deref(),
+            )
+            .and_then(|placement| {
+                CgroupController::placed(
+                    &placement,
+                    &config.instance_id,
+                    config.strict_mode,
+                    OptionalControllers {
+                        cpu_weight: config.cpu_shares != crate::types::DEFAULT_CPU_SHARES,
+                        cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
+                    },
+                )
+            });
+            match placed {
                 Ok(cgroup) => Some(cgroup),
                 Err(err) if config.strict_mode => {
                     return Err(IsolateError::Config(format!(
@@ -335,17 +345,25 @@ impl ProcessExecutor {
             tracing::warn!("not root: running without namespaces");
         }
         let wants_credentials = config.uid.is_some() || config.gid.is_some();
+        let mut uid_claim = None;
         let credentials = if wants_credentials && !root {
             tracing::warn!("not root: running as the caller, not as the configured uid/gid");
             None
-        } else if wants_credentials {
-            let (uid, gid) = current_ids();
+        } else if !root {
+            None
+        } else if let Some(uid) = config.uid {
             Some(Credentials {
-                uid: config.uid.unwrap_or(uid),
-                gid: config.gid.unwrap_or(gid),
+                uid,
+                gid: config.gid.unwrap_or(current_ids().1),
             })
         } else {
-            None
+            let claim = UidClaim::take()?;
+            let uid = claim.uid;
+            uid_claim = Some(claim);
+            Some(Credentials {
+                uid,
+                gid: config.gid.unwrap_or(uid),
+            })
         };
         if namespaces {
             jail::mounts::ensure_new_root()?;
@@ -392,6 +410,7 @@ impl ProcessExecutor {
             network,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
             credentials,
+            _uid_claim: uid_claim,
             created_workdir: false,
             last_usage: (0.0, 0),
             runs: 0,
@@ -605,6 +624,7 @@ impl ProcessExecutor {
             }
             _ => Ok(()),
         }
+        .and_then(|()| self.record_proxy(proxy.pid))
         .and_then(|()| {
             File::from(go_write)
                 .write_all(&[1])
@@ -648,6 +668,7 @@ impl ProcessExecutor {
             }
         };
         let (proxy_status, proxy_usage) = sys::wait4(proxy.pid).map_err(io_err("wait4"))?;
+        self.forget_proxy();
         if !self.namespaces {
             // Without a PID namespace the box's leftovers are in its group.
             let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
@@ -993,6 +1014,111 @@ fn current_ids() -> (u32, u32) {
     std::fs::metadata("/proc/self")
         .map(|meta| (meta.uid(), meta.gid()))
         .unwrap_or((0, 0))
+}
+
+/// A uid of [`ONE_SHOT_UIDS`](crate::types::ONE_SHOT_UIDS) that no other
+/// live executor holds: an exclusive `flock` on
+/// `<UID_CLAIM_DIR>/<uid>`, released when dropped or, if the process dies,
+/// by the kernel. `flock` locks belong to the open file, so two executors
+/// of one process exclude each other too.
+#[derive(Debug)]
+struct UidClaim {
+    uid: u32,
+    _lock: File,
+}
+
+impl UidClaim {
+    fn take() -> Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+        let range = crate::types::ONE_SHOT_UIDS;
+        let dir = Path::new(crate::types::UID_CLAIM_DIR);
+        let failed = |what: &str| {
+            let what = format!("{what} {}", dir.display());
+            move |source| IsolateError::io(what, source)
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(failed("creating"))?;
+        // Anyone who could write here could hold every uid, or plant links.
+        let meta = std::fs::symlink_metadata(dir).map_err(failed("checking"))?;
+        if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(IsolateError::Config(format!(
+                "{} must be a directory only root can write",
+                dir.display()
+            )));
+        }
+        let count = range.end - range.start;
+        // Start somewhere else in each process, so that concurrent
+        // executors seldom try the same files.
+        let first = std::process::id().wrapping_mul(2_654_435_761) % count;
+        for step in 0..count {
+            let uid = range.start + (first + step) % count;
+            let path = dir.join(uid.to_string());
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|source| {
+                    IsolateError::io(format!("opening {}", path.display()), source)
+                })?;
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { uid, _lock: file }),
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(IsolateError::io(
+                        format!("locking {}", path.display()),
+                        source,
+                    ))
+                }
+            }
+        }
+        Err(IsolateError::Config(format!(
+            "every uid of {}..{} is held by a live run",
+            range.start, range.end
+        )))
+    }
+}
+
+/// The proxy record ([`IsolateConfig::proxy_record`]).
+impl ProcessExecutor {
+    /// Records the proxy before the box is released, so no moment of the
+    /// run goes unrecorded. The directory is root's: a link there is not
+    /// the box's doing, but is refused all the same.
+    fn record_proxy(&self, pid: libc::pid_t) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(path) = &self.config.proxy_record else {
+            return Ok(());
+        };
+        let failed =
+            |source| IsolateError::io(format!("recording the box at {}", path.display()), source);
+        let started = sys::start_time(pid).map_err(failed)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(failed)?;
+        writeln!(file, "{pid} {started}").map_err(failed)
+    }
+
+    /// Drops the record of a proxy that has been reaped.
+    fn forget_proxy(&self) {
+        if let Some(path) = &self.config.proxy_record {
+            if let Err(error) = std::fs::remove_file(path) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), %error, "cannot remove the proxy record");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,18 @@ pub const BOX_MOUNT_POINT: &str = "/box";
 /// uid and gid of box 0; box N runs as `DEFAULT_BOX_ID_BASE + N`.
 pub const DEFAULT_BOX_ID_BASE: u32 = 60000;
 
+/// uids (and gids) of runs that name none ([`IsolateConfig::uid`] `None`,
+/// `isobox run`): below isolate's default boxes (`60000..61000`), so an
+/// isolate installation's `--cleanup` never meets one, and each claimed by
+/// one executor at a time (see [`UID_CLAIM_DIR`]), so that two live runs
+/// never share a uid or its per-uid kernel limits.
+pub const ONE_SHOT_UIDS: std::ops::Range<u32> = 59000..60000;
+
+/// Where an executor claims its uid from [`ONE_SHOT_UIDS`]: an exclusive
+/// `flock` on the file named after the uid, held for the executor's life
+/// and dropped by the kernel if the process dies. Only root writes here.
+pub const UID_CLAIM_DIR: &str = "/run/isobox/uids";
+
 /// The environment a program gets when the configuration names no other.
 pub fn default_environment() -> Vec<(String, String)> {
     vec![
@@ -53,6 +65,13 @@ pub struct IsolateConfig {
     pub strict_mode: bool,
     /// Root of the cgroup file system; `None` detects `/sys/fs/cgroup`.
     pub cgroup_root: Option<PathBuf>,
+    /// The cgroup under which this executor's `<instance_id>` is made.
+    /// `None` is `isobox` below the root of every hierarchy; a relative
+    /// path is below the root of every hierarchy too, created as needed
+    /// (an installation's own tree, so that two installations never share
+    /// a cgroup); an absolute path is an existing cgroup v2 directory, such
+    /// as a subtree systemd delegated, in which isobox writes only below.
+    pub cgroup_parent: Option<PathBuf>,
     /// CPU time limit (user + system of every process of the run).
     pub time_limit: Option<Duration>,
     /// Absolute CPU time after which the program is killed; the run is
@@ -89,11 +108,12 @@ pub struct IsolateConfig {
     /// The program's whole environment (by default [`default_environment`]);
     /// `PATH` is added when missing. Nothing of the caller's leaks in.
     pub environment: Vec<(String, String)>,
-    /// User id the program runs as (60000 by default); `None` keeps the
-    /// caller's.
+    /// User id the program runs as. `None` (the default): as root, a uid
+    /// of this executor's own from [`ONE_SHOT_UIDS`], claimed for the
+    /// executor's life; otherwise the caller's.
     pub uid: Option<u32>,
-    /// Group id the program runs as (60000 by default); `None` keeps the
-    /// caller's.
+    /// Group id the program runs as. `None` (the default): the claimed uid
+    /// when `uid` is `None`, the caller's gid otherwise.
     pub gid: Option<u32>,
     /// Give the program fresh PID, mount, network, IPC and UTS namespaces.
     /// Needs root; turned off with a warning outside strict mode otherwise.
@@ -128,6 +148,13 @@ pub struct IsolateConfig {
     /// mount, as `ip netns` makes them) instead of creating one per
     /// executor, which costs about a millisecond. See [`crate::boxes`].
     pub network_namespace: Option<PathBuf>,
+    /// A file in a directory only root can write where the keeper keeps
+    /// `<pid> <start time>` of the box's first process (the proxy, pid 1
+    /// of the box's PID namespace) while a run lasts, so that a later
+    /// cleanup finds what is left of the box by that handle instead of
+    /// scanning the host (isolate face: next to the box, see
+    /// [`crate::boxes`]). Removed when the run ends.
+    pub proxy_record: Option<PathBuf>,
     /// Limit and measure with a cgroup. Turned off, limits are rlimits and
     /// measurements come from rusage (isolate without `--cg`).
     pub use_cgroups: bool,
@@ -157,6 +184,7 @@ impl Default for IsolateConfig {
             instance_id,
             strict_mode: false,
             cgroup_root: None,
+            cgroup_parent: None,
             time_limit: None,
             extra_time: None,
             wall_time_limit: None,
@@ -172,8 +200,8 @@ impl Default for IsolateConfig {
             cpuset_cpus: None,
             cpuset_mems: None,
             environment: default_environment(),
-            uid: Some(DEFAULT_BOX_ID_BASE),
-            gid: Some(DEFAULT_BOX_ID_BASE),
+            uid: None,
+            gid: None,
             namespaces: true,
             pass_through_output: false,
             default_dirs: true,
@@ -186,6 +214,7 @@ impl Default for IsolateConfig {
             syscall_flags: crate::jail::seccomp::syscall_flags::ALL,
             share_net: false,
             network_namespace: None,
+            proxy_record: None,
             use_cgroups: true,
             stdin_file: None,
             stdout_file: None,

@@ -230,7 +230,10 @@ fn parse_pids(path: &Path, content: &str, pids: &mut Vec<i32>) -> Result<(), Cgr
 /// Collects the pids of `dir` and of every cgroup below it. Returns the
 /// first directory found populated, for error messages. A directory that
 /// vanished meanwhile counts as empty.
-fn subtree_pids(dir: &Path, pids: &mut Vec<i32>) -> Result<Option<PathBuf>, CgroupError> {
+pub(super) fn subtree_pids(
+    dir: &Path,
+    pids: &mut Vec<i32>,
+) -> Result<Option<PathBuf>, CgroupError> {
     let procs = dir.join("cgroup.procs");
     let before = pids.len();
     if let Some(content) = read_optional(&procs)? {

@@ -1,11 +1,15 @@
 //! The thin cgroup layer: one [`CgroupController`] over the v1 and v2
 //! backends, chosen at run time.
 //!
-//! Layout: every executor owns `isobox/<name>` (the instance) in each
+//! Layout: every executor owns `<parent>/<name>` (the instance) in each
 //! hierarchy it uses, and each run gets a fresh child below it from
-//! [`CgroupController::create_child`]. The keeper process never joins these
-//! cgroups, which v2's no-internal-processes rule requires of the instance
-//! and which keeps `kill_all` from killing the keeper.
+//! [`CgroupController::create_child`]. The parent is `isobox` unless the
+//! caller names another ([`CgroupController::placed`]): a path below the
+//! root of every hierarchy, or (cgroup v2) an existing cgroup such as a
+//! subtree systemd delegated, as isolate's `cg_root` names one. The keeper
+//! process never joins these cgroups, which v2's no-internal-processes rule
+//! requires of the instance and which keeps `kill_all` from killing the
+//! keeper.
 //!
 //! No write to a cgroup file is ever dropped silently: with `strict` a
 //! failed write is an error, otherwise it is logged with `tracing::warn!`.
@@ -143,6 +147,125 @@ fn is_cgroup2_mount(path: &Path) -> std::io::Result<bool> {
     Ok(f_type == CGROUP2_SUPER_MAGIC)
 }
 
+/// The parent of every instance when the caller names none.
+pub const DEFAULT_PARENT: &str = "isobox";
+
+/// Where instances are made: the hierarchy and the parent cgroup in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The detected version.
+    pub version: CgroupVersion,
+    /// Root of the hierarchy (v2) or of the v1 hierarchies.
+    pub root: PathBuf,
+    /// The parent cgroup, relative to `root` (to each hierarchy on v1).
+    pub parent: PathBuf,
+    /// The parent was given as an existing cgroup: isobox creates nothing
+    /// above it and writes nothing above it.
+    pub given: bool,
+}
+
+impl Placement {
+    /// The parent cgroup's directories (one per v1 hierarchy; only those
+    /// that exist are of use to a caller looking for instances).
+    pub fn parent_dirs(&self) -> Vec<PathBuf> {
+        match self.version {
+            CgroupVersion::V2 => vec![self.root.join(&self.parent)],
+            CgroupVersion::V1 => v1::CONTROLLERS
+                .iter()
+                .map(|controller| self.root.join(controller).join(&self.parent))
+                .collect(),
+        }
+    }
+}
+
+/// Finds where instances go: the hierarchy under `root` (`/sys/fs/cgroup`
+/// when `None`) and `parent` in it.
+///
+/// `parent` `None` is [`DEFAULT_PARENT`]; a relative path is created as
+/// needed below the root of every hierarchy; an absolute path must be an
+/// existing cgroup v2 directory (then `root` is ignored: the hierarchy is
+/// the cgroup2 mount holding it), under which isobox creates and writes
+/// only below, the way isolate 2.x uses its `cg_root`. cgroup v1 has no
+/// single directory for a cgroup, so an absolute parent is refused there.
+pub fn place(root: Option<&Path>, parent: Option<&Path>) -> Result<Placement, CgroupError> {
+    let Some(parent) = parent else {
+        let (version, root) = CgroupController::detect(root)?;
+        return Ok(Placement {
+            version,
+            root,
+            parent: PathBuf::from(DEFAULT_PARENT),
+            given: false,
+        });
+    };
+    if parent.is_relative() {
+        let normal = parent
+            .components()
+            .all(|part| matches!(part, std::path::Component::Normal(_)));
+        if !normal || parent.as_os_str().is_empty() {
+            return Err(CgroupError::Unavailable(format!(
+                "the parent cgroup {} must be plain names below the root (no `..`, not empty)",
+                parent.display()
+            )));
+        }
+        let (version, root) = CgroupController::detect(root)?;
+        return Ok(Placement {
+            version,
+            root,
+            parent: parent.to_path_buf(),
+            given: false,
+        });
+    }
+    let given = parent;
+    if !given.is_dir() {
+        return Err(CgroupError::Unavailable(format!(
+            "the cgroup {} does not exist",
+            given.display()
+        )));
+    }
+    if !is_cgroup2_mount(given).unwrap_or(false) {
+        return Err(CgroupError::Unavailable(format!(
+            "{} is not in a cgroup v2 hierarchy (an existing parent cgroup needs cgroup v2; \
+             on v1 name the directory holding the hierarchies instead)",
+            given.display()
+        )));
+    }
+    let given = given.canonicalize().map_err(|source| CgroupError::Io {
+        path: given.to_path_buf(),
+        source,
+    })?;
+    let mut mount = given.as_path();
+    while let Some(up) = mount.parent() {
+        if !is_cgroup2_mount(up).unwrap_or(false) {
+            break;
+        }
+        mount = up;
+    }
+    let (version, root) = CgroupController::detect(Some(mount))?;
+    let available = v2::controllers(&given)?;
+    let missing: Vec<&str> = v2::REQUIRED
+        .into_iter()
+        .filter(|needed| !available.iter().any(|c| c == needed))
+        .collect();
+    if !missing.is_empty() {
+        return Err(CgroupError::Unavailable(format!(
+            "the cgroup {} lacks the {} controller(s): enable them in its parent's \
+             cgroup.subtree_control (isolate's service does this for its own tree)",
+            given.display(),
+            missing.join(", ")
+        )));
+    }
+    let parent = given
+        .strip_prefix(&root)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Ok(Placement {
+        version,
+        root,
+        parent,
+        given: true,
+    })
+}
+
 /// Refuses names that would leave the parent cgroup or be ambiguous.
 fn check_name(name: &str) -> Result<(), CgroupError> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
@@ -235,17 +358,70 @@ impl CgroupController {
         strict: bool,
         optional: OptionalControllers,
     ) -> Result<Self, CgroupError> {
+        Self::placed(&place(root, None)?, name, strict, optional)
+    }
+
+    /// Like [`with_controllers`](Self::with_controllers), making the
+    /// instance `name` below the parent `placement` names (see [`place`]).
+    pub fn placed(
+        placement: &Placement,
+        name: &str,
+        strict: bool,
+        optional: OptionalControllers,
+    ) -> Result<Self, CgroupError> {
         check_name(name)?;
-        let (version, root) = Self::detect(root)?;
         let policy = files::WritePolicy { strict };
+        let Placement {
+            version,
+            root,
+            parent,
+            given,
+        } = placement;
         let backend = match version {
-            CgroupVersion::V1 => Backend::V1(v1::V1Cgroup::new(&root, name, policy, optional)?),
-            CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::new(&root, name, policy)?),
+            CgroupVersion::V1 => {
+                Backend::V1(v1::V1Cgroup::new(root, parent, name, policy, optional)?)
+            }
+            CgroupVersion::V2 => {
+                Backend::V2(v2::V2Cgroup::new(root, parent, *given, name, policy)?)
+            }
         };
         Ok(Self {
             backend,
             removed: false,
         })
+    }
+
+    /// The instance `name` below the parent `placement` names, when it
+    /// exists in some hierarchy; nothing is created. Meant for removing
+    /// what an earlier keeper left (with [`remove`](Self::remove)).
+    pub fn existing(placement: &Placement, name: &str) -> Result<Option<Self>, CgroupError> {
+        check_name(name)?;
+        let policy = files::WritePolicy { strict: false };
+        let backend = match placement.version {
+            CgroupVersion::V1 => {
+                v1::V1Cgroup::existing(&placement.root, &placement.parent, name, policy)?
+                    .map(Backend::V1)
+            }
+            CgroupVersion::V2 => {
+                v2::V2Cgroup::existing(&placement.root.join(&placement.parent), name, policy)?
+                    .map(Backend::V2)
+            }
+        };
+        Ok(backend.map(|backend| Self {
+            backend,
+            removed: false,
+        }))
+    }
+
+    /// Host pids of every task in this cgroup and the cgroups below it.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut pids = Vec::new();
+        for dir in self.paths() {
+            files::subtree_pids(&dir, &mut pids)?;
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
     }
 
     /// Creates a fresh child cgroup `name` below this one.
@@ -443,6 +619,30 @@ mod tests {
             &[("cpuset.cpus", "0-3\n"), ("cpuset.mems", "0\n")],
         );
         root
+    }
+
+    #[test]
+    fn parents_must_stay_below_the_root_or_be_a_real_v2_cgroup() {
+        let root = fake_v1(None);
+        let placement = place(Some(root.path()), Some(Path::new("isobox/boxes-1"))).unwrap();
+        assert_eq!(placement.version, CgroupVersion::V1);
+        assert_eq!(placement.parent, Path::new("isobox/boxes-1"));
+        assert!(!placement.given);
+        assert_eq!(
+            placement.parent_dirs()[0],
+            root.path().join("memory/isobox/boxes-1")
+        );
+        let default = place(Some(root.path()), None).unwrap();
+        assert_eq!(default.parent, Path::new(DEFAULT_PARENT));
+        for bad in ["isobox/../..", "../x", ""] {
+            let err = place(Some(root.path()), Some(Path::new(bad))).unwrap_err();
+            assert!(matches!(err, CgroupError::Unavailable(_)), "{bad:?}: {err}");
+        }
+        // An absolute parent must be an existing cgroup v2 directory.
+        let err = place(None, Some(&root.path().join("memory"))).unwrap_err();
+        assert!(err.to_string().contains("cgroup v2"), "{err}");
+        let err = place(None, Some(Path::new("/nonexistent/cgroup"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
     }
 
     const V2_FILES: [(&str, &str); 14] = [

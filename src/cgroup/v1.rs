@@ -1,5 +1,6 @@
 //! cgroup v1: one directory per controller hierarchy, all at the same
-//! relative path (`isobox/<name>[/<child>...]`).
+//! relative path (`<parent>/<name>[/<child>...]`, the parent `isobox` or
+//! an installation's own tree below it).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
@@ -20,6 +21,9 @@ struct Hierarchies {
     /// and removed once.
     distinct: Vec<PathBuf>,
 }
+
+/// Every hierarchy isobox may use, by the name it is mounted under.
+pub(super) const CONTROLLERS: [&str; 5] = ["memory", "pids", "cpuacct", "cpu", "cpuset"];
 
 /// Whether `dir` is the top of a v1 hierarchy (or any cgroup directory).
 pub(super) fn is_hierarchy(dir: &Path) -> bool {
@@ -88,21 +92,36 @@ pub(super) struct V1Cgroup {
 }
 
 impl V1Cgroup {
-    /// Creates or reuses `isobox/<name>` in every hierarchy under `root`.
+    /// Creates or reuses `<parent>/<name>` in every hierarchy under
+    /// `root`, creating the levels of `parent` as needed.
     pub(super) fn new(
         root: &Path,
+        parent: &Path,
         name: &str,
         policy: WritePolicy,
         optional: OptionalControllers,
     ) -> Result<Self, CgroupError> {
         let hierarchies = Arc::new(Hierarchies::find(root, optional)?);
-        let cgroup = Self::at(hierarchies, Path::new("isobox").join(name), policy);
+        let cgroup = Self::at(hierarchies, parent.join(name), policy);
         let mut created = Vec::new();
         let outcome = cgroup.create_instance(&mut created);
         if outcome.is_err() {
             files::undo_created(&created);
         }
         outcome.map(|()| cgroup)
+    }
+
+    /// `<parent>/<name>` when it exists in some hierarchy under `root`.
+    pub(super) fn existing(
+        root: &Path,
+        parent: &Path,
+        name: &str,
+        policy: WritePolicy,
+    ) -> Result<Option<Self>, CgroupError> {
+        let hierarchies = Arc::new(Hierarchies::find(root, OptionalControllers::ALL)?);
+        let cgroup = Self::at(hierarchies, parent.join(name), policy);
+        let exists = cgroup.paths().iter().any(|dir| dir.is_dir());
+        Ok(exists.then_some(cgroup))
     }
 
     fn at(hierarchies: Arc<Hierarchies>, relative: PathBuf, policy: WritePolicy) -> Self {
@@ -121,10 +140,13 @@ impl V1Cgroup {
     fn create_instance(&self, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
         let parent = self.relative.parent().unwrap_or(Path::new(""));
         for hierarchy in &self.hierarchies.distinct {
-            // The shared isobox/ directory stays: other instances use it.
-            let shared = hierarchy.join(parent);
-            files::make_dir(&shared)?;
-            self.fill_cpuset(hierarchy, &shared)?;
+            // The parent's levels stay: other instances use them.
+            let mut shared = hierarchy.clone();
+            for level in parent.components() {
+                shared.push(level);
+                files::make_dir(&shared)?;
+                self.fill_cpuset(hierarchy, &shared)?;
+            }
             let dir = hierarchy.join(&self.relative);
             if files::make_dir(&dir)? {
                 created.push(dir.clone());

@@ -71,25 +71,56 @@ pub(super) struct V2Cgroup {
 }
 
 impl V2Cgroup {
-    /// Creates or reuses `<root>/isobox/<name>`, with the available
+    /// Creates or reuses `<root>/<parent>/<name>`, with the available
     /// controllers enabled for its children.
-    pub(super) fn new(root: &Path, name: &str, policy: WritePolicy) -> Result<Self, CgroupError> {
-        let available = controllers(root)?;
+    ///
+    /// The levels of `parent` are created as needed, each handing the
+    /// controllers down, unless `given`: then `parent` is an existing
+    /// cgroup someone delegated, and only it and what is below it are
+    /// written.
+    pub(super) fn new(
+        root: &Path,
+        parent: &Path,
+        given: bool,
+        name: &str,
+        policy: WritePolicy,
+    ) -> Result<Self, CgroupError> {
+        let top = if given {
+            root.join(parent)
+        } else {
+            root.to_path_buf()
+        };
+        let available = controllers(&top)?;
         let enable = WANTED
             .iter()
             .filter(|wanted| available.iter().any(|c| c == *wanted))
             .map(|c| format!("+{c}"))
             .collect::<Vec<_>>()
             .join(" ");
-        let shared = root.join("isobox");
-        let dir = shared.join(name);
-        refuse_keeper_inside(root, Path::new("isobox"))?;
+        let dir = root.join(parent).join(name);
+        // isobox's own tree must not hold the keeper: it enables controllers
+        // at every level and kills instances. In a given parent only the
+        // instance is isobox's (a keeper sitting in the parent itself gets
+        // enable_below's EBUSY explanation).
+        let tree: PathBuf = if given {
+            parent.join(name)
+        } else {
+            parent.components().take(1).collect()
+        };
+        refuse_keeper_inside(root, &tree)?;
 
         let mut created = Vec::new();
         let outcome = (|| {
-            enable_below(policy, root, &enable)?;
-            files::make_dir(&shared)?;
-            enable_below(policy, &shared, &enable)?;
+            enable_below(policy, &top, &enable)?;
+            if !given {
+                // The parent's levels stay: other instances use them.
+                let mut level = root.to_path_buf();
+                for part in parent.components() {
+                    level.push(part);
+                    files::make_dir(&level)?;
+                    enable_below(policy, &level, &enable)?;
+                }
+            }
             if files::make_dir(&dir)? {
                 created.push(dir.clone());
             } else if !files::is_empty(std::slice::from_ref(&dir))? {
@@ -104,6 +135,26 @@ impl V2Cgroup {
             files::undo_created(&created);
         }
         outcome
+    }
+
+    /// `<parent_dir>/<name>` when it exists.
+    pub(super) fn existing(
+        parent_dir: &Path,
+        name: &str,
+        policy: WritePolicy,
+    ) -> Result<Option<Self>, CgroupError> {
+        let dir = parent_dir.join(name);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let enable = controllers(&dir)
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| WANTED.contains(&c.as_str()))
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self::open(dir, enable, policy).map(Some)
     }
 
     fn open(dir: PathBuf, enable: String, policy: WritePolicy) -> Result<Self, CgroupError> {

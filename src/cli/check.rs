@@ -424,7 +424,7 @@ fn strict_run() -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "{PROGRAM} in a strict box (namespaces, jail, seccomp, uid 60000, cgroup): \
+        "{PROGRAM} in a strict box (namespaces, jail, seccomp, a uid of its own, cgroup): \
          {}, {:.3}s wall, {}",
         result.status,
         result.wall_time,

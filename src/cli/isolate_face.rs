@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{self, BoxError, BoxState, BoxesConfig, LockedBox, Quota};
 use isobox::meta::{Meta, Verdict};
-use isobox::{CgroupController, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{IsolateConfig, ProcessExecutor, Stdin};
 
 use super::isolate::{parse, Action, EnvRule, IsolateArgs, USAGE};
 use super::{print_error, EXIT_TROUBLE};
@@ -209,7 +209,7 @@ fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
     match &parsed.action {
         Action::CheckConfig => {
             if parsed.cg {
-                CgroupController::detect(config.cgroup_root.as_deref())?;
+                config.cgroup_placement()?;
             }
             println!(
                 "{}: fine ({} boxes in {}, uids from {})",
@@ -221,8 +221,15 @@ fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
             Ok(0)
         }
         Action::PrintCgRoot => {
-            let (_, root) = CgroupController::detect(config.cgroup_root.as_deref())?;
-            println!("{}", root.display());
+            // isolate 2.x prints the cgroup holding the boxes when one is
+            // configured; otherwise the hierarchy's root, as isolate 1.x.
+            let placement = config.cgroup_placement()?;
+            let shown = if placement.given {
+                placement.root.join(&placement.parent)
+            } else {
+                placement.root
+            };
+            println!("{}", shown.display());
             Ok(0)
         }
         Action::Init => {
@@ -325,7 +332,7 @@ fn run(
         },
     );
     let mut run_config = build_config(parsed, environment);
-    locked.configure(&mut run_config);
+    locked.configure(&mut run_config)?;
     run_config.syscall_flags = parsed.syscalls.unwrap_or(config.syscall_flags);
     let stdin = match parsed.stdin {
         Some(_) => Stdin::Null,

@@ -21,11 +21,6 @@ use serde::Serialize;
 use super::units::{human_size, parse_count, parse_size, parse_time};
 use super::{print_error, EXIT_TROUBLE};
 
-/// User and group id of the program when isobox runs as root: an id no
-/// account on the host should have, so the program owns nothing outside
-/// its box.
-pub const BOX_UID: u32 = isobox::types::DEFAULT_BOX_ID_BASE;
-
 /// Name prefix of throwaway box directories in the temporary directory.
 const BOX_DIR_PREFIX: &str = "isobox-run-";
 
@@ -306,9 +301,7 @@ fn run(args: RunArgs) -> Result<u8> {
     // From here on the box directory exists; every return below drops it,
     // which removes it.
     let box_dir = create_box_dir()?;
-    let config = build_config(&args, box_dir.path(), running_as_root(), |name| {
-        std::env::var_os(name)
-    })?;
+    let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
 
     let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
     let outcome = executor.execute_with_stdin(&args.command, stdin);
@@ -431,22 +424,19 @@ fn create_box_dir() -> Result<BoxDir> {
     Ok(dir)
 }
 
-/// Whether isobox runs with root's effective user id.
-fn running_as_root() -> bool {
-    isobox::jail::sys::is_root()
-}
-
 /// Translates the options into the library's configuration.
 ///
 /// `lookup` reads isobox's own environment; it is a parameter so that the
 /// translation can be tested without touching the real environment.
+///
+/// The program's uid and gid are left to the library: as root it claims
+/// a uid of the run's own, disjoint from isolate's boxes and from every
+/// other live run ([`isobox::types::ONE_SHOT_UIDS`]).
 fn build_config(
     args: &RunArgs,
     box_dir: &Path,
-    as_root: bool,
     lookup: impl Fn(&str) -> Option<OsString>,
 ) -> Result<IsolateConfig> {
-    let box_user = as_root.then_some(BOX_UID);
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
@@ -468,8 +458,8 @@ fn build_config(
         seccomp_policy: args.seccomp_policy.clone(),
         syscall_flags: args.syscalls,
         share_net: args.share_net,
-        uid: box_user,
-        gid: box_user,
+        uid: None,
+        gid: None,
         // With --json the output belongs in the JSON object; otherwise the
         // user watches it as it comes.
         pass_through_output: !args.json,
@@ -640,7 +630,7 @@ mod tests {
 
     fn config(args: &[&str]) -> IsolateConfig {
         let args = parse(args).expect("valid arguments");
-        build_config(&args, Path::new("/tmp/isobox-run-test"), true, |_| None)
+        build_config(&args, Path::new("/tmp/isobox-run-test"), |_| None)
             .expect("valid configuration")
     }
 
@@ -691,8 +681,7 @@ mod tests {
         assert!(config.strict_mode);
         assert!(config.pass_through_output);
         assert_eq!(config.workdir, Path::new("/tmp/isobox-run-test"));
-        assert_eq!(config.uid, Some(BOX_UID));
-        assert_eq!(config.gid, Some(BOX_UID));
+        assert_eq!((config.uid, config.gid), (None, None));
     }
 
     #[test]
@@ -737,9 +726,9 @@ mod tests {
     }
 
     #[test]
-    fn box_user_is_set_only_as_root() {
+    fn the_library_chooses_the_box_user() {
         let args = parse(&["--", "/bin/true"]).unwrap();
-        let config = build_config(&args, Path::new("/tmp/b"), false, |_| None).unwrap();
+        let config = build_config(&args, Path::new("/tmp/b"), |_| None).unwrap();
         assert_eq!((config.uid, config.gid), (None, None));
     }
 

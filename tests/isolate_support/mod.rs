@@ -2,10 +2,10 @@
 //! (box root, lock root, uids) per test, boxes that clean up after
 //! themselves, and meta files read the way judges read them.
 //!
-//! Box ids decide both the uid (`FIRST_UID + id`) and the cgroup
-//! (`isobox/box-<id>`), which are host-wide, so every test owns its own
-//! ids: test files take slots from this table and each slot owns the ten
-//! ids `slot * 10 ..= slot * 10 + 9`.
+//! Box ids decide the uid (`FIRST_UID + id`), which is host-wide (the
+//! cgroup `box-<id>` is in each installation's own subtree), so every test
+//! owns its own ids: test files take slots from this table and each slot
+//! owns the ten ids `slot * 10 ..= slot * 10 + 9`.
 //!
 //! | file                  | slots   |
 //! |-----------------------|---------|
@@ -13,7 +13,9 @@
 //! | `isolate_judge0.rs`   | 10–19   |
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
+//! | `hostile_syscalls_policy.rs` | 57 |
 //! | `hostile_box_walk.rs` | 87–89   |
+//! | `hostile_installations.rs` | 90–99 |
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -162,6 +164,24 @@ impl Isolate {
     }
 }
 
+impl Drop for Isolate {
+    /// Removes the installation's own cgroup directories (isobox keeps
+    /// them for the installation's next boxes); `rmdir` fails on any that
+    /// still holds a box, which is then the box guard's business.
+    fn drop(&mut self) {
+        let Ok(config) = isobox::boxes::BoxesConfig::load(&self.config) else {
+            return;
+        };
+        if let Ok(placement) = config.cgroup_placement() {
+            if !placement.given {
+                for dir in placement.parent_dirs() {
+                    let _ = fs::remove_dir(dir);
+                }
+            }
+        }
+    }
+}
+
 /// An initialized box; dropping it runs `--cleanup` and kills anything of
 /// its uid that is left (a failing test must not leave a box behind).
 pub struct BoxGuard<'a> {
@@ -268,15 +288,7 @@ pub fn assert_box_gone(isolate: &Isolate, id: u32) {
         "{} survived",
         dir.display()
     );
-    let name = format!("box-{id}");
-    let cgroups = [
-        PathBuf::from("/sys/fs/cgroup/isobox").join(&name),
-        PathBuf::from("/sys/fs/cgroup/memory/isobox").join(&name),
-        PathBuf::from("/sys/fs/cgroup/pids/isobox").join(&name),
-        PathBuf::from("/sys/fs/cgroup/cpuacct/isobox").join(&name),
-        PathBuf::from("/sys/fs/cgroup/cpu/isobox").join(&name),
-        PathBuf::from("/sys/fs/cgroup/cpuset/isobox").join(&name),
-    ];
+    let cgroups = box_cgroups(isolate, id);
     let left: Vec<_> = cgroups.iter().filter(|path| path.exists()).collect();
     assert!(left.is_empty(), "cgroups of box {id} survived: {left:?}");
     let mounts = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
@@ -286,6 +298,20 @@ pub fn assert_box_gone(isolate: &Isolate, id: u32) {
         "a mount of box {id} survived"
     );
     crate::common::assert_no_process_of_uid(FIRST_UID + id);
+}
+
+/// Where the cgroup of box `id` of `isolate` is (would be), in every
+/// hierarchy.
+pub fn box_cgroups(isolate: &Isolate, id: u32) -> Vec<PathBuf> {
+    let config = isobox::boxes::BoxesConfig::load(&isolate.config).expect("the test configuration");
+    let placement = config
+        .cgroup_placement()
+        .expect("the installation's cgroup place");
+    placement
+        .parent_dirs()
+        .into_iter()
+        .map(|dir| dir.join(format!("box-{id}")))
+        .collect()
 }
 
 /// A meta file read the way CMS reads it: each line split at its first
