@@ -958,7 +958,8 @@ impl ProcessExecutor {
                 saved: None,
             });
         }
-        let path = std::path::absolute(&self.config.workdir).map_err(failed(&self.config.workdir))?;
+        let path =
+            std::path::absolute(&self.config.workdir).map_err(failed(&self.config.workdir))?;
         let dir = sys::resolve_host_path(&path, open).map_err(failed(&path))?;
         Ok(Workdir {
             created: dir.created,

@@ -444,9 +444,7 @@ fn build_config(
     // `--dir IN=./X` means X in the caller's working directory, as any
     // relative path on a command line does.
     let mut dir_rules = args.dir.clone();
-    let relative = |rule: &DirRule| {
-        matches!(&rule.action, isobox::dirs::DirAction::Bind(source) if source.starts_with("."))
-    };
+    let relative = |rule: &DirRule| matches!(&rule.action, isobox::dirs::DirAction::Bind(source) if source.starts_with("."));
     if dir_rules.iter().any(relative) {
         let cwd = std::env::current_dir().map_err(|error| {
             anyhow!(

@@ -586,13 +586,14 @@ unsafe fn open_entry(dir: RawFd, name: &CString) -> Result<ChildFd, i32> {
 unsafe fn walk(base: RawFd, parts: &[CString], create: bool) -> Result<ChildFd, i32> {
     // SAFETY: system calls on descriptors of ours and live C strings.
     unsafe {
-        let mut current = ChildFd(checked(
-            libc::fcntl(base, libc::F_DUPFD_CLOEXEC, 3) as libc::c_long
-        )? as RawFd);
+        let mut current =
+            ChildFd(checked(libc::fcntl(base, libc::F_DUPFD_CLOEXEC, 3) as libc::c_long)? as RawFd);
         for part in parts {
             // mkdir never follows a link in its last component: a planted
             // link makes it EEXIST, and open_entry then refuses it.
-            if create && libc::mkdirat(current.0, part.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST
+            if create
+                && libc::mkdirat(current.0, part.as_ptr(), 0o755) != 0
+                && errno() != libc::EEXIST
             {
                 return Err(errno());
             }
@@ -636,7 +637,11 @@ unsafe fn open_target(root: RawFd, target: &Target) -> Result<ChildFd, i32> {
                 let created = libc::openat(
                     parent.0,
                     last.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
                     0o644,
                 );
                 if created >= 0 {
@@ -742,7 +747,8 @@ unsafe fn bind(
     // local mount_attr of the size passed.
     unsafe {
         let opened = open_source(dirs.host, source)?;
-        let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+        let mut flags =
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
         if recursive {
             flags |= AT_RECURSIVE;
         }
@@ -816,9 +822,11 @@ unsafe fn mount_fresh(
 ) -> Result<(), i32> {
     // SAFETY: system calls on descriptors of ours and live C strings.
     unsafe {
-        let context = ChildFd(
-            checked(libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC))? as RawFd,
-        );
+        let context = ChildFd(checked(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))? as RawFd);
         for (key, value) in options {
             checked(libc::syscall(
                 libc::SYS_fsconfig,
@@ -928,7 +936,13 @@ unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
                     return Err(errno());
                 }
                 drop(parent);
-                bind(dirs, host, point, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
+                bind(
+                    dirs,
+                    host,
+                    point,
+                    false,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                )
             }
             Step::ReadOnly { target } => make_read_only(dirs.root, target),
         }
@@ -1035,7 +1049,8 @@ mod tests {
             .unwrap();
         let err = MountPlan::new(&[rule], &tmp(), sizes()).unwrap_err();
         assert!(
-            matches!(err, JailError::UnsafeSource { .. }) && err.to_string().contains("symbolic link"),
+            matches!(err, JailError::UnsafeSource { .. })
+                && err.to_string().contains("symbolic link"),
             "{err}"
         );
         let rule: DirRule = format!("/x={}/real", parent.path().display())
@@ -1047,7 +1062,11 @@ mod tests {
     #[test]
     fn fd_paths_are_formatted_without_allocating() {
         let mut buffer = [0u8; 32];
-        for (fd, text) in [(0, "/proc/self/fd/0"), (7, "/proc/self/fd/7"), (1234567, "/proc/self/fd/1234567")] {
+        for (fd, text) in [
+            (0, "/proc/self/fd/0"),
+            (7, "/proc/self/fd/7"),
+            (1234567, "/proc/self/fd/1234567"),
+        ] {
             let pointer = fd_path(fd, &mut buffer);
             // SAFETY: fd_path wrote a NUL-terminated string into `buffer`.
             let written = unsafe { std::ffi::CStr::from_ptr(pointer) };

@@ -418,12 +418,7 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
             continue;
         }
         let dir = &stack.last().expect("the root stays").0;
-        let final_open = last && how.open_last;
-        let flags = if final_open {
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-        } else {
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC
-        };
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mut made = false;
         let entry = match rustix::fs::openat(dir, name.as_os_str(), flags, Mode::empty()) {
             Err(rustix::io::Errno::NOENT) if how.create => {
@@ -440,19 +435,43 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
         };
         let entry = match entry {
             Ok(entry) => entry,
-            Err(rustix::io::Errno::LOOP) if final_open => {
-                return Err(refused(
-                    &walked(&stack, &name),
-                    "is a symbolic link, which root does not follow here",
-                ))
-            }
             Err(err) => {
                 let err = io::Error::from(err);
                 return Err(io::Error::new(
                     err.kind(),
-                    format!("{}: {}", walked(&stack, &name).display(), strerror(err.raw_os_error().unwrap_or(libc::EIO))),
+                    format!(
+                        "{}: {}",
+                        walked(&stack, &name).display(),
+                        strerror(err.raw_os_error().unwrap_or(libc::EIO))
+                    ),
                 ));
             }
+        };
+        // A readable descriptor of the same directory, opened again from
+        // its parent without following a link, for fchown and fchmod.
+        let entry = if last && how.open_last {
+            let reopened = rustix::fs::openat(
+                dir,
+                name.as_os_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            match (rustix::fs::fstat(&entry), reopened) {
+                (Ok(before), Ok(reopened)) => {
+                    let after = rustix::fs::fstat(&reopened)?;
+                    if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino) {
+                        return Err(refused(
+                            &walked(&stack, &name),
+                            "was replaced while being opened",
+                        ));
+                    }
+                    reopened
+                }
+                // A link or a file: reported below from the O_PATH view.
+                _ => entry,
+            }
+        } else {
+            entry
         };
         let stat = rustix::fs::fstat(&entry)?;
         let kind = FileType::from_raw_mode(stat.st_mode);
@@ -490,7 +509,7 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
                 "was replaced while being created",
             ));
         }
-        if !last && kind != FileType::Directory {
+        if (!last || how.open_last) && kind != FileType::Directory {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("{}: not a directory", walked(&stack, &name).display()),
