@@ -171,9 +171,14 @@ pub fn default_rules() -> Vec<DirRule> {
 /// The rules of a box: the defaults (unless turned off; the box itself is
 /// always there), then `extra` in order. A rule for a path already present
 /// replaces it in place; a removal drops it. Relative outside paths
-/// (`./x`) are resolved against the parent of `workdir`, as isolate
-/// resolves them against the box's directory.
-pub fn effective_rules(default_dirs: bool, extra: &[DirRule], workdir: &Path) -> Vec<DirRule> {
+/// (`./x`) are resolved against `relative_base` (isolate resolves them
+/// against the directory holding the box); without one they are refused,
+/// never looked up in some temporary directory.
+pub fn effective_rules(
+    default_dirs: bool,
+    extra: &[DirRule],
+    relative_base: Option<&Path>,
+) -> Result<Vec<DirRule>, DirRuleError> {
     let mut rules = if default_dirs {
         default_rules()
     } else {
@@ -182,11 +187,17 @@ pub fn effective_rules(default_dirs: bool, extra: &[DirRule], workdir: &Path) ->
             .filter(|rule| rule.action == DirAction::WorkDir)
             .collect()
     };
-    let base = workdir.parent().unwrap_or(Path::new("/"));
     for extra_rule in extra {
         let mut extra_rule = extra_rule.clone();
         if let DirAction::Bind(source) = &extra_rule.action {
             if let Ok(relative) = source.strip_prefix(".") {
+                let base = relative_base.ok_or_else(|| DirRuleError {
+                    rule: format!("{}={}", extra_rule.inside.display(), source.display()),
+                    reason: "a relative source needs a working directory given explicitly \
+                             (it is resolved against that directory's parent); \
+                             use an absolute path"
+                        .into(),
+                })?;
                 extra_rule.action = DirAction::Bind(base.join(relative));
             }
         }
@@ -200,7 +211,19 @@ pub fn effective_rules(default_dirs: bool, extra: &[DirRule], workdir: &Path) ->
             (None, _) => rules.push(extra_rule),
         }
     }
-    rules
+    Ok(rules)
+}
+
+/// Makes the relative outside paths (`./x`) of `rules` absolute against
+/// `base` (for a command line: the caller's working directory).
+pub fn anchor_relative_sources(rules: &mut [DirRule], base: &Path) {
+    for rule in rules {
+        if let DirAction::Bind(source) = &rule.action {
+            if let Ok(relative) = source.strip_prefix(".") {
+                rule.action = DirAction::Bind(base.join(relative));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -254,7 +277,7 @@ mod tests {
     #[test]
     fn extra_rules_replace_in_place_and_remove() {
         let extra = [parse("/usr="), parse("/bin=/opt/bin"), parse("/etc")];
-        let rules = effective_rules(true, &extra, Path::new("/var/boxes/3/box"));
+        let rules = effective_rules(true, &extra, Some(Path::new("/var/boxes/3"))).unwrap();
         let insides: Vec<_> = rules.iter().map(|r| r.inside.clone()).collect();
         assert!(!insides.contains(&PathBuf::from("/usr")));
         assert_eq!(insides[1], Path::new("/bin"));
@@ -264,9 +287,20 @@ mod tests {
 
     #[test]
     fn without_defaults_only_the_box_remains() {
-        let rules = effective_rules(false, &[parse("x=./data")], Path::new("/var/boxes/3/box"));
+        let rules =
+            effective_rules(false, &[parse("x=./data")], Some(Path::new("/var/boxes/3"))).unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[0].action, DirAction::WorkDir);
         assert_eq!(rules[1].action, DirAction::Bind("/var/boxes/3/data".into()));
+    }
+
+    #[test]
+    fn relative_sources_without_a_base_are_refused() {
+        let err = effective_rules(true, &[parse("x=./data")], None).unwrap_err();
+        assert!(err.to_string().contains("relative source"), "{err}");
+        let mut rules = vec![parse("x=./data"), parse("/y=/abs")];
+        anchor_relative_sources(&mut rules, Path::new("/home/me"));
+        assert_eq!(rules[0].action, DirAction::Bind("/home/me/data".into()));
+        assert_eq!(rules[1].action, DirAction::Bind("/abs".into()));
     }
 }

@@ -59,9 +59,21 @@ pub struct ProcessExecutor {
     /// The uid of `credentials` when this executor claimed it (held until
     /// the executor is dropped).
     _uid_claim: Option<UidClaim>,
-    created_workdir: bool,
+    /// The working directory, open from the first run on.
+    workdir: Option<Workdir>,
     last_usage: (f64, u64),
     runs: u64,
+}
+
+/// The working directory as the keeper holds it: a descriptor opened
+/// without following links, through which it is changed and restored.
+#[derive(Debug)]
+struct Workdir {
+    dir: sys::HostPath,
+    /// Made by this executor (and so removed by its cleanup).
+    created: bool,
+    /// Owner, group and mode before the run, put back after it.
+    saved: Option<(u32, u32, u32)>,
 }
 
 /// A name no other executor of this host uses at the same time.
@@ -411,7 +423,7 @@ impl ProcessExecutor {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
             credentials,
             _uid_claim: uid_claim,
-            created_workdir: false,
+            workdir: None,
             last_usage: (0.0, 0),
             runs: 0,
         })
@@ -551,7 +563,8 @@ impl ProcessExecutor {
                 self.config.inner_workdir.as_path(),
             )
         } else {
-            (self.config.workdir.as_path(), self.config.workdir.as_path())
+            let workdir = self.workdir_path();
+            (workdir, workdir)
         };
         let stdio_files = [
             self.config.stdin_file.as_deref(),
@@ -903,11 +916,22 @@ impl ProcessExecutor {
         // The box joins the executor's own empty network namespace, or
         // (with share_net) stays in the host's.
         let namespaces = jail::namespaces::BOX_NAMESPACES & !(libc::CLONE_NEWNET as u64);
+        // Relative sources follow isolate: the directory holding the box.
+        // A temporary workdir has no meaningful parent, so there they are
+        // refused rather than looked up in the temporary directory.
+        let base = if self.config.workdir.as_os_str().is_empty() {
+            None
+        } else {
+            std::path::absolute(&self.config.workdir)
+                .ok()
+                .and_then(|path| path.parent().map(Path::to_path_buf))
+        };
         let rules = dirs::effective_rules(
             self.config.default_dirs,
             &self.config.dir_rules,
-            &self.config.workdir,
-        );
+            base.as_deref(),
+        )
+        .map_err(|err| IsolateError::Config(err.to_string()))?;
         // Without a memory cgroup, tmpfs pages and the IPC namespace's pools
         // are memory no rlimit sees: each is kept within the limit.
         let rlimit_memory = jail::ipc::rlimit_only_memory(&self.config, self.cgroup.is_some());
@@ -916,11 +940,17 @@ impl ProcessExecutor {
             tmp: cap(self.config.tmp_size),
             shm: cap(self.config.shm_size),
         };
-        let mounts =
-            MountPlan::new(&rules, &self.config.workdir, sizes).map_err(|err| match err {
-                JailError::MissingSource { .. } => IsolateError::Config(err.to_string()),
-                other => other.into(),
-            })?;
+        let workdir = &self
+            .workdir
+            .as_ref()
+            .expect("the workdir is set up before a run")
+            .dir;
+        let mounts = MountPlan::new(&rules, workdir, sizes).map_err(|err| match err {
+            JailError::MissingSource { .. } | JailError::UnsafeSource { .. } => {
+                IsolateError::Config(err.to_string())
+            }
+            other => other.into(),
+        })?;
         Ok(jail::Isolation {
             namespaces,
             mounts: Some(mounts),
@@ -930,37 +960,111 @@ impl ProcessExecutor {
         })
     }
 
-    /// Creates the working directory (0755) and hands it to the box's user.
-    fn setup_workdir(&mut self) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let workdir = &self.config.workdir;
-        if !workdir.exists() {
-            std::fs::create_dir_all(workdir).map_err(|source| {
-                IsolateError::io(format!("creating {}", workdir.display()), source)
-            })?;
-            self.created_workdir = true;
+    /// The working directory on the host (after the first setup).
+    fn workdir_path(&self) -> &Path {
+        self.workdir
+            .as_ref()
+            .map_or(self.config.workdir.as_path(), |workdir| {
+                workdir.dir.path.as_path()
+            })
+    }
+
+    /// Opens the working directory, creating it when needed: a fresh
+    /// directory with an unpredictable name (`mkdtemp`) when the
+    /// configuration names none, else the configured path, which is
+    /// created if missing and never followed if it is a symbolic link.
+    fn open_workdir(&self) -> Result<Workdir> {
+        let open = sys::Resolve {
+            follow_last: false,
+            create: true,
+            open_last: true,
+        };
+        let failed = |path: &Path| {
+            let context = format!("opening the working directory {}", path.display());
+            move |source| IsolateError::io(context, source)
+        };
+        if self.config.workdir.as_os_str().is_empty() {
+            let parent = std::env::temp_dir();
+            let made = tempfile::Builder::new()
+                .prefix("isobox-")
+                .tempdir_in(&parent)
+                .map_err(failed(&parent))?;
+            let dir = sys::resolve_host_path(made.path(), open).map_err(failed(made.path()))?;
+            // From here on the executor's cleanup removes it.
+            let _ = made.keep();
+            return Ok(Workdir {
+                dir,
+                created: true,
+                saved: None,
+            });
         }
-        std::fs::set_permissions(workdir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|source| IsolateError::io(format!("chmod {}", workdir.display()), source))?;
-        if let Some(credentials) = self.credentials {
-            std::os::unix::fs::chown(workdir, Some(credentials.uid), Some(credentials.gid))
-                .map_err(|source| {
-                    IsolateError::io(format!("chown {}", workdir.display()), source)
-                })?;
+        let path =
+            std::path::absolute(&self.config.workdir).map_err(failed(&self.config.workdir))?;
+        let dir = sys::resolve_host_path(&path, open).map_err(failed(&path))?;
+        Ok(Workdir {
+            created: dir.created,
+            dir,
+            saved: None,
+        })
+    }
+
+    /// Makes the working directory 0755 and hands it to the box's user,
+    /// through its descriptor; [`restore_workdir_owner`] undoes both.
+    ///
+    /// [`restore_workdir_owner`]: Self::restore_workdir_owner
+    fn setup_workdir(&mut self) -> Result<()> {
+        use rustix::fs::{Gid, Mode, Uid};
+        if self.workdir.is_none() {
+            self.workdir = Some(self.open_workdir()?);
+        }
+        let credentials = self.credentials;
+        let workdir = self.workdir.as_mut().expect("opened above");
+        let context = |what: &str| format!("{what} {}", workdir.dir.path.display());
+        let stat = rustix::fs::fstat(&workdir.dir.fd)
+            .map_err(|err| IsolateError::io(context("stat"), err.into()))?;
+        if workdir.created && stat.st_uid != sys::effective_uid() {
+            return Err(IsolateError::Config(format!(
+                "{} was replaced by someone else's directory",
+                workdir.dir.path.display()
+            )));
+        }
+        if workdir.saved.is_none() {
+            workdir.saved = Some((stat.st_uid, stat.st_gid, stat.st_mode & 0o7777));
+        }
+        rustix::fs::fchmod(&workdir.dir.fd, Mode::from_raw_mode(0o755))
+            .map_err(|err| IsolateError::io(context("chmod"), err.into()))?;
+        if let Some(credentials) = credentials {
+            rustix::fs::fchown(
+                &workdir.dir.fd,
+                Some(Uid::from_raw(credentials.uid)),
+                Some(Gid::from_raw(credentials.gid)),
+            )
+            .map_err(|err| IsolateError::io(context("chown"), err.into()))?;
         }
         Ok(())
     }
 
-    /// The box's user owns the working directory only during a run.
-    fn restore_workdir_owner(&self) {
-        if self.credentials.is_some() {
-            let (uid, gid) = current_ids();
-            if let Err(err) = std::os::unix::fs::chown(&self.config.workdir, Some(uid), Some(gid)) {
-                tracing::warn!(
-                    "giving {} back to the keeper failed: {err}",
-                    self.config.workdir.display()
-                );
-            }
+    /// Gives the working directory its owner and mode from before the run
+    /// back, through its descriptor.
+    fn restore_workdir_owner(&mut self) {
+        use rustix::fs::{Gid, Mode, Uid};
+        let Some(workdir) = self.workdir.as_mut() else {
+            return;
+        };
+        let Some((uid, gid, mode)) = workdir.saved.take() else {
+            return;
+        };
+        let restored = rustix::fs::fchown(
+            &workdir.dir.fd,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+        )
+        .and_then(|()| rustix::fs::fchmod(&workdir.dir.fd, Mode::from_raw_mode(mode)));
+        if let Err(err) = restored {
+            tracing::warn!(
+                "giving {} back its owner and mode failed: {err}",
+                workdir.dir.path.display()
+            );
         }
     }
 
@@ -988,12 +1092,11 @@ impl ProcessExecutor {
         if let Some(mut cgroup) = self.cgroup.take() {
             cgroup.remove()?;
         }
-        if std::mem::take(&mut self.created_workdir) {
-            crate::cleanup::remove_tree(&self.config.workdir).map_err(|source| {
-                IsolateError::io(
-                    format!("removing {}", self.config.workdir.display()),
-                    source,
-                )
+        if let Some(workdir) = self.workdir.take().filter(|workdir| workdir.created) {
+            let path = workdir.dir.path;
+            drop(workdir.dir.fd);
+            crate::cleanup::remove_tree(&path).map_err(|source| {
+                IsolateError::io(format!("removing {}", path.display()), source)
             })?;
         }
         Ok(())

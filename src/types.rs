@@ -55,8 +55,14 @@ pub struct IsolateConfig {
     /// Name of this executor's cgroup (`isobox/<instance_id>`); unique per
     /// executor so that concurrent executors never share accounting.
     pub instance_id: String,
-    /// Working directory of the program; created with mode 0755 if missing
-    /// (and then removed again by [`ProcessExecutor::cleanup`]).
+    /// Working directory of the program on the host. Empty (the default):
+    /// a fresh directory with an unpredictable name is made in the
+    /// temporary directory (`mkdtemp`). A path given here is created if
+    /// missing; either way a directory the executor made is removed again
+    /// by [`ProcessExecutor::cleanup`]. The directory is opened without
+    /// following a symbolic link (a link there is an error), is 0755 and
+    /// owned by the box's user during a run, and gets its owner and mode
+    /// back afterwards.
     ///
     /// [`ProcessExecutor::cleanup`]: crate::ProcessExecutor::cleanup
     pub workdir: PathBuf,
@@ -180,7 +186,7 @@ impl Default for IsolateConfig {
     fn default() -> Self {
         let instance_id = crate::executor::unique_instance_id();
         Self {
-            workdir: std::env::temp_dir().join(format!("isobox-{instance_id}")),
+            workdir: PathBuf::new(),
             instance_id,
             strict_mode: false,
             cgroup_root: None,

@@ -437,6 +437,19 @@ fn build_config(
     box_dir: &Path,
     lookup: impl Fn(&str) -> Option<OsString>,
 ) -> Result<IsolateConfig> {
+    // `--dir IN=./X` means X in the caller's working directory, as any
+    // relative path on a command line does.
+    let mut dir_rules = args.dir.clone();
+    let relative = |rule: &DirRule| matches!(&rule.action, isobox::dirs::DirAction::Bind(source) if source.starts_with("."));
+    if dir_rules.iter().any(relative) {
+        let cwd = std::env::current_dir().map_err(|error| {
+            anyhow!(
+                "--dir with a relative source: cannot read the working directory: {}",
+                describe_io_error(&error)
+            )
+        })?;
+        isobox::dirs::anchor_relative_sources(&mut dir_rules, &cwd);
+    }
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
@@ -452,7 +465,7 @@ fn build_config(
         open_files_limit: args.open_files,
         output_limit: args.output_limit,
         environment: build_environment(&args.env, lookup)?,
-        dir_rules: args.dir.clone(),
+        dir_rules,
         default_dirs: !args.no_default_dirs,
         seccomp: !args.no_seccomp,
         seccomp_policy: args.seccomp_policy.clone(),

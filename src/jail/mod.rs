@@ -46,6 +46,15 @@ pub enum JailError {
         /// The missing host path.
         source_path: String,
     },
+    /// A directory rule's source cannot be opened safely: a symbolic link
+    /// where root does not follow one, or another error on the way.
+    #[error("directory rule {rule}: {reason}")]
+    UnsafeSource {
+        /// The inside path of the rule.
+        rule: String,
+        /// What is wrong with the source.
+        reason: String,
+    },
     /// The seccomp policy cannot be built.
     #[error(transparent)]
     Seccomp(#[from] SeccompError),

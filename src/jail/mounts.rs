@@ -5,12 +5,13 @@
 //! every path a C string) before the fork; the proxy only walks the plan.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path};
 
 use crate::dirs::{DirAction, DirRule};
 
-use super::JailError;
+use super::{sys, JailError};
 
 /// Host directory the box root is mounted on. Every box mounts its own
 /// tmpfs there inside its own mount namespace, so one directory serves all.
@@ -49,6 +50,17 @@ const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSPICK_CLOEXEC: libc::c_uint = 1;
+const FSPICK_EMPTY_PATH: libc::c_uint = 8;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSCONFIG_CMD_RECONFIGURE: libc::c_uint = 7;
 
 /// `struct mount_attr` of mount_setattr(2).
 #[repr(C)]
@@ -59,41 +71,68 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// A host file or directory to bind, as the proxy finds it again: the
+/// components of its path with every link already resolved by the keeper
+/// (the proxy follows none), and the device and inode the keeper found
+/// there, so that a file swapped in between is refused.
+#[derive(Debug)]
+struct Source {
+    parts: Vec<CString>,
+    identity: Option<(u64, u64)>,
+}
+
+/// What a mount point must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PointKind {
+    Directory,
+    File,
+}
+
+/// A mount point inside the new root: components below it, created as
+/// needed, none of them a symbolic link.
+#[derive(Debug)]
+struct Target {
+    parts: Vec<CString>,
+    kind: PointKind,
+}
+
 /// One child-side step.
 #[derive(Debug)]
 enum Step {
-    /// A directory; an existing one is fine.
-    Mkdir(CString),
-    /// An empty file to bind a file onto.
-    CreateFile(CString),
     /// Bind `source` at `target` with `attributes` (MOUNT_ATTR_*).
     Bind {
-        source: CString,
-        target: CString,
+        source: Source,
+        target: Target,
         recursive: bool,
         attributes: u64,
     },
-    /// Mount a fresh filesystem.
+    /// Mount a fresh filesystem configured with `options`.
     Mount {
         fstype: CString,
-        target: CString,
-        flags: libc::c_ulong,
-        data: CString,
+        options: Vec<(CString, CString)>,
+        attributes: u64,
+        target: Target,
     },
-    /// A character device usable by everyone (`host` is bound there when
-    /// mknod is refused, as in a user namespace).
+    /// A character device usable by everyone in directory `dir` (the
+    /// host's node `host` is bound there when mknod is refused, as in a user
+    /// namespace).
     Device {
-        path: CString,
+        dir: Vec<CString>,
+        name: CString,
         device: libc::dev_t,
-        host: CString,
+        host: Source,
+        /// Where `host` is bound instead: `dir`/`name`, a file.
+        point: Target,
     },
-    /// A symbolic link at `link` pointing to `target`.
-    Symlink { target: CString, link: CString },
-    /// Make a filesystem read-only once everything below it is in place.
-    RemountReadOnly {
-        target: CString,
-        flags: libc::c_ulong,
+    /// A symbolic link `name` in directory `dir`, pointing to `points_to`.
+    Symlink {
+        dir: Vec<CString>,
+        name: CString,
+        points_to: CString,
     },
+    /// Make the filesystem at `target` read-only once everything below it
+    /// is in place.
+    ReadOnly { target: Vec<CString> },
 }
 
 /// Sizes of the box's private filesystems.
@@ -123,6 +162,17 @@ fn c_text(text: &str) -> Result<CString, JailError> {
     CString::new(text).map_err(|_| JailError::NulByte(text.to_string()))
 }
 
+/// The components of an absolute path without `.` or `..` (directory rules
+/// and resolved host paths have none).
+fn c_parts(path: &Path) -> Result<Vec<CString>, JailError> {
+    path.components()
+        .filter_map(|component| match component {
+            Component::Normal(name) => Some(c_path(Path::new(name))),
+            _ => None,
+        })
+        .collect()
+}
+
 fn bind_attributes(rule: &DirRule) -> u64 {
     let mut attributes = MOUNT_ATTR_NOSUID;
     if !rule.options.rw {
@@ -137,12 +187,31 @@ fn bind_attributes(rule: &DirRule) -> u64 {
     attributes
 }
 
-fn tmpfs_data(bytes: u64, mode: &str) -> String {
-    format!("size={bytes},nr_inodes={TMPFS_INODES},mode={mode}")
+fn tmpfs_options(bytes: u64, mode: &str) -> Vec<(String, String)> {
+    vec![
+        ("size".into(), bytes.to_string()),
+        ("nr_inodes".into(), TMPFS_INODES.to_string()),
+        ("mode".into(), mode.into()),
+    ]
+}
+
+/// A bind source found on the host (see [`sys::resolve_host_path`]).
+fn host_source(path: &Path) -> Result<(Source, bool), std::io::Error> {
+    let found = sys::resolve_host_path(
+        path,
+        sys::Resolve {
+            follow_last: true,
+            ..sys::Resolve::default()
+        },
+    )?;
+    let source = Source {
+        parts: c_parts(&found.path).map_err(|err| std::io::Error::other(err.to_string()))?,
+        identity: Some((found.dev, found.ino)),
+    };
+    Ok((source, found.is_dir))
 }
 
 struct Builder {
-    root: PathBuf,
     steps: Vec<Step>,
     descriptions: Vec<String>,
     /// Read-only remounts, run after every other step.
@@ -155,38 +224,30 @@ impl Builder {
         self.descriptions.push(description);
     }
 
-    fn target(&self, inside: &Path) -> PathBuf {
-        self.root.join(inside.strip_prefix("/").unwrap_or(inside))
-    }
-
-    /// Mount point `inside`, with its parents, as a directory or a file.
-    fn mount_point(&mut self, inside: &Path, is_file: bool) -> Result<PathBuf, JailError> {
-        let mut partial = PathBuf::from("/");
-        let parts: Vec<_> = inside.components().skip(1).collect();
-        for (index, part) in parts.iter().enumerate() {
-            partial.push(part);
-            let target = self.target(&partial);
-            let last = index + 1 == parts.len();
-            let description = format!("creating {}", partial.display());
-            if last && is_file {
-                self.push(Step::CreateFile(c_path(&target)?), description);
-            } else {
-                self.push(Step::Mkdir(c_path(&target)?), description);
-            }
-        }
-        Ok(self.target(inside))
-    }
-
-    fn bind(&mut self, source: &Path, rule: &DirRule, attributes: u64) -> Result<(), JailError> {
-        let target = self.mount_point(&rule.inside, !source.is_dir())?;
+    fn bind(
+        &mut self,
+        source: Source,
+        shown: &Path,
+        is_dir: bool,
+        rule: &DirRule,
+        recursive: bool,
+    ) -> Result<(), JailError> {
+        let kind = if is_dir {
+            PointKind::Directory
+        } else {
+            PointKind::File
+        };
         self.push(
             Step::Bind {
-                source: c_path(source)?,
-                target: c_path(&target)?,
-                recursive: !rule.options.norec,
-                attributes,
+                source,
+                target: Target {
+                    parts: c_parts(&rule.inside)?,
+                    kind,
+                },
+                recursive,
+                attributes: bind_attributes(rule),
             },
-            format!("binding {} at {}", source.display(), rule.inside.display()),
+            format!("binding {} at {}", shown.display(), rule.inside.display()),
         );
         Ok(())
     }
@@ -195,37 +256,56 @@ impl Builder {
         &mut self,
         inside: &Path,
         fstype: &str,
-        flags: libc::c_ulong,
-        data: &str,
-    ) -> Result<PathBuf, JailError> {
-        let target = self.mount_point(inside, false)?;
+        attributes: u64,
+        options: &[(String, String)],
+    ) -> Result<(), JailError> {
+        let options = options
+            .iter()
+            .map(|(key, value)| Ok((c_text(key)?, c_text(value)?)))
+            .collect::<Result<Vec<_>, JailError>>()?;
         self.push(
             Step::Mount {
                 fstype: c_text(fstype)?,
-                target: c_path(&target)?,
-                flags,
-                data: c_text(data)?,
+                options,
+                attributes,
+                target: Target {
+                    parts: c_parts(inside)?,
+                    kind: PointKind::Directory,
+                },
             },
             format!("mounting {fstype} at {}", inside.display()),
         );
-        Ok(target)
+        Ok(())
     }
 
     fn devices(&mut self, rule: &DirRule, sizes: TmpfsSizes) -> Result<(), JailError> {
-        let dev = self.mount(
-            &rule.inside,
+        let dev = &rule.inside;
+        self.mount(
+            dev,
             "tmpfs",
-            libc::MS_NOSUID | libc::MS_NOEXEC,
-            "size=64k,nr_inodes=64,mode=755",
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            &[
+                ("size".into(), "64k".into()),
+                ("nr_inodes".into(), "64".into()),
+                ("mode".into(), "755".into()),
+            ],
         )?;
         for (name, major, minor) in DEVICES {
             // One mknod is far cheaper than a bind mount and its attributes;
             // the host's node is bound only where mknod is not allowed.
             self.push(
                 Step::Device {
-                    path: c_path(&dev.join(name))?,
+                    dir: c_parts(dev)?,
+                    name: c_text(name)?,
                     device: libc::makedev(major, minor),
-                    host: c_path(&Path::new("/dev").join(name))?,
+                    host: Source {
+                        parts: vec![c_text("dev")?, c_text(name)?],
+                        identity: None,
+                    },
+                    point: Target {
+                        parts: c_parts(&dev.join(name))?,
+                        kind: PointKind::File,
+                    },
                 },
                 format!("creating /dev/{name}"),
             );
@@ -233,24 +313,24 @@ impl Builder {
         for (name, points_to) in DEVICE_LINKS {
             self.push(
                 Step::Symlink {
-                    target: c_text(points_to)?,
-                    link: c_path(&dev.join(name))?,
+                    dir: c_parts(dev)?,
+                    name: c_text(name)?,
+                    points_to: c_text(points_to)?,
                 },
                 format!("linking /dev/{name}"),
             );
         }
         self.mount(
-            &rule.inside.join("shm"),
+            &dev.join("shm"),
             "tmpfs",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            &tmpfs_data(sizes.shm, "1777"),
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            &tmpfs_options(sizes.shm, "1777"),
         )?;
         self.finally.push((
-            Step::RemountReadOnly {
-                target: c_path(&dev)?,
-                flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+            Step::ReadOnly {
+                target: c_parts(dev)?,
             },
-            format!("making {} read-only", rule.inside.display()),
+            format!("making {} read-only", dev.display()),
         ));
         Ok(())
     }
@@ -258,15 +338,23 @@ impl Builder {
 
 impl MountPlan {
     /// Plans the box's filesystem from `rules` (already merged with the
-    /// defaults). `workdir` is the host directory behind [`DirAction::WorkDir`].
-    /// A bind whose source is missing is an error unless the rule says
-    /// `maybe`, in which case it is skipped.
-    pub fn new(rules: &[DirRule], workdir: &Path, sizes: TmpfsSizes) -> Result<Self, JailError> {
+    /// defaults). `workdir` is the host directory behind
+    /// [`DirAction::WorkDir`], as the keeper opened it.
+    ///
+    /// Every bind source is looked up on the host now, following only
+    /// links that root's own directories hold (see
+    /// [`sys::resolve_host_path`]); the proxy finds the same file again
+    /// without following any link. A bind whose source is missing is an
+    /// error unless the rule says `maybe`, in which case it is skipped.
+    pub fn new(
+        rules: &[DirRule],
+        workdir: &sys::HostPath,
+        sizes: TmpfsSizes,
+    ) -> Result<Self, JailError> {
         let mut rules: Vec<&DirRule> = rules.iter().collect();
         // Parents before children, otherwise keeping the rules' order.
         rules.sort_by_key(|rule| rule.inside.components().count());
         let mut builder = Builder {
-            root: PathBuf::from(NEW_ROOT),
             steps: Vec::new(),
             descriptions: Vec::new(),
             finally: Vec::new(),
@@ -275,67 +363,77 @@ impl MountPlan {
             match &rule.action {
                 DirAction::Remove => {}
                 DirAction::WorkDir => {
-                    let attributes = bind_attributes(rule);
-                    let norec = DirRule {
-                        options: crate::dirs::DirOptions {
-                            norec: true,
-                            ..rule.options
-                        },
-                        ..rule.clone()
+                    let source = Source {
+                        parts: c_parts(&workdir.path)?,
+                        identity: Some((workdir.dev, workdir.ino)),
                     };
-                    builder.bind(workdir, &norec, attributes)?;
+                    builder.bind(source, &workdir.path, true, rule, false)?;
                 }
-                DirAction::Bind(source) => {
-                    if !source.exists() {
-                        if rule.options.maybe {
-                            continue;
+                DirAction::Bind(path) => {
+                    let (source, is_dir) = match host_source(path) {
+                        Ok(found) => found,
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                            if rule.options.maybe {
+                                continue;
+                            }
+                            return Err(JailError::MissingSource {
+                                rule: rule.inside.display().to_string(),
+                                source_path: path.display().to_string(),
+                            });
                         }
-                        return Err(JailError::MissingSource {
-                            rule: rule.inside.display().to_string(),
-                            source_path: source.display().to_string(),
-                        });
-                    }
-                    builder.bind(source, rule, bind_attributes(rule))?;
+                        Err(err) => {
+                            return Err(JailError::UnsafeSource {
+                                rule: rule.inside.display().to_string(),
+                                reason: err.to_string(),
+                            })
+                        }
+                    };
+                    builder.bind(source, path, is_dir, rule, !rule.options.norec)?;
                 }
                 DirAction::Filesystem(fstype) => {
-                    let mut flags = libc::MS_NOSUID;
+                    let mut attributes = MOUNT_ATTR_NOSUID;
                     if !rule.options.rw {
-                        flags |= libc::MS_RDONLY;
+                        attributes |= MOUNT_ATTR_RDONLY;
                     }
                     if !rule.options.dev {
-                        flags |= libc::MS_NODEV;
+                        attributes |= MOUNT_ATTR_NODEV;
                     }
                     if rule.options.noexec || fstype == "proc" {
-                        flags |= libc::MS_NOEXEC;
+                        attributes |= MOUNT_ATTR_NOEXEC;
                     }
                     // Other users' processes (the proxy runs as root) stay
                     // invisible to the program.
-                    let data = if fstype == "proc" { "hidepid=2" } else { "" };
-                    builder.mount(&rule.inside, fstype, flags, data)?;
+                    let options = if fstype == "proc" {
+                        vec![("hidepid".to_string(), "2".to_string())]
+                    } else {
+                        Vec::new()
+                    };
+                    builder.mount(&rule.inside, fstype, attributes, &options)?;
                 }
                 DirAction::Tmp => {
-                    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+                    let mut attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
                     if rule.options.noexec {
-                        flags |= libc::MS_NOEXEC;
+                        attributes |= MOUNT_ATTR_NOEXEC;
                     }
-                    builder.mount(&rule.inside, "tmpfs", flags, &tmpfs_data(sizes.tmp, "1777"))?;
+                    builder.mount(
+                        &rule.inside,
+                        "tmpfs",
+                        attributes,
+                        &tmpfs_options(sizes.tmp, "1777"),
+                    )?;
                 }
                 DirAction::Devices => builder.devices(rule, sizes)?,
             }
         }
-        let root = c_path(&builder.root)?;
         builder.finally.push((
-            Step::RemountReadOnly {
-                target: root.clone(),
-                flags: libc::MS_NOSUID | libc::MS_NODEV,
-            },
+            Step::ReadOnly { target: Vec::new() },
             "making / read-only".into(),
         ));
         for (step, description) in std::mem::take(&mut builder.finally) {
             builder.push(step, description);
         }
         Ok(Self {
-            root,
+            root: c_path(Path::new(NEW_ROOT))?,
             steps: builder.steps,
             descriptions: builder.descriptions,
         })
@@ -356,14 +454,10 @@ impl MountPlan {
     /// # Safety
     /// Only async-signal-safe calls; call in a fresh, private mount namespace.
     pub(crate) unsafe fn enter(&self) -> Result<(), (u32, i32)> {
-        let errno = || {
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO)
-        };
         let pivot_step = self.steps.len() as u32;
         // SAFETY (whole block): system calls on C strings prepared before
-        // the fork; nothing allocates.
+        // the fork and on descriptors this function opens and closes;
+        // nothing allocates.
         unsafe {
             if libc::mount(
                 c"isobox".as_ptr(),
@@ -375,11 +469,31 @@ impl MountPlan {
             {
                 return Err((pivot_step, errno()));
             }
+            // Opened after the mount: the fresh tmpfs, not the directory
+            // under it. NEW_ROOT is root's own, outside anything a box writes.
+            let root = libc::open(
+                self.root.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            );
+            let host = libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if root < 0 || host < 0 {
+                return Err((pivot_step, errno()));
+            }
+            // Modes are given exactly; the proxy's umask must not narrow
+            // the device nodes.
+            let umask = libc::umask(0);
+            let dirs = Dirs { root, host };
             for (index, step) in self.steps.iter().enumerate() {
-                if !run_step(step) {
-                    return Err((index as u32, errno()));
+                if let Err(errno) = run_step(step, dirs) {
+                    return Err((index as u32, errno));
                 }
             }
+            libc::umask(umask);
+            libc::close(root);
+            libc::close(host);
             // pivot_root(".", ".") stacks the old root under the new one at
             // the same place; detaching it leaves only the new root.
             if libc::chdir(self.root.as_ptr()) != 0
@@ -394,149 +508,444 @@ impl MountPlan {
     }
 }
 
-/// Runs one step; false with errno set on failure.
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// The directories the child-side walks start from.
+#[derive(Clone, Copy)]
+struct Dirs {
+    /// The new root (its tmpfs).
+    root: RawFd,
+    /// The host's root, still the proxy's `/` before the pivot.
+    host: RawFd,
+}
+
+/// A descriptor the child opened, closed when dropped (`close` is
+/// async-signal-safe and dropping allocates nothing).
+struct ChildFd(RawFd);
+
+impl Drop for ChildFd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor was opened by this child and is closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `Ok(value)` for a non-negative return, else errno.
+fn checked(ret: libc::c_long) -> Result<libc::c_long, i32> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The type bits of what `fd` refers to.
 ///
 /// # Safety
 /// Only async-signal-safe calls.
-unsafe fn run_step(step: &Step) -> bool {
-    // SAFETY (whole block): every pointer comes from a live CString or a
-    // local value; the calls are plain system calls.
+unsafe fn file_type(fd: RawFd) -> Result<(libc::mode_t, libc::stat), i32> {
+    // SAFETY: `stat` is plain data, written by fstat.
     unsafe {
-        match step {
-            Step::Mkdir(path) => {
-                libc::mkdir(path.as_ptr(), 0o755) == 0 || *libc::__errno_location() == libc::EEXIST
+        let mut stat: libc::stat = std::mem::zeroed();
+        checked(libc::fstat(fd, &mut stat) as libc::c_long)?;
+        Ok((stat.st_mode & libc::S_IFMT, stat))
+    }
+}
+
+/// Opens entry `name` of directory `dir` as an `O_PATH` descriptor without
+/// following a symbolic link: a link is `ELOOP`.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn open_entry(dir: RawFd, name: &CString) -> Result<ChildFd, i32> {
+    // SAFETY: a live C string and a descriptor of ours.
+    unsafe {
+        let fd = checked(libc::openat(
+            dir,
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        ) as libc::c_long)?;
+        let fd = ChildFd(fd as RawFd);
+        if file_type(fd.0)?.0 == libc::S_IFLNK {
+            return Err(libc::ELOOP);
+        }
+        Ok(fd)
+    }
+}
+
+/// Walks `parts` down from `base` following no symbolic link; with
+/// `create`, missing directories are made (0755). Every component must be a
+/// directory.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn walk(base: RawFd, parts: &[CString], create: bool) -> Result<ChildFd, i32> {
+    // SAFETY: system calls on descriptors of ours and live C strings.
+    unsafe {
+        let mut current =
+            ChildFd(checked(libc::fcntl(base, libc::F_DUPFD_CLOEXEC, 3) as libc::c_long)? as RawFd);
+        for part in parts {
+            // mkdir never follows a link in its last component: a planted
+            // link makes it EEXIST, and open_entry then refuses it.
+            if create
+                && libc::mkdirat(current.0, part.as_ptr(), 0o755) != 0
+                && errno() != libc::EEXIST
+            {
+                return Err(errno());
             }
-            Step::CreateFile(path) => {
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            let next = open_entry(current.0, part)?;
+            if file_type(next.0)?.0 != libc::S_IFDIR {
+                return Err(libc::ENOTDIR);
+            }
+            current = next;
+        }
+        Ok(current)
+    }
+}
+
+/// Opens (creating it when missing) the mount point `target` below the new
+/// root. A symbolic link anywhere on the way, or a mount point of the wrong
+/// type, is an error: nothing is created or mounted outside the root.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn open_target(root: RawFd, target: &Target) -> Result<ChildFd, i32> {
+    let Some((last, parents)) = target.parts.split_last() else {
+        return Err(libc::EINVAL);
+    };
+    // SAFETY: system calls on descriptors of ours and live C strings.
+    unsafe {
+        let parent = walk(root, parents, true)?;
+        match target.kind {
+            PointKind::Directory => {
+                if libc::mkdirat(parent.0, last.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
+                    return Err(errno());
+                }
+                let fd = open_entry(parent.0, last)?;
+                if file_type(fd.0)?.0 != libc::S_IFDIR {
+                    return Err(libc::ENOTDIR);
+                }
+                Ok(fd)
+            }
+            PointKind::File => {
+                // O_EXCL: an existing entry, a link above all, is never
+                // opened through this call.
+                let created = libc::openat(
+                    parent.0,
+                    last.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
                     0o644,
                 );
-                fd >= 0 && libc::close(fd) == 0
-            }
-            Step::Bind {
-                source,
-                target,
-                recursive,
-                attributes,
-            } => {
-                let mut flags = libc::MS_BIND;
-                if *recursive {
-                    flags |= libc::MS_REC;
+                if created >= 0 {
+                    return Ok(ChildFd(created));
                 }
-                if libc::mount(
-                    source.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    flags,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return false;
+                if errno() != libc::EEXIST {
+                    return Err(errno());
                 }
-                set_attributes(target, *recursive, *attributes)
-            }
-            Step::Mount {
-                fstype,
-                target,
-                flags,
-                data,
-            } => {
-                libc::mount(
-                    fstype.as_ptr(),
-                    target.as_ptr(),
-                    fstype.as_ptr(),
-                    *flags,
-                    data.as_ptr().cast(),
-                ) == 0
-            }
-            Step::Symlink { target, link } => libc::symlink(target.as_ptr(), link.as_ptr()) == 0,
-            Step::Device { path, device, host } => {
-                // The proxy's umask would narrow the mode: chmod sets it exactly.
-                if libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, *device) == 0 {
-                    return libc::chmod(path.as_ptr(), 0o666) == 0;
+                let fd = open_entry(parent.0, last)?;
+                if file_type(fd.0)?.0 != libc::S_IFREG {
+                    return Err(libc::EEXIST);
                 }
-                if *libc::__errno_location() != libc::EPERM {
-                    return false;
-                }
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o666,
-                );
-                fd >= 0
-                    && libc::close(fd) == 0
-                    && libc::mount(
-                        host.as_ptr(),
-                        path.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND,
-                        std::ptr::null(),
-                    ) == 0
-                    && set_attributes(path, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
-            }
-            Step::RemountReadOnly { target, flags } => {
-                libc::mount(
-                    std::ptr::null(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REMOUNT | libc::MS_RDONLY | *flags,
-                    std::ptr::null(),
-                ) == 0
+                Ok(fd)
             }
         }
     }
 }
 
-/// Applies mount attributes to a bind, to every mount below it when
-/// `recursive` (mount_setattr, Linux 5.12); older kernels get a remount of
-/// the top mount only.
+/// Finds bind source `source` again from the host's root, following no
+/// link, and checks it is the file the keeper found.
 ///
 /// # Safety
 /// Only async-signal-safe calls.
-unsafe fn set_attributes(target: &CString, recursive: bool, attributes: u64) -> bool {
-    let attr = MountAttr {
-        attr_set: attributes,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+unsafe fn open_source(host: RawFd, source: &Source) -> Result<ChildFd, i32> {
+    let Some((last, parents)) = source.parts.split_last() else {
+        // The host's root itself.
+        // SAFETY: duplicating a descriptor of ours.
+        return unsafe {
+            checked(libc::fcntl(host, libc::F_DUPFD_CLOEXEC, 3) as libc::c_long)
+                .map(|fd| ChildFd(fd as RawFd))
+        };
     };
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: `attr` is a valid mount_attr of the size passed; `target` is a
-    // live C string.
+    // SAFETY: as above.
     unsafe {
-        let ret = libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        );
-        if ret == 0 {
-            return true;
-        }
-        if *libc::__errno_location() != libc::ENOSYS {
-            return false;
-        }
-        let mut remount = libc::MS_REMOUNT | libc::MS_BIND;
-        for (attribute, flag) in [
-            (MOUNT_ATTR_RDONLY, libc::MS_RDONLY),
-            (MOUNT_ATTR_NOSUID, libc::MS_NOSUID),
-            (MOUNT_ATTR_NODEV, libc::MS_NODEV),
-            (MOUNT_ATTR_NOEXEC, libc::MS_NOEXEC),
-        ] {
-            if attributes & attribute != 0 {
-                remount |= flag;
+        let parent = walk(host, parents, false)?;
+        let fd = open_entry(parent.0, last)?;
+        if let Some((dev, ino)) = source.identity {
+            let (_, stat) = file_type(fd.0)?;
+            if stat.st_dev != dev || stat.st_ino != ino {
+                return Err(libc::ESTALE);
             }
         }
-        libc::mount(
-            std::ptr::null(),
-            target.as_ptr(),
-            std::ptr::null(),
-            remount,
-            std::ptr::null(),
-        ) == 0
+        Ok(fd)
+    }
+}
+
+/// `/proc/self/fd/N` of `fd` in `buffer`, NUL-terminated, without
+/// allocating.
+fn fd_path(fd: RawFd, buffer: &mut [u8; 32]) -> *const libc::c_char {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut count = 0;
+    let mut value = fd.max(0) as u32;
+    loop {
+        digits[count] = b'0' + (value % 10) as u8;
+        count += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for (index, digit) in digits[..count].iter().rev().enumerate() {
+        buffer[PREFIX.len() + index] = *digit;
+    }
+    buffer[PREFIX.len() + count] = 0;
+    buffer.as_ptr().cast()
+}
+
+/// Attaches the detached mount `mount` onto the mount point `target`.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn attach(mount: &ChildFd, target: &ChildFd) -> Result<(), i32> {
+    // SAFETY: empty paths with *_EMPTY_PATH name the descriptors themselves.
+    unsafe {
+        checked(libc::syscall(
+            libc::SYS_move_mount,
+            mount.0,
+            c"".as_ptr(),
+            target.0,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        ))
+        .map(drop)
+    }
+}
+
+/// Binds `source` (found again from `host`) onto `target`: a detached copy
+/// of the source gets its attributes first and is then attached to the
+/// mount point's descriptor, so no path is looked up twice.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn bind(
+    dirs: Dirs,
+    source: &Source,
+    target: &Target,
+    recursive: bool,
+    attributes: u64,
+) -> Result<(), i32> {
+    // SAFETY: system calls on descriptors of ours, live C strings and a
+    // local mount_attr of the size passed.
+    unsafe {
+        let opened = open_source(dirs.host, source)?;
+        let mut flags =
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+        if recursive {
+            flags |= AT_RECURSIVE;
+        }
+        let tree = ChildFd(checked(libc::syscall(
+            libc::SYS_open_tree,
+            opened.0,
+            c"".as_ptr(),
+            flags,
+        ))? as RawFd);
+        drop(opened);
+        let attr = MountAttr {
+            attr_set: attributes,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let mut setattr_flags = libc::AT_EMPTY_PATH as libc::c_uint;
+        if recursive {
+            setattr_flags |= AT_RECURSIVE;
+        }
+        let set_early = libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.0,
+            c"".as_ptr(),
+            setattr_flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) == 0;
+        if !set_early && errno() != libc::ENOSYS {
+            return Err(errno());
+        }
+        let point = open_target(dirs.root, target)?;
+        attach(&tree, &point)?;
+        if !set_early {
+            // Before Linux 5.12: a remount of the top mount, now attached,
+            // named through its descriptor.
+            let mut remount = libc::MS_REMOUNT | libc::MS_BIND;
+            for (attribute, flag) in [
+                (MOUNT_ATTR_RDONLY, libc::MS_RDONLY),
+                (MOUNT_ATTR_NOSUID, libc::MS_NOSUID),
+                (MOUNT_ATTR_NODEV, libc::MS_NODEV),
+                (MOUNT_ATTR_NOEXEC, libc::MS_NOEXEC),
+            ] {
+                if attributes & attribute != 0 {
+                    remount |= flag;
+                }
+            }
+            let mut buffer = [0u8; 32];
+            checked(libc::mount(
+                std::ptr::null(),
+                fd_path(tree.0, &mut buffer),
+                std::ptr::null(),
+                remount,
+                std::ptr::null(),
+            ) as libc::c_long)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mounts a fresh `fstype` configured with `options` onto `target`.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn mount_fresh(
+    root: RawFd,
+    fstype: &CString,
+    options: &[(CString, CString)],
+    attributes: u64,
+    target: &Target,
+) -> Result<(), i32> {
+    // SAFETY: system calls on descriptors of ours and live C strings.
+    unsafe {
+        let context = ChildFd(checked(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))? as RawFd);
+        for (key, value) in options {
+            checked(libc::syscall(
+                libc::SYS_fsconfig,
+                context.0,
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            ))?;
+        }
+        checked(libc::syscall(
+            libc::SYS_fsconfig,
+            context.0,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ))?;
+        let mount = ChildFd(checked(libc::syscall(
+            libc::SYS_fsmount,
+            context.0,
+            FSMOUNT_CLOEXEC,
+            attributes as libc::c_uint,
+        ))? as RawFd);
+        let point = open_target(root, target)?;
+        attach(&mount, &point)
+    }
+}
+
+/// Makes the filesystem mounted at `target` read-only (its superblock, as
+/// a remount would).
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn make_read_only(root: RawFd, target: &[CString]) -> Result<(), i32> {
+    // SAFETY: system calls on descriptors of ours and static C strings.
+    unsafe {
+        let fd = walk(root, target, false)?;
+        let picked = ChildFd(checked(libc::syscall(
+            libc::SYS_fspick,
+            fd.0,
+            c"".as_ptr(),
+            FSPICK_EMPTY_PATH | FSPICK_CLOEXEC,
+        ))? as RawFd);
+        checked(libc::syscall(
+            libc::SYS_fsconfig,
+            picked.0,
+            FSCONFIG_SET_FLAG,
+            c"ro".as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ))?;
+        checked(libc::syscall(
+            libc::SYS_fsconfig,
+            picked.0,
+            FSCONFIG_CMD_RECONFIGURE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ))
+        .map(drop)
+    }
+}
+
+/// Runs one step; errno on failure.
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
+    // SAFETY (whole block): every pointer comes from a live CString or a
+    // local value; the calls are plain system calls.
+    unsafe {
+        match step {
+            Step::Bind {
+                source,
+                target,
+                recursive,
+                attributes,
+            } => bind(dirs, source, target, *recursive, *attributes),
+            Step::Mount {
+                fstype,
+                options,
+                attributes,
+                target,
+            } => mount_fresh(dirs.root, fstype, options, *attributes, target),
+            Step::Symlink {
+                dir,
+                name,
+                points_to,
+            } => {
+                let dir = walk(dirs.root, dir, false)?;
+                checked(libc::symlinkat(points_to.as_ptr(), dir.0, name.as_ptr()) as libc::c_long)
+                    .map(drop)
+            }
+            Step::Device {
+                dir,
+                name,
+                device,
+                host,
+                point,
+            } => {
+                let parent = walk(dirs.root, dir, false)?;
+                if libc::mknodat(parent.0, name.as_ptr(), libc::S_IFCHR | 0o666, *device) == 0 {
+                    return Ok(());
+                }
+                if errno() != libc::EPERM {
+                    return Err(errno());
+                }
+                drop(parent);
+                bind(
+                    dirs,
+                    host,
+                    point,
+                    false,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                )
+            }
+            Step::ReadOnly { target } => make_read_only(dirs.root, target),
+        }
     }
 }
 
@@ -577,10 +986,14 @@ mod tests {
         }
     }
 
+    fn tmp() -> sys::HostPath {
+        sys::resolve_host_path(Path::new("/tmp"), sys::Resolve::default()).unwrap()
+    }
+
     #[test]
     fn default_plan_binds_the_system_and_ends_read_only() {
-        let rules = effective_rules(true, &[], Path::new("/var/box"));
-        let plan = MountPlan::new(&rules, Path::new("/tmp"), sizes()).unwrap();
+        let rules = effective_rules(true, &[], None).unwrap();
+        let plan = MountPlan::new(&rules, &tmp(), sizes()).unwrap();
         let text = plan.descriptions.join("\n");
         for expected in [
             "binding /tmp at /box",
@@ -599,10 +1012,10 @@ mod tests {
     #[test]
     fn missing_source_is_an_error_unless_maybe() {
         let missing: DirRule = "/data=/nonexistent/data".parse().unwrap();
-        let err = MountPlan::new(&[missing], Path::new("/tmp"), sizes()).unwrap_err();
+        let err = MountPlan::new(&[missing], &tmp(), sizes()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/data"), "{err}");
         let maybe: DirRule = "/data=/nonexistent/data:maybe".parse().unwrap();
-        let plan = MountPlan::new(&[maybe], Path::new("/tmp"), sizes()).unwrap();
+        let plan = MountPlan::new(&[maybe], &tmp(), sizes()).unwrap();
         assert!(!plan.descriptions.join("\n").contains("/data"));
     }
 
@@ -612,10 +1025,52 @@ mod tests {
             .iter()
             .map(|r| r.parse().unwrap())
             .collect();
-        let plan = MountPlan::new(&rules, Path::new("/tmp"), sizes()).unwrap();
+        let plan = MountPlan::new(&rules, &tmp(), sizes()).unwrap();
         let text = plan.descriptions.join("\n");
         let parent = text.find("at /etc\n").unwrap();
         let child = text.find("at /etc/alternatives").unwrap();
         assert!(parent < child, "{text}");
+    }
+
+    #[test]
+    fn a_source_through_a_link_others_can_write_is_refused() {
+        // The world-writable (sticky) temporary directory stands in for a
+        // writable bind: a link there is not followed, a real directory is.
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            parent.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc", parent.path().join("link")).unwrap();
+        std::fs::create_dir(parent.path().join("real")).unwrap();
+        let rule: DirRule = format!("/x={}/link/ssl", parent.path().display())
+            .parse()
+            .unwrap();
+        let err = MountPlan::new(&[rule], &tmp(), sizes()).unwrap_err();
+        assert!(
+            matches!(err, JailError::UnsafeSource { .. })
+                && err.to_string().contains("symbolic link"),
+            "{err}"
+        );
+        let rule: DirRule = format!("/x={}/real", parent.path().display())
+            .parse()
+            .unwrap();
+        MountPlan::new(&[rule], &tmp(), sizes()).unwrap();
+    }
+
+    #[test]
+    fn fd_paths_are_formatted_without_allocating() {
+        let mut buffer = [0u8; 32];
+        for (fd, text) in [
+            (0, "/proc/self/fd/0"),
+            (7, "/proc/self/fd/7"),
+            (1234567, "/proc/self/fd/1234567"),
+        ] {
+            let pointer = fd_path(fd, &mut buffer);
+            // SAFETY: fd_path wrote a NUL-terminated string into `buffer`.
+            let written = unsafe { std::ffi::CStr::from_ptr(pointer) };
+            assert_eq!(written.to_str().unwrap(), text);
+        }
     }
 }

@@ -236,7 +236,8 @@ pub fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|word| word.to_string()).collect()
 }
 
-/// A fresh box: its own workdir (0755, owned by the box uid), its own uid,
+/// A fresh box: its own workdir (0755, owned by the keeper, which the
+/// executor hands to the box uid for each run and takes back), its own uid,
 /// strict mode, and limits always set so a hostile program cannot hurt the
 /// host even when a limit under test is broken.
 pub struct TestBox {
@@ -268,7 +269,6 @@ impl TestBox {
             .expect("creating the workdir");
         fs::set_permissions(workdir.path(), fs::Permissions::from_mode(0o755))
             .expect("chmod workdir");
-        std::os::unix::fs::chown(workdir.path(), Some(uid), Some(uid)).expect("chown workdir");
         let config = IsolateConfig {
             workdir: workdir.path().to_path_buf(),
             strict_mode: true,

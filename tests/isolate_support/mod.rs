@@ -14,6 +14,7 @@
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
 //! | `hostile_syscalls_policy.rs` | 57 |
+//! | `hostile_mount_points.rs` | 80  |
 //! | `hostile_box_walk.rs` | 87–89   |
 //! | `hostile_installations.rs` | 90–99 |
 
