@@ -43,6 +43,8 @@ pub enum Stage {
     Seccomp,
     /// Joining the box's network namespace.
     Network,
+    /// Starting the box's own session.
+    Session,
 }
 
 impl Stage {
@@ -62,6 +64,7 @@ impl Stage {
             12 => Self::Capabilities,
             13 => Self::Seccomp,
             14 => Self::Network,
+            15 => Self::Session,
             _ => return None,
         })
     }
@@ -83,6 +86,7 @@ impl Stage {
             Self::Capabilities => "dropping capabilities",
             Self::Seccomp => "installing the seccomp filter",
             Self::Network => "joining the network namespace",
+            Self::Session => "starting a new session",
         }
     }
 }
