@@ -310,33 +310,32 @@ fn rlimits_are_set_not_inherited() {
 /// Attack (without cgroups): a parent forks three workers that burn 0.6 s
 /// of CPU each and exits while they pause, so nobody in the box waits for
 /// them. Under a 1 s limit the run used 1.8 s: a time limit, and the CPU
-/// time says so. The workers are gone afterwards.
+/// time says so. The workers are gone afterwards. With a PID namespace the
+/// proxy kills them as pid 1; without one, as their subreaper.
 #[test]
 fn orphans_cannot_hide_cpu_time_without_cgroups() {
     if !privileged("orphans_cannot_hide_cpu_time_without_cgroups") {
         return;
     }
-    let mut test_box = TestBox::hostile();
-    test_box.config.use_cgroups = false;
-    test_box.config.time_limit = Some(Duration::from_secs(1));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(30));
-    let orphans = test_box.install(&hostile("orphans"));
-    let result = test_box.run_hostile(&[&orphans, "600"]);
-    assert_eq!(result.stdout, "workers done: 3\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.cpu_time >= 1.7, "{:?}", Brief(&result));
-    assert!(!result.killed, "{:?}", Brief(&result));
-    assert!(
-        result.absent_protections.contains(&Protection::Cgroup),
-        "{:?}",
-        Brief(&result)
-    );
-    test_box.remove();
+    for namespaces in [true, false] {
+        let mut test_box = TestBox::hostile();
+        test_box.config.use_cgroups = false;
+        test_box.config.namespaces = namespaces;
+        test_box.config.time_limit = Some(Duration::from_secs(1));
+        test_box.config.wall_time_limit = Some(Duration::from_secs(30));
+        let orphans = test_box.install(&hostile("orphans"));
+        let result = test_box.run_hostile(&[&orphans, "600"]);
+        let what = format!("namespaces {namespaces}: {:?}", Brief(&result));
+        assert_eq!(result.stdout, "workers done: 3\n", "{what}");
+        assert_eq!(result.status, ExecutionStatus::TimeLimit, "{what}");
+        assert!(result.cpu_time >= 1.7, "{what}");
+        assert!(!result.killed, "{what}");
+        assert!(
+            result.absent_protections.contains(&Protection::Cgroup),
+            "{what}"
+        );
+        test_box.remove();
+    }
 }
 
 /// The same attack through the isolate face without `--cg`.
