@@ -160,20 +160,15 @@ fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, St
     }
     let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
     let cpu_rlimit_signal = facts.end == Some(ProgramEnd::Signaled(libc::SIGXCPU))
-        && facts
-            .cpu_rlimit
-            .is_some_and(|soft| facts.cpu_time >= soft);
+        && facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft);
     if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_signal {
         return (TimeLimit, "Time limit exceeded".into());
     }
     if facts.oom_kills > 0 && failed {
         return (MemoryLimit, "Memory limit exceeded".into());
     }
-    match facts.end {
-        Some(ProgramEnd::Signaled(libc::SIGXFSZ)) => {
-            return (FileSizeLimit, "File size limit exceeded".into())
-        }
-        _ => {}
+    if facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
+        return (FileSizeLimit, "File size limit exceeded".into());
     }
     if facts.output_dropped {
         return (OutputLimit, "Output limit exceeded".into());

@@ -122,7 +122,10 @@ fn tiocsti_through_the_isolate_face() {
     let status = command.status().expect("running isolate");
     let typed = drain(&slave);
     let shown = drain(&master);
-    assert_eq!(typed, "", "reached the caller's terminal; output: {shown:?}");
+    assert_eq!(
+        typed, "",
+        "reached the caller's terminal; output: {shown:?}"
+    );
     assert!(!shown.contains("tiocsti: SUCCEEDED"), "{shown:?}");
     assert!(!shown.contains("tiocsctty: SUCCEEDED"), "{shown:?}");
     // The filter may refuse TIOCSTI outright (then the program ends with
@@ -165,8 +168,7 @@ fn tiocsti_without_seccomp() {
     command.stdout(Stdio::piped());
     let output = command.output().expect("running isobox");
     let typed = drain(&slave);
-    let json: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("the JSON report");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the JSON report");
     let stdout = json["stdout"].as_str().unwrap_or_default();
     assert_eq!(typed, "", "reached the caller's terminal: {json}");
     assert_eq!(
@@ -272,8 +274,7 @@ fn rlimits_are_set_not_inherited() {
         });
     }
     let output = command.output().expect("running isobox");
-    let json: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("the JSON report");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the JSON report");
     assert_eq!(json["status"], "Success", "{json}");
     let text = json["stdout"].as_str().expect("stdout");
     let limits: BTreeMap<&str, (String, String)> = text
@@ -347,7 +348,10 @@ fn orphans_cannot_hide_cpu_time_from_isolate() {
     let isolate = Isolate::new();
     let guard = isolate.open_box(slot_id(86, 2), false);
     let orphans = guard.install(&hostile("orphans"), "orphans");
-    let (outcome, meta) = guard.run(&["-t", "1", "-w", "30", "--processes=8"], &[&orphans, "600"]);
+    let (outcome, meta) = guard.run(
+        &["-t", "1", "-w", "30", "--processes=8"],
+        &[&orphans, "600"],
+    );
     let log = CmsLog::parse(&meta);
     assert_eq!(log.get("status"), Some("TO"), "{outcome:?}\n{meta}");
     assert!(log.time() >= 1.7, "{meta}");

@@ -992,10 +992,7 @@ mod tests {
         let mut run = result(ExecutionStatus::Success);
         run.exit_code = Some(0);
         run.stdout = "hello\n".to_string();
-        run.absent_protections = vec![
-            isobox::Protection::Cgroup,
-            isobox::Protection::SeparateUser,
-        ];
+        run.absent_protections = vec![isobox::Protection::Cgroup, isobox::Protection::SeparateUser];
         let json = serde_json::to_string(&JsonReport::from(&run)).unwrap();
         assert_eq!(
             json,

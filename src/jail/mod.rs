@@ -511,7 +511,8 @@ unsafe fn reap_the_rest(pid_namespace: bool) {
             unsafe { kill_own_children() };
         }
         // SAFETY: wait4 with a null rusage only reaps.
-        let pid = unsafe { libc::wait4(-1, std::ptr::null_mut(), libc::__WALL, std::ptr::null_mut()) };
+        let pid =
+            unsafe { libc::wait4(-1, std::ptr::null_mut(), libc::__WALL, std::ptr::null_mut()) };
         if pid < 0 && errno() != libc::EINTR {
             return;
         }
@@ -549,7 +550,9 @@ unsafe fn kill_own_children() {
         let mut digits = false;
         for &byte in &buffer[..read] {
             if byte.is_ascii_digit() {
-                pid = pid.saturating_mul(10).saturating_add((byte - b'0') as libc::pid_t);
+                pid = pid
+                    .saturating_mul(10)
+                    .saturating_add((byte - b'0') as libc::pid_t);
                 digits = true;
             } else {
                 if digits && pid > 1 {

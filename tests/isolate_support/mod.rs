@@ -13,6 +13,7 @@
 //! | `isolate_judge0.rs`   | 10–19   |
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
+//! | `hostile_process.rs`  | 86      |
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
