@@ -127,6 +127,9 @@ struct RunFacts {
     /// The `RLIMIT_CPU` soft limit the program ran under: the kernel sends
     /// `SIGXCPU` only once this much CPU time is used.
     cpu_rlimit: Option<Duration>,
+    /// The proxy saw the kernel's `SIGXCPU` end the program (its CPU
+    /// rlimit raised by the kernel when sent).
+    kernel_sigxcpu: bool,
     oom_kills: u64,
     pids_limit_hits: u64,
     output_dropped: bool,
@@ -136,7 +139,8 @@ struct RunFacts {
 ///
 /// A time limit is only ever a measurement: the keeper killed the run at a
 /// clock, or the measured CPU time is past the limit, or the program died
-/// of `SIGXCPU` having used the CPU time at which the kernel sends it. A
+/// of the `SIGXCPU` the kernel sends at the `RLIMIT_CPU` soft limit (seen by
+/// the proxy, or failing that, measured CPU time at least that limit). A
 /// `SIGXCPU` the program sent itself (`kill -XCPU $$`) is just a signal.
 fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
     use ExecutionStatus::*;
@@ -159,8 +163,10 @@ fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, St
         return (TimeLimit, "Time limit exceeded (wall clock)".into());
     }
     let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
+    // The kernel's clock for RLIMIT_CPU counts ticks and can run ahead of
+    // the rusage figures, so the proxy's sighting is the better proof.
     let cpu_rlimit_signal = facts.end == Some(ProgramEnd::Signaled(libc::SIGXCPU))
-        && facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft);
+        && (facts.kernel_sigxcpu || facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft));
     if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_signal {
         return (TimeLimit, "Time limit exceeded".into());
     }
@@ -702,8 +708,10 @@ impl ProcessExecutor {
                 ChildReport::InmateExited {
                     wait_status,
                     rusage,
+                    kernel_sigxcpu,
                 } => {
                     facts.end = Some(ProgramEnd::from_wait_status(wait_status));
+                    facts.kernel_sigxcpu = kernel_sigxcpu;
                     inmate_usage = rusage;
                 }
             }
@@ -1103,6 +1111,11 @@ mod tests {
         run.cpu_rlimit = None;
         run.cpu_time = Duration::from_secs(9);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // The proxy saw the kernel's signal: rusage may read a little low.
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_time = Duration::from_millis(940);
+        run.kernel_sigxcpu = true;
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
     }
 
     #[test]

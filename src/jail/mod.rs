@@ -442,6 +442,12 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
                 fail_at(report, Stage::Filesystem, errno, step);
             }
         }
+        // The box's own /proc (the host's without a mount namespace), to
+        // read the inmate's limits when it dies of SIGXCPU; may be absent.
+        let proc_dir = libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
         if spec.keep_terminal {
             libc::setpgid(0, 0);
             if libc::isatty(1) == 1 {
@@ -474,19 +480,113 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             libc::close(oom_score);
         }
         loop {
-            let mut status = 0;
-            let mut usage: libc::rusage = std::mem::zeroed();
-            let pid = libc::wait4(-1, &mut status, libc::__WALL, &mut usage);
-            if pid == inmate {
-                RawReport::inmate_exited(status, &usage).send(report);
-                reap_the_rest(pid_namespace);
-                libc::_exit(0);
-            }
-            if pid < 0 && errno() != libc::EINTR {
+            // Look before reaping: a dead inmate's /proc entry (and its
+            // limits) lasts only until it is reaped.
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let options = libc::WEXITED | libc::WNOWAIT | libc::__WALL;
+            if libc::waitid(libc::P_ALL, 0, &mut info, options) != 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
                 libc::_exit(1);
             }
+            let pid = info.si_pid();
+            if pid != inmate {
+                libc::wait4(
+                    pid,
+                    std::ptr::null_mut(),
+                    libc::__WALL,
+                    std::ptr::null_mut(),
+                );
+                continue;
+            }
+            let killed = info.si_code == libc::CLD_KILLED || info.si_code == libc::CLD_DUMPED;
+            let kernel_sigxcpu = killed
+                && info.si_status() == libc::SIGXCPU
+                && spec
+                    .rlimits
+                    .cpu_soft_seconds()
+                    .is_some_and(|soft| cpu_rlimit_raised(proc_dir, pid, soft));
+            let mut status = 0;
+            let mut usage: libc::rusage = std::mem::zeroed();
+            while libc::wait4(inmate, &mut status, libc::__WALL, &mut usage) != inmate {
+                if errno() != libc::EINTR {
+                    libc::_exit(1);
+                }
+            }
+            RawReport::inmate_exited(status, &usage, kernel_sigxcpu).send(report);
+            reap_the_rest(pid_namespace);
+            libc::_exit(0);
         }
     }
+}
+
+/// Whether the `RLIMIT_CPU` soft limit of the dead (not yet reaped) process
+/// `pid` is above `soft` seconds, read from `<proc_dir>/<pid>/limits`. The
+/// kernel raises the soft limit by a second each time it sends `SIGXCPU`
+/// for it, and nothing else can (the program may lower its own limits, not
+/// raise them past the hard one, which sits a second above), so a raised
+/// limit tells the kernel's `SIGXCPU` from one the program sent itself.
+///
+/// # Safety
+/// Runs in the proxy; only async-signal-safe calls.
+unsafe fn cpu_rlimit_raised(proc_dir: RawFd, pid: libc::pid_t, soft: u64) -> bool {
+    if proc_dir < 0 || pid <= 0 {
+        return false;
+    }
+    // "<pid>/limits\0", written backwards from the end of the buffer.
+    let mut path = [0u8; 32];
+    let suffix = b"/limits\0";
+    let mut start = path.len() - suffix.len();
+    path[start..].copy_from_slice(suffix);
+    let mut rest = pid as u32;
+    loop {
+        start -= 1;
+        path[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut text = [0u8; 4096];
+    // SAFETY: openat/read/close on a stack buffer and our own descriptor.
+    let read = unsafe {
+        let fd = libc::openat(
+            proc_dir,
+            path[start..].as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let read = libc::read(fd, text.as_mut_ptr().cast(), text.len());
+        libc::close(fd);
+        read
+    };
+    let Ok(read) = usize::try_from(read) else {
+        return false;
+    };
+    let text = &text[..read];
+    let label = b"Max cpu time";
+    let Some(at) = text.windows(label.len()).position(|window| window == label) else {
+        return false;
+    };
+    let mut value: u64 = 0;
+    let mut digits = false;
+    for &byte in &text[at + label.len()..] {
+        match byte {
+            b' ' if !digits => {}
+            b'0'..=b'9' => {
+                value = value
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(byte - b'0'));
+                digits = true;
+            }
+            // "unlimited", or the end of the number.
+            _ => break,
+        }
+    }
+    digits && value > soft
 }
 
 /// Kills every process of the box that outlived the inmate and reaps them

@@ -144,11 +144,17 @@ impl Rlimits {
     /// The `RLIMIT_CPU` soft limit of the run, if it has one: the CPU time
     /// at which the kernel sends the program `SIGXCPU`.
     pub fn cpu_soft_limit(&self) -> Option<Duration> {
+        self.cpu_soft_seconds().map(Duration::from_secs)
+    }
+
+    /// [`cpu_soft_limit`](Self::cpu_soft_limit) in whole seconds; no
+    /// allocation, so the child side may call it.
+    pub fn cpu_soft_seconds(&self) -> Option<u64> {
         self.entries
             .iter()
             .flatten()
             .find(|entry| entry.resource == libc::RLIMIT_CPU && entry.soft != libc::RLIM_INFINITY)
-            .map(|entry| Duration::from_secs(entry.soft))
+            .map(|entry| entry.soft)
     }
 
     /// Child side: applies every limit. Returns the errno of the first
