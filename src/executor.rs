@@ -26,7 +26,9 @@ use crate::jail::{
     self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions, Rlimits,
     RunPaths, SeccompPolicy, Stage, TmpfsSizes,
 };
-use crate::types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
+use crate::types::{
+    ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Protection, Result,
+};
 
 /// Where the program's standard input comes from.
 #[derive(Debug, Default)]
@@ -135,13 +137,26 @@ struct RunFacts {
     seccomp: bool,
     killed_for: Option<KillReason>,
     end: Option<ProgramEnd>,
+    /// CPU time of every process of the run.
     cpu_time: Duration,
+    /// The `RLIMIT_CPU` soft limit the program ran under: the kernel sends
+    /// `SIGXCPU` only once this much CPU time is used.
+    cpu_rlimit: Option<Duration>,
+    /// The proxy saw the kernel's `SIGXCPU` end the program (its CPU
+    /// rlimit raised by the kernel when sent).
+    kernel_sigxcpu: bool,
     oom_kills: u64,
     pids_limit_hits: u64,
     output_dropped: bool,
 }
 
 /// The verdict and its one-line explanation.
+///
+/// A time limit is only ever a measurement: the keeper killed the run at a
+/// clock, or the measured CPU time is past the limit, or the program died
+/// of the `SIGXCPU` the kernel sends at the `RLIMIT_CPU` soft limit (seen by
+/// the proxy, or failing that, measured CPU time at least that limit). A
+/// `SIGXCPU` the program sent itself (`kill -XCPU $$`) is just a signal.
 fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
     use ExecutionStatus::*;
     let failed = facts.end != Some(ProgramEnd::Exited(0));
@@ -163,20 +178,18 @@ fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, St
         return (TimeLimit, "Time limit exceeded (wall clock)".into());
     }
     let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
-    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu {
+    // The kernel's clock for RLIMIT_CPU counts ticks and can run ahead of
+    // the rusage figures, so the proxy's sighting is the better proof.
+    let cpu_rlimit_signal = facts.end == Some(ProgramEnd::Signaled(libc::SIGXCPU))
+        && (facts.kernel_sigxcpu || facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft));
+    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_signal {
         return (TimeLimit, "Time limit exceeded".into());
     }
     if facts.oom_kills > 0 && failed {
         return (MemoryLimit, "Memory limit exceeded".into());
     }
-    match facts.end {
-        Some(ProgramEnd::Signaled(libc::SIGXFSZ)) => {
-            return (FileSizeLimit, "File size limit exceeded".into())
-        }
-        Some(ProgramEnd::Signaled(libc::SIGXCPU)) => {
-            return (TimeLimit, "Time limit exceeded".into())
-        }
-        _ => {}
+    if facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
+        return (FileSizeLimit, "File size limit exceeded".into());
     }
     if facts.output_dropped {
         return (OutputLimit, "Output limit exceeded".into());
@@ -536,7 +549,23 @@ impl ProcessExecutor {
         let (status, message) = judge(&facts, self.config.time_limit);
         result.status = status;
         result.message = message;
+        result.absent_protections = self.absent_protections();
         result
+    }
+
+    /// What runs of this executor go without, whether the configuration
+    /// turned it off or the executor had to degrade.
+    pub fn absent_protections(&self) -> Vec<Protection> {
+        let absent = [
+            (!self.namespaces, Protection::Namespaces),
+            (self.cgroup.is_none(), Protection::Cgroup),
+            (self.seccomp.is_none(), Protection::Seccomp),
+            (self.credentials.is_none(), Protection::SeparateUser),
+        ];
+        absent
+            .into_iter()
+            .filter_map(|(absent, protection)| absent.then_some(protection))
+            .collect()
     }
 
     /// Starts the box, watches it to its end and collects the raw facts.
@@ -577,12 +606,14 @@ impl ProcessExecutor {
             stdio_files,
             stderr_to_stdout: self.config.stderr_to_stdout,
             inherit_fds: self.config.inherit_fds,
+            keep_terminal: self.config.keep_terminal,
         };
+        let rlimits = Rlimits::for_config(&self.config, cgroup.is_some());
         let spec = JailSpec::new(
             command,
             &environment,
             &paths,
-            Rlimits::for_config(&self.config, cgroup.is_some()),
+            rlimits,
             self.credentials,
             isolation,
         )?;
@@ -680,8 +711,13 @@ impl ProcessExecutor {
                 return Err(err);
             }
         };
+        // The proxy reaped every process of the box before it exited, so
+        // its children's rusage is the CPU time of the whole run.
         let (proxy_status, proxy_usage) = sys::wait4(proxy.pid).map_err(io_err("wait4"))?;
         self.forget_proxy();
+        if self.config.keep_terminal {
+            jail::take_back_terminal();
+        }
         if !self.namespaces {
             // Without a PID namespace the box's leftovers are in its group.
             let _ = sys::kill_process_group(proxy.pid, libc::SIGKILL);
@@ -693,6 +729,7 @@ impl ProcessExecutor {
             killed_for,
             seccomp,
             cpu_time: proxy_usage.cpu_time(),
+            cpu_rlimit: rlimits.cpu_soft_limit(),
             output_dropped: streams.stdout_sink.dropped + streams.stderr_sink.dropped > 0,
             ..RunFacts::default()
         };
@@ -719,8 +756,10 @@ impl ProcessExecutor {
                 ChildReport::InmateExited {
                     wait_status,
                     rusage,
+                    kernel_sigxcpu,
                 } => {
                     facts.end = Some(ProgramEnd::from_wait_status(wait_status));
+                    facts.kernel_sigxcpu = kernel_sigxcpu;
                     inmate_usage = rusage;
                 }
             }
@@ -754,6 +793,7 @@ impl ProcessExecutor {
             involuntary_context_switches: inmate_usage.involuntary_switches,
             exec_errno: None,
             message: String::new(),
+            absent_protections: Vec::new(),
         };
         Ok((facts, result))
     }
@@ -1280,7 +1320,6 @@ mod tests {
     fn limit_signals_map_to_their_verdicts() {
         let cases = [
             (libc::SIGXFSZ, ExecutionStatus::FileSizeLimit),
-            (libc::SIGXCPU, ExecutionStatus::TimeLimit),
             (libc::SIGSYS, ExecutionStatus::SecurityViolation),
             (libc::SIGSEGV, ExecutionStatus::Signaled),
         ];
@@ -1293,6 +1332,54 @@ mod tests {
         assert_eq!(
             judge(&facts(ProgramEnd::Signaled(libc::SIGSYS)), None).0,
             ExecutionStatus::Signaled
+        );
+    }
+
+    #[test]
+    fn a_sigxcpu_is_a_time_limit_only_past_the_cpu_rlimit() {
+        // `kill -XCPU $$` after 3 ms of CPU under a 1 s limit.
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGXCPU));
+        run.cpu_time = Duration::from_millis(3);
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        let limit = Some(Duration::from_secs(1));
+        let (status, message) = judge(&run, limit);
+        assert_eq!(status, ExecutionStatus::Signaled);
+        assert_eq!(message, "Caught fatal signal 24");
+        // The kernel's SIGXCPU: the soft limit was used up. Exactly at an
+        // integral limit is still a time limit.
+        run.cpu_time = Duration::from_secs(1);
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+        // Only --extra-time given: the soft limit is the measure.
+        run.cpu_rlimit = Some(Duration::from_secs(2));
+        run.cpu_time = Duration::from_millis(2001);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
+        run.cpu_time = Duration::from_millis(1999);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // No CPU rlimit at all: nothing in the kernel sends SIGXCPU.
+        run.cpu_rlimit = None;
+        run.cpu_time = Duration::from_secs(9);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // The proxy saw the kernel's signal: rusage may read a little low.
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_time = Duration::from_millis(940);
+        run.kernel_sigxcpu = true;
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+    }
+
+    #[test]
+    fn a_self_sent_kill_is_not_a_time_limit() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.cpu_time = Duration::from_millis(5);
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        assert_eq!(
+            judge(&run, Some(Duration::from_secs(1))).0,
+            ExecutionStatus::Signaled
+        );
+        // The keeper's kill at the CPU limit is one.
+        run.killed_for = Some(KillReason::CpuTime);
+        assert_eq!(
+            judge(&run, Some(Duration::from_secs(1))).0,
+            ExecutionStatus::TimeLimit
         );
     }
 

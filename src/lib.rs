@@ -32,4 +32,6 @@ pub mod types;
 
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};
 pub use executor::{ProcessExecutor, Stdin};
-pub use types::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Result};
+pub use types::{
+    ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Protection, Result,
+};

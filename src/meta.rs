@@ -120,7 +120,9 @@ fn outcome(result: &ExecutionResult) -> Outcome {
         Success => Outcome::Ok,
         InternalError => Outcome::Failed(one_line(&result.message)),
         TimeLimit => Outcome::Timeout {
-            killed: result.killed || result.signal.is_some(),
+            // Only the keeper's own kill: a signal the program got from
+            // anywhere else, itself included, is no proof of a limit.
+            killed: result.killed,
             message: if result.message.contains("wall") {
                 "Time limit exceeded (wall clock)".to_string()
             } else {
@@ -419,6 +421,7 @@ mod tests {
             stderr_dropped: 0,
             exec_errno: None,
             message: String::new(),
+            absent_protections: Vec::new(),
         }
     }
 
@@ -532,6 +535,16 @@ mod tests {
             Some("Time limit exceeded (wall clock)")
         );
         assert_eq!(meta.verdict().exit_status(), 1);
+    }
+
+    #[test]
+    fn a_timeout_by_a_signal_the_keeper_did_not_send_is_not_killed() {
+        let mut run = result(ExecutionStatus::TimeLimit);
+        run.signal = Some(libc::SIGKILL);
+        run.message = "Time limit exceeded".into();
+        let meta = Meta::from_result(&run, false);
+        assert!(!keys(&meta).contains(&"killed"), "{:?}", keys(&meta));
+        assert_eq!(meta.get("status"), Some("TO"));
     }
 
     #[test]

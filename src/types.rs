@@ -43,6 +43,11 @@ pub fn default_environment() -> Vec<(String, String)> {
     ]
 }
 
+/// Bytes of each of stdout and stderr a run keeps by default
+/// ([`IsolateConfig::output_limit`]; `isobox run` uses the same): the keeper
+/// holds captured output in its own memory, outside every limit of the box.
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
+
 /// CPU weight in cgroup v1 units (`cpu.shares`); the kernel's own default.
 pub const DEFAULT_CPU_SHARES: u64 = 1024;
 
@@ -103,7 +108,10 @@ pub struct IsolateConfig {
     /// Largest core dump in bytes; 0 (the default) turns core dumps off.
     pub core_limit: u64,
     /// Bytes kept of each of stdout and stderr; the rest is read and dropped
-    /// and the verdict becomes [`ExecutionStatus::OutputLimit`].
+    /// and the verdict becomes [`ExecutionStatus::OutputLimit`]. By default
+    /// [`DEFAULT_OUTPUT_LIMIT`]; `None` keeps everything the program writes
+    /// in the keeper's memory, which only a caller that bounds the run some
+    /// other way should ask for.
     pub output_limit: Option<u64>,
     /// Relative CPU weight in `cpu.shares` units (v2 converts to `cpu.weight`).
     pub cpu_shares: u64,
@@ -180,6 +188,13 @@ pub struct IsolateConfig {
     /// Let the program inherit the caller's descriptors that are not
     /// close-on-exec (isolate's `--inherit-fds`).
     pub inherit_fds: bool,
+    /// Keep the caller's controlling terminal: the box stays in the
+    /// caller's session and becomes the terminal's foreground process group
+    /// for the run (isolate's `--tty-hack`). The program can then push
+    /// input into the terminal (where the filter allows it) and change its
+    /// settings. Off, the box runs in a session of its own with no
+    /// controlling terminal, even when its stdio is a terminal.
+    pub keep_terminal: bool,
 }
 
 impl Default for IsolateConfig {
@@ -201,7 +216,7 @@ impl Default for IsolateConfig {
             stack_limit: None,
             open_files_limit: None,
             core_limit: 0,
-            output_limit: None,
+            output_limit: Some(DEFAULT_OUTPUT_LIMIT),
             cpu_shares: DEFAULT_CPU_SHARES,
             cpuset_cpus: None,
             cpuset_mems: None,
@@ -228,6 +243,7 @@ impl Default for IsolateConfig {
             stderr_to_stdout: false,
             inherit_fds: false,
             inherit_stdout_stderr: false,
+            keep_terminal: false,
         }
     }
 }
@@ -291,6 +307,37 @@ impl fmt::Display for ExecutionStatus {
     }
 }
 
+/// A protection a run can lack: the executor degrades without root or
+/// without a cgroup hierarchy (outside strict mode), and the configuration
+/// can turn some off. [`ExecutionResult::absent_protections`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    /// PID, mount, network, IPC and UTS namespaces: without them the program
+    /// sees the host's processes, files and network.
+    Namespaces,
+    /// A cgroup: without it memory and process limits are per-process
+    /// rlimits and CPU time and memory are measured by rusage.
+    Cgroup,
+    /// The seccomp system-call filter.
+    Seccomp,
+    /// A user of the program's own: without it the program runs as the
+    /// caller's user.
+    SeparateUser,
+}
+
+impl Protection {
+    /// The name used in JSON (`"separate_user"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Namespaces => "namespaces",
+            Self::Cgroup => "cgroup",
+            Self::Seccomp => "seccomp",
+            Self::SeparateUser => "separate_user",
+        }
+    }
+}
+
 /// What one run did and used. Every figure is measured by the keeper, never
 /// reported by the program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,7 +363,9 @@ pub struct ExecutionResult {
     pub max_rss: u64,
     /// The OOM killer fired in this run.
     pub oom_killed: bool,
-    /// The sandbox killed the program (limit or wall clock).
+    /// The keeper killed the program at a CPU or wall-clock limit. A signal
+    /// the program got from anywhere else (itself included) leaves this
+    /// false.
     pub killed: bool,
     /// Voluntary context switches of the program and its waited children.
     pub voluntary_context_switches: u64,
@@ -331,6 +380,9 @@ pub struct ExecutionResult {
     pub exec_errno: Option<i32>,
     /// One line explaining the verdict (empty on success).
     pub message: String,
+    /// Protections this run did not have (empty for a fully isolated run).
+    #[serde(default)]
+    pub absent_protections: Vec<Protection>,
 }
 
 /// Errors of the sandbox itself (not of the program it runs).
@@ -391,6 +443,27 @@ mod tests {
             config.cpu_kill_threshold(),
             Some(Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn the_default_output_limit_is_finite() {
+        assert_eq!(
+            IsolateConfig::default().output_limit,
+            Some(DEFAULT_OUTPUT_LIMIT)
+        );
+    }
+
+    #[test]
+    fn protection_names_match_their_json() {
+        for protection in [
+            Protection::Namespaces,
+            Protection::Cgroup,
+            Protection::Seccomp,
+            Protection::SeparateUser,
+        ] {
+            let json = serde_json::to_string(&protection).unwrap();
+            assert_eq!(json, format!("\"{}\"", protection.as_str()));
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 
 /// The keys of the `--json` object, in their documented order.
-const JSON_KEYS: [&str; 11] = [
+const JSON_KEYS: [&str; 12] = [
     "status",
     "exit_code",
     "signal",
@@ -29,6 +29,7 @@ const JSON_KEYS: [&str; 11] = [
     "stdout",
     "stderr",
     "message",
+    "absent_protections",
 ];
 
 /// Whether the privileged tests can run here (root and a cgroup hierarchy).
@@ -213,6 +214,7 @@ fn json_gives_exactly_the_documented_keys() {
     assert_eq!(json["stdout"], "hello\n", "{run:?}");
     assert_eq!(json["stderr"], "", "{run:?}");
     assert_eq!(json["oom_killed"], false, "{run:?}");
+    assert_eq!(json["absent_protections"], serde_json::json!([]), "{run:?}");
     assert!(json["cpu_time"].is_f64(), "{run:?}");
     assert!(json["wall_time"].is_f64(), "{run:?}");
     assert!(json["memory_peak"].is_u64(), "{run:?}");

@@ -343,7 +343,8 @@ pub struct IsolateArgs {
     pub share_net: bool,
     /// `--inherit-fds`.
     pub inherit_fds: bool,
-    /// `--tty-hack` (accepted; the program keeps isolate's terminal).
+    /// `--tty-hack`: the program keeps isolate's controlling terminal and
+    /// is its foreground process group during the run.
     pub tty_hack: bool,
     /// `--special-files`: keep non-regular files the program made.
     pub special_files: bool,
@@ -664,7 +665,7 @@ Options:
 -s, --silent            Print no status messages, only fatal errors
     --special-files     Keep symlinks, fifos and other special files the program made
 -t, --time=<time>       CPU time limit in seconds
-    --tty-hack          Accepted for compatibility
+    --tty-hack          Let the program use isolate's terminal (it can type into it)
 -v, --verbose           Say more (repeatable)
     --wait              Wait for a busy box instead of failing
 -w, --wall-time=<time>  Wall-clock limit in seconds

@@ -461,6 +461,9 @@ fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> Iso
         stderr_to_stdout: parsed.stderr_to_stdout,
         inherit_stdout_stderr: true,
         inherit_fds: parsed.inherit_fds,
+        // Without --tty-hack the program runs in a session of its own with
+        // no controlling terminal, even when stdio is isolate's terminal.
+        keep_terminal: parsed.tty_hack,
         ..IsolateConfig::default()
     }
 }

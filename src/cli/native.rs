@@ -82,7 +82,14 @@ Output:
   one summary line goes to stderr, e.g. 'TimeLimit cpu 1.002s wall 1.010s mem
   1.2MiB'. With --json, the output is captured instead and stdout receives one
   JSON object with the keys status, exit_code, signal, cpu_time, wall_time,
-  memory_peak, max_rss, oom_killed, stdout, stderr and message.
+  memory_peak, max_rss, oom_killed, stdout, stderr, message and
+  absent_protections (a list of what the run went without: namespaces,
+  cgroup, seccomp, separate_user; empty when fully isolated).
+
+Privileges:
+  isobox run needs root. A caller who is not root is refused (exit status 2)
+  unless they pass --unisolated, which runs the program with none of the
+  isolation: as the caller, seeing the host, limited by rlimits only.
 
 Exit status:
   0  the program exited with status 0 within every limit
@@ -136,7 +143,7 @@ struct RunArgs {
     open_files: Option<u64>,
 
     /// Most output kept of each of stdout and stderr; writing more is an
-    /// output limit verdict
+    /// output limit verdict [default: 64M]
     #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
     output_limit: Option<u64>,
 
@@ -194,6 +201,14 @@ struct RunArgs {
     /// any limit that cannot be applied as an error
     #[arg(long)]
     strict: bool,
+
+    /// Run even without the privileges for isolation (not root): no
+    /// namespaces, no separate user, no cgroup; the program sees and can
+    /// touch everything the caller can
+    ///
+    /// Without this option a caller who is not root is refused.
+    #[arg(long, conflicts_with = "strict")]
+    unisolated: bool,
 
     /// The program to run and its arguments, after `--`
     #[arg(last = true, value_name = "CMD")]
@@ -296,6 +311,13 @@ fn run(args: RunArgs) -> Result<u8> {
     };
     if program.is_empty() {
         bail!("the program name is empty");
+    }
+    if !isobox::jail::sys::is_root() && !args.unisolated {
+        bail!(
+            "not root (uid {}): isobox run needs root for namespaces, a separate user and \
+             cgroups; pass --unisolated to run the program without isolation",
+            isobox::jail::sys::effective_uid()
+        );
     }
     let stdin = open_stdin(args.stdin.as_deref())?;
     // From here on the box directory exists; every return below drops it,
@@ -463,7 +485,9 @@ fn build_config(
         file_size_limit: args.fsize,
         stack_limit: args.stack,
         open_files_limit: args.open_files,
-        output_limit: args.output_limit,
+        output_limit: args
+            .output_limit
+            .or(Some(isobox::types::DEFAULT_OUTPUT_LIMIT)),
         environment: build_environment(&args.env, lookup)?,
         dir_rules,
         default_dirs: !args.no_default_dirs,
@@ -539,6 +563,7 @@ struct JsonReport<'a> {
     stdout: &'a str,
     stderr: &'a str,
     message: &'a str,
+    absent_protections: Vec<&'static str>,
 }
 
 impl<'a> From<&'a ExecutionResult> for JsonReport<'a> {
@@ -555,6 +580,11 @@ impl<'a> From<&'a ExecutionResult> for JsonReport<'a> {
             stdout: &result.stdout,
             stderr: &result.stderr,
             message: &result.message,
+            absent_protections: result
+                .absent_protections
+                .iter()
+                .map(|protection| protection.as_str())
+                .collect(),
         }
     }
 }
@@ -931,6 +961,7 @@ mod tests {
             stderr_dropped: 0,
             exec_errno: None,
             message: String::new(),
+            absent_protections: Vec::new(),
         }
     }
 
@@ -969,12 +1000,14 @@ mod tests {
         let mut run = result(ExecutionStatus::Success);
         run.exit_code = Some(0);
         run.stdout = "hello\n".to_string();
+        run.absent_protections = vec![isobox::Protection::Cgroup, isobox::Protection::SeparateUser];
         let json = serde_json::to_string(&JsonReport::from(&run)).unwrap();
         assert_eq!(
             json,
             "{\"status\":\"Success\",\"exit_code\":0,\"signal\":null,\"cpu_time\":0.0,\
              \"wall_time\":0.0,\"memory_peak\":0,\"max_rss\":0,\"oom_killed\":false,\
-             \"stdout\":\"hello\\n\",\"stderr\":\"\",\"message\":\"\"}"
+             \"stdout\":\"hello\\n\",\"stderr\":\"\",\"message\":\"\",\
+             \"absent_protections\":[\"cgroup\",\"separate_user\"]}"
         );
     }
 

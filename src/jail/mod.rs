@@ -97,6 +97,7 @@ pub struct JailSpec {
     stdio_files: [Option<CString>; 3],
     stderr_to_stdout: bool,
     inherit_fds: bool,
+    keep_terminal: bool,
     rlimits: Rlimits,
     credentials: Option<Credentials>,
     namespaces: u64,
@@ -121,6 +122,10 @@ pub struct RunPaths<'a> {
     pub stderr_to_stdout: bool,
     /// Keep the descriptors the keeper inherited without close-on-exec.
     pub inherit_fds: bool,
+    /// Stay in the keeper's session and make the box the foreground process
+    /// group of the terminal on stdout (isolate's `--tty-hack`); otherwise
+    /// the box runs in a session of its own, without a controlling terminal.
+    pub keep_terminal: bool,
 }
 
 /// How the box is isolated, beyond what every run gets.
@@ -194,6 +199,7 @@ impl JailSpec {
             stdio_files,
             stderr_to_stdout: paths.stderr_to_stdout,
             inherit_fds: paths.inherit_fds,
+            keep_terminal: paths.keep_terminal,
             candidates,
             argv_ptrs: pointer_array(&argv),
             _argv: argv,
@@ -368,13 +374,22 @@ unsafe fn close_all_except(first: RawFd, mut keep: [RawFd; 3]) {
 /// 2. wire stdio onto 0–2 and close every other inherited descriptor, so
 ///    another run's pipes never stay open because of this box;
 /// 3. wait for the keeper's go-ahead (it moves us into the cgroup first);
-/// 4. own a process group, so the keeper can kill the box without namespaces;
-/// 5. in namespaces: make mounts private, set the hostname, size the IPC
+/// 4. in namespaces: make mounts private, set the hostname, size the IPC
 ///    namespace (a memory limit without a cgroup), build the box's
-///    filesystem and pivot into it; without a PID namespace, become a
-///    subreaper so orphans stay ours;
-/// 6. fork the inmate, reap everything, report how the inmate ended, exit
-///    (as pid 1 this takes every remaining process of the box with it).
+///    filesystem and pivot into it;
+/// 5. start a new session without a controlling terminal, so the program
+///    can never push input into the caller's terminal (`TIOCSTI` needs it
+///    to be the caller's own terminal) nor get signals from it; with
+///    `keep_terminal` instead own a process group and make it the
+///    terminal's foreground group (isolate's `--tty-hack`). Either way the
+///    box is a process group the keeper can kill without namespaces. This
+///    comes after the filesystem steps, so no file they open can become
+///    the session's terminal;
+/// 6. without a PID namespace, become a subreaper so orphans stay ours;
+/// 7. fork the inmate and reap everything until it ends; report how it
+///    ended; then kill every process of the box still alive and reap them
+///    all, so the keeper's `wait4` on the proxy counts the CPU time of
+///    every process of the run; exit.
 ///
 /// # Safety
 /// Runs in the child of `clone3`; only async-signal-safe calls.
@@ -421,7 +436,6 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             libc::_exit(1);
         }
         libc::close(fds.go);
-        libc::setpgid(0, 0);
 
         if spec.namespaces & libc::CLONE_NEWNS as u64 != 0 {
             if let Err(errno) = mounts::make_mounts_private() {
@@ -453,7 +467,25 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
                 fail_at(report, Stage::Filesystem, errno, step);
             }
         }
-        if spec.namespaces & libc::CLONE_NEWPID as u64 == 0 {
+        // The box's own /proc (the host's without a mount namespace), to
+        // read the inmate's limits when it dies of SIGXCPU; may be absent.
+        let proc_dir = libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if spec.keep_terminal {
+            libc::setpgid(0, 0);
+            if libc::isatty(1) == 1 {
+                // A background group asking for the terminal gets SIGTTOU.
+                libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+                libc::tcsetpgrp(1, libc::getpgrp());
+                libc::signal(libc::SIGTTOU, libc::SIG_DFL);
+            }
+        } else if libc::setsid() < 0 {
+            fail(report, Stage::Session, errno());
+        }
+        let pid_namespace = spec.namespaces & libc::CLONE_NEWPID as u64 != 0;
+        if !pid_namespace {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
 
@@ -473,17 +505,208 @@ unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             libc::close(oom_score);
         }
         loop {
-            let mut status = 0;
-            let mut usage: libc::rusage = std::mem::zeroed();
-            let pid = libc::wait4(-1, &mut status, libc::__WALL, &mut usage);
-            if pid == inmate {
-                RawReport::inmate_exited(status, &usage).send(report);
-                libc::_exit(0);
-            }
-            if pid < 0 && errno() != libc::EINTR {
+            // Look before reaping: a dead inmate's /proc entry (and its
+            // limits) lasts only until it is reaped.
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let options = libc::WEXITED | libc::WNOWAIT | libc::__WALL;
+            if libc::waitid(libc::P_ALL, 0, &mut info, options) != 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
                 libc::_exit(1);
             }
+            let pid = info.si_pid();
+            if pid != inmate {
+                libc::wait4(
+                    pid,
+                    std::ptr::null_mut(),
+                    libc::__WALL,
+                    std::ptr::null_mut(),
+                );
+                continue;
+            }
+            let killed = info.si_code == libc::CLD_KILLED || info.si_code == libc::CLD_DUMPED;
+            let kernel_sigxcpu = killed
+                && info.si_status() == libc::SIGXCPU
+                && spec
+                    .rlimits
+                    .cpu_soft_seconds()
+                    .is_some_and(|soft| cpu_rlimit_raised(proc_dir, pid, soft));
+            let mut status = 0;
+            let mut usage: libc::rusage = std::mem::zeroed();
+            while libc::wait4(inmate, &mut status, libc::__WALL, &mut usage) != inmate {
+                if errno() != libc::EINTR {
+                    libc::_exit(1);
+                }
+            }
+            RawReport::inmate_exited(status, &usage, kernel_sigxcpu).send(report);
+            reap_the_rest(pid_namespace);
+            libc::_exit(0);
         }
+    }
+}
+
+/// Whether the `RLIMIT_CPU` soft limit of the dead (not yet reaped) process
+/// `pid` is above `soft` seconds, read from `<proc_dir>/<pid>/limits`. The
+/// kernel raises the soft limit by a second each time it sends `SIGXCPU`
+/// for it, and nothing else can (the program may lower its own limits, not
+/// raise them past the hard one, which sits a second above), so a raised
+/// limit tells the kernel's `SIGXCPU` from one the program sent itself.
+///
+/// # Safety
+/// Runs in the proxy; only async-signal-safe calls.
+unsafe fn cpu_rlimit_raised(proc_dir: RawFd, pid: libc::pid_t, soft: u64) -> bool {
+    if proc_dir < 0 || pid <= 0 {
+        return false;
+    }
+    // "<pid>/limits\0", written backwards from the end of the buffer.
+    let mut path = [0u8; 32];
+    let suffix = b"/limits\0";
+    let mut start = path.len() - suffix.len();
+    path[start..].copy_from_slice(suffix);
+    let mut rest = pid as u32;
+    loop {
+        start -= 1;
+        path[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut text = [0u8; 4096];
+    // SAFETY: openat/read/close on a stack buffer and our own descriptor.
+    let read = unsafe {
+        let fd = libc::openat(
+            proc_dir,
+            path[start..].as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let read = libc::read(fd, text.as_mut_ptr().cast(), text.len());
+        libc::close(fd);
+        read
+    };
+    let Ok(read) = usize::try_from(read) else {
+        return false;
+    };
+    let text = &text[..read];
+    let label = b"Max cpu time";
+    let Some(at) = text.windows(label.len()).position(|window| window == label) else {
+        return false;
+    };
+    let mut value: u64 = 0;
+    let mut digits = false;
+    for &byte in &text[at + label.len()..] {
+        match byte {
+            b' ' if !digits => {}
+            b'0'..=b'9' => {
+                value = value
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(byte - b'0'));
+                digits = true;
+            }
+            // "unlimited", or the end of the number.
+            _ => break,
+        }
+    }
+    digits && value > soft
+}
+
+/// Kills every process of the box that outlived the inmate and reaps them
+/// all, so their CPU time lands in the proxy's children's rusage (which
+/// the keeper reads with `wait4`) instead of vanishing with them.
+///
+/// Killing again before every wait closes the race with a process that
+/// forks while the others die.
+///
+/// # Safety
+/// Runs in the proxy; only async-signal-safe calls.
+unsafe fn reap_the_rest(pid_namespace: bool) {
+    loop {
+        if pid_namespace {
+            // As pid 1 of the namespace, -1 reaches every other process of
+            // the box and nothing outside it. (Never without the namespace:
+            // there it would be every process of the host.)
+            // SAFETY: kill is async-signal-safe.
+            unsafe { libc::kill(-1, libc::SIGKILL) };
+        } else {
+            // SAFETY: as on this function.
+            unsafe { kill_own_children() };
+        }
+        // SAFETY: wait4 with a null rusage only reaps.
+        let pid =
+            unsafe { libc::wait4(-1, std::ptr::null_mut(), libc::__WALL, std::ptr::null_mut()) };
+        if pid < 0 && errno() != libc::EINTR {
+            return;
+        }
+    }
+}
+
+/// Without a PID namespace: SIGKILLs the proxy's direct children, listed
+/// by `/proc/thread-self/children`. As a subreaper the proxy inherits
+/// every orphan of the box, so killing children until none is left
+/// reaches every descendant, including those that left the process group.
+/// A child's pid cannot be reused before the proxy reaps it, so no pid
+/// read here names a stranger.
+///
+/// # Safety
+/// Runs in the proxy; only async-signal-safe calls.
+unsafe fn kill_own_children() {
+    let mut buffer = [0u8; 4096];
+    // SAFETY (whole block): open/read/close/kill on a stack buffer.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/thread-self/children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return;
+        }
+        let read = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
+        libc::close(fd);
+        let Ok(read) = usize::try_from(read) else {
+            return;
+        };
+        // Each pid is followed by a space; a number cut off at the end of
+        // the buffer has none and is left for the next round.
+        let mut pid: libc::pid_t = 0;
+        let mut digits = false;
+        for &byte in &buffer[..read] {
+            if byte.is_ascii_digit() {
+                pid = pid
+                    .saturating_mul(10)
+                    .saturating_add((byte - b'0') as libc::pid_t);
+                digits = true;
+            } else {
+                if digits && pid > 1 {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                pid = 0;
+                digits = false;
+            }
+        }
+    }
+}
+
+/// Keeper side, after a run with [`RunPaths::keep_terminal`]: makes the
+/// keeper's process group the foreground group of the terminal on stdout
+/// again, as isolate does after `--tty-hack`, so the caller's shell gets its
+/// terminal back.
+pub fn take_back_terminal() {
+    // SAFETY: isatty, sigaction, tcsetpgrp and getpgrp only act on our
+    // own stdout and signal table; the old disposition is restored.
+    unsafe {
+        if libc::isatty(1) != 1 {
+            return;
+        }
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGTTOU, &ignore, &mut old);
+        libc::tcsetpgrp(1, libc::getpgrp());
+        libc::sigaction(libc::SIGTTOU, &old, std::ptr::null_mut());
     }
 }
 
@@ -514,6 +737,7 @@ unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
         if let Err(errno) = spec.rlimits.apply() {
             fail(report, Stage::Rlimits, errno);
         }
+        Rlimits::reset_priority();
         // The bounding set needs CAP_SETPCAP, so it goes before the uid.
         credentials::drop_bounding_set();
         if let Some(credentials) = spec.credentials {

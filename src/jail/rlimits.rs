@@ -1,12 +1,27 @@
 //! Per-process resource limits of the inmate, computed before the fork and
 //! applied with plain `setrlimit` calls after it.
+//!
+//! Every resource the kernel knows is set, so nothing of the keeper's own
+//! limits (a root shell's `RLIMIT_MEMLOCK`, `RLIMIT_RTPRIO`, `RLIMIT_NICE`,
+//! `RLIMIT_MSGQUEUE`...) reaches the program: what the configuration does
+//! not limit gets a fixed value chosen here, never an inherited one.
 
 use std::time::Duration;
 
 use crate::types::IsolateConfig;
 
-/// Most limits a run sets; a fixed array keeps the child side allocation-free.
-const MAX_RLIMITS: usize = 8;
+/// One entry per resource the kernel has (`RLIMIT_NLIMITS`); a fixed array
+/// keeps the child side allocation-free.
+const MAX_RLIMITS: usize = 16;
+
+/// `RLIMIT_NOFILE` when the configuration sets none: the kernel's own
+/// defaults for a fresh process (`INR_OPEN_CUR`, `INR_OPEN_MAX`).
+pub const DEFAULT_OPEN_FILES: (u64, u64) = (1024, 4096);
+
+/// `RLIMIT_SIGPENDING`: signals queued for the box's uid at once. Each
+/// costs kernel memory outside every cgroup limit; contest programs queue
+/// none, a few hundred is plenty for any runtime.
+pub const DEFAULT_SIGPENDING: u64 = 256;
 
 /// One limit: resource, soft, hard, and whether failing to set it is fatal.
 #[derive(Debug, Clone, Copy)]
@@ -32,10 +47,23 @@ impl Rlimits {
     /// memory limit and `RLIMIT_CPU` is the only CPU enforcement, so it is
     /// set tight; with one, `RLIMIT_CPU` is only a backstop one second past
     /// the keeper's own kill.
+    ///
+    /// Resources the configuration leaves open are still set: unlimited
+    /// where a limit would only get in a program's way (CPU, file size,
+    /// data, stack, address space, processes), the kernel's fresh-process
+    /// default for open files, and zero or small for what no contest
+    /// program needs and the host pays for: `MEMLOCK` 0 (no pinned
+    /// memory), `MSGQUEUE` 0 (no POSIX message queue memory), `NICE` 0 and
+    /// `RTPRIO` 0 (no raising its priority, no real-time scheduling),
+    /// `SIGPENDING` [`DEFAULT_SIGPENDING`].
     pub fn for_config(config: &IsolateConfig, have_cgroup: bool) -> Self {
+        const INFINITY: u64 = libc::RLIM_INFINITY;
         let mut limits = Self {
             entries: [None; MAX_RLIMITS],
         };
+        // `required`: lowering a limit always works; raising one needs
+        // privilege, so the unlimited defaults are best effort for a
+        // caller that is not root.
         let mut add = |resource, soft: u64, hard: u64, required| {
             let slot = limits.entries.iter_mut().find(|slot| slot.is_none());
             if let Some(slot) = slot {
@@ -53,44 +81,80 @@ impl Rlimits {
             config.core_limit,
             true,
         );
-        if let Some(bytes) = config.file_size_limit {
-            add(libc::RLIMIT_FSIZE, bytes, bytes, true);
+        match config.file_size_limit {
+            Some(bytes) => add(libc::RLIMIT_FSIZE, bytes, bytes, true),
+            None => add(libc::RLIMIT_FSIZE, INFINITY, INFINITY, false),
         }
         match config.stack_limit {
             Some(bytes) => add(libc::RLIMIT_STACK, bytes, bytes, true),
             // Judged programs recurse deeply; like isolate, the stack is
-            // unlimited unless asked otherwise (best effort for non-root).
+            // unlimited unless asked otherwise.
+            None => add(libc::RLIMIT_STACK, INFINITY, INFINITY, false),
+        }
+        match config.open_files_limit {
+            Some(count) => add(libc::RLIMIT_NOFILE, count, count, true),
             None => add(
-                libc::RLIMIT_STACK,
-                libc::RLIM_INFINITY,
-                libc::RLIM_INFINITY,
+                libc::RLIMIT_NOFILE,
+                DEFAULT_OPEN_FILES.0,
+                DEFAULT_OPEN_FILES.1,
                 false,
             ),
-        }
-        if let Some(count) = config.open_files_limit {
-            add(libc::RLIMIT_NOFILE, count, count, true);
         }
         let address_space = config
             .address_space_limit
             .or(config.memory_limit.filter(|_| !have_cgroup));
-        if let Some(bytes) = address_space {
-            add(libc::RLIMIT_AS, bytes, bytes, true);
+        match address_space {
+            Some(bytes) => add(libc::RLIMIT_AS, bytes, bytes, true),
+            None => add(libc::RLIMIT_AS, INFINITY, INFINITY, false),
         }
-        if let Some(cap) = config.cpu_kill_threshold() {
-            let seconds = seconds_ceil(cap);
-            let soft = if have_cgroup {
-                seconds + 1
-            } else {
-                seconds.max(1)
-            };
-            add(libc::RLIMIT_CPU, soft, soft + 1, true);
-        }
-        if !have_cgroup {
-            if let Some(count) = config.process_limit {
-                add(libc::RLIMIT_NPROC, count, count, true);
+        match config.cpu_kill_threshold() {
+            Some(cap) => {
+                let seconds = seconds_ceil(cap);
+                let soft = if have_cgroup {
+                    seconds + 1
+                } else {
+                    seconds.max(1)
+                };
+                add(libc::RLIMIT_CPU, soft, soft + 1, true);
             }
+            None => add(libc::RLIMIT_CPU, INFINITY, INFINITY, false),
         }
+        match config.process_limit.filter(|_| !have_cgroup) {
+            Some(count) => add(libc::RLIMIT_NPROC, count, count, true),
+            // With a cgroup the pids controller counts the run's processes.
+            None => add(libc::RLIMIT_NPROC, INFINITY, INFINITY, false),
+        }
+        add(libc::RLIMIT_DATA, INFINITY, INFINITY, false);
+        add(libc::RLIMIT_RSS, INFINITY, INFINITY, false);
+        add(libc::RLIMIT_LOCKS, INFINITY, INFINITY, false);
+        add(libc::RLIMIT_RTTIME, INFINITY, INFINITY, false);
+        add(libc::RLIMIT_MEMLOCK, 0, 0, true);
+        add(libc::RLIMIT_MSGQUEUE, 0, 0, true);
+        add(libc::RLIMIT_NICE, 0, 0, true);
+        add(libc::RLIMIT_RTPRIO, 0, 0, true);
+        add(
+            libc::RLIMIT_SIGPENDING,
+            DEFAULT_SIGPENDING,
+            DEFAULT_SIGPENDING,
+            true,
+        );
         limits
+    }
+
+    /// The `RLIMIT_CPU` soft limit of the run, if it has one: the CPU time
+    /// at which the kernel sends the program `SIGXCPU`.
+    pub fn cpu_soft_limit(&self) -> Option<Duration> {
+        self.cpu_soft_seconds().map(Duration::from_secs)
+    }
+
+    /// [`cpu_soft_limit`](Self::cpu_soft_limit) in whole seconds; no
+    /// allocation, so the child side may call it.
+    pub fn cpu_soft_seconds(&self) -> Option<u64> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|entry| entry.resource == libc::RLIMIT_CPU && entry.soft != libc::RLIM_INFINITY)
+            .map(|entry| entry.soft)
     }
 
     /// Child side: applies every limit. Returns the errno of the first
@@ -105,12 +169,54 @@ impl Rlimits {
                 rlim_max: entry.hard,
             };
             // SAFETY: `value` is a valid rlimit for the duration of the call.
-            if unsafe { libc::setrlimit(entry.resource, &value) } != 0 && entry.required {
+            if unsafe { libc::setrlimit(entry.resource, &value) } == 0 {
+                continue;
+            }
+            if entry.required {
                 // SAFETY: errno location is thread-local and always valid.
                 return Err(unsafe { *libc::__errno_location() });
             }
+            // Not allowed to raise it (not root): as far as the hard limit
+            // we have goes, so the value is still ours, not a soft limit
+            // the keeper happened to run with.
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: `current` is a valid rlimit to fill in.
+            if unsafe { libc::getrlimit(entry.resource, &mut current) } == 0 {
+                let value = libc::rlimit {
+                    rlim_cur: entry.soft.min(current.rlim_max),
+                    rlim_max: current.rlim_max,
+                };
+                // SAFETY: as above; failing leaves the inherited value.
+                unsafe { libc::setrlimit(entry.resource, &value) };
+            }
         }
         Ok(())
+    }
+
+    /// Child side: takes back a real-time scheduling policy or a raised
+    /// priority inherited from the keeper (`RLIMIT_RTPRIO` and
+    /// `RLIMIT_NICE` only stop the program from asking for them). A keeper
+    /// that runs at a lower priority on purpose keeps that for the box.
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls; meant for the time between fork and exec.
+    pub(crate) unsafe fn reset_priority() {
+        // SAFETY (whole block): plain system calls on the calling process.
+        unsafe {
+            let policy = libc::sched_getscheduler(0);
+            if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+                let param = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+            }
+            *libc::__errno_location() = 0;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+            if nice < 0 && *libc::__errno_location() == 0 {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+            }
+        }
     }
 
     #[cfg(test)]
@@ -151,8 +257,9 @@ mod tests {
             ..IsolateConfig::default()
         };
         let with_cgroup = Rlimits::for_config(&config, true);
-        assert_eq!(with_cgroup.get(libc::RLIMIT_AS), None);
-        assert_eq!(with_cgroup.get(libc::RLIMIT_NPROC), None);
+        let unlimited = Some((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
+        assert_eq!(with_cgroup.get(libc::RLIMIT_AS), unlimited);
+        assert_eq!(with_cgroup.get(libc::RLIMIT_NPROC), unlimited);
         let without = Rlimits::for_config(&config, false);
         assert_eq!(without.get(libc::RLIMIT_AS), Some((64 << 20, 64 << 20)));
         assert_eq!(without.get(libc::RLIMIT_NPROC), Some((5, 5)));
@@ -166,5 +273,40 @@ mod tests {
             limits.get(libc::RLIMIT_STACK),
             Some((libc::RLIM_INFINITY, libc::RLIM_INFINITY))
         );
+    }
+
+    #[test]
+    fn every_resource_is_set_once_whatever_the_config() {
+        for have_cgroup in [false, true] {
+            let limits = Rlimits::for_config(&IsolateConfig::default(), have_cgroup);
+            for resource in 0..MAX_RLIMITS as libc::__rlimit_resource_t {
+                let count = limits
+                    .entries
+                    .iter()
+                    .flatten()
+                    .filter(|entry| entry.resource == resource)
+                    .count();
+                assert_eq!(count, 1, "resource {resource}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_to_pin_queue_or_raise_priority() {
+        let limits = Rlimits::for_config(&IsolateConfig::default(), false);
+        for resource in [
+            libc::RLIMIT_MEMLOCK,
+            libc::RLIMIT_MSGQUEUE,
+            libc::RLIMIT_NICE,
+            libc::RLIMIT_RTPRIO,
+        ] {
+            assert_eq!(limits.get(resource), Some((0, 0)), "resource {resource}");
+        }
+        assert_eq!(
+            limits.get(libc::RLIMIT_SIGPENDING),
+            Some((DEFAULT_SIGPENDING, DEFAULT_SIGPENDING))
+        );
+        assert_eq!(limits.get(libc::RLIMIT_NOFILE), Some(DEFAULT_OPEN_FILES));
+        assert_eq!(limits.cpu_soft_limit(), None);
     }
 }
