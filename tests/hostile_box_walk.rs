@@ -333,7 +333,11 @@ fn zero_sizes_are_refused_not_unlimited() {
     // The configuration is refused before anything is made, so nothing
     // (cgroups included) can be looked up through it: no box directory.
     let dir = config.box_root.join(id.to_string());
-    assert!(fs::symlink_metadata(&dir).is_err(), "{} made", dir.display());
+    assert!(
+        fs::symlink_metadata(&dir).is_err(),
+        "{} made",
+        dir.display()
+    );
 
     for (tmp, shm) in [(0, 1 << 20), (1 << 20, 0)] {
         let config = isobox::IsolateConfig {

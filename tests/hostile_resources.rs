@@ -79,13 +79,16 @@ fn shell_fork_bomb() {
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let bomb = test_box.install(&hostile("bomb.sh"));
     let result = test_box.run_hostile(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.killed, "{:?}", Brief(&result));
+    // dash forks both halves of the first pipeline from the main shell; when
+    // the first half's descendants fill the process limit before the second
+    // fork, the main shell itself cannot fork and exits 2 at once: then the
+    // verdict is the process limit, otherwise the shell spins into the CPU
+    // limit. Either way the bomb is contained and the kernel refused forks.
+    match result.status {
+        ExecutionStatus::TimeLimit => assert!(result.killed, "{:?}", Brief(&result)),
+        ExecutionStatus::ProcessLimit => assert!(!result.killed, "{:?}", Brief(&result)),
+        _ => panic!("neither time nor process limit: {:?}", Brief(&result)),
+    }
     // dash says "Cannot fork" when the process limit refuses it.
     assert!(result.stderr.contains("fork"), "{:?}", Brief(&result));
     test_box.remove();
