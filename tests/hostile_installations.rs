@@ -184,9 +184,14 @@ fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
         },
     )
     .expect("making the box's cgroup");
+    // In a run's cgroup below the box's, where runs put their processes
+    // (on v2 the box's own cgroup cannot hold any: it hands controllers
+    // down to its children).
+    let run = cgroup
+        .create_child("run-leftover")
+        .expect("making a run cgroup in the box's");
     let mut leftover = bystander(uid);
-    cgroup
-        .add_process(leftover.id() as i32)
+    run.add_process(leftover.id() as i32)
         .expect("moving the leftover into the box's cgroup");
     // Same uid, not of this box (another installation's box, say).
     let mut unrelated = bystander(uid);
@@ -204,6 +209,7 @@ fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
         cgroup.paths().iter().all(|dir| !dir.exists()),
         "the box's cgroup survived cleanup"
     );
+    drop(run);
     drop(cgroup);
     assert_box_gone(&isolate, id);
 }
