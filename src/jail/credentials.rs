@@ -32,8 +32,7 @@ impl Credentials {
         if ok {
             Ok(())
         } else {
-            // SAFETY: errno location is thread-local and always valid.
-            Err(unsafe { *libc::__errno_location() })
+            Err(crate::sys::errno())
         }
     }
 }
@@ -102,7 +101,6 @@ pub(crate) unsafe fn drop_capabilities() -> Result<(), i32> {
     if ok {
         Ok(())
     } else {
-        // SAFETY: errno location is thread-local and always valid.
-        Err(unsafe { *libc::__errno_location() })
+        Err(crate::sys::errno())
     }
 }

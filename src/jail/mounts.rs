@@ -11,7 +11,8 @@ use std::path::{Component, Path};
 
 use crate::dirs::{DirAction, DirRule};
 
-use super::{sys, JailError};
+use super::{c_string, JailError};
+use crate::sys::{self, errno};
 
 /// Host directory the box root is mounted on. Every box mounts its own
 /// tmpfs there inside its own mount namespace, so one directory serves all.
@@ -154,12 +155,11 @@ pub struct MountPlan {
 }
 
 fn c_path(path: &Path) -> Result<CString, JailError> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| JailError::NulByte(format!("path {}", path.display())))
+    c_string(&format!("path {}", path.display()), path.as_os_str().as_bytes())
 }
 
 fn c_text(text: &str) -> Result<CString, JailError> {
-    CString::new(text).map_err(|_| JailError::NulByte(text.to_string()))
+    c_string(text, text)
 }
 
 /// The components of an absolute path without `.` or `..` (directory rules
@@ -508,11 +508,6 @@ impl MountPlan {
     }
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
 
 /// The directories the child-side walks start from.
 #[derive(Clone, Copy)]
@@ -969,8 +964,7 @@ pub(crate) unsafe fn make_mounts_private() -> Result<(), i32> {
     if ret == 0 {
         Ok(())
     } else {
-        // SAFETY: errno location is thread-local and always valid.
-        Err(unsafe { *libc::__errno_location() })
+        Err(errno())
     }
 }
 

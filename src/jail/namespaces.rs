@@ -113,25 +113,6 @@ pub(crate) unsafe fn set_box_hostname() -> Result<(), i32> {
     if ok {
         Ok(())
     } else {
-        // SAFETY: errno location is thread-local and always valid.
-        Err(unsafe { *libc::__errno_location() })
+        Err(crate::sys::errno())
     }
-}
-
-/// A new, empty network namespace (no interface up, no route), held open by
-/// the returned descriptor. Creating one costs about half a millisecond and
-/// serializes on a kernel lock, so an executor makes one and its boxes join
-/// it with `setns` run after run.
-pub fn new_network_namespace() -> std::io::Result<std::os::fd::OwnedFd> {
-    // unshare moves only the calling thread; a throwaway thread keeps the
-    // caller's own namespace untouched.
-    std::thread::spawn(|| {
-        // SAFETY: unshare takes a flag; it changes only this thread.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        std::fs::File::open("/proc/thread-self/ns/net").map(std::os::fd::OwnedFd::from)
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
 }

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::sys::Rusage;
+use crate::sys::Rusage;
 
 /// The step of the child-side setup that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn records_survive_the_pipe() {
-        let (read, write) = super::super::sys::pipe().unwrap();
+        let (read, write) = crate::sys::pipe().unwrap();
         RawReport::setup_failed(Stage::Exec, libc::ENOENT, 4).send(write.as_raw_fd());
         // SAFETY: rusage is plain old data; zero is valid.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

@@ -28,26 +28,10 @@ use seccompiler::{sock_filter, BpfProgram, TargetArch};
 use serde::{Deserialize, Serialize};
 
 use super::seccomp_i386::I386_SYSCALLS;
+use crate::config::syscall_flags;
 
 /// The default policy, embedded so the binary needs no data files.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/seccomp-default.json");
-
-/// isolate's `syscall_flags` bits (isolate 2.6, `isolate.h`): a set bit
-/// turns a restriction on.
-pub mod syscall_flags {
-    /// `keyctl`, `add_key`, `request_key` refused.
-    pub const KEYCTL: u32 = 1;
-    /// `AF_VSOCK` sockets refused.
-    pub const VSOCK: u32 = 2;
-    /// `fcntl` locks, leases and `F_NOTIFY`, and `flock`, refused.
-    pub const FCNTL: u32 = 4;
-    /// io_uring refused.
-    pub const IO_URING: u32 = 8;
-    /// System calls of foreign architectures (i386 on x86_64) refused.
-    pub const LEGACY_ARCH: u32 = 16;
-    /// Every restriction (isolate's default, 65535).
-    pub const ALL: u32 = 0xffff;
-}
 
 /// What the policy's conditional groups depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -501,6 +485,7 @@ fn pass_foreign_arches(program: &mut BpfProgram) -> Result<(), SeccompError> {
 impl SeccompPolicy {
     /// The default policy with the default [`PolicyOptions`], extended by
     /// the policy file `extension` if given.
+    #[cfg(test)]
     pub fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
         Self::with_options(extension, &PolicyOptions::default())
     }
@@ -558,8 +543,7 @@ impl SeccompPolicy {
                 )
             };
             if ret != 0 {
-                // SAFETY: errno location is thread-local and always valid.
-                return Err(unsafe { *libc::__errno_location() });
+                return Err(crate::sys::errno());
             }
         }
         Ok(())

@@ -322,7 +322,7 @@ impl TestBox {
     /// `/box/<name>` in the jail, the host path without namespaces.
     pub fn inside(&self, name: &str) -> String {
         if self.config.namespaces {
-            format!("{}/{name}", isobox::types::BOX_MOUNT_POINT)
+            format!("{}/{name}", isobox::config::BOX_MOUNT_POINT)
         } else {
             self.config.workdir.join(name).display().to_string()
         }
