@@ -19,15 +19,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, OptionalControllers};
-use crate::dirs;
-use crate::sys::{self, Rusage};
 use crate::config::IsolateConfig;
+use crate::dirs;
 use crate::error::{IsolateError, Result};
 use crate::jail::{
     self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions,
     RlimitRequest, Rlimits, RunPaths, SeccompPolicy, Stage, TmpfsSizes,
 };
 use crate::result::{ExecutionResult, ExecutionStatus, Protection};
+use crate::sys::{self, Rusage};
 
 /// Where the program's standard input comes from.
 #[derive(Debug, Default)]
@@ -1247,7 +1247,6 @@ impl ProcessExecutor {
         }
     }
 }
-
 
 /// What the configuration asks of the box's rlimits.
 fn rlimit_request(config: &IsolateConfig) -> RlimitRequest {

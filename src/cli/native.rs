@@ -345,7 +345,10 @@ fn run(args: RunArgs) -> Result<u8> {
     // is never lost; any of them makes the exit status 2.
     let mut troubles = Vec::new();
     if let Some(errno) = result.exec_errno {
-        troubles.push(format!("cannot execute {program}: {}", isobox::sys::strerror(errno)));
+        troubles.push(format!(
+            "cannot execute {program}: {}",
+            isobox::sys::strerror(errno)
+        ));
     }
     if let Err(error) = cleaned {
         troubles.push(format!("cleaning up after the run: {error}"));

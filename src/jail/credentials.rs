@@ -2,7 +2,7 @@
 
 /// The ids the program runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// User id.
     pub uid: libc::uid_t,
     /// Group id.

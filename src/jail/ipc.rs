@@ -20,7 +20,7 @@ struct Setting {
 
 /// The IPC namespace's limits for one run.
 #[derive(Debug, Clone, Copy)]
-pub struct IpcLimits {
+pub(crate) struct IpcLimits {
     settings: [Setting; 6],
 }
 
@@ -42,7 +42,7 @@ impl IpcLimits {
     /// Limits that keep each pool (shared memory, message queues,
     /// semaphores) of the namespace within `bytes`: shared memory at most
     /// `bytes` in all, queues and semaphores a quarter each.
-    pub fn for_memory(bytes: u64) -> Self {
+    pub(crate) fn for_memory(bytes: u64) -> Self {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
         let queue_bytes = QUEUE_BYTES.min(bytes);
@@ -74,9 +74,7 @@ impl IpcLimits {
     /// exec.
     pub(crate) unsafe fn apply(&self) -> Result<(), (u32, i32)> {
         for (index, setting) in self.settings.iter().enumerate() {
-            let failed = |index: usize| {
-                (index as u32, crate::sys::errno())
-            };
+            let failed = |index: usize| (index as u32, crate::sys::errno());
             // SAFETY: a NUL-terminated path; the descriptor is ours.
             let fd = unsafe { libc::open(setting.path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
             if fd < 0 {

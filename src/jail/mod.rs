@@ -166,9 +166,7 @@ impl JailSpec {
             .collect::<Result<Vec<_>, _>>()?;
         let envp = environment
             .iter()
-            .map(|(name, value)| {
-c_string("an environment variable", format!("{name}={value}"))
-            })
+            .map(|(name, value)| c_string("an environment variable", format!("{name}={value}")))
             .collect::<Result<Vec<_>, _>>()?;
         let search_path = paths.search_path;
         let candidates = if program.contains('/') || program.is_empty() {

@@ -16,10 +16,10 @@ use crate::sys::{self, errno};
 
 /// Host directory the box root is mounted on. Every box mounts its own
 /// tmpfs there inside its own mount namespace, so one directory serves all.
-pub const NEW_ROOT: &str = "/run/isobox/root";
+pub(crate) const NEW_ROOT: &str = "/run/isobox/root";
 
 /// Makes sure [`NEW_ROOT`] exists.
-pub fn ensure_new_root() -> Result<(), JailError> {
+pub(crate) fn ensure_new_root() -> Result<(), JailError> {
     std::fs::create_dir_all(NEW_ROOT).map_err(|source| JailError::Syscall {
         call: "mkdir /run/isobox/root",
         source,
@@ -138,7 +138,7 @@ enum Step {
 
 /// Sizes of the box's private filesystems.
 #[derive(Debug, Clone, Copy)]
-pub struct TmpfsSizes {
+pub(crate) struct TmpfsSizes {
     /// Bytes of each `tmp` rule (the box's `/tmp`).
     pub tmp: u64,
     /// Bytes of `/dev/shm`.
@@ -147,7 +147,7 @@ pub struct TmpfsSizes {
 
 /// Everything the proxy mounts, in order.
 #[derive(Debug)]
-pub struct MountPlan {
+pub(crate) struct MountPlan {
     root: CString,
     steps: Vec<Step>,
     /// What each step does, for the keeper's error messages.
@@ -155,7 +155,10 @@ pub struct MountPlan {
 }
 
 fn c_path(path: &Path) -> Result<CString, JailError> {
-    c_string(&format!("path {}", path.display()), path.as_os_str().as_bytes())
+    c_string(
+        &format!("path {}", path.display()),
+        path.as_os_str().as_bytes(),
+    )
 }
 
 fn c_text(text: &str) -> Result<CString, JailError> {
@@ -346,7 +349,7 @@ impl MountPlan {
     /// [`sys::resolve_host_path`]); the proxy finds the same file again
     /// without following any link. A bind whose source is missing is an
     /// error unless the rule says `maybe`, in which case it is skipped.
-    pub fn new(
+    pub(crate) fn new(
         rules: &[DirRule],
         workdir: &sys::HostPath,
         sizes: TmpfsSizes,
@@ -441,7 +444,7 @@ impl MountPlan {
 
     /// What step `index` did, for error messages; `steps().len()` and beyond
     /// name the final pivot.
-    pub fn describe(&self, index: u32) -> &str {
+    pub(crate) fn describe(&self, index: u32) -> &str {
         self.descriptions
             .get(index as usize)
             .map_or("entering the new root", String::as_str)
@@ -455,59 +458,73 @@ impl MountPlan {
     /// Only async-signal-safe calls; call in a fresh, private mount namespace.
     pub(crate) unsafe fn enter(&self) -> Result<(), (u32, i32)> {
         let pivot_step = self.steps.len() as u32;
-        // SAFETY (whole block): system calls on C strings prepared before
-        // the fork and on descriptors this function opens and closes;
-        // nothing allocates.
-        unsafe {
-            if libc::mount(
+        // SAFETY: C strings prepared before the fork or static; nothing
+        // is read behind them.
+        let mounted = unsafe {
+            libc::mount(
                 c"isobox".as_ptr(),
                 self.root.as_ptr(),
                 c"tmpfs".as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV,
                 c"size=1m,nr_inodes=4096,mode=755".as_ptr().cast(),
-            ) != 0
-            {
-                return Err((pivot_step, errno()));
-            }
-            // Opened after the mount: the fresh tmpfs, not the directory
-            // under it. NEW_ROOT is root's own, outside anything a box writes.
-            let root = libc::open(
+            )
+        };
+        if mounted != 0 {
+            return Err((pivot_step, errno()));
+        }
+        // Opened after the mount: the fresh tmpfs, not the directory
+        // under it. NEW_ROOT is root's own, outside anything a box writes.
+        // SAFETY: a C string prepared before the fork.
+        let root = unsafe {
+            libc::open(
                 self.root.as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            );
-            let host = libc::open(
+            )
+        };
+        // SAFETY: a static C string.
+        let host = unsafe {
+            libc::open(
                 c"/".as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            if root < 0 || host < 0 {
-                return Err((pivot_step, errno()));
+            )
+        };
+        if root < 0 || host < 0 {
+            return Err((pivot_step, errno()));
+        }
+        // Modes are given exactly; the proxy's umask must not narrow
+        // the device nodes.
+        // SAFETY: umask only changes this process's mask.
+        let umask = unsafe { libc::umask(0) };
+        let dirs = Dirs { root, host };
+        for (index, step) in self.steps.iter().enumerate() {
+            // SAFETY: the caller's contract (child side, private mount
+            // namespace) holds for every step.
+            if let Err(errno) = unsafe { run_step(step, dirs) } {
+                return Err((index as u32, errno));
             }
-            // Modes are given exactly; the proxy's umask must not narrow
-            // the device nodes.
-            let umask = libc::umask(0);
-            let dirs = Dirs { root, host };
-            for (index, step) in self.steps.iter().enumerate() {
-                if let Err(errno) = run_step(step, dirs) {
-                    return Err((index as u32, errno));
-                }
-            }
-            libc::umask(umask);
-            libc::close(root);
-            libc::close(host);
-            // pivot_root(".", ".") stacks the old root under the new one at
-            // the same place; detaching it leaves only the new root.
-            if libc::chdir(self.root.as_ptr()) != 0
-                || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
-                || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
-                || libc::chdir(c"/".as_ptr()) != 0
-            {
-                return Err((pivot_step, errno()));
-            }
+        }
+        // SAFETY: as for the first umask.
+        unsafe { libc::umask(umask) };
+        // SAFETY: descriptors opened above, not used again.
+        unsafe { libc::close(root) };
+        // SAFETY: as above.
+        unsafe { libc::close(host) };
+        // pivot_root(".", ".") stacks the old root under the new one at
+        // the same place; detaching it leaves only the new root.
+        // SAFETY: a C string prepared before the fork.
+        let pivoted = unsafe { libc::chdir(self.root.as_ptr()) } == 0
+            // SAFETY: static C strings.
+            && unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } == 0
+            // SAFETY: a static C string.
+            && unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) } == 0
+            // SAFETY: a static C string.
+            && unsafe { libc::chdir(c"/".as_ptr()) } == 0;
+        if !pivoted {
+            return Err((pivot_step, errno()));
         }
         Ok(())
     }
 }
-
 
 /// The directories the child-side walks start from.
 #[derive(Clone, Copy)]
@@ -891,46 +908,57 @@ unsafe fn make_read_only(root: RawFd, target: &[CString]) -> Result<(), i32> {
 /// # Safety
 /// Only async-signal-safe calls.
 unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
-    // SAFETY (whole block): every pointer comes from a live CString or a
-    // local value; the calls are plain system calls.
-    unsafe {
-        match step {
-            Step::Bind {
-                source,
-                target,
-                recursive,
-                attributes,
-            } => bind(dirs, source, target, *recursive, *attributes),
-            Step::Mount {
-                fstype,
-                options,
-                attributes,
-                target,
-            } => mount_fresh(dirs.root, fstype, options, *attributes, target),
-            Step::Symlink {
-                dir,
-                name,
-                points_to,
-            } => {
-                let dir = walk(dirs.root, dir, false)?;
-                checked(libc::symlinkat(points_to.as_ptr(), dir.0, name.as_ptr()) as libc::c_long)
-                    .map(drop)
+    match step {
+        Step::Bind {
+            source,
+            target,
+            recursive,
+            attributes,
+        } => {
+            // SAFETY: the caller's contract; strings prepared before the fork.
+            unsafe { bind(dirs, source, target, *recursive, *attributes) }
+        }
+        Step::Mount {
+            fstype,
+            options,
+            attributes,
+            target,
+        } => {
+            // SAFETY: as for Bind.
+            unsafe { mount_fresh(dirs.root, fstype, options, *attributes, target) }
+        }
+        Step::Symlink {
+            dir,
+            name,
+            points_to,
+        } => {
+            // SAFETY: as for Bind.
+            let dir = unsafe { walk(dirs.root, dir, false) }?;
+            // SAFETY: two live C strings and a descriptor we hold.
+            let ret = unsafe { libc::symlinkat(points_to.as_ptr(), dir.0, name.as_ptr()) };
+            checked(ret as libc::c_long).map(drop)
+        }
+        Step::Device {
+            dir,
+            name,
+            device,
+            host,
+            point,
+        } => {
+            // SAFETY: as for Bind.
+            let parent = unsafe { walk(dirs.root, dir, false) }?;
+            // SAFETY: a live C string and a descriptor we hold.
+            if unsafe { libc::mknodat(parent.0, name.as_ptr(), libc::S_IFCHR | 0o666, *device) }
+                == 0
+            {
+                return Ok(());
             }
-            Step::Device {
-                dir,
-                name,
-                device,
-                host,
-                point,
-            } => {
-                let parent = walk(dirs.root, dir, false)?;
-                if libc::mknodat(parent.0, name.as_ptr(), libc::S_IFCHR | 0o666, *device) == 0 {
-                    return Ok(());
-                }
-                if errno() != libc::EPERM {
-                    return Err(errno());
-                }
-                drop(parent);
+            if errno() != libc::EPERM {
+                return Err(errno());
+            }
+            drop(parent);
+            // SAFETY: as for Bind.
+            unsafe {
                 bind(
                     dirs,
                     host,
@@ -939,8 +967,9 @@ unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
                 )
             }
-            Step::ReadOnly { target } => make_read_only(dirs.root, target),
         }
+        // SAFETY: as for Bind.
+        Step::ReadOnly { target } => unsafe { make_read_only(dirs.root, target) },
     }
 }
 

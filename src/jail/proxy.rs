@@ -93,8 +93,7 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
     // The box's own /proc (the host's without a mount namespace), to
     // read the inmate's limits when it dies of SIGXCPU; may be absent.
     // SAFETY: as for the first step.
-    let proc_dir =
-        unsafe { open_flag_file(c"/proc", libc::O_PATH | libc::O_DIRECTORY) };
+    let proc_dir = unsafe { open_flag_file(c"/proc", libc::O_PATH | libc::O_DIRECTORY) };
     // SAFETY: as for the first step.
     unsafe { start_session(spec.keep_terminal, report) };
     let pid_namespace = spec.namespaces & libc::CLONE_NEWPID as u64 != 0;

@@ -14,12 +14,12 @@ const MAX_RLIMITS: usize = 16;
 
 /// `RLIMIT_NOFILE` when the configuration sets none: the kernel's own
 /// defaults for a fresh process (`INR_OPEN_CUR`, `INR_OPEN_MAX`).
-pub const DEFAULT_OPEN_FILES: (u64, u64) = (1024, 4096);
+pub(crate) const DEFAULT_OPEN_FILES: (u64, u64) = (1024, 4096);
 
 /// `RLIMIT_SIGPENDING`: signals queued for the box's uid at once. Each
 /// costs kernel memory outside every cgroup limit; contest programs queue
 /// none, a few hundred is plenty for any runtime.
-pub const DEFAULT_SIGPENDING: u64 = 256;
+pub(crate) const DEFAULT_SIGPENDING: u64 = 256;
 
 /// One limit: resource, soft, hard, and whether failing to set it is fatal.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +56,7 @@ pub(crate) struct RlimitRequest {
 
 /// The rlimits of one run.
 #[derive(Debug, Clone, Copy)]
-pub struct Rlimits {
+pub(crate) struct Rlimits {
     entries: [Option<Entry>; MAX_RLIMITS],
 }
 
@@ -160,13 +160,13 @@ impl Rlimits {
 
     /// The `RLIMIT_CPU` soft limit of the run, if it has one: the CPU time
     /// at which the kernel sends the program `SIGXCPU`.
-    pub fn cpu_soft_limit(&self) -> Option<Duration> {
+    pub(crate) fn cpu_soft_limit(&self) -> Option<Duration> {
         self.cpu_soft_seconds().map(Duration::from_secs)
     }
 
     /// [`cpu_soft_limit`](Self::cpu_soft_limit) in whole seconds; no
     /// allocation, so the child side may call it.
-    pub fn cpu_soft_seconds(&self) -> Option<u64> {
+    pub(crate) fn cpu_soft_seconds(&self) -> Option<u64> {
         self.entries
             .iter()
             .flatten()

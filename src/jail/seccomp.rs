@@ -31,11 +31,11 @@ use super::seccomp_i386::I386_SYSCALLS;
 use crate::config::syscall_flags;
 
 /// The default policy, embedded so the binary needs no data files.
-pub const DEFAULT_POLICY: &str = include_str!("../../policy/seccomp-default.json");
+pub(crate) const DEFAULT_POLICY: &str = include_str!("../../policy/seccomp-default.json");
 
 /// What the policy's conditional groups depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicyOptions {
+pub(crate) struct PolicyOptions {
     /// isolate's `syscall_flags` (see [`syscall_flags`]).
     pub syscall_flags: u32,
     /// The box shares the host's network: `AF_INET` and `AF_INET6` sockets
@@ -228,7 +228,7 @@ fn x32_guard() -> [sock_filter; 3] {
 
 /// Compiled filters, ready to install between fork and exec.
 #[derive(Debug, Clone)]
-pub struct SeccompPolicy {
+pub(crate) struct SeccompPolicy {
     programs: Vec<BpfProgram>,
 }
 
@@ -486,13 +486,13 @@ impl SeccompPolicy {
     /// The default policy with the default [`PolicyOptions`], extended by
     /// the policy file `extension` if given.
     #[cfg(test)]
-    pub fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
+    pub(crate) fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
         Self::with_options(extension, &PolicyOptions::default())
     }
 
     /// The default policy for a run with `options`, extended by the policy
     /// file `extension` (seccompiler's JSON format) if given.
-    pub fn with_options(
+    pub(crate) fn with_options(
         extension: Option<&Path>,
         options: &PolicyOptions,
     ) -> Result<Self, SeccompError> {

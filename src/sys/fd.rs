@@ -92,7 +92,6 @@ pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> 
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,8 @@ pub use fd::{
 pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{
-    kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time, take_back_terminal,
-    wait4, Rusage, SigpipeBlocked,
+    kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time, take_back_terminal, wait4,
+    Rusage, SigpipeBlocked,
 };
 
 /// The calling thread's `errno`. Async-signal-safe (a read of a
@@ -83,7 +83,6 @@ pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no arguments and cannot fail.
     unsafe { libc::geteuid() }
 }
-
 
 #[cfg(test)]
 mod tests {

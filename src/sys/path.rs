@@ -230,4 +230,3 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
         created,
     })
 }
-
