@@ -5,7 +5,9 @@
 //! the box's namespaces, it forks the *inmate*, which drops to the box's
 //! credentials and executes the program, and then reaps everything until the
 //! inmate ends. Between the clone and `execve` both run only the
-//! async-signal-safe steps listed on `proxy_main` and `inmate_main`.
+//! async-signal-safe steps listed on `proxy::proxy_main` and
+//! `inmate::inmate_main`, one function per step. The keeper-side system
+//! calls around a run live in `crate::sys`.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
