@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
 "#;
 
 fn main() {
-    if !isobox::jail::sys::is_root() {
+    if !isobox::sys::is_root() {
         eprintln!("the benchmark needs root (namespaces, cgroups)");
         std::process::exit(2);
     }
@@ -259,7 +259,7 @@ fn main() {
                 // Reaped by wait4 below, which also gives its rusage.
                 #[allow(clippy::zombie_processes)]
                 let child = Command::new(&spin).arg(&iterations).spawn().unwrap();
-                let (status, usage) = isobox::jail::sys::wait4(child.id() as i32).unwrap();
+                let (status, usage) = isobox::sys::wait4(child.id() as i32).unwrap();
                 assert_eq!(status, 0);
                 usage.cpu_time()
             })

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::cgroup::{CgroupController, CgroupError, CgroupVersion, Placement};
 use crate::cleanup::{Linked, Reset, ResetReport};
-use crate::types::IsolateConfig;
+use crate::config::IsolateConfig;
 
 /// Where the configuration file is unless [`CONFIG_ENV`] names another.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/isobox.conf";
@@ -209,11 +209,11 @@ impl Default for BoxesConfig {
             box_root: PathBuf::from(DEFAULT_BOX_ROOT),
             lock_root: PathBuf::from(DEFAULT_LOCK_ROOT),
             cg_root: CgRoot::Installation,
-            first_uid: crate::types::DEFAULT_BOX_ID_BASE,
-            first_gid: crate::types::DEFAULT_BOX_ID_BASE,
+            first_uid: crate::config::DEFAULT_BOX_ID_BASE,
+            first_gid: crate::config::DEFAULT_BOX_ID_BASE,
             num_boxes: DEFAULT_NUM_BOXES,
             restricted_init: false,
-            syscall_flags: crate::jail::seccomp::syscall_flags::ALL,
+            syscall_flags: crate::config::syscall_flags::ALL,
             per_box: BTreeMap::new(),
             default_quota: DEFAULT_QUOTA,
         }
@@ -842,11 +842,11 @@ impl LockedBox {
                 target.display()
             ))
         };
-        let netns = crate::jail::namespaces::new_network_namespace().map_err(failed)?;
+        let netns = crate::sys::new_network_namespace().map_err(failed)?;
         File::create(&target).map_err(failed)?;
         use std::os::fd::AsRawFd;
         let source = PathBuf::from(format!("/proc/self/fd/{}", netns.as_raw_fd()));
-        crate::jail::sys::bind_mount(&source, &target).map_err(|err| {
+        crate::sys::bind_mount(&source, &target).map_err(|err| {
             // An unmounted file would be taken for the namespace later.
             let _ = fs::remove_file(&target);
             failed(err)
@@ -924,7 +924,7 @@ impl LockedBox {
     /// Kills process `pid` if it is still the one that started at
     /// `started`, and waits until it is gone.
     fn kill_recorded(&self, pid: libc::pid_t, started: u64) -> Result<(), BoxError> {
-        use crate::jail::sys;
+        use crate::sys;
         use std::os::fd::{AsFd, AsRawFd};
         let Ok(pidfd) = sys::pidfd_open(pid) else {
             return Ok(());
@@ -1005,7 +1005,7 @@ impl LockedBox {
         for point in points {
             // A path mounted twice needs two unmounts; mount_points lists
             // it twice, and the second attempt finds it still mounted.
-            crate::jail::sys::unmount(&point)
+            crate::sys::unmount(&point)
                 .map_err(|err| BoxError::Mount(format!("unmounting {}: {err}", point.display())))?;
         }
         Ok(())
@@ -1019,7 +1019,7 @@ fn mount_quota(target: &Path, id: u32, quota: Quota) -> Result<(), BoxError> {
         "size={}k,nr_inodes={},mode=0700",
         quota.blocks, quota.inodes
     );
-    crate::jail::sys::mount_tmpfs(&format!("isobox-box-{id}"), target, &options).map_err(|err| {
+    crate::sys::mount_tmpfs(&format!("isobox-box-{id}"), target, &options).map_err(|err| {
         BoxError::Mount(format!(
             "mounting the quota file system on {}: {err}",
             target.display()

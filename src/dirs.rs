@@ -17,6 +17,9 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
+/// Where the working directory appears inside the box.
+pub const BOX_MOUNT_POINT: &str = "/box";
+
 /// What a rule puts at its place inside the box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirAction {
@@ -157,7 +160,7 @@ pub fn default_rules() -> Vec<DirRule> {
         ..DirOptions::default()
     };
     vec![
-        rule(crate::types::BOX_MOUNT_POINT, DirAction::WorkDir, writable),
+        rule(BOX_MOUNT_POINT, DirAction::WorkDir, writable),
         rule("/bin", DirAction::Bind("/bin".into()), read_only),
         rule("/dev", DirAction::Devices, read_only),
         rule("/lib", DirAction::Bind("/lib".into()), read_only),

@@ -16,19 +16,18 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, OptionalControllers};
+use crate::config::IsolateConfig;
 use crate::dirs;
-use crate::jail::sys::{self, Rusage};
+use crate::error::{IsolateError, Result};
 use crate::jail::{
-    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions, Rlimits,
-    RunPaths, SeccompPolicy, Stage, TmpfsSizes,
+    self, BoxFds, ChildReport, Credentials, JailError, JailSpec, MountPlan, PolicyOptions,
+    RlimitRequest, Rlimits, RunPaths, SeccompPolicy, Stage, TmpfsSizes,
 };
-use crate::types::{
-    ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Protection, Result,
-};
+use crate::result::{ExecutionResult, ExecutionStatus, Protection};
+use crate::sys::{self, Rusage};
 
 /// Where the program's standard input comes from.
 #[derive(Debug, Default)]
@@ -76,16 +75,6 @@ struct Workdir {
     created: bool,
     /// Owner, group and mode before the run, put back after it.
     saved: Option<(u32, u32, u32)>,
-}
-
-/// A name no other executor of this host uses at the same time.
-pub(crate) fn unique_instance_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Shortest and longest pause between two CPU-time checks. The pause is the
@@ -345,7 +334,7 @@ impl ProcessExecutor {
                     &config.instance_id,
                     config.strict_mode,
                     OptionalControllers {
-                        cpu_weight: config.cpu_shares != crate::types::DEFAULT_CPU_SHARES,
+                        cpu_weight: config.cpu_shares != crate::config::DEFAULT_CPU_SHARES,
                         cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
                     },
                 )
@@ -405,12 +394,8 @@ impl ProcessExecutor {
                 Some(OwnedFd::from(file))
             }
             None => {
-                let netns = jail::namespaces::new_network_namespace().map_err(|source| {
-                    JailError::Syscall {
-                        call: "unshare(CLONE_NEWNET)",
-                        source,
-                    }
-                })?;
+                let netns = sys::new_network_namespace()
+                    .map_err(|source| IsolateError::io("unshare(CLONE_NEWNET)", source))?;
                 Some(netns)
             }
         };
@@ -418,11 +403,9 @@ impl ProcessExecutor {
             let options = PolicyOptions {
                 syscall_flags: config.syscall_flags,
                 share_net: config.share_net,
-                memory_without_cgroup: jail::ipc::rlimit_only_memory(&config, cgroup.is_some())
-                    .is_some(),
+                memory_without_cgroup: config.rlimit_only_memory(cgroup.is_some()).is_some(),
             };
-            let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)
-                .map_err(|err| IsolateError::Config(err.to_string()))?;
+            let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)?;
             Some(policy)
         } else {
             None
@@ -489,7 +472,7 @@ impl ProcessExecutor {
                         .process_limit
                         .map(|count| count.saturating_add(1)),
                     // The default weight is what a new cgroup has anyway.
-                    cpu_shares: (self.config.cpu_shares != crate::types::DEFAULT_CPU_SHARES)
+                    cpu_shares: (self.config.cpu_shares != crate::config::DEFAULT_CPU_SHARES)
                         .then_some(self.config.cpu_shares),
                     cpuset_cpus: self.config.cpuset_cpus.clone(),
                     cpuset_mems: self.config.cpuset_mems.clone(),
@@ -581,14 +564,14 @@ impl ProcessExecutor {
         };
         let mut environment = self.config.environment.clone();
         if !environment.iter().any(|(name, _)| name == "PATH") {
-            environment.push(("PATH".into(), crate::types::DEFAULT_PATH.into()));
+            environment.push(("PATH".into(), crate::config::DEFAULT_PATH.into()));
         }
         let isolation = self.isolation()?;
         let jailed = isolation.mounts.is_some();
         let seccomp = isolation.seccomp.is_some();
         let (box_dir, cwd) = if jailed {
             (
-                Path::new(crate::types::BOX_MOUNT_POINT),
+                Path::new(crate::config::BOX_MOUNT_POINT),
                 self.config.inner_workdir.as_path(),
             )
         } else {
@@ -603,12 +586,13 @@ impl ProcessExecutor {
         let paths = RunPaths {
             box_dir,
             cwd,
+            search_path: crate::config::search_path(&environment),
             stdio_files,
             stderr_to_stdout: self.config.stderr_to_stdout,
             inherit_fds: self.config.inherit_fds,
             keep_terminal: self.config.keep_terminal,
         };
-        let rlimits = Rlimits::for_config(&self.config, cgroup.is_some());
+        let rlimits = Rlimits::new(&rlimit_request(&self.config), cgroup.is_some());
         let spec = JailSpec::new(
             command,
             &environment,
@@ -716,7 +700,7 @@ impl ProcessExecutor {
         let (proxy_status, proxy_usage) = sys::wait4(proxy.pid).map_err(io_err("wait4"))?;
         self.forget_proxy();
         if self.config.keep_terminal {
-            jail::take_back_terminal();
+            sys::take_back_terminal();
         }
         if !self.namespaces {
             // Without a PID namespace the box's leftovers are in its group.
@@ -974,7 +958,7 @@ impl ProcessExecutor {
         .map_err(|err| IsolateError::Config(err.to_string()))?;
         // Without a memory cgroup, tmpfs pages and the IPC namespace's pools
         // are memory no rlimit sees: each is kept within the limit.
-        let rlimit_memory = jail::ipc::rlimit_only_memory(&self.config, self.cgroup.is_some());
+        let rlimit_memory = self.config.rlimit_only_memory(self.cgroup.is_some());
         let cap = |size: u64| rlimit_memory.map_or(size, |bytes| size.min(bytes));
         let sizes = TmpfsSizes {
             tmp: cap(self.config.tmp_size),
@@ -1159,7 +1143,7 @@ fn current_ids() -> (u32, u32) {
         .unwrap_or((0, 0))
 }
 
-/// A uid of [`ONE_SHOT_UIDS`](crate::types::ONE_SHOT_UIDS) that no other
+/// A uid of [`ONE_SHOT_UIDS`](crate::config::ONE_SHOT_UIDS) that no other
 /// live executor holds: an exclusive `flock` on
 /// `<UID_CLAIM_DIR>/<uid>`, released when dropped or, if the process dies,
 /// by the kernel. `flock` locks belong to the open file, so two executors
@@ -1173,8 +1157,8 @@ struct UidClaim {
 impl UidClaim {
     fn take() -> Result<Self> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-        let range = crate::types::ONE_SHOT_UIDS;
-        let dir = Path::new(crate::types::UID_CLAIM_DIR);
+        let range = crate::config::ONE_SHOT_UIDS;
+        let dir = Path::new(crate::config::UID_CLAIM_DIR);
         let failed = |what: &str| {
             let what = format!("{what} {}", dir.display());
             move |source| IsolateError::io(what, source)
@@ -1264,6 +1248,19 @@ impl ProcessExecutor {
     }
 }
 
+/// What the configuration asks of the box's rlimits.
+fn rlimit_request(config: &IsolateConfig) -> RlimitRequest {
+    RlimitRequest {
+        core: config.core_limit,
+        file_size: config.file_size_limit,
+        stack: config.stack_limit,
+        open_files: config.open_files_limit,
+        address_space: config.address_space_limit,
+        memory: config.memory_limit,
+        cpu_kill: config.cpu_kill_threshold(),
+        processes: config.process_limit,
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

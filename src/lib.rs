@@ -24,14 +24,18 @@
 pub mod boxes;
 pub mod cgroup;
 pub mod cleanup;
+pub mod config;
 pub mod dirs;
+pub mod error;
 pub mod executor;
-pub mod jail;
+mod jail;
 pub mod meta;
-pub mod types;
+pub mod result;
+pub mod sys;
 
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};
+pub use config::IsolateConfig;
+pub use error::{IsolateError, Result};
 pub use executor::{ProcessExecutor, Stdin};
-pub use types::{
-    ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Protection, Result,
-};
+pub use jail::{JailError, SeccompError};
+pub use result::{ExecutionResult, ExecutionStatus, Protection};

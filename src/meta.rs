@@ -33,7 +33,7 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::types::{ExecutionResult, ExecutionStatus};
+use crate::result::{ExecutionResult, ExecutionStatus};
 
 /// isolate's verdict of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{argv, privileged, Brief, TestBox};
 use isobox::boxes::BoxesConfig;
 use isobox::cgroup::{CgroupController, OptionalControllers};
-use isobox::types::ONE_SHOT_UIDS;
+use isobox::config::ONE_SHOT_UIDS;
 use isobox::{ExecutionStatus, ProcessExecutor};
 use isolate_support::{assert_box_gone, box_cgroups, slot_id, Isolate, FIRST_UID};
 
@@ -226,7 +226,7 @@ fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_pro
     let uid = FIRST_UID + id;
     let sandbox = isolate.open_box(id, false);
     let record = sandbox.dir.join(".isobox-proxy");
-    let start_time = |pid: u32| isobox::jail::sys::start_time(pid as i32).expect("start time");
+    let start_time = |pid: u32| isobox::sys::start_time(pid as i32).expect("start time");
 
     // A record whose pid now belongs to a process started at another time
     // (a recycled pid) must not kill that process.
@@ -299,7 +299,7 @@ fn a_run_records_its_proxy_while_it_lasts() {
         .collect();
     assert_eq!(fields.len(), 2, "{text:?}");
     let pid = fields[0] as i32;
-    assert_eq!(isobox::jail::sys::start_time(pid).ok(), Some(fields[1]));
+    assert_eq!(isobox::sys::start_time(pid).ok(), Some(fields[1]));
     // It is the box's pid 1: its PID namespace is not the host's.
     let own = fs::read_link("/proc/self/ns/pid").unwrap();
     assert_ne!(fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), own);
@@ -364,7 +364,7 @@ fn live_one_shot_executors_never_share_a_uid() {
     let mut first = executors.remove(0);
     first.cleanup().expect("cleanup");
     drop(first);
-    let lock = fs::File::open(Path::new(isobox::types::UID_CLAIM_DIR).join(released.to_string()))
+    let lock = fs::File::open(Path::new(isobox::config::UID_CLAIM_DIR).join(released.to_string()))
         .expect("the claim file");
     lock.try_lock().expect("the uid is free again");
     drop(lock);

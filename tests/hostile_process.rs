@@ -409,12 +409,12 @@ fn flood_with_the_default_output_limit() {
     }
     let mut test_box = TestBox::hostile();
     let default = IsolateConfig::default().output_limit;
-    assert_eq!(default, Some(isobox::types::DEFAULT_OUTPUT_LIMIT));
+    assert_eq!(default, Some(isobox::config::DEFAULT_OUTPUT_LIMIT));
     test_box.config.output_limit = default;
     test_box.config.time_limit = Some(Duration::from_secs(10));
     test_box.config.wall_time_limit = Some(Duration::from_secs(30));
     let flood = test_box.install(&program("flood"));
-    let bytes = (isobox::types::DEFAULT_OUTPUT_LIMIT * 3).to_string();
+    let bytes = (isobox::config::DEFAULT_OUTPUT_LIMIT * 3).to_string();
     let result = test_box.run_hostile(&[&flood, "out", &bytes]);
     assert_eq!(
         result.status,
@@ -424,11 +424,11 @@ fn flood_with_the_default_output_limit() {
     );
     assert_eq!(
         result.stdout.len() as u64,
-        isobox::types::DEFAULT_OUTPUT_LIMIT
+        isobox::config::DEFAULT_OUTPUT_LIMIT
     );
     assert_eq!(
         result.stdout_dropped,
-        isobox::types::DEFAULT_OUTPUT_LIMIT * 2,
+        isobox::config::DEFAULT_OUTPUT_LIMIT * 2,
         "{:?}",
         Brief(&result)
     );

@@ -12,7 +12,7 @@ mod isolate_support;
 use std::time::Duration;
 
 use common::{hostile, privileged, Brief, TestBox};
-use isobox::jail::seccomp::syscall_flags;
+use isobox::config::syscall_flags;
 use isobox::{ExecutionResult, ExecutionStatus};
 use isolate_support::{slot_id, Isolate};
 

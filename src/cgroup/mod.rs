@@ -130,9 +130,7 @@ const V1_REQUIRED: [&str; 3] = ["memory", "pids", "cpuacct"];
 /// Whether `path` is the mount point (or any directory) of a cgroup2 file
 /// system.
 fn is_cgroup2_mount(path: &Path) -> std::io::Result<bool> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let c_path = crate::sys::c_path(path)?;
     // SAFETY: statfs is plain old data, for which all-zero bytes are valid.
     let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c_path is a NUL-terminated string that outlives the call, and

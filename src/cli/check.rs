@@ -84,7 +84,7 @@ pub fn main() -> ExitCode {
 
 /// Every check, in the order they are printed.
 fn check_all() -> Vec<Finding> {
-    let root = isobox::jail::sys::is_root();
+    let root = isobox::sys::is_root();
     let mut findings = vec![check_kernel(), check_root(root)];
     let cgroup = check_cgroups(root, &mut findings);
     findings.push(check_namespaces());

@@ -181,7 +181,7 @@ fn caller_ids() -> Result<(u32, u32)> {
 /// Carries out every action but `--help` and `--version`; returns the exit
 /// status, or an error that is a sandbox error.
 fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
-    if !isobox::jail::sys::is_root() {
+    if !isobox::sys::is_root() {
         bail!("isolate must be run as root (isobox needs root to build boxes)");
     }
     let (caller_uid, caller_gid) = caller_ids()?;
@@ -361,7 +361,7 @@ fn run(
         eprintln!(
             "execve(\"{}\"): {}",
             command[0],
-            isobox::jail::sys::strerror(errno)
+            isobox::sys::strerror(errno)
         );
     }
     let report = Meta::from_result(&result, parsed.cg);
@@ -453,7 +453,7 @@ fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> Iso
         inner_workdir: parsed
             .chdir
             .clone()
-            .unwrap_or_else(|| PathBuf::from(isobox::types::BOX_MOUNT_POINT)),
+            .unwrap_or_else(|| PathBuf::from(isobox::config::BOX_MOUNT_POINT)),
         share_net: parsed.share_net,
         stdin_file: parsed.stdin.clone(),
         stdout_file: parsed.stdout.clone(),

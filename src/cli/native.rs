@@ -186,7 +186,7 @@ struct RunArgs {
     /// isolate's system-call restrictions, a sum of: 1 keyrings, 2 vsock,
     /// 4 file locks, 8 io_uring, 16 foreign architectures (default 65535:
     /// all)
-    #[arg(long, value_name = "FLAGS", default_value_t = isobox::jail::seccomp::syscall_flags::ALL, conflicts_with = "no_seccomp")]
+    #[arg(long, value_name = "FLAGS", default_value_t = isobox::config::syscall_flags::ALL, conflicts_with = "no_seccomp")]
     syscalls: u32,
 
     /// A seccomp policy file (seccompiler JSON) that extends the default
@@ -312,11 +312,11 @@ fn run(args: RunArgs) -> Result<u8> {
     if program.is_empty() {
         bail!("the program name is empty");
     }
-    if !isobox::jail::sys::is_root() && !args.unisolated {
+    if !isobox::sys::is_root() && !args.unisolated {
         bail!(
             "not root (uid {}): isobox run needs root for namespaces, a separate user and \
              cgroups; pass --unisolated to run the program without isolation",
-            isobox::jail::sys::effective_uid()
+            isobox::sys::effective_uid()
         );
     }
     let stdin = open_stdin(args.stdin.as_deref())?;
@@ -345,7 +345,10 @@ fn run(args: RunArgs) -> Result<u8> {
     // is never lost; any of them makes the exit status 2.
     let mut troubles = Vec::new();
     if let Some(errno) = result.exec_errno {
-        troubles.push(format!("cannot execute {program}: {}", strerror(errno)));
+        troubles.push(format!(
+            "cannot execute {program}: {}",
+            isobox::sys::strerror(errno)
+        ));
     }
     if let Err(error) = cleaned {
         troubles.push(format!("cleaning up after the run: {error}"));
@@ -453,7 +456,7 @@ fn create_box_dir() -> Result<BoxDir> {
 ///
 /// The program's uid and gid are left to the library: as root it claims
 /// a uid of the run's own, disjoint from isolate's boxes and from every
-/// other live run ([`isobox::types::ONE_SHOT_UIDS`]).
+/// other live run ([`isobox::config::ONE_SHOT_UIDS`]).
 fn build_config(
     args: &RunArgs,
     box_dir: &Path,
@@ -487,7 +490,7 @@ fn build_config(
         open_files_limit: args.open_files,
         output_limit: args
             .output_limit
-            .or(Some(isobox::types::DEFAULT_OUTPUT_LIMIT)),
+            .or(Some(isobox::config::DEFAULT_OUTPUT_LIMIT)),
         environment: build_environment(&args.env, lookup)?,
         dir_rules,
         default_dirs: !args.no_default_dirs,
@@ -522,7 +525,7 @@ fn build_environment(
     rules: &[EnvRule],
     lookup: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Vec<(String, String)>> {
-    let mut environment = isobox::types::default_environment();
+    let mut environment = isobox::config::default_environment();
     let set = |environment: &mut Vec<(String, String)>, name: &str, value: String| match environment
         .iter_mut()
         .find(|(known, _)| known == name)
@@ -639,11 +642,6 @@ fn exit_status(status: ExecutionStatus) -> u8 {
         ExecutionStatus::InternalError => EXIT_TROUBLE,
         _ => 1,
     }
-}
-
-/// The system's description of an errno, e.g. "No such file or directory".
-fn strerror(errno: i32) -> String {
-    describe_io_error(&std::io::Error::from_raw_os_error(errno))
 }
 
 /// An I/O error as a person wants to read it: the system's description
@@ -1027,11 +1025,5 @@ mod tests {
             assert_eq!(exit_status(status), 1, "{status}");
         }
         assert_eq!(exit_status(ExecutionStatus::InternalError), 2);
-    }
-
-    #[test]
-    fn errno_descriptions_have_no_rust_suffix() {
-        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
-        assert_eq!(strerror(libc::EACCES), "Permission denied");
     }
 }

@@ -2,7 +2,7 @@
 
 /// The ids the program runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// User id.
     pub uid: libc::uid_t,
     /// Group id.
@@ -32,8 +32,7 @@ impl Credentials {
         if ok {
             Ok(())
         } else {
-            // SAFETY: errno location is thread-local and always valid.
-            Err(unsafe { *libc::__errno_location() })
+            Err(crate::sys::errno())
         }
     }
 }
@@ -102,7 +101,6 @@ pub(crate) unsafe fn drop_capabilities() -> Result<(), i32> {
     if ok {
         Ok(())
     } else {
-        // SAFETY: errno location is thread-local and always valid.
-        Err(unsafe { *libc::__errno_location() })
+        Err(crate::sys::errno())
     }
 }

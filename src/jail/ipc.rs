@@ -7,8 +7,6 @@
 
 use std::ffi::CStr;
 
-use crate::types::IsolateConfig;
-
 /// Longest value written (a decimal `u64`, or the four numbers of `sem`).
 const VALUE_MAX: usize = 96;
 
@@ -22,7 +20,7 @@ struct Setting {
 
 /// The IPC namespace's limits for one run.
 #[derive(Debug, Clone, Copy)]
-pub struct IpcLimits {
+pub(crate) struct IpcLimits {
     settings: [Setting; 6],
 }
 
@@ -40,24 +38,11 @@ fn setting(path: &'static CStr, text: &str) -> Setting {
     Setting { path, value, len }
 }
 
-/// The memory bound a run has only through rlimits: the address-space
-/// limit, or the memory limit when no cgroup enforces it. `None` when a
-/// memory cgroup limits the run, or nothing does.
-pub fn rlimit_only_memory(config: &IsolateConfig, have_cgroup: bool) -> Option<u64> {
-    if have_cgroup && config.memory_limit.is_some() {
-        return None;
-    }
-    match (config.address_space_limit, config.memory_limit) {
-        (Some(a), Some(m)) => Some(a.min(m)),
-        (a, m) => a.or(m),
-    }
-}
-
 impl IpcLimits {
     /// Limits that keep each pool (shared memory, message queues,
     /// semaphores) of the namespace within `bytes`: shared memory at most
     /// `bytes` in all, queues and semaphores a quarter each.
-    pub fn for_memory(bytes: u64) -> Self {
+    pub(crate) fn for_memory(bytes: u64) -> Self {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
         let queue_bytes = QUEUE_BYTES.min(bytes);
@@ -89,10 +74,7 @@ impl IpcLimits {
     /// exec.
     pub(crate) unsafe fn apply(&self) -> Result<(), (u32, i32)> {
         for (index, setting) in self.settings.iter().enumerate() {
-            let failed = |index: usize| {
-                // SAFETY: errno location is thread-local and always valid.
-                (index as u32, unsafe { *libc::__errno_location() })
-            };
+            let failed = |index: usize| (index as u32, crate::sys::errno());
             // SAFETY: a NUL-terminated path; the descriptor is ours.
             let fd = unsafe { libc::open(setting.path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
             if fd < 0 {
@@ -110,14 +92,6 @@ impl IpcLimits {
             result?;
         }
         Ok(())
-    }
-
-    /// The sysctl of setting `index`, for messages.
-    pub fn describe(&self, index: u32) -> &'static str {
-        self.settings
-            .get(index as usize)
-            .and_then(|setting| setting.path.to_str().ok())
-            .unwrap_or("an IPC limit")
     }
 }
 
@@ -140,21 +114,5 @@ mod tests {
         let tiny = IpcLimits::for_memory(1000);
         assert_eq!(text(&tiny, 1), "0");
         assert_eq!(text(&tiny, 3), "1000");
-    }
-
-    #[test]
-    fn only_a_bound_no_cgroup_enforces_counts() {
-        let mut config = IsolateConfig {
-            memory_limit: Some(100),
-            ..IsolateConfig::default()
-        };
-        assert_eq!(rlimit_only_memory(&config, true), None);
-        assert_eq!(rlimit_only_memory(&config, false), Some(100));
-        config.address_space_limit = Some(50);
-        assert_eq!(rlimit_only_memory(&config, false), Some(50));
-        config.memory_limit = None;
-        assert_eq!(rlimit_only_memory(&config, true), Some(50));
-        config.address_space_limit = None;
-        assert_eq!(rlimit_only_memory(&config, false), None);
     }
 }

@@ -25,14 +25,14 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Namespaces every box gets: its own pids (the proxy is pid 1), mounts,
 /// network, System V IPC and hostname.
-pub const BOX_NAMESPACES: u64 = (libc::CLONE_NEWPID
+pub(crate) const BOX_NAMESPACES: u64 = (libc::CLONE_NEWPID
     | libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUTS) as u64;
 
 /// What `clone3` returned to the caller.
-pub enum Cloned {
+pub(crate) enum Cloned {
     /// We are the new process.
     Child,
     /// We are the keeper; the child has this pid and pidfd.
@@ -50,7 +50,10 @@ pub enum Cloned {
 /// # Safety
 /// In a multi-threaded process the child may only run async-signal-safe
 /// code until it execs or exits; the caller's child branch must honour that.
-pub unsafe fn clone_box(namespaces: u64, cgroup_fd: Option<RawFd>) -> std::io::Result<Cloned> {
+pub(crate) unsafe fn clone_box(
+    namespaces: u64,
+    cgroup_fd: Option<RawFd>,
+) -> std::io::Result<Cloned> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: namespaces | CLONE_PIDFD,
@@ -97,7 +100,7 @@ pub(crate) unsafe fn raw_fork() -> libc::pid_t {
 }
 
 /// Name the box's UTS namespace shows to the program.
-pub const BOX_HOSTNAME: &[u8] = b"isobox";
+pub(crate) const BOX_HOSTNAME: &[u8] = b"isobox";
 
 /// Child side: sets the hostname and NIS domain name of the new UTS
 /// namespace, so the program learns nothing about the host from uname(2).
@@ -113,25 +116,6 @@ pub(crate) unsafe fn set_box_hostname() -> Result<(), i32> {
     if ok {
         Ok(())
     } else {
-        // SAFETY: errno location is thread-local and always valid.
-        Err(unsafe { *libc::__errno_location() })
+        Err(crate::sys::errno())
     }
-}
-
-/// A new, empty network namespace (no interface up, no route), held open by
-/// the returned descriptor. Creating one costs about half a millisecond and
-/// serializes on a kernel lock, so an executor makes one and its boxes join
-/// it with `setns` run after run.
-pub fn new_network_namespace() -> std::io::Result<std::os::fd::OwnedFd> {
-    // unshare moves only the calling thread; a throwaway thread keeps the
-    // caller's own namespace untouched.
-    std::thread::spawn(|| {
-        // SAFETY: unshare takes a flag; it changes only this thread.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        std::fs::File::open("/proc/thread-self/ns/net").map(std::os::fd::OwnedFd::from)
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
 }

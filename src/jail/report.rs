@@ -9,12 +9,12 @@ use std::io::Read;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::sys::Rusage;
+use crate::sys::Rusage;
 
 /// The step of the child-side setup that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Waiting for the keeper's go-ahead.
     WaitForKeeper = 1,
     /// Wiring the box's stdin, stdout and stderr.
@@ -73,7 +73,7 @@ impl Stage {
     }
 
     /// What the step does, for messages.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Self::WaitForKeeper => "waiting for the keeper",
             Self::Stdio => "setting up stdio",
@@ -97,7 +97,7 @@ impl Stage {
 
 /// What the box told the keeper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildReport {
+pub(crate) enum ChildReport {
     /// A setup step (or `execve`) failed with `errno`.
     SetupFailed {
         /// The step.
@@ -211,7 +211,7 @@ impl RawReport {
 
 /// Keeper side: reads every record once the box is gone (all write ends
 /// closed, so this never blocks for long).
-pub fn read_reports(read_end: OwnedFd) -> std::io::Result<Vec<ChildReport>> {
+pub(crate) fn read_reports(read_end: OwnedFd) -> std::io::Result<Vec<ChildReport>> {
     let mut bytes = Vec::new();
     std::fs::File::from(read_end).read_to_end(&mut bytes)?;
     Ok(bytes
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn records_survive_the_pipe() {
-        let (read, write) = super::super::sys::pipe().unwrap();
+        let (read, write) = crate::sys::pipe().unwrap();
         RawReport::setup_failed(Stage::Exec, libc::ENOENT, 4).send(write.as_raw_fd());
         // SAFETY: rusage is plain old data; zero is valid.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

@@ -8,20 +8,18 @@
 
 use std::time::Duration;
 
-use crate::types::IsolateConfig;
-
 /// One entry per resource the kernel has (`RLIMIT_NLIMITS`); a fixed array
 /// keeps the child side allocation-free.
 const MAX_RLIMITS: usize = 16;
 
 /// `RLIMIT_NOFILE` when the configuration sets none: the kernel's own
 /// defaults for a fresh process (`INR_OPEN_CUR`, `INR_OPEN_MAX`).
-pub const DEFAULT_OPEN_FILES: (u64, u64) = (1024, 4096);
+pub(crate) const DEFAULT_OPEN_FILES: (u64, u64) = (1024, 4096);
 
 /// `RLIMIT_SIGPENDING`: signals queued for the box's uid at once. Each
 /// costs kernel memory outside every cgroup limit; contest programs queue
 /// none, a few hundred is plenty for any runtime.
-pub const DEFAULT_SIGPENDING: u64 = 256;
+pub(crate) const DEFAULT_SIGPENDING: u64 = 256;
 
 /// One limit: resource, soft, hard, and whether failing to set it is fatal.
 #[derive(Debug, Clone, Copy)]
@@ -32,9 +30,33 @@ struct Entry {
     required: bool,
 }
 
+/// What a run's configuration asks of the rlimits; the executor fills it
+/// in, so that the jail never reads the whole configuration. `None` is "no
+/// limit asked for".
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RlimitRequest {
+    /// Largest core dump in bytes (`RLIMIT_CORE`).
+    pub core: u64,
+    /// Largest file the program may write (`RLIMIT_FSIZE`).
+    pub file_size: Option<u64>,
+    /// Stack size (`RLIMIT_STACK`).
+    pub stack: Option<u64>,
+    /// Open descriptors (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Address space per process (`RLIMIT_AS`).
+    pub address_space: Option<u64>,
+    /// Memory of the whole run; stands in for `address_space` without a
+    /// cgroup.
+    pub memory: Option<u64>,
+    /// CPU time at which the keeper kills the run.
+    pub cpu_kill: Option<Duration>,
+    /// Processes alive at once; an rlimit only without a cgroup.
+    pub processes: Option<u64>,
+}
+
 /// The rlimits of one run.
 #[derive(Debug, Clone, Copy)]
-pub struct Rlimits {
+pub(crate) struct Rlimits {
     entries: [Option<Entry>; MAX_RLIMITS],
 }
 
@@ -43,7 +65,7 @@ fn seconds_ceil(duration: Duration) -> u64 {
 }
 
 impl Rlimits {
-    /// Limits for `config`. Without a cgroup, `RLIMIT_AS` stands in for the
+    /// Limits for `request`. Without a cgroup, `RLIMIT_AS` stands in for the
     /// memory limit and `RLIMIT_CPU` is the only CPU enforcement, so it is
     /// set tight; with one, `RLIMIT_CPU` is only a backstop one second past
     /// the keeper's own kill.
@@ -56,7 +78,7 @@ impl Rlimits {
     /// memory), `MSGQUEUE` 0 (no POSIX message queue memory), `NICE` 0 and
     /// `RTPRIO` 0 (no raising its priority, no real-time scheduling),
     /// `SIGPENDING` [`DEFAULT_SIGPENDING`].
-    pub fn for_config(config: &IsolateConfig, have_cgroup: bool) -> Self {
+    pub(crate) fn new(request: &RlimitRequest, have_cgroup: bool) -> Self {
         const INFINITY: u64 = libc::RLIM_INFINITY;
         let mut limits = Self {
             entries: [None; MAX_RLIMITS],
@@ -75,23 +97,18 @@ impl Rlimits {
                 });
             }
         };
-        add(
-            libc::RLIMIT_CORE,
-            config.core_limit,
-            config.core_limit,
-            true,
-        );
-        match config.file_size_limit {
+        add(libc::RLIMIT_CORE, request.core, request.core, true);
+        match request.file_size {
             Some(bytes) => add(libc::RLIMIT_FSIZE, bytes, bytes, true),
             None => add(libc::RLIMIT_FSIZE, INFINITY, INFINITY, false),
         }
-        match config.stack_limit {
+        match request.stack {
             Some(bytes) => add(libc::RLIMIT_STACK, bytes, bytes, true),
             // Judged programs recurse deeply; like isolate, the stack is
             // unlimited unless asked otherwise.
             None => add(libc::RLIMIT_STACK, INFINITY, INFINITY, false),
         }
-        match config.open_files_limit {
+        match request.open_files {
             Some(count) => add(libc::RLIMIT_NOFILE, count, count, true),
             None => add(
                 libc::RLIMIT_NOFILE,
@@ -100,14 +117,14 @@ impl Rlimits {
                 false,
             ),
         }
-        let address_space = config
-            .address_space_limit
-            .or(config.memory_limit.filter(|_| !have_cgroup));
+        let address_space = request
+            .address_space
+            .or(request.memory.filter(|_| !have_cgroup));
         match address_space {
             Some(bytes) => add(libc::RLIMIT_AS, bytes, bytes, true),
             None => add(libc::RLIMIT_AS, INFINITY, INFINITY, false),
         }
-        match config.cpu_kill_threshold() {
+        match request.cpu_kill {
             Some(cap) => {
                 let seconds = seconds_ceil(cap);
                 let soft = if have_cgroup {
@@ -119,7 +136,7 @@ impl Rlimits {
             }
             None => add(libc::RLIMIT_CPU, INFINITY, INFINITY, false),
         }
-        match config.process_limit.filter(|_| !have_cgroup) {
+        match request.processes.filter(|_| !have_cgroup) {
             Some(count) => add(libc::RLIMIT_NPROC, count, count, true),
             // With a cgroup the pids controller counts the run's processes.
             None => add(libc::RLIMIT_NPROC, INFINITY, INFINITY, false),
@@ -143,13 +160,13 @@ impl Rlimits {
 
     /// The `RLIMIT_CPU` soft limit of the run, if it has one: the CPU time
     /// at which the kernel sends the program `SIGXCPU`.
-    pub fn cpu_soft_limit(&self) -> Option<Duration> {
+    pub(crate) fn cpu_soft_limit(&self) -> Option<Duration> {
         self.cpu_soft_seconds().map(Duration::from_secs)
     }
 
     /// [`cpu_soft_limit`](Self::cpu_soft_limit) in whole seconds; no
     /// allocation, so the child side may call it.
-    pub fn cpu_soft_seconds(&self) -> Option<u64> {
+    pub(crate) fn cpu_soft_seconds(&self) -> Option<u64> {
         self.entries
             .iter()
             .flatten()
@@ -173,8 +190,7 @@ impl Rlimits {
                 continue;
             }
             if entry.required {
-                // SAFETY: errno location is thread-local and always valid.
-                return Err(unsafe { *libc::__errno_location() });
+                return Err(crate::sys::errno());
             }
             // Not allowed to raise it (not root): as far as the hard limit
             // we have goes, so the value is still ours, not a soft limit
@@ -204,18 +220,20 @@ impl Rlimits {
     /// # Safety
     /// Only async-signal-safe calls; meant for the time between fork and exec.
     pub(crate) unsafe fn reset_priority() {
-        // SAFETY (whole block): plain system calls on the calling process.
-        unsafe {
-            let policy = libc::sched_getscheduler(0);
-            if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
-                let param = libc::sched_param { sched_priority: 0 };
-                libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
-            }
-            *libc::__errno_location() = 0;
-            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-            if nice < 0 && *libc::__errno_location() == 0 {
-                libc::setpriority(libc::PRIO_PROCESS, 0, 0);
-            }
+        // SAFETY: sched_getscheduler reads the calling process's policy.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `param` is a valid sched_param for the call.
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+        }
+        // getpriority may return -1 as a value; only errno tells a failure.
+        crate::sys::clear_errno();
+        // SAFETY: getpriority reads the calling process's nice value.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        if nice < 0 && crate::sys::errno() == 0 {
+            // SAFETY: setpriority changes only the calling process.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
         }
     }
 
@@ -235,39 +253,39 @@ mod tests {
 
     #[test]
     fn cpu_backstop_sits_past_the_keeper_kill_with_a_cgroup() {
-        let config = IsolateConfig {
-            time_limit: Some(Duration::from_millis(1500)),
-            ..IsolateConfig::default()
+        let request = RlimitRequest {
+            cpu_kill: Some(Duration::from_millis(1500)),
+            ..RlimitRequest::default()
         };
         assert_eq!(
-            Rlimits::for_config(&config, true).get(libc::RLIMIT_CPU),
+            Rlimits::new(&request, true).get(libc::RLIMIT_CPU),
             Some((3, 4))
         );
         assert_eq!(
-            Rlimits::for_config(&config, false).get(libc::RLIMIT_CPU),
+            Rlimits::new(&request, false).get(libc::RLIMIT_CPU),
             Some((2, 3))
         );
     }
 
     #[test]
     fn memory_falls_back_to_address_space_without_cgroup() {
-        let config = IsolateConfig {
-            memory_limit: Some(64 << 20),
-            process_limit: Some(5),
-            ..IsolateConfig::default()
+        let request = RlimitRequest {
+            memory: Some(64 << 20),
+            processes: Some(5),
+            ..RlimitRequest::default()
         };
-        let with_cgroup = Rlimits::for_config(&config, true);
+        let with_cgroup = Rlimits::new(&request, true);
         let unlimited = Some((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
         assert_eq!(with_cgroup.get(libc::RLIMIT_AS), unlimited);
         assert_eq!(with_cgroup.get(libc::RLIMIT_NPROC), unlimited);
-        let without = Rlimits::for_config(&config, false);
+        let without = Rlimits::new(&request, false);
         assert_eq!(without.get(libc::RLIMIT_AS), Some((64 << 20, 64 << 20)));
         assert_eq!(without.get(libc::RLIMIT_NPROC), Some((5, 5)));
     }
 
     #[test]
     fn core_dumps_are_off_and_stack_unlimited_by_default() {
-        let limits = Rlimits::for_config(&IsolateConfig::default(), true);
+        let limits = Rlimits::new(&RlimitRequest::default(), true);
         assert_eq!(limits.get(libc::RLIMIT_CORE), Some((0, 0)));
         assert_eq!(
             limits.get(libc::RLIMIT_STACK),
@@ -278,7 +296,7 @@ mod tests {
     #[test]
     fn every_resource_is_set_once_whatever_the_config() {
         for have_cgroup in [false, true] {
-            let limits = Rlimits::for_config(&IsolateConfig::default(), have_cgroup);
+            let limits = Rlimits::new(&RlimitRequest::default(), have_cgroup);
             for resource in 0..MAX_RLIMITS as libc::__rlimit_resource_t {
                 let count = limits
                     .entries
@@ -293,7 +311,7 @@ mod tests {
 
     #[test]
     fn nothing_to_pin_queue_or_raise_priority() {
-        let limits = Rlimits::for_config(&IsolateConfig::default(), false);
+        let limits = Rlimits::new(&RlimitRequest::default(), false);
         for resource in [
             libc::RLIMIT_MEMLOCK,
             libc::RLIMIT_MSGQUEUE,

@@ -28,30 +28,14 @@ use seccompiler::{sock_filter, BpfProgram, TargetArch};
 use serde::{Deserialize, Serialize};
 
 use super::seccomp_i386::I386_SYSCALLS;
+use crate::config::syscall_flags;
 
 /// The default policy, embedded so the binary needs no data files.
-pub const DEFAULT_POLICY: &str = include_str!("../../policy/seccomp-default.json");
-
-/// isolate's `syscall_flags` bits (isolate 2.6, `isolate.h`): a set bit
-/// turns a restriction on.
-pub mod syscall_flags {
-    /// `keyctl`, `add_key`, `request_key` refused.
-    pub const KEYCTL: u32 = 1;
-    /// `AF_VSOCK` sockets refused.
-    pub const VSOCK: u32 = 2;
-    /// `fcntl` locks, leases and `F_NOTIFY`, and `flock`, refused.
-    pub const FCNTL: u32 = 4;
-    /// io_uring refused.
-    pub const IO_URING: u32 = 8;
-    /// System calls of foreign architectures (i386 on x86_64) refused.
-    pub const LEGACY_ARCH: u32 = 16;
-    /// Every restriction (isolate's default, 65535).
-    pub const ALL: u32 = 0xffff;
-}
+pub(crate) const DEFAULT_POLICY: &str = include_str!("../../policy/seccomp-default.json");
 
 /// What the policy's conditional groups depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicyOptions {
+pub(crate) struct PolicyOptions {
     /// isolate's `syscall_flags` (see [`syscall_flags`]).
     pub syscall_flags: u32,
     /// The box shares the host's network: `AF_INET` and `AF_INET6` sockets
@@ -244,7 +228,7 @@ fn x32_guard() -> [sock_filter; 3] {
 
 /// Compiled filters, ready to install between fork and exec.
 #[derive(Debug, Clone)]
-pub struct SeccompPolicy {
+pub(crate) struct SeccompPolicy {
     programs: Vec<BpfProgram>,
 }
 
@@ -501,13 +485,14 @@ fn pass_foreign_arches(program: &mut BpfProgram) -> Result<(), SeccompError> {
 impl SeccompPolicy {
     /// The default policy with the default [`PolicyOptions`], extended by
     /// the policy file `extension` if given.
-    pub fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
+    #[cfg(test)]
+    pub(crate) fn new(extension: Option<&Path>) -> Result<Self, SeccompError> {
         Self::with_options(extension, &PolicyOptions::default())
     }
 
     /// The default policy for a run with `options`, extended by the policy
     /// file `extension` (seccompiler's JSON format) if given.
-    pub fn with_options(
+    pub(crate) fn with_options(
         extension: Option<&Path>,
         options: &PolicyOptions,
     ) -> Result<Self, SeccompError> {
@@ -558,8 +543,7 @@ impl SeccompPolicy {
                 )
             };
             if ret != 0 {
-                // SAFETY: errno location is thread-local and always valid.
-                return Err(unsafe { *libc::__errno_location() });
+                return Err(crate::sys::errno());
             }
         }
         Ok(())

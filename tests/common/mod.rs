@@ -48,6 +48,7 @@ impl std::fmt::Debug for Brief<'_> {
 /// When they cannot, says so on the real stderr (not captured by the test
 /// harness) and returns false, or panics when `ISOBOX_REQUIRE_PRIVILEGED=1`.
 pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let cgroups = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists()
         || Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
@@ -157,6 +158,7 @@ fn programs_dir() -> &'static Path {
                 parent.display()
             );
         }
+        // SAFETY: registers an extern "C" fn that takes no arguments.
         unsafe { libc::atexit(remove_programs_dir) };
         dir
     })
@@ -196,6 +198,7 @@ fn claim_uid(uid: u32) -> bool {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 if claimed.is_empty() {
+                    // SAFETY: registers an extern "C" fn that takes no arguments.
                     unsafe { libc::atexit(release_uids) };
                 }
                 claimed.push(path);
@@ -206,6 +209,7 @@ fn claim_uid(uid: u32) -> bool {
                     .ok()
                     .and_then(|text| text.trim().parse::<i32>().ok());
                 let alive = owner.is_some_and(|pid| {
+                    // SAFETY: signal 0 only checks that the process exists.
                     let signalled = unsafe { libc::kill(pid, 0) };
                     signalled == 0
                         || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
@@ -322,7 +326,7 @@ impl TestBox {
     /// `/box/<name>` in the jail, the host path without namespaces.
     pub fn inside(&self, name: &str) -> String {
         if self.config.namespaces {
-            format!("{}/{name}", isobox::types::BOX_MOUNT_POINT)
+            format!("{}/{name}", isobox::config::BOX_MOUNT_POINT)
         } else {
             self.config.workdir.join(name).display().to_string()
         }
@@ -544,6 +548,7 @@ pub fn kill_processes_of_uid_except(uid: u32, spared: &[i32]) -> Vec<(i32, Strin
         .filter(|(pid, _)| !spared.contains(pid))
         .collect();
     for (pid, _) in &left {
+        // SAFETY: kills a process this test harness left behind.
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
     left

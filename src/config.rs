@@ -1,23 +1,15 @@
-//! The data that crosses the library boundary: what to run with which limits
-//! ([`IsolateConfig`]), what happened ([`ExecutionResult`],
-//! [`ExecutionStatus`]) and what went wrong inside the sandbox
-//! ([`IsolateError`]).
+//! What to run with which limits: [`IsolateConfig`], its defaults and the
+//! constants they are built from. The bottom of the crate: nothing here
+//! imports from the layers above (executor, jail, cgroup).
 
-use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::cgroup::CgroupError;
-pub use crate::dirs::{DirAction, DirOptions, DirRule};
-use crate::jail::JailError;
+pub use crate::dirs::{DirAction, DirOptions, DirRule, BOX_MOUNT_POINT};
 
 /// `PATH` given to the program when the configuration does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// Where the working directory appears inside the box.
-pub const BOX_MOUNT_POINT: &str = "/box";
 
 /// uid and gid of box 0; box N runs as `DEFAULT_BOX_ID_BASE + N`.
 pub const DEFAULT_BOX_ID_BASE: u32 = 60000;
@@ -43,10 +35,48 @@ pub fn default_environment() -> Vec<(String, String)> {
     ]
 }
 
+/// The `PATH` a program named without a `/` is looked up along: the last
+/// `PATH` of `environment`, or [`DEFAULT_PATH`] when it has none.
+pub fn search_path(environment: &[(String, String)]) -> &str {
+    environment
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "PATH")
+        .map_or(DEFAULT_PATH, |(_, value)| value.as_str())
+}
+
 /// Bytes of each of stdout and stderr a run keeps by default
 /// ([`IsolateConfig::output_limit`]; `isobox run` uses the same): the keeper
 /// holds captured output in its own memory, outside every limit of the box.
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
+
+/// isolate's `syscall_flags` bits (isolate 2.6, `isolate.h`;
+/// [`IsolateConfig::syscall_flags`]): a set bit turns a restriction on.
+pub mod syscall_flags {
+    /// `keyctl`, `add_key`, `request_key` refused.
+    pub const KEYCTL: u32 = 1;
+    /// `AF_VSOCK` sockets refused.
+    pub const VSOCK: u32 = 2;
+    /// `fcntl` locks, leases and `F_NOTIFY`, and `flock`, refused.
+    pub const FCNTL: u32 = 4;
+    /// io_uring refused.
+    pub const IO_URING: u32 = 8;
+    /// System calls of foreign architectures (i386 on x86_64) refused.
+    pub const LEGACY_ARCH: u32 = 16;
+    /// Every restriction (isolate's default, 65535).
+    pub const ALL: u32 = 0xffff;
+}
+
+/// A name no other executor of this host uses at the same time (the
+/// default [`IsolateConfig::instance_id`]).
+pub(crate) fn unique_instance_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// CPU weight in cgroup v1 units (`cpu.shares`); the kernel's own default.
 pub const DEFAULT_CPU_SHARES: u64 = 1024;
@@ -87,7 +117,7 @@ pub struct IsolateConfig {
     pub time_limit: Option<Duration>,
     /// Absolute CPU time after which the program is killed; the run is
     /// killed once its CPU time exceeds `max(time_limit, extra_time)`, and
-    /// the verdict is [`ExecutionStatus::TimeLimit`] whenever it used more
+    /// the verdict is [`ExecutionStatus::TimeLimit`](crate::ExecutionStatus::TimeLimit) whenever it used more
     /// than `time_limit`.
     pub extra_time: Option<Duration>,
     /// Wall-clock limit, measured from the start of the sandbox.
@@ -108,7 +138,7 @@ pub struct IsolateConfig {
     /// Largest core dump in bytes; 0 (the default) turns core dumps off.
     pub core_limit: u64,
     /// Bytes kept of each of stdout and stderr; the rest is read and dropped
-    /// and the verdict becomes [`ExecutionStatus::OutputLimit`]. By default
+    /// and the verdict becomes [`ExecutionStatus::OutputLimit`](crate::ExecutionStatus::OutputLimit). By default
     /// [`DEFAULT_OUTPUT_LIMIT`]; `None` keeps everything the program writes
     /// in the keeper's memory, which only a caller that bounds the run some
     /// other way should ask for.
@@ -153,7 +183,7 @@ pub struct IsolateConfig {
     /// A policy file whose rules extend the default seccomp policy.
     pub seccomp_policy: Option<PathBuf>,
     /// isolate's `syscall_flags`: which of isolate 2.6's system-call
-    /// restrictions are on (bits in [`crate::jail::seccomp::syscall_flags`];
+    /// restrictions are on (bits in [`syscall_flags`];
     /// all by default). They add to the default policy's allowlist.
     pub syscall_flags: u32,
     /// Keep the host's network namespace instead of an empty one.
@@ -199,7 +229,7 @@ pub struct IsolateConfig {
 
 impl Default for IsolateConfig {
     fn default() -> Self {
-        let instance_id = crate::executor::unique_instance_id();
+        let instance_id = unique_instance_id();
         Self {
             workdir: PathBuf::new(),
             instance_id,
@@ -232,7 +262,7 @@ impl Default for IsolateConfig {
             shm_size: 64 << 20,
             seccomp: true,
             seccomp_policy: None,
-            syscall_flags: crate::jail::seccomp::syscall_flags::ALL,
+            syscall_flags: syscall_flags::ALL,
             share_net: false,
             network_namespace: None,
             proxy_record: None,
@@ -256,169 +286,20 @@ impl IsolateConfig {
             (limit, extra) => limit.or(extra),
         }
     }
-}
 
-/// How a run ended, from the judge's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ExecutionStatus {
-    /// Exited with status 0 within every limit.
-    Success,
-    /// Used more CPU time than allowed, or ran past the wall-clock limit.
-    TimeLimit,
-    /// Killed by the memory limit (the cgroup OOM killer fired).
-    MemoryLimit,
-    /// Exited with a nonzero status, or could not be executed at all.
-    RuntimeError,
-    /// Killed by a signal the sandbox did not send.
-    Signaled,
-    /// The sandbox itself failed; the program's outcome is unknown.
-    InternalError,
-    /// Killed for a forbidden action (seccomp).
-    SecurityViolation,
-    /// Failed after being refused a new process or thread by the limit.
-    ProcessLimit,
-    /// Killed by `SIGXFSZ` for writing past the file size limit.
-    FileSizeLimit,
-    /// Wrote more than the output limit to stdout or stderr.
-    OutputLimit,
-}
-
-impl ExecutionStatus {
-    /// The variant name, as used in JSON output (`"TimeLimit"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "Success",
-            Self::TimeLimit => "TimeLimit",
-            Self::MemoryLimit => "MemoryLimit",
-            Self::RuntimeError => "RuntimeError",
-            Self::Signaled => "Signaled",
-            Self::InternalError => "InternalError",
-            Self::SecurityViolation => "SecurityViolation",
-            Self::ProcessLimit => "ProcessLimit",
-            Self::FileSizeLimit => "FileSizeLimit",
-            Self::OutputLimit => "OutputLimit",
+    /// The memory bound a run has only through rlimits: the address-space
+    /// limit, or the memory limit when no cgroup enforces it. `None` when a
+    /// memory cgroup limits the run, or nothing does.
+    pub fn rlimit_only_memory(&self, have_cgroup: bool) -> Option<u64> {
+        if have_cgroup && self.memory_limit.is_some() {
+            return None;
+        }
+        match (self.address_space_limit, self.memory_limit) {
+            (Some(a), Some(m)) => Some(a.min(m)),
+            (a, m) => a.or(m),
         }
     }
 }
-
-impl fmt::Display for ExecutionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A protection a run can lack: the executor degrades without root or
-/// without a cgroup hierarchy (outside strict mode), and the configuration
-/// can turn some off. [`ExecutionResult::absent_protections`] lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protection {
-    /// PID, mount, network, IPC and UTS namespaces: without them the program
-    /// sees the host's processes, files and network.
-    Namespaces,
-    /// A cgroup: without it memory and process limits are per-process
-    /// rlimits and CPU time and memory are measured by rusage.
-    Cgroup,
-    /// The seccomp system-call filter.
-    Seccomp,
-    /// A user of the program's own: without it the program runs as the
-    /// caller's user.
-    SeparateUser,
-}
-
-impl Protection {
-    /// The name used in JSON (`"separate_user"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Namespaces => "namespaces",
-            Self::Cgroup => "cgroup",
-            Self::Seccomp => "seccomp",
-            Self::SeparateUser => "separate_user",
-        }
-    }
-}
-
-/// What one run did and used. Every figure is measured by the keeper, never
-/// reported by the program.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionResult {
-    /// The verdict.
-    pub status: ExecutionStatus,
-    /// Exit status when the program exited normally.
-    pub exit_code: Option<i32>,
-    /// Terminating signal when the program was killed by one.
-    pub signal: Option<i32>,
-    /// Captured standard output (lossy UTF-8, at most `output_limit` bytes).
-    pub stdout: String,
-    /// Captured standard error (lossy UTF-8, at most `output_limit` bytes).
-    pub stderr: String,
-    /// CPU seconds, user + system, of every process of the run.
-    pub cpu_time: f64,
-    /// Wall-clock seconds from the start of the sandbox to the end of the run.
-    pub wall_time: f64,
-    /// Peak memory of the whole run in bytes (cgroup peak, or max RSS
-    /// without a cgroup).
-    pub memory_peak: u64,
-    /// Largest resident set of a single process in bytes.
-    pub max_rss: u64,
-    /// The OOM killer fired in this run.
-    pub oom_killed: bool,
-    /// The keeper killed the program at a CPU or wall-clock limit. A signal
-    /// the program got from anywhere else (itself included) leaves this
-    /// false.
-    pub killed: bool,
-    /// Voluntary context switches of the program and its waited children.
-    pub voluntary_context_switches: u64,
-    /// Involuntary context switches of the program and its waited children.
-    pub involuntary_context_switches: u64,
-    /// Bytes of stdout dropped beyond the output limit.
-    pub stdout_dropped: u64,
-    /// Bytes of stderr dropped beyond the output limit.
-    pub stderr_dropped: u64,
-    /// `errno` of the failed `execve` when the program could not be started
-    /// at all (missing file, no permission, bad format).
-    pub exec_errno: Option<i32>,
-    /// One line explaining the verdict (empty on success).
-    pub message: String,
-    /// Protections this run did not have (empty for a fully isolated run).
-    #[serde(default)]
-    pub absent_protections: Vec<Protection>,
-}
-
-/// Errors of the sandbox itself (not of the program it runs).
-#[derive(Debug, thiserror::Error)]
-pub enum IsolateError {
-    /// The configuration or the request cannot be carried out.
-    #[error("configuration error: {0}")]
-    Config(String),
-    /// A cgroup operation failed.
-    #[error(transparent)]
-    Cgroup(#[from] CgroupError),
-    /// Setting up the jail failed on the keeper side.
-    #[error(transparent)]
-    Jail(#[from] JailError),
-    /// An I/O operation of the keeper failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What the keeper was doing.
-        context: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl IsolateError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
-
-/// Result type of the library.
-pub type Result<T, E = IsolateError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
@@ -454,22 +335,18 @@ mod tests {
     }
 
     #[test]
-    fn protection_names_match_their_json() {
-        for protection in [
-            Protection::Namespaces,
-            Protection::Cgroup,
-            Protection::Seccomp,
-            Protection::SeparateUser,
-        ] {
-            let json = serde_json::to_string(&protection).unwrap();
-            assert_eq!(json, format!("\"{}\"", protection.as_str()));
-        }
-    }
-
-    #[test]
-    fn status_names_match_variants() {
-        assert_eq!(ExecutionStatus::TimeLimit.to_string(), "TimeLimit");
-        let json = serde_json::to_string(&ExecutionStatus::MemoryLimit).unwrap();
-        assert_eq!(json, "\"MemoryLimit\"");
+    fn only_a_bound_no_cgroup_enforces_counts() {
+        let mut config = IsolateConfig {
+            memory_limit: Some(100),
+            ..IsolateConfig::default()
+        };
+        assert_eq!(config.rlimit_only_memory(true), None);
+        assert_eq!(config.rlimit_only_memory(false), Some(100));
+        config.address_space_limit = Some(50);
+        assert_eq!(config.rlimit_only_memory(false), Some(50));
+        config.memory_limit = None;
+        assert_eq!(config.rlimit_only_memory(true), Some(50));
+        config.address_space_limit = None;
+        assert_eq!(config.rlimit_only_memory(false), None);
     }
 }

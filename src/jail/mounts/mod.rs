@@ -1,0 +1,541 @@
+//! The box's filesystem: a fresh tmpfs root filled according to the
+//! directory rules, entered with `pivot_root`, the host's root detached.
+//!
+//! The keeper turns the rules into a [`MountPlan`] (checking sources, making
+//! every path a C string) before the fork; the proxy only walks the plan.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
+
+use crate::dirs::{DirAction, DirRule};
+
+use super::{c_string, JailError};
+use crate::sys;
+
+mod enter;
+
+pub(crate) use enter::make_mounts_private;
+
+/// Host directory the box root is mounted on. Every box mounts its own
+/// tmpfs there inside its own mount namespace, so one directory serves all.
+pub(crate) const NEW_ROOT: &str = "/run/isobox/root";
+
+/// Makes sure [`NEW_ROOT`] exists.
+pub(crate) fn ensure_new_root() -> Result<(), JailError> {
+    std::fs::create_dir_all(NEW_ROOT).map_err(|source| JailError::Syscall {
+        call: "mkdir /run/isobox/root",
+        source,
+    })
+}
+
+/// Device nodes of the fresh `/dev`: name, major, minor (the memory
+/// devices, `mem(4)`).
+const DEVICES: [(&str, u32, u32); 5] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+];
+/// Links of the fresh `/dev`.
+const DEVICE_LINKS: [(&str, &str); 4] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+/// Inodes of a private tmpfs: enough for any build, few enough that an
+/// inode bomb ends quickly with ENOSPC.
+const TMPFS_INODES: u64 = 65_536;
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSPICK_CLOEXEC: libc::c_uint = 1;
+const FSPICK_EMPTY_PATH: libc::c_uint = 8;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSCONFIG_CMD_RECONFIGURE: libc::c_uint = 7;
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A host file or directory to bind, as the proxy finds it again: the
+/// components of its path with every link already resolved by the keeper
+/// (the proxy follows none), and the device and inode the keeper found
+/// there, so that a file swapped in between is refused.
+#[derive(Debug)]
+struct Source {
+    parts: Vec<CString>,
+    identity: Option<(u64, u64)>,
+}
+
+/// What a mount point must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PointKind {
+    Directory,
+    File,
+}
+
+/// A mount point inside the new root: components below it, created as
+/// needed, none of them a symbolic link.
+#[derive(Debug)]
+struct Target {
+    parts: Vec<CString>,
+    kind: PointKind,
+}
+
+/// One child-side step.
+#[derive(Debug)]
+enum Step {
+    /// Bind `source` at `target` with `attributes` (MOUNT_ATTR_*).
+    Bind {
+        source: Source,
+        target: Target,
+        recursive: bool,
+        attributes: u64,
+    },
+    /// Mount a fresh filesystem configured with `options`.
+    Mount {
+        fstype: CString,
+        options: Vec<(CString, CString)>,
+        attributes: u64,
+        target: Target,
+    },
+    /// A character device usable by everyone in directory `dir` (the
+    /// host's node `host` is bound there when mknod is refused, as in a user
+    /// namespace).
+    Device {
+        dir: Vec<CString>,
+        name: CString,
+        device: libc::dev_t,
+        host: Source,
+        /// Where `host` is bound instead: `dir`/`name`, a file.
+        point: Target,
+    },
+    /// A symbolic link `name` in directory `dir`, pointing to `points_to`.
+    Symlink {
+        dir: Vec<CString>,
+        name: CString,
+        points_to: CString,
+    },
+    /// Make the filesystem at `target` read-only once everything below it
+    /// is in place.
+    ReadOnly { target: Vec<CString> },
+}
+
+/// Sizes of the box's private filesystems.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TmpfsSizes {
+    /// Bytes of each `tmp` rule (the box's `/tmp`).
+    pub tmp: u64,
+    /// Bytes of `/dev/shm`.
+    pub shm: u64,
+}
+
+/// Everything the proxy mounts, in order.
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    root: CString,
+    steps: Vec<Step>,
+    /// What each step does, for the keeper's error messages.
+    descriptions: Vec<String>,
+}
+
+fn c_path(path: &Path) -> Result<CString, JailError> {
+    c_string(
+        &format!("path {}", path.display()),
+        path.as_os_str().as_bytes(),
+    )
+}
+
+fn c_text(text: &str) -> Result<CString, JailError> {
+    c_string(text, text)
+}
+
+/// The components of an absolute path without `.` or `..` (directory rules
+/// and resolved host paths have none).
+fn c_parts(path: &Path) -> Result<Vec<CString>, JailError> {
+    path.components()
+        .filter_map(|component| match component {
+            Component::Normal(name) => Some(c_path(Path::new(name))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn bind_attributes(rule: &DirRule) -> u64 {
+    let mut attributes = MOUNT_ATTR_NOSUID;
+    if !rule.options.rw {
+        attributes |= MOUNT_ATTR_RDONLY;
+    }
+    if !rule.options.dev {
+        attributes |= MOUNT_ATTR_NODEV;
+    }
+    if rule.options.noexec {
+        attributes |= MOUNT_ATTR_NOEXEC;
+    }
+    attributes
+}
+
+fn tmpfs_options(bytes: u64, mode: &str) -> Vec<(String, String)> {
+    vec![
+        ("size".into(), bytes.to_string()),
+        ("nr_inodes".into(), TMPFS_INODES.to_string()),
+        ("mode".into(), mode.into()),
+    ]
+}
+
+/// A bind source found on the host (see [`sys::resolve_host_path`]).
+fn host_source(path: &Path) -> Result<(Source, bool), std::io::Error> {
+    let found = sys::resolve_host_path(
+        path,
+        sys::Resolve {
+            follow_last: true,
+            ..sys::Resolve::default()
+        },
+    )?;
+    let source = Source {
+        parts: c_parts(&found.path).map_err(|err| std::io::Error::other(err.to_string()))?,
+        identity: Some((found.dev, found.ino)),
+    };
+    Ok((source, found.is_dir))
+}
+
+struct Builder {
+    steps: Vec<Step>,
+    descriptions: Vec<String>,
+    /// Read-only remounts, run after every other step.
+    finally: Vec<(Step, String)>,
+}
+
+impl Builder {
+    fn push(&mut self, step: Step, description: String) {
+        self.steps.push(step);
+        self.descriptions.push(description);
+    }
+
+    fn bind(
+        &mut self,
+        source: Source,
+        shown: &Path,
+        is_dir: bool,
+        rule: &DirRule,
+        recursive: bool,
+    ) -> Result<(), JailError> {
+        let kind = if is_dir {
+            PointKind::Directory
+        } else {
+            PointKind::File
+        };
+        self.push(
+            Step::Bind {
+                source,
+                target: Target {
+                    parts: c_parts(&rule.inside)?,
+                    kind,
+                },
+                recursive,
+                attributes: bind_attributes(rule),
+            },
+            format!("binding {} at {}", shown.display(), rule.inside.display()),
+        );
+        Ok(())
+    }
+
+    fn mount(
+        &mut self,
+        inside: &Path,
+        fstype: &str,
+        attributes: u64,
+        options: &[(String, String)],
+    ) -> Result<(), JailError> {
+        let options = options
+            .iter()
+            .map(|(key, value)| Ok((c_text(key)?, c_text(value)?)))
+            .collect::<Result<Vec<_>, JailError>>()?;
+        self.push(
+            Step::Mount {
+                fstype: c_text(fstype)?,
+                options,
+                attributes,
+                target: Target {
+                    parts: c_parts(inside)?,
+                    kind: PointKind::Directory,
+                },
+            },
+            format!("mounting {fstype} at {}", inside.display()),
+        );
+        Ok(())
+    }
+
+    fn devices(&mut self, rule: &DirRule, sizes: TmpfsSizes) -> Result<(), JailError> {
+        let dev = &rule.inside;
+        self.mount(
+            dev,
+            "tmpfs",
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            &[
+                ("size".into(), "64k".into()),
+                ("nr_inodes".into(), "64".into()),
+                ("mode".into(), "755".into()),
+            ],
+        )?;
+        for (name, major, minor) in DEVICES {
+            // One mknod is far cheaper than a bind mount and its attributes;
+            // the host's node is bound only where mknod is not allowed.
+            self.push(
+                Step::Device {
+                    dir: c_parts(dev)?,
+                    name: c_text(name)?,
+                    device: libc::makedev(major, minor),
+                    host: Source {
+                        parts: vec![c_text("dev")?, c_text(name)?],
+                        identity: None,
+                    },
+                    point: Target {
+                        parts: c_parts(&dev.join(name))?,
+                        kind: PointKind::File,
+                    },
+                },
+                format!("creating /dev/{name}"),
+            );
+        }
+        for (name, points_to) in DEVICE_LINKS {
+            self.push(
+                Step::Symlink {
+                    dir: c_parts(dev)?,
+                    name: c_text(name)?,
+                    points_to: c_text(points_to)?,
+                },
+                format!("linking /dev/{name}"),
+            );
+        }
+        self.mount(
+            &dev.join("shm"),
+            "tmpfs",
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            &tmpfs_options(sizes.shm, "1777"),
+        )?;
+        self.finally.push((
+            Step::ReadOnly {
+                target: c_parts(dev)?,
+            },
+            format!("making {} read-only", dev.display()),
+        ));
+        Ok(())
+    }
+}
+
+impl MountPlan {
+    /// Plans the box's filesystem from `rules` (already merged with the
+    /// defaults). `workdir` is the host directory behind
+    /// [`DirAction::WorkDir`], as the keeper opened it.
+    ///
+    /// Every bind source is looked up on the host now, following only
+    /// links that root's own directories hold (see
+    /// [`sys::resolve_host_path`]); the proxy finds the same file again
+    /// without following any link. A bind whose source is missing is an
+    /// error unless the rule says `maybe`, in which case it is skipped.
+    pub(crate) fn new(
+        rules: &[DirRule],
+        workdir: &sys::HostPath,
+        sizes: TmpfsSizes,
+    ) -> Result<Self, JailError> {
+        let mut rules: Vec<&DirRule> = rules.iter().collect();
+        // Parents before children, otherwise keeping the rules' order.
+        rules.sort_by_key(|rule| rule.inside.components().count());
+        let mut builder = Builder {
+            steps: Vec::new(),
+            descriptions: Vec::new(),
+            finally: Vec::new(),
+        };
+        for rule in rules {
+            match &rule.action {
+                DirAction::Remove => {}
+                DirAction::WorkDir => {
+                    let source = Source {
+                        parts: c_parts(&workdir.path)?,
+                        identity: Some((workdir.dev, workdir.ino)),
+                    };
+                    builder.bind(source, &workdir.path, true, rule, false)?;
+                }
+                DirAction::Bind(path) => {
+                    let (source, is_dir) = match host_source(path) {
+                        Ok(found) => found,
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                            if rule.options.maybe {
+                                continue;
+                            }
+                            return Err(JailError::MissingSource {
+                                rule: rule.inside.display().to_string(),
+                                source_path: path.display().to_string(),
+                            });
+                        }
+                        Err(err) => {
+                            return Err(JailError::UnsafeSource {
+                                rule: rule.inside.display().to_string(),
+                                reason: err.to_string(),
+                            })
+                        }
+                    };
+                    builder.bind(source, path, is_dir, rule, !rule.options.norec)?;
+                }
+                DirAction::Filesystem(fstype) => {
+                    let mut attributes = MOUNT_ATTR_NOSUID;
+                    if !rule.options.rw {
+                        attributes |= MOUNT_ATTR_RDONLY;
+                    }
+                    if !rule.options.dev {
+                        attributes |= MOUNT_ATTR_NODEV;
+                    }
+                    if rule.options.noexec || fstype == "proc" {
+                        attributes |= MOUNT_ATTR_NOEXEC;
+                    }
+                    // Other users' processes (the proxy runs as root) stay
+                    // invisible to the program.
+                    let options = if fstype == "proc" {
+                        vec![("hidepid".to_string(), "2".to_string())]
+                    } else {
+                        Vec::new()
+                    };
+                    builder.mount(&rule.inside, fstype, attributes, &options)?;
+                }
+                DirAction::Tmp => {
+                    let mut attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                    if rule.options.noexec {
+                        attributes |= MOUNT_ATTR_NOEXEC;
+                    }
+                    builder.mount(
+                        &rule.inside,
+                        "tmpfs",
+                        attributes,
+                        &tmpfs_options(sizes.tmp, "1777"),
+                    )?;
+                }
+                DirAction::Devices => builder.devices(rule, sizes)?,
+            }
+        }
+        builder.finally.push((
+            Step::ReadOnly { target: Vec::new() },
+            "making / read-only".into(),
+        ));
+        for (step, description) in std::mem::take(&mut builder.finally) {
+            builder.push(step, description);
+        }
+        Ok(Self {
+            root: c_path(Path::new(NEW_ROOT))?,
+            steps: builder.steps,
+            descriptions: builder.descriptions,
+        })
+    }
+
+    /// What step `index` did, for error messages; `steps().len()` and beyond
+    /// name the final pivot.
+    pub(crate) fn describe(&self, index: u32) -> &str {
+        self.descriptions
+            .get(index as usize)
+            .map_or("entering the new root", String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dirs::effective_rules;
+
+    fn sizes() -> TmpfsSizes {
+        TmpfsSizes {
+            tmp: 1 << 20,
+            shm: 1 << 20,
+        }
+    }
+
+    fn tmp() -> sys::HostPath {
+        sys::resolve_host_path(Path::new("/tmp"), sys::Resolve::default()).unwrap()
+    }
+
+    #[test]
+    fn default_plan_binds_the_system_and_ends_read_only() {
+        let rules = effective_rules(true, &[], None).unwrap();
+        let plan = MountPlan::new(&rules, &tmp(), sizes()).unwrap();
+        let text = plan.descriptions.join("\n");
+        for expected in [
+            "binding /tmp at /box",
+            "binding /usr at /usr",
+            "mounting proc at /proc",
+            "mounting tmpfs at /tmp",
+            "mounting tmpfs at /dev/shm",
+            "creating /dev/null",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+        assert_eq!(plan.descriptions.last().unwrap(), "making / read-only");
+        assert!(!text.contains("/etc"));
+    }
+
+    #[test]
+    fn missing_source_is_an_error_unless_maybe() {
+        let missing: DirRule = "/data=/nonexistent/data".parse().unwrap();
+        let err = MountPlan::new(&[missing], &tmp(), sizes()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/data"), "{err}");
+        let maybe: DirRule = "/data=/nonexistent/data:maybe".parse().unwrap();
+        let plan = MountPlan::new(&[maybe], &tmp(), sizes()).unwrap();
+        assert!(!plan.descriptions.join("\n").contains("/data"));
+    }
+
+    #[test]
+    fn parents_are_mounted_before_children() {
+        let rules: Vec<DirRule> = ["/etc/alternatives=/tmp", "/etc"]
+            .iter()
+            .map(|r| r.parse().unwrap())
+            .collect();
+        let plan = MountPlan::new(&rules, &tmp(), sizes()).unwrap();
+        let text = plan.descriptions.join("\n");
+        let parent = text.find("at /etc\n").unwrap();
+        let child = text.find("at /etc/alternatives").unwrap();
+        assert!(parent < child, "{text}");
+    }
+
+    #[test]
+    fn a_source_through_a_link_others_can_write_is_refused() {
+        // The world-writable (sticky) temporary directory stands in for a
+        // writable bind: a link there is not followed, a real directory is.
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            parent.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc", parent.path().join("link")).unwrap();
+        std::fs::create_dir(parent.path().join("real")).unwrap();
+        let rule: DirRule = format!("/x={}/link/ssl", parent.path().display())
+            .parse()
+            .unwrap();
+        let err = MountPlan::new(&[rule], &tmp(), sizes()).unwrap_err();
+        assert!(
+            matches!(err, JailError::UnsafeSource { .. })
+                && err.to_string().contains("symbolic link"),
+            "{err}"
+        );
+        let rule: DirRule = format!("/x={}/real", parent.path().display())
+            .parse()
+            .unwrap();
+        MountPlan::new(&[rule], &tmp(), sizes()).unwrap();
+    }
+}
