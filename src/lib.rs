@@ -23,7 +23,7 @@
 
 pub mod boxes;
 pub mod cgroup;
-pub mod cleanup;
+pub mod fstree;
 pub mod dirs;
 pub mod executor;
 pub mod jail;
@@ -33,5 +33,5 @@ pub mod types;
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};
 pub use executor::{ProcessExecutor, Stdin};
 pub use types::{
-    ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, Protection, Result,
+    ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, KillReason, Protection, Result,
 };

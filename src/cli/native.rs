@@ -398,7 +398,7 @@ impl BoxDir {
         let Some(path) = self.0.take() else {
             return Ok(());
         };
-        isobox::cleanup::remove_tree(&path).map_err(|error| {
+        isobox::fstree::remove_tree(&path).map_err(|error| {
             format!(
                 "cannot remove the box directory {}: {}",
                 path.display(),
@@ -411,7 +411,7 @@ impl BoxDir {
 impl Drop for BoxDir {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
-            if let Err(error) = isobox::cleanup::remove_tree(&path) {
+            if let Err(error) = isobox::fstree::remove_tree(&path) {
                 tracing::warn!(
                     "cannot remove the box directory {}: {error}",
                     path.display()

@@ -20,6 +20,10 @@
 //! it is: a non-directory with more than one link may be reachable from
 //! outside the tree (a host file hard-linked into the box), so it is never
 //! changed, only skipped or unlinked from the tree.
+//!
+//! Nothing else in the crate walks a box's files. (Cgroup directories are
+//! removed by the cgroup layer with `rmdir`, bottom-up: they hold only
+//! kernel files, never anything a program planted.)
 
 use std::ffi::{CStr, CString};
 use std::io;
