@@ -23,9 +23,9 @@
 
 pub mod boxes;
 pub mod cgroup;
-pub mod fstree;
 pub mod dirs;
 pub mod executor;
+pub mod fstree;
 pub mod jail;
 pub mod meta;
 pub mod types;

@@ -352,14 +352,6 @@ pub enum KillReason {
 }
 
 impl KillReason {
-    /// The name used in JSON (`"wall_time"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CpuTime => "cpu_time",
-            Self::WallTime => "wall_time",
-        }
-    }
-
     /// The one-line message of an [`ExecutionStatus::TimeLimit`] verdict
     /// (isolate's words). A run over its CPU time that the keeper did not
     /// have to kill reads as `CpuTime`.

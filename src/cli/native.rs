@@ -955,6 +955,7 @@ mod tests {
             max_rss: 0,
             oom_killed: false,
             killed: false,
+            kill_reason: None,
             voluntary_context_switches: 0,
             involuntary_context_switches: 0,
             stdout_dropped: 0,
