@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cgroup::{CgroupController, CgroupError, CgroupVersion, Placement};
-use crate::cleanup::{Linked, Reset, ResetReport};
 use crate::config::IsolateConfig;
+use crate::fstree::{Linked, Reset, ResetReport};
 
 /// Where the configuration file is unless [`CONFIG_ENV`] names another.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/isobox.conf";
@@ -762,7 +762,7 @@ impl LockedBox {
             }),
             // The walk never follows symlinks: a link planted in the box is
             // removed, not what it points to.
-            Ok(meta) if meta.is_dir() => crate::cleanup::remove_tree(&self.dir)
+            Ok(meta) if meta.is_dir() => crate::fstree::remove_tree(&self.dir)
                 .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
             Ok(_) => fs::remove_file(&self.dir)
                 .map_err(io_error(format!("cannot remove {}", self.dir.display()))),
@@ -777,7 +777,7 @@ impl LockedBox {
     /// left alone (they may be host files hard-linked into the box; the
     /// program can only use them as their own permissions allow).
     ///
-    /// See [`crate::cleanup::reset_tree`] for how each change is made.
+    /// See [`crate::fstree::reset_tree`] for how each change is made.
     pub fn prepare_for_run(&self) -> Result<ResetReport, BoxError> {
         self.reset(Reset {
             uid: self.uid,
@@ -807,9 +807,9 @@ impl LockedBox {
 
     fn reset(&self, reset: Reset) -> Result<ResetReport, BoxError> {
         let failed = io_error(format!("cannot reset {}", self.box_dir.display()));
-        let root = crate::cleanup::open_root(&self.box_dir)
+        let root = crate::fstree::open_root(&self.box_dir)
             .map_err(io_error(format!("cannot open {}", self.box_dir.display())))?;
-        let report = crate::cleanup::reset_tree(root, &reset).map_err(failed)?;
+        let report = crate::fstree::reset_tree(root, &reset).map_err(failed)?;
         if report.linked > 0 {
             tracing::warn!(
                 "box {}: {} file(s) with more than one link {}",

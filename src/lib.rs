@@ -23,11 +23,11 @@
 
 pub mod boxes;
 pub mod cgroup;
-pub mod cleanup;
 pub mod config;
 pub mod dirs;
 pub mod error;
 pub mod executor;
+pub mod fstree;
 mod jail;
 pub mod meta;
 pub mod result;
@@ -38,4 +38,4 @@ pub use config::IsolateConfig;
 pub use error::{IsolateError, Result};
 pub use executor::{ProcessExecutor, Stdin};
 pub use jail::{JailError, SeccompError};
-pub use result::{ExecutionResult, ExecutionStatus, Protection};
+pub use result::{ExecutionResult, ExecutionStatus, KillReason, Protection};

@@ -33,7 +33,7 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::result::{ExecutionResult, ExecutionStatus};
+use crate::result::{ExecutionResult, ExecutionStatus, KillReason};
 
 /// isolate's verdict of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,11 +123,7 @@ fn outcome(result: &ExecutionResult) -> Outcome {
             // Only the keeper's own kill: a signal the program got from
             // anywhere else, itself included, is no proof of a limit.
             killed: result.killed,
-            message: if result.message.contains("wall") {
-                "Time limit exceeded (wall clock)".to_string()
-            } else {
-                "Time limit exceeded".to_string()
-            },
+            message: KillReason::time_limit_message(result.kill_reason).to_string(),
         },
         // Every other verdict is what the program's end looks like to
         // isolate: a signal (memory, file size, seccomp...) or an exit.
@@ -415,6 +411,7 @@ mod tests {
             max_rss: 1_138_688,
             oom_killed: false,
             killed: false,
+            kill_reason: None,
             voluntary_context_switches: 6,
             involuntary_context_switches: 1,
             stdout_dropped: 0,
@@ -520,15 +517,15 @@ mod tests {
         let mut run = result(ExecutionStatus::TimeLimit);
         run.signal = Some(9);
         run.killed = true;
+        run.kill_reason = Some(KillReason::CpuTime);
         run.cpu_time = 1.0049;
-        run.message = "Time limit exceeded".into();
         let meta = Meta::from_result(&run, true);
         assert_eq!(
             meta.to_string(),
             "status:TO\nmessage:Time limit exceeded\nkilled:1\ntime:1.004\ntime-wall:0.011\n\
              max-rss:1112\ncsw-voluntary:6\ncsw-forced:1\ncg-mem:512\n"
         );
-        run.message = "Time limit exceeded (wall clock)".into();
+        run.kill_reason = Some(KillReason::WallTime);
         let meta = Meta::from_result(&run, true);
         assert_eq!(
             meta.get("message"),

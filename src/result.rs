@@ -86,6 +86,32 @@ impl Protection {
     }
 }
 
+/// Why the keeper killed a run: the limits it enforces itself, by clock.
+/// Every other end (the OOM killer, `SIGXFSZ`, the seccomp filter, a signal
+/// the program got elsewhere) is the kernel's or the program's doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillReason {
+    /// The CPU time of the run passed
+    /// [`IsolateConfig::cpu_kill_threshold`](crate::IsolateConfig::cpu_kill_threshold).
+    CpuTime,
+    /// The run lasted past
+    /// [`IsolateConfig::wall_time_limit`](crate::IsolateConfig::wall_time_limit).
+    WallTime,
+}
+
+impl KillReason {
+    /// The one-line message of an [`ExecutionStatus::TimeLimit`] verdict
+    /// (isolate's words). A run over its CPU time that the keeper did not
+    /// have to kill reads as `CpuTime`.
+    pub fn time_limit_message(reason: Option<Self>) -> &'static str {
+        match reason {
+            Some(Self::WallTime) => "Time limit exceeded (wall clock)",
+            Some(Self::CpuTime) | None => "Time limit exceeded",
+        }
+    }
+}
+
 /// What one run did and used. Every figure is measured by the keeper, never
 /// reported by the program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,10 +137,13 @@ pub struct ExecutionResult {
     pub max_rss: u64,
     /// The OOM killer fired in this run.
     pub oom_killed: bool,
-    /// The keeper killed the program at a CPU or wall-clock limit. A signal
-    /// the program got from anywhere else (itself included) leaves this
-    /// false.
+    /// The keeper killed the program at a CPU or wall-clock limit
+    /// (`kill_reason.is_some()`). A signal the program got from anywhere
+    /// else (itself included) leaves this false.
     pub killed: bool,
+    /// Which limit the keeper killed the program at, if it did.
+    #[serde(default)]
+    pub kill_reason: Option<KillReason>,
     /// Voluntary context switches of the program and its waited children.
     pub voluntary_context_switches: u64,
     /// Involuntary context switches of the program and its waited children.

@@ -321,7 +321,13 @@ pub(super) fn kill_and_wait(dirs: &[PathBuf], signal: bool) -> Result<(), Cgroup
 
 /// Removes the cgroup `dir` and any cgroup left below it, deepest first.
 /// A directory that is already gone counts as removed.
-pub(super) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+///
+/// Not a second walker of file trees (that is [`crate::fstree`], for trees
+/// a program built): a cgroup directory holds only the kernel's control
+/// files, which cannot be unlinked and beside which nothing can be
+/// planted (no links, no regular files), and it goes with `rmdir` once its
+/// tasks and child cgroups are gone.
+pub(super) fn rmdir_cgroups(dir: &Path) -> Result<(), CgroupError> {
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             for entry in entries {
@@ -329,7 +335,7 @@ pub(super) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
                 let file_type = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
                 // Only directories are cgroups; never follow a symlink.
                 if file_type.is_dir() {
-                    remove_tree(&entry.path())?;
+                    rmdir_cgroups(&entry.path())?;
                 }
             }
         }
@@ -375,7 +381,7 @@ pub(super) fn make_fresh_dir(dir: &Path) -> Result<(), CgroupError> {
     }
     tracing::debug!(cgroup = %dir.display(), "removing a leftover cgroup");
     kill_and_wait(&[dir.to_path_buf()], true)?;
-    remove_tree(dir)?;
+    rmdir_cgroups(dir)?;
     if make_dir(dir)? {
         Ok(())
     } else {

@@ -533,7 +533,7 @@ impl CgroupController {
         let mut first_error = None;
         for dir in self.paths() {
             // Keep going: one stuck hierarchy should not strand the others.
-            if let Err(error) = files::remove_tree(&dir) {
+            if let Err(error) = files::rmdir_cgroups(&dir) {
                 first_error.get_or_insert(error);
             }
         }

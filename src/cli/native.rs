@@ -401,7 +401,7 @@ impl BoxDir {
         let Some(path) = self.0.take() else {
             return Ok(());
         };
-        isobox::cleanup::remove_tree(&path).map_err(|error| {
+        isobox::fstree::remove_tree(&path).map_err(|error| {
             format!(
                 "cannot remove the box directory {}: {}",
                 path.display(),
@@ -414,7 +414,7 @@ impl BoxDir {
 impl Drop for BoxDir {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
-            if let Err(error) = isobox::cleanup::remove_tree(&path) {
+            if let Err(error) = isobox::fstree::remove_tree(&path) {
                 tracing::warn!(
                     "cannot remove the box directory {}: {error}",
                     path.display()
@@ -953,6 +953,7 @@ mod tests {
             max_rss: 0,
             oom_killed: false,
             killed: false,
+            kill_reason: None,
             voluntary_context_switches: 0,
             involuntary_context_switches: 0,
             stdout_dropped: 0,

@@ -435,7 +435,7 @@ impl TestBox {
     }
 }
 
-pub use isobox::cleanup::remove_tree;
+pub use isobox::fstree::remove_tree;
 
 /// Collects, under `dir`, entries named after the box's marker or owned by
 /// its uid or gid, descending `depth` levels into directories the box user

@@ -20,6 +20,10 @@
 //! it is: a non-directory with more than one link may be reachable from
 //! outside the tree (a host file hard-linked into the box), so it is never
 //! changed, only skipped or unlinked from the tree.
+//!
+//! Nothing else in the crate walks a box's files. (Cgroup directories are
+//! removed by the cgroup layer with `rmdir`, bottom-up: they hold only
+//! kernel files, never anything a program planted.)
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -77,39 +81,11 @@ pub fn walk(
         inode: u64,
         pending: Vec<CString>,
     }
-    let mut visit = |dir: &OwnedFd| -> io::Result<Vec<CString>> {
-        let mut names = Vec::new();
-        for item in Dir::read_from(dir)? {
-            let item = item?;
-            let name = item.file_name();
-            if name != c"." && name != c".." {
-                names.push(name.to_owned());
-            }
-        }
-        let mut pending = Vec::new();
-        for name in names {
-            let stat = match rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(stat) => stat,
-                Err(Errno::NOENT) => continue,
-                Err(err) => return Err(err.into()),
-            };
-            if stat.st_dev != device {
-                return Err(io::Error::other(format!(
-                    "{name:?} is on another file system (a mount point)"
-                )));
-            }
-            let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-            if entry(dir.as_fd(), &name, &stat)? == Step::Enter && is_dir {
-                pending.push(name);
-            }
-        }
-        Ok(pending)
-    };
     let mut current = root;
     let mut frames = vec![Frame {
         name: CString::default(),
         inode: top.st_ino,
-        pending: visit(&current)?,
+        pending: visit(&current, device, &mut entry)?,
     }];
     while let Some(frame) = frames.last_mut() {
         if let Some(name) = frame.pending.pop() {
@@ -127,7 +103,7 @@ pub fn walk(
                 return Err(changed("a directory became a mount point"));
             }
             current = child;
-            let pending = visit(&current)?;
+            let pending = visit(&current, device, &mut entry)?;
             frames.push(Frame {
                 name,
                 inode: stat.st_ino,
@@ -146,6 +122,42 @@ pub fn walk(
         leave(current.as_fd(), &done.name)?;
     }
     Ok(())
+}
+
+/// Shows `entry` every entry of `dir` (passing over those that vanish) and
+/// returns the directories it asked to enter. An entry on a device other
+/// than `device` (a mount point) stops the walk.
+fn visit(
+    dir: &OwnedFd,
+    device: u64,
+    entry: &mut impl FnMut(BorrowedFd<'_>, &CStr, &Stat) -> io::Result<Step>,
+) -> io::Result<Vec<CString>> {
+    let mut names = Vec::new();
+    for item in Dir::read_from(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    let mut pending = Vec::new();
+    for name in names {
+        let stat = match rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        if stat.st_dev != device {
+            return Err(io::Error::other(format!(
+                "{name:?} is on another file system (a mount point)"
+            )));
+        }
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        if entry(dir.as_fd(), &name, &stat)? == Step::Enter && is_dir {
+            pending.push(name);
+        }
+    }
+    Ok(pending)
 }
 
 /// Removes `root` and everything below it, however deep, without following

@@ -1,0 +1,312 @@
+//! [`ProcessExecutor`]: spawns the program in its jail, watches it, kills it
+//! at a limit, measures it and turns all of it into an [`ExecutionResult`].
+//!
+//! One run, from the keeper's side, a module per step:
+//! 1. `plan`: the box's jail is decided before anything is cloned;
+//! 2. `spawn`: a fresh child cgroup for the run, with this run's limits (so
+//!    no peak, OOM count or limit of an earlier run can show); the proxy is
+//!    cloned into new namespaces (on v2 directly into the cgroup), moved
+//!    into the cgroup on v1, then released;
+//! 3. `watch`: one `poll` loop feeds stdin, drains stdout and stderr, and
+//!    wakes in time for the wall-clock deadline and the next CPU-time
+//!    check; at a limit the proxy (pid 1 of the box) is killed, which takes
+//!    the whole box with it; afterwards the cgroup is emptied and removed;
+//! 4. `verdict`: the verdict is derived from what the kernel measured.
+//!
+//! `workdir` holds the working directory, `uid` the one-shot uid claim.
+
+mod plan;
+mod spawn;
+mod uid;
+mod verdict;
+mod watch;
+mod workdir;
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use crate::cgroup::{CgroupController, OptionalControllers};
+use crate::config::IsolateConfig;
+use crate::error::{IsolateError, Result};
+use crate::jail::{self, Credentials, PolicyOptions, SeccompPolicy};
+use crate::result::{ExecutionResult, Protection};
+use crate::sys;
+use uid::UidClaim;
+use workdir::Workdir;
+
+/// Where the program's standard input comes from.
+#[derive(Debug, Default)]
+pub enum Stdin {
+    /// `/dev/null`.
+    #[default]
+    Null,
+    /// These bytes, fed through a pipe while output is read.
+    Bytes(Vec<u8>),
+    /// An open file, handed to the program as it is.
+    File(File),
+}
+
+/// Runs programs under one [`IsolateConfig`].
+///
+/// Each [`execute`](Self::execute) is independent: limits, peak memory and
+/// the OOM flag of one run never show in the next.
+#[derive(Debug)]
+pub struct ProcessExecutor {
+    config: IsolateConfig,
+    cgroup: Option<CgroupController>,
+    namespaces: bool,
+    seccomp: Option<SeccompPolicy>,
+    /// The empty network namespace every run of this executor joins.
+    network: Option<OwnedFd>,
+    /// CPUs the box may run on at once: CPU time can grow this much faster
+    /// than the wall clock.
+    cpus: u32,
+    credentials: Option<Credentials>,
+    /// The uid of `credentials` when this executor claimed it (held until
+    /// the executor is dropped).
+    _uid_claim: Option<UidClaim>,
+    /// The working directory, open from the first run on.
+    workdir: Option<Workdir>,
+    last_usage: (f64, u64),
+    runs: u64,
+}
+
+impl ProcessExecutor {
+    /// Checks the environment and prepares the executor's cgroup.
+    ///
+    /// In strict mode this fails with [`IsolateError::Config`] unless the
+    /// caller is root and a cgroup hierarchy is usable. Otherwise whatever is
+    /// missing is logged as a warning and the executor degrades: rlimits
+    /// instead of cgroup limits, rusage instead of cgroup measurements, no
+    /// namespaces without root.
+    pub fn new(config: IsolateConfig) -> Result<Self> {
+        check_tmpfs_sizes(&config)?;
+        let root = sys::is_root();
+        if config.strict_mode && !root {
+            return Err(IsolateError::Config(
+                "strict mode needs root (run isobox as root or without strict mode)".into(),
+            ));
+        }
+        let cgroup = place_cgroup(&config)?;
+        let namespaces = config.namespaces && root;
+        if config.namespaces && !root {
+            tracing::warn!("not root: running without namespaces");
+        }
+        let (credentials, uid_claim) = uid::box_credentials(&config, root)?;
+        if namespaces {
+            jail::mounts::ensure_new_root()?;
+        }
+        let network = network_namespace(&config, namespaces)?;
+        let seccomp = seccomp_policy(&config, cgroup.is_some())?;
+        Ok(Self {
+            config,
+            cgroup,
+            namespaces,
+            seccomp,
+            network,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            credentials,
+            _uid_claim: uid_claim,
+            workdir: None,
+            last_usage: (0.0, 0),
+            runs: 0,
+        })
+    }
+
+    /// The configuration runs use.
+    pub fn config(&self) -> &IsolateConfig {
+        &self.config
+    }
+
+    /// Runs `command` with `stdin` as its standard input.
+    ///
+    /// An empty command is [`IsolateError::Config`]. Everything the program
+    /// does, including not existing, is an `Ok` result with a verdict; `Err`
+    /// means the sandbox itself failed.
+    pub fn execute(&mut self, command: &[String], stdin: Option<&str>) -> Result<ExecutionResult> {
+        self.execute_bytes(command, stdin.map(str::as_bytes))
+    }
+
+    /// Like [`execute`](Self::execute) with binary standard input.
+    pub fn execute_bytes(
+        &mut self,
+        command: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecutionResult> {
+        let stdin = stdin.map_or(Stdin::Null, |bytes| Stdin::Bytes(bytes.to_vec()));
+        self.execute_with_stdin(command, stdin)
+    }
+
+    /// Runs `command` with any [`Stdin`].
+    pub fn execute_with_stdin(
+        &mut self,
+        command: &[String],
+        stdin: Stdin,
+    ) -> Result<ExecutionResult> {
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Err(IsolateError::Config("empty command".into()));
+        }
+        self.hand_over_workdir()?;
+        self.runs += 1;
+        let run_cgroup = self.open_run_cgroup()?;
+        let facts = self.run_in_box(command, stdin, run_cgroup.as_ref());
+        if let Some(workdir) = &mut self.workdir {
+            workdir.restore_owner();
+        }
+        let usage = run_cgroup
+            .map(|run| self.close_run_cgroup(run))
+            .transpose()?;
+        let mut facts = facts?;
+        if let Some(usage) = &usage {
+            facts.measured_by(usage);
+            self.last_usage = (usage.cpu_time.as_secs_f64(), usage.memory_peak);
+        }
+        Ok(facts.into_result(self.config.time_limit, self.absent_protections()))
+    }
+
+    /// Opens the working directory on the first run, then hands it to the
+    /// box's user for this one.
+    fn hand_over_workdir(&mut self) -> Result<()> {
+        if self.workdir.is_none() {
+            self.workdir = Some(Workdir::open(&self.config.workdir)?);
+        }
+        let workdir = self.workdir.as_mut().expect("opened above");
+        workdir.hand_over(self.credentials)
+    }
+
+    /// What runs of this executor go without, whether the configuration
+    /// turned it off or the executor had to degrade.
+    pub fn absent_protections(&self) -> Vec<Protection> {
+        let absent = [
+            (!self.namespaces, Protection::Namespaces),
+            (self.cgroup.is_none(), Protection::Cgroup),
+            (self.seccomp.is_none(), Protection::Seccomp),
+            (self.credentials.is_none(), Protection::SeparateUser),
+        ];
+        absent
+            .into_iter()
+            .filter_map(|(absent, protection)| absent.then_some(protection))
+            .collect()
+    }
+
+    /// CPU seconds and peak memory bytes of the last run, from its cgroup;
+    /// `(0.0, 0)` without one.
+    pub fn get_resource_usage(&self) -> (f64, u64) {
+        self.last_usage
+    }
+
+    /// Whether runs are measured and limited by a cgroup.
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    /// The cgroup directories of this executor (empty without cgroups).
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup
+            .as_ref()
+            .map_or_else(Vec::new, CgroupController::paths)
+    }
+
+    /// Removes the executor's cgroup, and the working directory when the
+    /// executor created it. Called by `Drop` when not called.
+    pub fn cleanup(&mut self) -> Result<()> {
+        if let Some(mut cgroup) = self.cgroup.take() {
+            cgroup.remove()?;
+        }
+        if let Some(workdir) = self.workdir.take() {
+            workdir.remove_if_created()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProcessExecutor {
+    fn drop(&mut self) {
+        if let Err(err) = self.cleanup() {
+            tracing::warn!("cleaning up the executor failed: {err}");
+        }
+    }
+}
+
+/// tmpfs reads a size of 0 as "no limit": refuse it rather than give the
+/// box an unlimited /tmp or /dev/shm.
+fn check_tmpfs_sizes(config: &IsolateConfig) -> Result<()> {
+    if config.tmp_size == 0 || config.shm_size == 0 {
+        return Err(IsolateError::Config(format!(
+            "tmp_size and shm_size must be at least 1 byte (got {} and {})",
+            config.tmp_size, config.shm_size
+        )));
+    }
+    Ok(())
+}
+
+/// The executor's cgroup, when the configuration asks for one and a
+/// hierarchy is usable; outside strict mode a missing one is a warning.
+fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
+    if !config.use_cgroups {
+        return Ok(None);
+    }
+    let placed = crate::cgroup::place(
+        config.cgroup_root.as_deref(),
+        config.cgroup_parent.as_deref(),
+    )
+    .and_then(|placement| {
+        CgroupController::placed(
+            &placement,
+            &config.instance_id,
+            config.strict_mode,
+            OptionalControllers {
+                cpu_weight: config.cpu_shares != crate::config::DEFAULT_CPU_SHARES,
+                cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
+            },
+        )
+    });
+    match placed {
+        Ok(cgroup) => Ok(Some(cgroup)),
+        Err(err) if config.strict_mode => Err(IsolateError::Config(format!(
+            "strict mode needs a usable cgroup hierarchy: {err}"
+        ))),
+        Err(err) => {
+            tracing::warn!(
+                "running without cgroups (limits by rlimit, measurements by rusage): {err}"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The empty network namespace every run of the executor joins: the
+/// configured one, or a new one; none without namespaces or with
+/// `share_net`.
+fn network_namespace(config: &IsolateConfig, namespaces: bool) -> Result<Option<OwnedFd>> {
+    if !namespaces || config.share_net {
+        return Ok(None);
+    }
+    if let Some(path) = &config.network_namespace {
+        let file = File::open(path).map_err(|source| {
+            IsolateError::io(
+                format!("opening the network namespace {}", path.display()),
+                source,
+            )
+        })?;
+        return Ok(Some(OwnedFd::from(file)));
+    }
+    let netns = sys::new_network_namespace()
+        .map_err(|source| IsolateError::io("unshare(CLONE_NEWNET)", source))?;
+    Ok(Some(netns))
+}
+
+/// The system-call filter of every run, compiled once.
+fn seccomp_policy(config: &IsolateConfig, has_cgroup: bool) -> Result<Option<SeccompPolicy>> {
+    if !config.seccomp {
+        return Ok(None);
+    }
+    let options = PolicyOptions {
+        syscall_flags: config.syscall_flags,
+        share_net: config.share_net,
+        memory_without_cgroup: config.rlimit_only_memory(has_cgroup).is_some(),
+    };
+    let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)?;
+    Ok(Some(policy))
+}

@@ -1,0 +1,153 @@
+//! What the next box will be, decided before anything is cloned: its
+//! environment, paths, rlimits, namespaces, filesystem and filter, all in
+//! one [`JailSpec`].
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use super::ProcessExecutor;
+use crate::dirs;
+use crate::error::{IsolateError, Result};
+use crate::jail::{self, JailError, JailSpec, MountPlan, Rlimits, RunPaths, TmpfsSizes};
+
+/// The next run's jail, and what the verdict needs to know of it.
+pub(super) struct Plan {
+    pub(super) spec: JailSpec,
+    /// A seccomp filter is installed (so SIGSYS means a refused call).
+    pub(super) seccomp: bool,
+    /// The `RLIMIT_CPU` soft limit the program runs under.
+    pub(super) cpu_rlimit: Option<Duration>,
+}
+
+impl ProcessExecutor {
+    /// Prepares a run of `command`; `has_cgroup` says whether the run has
+    /// a cgroup of its own (else rlimits stand in for its limits).
+    pub(super) fn plan(&self, command: &[String], has_cgroup: bool) -> Result<Plan> {
+        let mut environment = self.config.environment.clone();
+        if !environment.iter().any(|(name, _)| name == "PATH") {
+            environment.push(("PATH".into(), crate::config::DEFAULT_PATH.into()));
+        }
+        let isolation = self.isolation()?;
+        let seccomp = isolation.seccomp.is_some();
+        let (box_dir, cwd) = if isolation.mounts.is_some() {
+            (
+                Path::new(crate::config::BOX_MOUNT_POINT),
+                self.config.inner_workdir.as_path(),
+            )
+        } else {
+            let workdir = self.workdir_path();
+            (workdir, workdir)
+        };
+        let paths = RunPaths {
+            box_dir,
+            cwd,
+            stdio_files: self.stdio_files(),
+            stderr_to_stdout: self.config.stderr_to_stdout,
+            inherit_fds: self.config.inherit_fds,
+            keep_terminal: self.config.keep_terminal,
+            search_path: crate::config::search_path(&environment),
+        };
+        let rlimits = Rlimits::new(&rlimit_request(&self.config), has_cgroup);
+        let spec = JailSpec::new(
+            command,
+            &environment,
+            &paths,
+            rlimits,
+            self.credentials,
+            isolation,
+        )?;
+        Ok(Plan {
+            spec,
+            seccomp,
+            cpu_rlimit: rlimits.cpu_soft_limit(),
+        })
+    }
+
+    /// Files opened as the program's stdin, stdout and stderr, if any.
+    pub(super) fn stdio_files(&self) -> [Option<&Path>; 3] {
+        [
+            self.config.stdin_file.as_deref(),
+            self.config.stdout_file.as_deref(),
+            self.config.stderr_file.as_deref(),
+        ]
+    }
+
+    /// Namespaces, filesystem and seccomp filter of the next run.
+    fn isolation(&self) -> Result<jail::Isolation> {
+        if !self.namespaces {
+            return Ok(jail::Isolation {
+                seccomp: self.seccomp.clone(),
+                ..jail::Isolation::default()
+            });
+        }
+        // The box joins the executor's own empty network namespace, or
+        // (with share_net) stays in the host's.
+        let namespaces = jail::namespaces::BOX_NAMESPACES & !(libc::CLONE_NEWNET as u64);
+        // Relative sources follow isolate: the directory holding the box.
+        // A temporary workdir has no meaningful parent, so there they are
+        // refused rather than looked up in the temporary directory.
+        let base = if self.config.workdir.as_os_str().is_empty() {
+            None
+        } else {
+            std::path::absolute(&self.config.workdir)
+                .ok()
+                .and_then(|path| path.parent().map(Path::to_path_buf))
+        };
+        let rules = dirs::effective_rules(
+            self.config.default_dirs,
+            &self.config.dir_rules,
+            base.as_deref(),
+        )
+        .map_err(|err| IsolateError::Config(err.to_string()))?;
+        // Without a memory cgroup, tmpfs pages and the IPC namespace's pools
+        // are memory no rlimit sees: each is kept within the limit.
+        let rlimit_memory = self.config.rlimit_only_memory(self.cgroup.is_some());
+        let cap = |size: u64| rlimit_memory.map_or(size, |bytes| size.min(bytes));
+        let sizes = TmpfsSizes {
+            tmp: cap(self.config.tmp_size),
+            shm: cap(self.config.shm_size),
+        };
+        let workdir = &self
+            .workdir
+            .as_ref()
+            .expect("the workdir is set up before a run")
+            .dir;
+        let mounts = MountPlan::new(&rules, workdir, sizes).map_err(|err| match err {
+            JailError::MissingSource { .. } | JailError::UnsafeSource { .. } => {
+                IsolateError::Config(err.to_string())
+            }
+            other => other.into(),
+        })?;
+        Ok(jail::Isolation {
+            namespaces,
+            mounts: Some(mounts),
+            seccomp: self.seccomp.clone(),
+            network_namespace: self.network.as_ref().map(AsRawFd::as_raw_fd),
+            ipc_limits: rlimit_memory.map(jail::ipc::IpcLimits::for_memory),
+        })
+    }
+
+    /// The working directory on the host (after the first setup).
+    fn workdir_path(&self) -> &Path {
+        self.workdir
+            .as_ref()
+            .map_or(self.config.workdir.as_path(), |workdir| {
+                workdir.dir.path.as_path()
+            })
+    }
+}
+
+/// What the configuration asks of the box's rlimits.
+fn rlimit_request(config: &crate::config::IsolateConfig) -> jail::RlimitRequest {
+    jail::RlimitRequest {
+        core: config.core_limit,
+        file_size: config.file_size_limit,
+        stack: config.stack_limit,
+        open_files: config.open_files_limit,
+        address_space: config.address_space_limit,
+        memory: config.memory_limit,
+        cpu_kill: config.cpu_kill_threshold(),
+        processes: config.process_limit,
+    }
+}

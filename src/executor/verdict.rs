@@ -1,0 +1,366 @@
+//! From what was measured to what is reported: [`RunFacts`] collects
+//! everything the keeper saw of a run, [`judge`] (pure) names the verdict
+//! and writes its message, and [`RunFacts::into_result`] builds the one
+//! [`ExecutionResult`] of the run.
+
+use std::time::Duration;
+
+use crate::cgroup::CgroupUsage;
+use crate::jail::Stage;
+use crate::result::{ExecutionResult, ExecutionStatus, KillReason, Protection};
+use crate::sys::{self, Rusage};
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProgramEnd {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ProgramEnd {
+    pub(super) fn from_wait_status(status: i32) -> Self {
+        if libc::WIFSIGNALED(status) {
+            Self::Signaled(libc::WTERMSIG(status))
+        } else {
+            Self::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+/// One output stream as the run left it.
+#[derive(Debug, Default)]
+pub(super) struct Captured {
+    /// What was kept (lossy UTF-8).
+    pub(super) text: String,
+    /// Bytes dropped beyond the output limit.
+    pub(super) dropped: u64,
+}
+
+/// Everything measured about a run, before it is judged.
+#[derive(Debug, Default)]
+pub(super) struct RunFacts {
+    /// The failed step, its errno, and which part of it failed.
+    pub(super) setup_failure: Option<(Stage, i32, String)>,
+    /// A seccomp filter was installed (so SIGSYS means a refused call).
+    pub(super) seccomp: bool,
+    pub(super) killed_for: Option<KillReason>,
+    pub(super) end: Option<ProgramEnd>,
+    /// CPU time of every process of the run.
+    pub(super) cpu_time: Duration,
+    /// The `RLIMIT_CPU` soft limit the program ran under: the kernel sends
+    /// `SIGXCPU` only once this much CPU time is used.
+    pub(super) cpu_rlimit: Option<Duration>,
+    /// The proxy saw the kernel's `SIGXCPU` end the program (its CPU
+    /// rlimit raised by the kernel when sent).
+    pub(super) kernel_sigxcpu: bool,
+    pub(super) oom_kills: u64,
+    pub(super) pids_limit_hits: u64,
+    /// From the start of the box until the proxy ended.
+    pub(super) wall: Duration,
+    /// The program's own rusage, as the proxy reported it.
+    pub(super) inmate: Rusage,
+    /// Peak memory of the run's cgroup, when it had one.
+    pub(super) memory_peak: Option<u64>,
+    pub(super) stdout: Captured,
+    pub(super) stderr: Captured,
+}
+
+impl RunFacts {
+    /// Takes the cgroup's measurements, which cover every process of the
+    /// run, over the proxy's.
+    pub(super) fn measured_by(&mut self, usage: &CgroupUsage) {
+        self.cpu_time = usage.cpu_time;
+        self.oom_kills = usage.oom_kills;
+        self.pids_limit_hits = usage.pids_limit_hits;
+        self.memory_peak = Some(usage.memory_peak);
+    }
+
+    fn output_dropped(&self) -> bool {
+        self.stdout.dropped + self.stderr.dropped > 0
+    }
+
+    /// The run's result: the verdict of [`judge`] and every figure, in one
+    /// place.
+    pub(super) fn into_result(
+        self,
+        time_limit: Option<Duration>,
+        absent_protections: Vec<Protection>,
+    ) -> ExecutionResult {
+        let (status, message) = judge(&self, time_limit);
+        let exec_errno = match self.setup_failure {
+            Some((Stage::Exec, errno, _)) => Some(errno),
+            _ => None,
+        };
+        let (exit_code, signal) = match self.end {
+            Some(ProgramEnd::Exited(code)) => (Some(code), None),
+            Some(ProgramEnd::Signaled(signal)) => (None, Some(signal)),
+            None => (None, None),
+        };
+        ExecutionResult {
+            status,
+            exit_code,
+            signal,
+            stdout: self.stdout.text,
+            stderr: self.stderr.text,
+            cpu_time: self.cpu_time.as_secs_f64(),
+            wall_time: self.wall.as_secs_f64(),
+            // Without a cgroup the largest process is the best measure.
+            memory_peak: self.memory_peak.unwrap_or(self.inmate.max_rss),
+            max_rss: self.inmate.max_rss,
+            oom_killed: self.oom_kills > 0,
+            killed: self.killed_for.is_some(),
+            kill_reason: self.killed_for,
+            voluntary_context_switches: self.inmate.voluntary_switches,
+            involuntary_context_switches: self.inmate.involuntary_switches,
+            stdout_dropped: self.stdout.dropped,
+            stderr_dropped: self.stderr.dropped,
+            exec_errno,
+            message,
+            absent_protections,
+        }
+    }
+}
+
+/// The verdict and its one-line explanation.
+///
+/// A time limit is only ever a measurement: the keeper killed the run at a
+/// clock, or the measured CPU time is past the limit, or the program died
+/// of the `SIGXCPU` the kernel sends at the `RLIMIT_CPU` soft limit (seen by
+/// the proxy, or failing that, measured CPU time at least that limit). A
+/// `SIGXCPU` the program sent itself (`kill -XCPU $$`) is just a signal.
+pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
+    use ExecutionStatus::*;
+    let failed = facts.end != Some(ProgramEnd::Exited(0));
+    if let Some((stage, errno, detail)) = &facts.setup_failure {
+        let text = sys::strerror(*errno);
+        return match stage {
+            Stage::Exec => (RuntimeError, format!("exec failed: {text}")),
+            other if detail.is_empty() => (
+                InternalError,
+                format!("{} failed: {text}", other.describe()),
+            ),
+            other => (
+                InternalError,
+                format!("{} failed ({detail}): {text}", other.describe()),
+            ),
+        };
+    }
+    let time_limit_message = || KillReason::time_limit_message(facts.killed_for).to_string();
+    if facts.killed_for == Some(KillReason::WallTime) {
+        return (TimeLimit, time_limit_message());
+    }
+    let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
+    // The kernel's clock for RLIMIT_CPU counts ticks and can run ahead of
+    // the rusage figures, so the proxy's sighting is the better proof.
+    let cpu_rlimit_signal = facts.end == Some(ProgramEnd::Signaled(libc::SIGXCPU))
+        && (facts.kernel_sigxcpu || facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft));
+    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_signal {
+        return (TimeLimit, time_limit_message());
+    }
+    if facts.oom_kills > 0 && failed {
+        return (MemoryLimit, "Memory limit exceeded".into());
+    }
+    if facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
+        return (FileSizeLimit, "File size limit exceeded".into());
+    }
+    if facts.output_dropped() {
+        return (OutputLimit, "Output limit exceeded".into());
+    }
+    if facts.pids_limit_hits > 0 && failed {
+        return (ProcessLimit, "Process limit exceeded".into());
+    }
+    match facts.end {
+        // The default policy kills only for the foreign ABIs; anything else
+        // it refuses with an errno, so a SIGSYS death names its cause.
+        Some(ProgramEnd::Signaled(libc::SIGSYS)) if facts.seccomp => (
+            SecurityViolation,
+            "Forbidden system call: i386 or x32 system-call ABI, or a call a policy file kills"
+                .into(),
+        ),
+        Some(ProgramEnd::Signaled(signal)) => (Signaled, format!("Caught fatal signal {signal}")),
+        Some(ProgramEnd::Exited(0)) => (Success, String::new()),
+        Some(ProgramEnd::Exited(code)) => {
+            (RuntimeError, format!("Exited with error status {code}"))
+        }
+        None => (
+            InternalError,
+            "the sandbox ended without reporting how the program ended".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(end: ProgramEnd) -> RunFacts {
+        RunFacts {
+            end: Some(end),
+            ..RunFacts::default()
+        }
+    }
+
+    #[test]
+    fn clean_exit_is_success_and_nonzero_is_runtime_error() {
+        assert_eq!(
+            judge(&facts(ProgramEnd::Exited(0)), None).0,
+            ExecutionStatus::Success
+        );
+        let (status, message) = judge(&facts(ProgramEnd::Exited(3)), None);
+        assert_eq!(status, ExecutionStatus::RuntimeError);
+        assert_eq!(message, "Exited with error status 3");
+    }
+
+    #[test]
+    fn oom_kill_is_memory_limit_not_signal() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.oom_kills = 1;
+        assert_eq!(judge(&run, None).0, ExecutionStatus::MemoryLimit);
+    }
+
+    #[test]
+    fn wall_kill_says_wall_clock() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.killed_for = Some(KillReason::WallTime);
+        let (status, message) = judge(&run, Some(Duration::from_secs(1)));
+        assert_eq!(status, ExecutionStatus::TimeLimit);
+        assert!(message.contains("wall clock"));
+    }
+
+    #[test]
+    fn cpu_over_the_limit_is_time_limit_even_after_a_clean_exit() {
+        let mut run = facts(ProgramEnd::Exited(0));
+        run.cpu_time = Duration::from_millis(300);
+        assert_eq!(
+            judge(&run, Some(Duration::from_millis(200))).0,
+            ExecutionStatus::TimeLimit
+        );
+        assert_eq!(
+            judge(&run, Some(Duration::from_millis(400))).0,
+            ExecutionStatus::Success
+        );
+    }
+
+    #[test]
+    fn limit_signals_map_to_their_verdicts() {
+        let cases = [
+            (libc::SIGXFSZ, ExecutionStatus::FileSizeLimit),
+            (libc::SIGSYS, ExecutionStatus::SecurityViolation),
+            (libc::SIGSEGV, ExecutionStatus::Signaled),
+        ];
+        for (signal, expected) in cases {
+            let mut run = facts(ProgramEnd::Signaled(signal));
+            run.seccomp = true;
+            assert_eq!(judge(&run, None).0, expected, "signal {signal}");
+        }
+        // Without a filter, SIGSYS came from the program itself.
+        assert_eq!(
+            judge(&facts(ProgramEnd::Signaled(libc::SIGSYS)), None).0,
+            ExecutionStatus::Signaled
+        );
+    }
+
+    #[test]
+    fn a_sigxcpu_is_a_time_limit_only_past_the_cpu_rlimit() {
+        // `kill -XCPU $$` after 3 ms of CPU under a 1 s limit.
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGXCPU));
+        run.cpu_time = Duration::from_millis(3);
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        let limit = Some(Duration::from_secs(1));
+        let (status, message) = judge(&run, limit);
+        assert_eq!(status, ExecutionStatus::Signaled);
+        assert_eq!(message, "Caught fatal signal 24");
+        // The kernel's SIGXCPU: the soft limit was used up. Exactly at an
+        // integral limit is still a time limit.
+        run.cpu_time = Duration::from_secs(1);
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+        // Only --extra-time given: the soft limit is the measure.
+        run.cpu_rlimit = Some(Duration::from_secs(2));
+        run.cpu_time = Duration::from_millis(2001);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
+        run.cpu_time = Duration::from_millis(1999);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // No CPU rlimit at all: nothing in the kernel sends SIGXCPU.
+        run.cpu_rlimit = None;
+        run.cpu_time = Duration::from_secs(9);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // The proxy saw the kernel's signal: rusage may read a little low.
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_time = Duration::from_millis(940);
+        run.kernel_sigxcpu = true;
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+    }
+
+    #[test]
+    fn a_self_sent_kill_is_not_a_time_limit() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.cpu_time = Duration::from_millis(5);
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        assert_eq!(
+            judge(&run, Some(Duration::from_secs(1))).0,
+            ExecutionStatus::Signaled
+        );
+        // The keeper's kill at the CPU limit is one.
+        run.killed_for = Some(KillReason::CpuTime);
+        assert_eq!(
+            judge(&run, Some(Duration::from_secs(1))).0,
+            ExecutionStatus::TimeLimit
+        );
+    }
+
+    #[test]
+    fn process_limit_only_when_the_program_failed() {
+        let mut run = facts(ProgramEnd::Exited(1));
+        run.pids_limit_hits = 3;
+        assert_eq!(judge(&run, None).0, ExecutionStatus::ProcessLimit);
+        run.end = Some(ProgramEnd::Exited(0));
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Success);
+    }
+
+    #[test]
+    fn exec_failure_is_runtime_error_and_setup_failure_internal() {
+        let mut run = RunFacts {
+            setup_failure: Some((Stage::Exec, libc::ENOENT, String::new())),
+            ..RunFacts::default()
+        };
+        let (status, message) = judge(&run, None);
+        assert_eq!(status, ExecutionStatus::RuntimeError);
+        assert_eq!(message, "exec failed: No such file or directory");
+        run.setup_failure = Some((Stage::Chdir, libc::ENOENT, String::new()));
+        assert_eq!(judge(&run, None).0, ExecutionStatus::InternalError);
+    }
+
+    #[test]
+    fn unknown_end_is_an_internal_error() {
+        assert_eq!(
+            judge(&RunFacts::default(), None).0,
+            ExecutionStatus::InternalError
+        );
+    }
+
+    #[test]
+    fn the_result_carries_the_kill_reason_and_the_cgroup_peak() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.killed_for = Some(KillReason::WallTime);
+        run.inmate.max_rss = 7;
+        run.stdout.dropped = 2;
+        let result = run.into_result(None, Vec::new());
+        assert_eq!(result.kill_reason, Some(KillReason::WallTime));
+        assert!(result.killed);
+        assert_eq!(
+            (result.signal, result.exit_code),
+            (Some(libc::SIGKILL), None)
+        );
+        // Without a cgroup, the largest process is the peak.
+        assert_eq!((result.memory_peak, result.max_rss), (7, 7));
+        assert_eq!(result.message, "Time limit exceeded (wall clock)");
+        let mut run = facts(ProgramEnd::Exited(0));
+        run.memory_peak = Some(4096);
+        run.stdout.dropped = 1;
+        let result = run.into_result(None, vec![Protection::Seccomp]);
+        assert_eq!(result.status, ExecutionStatus::OutputLimit);
+        assert_eq!((result.kill_reason, result.killed), (None, false));
+        assert_eq!(result.memory_peak, 4096);
+        assert_eq!(result.absent_protections, [Protection::Seccomp]);
+    }
+}
