@@ -27,7 +27,6 @@ pub mod cleanup;
 pub mod dirs;
 pub mod executor;
 pub mod jail;
-pub mod meta;
 pub mod types;
 
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};

@@ -18,8 +18,9 @@ use isobox::dirs::DirRule;
 use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
 use serde::Serialize;
 
+use super::env::{self, EmptyName, EnvRule, Environment, WhenAbsent};
 use super::units::{human_size, parse_count, parse_size, parse_time};
-use super::{print_error, EXIT_TROUBLE};
+use super::{one_line, print_error, EXIT_TROUBLE};
 
 /// Name prefix of throwaway box directories in the temporary directory.
 const BOX_DIR_PREFIX: &str = "isobox-run-";
@@ -215,34 +216,15 @@ struct RunArgs {
     command: Vec<String>,
 }
 
-/// One `--env` option.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum EnvRule {
-    /// `VAR=VAL`: set the variable.
-    Set(String, String),
-    /// `VAR`: copy the variable from isobox's own environment, if there.
-    Pass(String),
-    /// `VAR=`: remove the variable.
-    Unset(String),
-}
-
-/// Parses the value of `--env`.
+/// Parses the value of `--dir`.
 fn parse_dir_rule(text: &str) -> Result<DirRule, String> {
     text.parse::<DirRule>().map_err(|err| err.to_string())
 }
 
+/// Parses the value of `--env`.
 fn parse_env_rule(text: &str) -> Result<EnvRule, String> {
-    let (name, value) = match text.split_once('=') {
-        Some((name, value)) => (name, Some(value)),
-        None => (text, None),
-    };
-    if name.is_empty() {
-        return Err("the variable name is empty; expected VAR, VAR=VAL or VAR=".to_string());
-    }
-    Ok(match value {
-        None => EnvRule::Pass(name.to_string()),
-        Some("") => EnvRule::Unset(name.to_string()),
-        Some(value) => EnvRule::Set(name.to_string(), value.to_string()),
+    EnvRule::parse(text).map_err(|EmptyName| {
+        "the variable name is empty; expected VAR, VAR=VAL or VAR=".to_string()
     })
 }
 
@@ -518,33 +500,22 @@ fn default_wall_time(time: Option<Duration>, extra: Option<Duration>) -> Option<
 /// The program's environment: a small fixed base changed by the `--env`
 /// rules in order. Nothing else of isobox's environment gets through, so
 /// that secrets of the caller never reach the program by accident.
+///
+/// `--env VAR` leaves the environment as it is when isobox has no `VAR`.
 fn build_environment(
     rules: &[EnvRule],
     lookup: impl Fn(&str) -> Option<OsString>,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Environment> {
     let mut environment = isobox::types::default_environment();
-    let set = |environment: &mut Vec<(String, String)>, name: &str, value: String| match environment
-        .iter_mut()
-        .find(|(known, _)| known == name)
-    {
-        Some(entry) => entry.1 = value,
-        None => environment.push((name.to_string(), value)),
-    };
-    for rule in rules {
-        match rule {
-            EnvRule::Set(name, value) => set(&mut environment, name, value.clone()),
-            EnvRule::Unset(name) => environment.retain(|(known, _)| known != name),
-            EnvRule::Pass(name) => {
-                let Some(value) = lookup(name) else {
-                    continue;
-                };
-                let value = value.into_string().map_err(|_| {
+    env::apply(&mut environment, rules, WhenAbsent::Keep, |name| {
+        lookup(name)
+            .map(|value| {
+                value.into_string().map_err(|_| {
                     anyhow!("--env {name}: its value in isobox's environment is not valid UTF-8")
-                })?;
-                set(&mut environment, name, value);
-            }
-        }
-    }
+                })
+            })
+            .transpose()
+    })?;
     Ok(environment)
 }
 
@@ -624,9 +595,8 @@ fn summary_line(result: &ExecutionResult) -> String {
     if let Some(signal) = result.signal {
         let _ = write!(line, " signal {signal}");
     }
-    let message = result.message.trim();
+    let message = one_line(&result.message);
     if !message.is_empty() {
-        let message = message.replace(['\n', '\r'], " ");
         let _ = write!(line, " ({message})");
     }
     line

@@ -11,14 +11,15 @@
 //! `getopt_long` would quietly move it behind the options.
 //!
 //! Values keep isolate's units: sizes in KiB, times in decimal seconds.
-//! Turning them into a configuration is [`super::isolate_face`]'s job.
+//! Turning them into a configuration is [`super::driver`]'s job.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use isobox::dirs::DirRule;
 
-use super::units::{parse_count, parse_time};
+use crate::cli::env::{EmptyName, EnvRule};
+use crate::cli::units::{parse_count, parse_time};
 
 /// How an option takes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,17 +278,6 @@ pub enum Action {
     Help,
 }
 
-/// An environment rule (`-E`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvRule {
-    /// `VAR=VALUE`: set it.
-    Set(String, String),
-    /// `VAR`: pass it from isolate's own environment.
-    Pass(String),
-    /// `VAR=`: remove it.
-    Unset(String),
-}
-
 /// Everything the command line says, in isolate's units.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsolateArgs {
@@ -427,20 +417,11 @@ fn id(spelled: &str, value: &str) -> Result<u32, String> {
     whole(spelled, value).map(|n| n as u32)
 }
 
+/// An `-E` rule (`VAR` passes isolate's own `VAR`, or removes it when
+/// isolate has none).
 fn env_rule(value: &str) -> Result<EnvRule, String> {
-    let (name, assigned) = match value.split_once('=') {
-        Some((name, assigned)) => (name, Some(assigned)),
-        None => (value, None),
-    };
-    if name.is_empty() {
-        return Err(format!(
-            "invalid environment rule '{value}': expected VAR, VAR=VALUE or VAR="
-        ));
-    }
-    Ok(match assigned {
-        None => EnvRule::Pass(name.to_string()),
-        Some("") => EnvRule::Unset(name.to_string()),
-        Some(assigned) => EnvRule::Set(name.to_string(), assigned.to_string()),
+    EnvRule::parse(value).map_err(|EmptyName| {
+        format!("invalid environment rule '{value}': expected VAR, VAR=VALUE or VAR=")
     })
 }
 
