@@ -177,7 +177,7 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
             // configured; otherwise the hierarchy's root, as isolate 1.x.
             let placement = config.cgroup_placement()?;
             let shown = if placement.given {
-                placement.root.join(&placement.parent)
+                placement.parent_argument()
             } else {
                 placement.root
             };
