@@ -1,4 +1,5 @@
-//! The isolate-compatible face: isolate's command line ([`args`]), its
+//! The isolate-compatible face: isolate's command line ([`args`], split
+//! as `getopt_long` does in [`getopt`]), its
 //! actions on numbered boxes ([`driver`]) and its meta file ([`meta`]).
 //!
 //! [`main`] is the entry point; it reads the arguments, answers `--help`
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 
 mod args;
 mod driver;
+mod getopt;
 mod meta;
 
 pub use args::FACE_SUMMARY;
