@@ -29,7 +29,6 @@ pub mod error;
 pub mod executor;
 pub mod fstree;
 mod jail;
-pub mod meta;
 pub mod result;
 pub mod sys;
 

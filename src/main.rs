@@ -37,7 +37,7 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     let first = first.as_deref();
     let native_flag = matches!(first, Some("--help" | "-h" | "--version" | "-V"));
     if called_isolate || (first.is_some_and(|arg| arg.starts_with('-')) && !native_flag) {
-        return cli::isolate_face::main(args);
+        return cli::isolate::main(args);
     }
     let help = matches!(first, Some("--help" | "-h"));
     let code = cli::native::main(args);

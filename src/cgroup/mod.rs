@@ -148,6 +148,13 @@ fn is_cgroup2_mount(path: &Path) -> std::io::Result<bool> {
 /// The parent of every instance when the caller names none.
 pub const DEFAULT_PARENT: &str = "isobox";
 
+/// The parent cgroup of the subtree that belongs to `owner` alone (an
+/// installation of isolate's boxes), relative to the root of every
+/// hierarchy: `isobox/<owner>`. Two owners never share a cgroup in it.
+pub fn own_subtree(owner: &str) -> PathBuf {
+    Path::new(DEFAULT_PARENT).join(owner)
+}
+
 /// Where instances are made: the hierarchy and the parent cgroup in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
@@ -163,6 +170,17 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The `parent` that gives this placement again, as [`place`] and the
+    /// executor's `cgroup_parent` take it: a given cgroup's absolute
+    /// directory, or the parent made below the root, relative to it.
+    pub fn parent_argument(&self) -> PathBuf {
+        if self.given {
+            self.root.join(&self.parent)
+        } else {
+            self.parent.clone()
+        }
+    }
+
     /// The parent cgroup's directories (one per v1 hierarchy; only those
     /// that exist are of use to a caller looking for instances).
     pub fn parent_dirs(&self) -> Vec<PathBuf> {
@@ -599,6 +617,28 @@ mod tests {
     }
 
     const V1_CONTROLLERS: [&str; 5] = ["memory", "pids", "cpuacct", "cpu", "cpuset"];
+
+    #[test]
+    fn an_owners_subtree_and_the_parent_that_finds_a_placement_again() {
+        assert_eq!(own_subtree("boxes-1"), Path::new("isobox/boxes-1"));
+        let made = Placement {
+            version: CgroupVersion::V1,
+            root: PathBuf::from("/sys/fs/cgroup"),
+            parent: own_subtree("boxes-1"),
+            given: false,
+        };
+        assert_eq!(made.parent_argument(), Path::new("isobox/boxes-1"));
+        let given = Placement {
+            version: CgroupVersion::V2,
+            given: true,
+            parent: PathBuf::from("system.slice/isolate.service"),
+            ..made
+        };
+        assert_eq!(
+            given.parent_argument(),
+            Path::new("/sys/fs/cgroup/system.slice/isolate.service")
+        );
+    }
 
     /// A v1 layout with `isobox/` in every hierarchy and, with `instance`,
     /// a pre-made `isobox/<instance>` holding the control files.

@@ -7,8 +7,8 @@
 use std::io::Write;
 
 pub mod check;
+pub mod env;
 pub mod isolate;
-pub mod isolate_face;
 pub mod native;
 pub mod units;
 
@@ -21,11 +21,16 @@ pub const EXIT_TROUBLE: u8 = 2;
 /// Line breaks inside the message are folded into spaces: scripts and tests
 /// rely on an error being one line.
 pub fn print_error(message: &str) {
-    let message: String = message
-        .trim()
+    // Nothing useful can be done when stderr itself is gone.
+    let _ = writeln!(std::io::stderr().lock(), "isobox: {}", one_line(message));
+}
+
+/// `text` trimmed, with every line break (`\n`, `\r`) turned into a space:
+/// error lines, summary lines and meta file values are read line by line,
+/// so a message must never start a new one.
+pub fn one_line(text: &str) -> String {
+    text.trim()
         .chars()
         .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect();
-    // Nothing useful can be done when stderr itself is gone.
-    let _ = writeln!(std::io::stderr().lock(), "isobox: {message}");
+        .collect()
 }

@@ -1,77 +1,29 @@
-//! The isolate-compatible face: carries out what [`super::isolate`] parsed.
+//! The isolate-compatible face's actions: carries out what [`super::args`]
+//! parsed.
 //!
 //! It only translates. The box lifecycle (paths, lock, init, cleanup) is
-//! [`isobox::boxes`], the meta file is [`isobox::meta`], the run is the
+//! [`isobox::boxes`], the meta file is [`super::meta`], the run is the
 //! executor's. What is left here is isolate's vocabulary: options into an
 //! [`IsolateConfig`], the result into a meta file, a status line and
 //! isolate's exit status (0 the program succeeded, 1 it failed, 2 the
 //! sandbox failed or the usage was wrong).
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{self, BoxError, BoxState, BoxesConfig, LockedBox, Quota};
-use isobox::meta::{Meta, Verdict};
 use isobox::{IsolateConfig, ProcessExecutor, Stdin};
 
-use super::isolate::{parse, Action, EnvRule, IsolateArgs, USAGE};
-use super::{print_error, EXIT_TROUBLE};
-
-/// Runs the isolate face on `args` (argv, program name first).
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    let mut words = Vec::with_capacity(args.len());
-    for (index, arg) in args.into_iter().enumerate().skip(1) {
-        match arg.into_string() {
-            Ok(word) => words.push(word),
-            Err(raw) => {
-                print_error(&format!(
-                    "argument {index} ({}) is not valid UTF-8",
-                    raw.to_string_lossy()
-                ));
-                return ExitCode::from(EXIT_TROUBLE);
-            }
-        }
-    }
-    let parsed = match parse(&words) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            print_error(&format!("{message} (see isolate --help)"));
-            return ExitCode::from(EXIT_TROUBLE);
-        }
-    };
-    match parsed.action {
-        Action::Help => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Action::Version => {
-            println!(
-                "The process isolator, as isobox {} (compatible with isolate 2.x)",
-                env!("CARGO_PKG_VERSION")
-            );
-            return ExitCode::SUCCESS;
-        }
-        _ => {}
-    }
-    let mut meta = MetaFile::new(parsed.meta.as_deref());
-    let code = execute(&parsed, &mut meta).unwrap_or_else(|error| {
-        // isolate's die(): status XX in the meta file, the message on
-        // stderr, exit status 2.
-        let message = format!("{error:#}");
-        meta.write(&Meta::sandbox_error(&message));
-        print_error(&message);
-        EXIT_TROUBLE
-    });
-    ExitCode::from(code)
-}
+use super::args::{Action, IsolateArgs};
+use super::meta::{self, Meta, Verdict};
+use crate::cli::env::{self, Environment, WhenAbsent};
+use crate::cli::print_error;
 
 /// Where the meta file goes.
-enum MetaFile {
+pub(super) enum MetaFile {
     None,
     Stdout,
     /// Not opened yet: it is opened once the box is locked and swept (see
@@ -87,7 +39,7 @@ enum MetaFile {
 }
 
 impl MetaFile {
-    fn new(path: Option<&Path>) -> Self {
+    pub(super) fn new(path: Option<&Path>) -> Self {
         match path {
             None => Self::None,
             Some(path) if path == Path::new("-") => Self::Stdout,
@@ -101,7 +53,7 @@ impl MetaFile {
 
     /// Opens a pending meta file. Called with the box's lock held and after
     /// the box was swept of links and fifos, so nothing the box's program
-    /// left can be waiting at the path; see [`isobox::meta::open_meta_file`]
+    /// left can be waiting at the path; see [`meta::open_meta_file`]
     /// for how the path is resolved.
     fn open(&mut self) -> Result<()> {
         if let Self::Pending {
@@ -112,7 +64,7 @@ impl MetaFile {
         {
             // Before the box is known, nothing is on its file system.
             let device = box_device.unwrap_or(u64::MAX);
-            match isobox::meta::open_meta_file(path, device, *caller_uid) {
+            match meta::open_meta_file(path, device, *caller_uid) {
                 Ok(file) => *self = Self::File(path.clone(), file),
                 Err(error) => {
                     // Said once: the error itself is reported, not retried.
@@ -137,7 +89,7 @@ impl MetaFile {
         }
     }
 
-    fn write(&mut self, meta: &Meta) {
+    pub(super) fn write(&mut self, meta: &Meta) {
         if let Err(error) = self.open() {
             print_error(&format!("{error:#}"));
             return;
@@ -147,7 +99,7 @@ impl MetaFile {
             Self::Stdout => std::io::stdout()
                 .lock()
                 .write_all(meta.to_string().as_bytes()),
-            Self::File(_, file) => isobox::meta::write_meta_file(file, meta),
+            Self::File(_, file) => meta::write_meta_file(file, meta),
         };
         if let Err(error) = written {
             let name = match self {
@@ -180,7 +132,7 @@ fn caller_ids() -> Result<(u32, u32)> {
 
 /// Carries out every action but `--help` and `--version`; returns the exit
 /// status, or an error that is a sandbox error.
-fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
+pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
     if !isobox::sys::is_root() {
         bail!("isolate must be run as root (isobox needs root to build boxes)");
     }
@@ -225,7 +177,7 @@ fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
             // configured; otherwise the hierarchy's root, as isolate 1.x.
             let placement = config.cgroup_placement()?;
             let shown = if placement.given {
-                placement.root.join(&placement.parent)
+                placement.parent_argument()
             } else {
                 placement.root
             };
@@ -390,35 +342,21 @@ fn inherited_stdin() -> Stdin {
 }
 
 /// The program's environment: nothing (or, with `-e`, everything) of the
-/// caller's, `LIBC_FATAL_STDERR_=1`, then the `-E` rules in order.
+/// caller's, `LIBC_FATAL_STDERR_=1`, then the `-E` rules in order; `-E VAR`
+/// removes a `VAR` the caller does not have.
 fn environment(
     parsed: &IsolateArgs,
     lookup: impl Fn(&str) -> Option<String>,
-    everything: impl FnOnce() -> Vec<(String, String)>,
-) -> Vec<(String, String)> {
+    everything: impl FnOnce() -> Environment,
+) -> Environment {
     let mut environment = if parsed.full_env {
         everything()
     } else {
         Vec::new()
     };
-    let set = |environment: &mut Vec<(String, String)>, name: &str, value: String| match environment
-        .iter_mut()
-        .find(|(known, _)| known == name)
-    {
-        Some(entry) => entry.1 = value,
-        None => environment.push((name.to_string(), value)),
-    };
-    set(&mut environment, "LIBC_FATAL_STDERR_", "1".to_string());
-    for rule in &parsed.env {
-        match rule {
-            EnvRule::Set(name, value) => set(&mut environment, name, value.clone()),
-            EnvRule::Pass(name) => match lookup(name) {
-                Some(value) => set(&mut environment, name, value),
-                None => environment.retain(|(known, _)| known != name),
-            },
-            EnvRule::Unset(name) => environment.retain(|(known, _)| known != name),
-        }
-    }
+    env::set(&mut environment, "LIBC_FATAL_STDERR_", "1".to_string());
+    let lookup = |name: &str| Ok::<_, std::convert::Infallible>(lookup(name));
+    let Ok(()) = env::apply(&mut environment, &parsed.env, WhenAbsent::Remove, lookup);
     environment
 }
 
@@ -430,7 +368,7 @@ fn kib(value: u64) -> u64 {
 
 /// The run's configuration from isolate's options (the box fills in its
 /// own part: directory, ids, cgroup).
-fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> IsolateConfig {
+fn build_config(parsed: &IsolateArgs, environment: Environment) -> IsolateConfig {
     // isolate checks -x only together with -t.
     let extra_time = parsed.time.and(parsed.extra_time);
     IsolateConfig {
@@ -470,6 +408,7 @@ fn build_config(parsed: &IsolateArgs, environment: Vec<(String, String)>) -> Iso
 
 #[cfg(test)]
 mod tests {
+    use super::super::args::parse;
     use super::*;
     use std::time::Duration;
 

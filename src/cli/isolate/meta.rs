@@ -33,7 +33,10 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::result::{ExecutionResult, ExecutionStatus, KillReason};
+use isobox::{ExecutionResult, ExecutionStatus, KillReason};
+
+// Line breaks in a value would start new keys.
+use crate::cli::one_line;
 
 /// isolate's verdict of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,14 +98,6 @@ fn millis(seconds: f64) -> u64 {
 fn seconds(value: f64) -> String {
     let ms = millis(value);
     format!("{}.{:03}", ms / 1000, ms % 1000)
-}
-
-/// One line: breaks would start new keys, so they become spaces.
-fn one_line(text: &str) -> String {
-    text.trim()
-        .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect()
 }
 
 /// How a finished run reads in isolate's terms.
@@ -248,7 +243,7 @@ impl Meta {
 
 impl fmt::Display for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (key, value) in &self.lines {
+        for (key, value) in self.lines() {
             writeln!(f, "{key}:{value}")?;
         }
         Ok(())

@@ -1,0 +1,379 @@
+//! The native command line's options (clap) and its usage errors as one
+//! line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use isobox::dirs::DirRule;
+
+use crate::cli::env::{EmptyName, EnvRule};
+use crate::cli::units::{parse_count, parse_size, parse_time};
+
+/// The native command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "isobox",
+    bin_name = "isobox",
+    version,
+    propagate_version = true,
+    about = "Run untrusted programs with hard limits and exact measurements"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+/// The native subcommands.
+// Parsed once per process: the size of the run variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Run one program in a throwaway box and report what happened.
+    ///
+    /// isobox creates a fresh box directory (isobox-run-XXXXXX in the
+    /// temporary directory, $TMPDIR or /tmp), runs the program there with
+    /// the given limits and removes the directory afterwards. When isobox
+    /// runs as root the program runs as user and group 60000. Limits that
+    /// are not given are not enforced.
+    #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+    /// Check whether isobox can run in strict mode here and what makes
+    /// timing noisy.
+    ///
+    /// Prints one line per finding, OK, WARN or FAIL: kernel, cgroup
+    /// version and controllers (with a probe that creates and removes a
+    /// cgroup), namespaces, seccomp, a strict run of /bin/true, then swap,
+    /// CPU frequency boost, SMT, address-space randomization and
+    /// transparent huge pages. Exit status 0 when strict mode works here,
+    /// 1 when it does not.
+    CheckEnvironment,
+}
+
+/// Text after the options of `isobox run -h`.
+const RUN_AFTER_SHORT_HELP: &str = "\
+SIZE is bytes or a whole number with K, M, G or T (powers of 1024): 64M, 1G.
+TIME is seconds: 1, 0.5, 2.25. Exit status: 0 success, 1 the program failed or
+hit a limit, 2 usage or isobox error. See --help for more.";
+
+/// Text after the options of `isobox run --help`.
+const RUN_AFTER_HELP: &str = "\
+Units:
+  SIZE  bytes, or a whole number with K, M, G or T (powers of 1024, any case;
+        KiB, KB, MiB, MB... mean the same): 1000, 512K, 64M, 1G
+  TIME  seconds, a non-negative decimal number: 1, 0.5, 2.25
+
+Output:
+  The program's stdout and stderr go to isobox's own as they are written; then
+  one summary line goes to stderr, e.g. 'TimeLimit cpu 1.002s wall 1.010s mem
+  1.2MiB'. With --json, the output is captured instead and stdout receives one
+  JSON object with the keys status, exit_code, signal, cpu_time, wall_time,
+  memory_peak, max_rss, oom_killed, stdout, stderr, message and
+  absent_protections (a list of what the run went without: namespaces,
+  cgroup, seccomp, separate_user; empty when fully isolated).
+
+Privileges:
+  isobox run needs root. A caller who is not root is refused (exit status 2)
+  unless they pass --unisolated, which runs the program with none of the
+  isolation: as the caller, seeing the host, limited by rlimits only.
+
+Exit status:
+  0  the program exited with status 0 within every limit
+  1  the program failed or hit a limit
+  2  bad usage, the program could not be executed, or isobox itself failed
+
+Example:
+  isobox run --time 1 --mem 256M -- ./solution";
+
+/// Options of `isobox run`.
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// CPU time limit in seconds (user + system of all the program's
+    /// processes)
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_negative_numbers = true)]
+    pub(super) time: Option<Duration>,
+
+    /// Wall-clock limit in seconds [default: 2 × max(--time, --extra-time) +
+    /// 1 when either is given, none otherwise]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_negative_numbers = true)]
+    pub(super) wall_time: Option<Duration>,
+
+    /// CPU time in seconds after which the program is killed, counted from
+    /// the start (not added to --time); using more than --time is still a
+    /// time limit verdict
+    ///
+    /// The program is killed once its CPU time exceeds the larger of --time
+    /// and --extra-time, so it can be seen to overrun without being cut off
+    /// at the exact limit.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_negative_numbers = true)]
+    pub(super) extra_time: Option<Duration>,
+
+    /// Memory limit of all the program's processes together
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    pub(super) mem: Option<u64>,
+
+    /// Maximum number of processes and threads alive at once
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    pub(super) processes: Option<u64>,
+
+    /// Largest file the program may write
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    pub(super) fsize: Option<u64>,
+
+    /// Stack size limit of each process [default: unlimited]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    pub(super) stack: Option<u64>,
+
+    /// Maximum number of open files of each process
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    pub(super) open_files: Option<u64>,
+
+    /// Most output kept of each of stdout and stderr; writing more is an
+    /// output limit verdict [default: 64M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
+    pub(super) output_limit: Option<u64>,
+
+    /// Feed this file to the program's standard input [default: /dev/null]
+    #[arg(long, value_name = "FILE")]
+    pub(super) stdin: Option<PathBuf>,
+
+    /// Set VAR=VAL, pass VAR from isobox's environment (VAR), or remove it
+    /// (VAR=); may be repeated
+    ///
+    /// The program starts with PATH=/usr/local/bin:/usr/bin:/bin,
+    /// LIBC_FATAL_STDERR_=1 and HOME=/box, and nothing
+    /// else of isobox's own environment. Each --env is applied in order. A
+    /// VAR that isobox's own environment does not have is left as it is.
+    #[arg(long = "env", value_name = "VAR[=VAL]", value_parser = parse_env_rule)]
+    pub(super) env: Vec<EnvRule>,
+
+    /// Capture the output and print one JSON object on stdout instead of
+    /// the summary line
+    #[arg(long)]
+    pub(super) json: bool,
+
+    /// Directory rule in isolate's syntax: IN=OUT[:OPTIONS], IN[:OPTIONS]
+    /// or IN= (remove); may be repeated
+    ///
+    /// Options: rw, dev, noexec, maybe, fs, tmp, norec. By default the box
+    /// sees /box (its directory, read-write), read-only /bin, /lib, /lib64
+    /// and /usr, a fresh /dev, its own /proc and a private /tmp.
+    #[arg(long = "dir", value_name = "RULE", value_parser = parse_dir_rule)]
+    pub(super) dir: Vec<DirRule>,
+
+    /// Start without the default directory rules (only /box and --dir)
+    #[arg(long)]
+    pub(super) no_default_dirs: bool,
+
+    /// Turn the default seccomp policy off
+    #[arg(long)]
+    pub(super) no_seccomp: bool,
+
+    /// isolate's system-call restrictions, a sum of: 1 keyrings, 2 vsock,
+    /// 4 file locks, 8 io_uring, 16 foreign architectures (default 65535:
+    /// all)
+    #[arg(long, value_name = "FLAGS", default_value_t = isobox::config::syscall_flags::ALL, conflicts_with = "no_seccomp")]
+    pub(super) syscalls: u32,
+
+    /// A seccomp policy file (seccompiler JSON) that extends the default
+    #[arg(long, value_name = "FILE", conflicts_with = "no_seccomp")]
+    pub(super) seccomp_policy: Option<PathBuf>,
+
+    /// Keep the host's network instead of an empty network namespace
+    #[arg(long)]
+    pub(super) share_net: bool,
+
+    /// Refuse to run unless isobox is root with usable cgroups, and treat
+    /// any limit that cannot be applied as an error
+    #[arg(long)]
+    pub(super) strict: bool,
+
+    /// Run even without the privileges for isolation (not root): no
+    /// namespaces, no separate user, no cgroup; the program sees and can
+    /// touch everything the caller can
+    ///
+    /// Without this option a caller who is not root is refused.
+    #[arg(long, conflicts_with = "strict")]
+    pub(super) unisolated: bool,
+
+    /// The program to run and its arguments, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    pub(super) command: Vec<String>,
+}
+
+/// Parses the value of `--dir`.
+fn parse_dir_rule(text: &str) -> Result<DirRule, String> {
+    text.parse::<DirRule>().map_err(|err| err.to_string())
+}
+
+/// Parses the value of `--env`.
+pub(super) fn parse_env_rule(text: &str) -> Result<EnvRule, String> {
+    EnvRule::parse(text).map_err(|EmptyName| {
+        "the variable name is empty; expected VAR, VAR=VAL or VAR=".to_string()
+    })
+}
+
+/// The first line of a clap error, without clap's own `error: ` prefix: the
+/// usage dump and hints that follow it are noise in a one-line report.
+pub(super) fn first_line_of_clap_error(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    // clap answers a bare `isobox` with the whole help text as an error.
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "no subcommand given; usage: isobox run [OPTIONS] -- CMD [ARGS...] \
+                (see isobox --help)"
+            .to_string();
+    }
+    let rendered = error.render().to_string();
+    let line = rendered.lines().next().unwrap_or_default().trim();
+    let mut line = line
+        .strip_prefix("error:")
+        .unwrap_or(line)
+        .trim()
+        .to_string();
+    // An unknown argument is usually a misplaced program; the usage line
+    // shows where it belongs.
+    if error.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::StyledStr(usage)) = error.get(ContextKind::Usage) {
+            let usage = usage.to_string();
+            let usage = usage.trim();
+            let usage = usage.strip_prefix("Usage:").unwrap_or(usage).trim();
+            line = format!("{line}; usage: {usage}");
+        }
+    }
+    line
+}
+
+/// `isobox run ARGS...`, parsed (for the tests of this face).
+#[cfg(test)]
+pub(super) fn parse_run(args: &[&str]) -> Result<RunArgs, clap::Error> {
+    let argv = ["isobox", "run"]
+        .iter()
+        .chain(args)
+        .map(std::ffi::OsString::from);
+    match Cli::try_parse_from(argv)?.command {
+        Command::Run(args) => Ok(args),
+        other => panic!("`isobox run ...` parsed as {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        parse_run(args)
+    }
+
+    fn parse_error(args: &[&str]) -> String {
+        first_line_of_clap_error(&parse(args).expect_err("arguments should be rejected"))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn command_comes_after_the_double_dash() {
+        let args = parse(&["--time", "1", "--", "/bin/echo", "--time", "x"]).unwrap();
+        assert_eq!(args.command, ["/bin/echo", "--time", "x"]);
+        assert!(parse(&[]).unwrap().command.is_empty());
+        assert!(parse(&["--"]).unwrap().command.is_empty());
+    }
+
+    #[test]
+    fn env_rule_syntax() {
+        assert_eq!(
+            parse_env_rule("A=1"),
+            Ok(EnvRule::Set("A".into(), "1".into()))
+        );
+        assert_eq!(parse_env_rule("A"), Ok(EnvRule::Pass("A".into())));
+        assert_eq!(parse_env_rule("A="), Ok(EnvRule::Unset("A".into())));
+        assert!(parse_env_rule("=1").is_err());
+        assert!(parse_env_rule("").is_err());
+    }
+
+    #[test]
+    fn usage_errors_become_one_clear_line() {
+        for (args, expected) in [
+            (
+                &["--bogus", "--", "/bin/true"][..],
+                "unexpected argument '--bogus'",
+            ),
+            (&["--mem", "12Q", "--", "/bin/true"][..], "unknown unit"),
+            (
+                &["--time", "-1", "--", "/bin/true"][..],
+                "must not be negative",
+            ),
+            (
+                &["--time=-0.5", "--", "/bin/true"][..],
+                "must not be negative",
+            ),
+            (&["--time", "nan", "--", "/bin/true"][..], "finite"),
+            (&["--wall-time", "abc", "--", "/bin/true"][..], "not a time"),
+            (&["--processes", "-3", "--", "/bin/true"][..], "negative"),
+            (
+                &["--env", "=x", "--", "/bin/true"][..],
+                "variable name is empty",
+            ),
+            (
+                &["/bin/true"][..],
+                "unexpected argument '/bin/true' found; usage: isobox run [OPTIONS] [-- <CMD>...]",
+            ),
+        ] {
+            let line = parse_error(args);
+            assert!(line.contains(expected), "{args:?}: {line}");
+            assert!(!line.starts_with("error"), "{args:?}: {line}");
+            assert!(!line.contains('\n'), "{args:?}: {line}");
+        }
+    }
+
+    #[test]
+    fn missing_subcommand_is_one_line_not_the_help() {
+        let error = Cli::try_parse_from(["isobox"]).unwrap_err();
+        let line = first_line_of_clap_error(&error);
+        assert!(line.starts_with("no subcommand given"), "{line}");
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for args in [
+            &["isobox", "--help"][..],
+            &["isobox", "run", "--help"],
+            &["isobox", "-V"],
+        ] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert!(!error.use_stderr(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn run_help_explains_every_option_and_the_wall_default() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for option in [
+            "--time",
+            "--wall-time",
+            "--extra-time",
+            "--mem",
+            "--processes",
+            "--fsize",
+            "--stack",
+            "--open-files",
+            "--output-limit",
+            "--stdin",
+            "--env",
+            "--json",
+            "--strict",
+            "2 × max(--time, --extra-time)",
+        ] {
+            assert!(help.contains(option), "{option} missing from:\n{help}");
+        }
+    }
+}

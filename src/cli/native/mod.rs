@@ -1,0 +1,457 @@
+//! The native command line: `isobox run [OPTIONS] -- CMD [ARGS...]`.
+//!
+//! `run` makes a throwaway box directory, runs one program in it under the
+//! given limits, reports what happened and removes the directory again.
+//! Its options are `args`, what it prints is `report`.
+
+use std::ffi::OsString;
+use std::fs::{File, Permissions};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Parser;
+use isobox::dirs::DirRule;
+use isobox::{IsolateConfig, ProcessExecutor, Stdin};
+
+use super::env::{self, EnvRule, Environment, WhenAbsent};
+use super::{print_error, EXIT_TROUBLE};
+
+mod args;
+mod report;
+
+use args::{first_line_of_clap_error, Cli, Command, RunArgs};
+use report::{describe_io_error, exit_status, report};
+
+/// Name prefix of throwaway box directories in the temporary directory.
+const BOX_DIR_PREFIX: &str = "isobox-run-";
+
+/// Runs the native command line on `args` (argv, program name first) and
+/// returns the exit status.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // --help and --version come back as "errors" that belong on stdout.
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            print_error(&first_line_of_clap_error(&error));
+            return ExitCode::from(EXIT_TROUBLE);
+        }
+    };
+    let code = match cli.command {
+        Command::Run(args) => run(args).unwrap_or_else(|error| {
+            print_error(&error.to_string());
+            EXIT_TROUBLE
+        }),
+        Command::CheckEnvironment => return super::check::main(),
+    };
+    ExitCode::from(code)
+}
+
+/// Carries out `isobox run` and returns the exit status.
+///
+/// Errors are everything that makes the outcome of the program unknown;
+/// they are reported by the caller as one line with exit status 2.
+fn run(args: RunArgs) -> Result<u8> {
+    let Some(program) = args.command.first() else {
+        bail!("no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]");
+    };
+    if program.is_empty() {
+        bail!("the program name is empty");
+    }
+    if !isobox::sys::is_root() && !args.unisolated {
+        bail!(
+            "not root (uid {}): isobox run needs root for namespaces, a separate user and \
+             cgroups; pass --unisolated to run the program without isolation",
+            isobox::sys::effective_uid()
+        );
+    }
+    let stdin = open_stdin(args.stdin.as_deref())?;
+    // From here on the box directory exists; every return below drops it,
+    // which removes it.
+    let box_dir = create_box_dir()?;
+    let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
+
+    let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
+    let outcome = executor.execute_with_stdin(&args.command, stdin);
+    let cleaned = executor.cleanup();
+    drop(executor);
+    let result = match outcome {
+        Ok(result) => result,
+        Err(error) => {
+            if let Err(cleanup_error) = cleaned {
+                tracing::warn!("cleaning up after the failed run: {cleanup_error}");
+            }
+            bail!("{error}");
+        }
+    };
+
+    report(&result, args.json)?;
+
+    // Troubles after the run are reported after its result, so the result
+    // is never lost; any of them makes the exit status 2.
+    let mut troubles = Vec::new();
+    if let Some(errno) = result.exec_errno {
+        troubles.push(format!(
+            "cannot execute {program}: {}",
+            isobox::sys::strerror(errno)
+        ));
+    }
+    if let Err(error) = cleaned {
+        troubles.push(format!("cleaning up after the run: {error}"));
+    }
+    if let Err(error) = box_dir.remove() {
+        troubles.push(error);
+    }
+    if troubles.is_empty() {
+        return Ok(exit_status(result.status));
+    }
+    for trouble in &troubles {
+        print_error(trouble);
+    }
+    Ok(EXIT_TROUBLE)
+}
+
+/// Opens the `--stdin` file in isobox, with isobox's permissions, so a
+/// missing or unreadable file is a usage error rather than a failed run.
+fn open_stdin(path: Option<&Path>) -> Result<Stdin> {
+    let Some(path) = path else {
+        return Ok(Stdin::Null);
+    };
+    let file = File::open(path).map_err(|error| {
+        anyhow!(
+            "cannot open --stdin file {}: {}",
+            path.display(),
+            describe_io_error(&error)
+        )
+    })?;
+    // Opening a directory succeeds; reading it would only fail inside the
+    // program, so refuse it here.
+    let is_dir = file.metadata().map(|meta| meta.is_dir()).unwrap_or(false);
+    if is_dir {
+        bail!("cannot use --stdin {}: it is a directory", path.display());
+    }
+    Ok(Stdin::File(file))
+}
+
+/// The throwaway box directory; removed on drop (best effort) or by
+/// [`remove`](Self::remove). Removal copes with whatever the program left,
+/// however deeply nested, and follows no link.
+struct BoxDir(Option<PathBuf>);
+
+impl BoxDir {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    fn remove(mut self) -> std::result::Result<(), String> {
+        let Some(path) = self.0.take() else {
+            return Ok(());
+        };
+        isobox::fstree::remove_tree(&path).map_err(|error| {
+            format!(
+                "cannot remove the box directory {}: {}",
+                path.display(),
+                describe_io_error(&error)
+            )
+        })
+    }
+}
+
+impl Drop for BoxDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(error) = isobox::fstree::remove_tree(&path) {
+                tracing::warn!(
+                    "cannot remove the box directory {}: {error}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Creates the throwaway box directory, mode 0755 whatever the umask, so
+/// the box user can enter it.
+fn create_box_dir() -> Result<BoxDir> {
+    let parent = std::env::temp_dir();
+    let dir = tempfile::Builder::new()
+        .prefix(BOX_DIR_PREFIX)
+        .tempdir_in(&parent)
+        .map_err(|error| {
+            anyhow!(
+                "cannot create a box directory in {}: {}",
+                parent.display(),
+                describe_io_error(&error)
+            )
+        })?;
+    let dir = BoxDir(Some(dir.keep()));
+    std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).map_err(|error| {
+        anyhow!(
+            "cannot set the mode of the box directory {}: {}",
+            dir.path().display(),
+            describe_io_error(&error)
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Translates the options into the library's configuration.
+///
+/// `lookup` reads isobox's own environment; it is a parameter so that the
+/// translation can be tested without touching the real environment.
+///
+/// The program's uid and gid are left to the library: as root it claims
+/// a uid of the run's own, disjoint from isolate's boxes and from every
+/// other live run ([`isobox::config::ONE_SHOT_UIDS`]).
+fn build_config(
+    args: &RunArgs,
+    box_dir: &Path,
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Result<IsolateConfig> {
+    // `--dir IN=./X` means X in the caller's working directory, as any
+    // relative path on a command line does.
+    let mut dir_rules = args.dir.clone();
+    let relative = |rule: &DirRule| matches!(&rule.action, isobox::dirs::DirAction::Bind(source) if source.starts_with("."));
+    if dir_rules.iter().any(relative) {
+        let cwd = std::env::current_dir().map_err(|error| {
+            anyhow!(
+                "--dir with a relative source: cannot read the working directory: {}",
+                describe_io_error(&error)
+            )
+        })?;
+        isobox::dirs::anchor_relative_sources(&mut dir_rules, &cwd);
+    }
+    Ok(IsolateConfig {
+        workdir: box_dir.to_path_buf(),
+        strict_mode: args.strict,
+        time_limit: args.time,
+        extra_time: args.extra_time,
+        wall_time_limit: args
+            .wall_time
+            .or_else(|| default_wall_time(args.time, args.extra_time)),
+        memory_limit: args.mem,
+        process_limit: args.processes,
+        file_size_limit: args.fsize,
+        stack_limit: args.stack,
+        open_files_limit: args.open_files,
+        output_limit: args
+            .output_limit
+            .or(Some(isobox::config::DEFAULT_OUTPUT_LIMIT)),
+        environment: build_environment(&args.env, lookup)?,
+        dir_rules,
+        default_dirs: !args.no_default_dirs,
+        seccomp: !args.no_seccomp,
+        seccomp_policy: args.seccomp_policy.clone(),
+        syscall_flags: args.syscalls,
+        share_net: args.share_net,
+        uid: None,
+        gid: None,
+        // With --json the output belongs in the JSON object; otherwise the
+        // user watches it as it comes.
+        pass_through_output: !args.json,
+        ..IsolateConfig::default()
+    })
+}
+
+/// The wall-clock limit when none is given: twice the CPU limit plus a
+/// second, so that a program that sleeps or waits is stopped too, while a
+/// program that computes is always stopped by the CPU limit first.
+fn default_wall_time(time: Option<Duration>, extra: Option<Duration>) -> Option<Duration> {
+    let cpu = match (time, extra) {
+        (Some(time), Some(extra)) => time.max(extra),
+        (time, extra) => time.or(extra)?,
+    };
+    Some(cpu.saturating_mul(2).saturating_add(Duration::from_secs(1)))
+}
+
+/// The program's environment: a small fixed base changed by the `--env`
+/// rules in order. Nothing else of isobox's environment gets through, so
+/// that secrets of the caller never reach the program by accident.
+///
+/// `--env VAR` leaves the environment as it is when isobox has no `VAR`.
+fn build_environment(
+    rules: &[EnvRule],
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Result<Environment> {
+    let mut environment = isobox::config::default_environment();
+    env::apply(&mut environment, rules, WhenAbsent::Keep, |name| {
+        lookup(name)
+            .map(|value| {
+                value.into_string().map_err(|_| {
+                    anyhow!("--env {name}: its value in isobox's environment is not valid UTF-8")
+                })
+            })
+            .transpose()
+    })?;
+    Ok(environment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::args::{parse_env_rule, parse_run as parse};
+    use super::*;
+
+    fn config(args: &[&str]) -> IsolateConfig {
+        let args = parse(args).expect("valid arguments");
+        build_config(&args, Path::new("/tmp/isobox-run-test"), |_| None)
+            .expect("valid configuration")
+    }
+
+    #[test]
+    fn every_limit_reaches_the_configuration() {
+        let config = config(&[
+            "--time",
+            "1.5",
+            "--wall-time",
+            "10",
+            "--extra-time",
+            "2",
+            "--mem",
+            "64M",
+            "--processes",
+            "8",
+            "--fsize",
+            "1G",
+            "--stack",
+            "8M",
+            "--open-files",
+            "32",
+            "--output-limit",
+            "512K",
+            "--strict",
+            "--",
+            "/bin/true",
+        ]);
+        assert_eq!(config.time_limit, Some(Duration::from_millis(1500)));
+        assert_eq!(config.wall_time_limit, Some(Duration::from_secs(10)));
+        assert_eq!(config.extra_time, Some(Duration::from_secs(2)));
+        assert_eq!(config.memory_limit, Some(64 << 20));
+        assert_eq!(config.process_limit, Some(8));
+        assert_eq!(config.file_size_limit, Some(1 << 30));
+        assert_eq!(config.stack_limit, Some(8 << 20));
+        assert_eq!(config.open_files_limit, Some(32));
+        assert_eq!(config.output_limit, Some(512 << 10));
+        assert!(config.strict_mode);
+        assert!(config.pass_through_output);
+        assert_eq!(config.workdir, Path::new("/tmp/isobox-run-test"));
+        assert_eq!((config.uid, config.gid), (None, None));
+    }
+
+    #[test]
+    fn limits_not_given_are_not_set() {
+        let config = config(&["--", "/bin/true"]);
+        assert_eq!(config.time_limit, None);
+        assert_eq!(config.wall_time_limit, None);
+        assert_eq!(config.extra_time, None);
+        assert_eq!(config.memory_limit, None);
+        assert_eq!(config.process_limit, None);
+        assert!(!config.strict_mode);
+    }
+
+    #[test]
+    fn wall_time_defaults_to_twice_the_cpu_limit_plus_a_second() {
+        let wall = |args: &[&str]| config(args).wall_time_limit;
+        assert_eq!(wall(&["--time", "1"]), Some(Duration::from_secs(3)));
+        assert_eq!(wall(&["--time", "0.2"]), Some(Duration::from_millis(1400)));
+        assert_eq!(wall(&["--extra-time", "2"]), Some(Duration::from_secs(5)));
+        assert_eq!(
+            wall(&["--time", "1", "--extra-time", "3"]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            wall(&["--time", "3", "--extra-time", "1"]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            wall(&["--time", "1", "--wall-time", "0.5"]),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(wall(&["--mem", "1M"]), None);
+        assert_eq!(
+            wall(&["--time", "1000000000"]),
+            Some(Duration::from_secs(2_000_000_001))
+        );
+    }
+
+    #[test]
+    fn json_captures_output_instead_of_passing_it_through() {
+        assert!(!config(&["--json", "--", "/bin/true"]).pass_through_output);
+    }
+
+    #[test]
+    fn the_library_chooses_the_box_user() {
+        let args = parse(&["--", "/bin/true"]).unwrap();
+        let config = build_config(&args, Path::new("/tmp/b"), |_| None).unwrap();
+        assert_eq!((config.uid, config.gid), (None, None));
+    }
+
+    #[test]
+    fn environment_starts_from_a_fixed_base() {
+        let environment = build_environment(&[], |_| Some(OsString::from("leaked"))).unwrap();
+        assert_eq!(
+            environment,
+            [
+                (
+                    "PATH".to_string(),
+                    "/usr/local/bin:/usr/bin:/bin".to_string()
+                ),
+                ("HOME".to_string(), "/box".to_string()),
+                ("LIBC_FATAL_STDERR_".to_string(), "1".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_rules_set_pass_and_unset_in_order() {
+        let rules: Vec<EnvRule> = [
+            "FOO=bar",
+            "SECRET",
+            "MISSING",
+            "LIBC_FATAL_STDERR_=",
+            "PATH=/opt/bin",
+            "EQ=a=b",
+            "FOO=baz",
+        ]
+        .iter()
+        .map(|text| parse_env_rule(text).unwrap())
+        .collect();
+        let lookup = |name: &str| (name == "SECRET").then(|| OsString::from("s3cret"));
+        let environment = build_environment(&rules, lookup).unwrap();
+        let pairs: Vec<(&str, &str)> = environment
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("PATH", "/opt/bin"),
+                ("HOME", "/box"),
+                ("FOO", "baz"),
+                ("SECRET", "s3cret"),
+                ("EQ", "a=b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn passing_an_unset_variable_keeps_the_base_value() {
+        let rules = [parse_env_rule("HOME").unwrap()];
+        let environment = build_environment(&rules, |_| None).unwrap();
+        assert!(environment.contains(&("HOME".to_string(), "/box".to_string())));
+    }
+
+    #[test]
+    fn non_utf8_passed_variable_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let rules = [parse_env_rule("BIN").unwrap()];
+        let lookup = |_: &str| Some(OsString::from_vec(vec![0xff, 0xfe]));
+        let error = build_environment(&rules, lookup).unwrap_err();
+        assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+    }
+}
