@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    argv, assert_no_process_of_uid, assert_paths_gone, privileged, program, Brief, TestBox, MIB,
+    argv, assert_no_process_of_uid, assert_paths_gone, program, skip_unless_privileged, Brief,
+    TestBox, MIB,
 };
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor, Stdin};
 
@@ -51,9 +52,7 @@ fn strict_mode_refuses_a_missing_cgroup_root() {
 /// Strict mode starts as root with cgroups, and cleanup() removes its cgroup.
 #[test]
 fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
-    if !privileged("strict_mode_starts_and_cleanup_removes_the_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
     assert!(executor.has_cgroup());
@@ -81,9 +80,7 @@ fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
 /// Dropping an executor without cleanup() removes its cgroup.
 #[test]
 fn drop_without_cleanup_removes_the_cgroup() {
-    if !privileged("drop_without_cleanup_removes_the_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
     let result = executor
@@ -105,9 +102,7 @@ fn drop_without_cleanup_removes_the_cgroup() {
 /// Without a usable cgroup root, non-strict mode still runs and measures with rusage.
 #[test]
 fn non_strict_mode_runs_without_cgroup() {
-    if !privileged("non_strict_mode_runs_without_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.strict_mode = false;
     test_box.config.cgroup_root = Some(PathBuf::from("/nonexistent"));
@@ -140,9 +135,7 @@ fn non_strict_mode_runs_without_cgroup() {
 /// Children that setsid, double-fork, ignore SIGTERM or stop themselves die when the program exits.
 #[test]
 fn orphans_die_when_the_program_exits() {
-    if !privileged("orphans_die_when_the_program_exits") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let escape = test_box.install(&program("escape"));
@@ -167,9 +160,7 @@ fn orphans_die_when_the_program_exits() {
 /// At the wall limit the whole tree dies, however its members try to escape.
 #[test]
 fn whole_tree_dies_at_the_wall_limit() {
-    if !privileged("whole_tree_dies_at_the_wall_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let escape = test_box.install(&program("escape"));
@@ -192,9 +183,7 @@ fn whole_tree_dies_at_the_wall_limit() {
 /// Without namespaces the cgroup still takes the whole tree down.
 #[test]
 fn whole_tree_dies_without_namespaces() {
-    if !privileged("whole_tree_dies_without_namespaces") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.namespaces = false;
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
@@ -222,9 +211,7 @@ fn whole_tree_dies_without_namespaces() {
 /// After an OOM run, the next run of the same executor is clean: no OOM, small peak.
 #[test]
 fn oom_does_not_leak_into_the_next_run() {
-    if !privileged("oom_does_not_leak_into_the_next_run") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.memory_limit = Some(64 * MIB);
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
@@ -260,9 +247,7 @@ fn oom_does_not_leak_into_the_next_run() {
 /// Peak memory and CPU time are per run: a big run does not inflate the next one's.
 #[test]
 fn peak_and_cpu_reset_between_runs() {
-    if !privileged("peak_and_cpu_reset_between_runs") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let alloc_touch = test_box.install(&program("alloc_touch"));
     let spin = test_box.install(&program("spin_cpu"));
@@ -305,9 +290,7 @@ fn peak_and_cpu_reset_between_runs() {
 /// An executor whose run was killed at the wall limit runs the next program normally.
 #[test]
 fn executor_is_reusable_after_a_kill() {
-    if !privileged("executor_is_reusable_after_a_kill") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(1));
     let sleeper = test_box.install(&program("sleeper"));
@@ -341,9 +324,7 @@ fn executor_is_reusable_after_a_kill() {
 /// 100 MB through /bin/cat and back does not deadlock and arrives intact.
 #[test]
 fn hundred_megabytes_through_cat() {
-    if !privileged("hundred_megabytes_through_cat") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(60));
     test_box.config.time_limit = Some(Duration::from_secs(30));
@@ -376,9 +357,7 @@ fn hundred_megabytes_through_cat() {
 /// Stdin from a string, from an open file, and from /dev/null reaches the program.
 #[test]
 fn stdin_from_string_file_and_null() {
-    if !privileged("stdin_from_string_file_and_null") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
     let cat = argv(&["/bin/cat"]);

@@ -7,15 +7,13 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{privileged, program, Brief, TestBox, MIB};
+use common::{program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::ExecutionStatus;
 
 /// A missing program is a prompt RuntimeError carrying ENOENT, not a hang.
 #[test]
 fn missing_program_is_runtime_error_with_enoent() {
-    if !privileged("missing_program_is_runtime_error_with_enoent") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let started = Instant::now();
     let result = test_box.run(&["/nonexistent/isobox-no-such-program", "arg"]);
@@ -49,9 +47,7 @@ fn missing_program_is_runtime_error_with_enoent() {
 /// A file without execute permission is a RuntimeError carrying EACCES.
 #[test]
 fn non_executable_file_is_runtime_error_with_eacces() {
-    if !privileged("non_executable_file_is_runtime_error_with_eacces") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let file = test_box.workdir().join("not_executable");
     fs::write(&file, "#!/bin/sh\necho should not run\n").unwrap();
@@ -80,9 +76,7 @@ fn non_executable_file_is_runtime_error_with_eacces() {
 /// The wall-clock limit kills a sleeping program, says "wall", keeps its output.
 #[test]
 fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
-    if !privileged("wall_time_limit_kills_a_sleeper_and_keeps_output") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(1));
     let sleeper = test_box.install(&program("sleeper"));
@@ -114,9 +108,7 @@ fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
 /// The CPU time limit kills a spinning program soon after the limit.
 #[test]
 fn cpu_time_limit_kills_a_spinner() {
-    if !privileged("cpu_time_limit_kills_a_spinner") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
@@ -148,9 +140,7 @@ fn cpu_time_limit_kills_a_spinner() {
 /// extra_time is absolute: the kill comes at max(time_limit, extra_time), not their sum.
 #[test]
 fn extra_time_is_an_absolute_kill_threshold() {
-    if !privileged("extra_time_is_an_absolute_kill_threshold") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     test_box.config.extra_time = Some(Duration::from_millis(800));
@@ -180,9 +170,7 @@ fn extra_time_is_an_absolute_kill_threshold() {
 /// A run over time_limit but under extra_time finishes, yet is TimeLimit.
 #[test]
 fn finishing_within_extra_time_is_still_time_limit() {
-    if !privileged("finishing_within_extra_time_is_still_time_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.time_limit = Some(Duration::from_millis(200));
     test_box.config.extra_time = Some(Duration::from_secs(1));
@@ -204,9 +192,7 @@ fn finishing_within_extra_time_is_still_time_limit() {
 /// A memory bomb is MemoryLimit with oom_killed, and its peak stays at the limit.
 #[test]
 fn memory_bomb_is_memory_limit() {
-    if !privileged("memory_bomb_is_memory_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = 64 * MIB;
     let mut test_box = TestBox::new();
     test_box.config.memory_limit = Some(limit);
@@ -227,9 +213,7 @@ fn memory_bomb_is_memory_limit() {
 /// Forking past process_limit is ProcessLimit; forking under it succeeds.
 #[test]
 fn forks_beyond_process_limit_are_process_limit() {
-    if !privileged("forks_beyond_process_limit_are_process_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(8);
     let fork_many = test_box.install(&program("fork_many"));
@@ -260,9 +244,7 @@ fn forks_beyond_process_limit_are_process_limit() {
 /// Creating threads past process_limit is ProcessLimit too.
 #[test]
 fn threads_beyond_process_limit_are_process_limit() {
-    if !privileged("threads_beyond_process_limit_are_process_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(8);
     let fork_many = test_box.install(&program("fork_many"));
@@ -283,9 +265,7 @@ fn threads_beyond_process_limit_are_process_limit() {
 /// Writing past file_size_limit is FileSizeLimit by SIGXFSZ at exactly the limit.
 #[test]
 fn file_size_limit_is_sigxfsz() {
-    if !privileged("file_size_limit_is_sigxfsz") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = MIB;
     let mut test_box = TestBox::new();
     test_box.config.file_size_limit = Some(limit);
@@ -318,9 +298,7 @@ fn file_size_limit_is_sigxfsz() {
 /// Recursing past stack_limit dies (SIGSEGV or RuntimeError), never succeeds.
 #[test]
 fn recursion_beyond_stack_limit_fails() {
-    if !privileged("recursion_beyond_stack_limit_fails") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     // 6 MiB fits in the usual 8 MiB default, so only the limit can stop it.
     test_box.config.stack_limit = Some(2 * MIB);
@@ -338,9 +316,7 @@ fn recursion_beyond_stack_limit_fails() {
 /// Recursion within stack_limit succeeds, and no stack_limit means unlimited.
 #[test]
 fn recursion_within_stack_limit_succeeds() {
-    if !privileged("recursion_within_stack_limit_succeeds") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     let recurse = test_box.install(&program("recurse"));
 
@@ -377,9 +353,7 @@ fn recursion_within_stack_limit_succeeds() {
 /// open_files_limit caps the descriptors a program can hold.
 #[test]
 fn open_files_limit_caps_descriptors() {
-    if !privileged("open_files_limit_caps_descriptors") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = 50;
     let mut test_box = TestBox::new();
     test_box.config.open_files_limit = Some(limit);
@@ -401,9 +375,7 @@ fn open_files_limit_caps_descriptors() {
 /// Core dumps are off (RLIMIT_CORE 0, soft and hard), and abort leaves no core.
 #[test]
 fn core_dumps_are_off() {
-    if !privileged("core_dumps_are_off") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     // Installed under a name that a core file could not have.
     let core_limit = test_box.install_as(&program("core_limit"), "abort_program");
@@ -427,9 +399,7 @@ fn core_dumps_are_off() {
 /// A 50 MB flood with a 1 KiB output limit keeps 1 KiB, drops the rest, never blocks.
 #[test]
 fn output_flood_is_cut_at_the_limit_without_blocking() {
-    if !privileged("output_flood_is_cut_at_the_limit_without_blocking") {
-        return;
-    }
+    skip_unless_privileged!();
     let total: u64 = 50_000_000;
     let mut test_box = TestBox::new();
     test_box.config.output_limit = Some(1024);
@@ -459,9 +429,7 @@ fn output_flood_is_cut_at_the_limit_without_blocking() {
 /// Floods on stdout and stderr at once are both capped and read concurrently.
 #[test]
 fn both_streams_are_capped_independently() {
-    if !privileged("both_streams_are_capped_independently") {
-        return;
-    }
+    skip_unless_privileged!();
     let total = 8 * MIB;
     let mut test_box = TestBox::new();
     test_box.config.output_limit = Some(1024);

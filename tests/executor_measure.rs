@@ -4,15 +4,13 @@
 
 mod common;
 
-use common::{privileged, program, Brief, TestBox, MIB};
+use common::{program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::ExecutionStatus;
 
 /// A 0.5 s CPU busy loop reports cpu_time 0.45–0.60 and a consistent wall_time.
 #[test]
 fn cpu_time_of_a_half_second_busy_loop() {
-    if !privileged("cpu_time_of_a_half_second_busy_loop") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "0.5"]);
@@ -41,9 +39,7 @@ fn cpu_time_of_a_half_second_busy_loop() {
 /// Two threads spinning 0.4 s of their own CPU each report cpu_time ≈ 0.8.
 #[test]
 fn cpu_time_adds_up_over_threads() {
-    if !privileged("cpu_time_adds_up_over_threads") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let spin_threads = test_box.install(&program("spin_threads"));
     let result = test_box.run(&[&spin_threads, "2", "0.4"]);
@@ -69,9 +65,7 @@ fn cpu_time_adds_up_over_threads() {
 /// Touching exactly 100 MiB reports memory_peak 100–115 MiB and max_rss ≥ 100 MiB.
 #[test]
 fn memory_peak_of_100_mib() {
-    if !privileged("memory_peak_of_100_mib") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let alloc_touch = test_box.install(&program("alloc_touch"));
     let result = test_box.run(&[&alloc_touch, "100"]);
@@ -97,9 +91,7 @@ fn memory_peak_of_100_mib() {
 /// A program that sleeps a few times has voluntary context switches counted.
 #[test]
 fn sleeping_program_has_voluntary_context_switches() {
-    if !privileged("sleeping_program_has_voluntary_context_switches") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let sleeper = test_box.install(&program("sleeper"));
     let result = test_box.run(&[&sleeper, "5", "20"]);
@@ -121,9 +113,7 @@ fn sleeping_program_has_voluntary_context_switches() {
 /// `exit 3` is RuntimeError with exit_code 3 and no signal.
 #[test]
 fn nonzero_exit_is_runtime_error_with_its_code() {
-    if !privileged("nonzero_exit_is_runtime_error_with_its_code") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let result = test_box.run(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!(
@@ -143,9 +133,7 @@ fn nonzero_exit_is_runtime_error_with_its_code() {
 /// A program that SIGKILLs itself is Signaled with signal 9, not killed by the sandbox.
 #[test]
 fn self_sigkill_is_signaled_not_a_sandbox_kill() {
-    if !privileged("self_sigkill_is_signaled_not_a_sandbox_kill") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let self_kill = test_box.install(&program("self_kill"));
     let result = test_box.run(&[&self_kill]);
@@ -164,9 +152,7 @@ fn self_sigkill_is_signaled_not_a_sandbox_kill() {
 /// get_resource_usage() returns the last run's CPU seconds and peak bytes.
 #[test]
 fn resource_usage_is_the_last_runs() {
-    if !privileged("resource_usage_is_the_last_runs") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let alloc_touch = test_box.install(&program("alloc_touch"));
     let spin = test_box.install(&program("spin_cpu"));

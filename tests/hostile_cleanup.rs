@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{hostile, privileged, remove_tree, Brief, TestBox};
+use common::{hostile, remove_tree, skip_unless_privileged, Brief, TestBox};
 use isobox::dirs::DirRule;
 use isobox::ExecutionStatus;
 
@@ -21,9 +21,7 @@ const CHILD_ENV: &str = "ISOBOX_CLEANUP_CHILD";
 /// Attack: 100,000 nested directories for the executor's cleanup to crash on.
 #[test]
 fn deep_nesting_does_not_crash_executor_cleanup() {
-    if !privileged("deep_nesting_does_not_crash_executor_cleanup") {
-        return;
-    }
+    skip_unless_privileged!();
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",

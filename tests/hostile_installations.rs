@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{argv, privileged, Brief, TestBox};
+use common::{argv, skip_unless_privileged, Brief, TestBox};
 use isobox::boxes::BoxesConfig;
 use isobox::cgroup::{CgroupController, OptionalControllers};
 use isobox::types::ONE_SHOT_UIDS;
@@ -72,9 +72,7 @@ fn ended_by(child: &mut Child) -> Option<i32> {
 
 #[test]
 fn cleanup_in_one_installation_spares_the_same_box_of_another() {
-    if !privileged("cleanup_in_one_installation_spares_the_same_box_of_another") {
-        return;
-    }
+    skip_unless_privileged!();
     // Two installations from one template: same box number, same uid
     // range, different box and lock roots.
     let first = Isolate::new();
@@ -162,9 +160,7 @@ fn cleanup_in_one_installation_spares_the_same_box_of_another() {
 
 #[test]
 fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
-    if !privileged("cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(91, 0);
     let uid = FIRST_UID + id;
@@ -210,11 +206,7 @@ fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
 
 #[test]
 fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process() {
-    if !privileged(
-        "cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process",
-    ) {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(92, 0);
     let uid = FIRST_UID + id;
@@ -261,9 +253,7 @@ fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_pro
 
 #[test]
 fn a_run_records_its_proxy_while_it_lasts() {
-    if !privileged("a_run_records_its_proxy_while_it_lasts") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(93, 0), false);
     let record = sandbox.dir.join(".isobox-proxy");
@@ -331,9 +321,7 @@ fn one_shot_box() -> TestBox {
 
 #[test]
 fn live_one_shot_executors_never_share_a_uid() {
-    if !privileged("live_one_shot_executors_never_share_a_uid") {
-        return;
-    }
+    skip_unless_privileged!();
     let boxes: Vec<TestBox> = (0..3).map(|_| one_shot_box()).collect();
     let mut executors: Vec<ProcessExecutor> = boxes.iter().map(TestBox::executor).collect();
     let mut uids = Vec::new();
@@ -400,9 +388,7 @@ fn waiting_run(meet: &Path) -> Child {
 
 #[test]
 fn one_shot_runs_are_apart_from_each_other_and_from_isolate_boxes() {
-    if !privileged("one_shot_runs_are_apart_from_each_other_and_from_isolate_boxes") {
-        return;
-    }
+    skip_unless_privileged!();
     let meets = [meeting_point("a"), meeting_point("b")];
     let runs: Vec<Child> = meets.iter().map(|meet| waiting_run(meet.path())).collect();
     let uids: Vec<u32> = meets

@@ -16,7 +16,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{argv, privileged, TestBox, MIB};
+use common::{argv, skip_unless_privileged, TestBox, MIB};
 use isobox::dirs::DirRule;
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor};
 use isolate_support::{slot_id, Isolate};
@@ -96,9 +96,7 @@ const ISOLATE_LIMITS: [&str; 5] = [
 /// created `created-by-root` and `newdir` in the victim directory.
 #[test]
 fn isolate_mount_points_through_planted_links() {
-    if !privileged("isolate_mount_points_through_planted_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(SLOT, 0), true);
     let victim = Victim::new();
@@ -137,9 +135,7 @@ fn isolate_mount_points_through_planted_links() {
 /// was bound into the box and its secret read.
 #[test]
 fn isolate_bind_sources_through_planted_links() {
-    if !privileged("isolate_bind_sources_through_planted_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(SLOT, 1), true);
     let victim = Victim::new();
@@ -176,9 +172,7 @@ fn isolate_bind_sources_through_planted_links() {
 /// planted by run 1, nested rules in run 2.
 #[test]
 fn library_mount_points_and_sources_through_planted_links() {
-    if !privileged("library_mount_points_and_sources_through_planted_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let victim = Victim::new();
     let (_outer, home) = cms_home();
     let mut test_box = TestBox::hostile();
@@ -251,9 +245,7 @@ fn limited(config: IsolateConfig) -> IsolateConfig {
 /// bound read-write (or the planted directory became the box).
 #[test]
 fn default_workdir_is_unpredictable_and_never_followed() {
-    if !privileged("default_workdir_is_unpredictable_and_never_followed") {
-        return;
-    }
+    skip_unless_privileged!();
     let victim = root_dir("isobox-victim-", 0o700);
     fs::write(victim.path().join("secret"), "TOPSECRET\n").unwrap();
     let planted: Vec<PathBuf> = (0..256)
@@ -302,9 +294,7 @@ fn default_workdir_is_unpredictable_and_never_followed() {
 /// left alone; a real explicit workdir gets its owner and mode back.
 #[test]
 fn explicit_workdir_link_is_refused_and_owner_restored() {
-    if !privileged("explicit_workdir_link_is_refused_and_owner_restored") {
-        return;
-    }
+    skip_unless_privileged!();
     let victim = root_dir("isobox-victim-", 0o700);
     let parent = root_dir("isobox-workdirs-", 0o755);
     let link = parent.path().join("box");
@@ -350,9 +340,7 @@ fn explicit_workdir_link_is_refused_and_owner_restored() {
 /// temporary directory: there is no directory the caller meant.
 #[test]
 fn library_refuses_relative_sources_with_a_temporary_workdir() {
-    if !privileged("library_refuses_relative_sources_with_a_temporary_workdir") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut executor = ProcessExecutor::new(limited(IsolateConfig {
         dir_rules: vec!["/in=./input".parse().unwrap()],
         ..IsolateConfig::default()
@@ -372,9 +360,7 @@ fn library_refuses_relative_sources_with_a_temporary_workdir() {
 /// never from `$TMPDIR` (where any local user can plant `X`).
 #[test]
 fn cli_relative_dir_source_is_the_callers_directory() {
-    if !privileged("cli_relative_dir_source_is_the_callers_directory") {
-        return;
-    }
+    skip_unless_privileged!();
     let cwd = root_dir("isobox-cwd-", 0o755);
     let tmpdir = root_dir("isobox-tmpdir-", 0o1777);
     for (base, text) in [(cwd.path(), "from-cwd\n"), (tmpdir.path(), "from-tmpdir\n")] {

@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use common::{hostile, privileged, Brief, TestBox};
+use common::{hostile, skip_unless_privileged, Brief, TestBox};
 use isobox::ExecutionStatus;
 
 const INPUT: &str = "5\n3\n10\n-4\n";
@@ -32,9 +32,7 @@ fn output_of(test_box: &TestBox, name: &str) -> String {
 /// Control: an ordinary shell script (sort, wc, arithmetic) runs.
 #[test]
 fn ordinary_shell_script() {
-    if !privileged("ordinary_shell_script") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = box_with_input();
     let script = test_box.install(&hostile("ordinary.sh"));
     let result = test_box.run_hostile(&[&script]);
@@ -52,9 +50,7 @@ fn ordinary_shell_script() {
 /// Control: an ordinary C program runs.
 #[test]
 fn ordinary_c_program() {
-    if !privileged("ordinary_c_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = box_with_input();
     let program = test_box.install(&hostile("ordinary"));
     let result = test_box.run_hostile(&[&program]);
@@ -72,9 +68,7 @@ fn ordinary_c_program() {
 /// Control: an ordinary Python program using the standard library runs.
 #[test]
 fn ordinary_python_program() {
-    if !privileged("ordinary_python_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = box_with_input();
     test_box.allow_python();
     let program = test_box.install(&hostile("ordinary.py"));

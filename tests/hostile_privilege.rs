@@ -12,7 +12,7 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use common::{hostile, privileged, Brief, TestBox};
+use common::{hostile, skip_unless_privileged, Brief, TestBox};
 use isobox::{ExecutionResult, ExecutionStatus};
 
 /// Asserts a clean exit with exactly `expected` on stdout.
@@ -51,10 +51,7 @@ fn unprivileged_userns() -> bool {
 /// Runs the `syscalls` program with `calls` in a hostile box, with the
 /// default policy, and asserts each call's outcome. With `control`, runs
 /// again with seccomp off and asserts those outcomes.
-fn attempt_calls(test: &str, expected: &[(&str, &str)], control: Option<&[(&str, &str)]>) {
-    if !privileged(test) {
-        return;
-    }
+fn attempt_calls(expected: &[(&str, &str)], control: Option<&[(&str, &str)]>) {
     let mut test_box = TestBox::hostile();
     let syscalls = test_box.install(&hostile("syscalls"));
     let mut words = vec![syscalls.as_str()];
@@ -72,9 +69,7 @@ fn attempt_calls(test: &str, expected: &[(&str, &str)], control: Option<&[(&str,
 /// Attack: setuid(0), setgid(0), setgroups, capset, ambient caps, clearing no_new_privs.
 #[test]
 fn setuid_zero_and_capabilities() {
-    if !privileged("setuid_zero_and_capabilities") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let creds = test_box.install(&hostile("creds"));
     let result = test_box.run_hostile(&[&creds]);
@@ -103,8 +98,8 @@ fn setuid_zero_and_capabilities() {
 /// Attack: ptrace, process_vm_readv/writev and pidfd_getfd on other processes.
 #[test]
 fn ptrace_and_process_vm() {
+    skip_unless_privileged!();
     attempt_calls(
-        "ptrace_and_process_vm",
         &[
             ("ptrace_child", "EPERM"),
             ("ptrace_init", "EPERM"),
@@ -125,8 +120,8 @@ fn ptrace_and_process_vm() {
 /// Attack: mount, unmount, pivot_root and the new mount API.
 #[test]
 fn mount_family() {
+    skip_unless_privileged!();
     attempt_calls(
-        "mount_family",
         &[
             ("mount", "EPERM"),
             ("umount2", "EPERM"),
@@ -144,6 +139,7 @@ fn mount_family() {
 /// Attack: unshare a user namespace (root inside it), then other namespaces; setns.
 #[test]
 fn unshare_user_namespace() {
+    skip_unless_privileged!();
     // Without the policy, the new user namespace makes the program root
     // there, and every other namespace is then its for the asking (where
     // the host lets unprivileged users have user namespaces at all).
@@ -163,7 +159,6 @@ fn unshare_user_namespace() {
         ]
     };
     attempt_calls(
-        "unshare_user_namespace",
         &[
             ("unshare_user", "EPERM"),
             ("unshare_mount", "EPERM"),
@@ -177,13 +172,13 @@ fn unshare_user_namespace() {
 /// Attack: clone and clone3 with namespace flags (fork and threads must still work).
 #[test]
 fn clone3_with_namespace_flags() {
+    skip_unless_privileged!();
     let newuser = if unprivileged_userns() {
         "SUCCEEDED"
     } else {
         "EPERM"
     };
     attempt_calls(
-        "clone3_with_namespace_flags",
         &[
             ("clone3_newuser", "ENOSYS"),
             ("clone3_plain", "ENOSYS"),
@@ -206,6 +201,7 @@ fn clone3_with_namespace_flags() {
 /// Attack: io_uring, whose operations bypass the system-call filter.
 #[test]
 fn io_uring_setup() {
+    skip_unless_privileged!();
     // The control only where the host has not turned io_uring off itself.
     let enabled = sysctl("kernel/io_uring_disabled").is_none_or(|value| value == "0");
     // Past the filter the kernel refuses the ring itself: it is charged to
@@ -216,7 +212,6 @@ fn io_uring_setup() {
         ("io_uring_register", "EBADF"),
     ];
     attempt_calls(
-        "io_uring_setup",
         &[
             ("io_uring_setup", "EPERM"),
             ("io_uring_enter", "EPERM"),
@@ -229,14 +224,15 @@ fn io_uring_setup() {
 /// Attack: bpf (a kernel JIT and verifier within reach).
 #[test]
 fn bpf() {
-    attempt_calls("bpf", &[("bpf", "EPERM")], None);
+    skip_unless_privileged!();
+    attempt_calls(&[("bpf", "EPERM")], None);
 }
 
 /// Attack: the kernel keyring (keyctl, add_key, request_key).
 #[test]
 fn keyctl() {
+    skip_unless_privileged!();
     attempt_calls(
-        "keyctl",
         &[
             ("keyctl", "EPERM"),
             ("add_key", "EPERM"),
@@ -253,13 +249,13 @@ fn keyctl() {
 /// Attack: perf_event_open and userfaultfd, favourite kernel exploit primitives.
 #[test]
 fn perf_event_open_and_userfaultfd() {
+    skip_unless_privileged!();
     let paranoid = sysctl("kernel/perf_event_paranoid")
         .and_then(|text| text.parse::<i32>().ok())
         .unwrap_or(3);
     // Above 2, even measuring oneself needs a capability.
     let perf_control = if paranoid <= 2 { "SUCCEEDED" } else { "EACCES" };
     attempt_calls(
-        "perf_event_open_and_userfaultfd",
         &[("perf_event_open", "EPERM"), ("userfaultfd", "EPERM")],
         Some(&[
             ("perf_event_open", perf_control),
@@ -271,8 +267,8 @@ fn perf_event_open_and_userfaultfd() {
 /// Attack: modules, kexec, reboot, swap, file handles ("shocker"), iopl, acct, syslog.
 #[test]
 fn kernel_interfaces() {
+    skip_unless_privileged!();
     attempt_calls(
-        "kernel_interfaces",
         &[
             ("init_module", "EPERM"),
             ("finit_module", "EPERM"),
@@ -295,8 +291,8 @@ fn kernel_interfaces() {
 /// Attack: set the clock (settimeofday, clock_settime, adjtimex).
 #[test]
 fn settimeofday() {
+    skip_unless_privileged!();
     attempt_calls(
-        "settimeofday",
         &[
             ("settimeofday", "EPERM"),
             ("clock_settime", "EPERM"),
@@ -309,8 +305,8 @@ fn settimeofday() {
 /// Attack: turn off address-space randomisation with personality().
 #[test]
 fn personality_without_aslr() {
+    skip_unless_privileged!();
     attempt_calls(
-        "personality_without_aslr",
         &[
             ("personality_norandom", "EPERM"),
             ("personality_query", "SUCCEEDED"),
@@ -330,9 +326,7 @@ fn host_hostname() -> String {
 /// Attack: sethostname and setdomainname, after reading the box's name.
 #[test]
 fn sethostname() {
-    if !privileged("sethostname") {
-        return;
-    }
+    skip_unless_privileged!();
     let before = host_hostname();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
@@ -348,9 +342,7 @@ fn sethostname() {
 /// Attack: write kernel settings through /proc/sys and /proc/sysrq-trigger.
 #[test]
 fn writing_proc_sys() {
-    if !privileged("writing_proc_sys") {
-        return;
-    }
+    skip_unless_privileged!();
     let hostname = host_hostname();
     let core_pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let test_box = TestBox::hostile();
@@ -396,10 +388,7 @@ fn writing_proc_sys() {
 
 /// Runs a program that uses a foreign system-call ABI: killed for a
 /// security violation with the policy, not with seccomp off.
-fn foreign_abi(test: &str, program: &str, abi_word: &str) {
-    if !privileged(test) {
-        return;
-    }
+fn foreign_abi(program: &str, abi_word: &str) {
     let mut test_box = TestBox::hostile();
     let binary = test_box.install(&hostile(program));
     let result = test_box.run_hostile(&[&binary]);
@@ -428,13 +417,15 @@ fn foreign_abi(test: &str, program: &str, abi_word: &str) {
 /// Attack: the i386 entry (int $0x80) from a 64-bit program.
 #[test]
 fn i386_int80_entry() {
-    foreign_abi("i386_int80_entry", "int80", "i386");
+    skip_unless_privileged!();
+    foreign_abi("int80", "i386");
 }
 
 /// Attack: an x32 system call number (bit 0x40000000).
 #[test]
 fn x32_system_call() {
-    foreign_abi("x32_system_call", "x32", "x32");
+    skip_unless_privileged!();
+    foreign_abi("x32", "x32");
 }
 
 /// A host process running as the box's uid, outside the box: what a
@@ -477,9 +468,7 @@ impl Drop for HostSentinel {
 /// Attack: kill(-1, SIGKILL), with a host process of the same uid around.
 #[test]
 fn kill_minus_one() {
-    if !privileged("kill_minus_one") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let mut sentinel = HostSentinel::start(test_box.uid);
     let killall = test_box.install(&hostile("killall"));
@@ -504,9 +493,7 @@ fn kill_minus_one() {
 /// Attack: signal the keeper, and a host process of the box's uid, by host pid.
 #[test]
 fn signalling_the_keeper_by_host_pid() {
-    if !privileged("signalling_the_keeper_by_host_pid") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let mut sentinel = HostSentinel::start(test_box.uid);
     let probe = test_box.install(&hostile("probe"));
@@ -536,9 +523,7 @@ fn signalling_the_keeper_by_host_pid() {
 /// Attack: attach to the host's System V shared memory, queues and semaphores.
 #[test]
 fn host_system_v_ipc() {
-    if !privileged("host_system_v_ipc") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let key = 0x1b0b_0000 + test_box.uid as i32;
     // SAFETY: plain System V calls with a key of our own; removed below.

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{hostile, privileged, program, Brief, TestBox, MIB};
+use common::{hostile, program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::{ExecutionResult, ExecutionStatus};
 
 /// The number after `prefix` in the first line of `text` that starts with it.
@@ -44,9 +44,7 @@ fn assert_memory_contained(result: &ExecutionResult, limit: u64, segv_allowed: b
 /// Attack: a C fork bomb, every process forking forever.
 #[test]
 fn fork_bomb() {
-    if !privileged("fork_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let bomb = test_box.install(&hostile("forkbomb"));
@@ -72,9 +70,7 @@ fn fork_bomb() {
 /// Attack: the shell fork bomb `bomb() { bomb | bomb & }; bomb`.
 #[test]
 fn shell_fork_bomb() {
-    if !privileged("shell_fork_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let bomb = test_box.install(&hostile("bomb.sh"));
@@ -97,9 +93,7 @@ fn shell_fork_bomb() {
 /// Attack: a thread bomb, creating threads until refused.
 #[test]
 fn thread_bomb() {
-    if !privileged("thread_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let bomb = test_box.install(&hostile("threadbomb"));
     let result = test_box.run_hostile(&[&bomb]);
@@ -126,9 +120,7 @@ fn thread_bomb() {
 /// Attack: a heap memory bomb (malloc and touch 1 MiB at a time, forever).
 #[test]
 fn heap_memory_bomb() {
-    if !privileged("heap_memory_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.memory_limit = Some(64 * MIB);
     let bomb = test_box.install(&hostile("memory"));
@@ -140,9 +132,7 @@ fn heap_memory_bomb() {
 /// Attack: a stack memory bomb (1 MiB frames, forever, unlimited stack rlimit).
 #[test]
 fn stack_memory_bomb() {
-    if !privileged("stack_memory_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.memory_limit = Some(64 * MIB);
     test_box.config.stack_limit = None;
@@ -155,9 +145,7 @@ fn stack_memory_bomb() {
 /// Attack: an mmap memory bomb (private anonymous 4 MiB mappings, touched).
 #[test]
 fn mmap_memory_bomb() {
-    if !privileged("mmap_memory_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.memory_limit = Some(64 * MIB);
     let bomb = test_box.install(&hostile("memory"));
@@ -169,9 +157,7 @@ fn mmap_memory_bomb() {
 /// Attack: a shared-memory bomb (shared anonymous mappings, which live in shmem).
 #[test]
 fn shared_mmap_memory_bomb() {
-    if !privileged("shared_mmap_memory_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.memory_limit = Some(64 * MIB);
     let bomb = test_box.install(&hostile("memory"));
@@ -183,9 +169,7 @@ fn shared_mmap_memory_bomb() {
 /// Attack: a Python memory bomb (a list of 1 MiB bytearrays).
 #[test]
 fn python_memory_bomb() {
-    if !privileged("python_memory_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.allow_python();
     test_box.config.memory_limit = Some(64 * MIB);
@@ -221,9 +205,7 @@ fn assert_tmpfs_bomb_contained(result: &ExecutionResult, memory: u64, size_mib: 
 /// Attack: fill the private /tmp when it is smaller than the memory limit.
 #[test]
 fn tmp_bomb_stops_at_the_tmpfs_size() {
-    if !privileged("tmp_bomb_stops_at_the_tmpfs_size") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.tmp_size = 24 * MIB;
     test_box.config.memory_limit = Some(128 * MIB);
@@ -243,9 +225,7 @@ fn tmp_bomb_stops_at_the_tmpfs_size() {
 /// Attack: fill the private /tmp when it is larger than the memory limit.
 #[test]
 fn tmp_bomb_is_charged_to_the_memory_limit() {
-    if !privileged("tmp_bomb_is_charged_to_the_memory_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.tmp_size = 512 * MIB;
     test_box.config.memory_limit = Some(64 * MIB);
@@ -258,9 +238,7 @@ fn tmp_bomb_is_charged_to_the_memory_limit() {
 /// Attack: fill the private /dev/shm.
 #[test]
 fn dev_shm_bomb() {
-    if !privileged("dev_shm_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.shm_size = 16 * MIB;
     test_box.config.memory_limit = Some(128 * MIB);
@@ -279,9 +257,7 @@ fn dev_shm_bomb() {
 /// Attack: burn CPU forever.
 #[test]
 fn cpu_spin() {
-    if !privileged("cpu_spin") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let cpu = test_box.install(&hostile("cpu"));
@@ -305,9 +281,7 @@ fn cpu_spin() {
 /// Attack: sleep forever (no CPU used, so only the wall clock can stop it).
 #[test]
 fn sleep_forever() {
-    if !privileged("sleep_forever") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let cpu = test_box.install(&hostile("cpu"));
@@ -333,9 +307,7 @@ fn sleep_forever() {
 /// Attack: catch SIGXCPU (the CPU rlimit's warning) and keep burning.
 #[test]
 fn catching_sigxcpu() {
-    if !privileged("catching_sigxcpu") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let cpu = test_box.install(&hostile("cpu"));
@@ -354,9 +326,7 @@ fn catching_sigxcpu() {
 /// Attack: catch SIGXCPU where RLIMIT_CPU is the only CPU limit (no cgroup).
 #[test]
 fn catching_sigxcpu_without_a_cgroup() {
-    if !privileged("catching_sigxcpu_without_a_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.strict_mode = false;
     test_box.config.cgroup_root = Some("/nonexistent".into());
@@ -385,9 +355,7 @@ fn catching_sigxcpu_without_a_cgroup() {
 /// Attack: ignore SIGTERM, SIGINT, SIGHUP and every other catchable signal.
 #[test]
 fn ignoring_sigterm() {
-    if !privileged("ignoring_sigterm") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let cpu = test_box.install(&hostile("cpu"));
@@ -407,9 +375,7 @@ fn ignoring_sigterm() {
 /// Attack: setsid + double fork, leaving a daemon behind after exiting 0.
 #[test]
 fn setsid_double_fork_daemon() {
-    if !privileged("setsid_double_fork_daemon") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let daemon = test_box.install(&hostile("daemon"));
     let result = test_box.run_hostile(&[&daemon, &test_box.marker]);
@@ -433,9 +399,7 @@ fn setsid_double_fork_daemon() {
 /// Attack: stop itself with SIGSTOP (a stopped process uses no CPU).
 #[test]
 fn sigstop_self() {
-    if !privileged("sigstop_self") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let cpu = test_box.install(&hostile("cpu"));
@@ -473,9 +437,7 @@ fn assert_flood_contained(result: &ExecutionResult, kept: &str, dropped: u64, li
 /// Attack: flood stdout forever.
 #[test]
 fn stdout_flood() {
-    if !privileged("stdout_flood") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let flood = test_box.install(&program("flood"));
@@ -489,9 +451,7 @@ fn stdout_flood() {
 /// Attack: flood stderr forever.
 #[test]
 fn stderr_flood() {
-    if !privileged("stderr_flood") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let flood = test_box.install(&program("flood"));
@@ -505,9 +465,7 @@ fn stderr_flood() {
 /// Attack: a file-size bomb, one file in /box growing forever.
 #[test]
 fn file_size_bomb() {
-    if !privileged("file_size_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.file_size_limit = Some(4 * MIB);
     let write_file = test_box.install(&program("write_file"));
@@ -529,9 +487,7 @@ fn file_size_bomb() {
 /// Attack: an inode bomb in /box (empty files forever; only the CPU limit ends it).
 #[test]
 fn inode_bomb_in_the_box() {
-    if !privileged("inode_bomb_in_the_box") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     let inodes = test_box.install(&hostile("inodes"));
@@ -554,9 +510,7 @@ fn inode_bomb_in_the_box() {
 /// Attack: an inode bomb in the private /tmp.
 #[test]
 fn inode_bomb_in_tmp() {
-    if !privileged("inode_bomb_in_tmp") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     test_box.config.memory_limit = Some(64 * MIB);
@@ -583,9 +537,7 @@ fn inode_bomb_in_tmp() {
 /// Attack: directories nested as deep as the CPU limit allows, to make the box unremovable.
 #[test]
 fn deep_directory_nesting() {
-    if !privileged("deep_directory_nesting") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     let inodes = test_box.install(&hostile("inodes"));
@@ -610,9 +562,7 @@ fn deep_directory_nesting() {
 /// Attack: open descriptors until refused, then try to raise the limit.
 #[test]
 fn fd_exhaustion() {
-    if !privileged("fd_exhaustion") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.open_files_limit = Some(64);
     let fds = test_box.install(&hostile("fds"));

@@ -11,7 +11,7 @@ mod isolate_support;
 
 use std::time::Duration;
 
-use common::{hostile, privileged, Brief, TestBox};
+use common::{hostile, skip_unless_privileged, Brief, TestBox};
 use isobox::jail::seccomp::syscall_flags;
 use isobox::{ExecutionResult, ExecutionStatus};
 use isolate_support::{slot_id, Isolate};
@@ -50,9 +50,7 @@ fn host_sysctl(name: &str) -> Option<String> {
 /// hypervisor, netlink uevents the host's devices); the family's high bits.
 #[test]
 fn socket_families_are_unix_only() {
-    if !privileged("socket_families_are_unix_only") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     let refused = "EAFNOSUPPORT";
@@ -95,9 +93,7 @@ fn socket_families_are_unix_only() {
 /// prctl options outside the subset; ordinary uses still work.
 #[test]
 fn calls_outside_the_allowlist_are_refused() {
-    if !privileged("calls_outside_the_allowlist_are_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(
@@ -134,9 +130,7 @@ fn calls_outside_the_allowlist_are_refused() {
 /// concurrent boxes. isolate's flag 4 switches the restriction.
 #[test]
 fn file_locks_on_shared_inodes() {
-    if !privileged("file_locks_on_shared_inodes") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(
@@ -171,9 +165,7 @@ fn file_locks_on_shared_inodes() {
 /// default and off when cleared.
 #[test]
 fn isolate_syscall_flags_switch_their_restrictions() {
-    if !privileged("isolate_syscall_flags_switch_their_restrictions") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(
@@ -207,9 +199,7 @@ fn isolate_syscall_flags_switch_their_restrictions() {
 /// also with garbage in the command's upper bits; refused whatever the flags.
 #[test]
 fn terminal_injection_is_refused() {
-    if !privileged("terminal_injection_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     let expected = [
@@ -231,9 +221,7 @@ fn terminal_injection_is_refused() {
 /// fill level (fs.aio-nr) every box can read.
 #[test]
 fn legacy_aio_is_refused() {
-    if !privileged("legacy_aio_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(&test_box, &policy, &[("io_setup", "EPERM")]);
@@ -248,9 +236,7 @@ fn legacy_aio_is_refused() {
 /// policy judges it with the i386 numbers.
 #[test]
 fn i386_entry_when_foreign_arches_are_allowed() {
-    if !privileged("i386_entry_when_foreign_arches_are_allowed") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.syscall_flags = syscall_flags::ALL & !syscall_flags::LEGACY_ARCH;
     let int80 = test_box.install(&hostile("int80"));
@@ -306,9 +292,7 @@ fn held(line: &str) -> u64 {
 /// a memfd, files in the box's /tmp and /dev/shm tmpfs.
 #[test]
 fn memory_outside_the_address_space_without_a_cgroup() {
-    if !privileged("memory_outside_the_address_space_without_a_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = 48 * MIB;
     let mut test_box = box_without_cgroup(limit);
     let policy = test_box.install(&hostile("policy"));
@@ -336,9 +320,7 @@ fn memory_outside_the_address_space_without_a_cgroup() {
 /// of `tests/isolate_support`.)
 #[test]
 fn isolate_face_syscalls_option_and_configuration_key() {
-    if !privileged("isolate_face_syscalls_option_and_configuration_key") {
-        return;
-    }
+    skip_unless_privileged!();
     let program = hostile("policy");
     for (config, options, expected) in [
         ("", &[][..], "keyctl: EPERM\nflock: ENOSYS\n"),

@@ -6,16 +6,14 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{privileged, Brief, TestBox};
+use common::{skip_unless_privileged, Brief, TestBox};
 use isobox::ExecutionStatus;
 
 /// stdin, stdout and stderr files are relative to /box even when the
 /// program starts elsewhere, and stderr can follow stdout.
 #[test]
 fn stdio_files_are_opened_in_the_box_before_chdir() {
-    if !privileged("stdio_files_are_opened_in_the_box_before_chdir") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     fs::write(test_box.workdir().join("in.txt"), "21\n").unwrap();
     test_box.config.stdin_file = Some(PathBuf::from("in.txt"));
@@ -41,9 +39,7 @@ fn stdio_files_are_opened_in_the_box_before_chdir() {
 /// A stdio file the box's user may not read is a sandbox error, not a crash.
 #[test]
 fn unreadable_stdin_file_is_an_internal_error() {
-    if !privileged("unreadable_stdin_file_is_an_internal_error") {
-        return;
-    }
+    skip_unless_privileged!();
     use std::os::unix::fs::PermissionsExt;
     let mut test_box = TestBox::new();
     let secret = test_box.workdir().join("secret.txt");
@@ -70,9 +66,7 @@ fn unreadable_stdin_file_is_an_internal_error() {
 /// measured: rusage CPU time, max RSS as peak, RLIMIT_CPU as the CPU limit.
 #[test]
 fn without_cgroups_limits_and_measurements_fall_back() {
-    if !privileged("without_cgroups_limits_and_measurements_fall_back") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.use_cgroups = false;
     test_box.config.time_limit = Some(std::time::Duration::from_secs(1));
@@ -94,9 +88,7 @@ fn without_cgroups_limits_and_measurements_fall_back() {
 /// in the cgroup does not count.
 #[test]
 fn process_limit_counts_only_the_program() {
-    if !privileged("process_limit_counts_only_the_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(1);
     let alone = test_box.run(&["/bin/true"]);

@@ -43,29 +43,51 @@ impl std::fmt::Debug for Brief<'_> {
     }
 }
 
-/// Whether privileged tests can run here (root and a cgroup hierarchy).
+/// Skips the calling test, loudly, when privileged tests cannot run here;
+/// see [`privileged`]. Stands first in a `#[test] fn` and names the test
+/// after that function, so the message cannot name another test.
+macro_rules! skip_unless_privileged {
+    () => {{
+        fn here() {}
+        if !$crate::common::privileged($crate::common::test_name(::std::any::type_name_of_val(
+            &here,
+        ))) {
+            return;
+        }
+    }};
+}
+pub(crate) use skip_unless_privileged;
+
+/// The test's name as the harness prints it, from the type name of a
+/// function `here` declared inside it: `crate::module::test::here` gives
+/// `module::test`.
+pub fn test_name(here: &'static str) -> &'static str {
+    let path = here.strip_suffix("::here").unwrap_or(here);
+    path.split_once("::").map_or(path, |(_crate, rest)| rest)
+}
+
+/// Whether privileged tests can run here: root and a usable cgroup
+/// hierarchy (v1, or v2 with the controllers isobox needs).
 ///
 /// When they cannot, says so on the real stderr (not captured by the test
-/// harness) and returns false, or panics when `ISOBOX_REQUIRE_PRIVILEGED=1`.
+/// harness, in one write so parallel tests do not interleave) and returns
+/// false, or panics when `ISOBOX_REQUIRE_PRIVILEGED=1`, where a skip would
+/// hide a failure. Tests call it through [`skip_unless_privileged`].
 pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    let cgroups = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists()
-        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    if root && cgroups {
-        return true;
-    }
+    let cgroups = isobox::cgroup::CgroupController::detect(None).err();
     let why = match (root, cgroups) {
-        (false, false) => "not root, no cgroup hierarchy",
-        (false, true) => "not root",
-        _ => "no cgroup hierarchy",
+        (true, None) => return true,
+        (false, None) => "not root".to_string(),
+        (true, Some(err)) => err.to_string(),
+        (false, Some(err)) => format!("not root; {err}"),
     };
     if std::env::var("ISOBOX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
         panic!("{test}: needs root and cgroups ({why}) and ISOBOX_REQUIRE_PRIVILEGED=1");
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED (needs root and cgroups): {test} ({why}) ***\n"
-    );
+    let message = format!("\n*** SKIPPED (needs root and cgroups): {test} ({why}) ***\n");
+    let _ = std::io::stderr().write_all(message.as_bytes());
     false
 }
 
