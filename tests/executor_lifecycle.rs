@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    argv, assert_no_process_of_uid, assert_paths_gone, program, skip_unless_privileged, Brief,
-    TestBox, MIB,
+    argv, assert_no_process_of_uid, assert_paths_gone, assert_status, program,
+    skip_unless_privileged, Brief, TestBox, MIB,
 };
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor, Stdin};
 
@@ -59,12 +59,7 @@ fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
     let paths = executor.cgroup_paths();
     assert!(!paths.is_empty(), "a strict executor without cgroup paths");
@@ -86,12 +81,7 @@ fn drop_without_cleanup_removes_the_cgroup() {
     let result = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let paths = executor.cgroup_paths();
     assert!(!paths.is_empty(), "a strict executor without cgroup paths");
     assert!(paths.iter().all(|path| path.is_dir()), "{paths:?}");
@@ -113,12 +103,7 @@ fn non_strict_mode_runs_without_cgroup() {
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
     assert!(
         result.memory_peak > 0,
@@ -143,12 +128,7 @@ fn orphans_die_when_the_program_exits() {
     // run() asserts that no process of the box uid survives and the cgroup is gone.
     let result = test_box.run(&[&escape, "exit"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -166,12 +146,7 @@ fn whole_tree_dies_at_the_wall_limit() {
     let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "spin"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(
         result.message.to_lowercase().contains("wall"),
@@ -190,22 +165,12 @@ fn whole_tree_dies_without_namespaces() {
     let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "exit"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
 
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let result = test_box.run(&[&escape, "sleep"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
 }
 
 /// After an OOM run, the next run of the same executor is clean: no OOM, small peak.
@@ -219,24 +184,14 @@ fn oom_does_not_leak_into_the_next_run() {
     let mut executor = test_box.executor();
 
     let first = executor.execute(&argv(&[&bomb]), None).expect("execute");
-    assert_eq!(
-        first.status,
-        ExecutionStatus::MemoryLimit,
-        "{:?}",
-        Brief(&first)
-    );
+    assert_status(&first, ExecutionStatus::MemoryLimit);
     assert!(first.oom_killed, "{:?}", Brief(&first));
     assert_no_process_of_uid(test_box.uid);
 
     let second = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(
-        second.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&second)
-    );
+    assert_status(&second, ExecutionStatus::Success);
     assert!(!second.oom_killed, "{:?}", Brief(&second));
     assert!(second.memory_peak < 10 * MIB, "{:?}", Brief(&second));
     let paths = executor.cgroup_paths();
@@ -256,17 +211,12 @@ fn peak_and_cpu_reset_between_runs() {
     let big = executor
         .execute(&argv(&[&alloc_touch, "80"]), None)
         .expect("execute");
-    assert_eq!(big.status, ExecutionStatus::Success, "{:?}", Brief(&big));
+    assert_status(&big, ExecutionStatus::Success);
     assert!(big.memory_peak >= 80 * MIB, "{:?}", Brief(&big));
     let small = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(
-        small.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&small)
-    );
+    assert_status(&small, ExecutionStatus::Success);
     assert!(small.memory_peak < 10 * MIB, "{:?}", Brief(&small));
     assert!(executor.get_resource_usage().1 < 10 * MIB);
 
@@ -277,7 +227,7 @@ fn peak_and_cpu_reset_between_runs() {
     let idle = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(idle.status, ExecutionStatus::Success, "{:?}", Brief(&idle));
+    assert_status(&idle, ExecutionStatus::Success);
     assert!(idle.cpu_time < 0.1, "{:?}", Brief(&idle));
     assert!(executor.get_resource_usage().0 < 0.1);
 
@@ -299,23 +249,13 @@ fn executor_is_reusable_after_a_kill() {
     let first = executor
         .execute(&argv(&[&sleeper, "-1", "1000"]), None)
         .expect("execute");
-    assert_eq!(
-        first.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&first)
-    );
+    assert_status(&first, ExecutionStatus::TimeLimit);
     assert_no_process_of_uid(test_box.uid);
 
     let second = executor
         .execute(&argv(&["/bin/echo", "again"]), None)
         .expect("execute");
-    assert_eq!(
-        second.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&second)
-    );
+    assert_status(&second, ExecutionStatus::Success);
     assert_eq!(second.stdout, "again\n", "{:?}", Brief(&second));
     assert!(!second.killed, "{:?}", Brief(&second));
     executor.cleanup().expect("cleanup");
@@ -378,12 +318,7 @@ fn stdin_from_string_file_and_null() {
     let result = executor
         .execute_with_stdin(&cat, Stdin::Null)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stdout, "", "{:?}", Brief(&result));
     executor.cleanup().expect("cleanup");
 }

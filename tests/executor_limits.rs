@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{program, skip_unless_privileged, Brief, TestBox, MIB};
+use common::{assert_status, program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::ExecutionStatus;
 
 /// A missing program is a prompt RuntimeError carrying ENOENT, not a hang.
@@ -17,12 +17,7 @@ fn missing_program_is_runtime_error_with_enoent() {
     let test_box = TestBox::new();
     let started = Instant::now();
     let result = test_box.run(&["/nonexistent/isobox-no-such-program", "arg"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert!(
         result
             .message
@@ -53,12 +48,7 @@ fn non_executable_file_is_runtime_error_with_eacces() {
     fs::write(&file, "#!/bin/sh\necho should not run\n").unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
     let result = test_box.run(&["./not_executable"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert_eq!(
         result.exec_errno,
         Some(libc::EACCES),
@@ -82,12 +72,7 @@ fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
     let sleeper = test_box.install(&program("sleeper"));
     let started = Instant::now();
     let result = test_box.run(&[&sleeper, "-1", "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(
         result.message.to_lowercase().contains("wall"),
@@ -114,12 +99,7 @@ fn cpu_time_limit_kills_a_spinner() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(result.cpu_time >= 0.5, "{:?}", Brief(&result));
     assert!(
@@ -147,12 +127,7 @@ fn extra_time_is_an_absolute_kill_threshold() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(
         result.cpu_time >= 0.8,
@@ -177,12 +152,7 @@ fn finishing_within_extra_time_is_still_time_limit() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "0.3"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert!(!result.killed, "{:?}", Brief(&result));
     assert!(result.cpu_time >= 0.3, "{:?}", Brief(&result));
@@ -199,12 +169,7 @@ fn memory_bomb_is_memory_limit() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let bomb = test_box.install(&program("memory_bomb"));
     let result = test_box.run(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::MemoryLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::MemoryLimit);
     assert!(result.oom_killed, "{:?}", Brief(&result));
     assert!(result.memory_peak >= limit / 2, "{:?}", Brief(&result));
     assert!(result.memory_peak <= limit + MIB, "{:?}", Brief(&result));
@@ -219,12 +184,7 @@ fn forks_beyond_process_limit_are_process_limit() {
     let fork_many = test_box.install(&program("fork_many"));
 
     let result = test_box.run(&[&fork_many, "fork", "50"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::ProcessLimit);
     assert!(
         result.stderr.contains("fork refused"),
         "{:?}",
@@ -232,12 +192,7 @@ fn forks_beyond_process_limit_are_process_limit() {
     );
 
     let result = test_box.run(&[&fork_many, "fork", "3"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stdout, "created 3\n", "{:?}", Brief(&result));
 }
 
@@ -249,12 +204,7 @@ fn threads_beyond_process_limit_are_process_limit() {
     test_box.config.process_limit = Some(8);
     let fork_many = test_box.install(&program("fork_many"));
     let result = test_box.run(&[&fork_many, "thread", "50"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::ProcessLimit);
     assert!(
         result.stderr.contains("pthread_create refused"),
         "{:?}",
@@ -273,12 +223,7 @@ fn file_size_limit_is_sigxfsz() {
 
     let big = (16 * MIB).to_string();
     let result = test_box.run(&[&write_file, "big.bin", &big]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::FileSizeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::FileSizeLimit);
     assert_eq!(result.signal, Some(libc::SIGXFSZ), "{:?}", Brief(&result));
     let written = fs::metadata(test_box.workdir().join("big.bin"))
         .expect("big.bin in the workdir")
@@ -287,12 +232,7 @@ fn file_size_limit_is_sigxfsz() {
 
     let small = (limit / 2).to_string();
     let result = test_box.run(&[&write_file, "small.bin", &small]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
 }
 
 /// Recursing past stack_limit dies (SIGSEGV or RuntimeError), never succeeds.
@@ -322,12 +262,7 @@ fn recursion_within_stack_limit_succeeds() {
 
     test_box.config.stack_limit = Some(64 * MIB);
     let result = test_box.run(&[&recurse, "16"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         result.stdout.starts_with("depth 16384"),
         "{:?}",
@@ -337,12 +272,7 @@ fn recursion_within_stack_limit_succeeds() {
     // 32 MiB is beyond the usual 8 MiB default, so this needs "unlimited".
     test_box.config.stack_limit = None;
     let result = test_box.run(&[&recurse, "32"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         result.stdout.starts_with("depth 32768"),
         "{:?}",
@@ -359,12 +289,7 @@ fn open_files_limit_caps_descriptors() {
     test_box.config.open_files_limit = Some(limit);
     let dup_fds = test_box.install(&program("dup_fds"));
     let result = test_box.run(&[&dup_fds]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let reached: u64 = result.stdout.trim().parse().expect("a count on stdout");
     assert!(
         (limit - 5..=limit).contains(&reached),
@@ -381,12 +306,7 @@ fn core_dumps_are_off() {
     let core_limit = test_box.install_as(&program("core_limit"), "abort_program");
     let result = test_box.run(&[&core_limit]);
     assert_eq!(result.stdout, "core 0 0\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Signaled,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Signaled);
     assert_eq!(result.signal, Some(libc::SIGABRT), "{:?}", Brief(&result));
     let cores: Vec<_> = fs::read_dir(test_box.workdir())
         .unwrap()
@@ -407,12 +327,7 @@ fn output_flood_is_cut_at_the_limit_without_blocking() {
     test_box.config.time_limit = Some(Duration::from_secs(20));
     let flood = test_box.install(&program("flood"));
     let result = test_box.run(&[&flood, "out", &total.to_string()]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::OutputLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::OutputLimit);
     assert_eq!(
         result.exit_code,
         Some(0),
@@ -437,12 +352,7 @@ fn both_streams_are_capped_independently() {
     let flood = test_box.install(&program("flood"));
 
     let result = test_box.run(&[&flood, "both", &total.to_string()]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::OutputLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::OutputLimit);
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert_eq!(result.stdout, "o".repeat(1024));
     assert_eq!(result.stderr, "e".repeat(1024));
@@ -451,12 +361,7 @@ fn both_streams_are_capped_independently() {
 
     // Within the limit nothing is dropped and the verdict is Success.
     let result = test_box.run(&[&flood, "err", "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stderr, "e".repeat(1000));
     assert_eq!(result.stderr_dropped, 0, "{:?}", Brief(&result));
     assert_eq!(result.stdout_dropped, 0, "{:?}", Brief(&result));

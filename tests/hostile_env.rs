@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{skip_unless_privileged, Brief, TestBox};
+use common::{assert_status, skip_unless_privileged, Brief, TestBox};
 use isobox::ExecutionStatus;
 
 const SECRET_NAME: &str = "ISOBOX_TEST_SECRET";
@@ -29,12 +29,7 @@ fn keeper_secret_never_reaches_the_program() {
     std::env::set_var(SECRET_NAME, SECRET_VALUE);
     let mut test_box = TestBox::hostile();
     let result = test_box.run_hostile(&["/usr/bin/env"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         !result.stdout.contains(SECRET_VALUE),
         "{:?}",

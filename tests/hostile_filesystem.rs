@@ -11,19 +11,14 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{hostile, skip_unless_privileged, Brief, TestBox};
+use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
 use isobox::dirs::DirRule;
 use isobox::{ExecutionResult, ExecutionStatus};
 
 /// Asserts a clean exit with exactly `expected` on stdout.
 fn assert_output(result: &ExecutionResult, expected: &str) {
     assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
 }
 
 /// What the root of a default box holds.
@@ -130,12 +125,7 @@ fn reading_the_keepers_proc_entry() {
     let result = test_box.run_hostile(&[
         &probe, "read", &environ, "read", &cmdline, "list", &root, "list", "/proc",
     ]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let mut lines = result.stdout.lines();
     assert_eq!(
         lines.next(),
@@ -348,12 +338,7 @@ fn symlink_to_a_host_path_planted_in_the_box() {
     sentinel.assert_untouched();
     // A second run chowns the box to the box user and back again.
     let result = test_box.run_hostile(&["/bin/true"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     sentinel.assert_untouched();
     test_box.remove();
     sentinel.assert_untouched();
@@ -373,12 +358,7 @@ fn symlinks_survive_executor_cleanup_without_being_followed() {
     );
     // run() cleans up: the executor made the directory, so it removes it.
     let result = test_box.run(&["/bin/sh", "-c", &script]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(!fresh.exists(), "the executor left its box directory");
     sentinel.assert_untouched();
     test_box.remove();
@@ -570,12 +550,7 @@ fn old_root_is_detached() {
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result = test_box.run_hostile(&[&probe, "mounts"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let points: Vec<&str> = result
         .stdout
         .trim_end()

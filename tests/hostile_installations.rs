@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{argv, skip_unless_privileged, Brief, TestBox};
+use common::{argv, assert_status, skip_unless_privileged, TestBox};
 use isobox::boxes::BoxesConfig;
 use isobox::cgroup::{CgroupController, OptionalControllers};
 use isobox::types::ONE_SHOT_UIDS;
@@ -298,12 +298,7 @@ fn run_ids(executor: &mut ProcessExecutor) -> (u32, u32) {
     let result = executor
         .execute(&argv(&["/bin/sh", "-c", "id -u; id -g"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let ids: Vec<u32> = result
         .stdout
         .lines()

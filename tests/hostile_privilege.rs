@@ -12,18 +12,13 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use common::{hostile, skip_unless_privileged, Brief, TestBox};
+use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
 use isobox::{ExecutionResult, ExecutionStatus};
 
 /// Asserts a clean exit with exactly `expected` on stdout.
 fn assert_output(result: &ExecutionResult, expected: &str) {
     assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
 }
 
 /// `"<name>: <outcome>\n"` for each pair.
@@ -364,12 +359,7 @@ fn writing_proc_sys() {
         words.extend(["write", *target]);
     }
     let result = test_box.run_hostile(&words);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let outcomes: Vec<&str> = result.stdout.lines().collect();
     assert_eq!(outcomes.len(), targets.len(), "{:?}", Brief(&result));
     for (line, target) in outcomes.iter().zip(&targets) {
@@ -392,12 +382,7 @@ fn foreign_abi(program: &str, abi_word: &str) {
     let mut test_box = TestBox::hostile();
     let binary = test_box.install(&hostile(program));
     let result = test_box.run_hostile(&[&binary]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::SecurityViolation,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::SecurityViolation);
     assert_eq!(result.signal, Some(libc::SIGSYS), "{:?}", Brief(&result));
     assert_eq!(result.stdout, format!("{program}: trying\n"));
     assert!(result.message.contains(abi_word), "{:?}", Brief(&result));

@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{hostile, program, skip_unless_privileged, Brief, TestBox};
+use common::{assert_status, hostile, program, skip_unless_privileged, Brief, TestBox};
 use isobox::{ExecutionStatus, IsolateConfig, Protection};
 use isolate_support::{slot_id, CmsLog, Isolate};
 
@@ -398,12 +398,7 @@ fn flood_with_the_default_output_limit() {
     let flood = test_box.install(&program("flood"));
     let bytes = (isobox::types::DEFAULT_OUTPUT_LIMIT * 3).to_string();
     let result = test_box.run_hostile(&[&flood, "out", &bytes]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::OutputLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::OutputLimit);
     assert_eq!(
         result.stdout.len() as u64,
         isobox::types::DEFAULT_OUTPUT_LIMIT

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{hostile, program, skip_unless_privileged, Brief, TestBox, MIB};
+use common::{assert_status, hostile, program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::{ExecutionResult, ExecutionStatus};
 
 /// The number after `prefix` in the first line of `text` that starts with it.
@@ -49,12 +49,7 @@ fn fork_bomb() {
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let bomb = test_box.install(&hostile("forkbomb"));
     let result = test_box.run_hostile(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     // The process limit bit: fork was refused while the bomb ran.
     assert_eq!(
@@ -97,12 +92,7 @@ fn thread_bomb() {
     let test_box = TestBox::hostile();
     let bomb = test_box.install(&hostile("threadbomb"));
     let result = test_box.run_hostile(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::ProcessLimit);
     assert!(
         result.stdout.ends_with(": EAGAIN\n"),
         "{:?}",
@@ -212,12 +202,7 @@ fn tmp_bomb_stops_at_the_tmpfs_size() {
     let bomb = test_box.install(&hostile("memory"));
     let result = test_box.run_hostile(&[&bomb, "files", "/tmp", &test_box.marker]);
     // Smaller than the memory limit: the tmpfs size is what stops it.
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert_tmpfs_bomb_contained(&result, 128 * MIB, 24);
     test_box.remove();
 }
@@ -244,12 +229,7 @@ fn dev_shm_bomb() {
     test_box.config.memory_limit = Some(128 * MIB);
     let bomb = test_box.install(&hostile("memory"));
     let result = test_box.run_hostile(&[&bomb, "files", "/dev/shm", &test_box.marker]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert_tmpfs_bomb_contained(&result, 128 * MIB, 16);
     test_box.remove();
 }
@@ -262,12 +242,7 @@ fn cpu_spin() {
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "spin"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert_eq!(result.stdout, "spin: started\n", "{:?}", Brief(&result));
     assert!(
@@ -287,12 +262,7 @@ fn sleep_forever() {
     let cpu = test_box.install(&hostile("cpu"));
     let started = Instant::now();
     let result = test_box.run_hostile(&[&cpu, "sleep"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(result.message.contains("wall"), "{:?}", Brief(&result));
     assert!(result.cpu_time < 0.5, "{:?}", Brief(&result));
@@ -312,12 +282,7 @@ fn catching_sigxcpu() {
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(result.cpu_time < 1.6, "{:?}", Brief(&result));
     test_box.remove();
@@ -333,12 +298,7 @@ fn catching_sigxcpu_without_a_cgroup() {
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     // Soft limit 1 s (SIGXCPU, caught: the program lives on), hard limit
     // 2 s (SIGKILL). The kernel's rusage can read a little low on a busy
     // machine, so only "past the soft limit" is asserted below.
@@ -360,12 +320,7 @@ fn ignoring_sigterm() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "sigterm"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert_eq!(result.stdout, "sigterm: started\n", "{:?}", Brief(&result));
     assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
@@ -379,12 +334,7 @@ fn setsid_double_fork_daemon() {
     let test_box = TestBox::hostile();
     let daemon = test_box.install(&hostile("daemon"));
     let result = test_box.run_hostile(&[&daemon, &test_box.marker]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stdout, "daemon: detached\n", "{:?}", Brief(&result));
     assert!(result.wall_time < 2.0, "{:?}", Brief(&result));
     // The daemon would write this two seconds after detaching.
@@ -404,12 +354,7 @@ fn sigstop_self() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "stop"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert_eq!(result.stdout, "stop: started\n", "{:?}", Brief(&result));
     assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
@@ -470,12 +415,7 @@ fn file_size_bomb() {
     test_box.config.file_size_limit = Some(4 * MIB);
     let write_file = test_box.install(&program("write_file"));
     let result = test_box.run_hostile(&[&write_file, "/box/big.bin", "1000000000000000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::FileSizeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::FileSizeLimit);
     assert_eq!(result.signal, Some(libc::SIGXFSZ), "{:?}", Brief(&result));
     let size = std::fs::metadata(test_box.workdir().join("big.bin"))
         .expect("big.bin on the host")
@@ -492,12 +432,7 @@ fn inode_bomb_in_the_box() {
     test_box.config.time_limit = Some(Duration::from_millis(500));
     let inodes = test_box.install(&hostile("inodes"));
     let result = test_box.run_hostile(&[&inodes, "files", "/box"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     let created = std::fs::read_dir(test_box.workdir()).unwrap().count();
     assert!(
         created > 1,
@@ -567,12 +502,7 @@ fn fd_exhaustion() {
     test_box.config.open_files_limit = Some(64);
     let fds = test_box.install(&hostile("fds"));
     let result = test_box.run_hostile(&[&fds]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     // stdin, stdout and stderr are open already.
     assert_eq!(
         result.stdout,

@@ -11,7 +11,7 @@ mod isolate_support;
 
 use std::time::Duration;
 
-use common::{hostile, skip_unless_privileged, Brief, TestBox};
+use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
 use isobox::jail::seccomp::syscall_flags;
 use isobox::{ExecutionResult, ExecutionStatus};
 use isolate_support::{slot_id, Isolate};
@@ -19,12 +19,7 @@ use isolate_support::{slot_id, Isolate};
 const MIB: u64 = 1 << 20;
 
 fn assert_success(result: &ExecutionResult) {
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
 }
 
 /// Runs the `policy` program with `probes` and asserts each outcome.

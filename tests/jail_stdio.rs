@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{skip_unless_privileged, Brief, TestBox};
+use common::{assert_status, skip_unless_privileged, Brief, TestBox};
 use isobox::ExecutionStatus;
 
 /// stdin, stdout and stderr files are relative to /box even when the
@@ -25,12 +25,7 @@ fn stdio_files_are_opened_in_the_box_before_chdir() {
         "-c",
         "read n; echo $((n * 2)); echo to-stderr >&2; pwd",
     ]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let written = fs::read_to_string(test_box.workdir().join("out.txt")).unwrap();
     assert_eq!(written, "42\nto-stderr\n/tmp\n");
     assert!(result.stdout.is_empty() && result.stderr.is_empty());
@@ -47,12 +42,7 @@ fn unreadable_stdin_file_is_an_internal_error() {
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
     test_box.config.stdin_file = Some(PathBuf::from("secret.txt"));
     let result = test_box.run(&["/bin/cat"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::InternalError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::InternalError);
     assert!(
         result.message.contains("opening secret.txt")
             && result.message.contains("Permission denied"),
@@ -71,12 +61,7 @@ fn without_cgroups_limits_and_measurements_fall_back() {
     test_box.config.use_cgroups = false;
     test_box.config.time_limit = Some(std::time::Duration::from_secs(1));
     let result = test_box.run(&["/bin/sh", "-c", "while :; do :; done"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     // rusage (tick-sampled user/system split) can read below the kernel's
     // own RLIMIT_CPU clock on a loaded machine; what matters is that the
     // CPU time of a killed run is reported at all.
@@ -92,17 +77,7 @@ fn process_limit_counts_only_the_program() {
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(1);
     let alone = test_box.run(&["/bin/true"]);
-    assert_eq!(
-        alone.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&alone)
-    );
+    assert_status(&alone, ExecutionStatus::Success);
     let forking = test_box.run(&["/bin/sh", "-c", "/bin/true"]);
-    assert_eq!(
-        forking.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&forking)
-    );
+    assert_status(&forking, ExecutionStatus::ProcessLimit);
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
@@ -41,6 +41,13 @@ impl std::fmt::Debug for Brief<'_> {
         result.stderr = cut(&result.stderr);
         result.fmt(f)
     }
+}
+
+/// Asserts the verdict of a run, showing the run (cut short) when it is
+/// another; a failure points at the caller.
+#[track_caller]
+pub fn assert_status(result: &ExecutionResult, expected: ExecutionStatus) {
+    assert_eq!(result.status, expected, "{:?}", Brief(result));
 }
 
 /// Skips the calling test, loudly, when privileged tests cannot run here;
