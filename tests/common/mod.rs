@@ -50,6 +50,21 @@ pub fn assert_status(result: &ExecutionResult, expected: ExecutionStatus) {
     assert_eq!(result.status, expected, "{:?}", Brief(result));
 }
 
+/// Runs `check` on every case of a table, each case even when an earlier
+/// one failed, then fails naming the cases that failed (each one's own
+/// panic message is printed above, followed by its name).
+pub fn each_case<C>(cases: &[C], name: impl Fn(&C) -> &str, check: impl Fn(&C)) {
+    let mut failed = Vec::new();
+    for case in cases {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case)));
+        if outcome.is_err() {
+            eprintln!("^^^ case `{}` failed", name(case));
+            failed.push(name(case).to_string());
+        }
+    }
+    assert!(failed.is_empty(), "failed cases: {failed:?}");
+}
+
 /// Skips the calling test, loudly, when privileged tests cannot run here;
 /// see [`privileged`]. Stands first in a `#[test] fn` and names the test
 /// after that function, so the message cannot name another test.
