@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{assert_status, program, skip_unless_privileged, Brief, TestBox, MIB};
+use common::{assert_status, each_case, program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::ExecutionStatus;
 
 /// A missing program is a prompt RuntimeError carrying ENOENT, not a hang.
@@ -90,73 +90,89 @@ fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
     );
 }
 
-/// The CPU time limit kills a spinning program soon after the limit.
-#[test]
-fn cpu_time_limit_kills_a_spinner() {
-    skip_unless_privileged!();
-    let mut test_box = TestBox::new();
-    test_box.config.time_limit = Some(Duration::from_millis(500));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = test_box.install(&program("spin_cpu"));
-    let result = test_box.run(&[&spin, "1000"]);
-    assert_status(&result, ExecutionStatus::TimeLimit);
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert!(result.cpu_time >= 0.5, "{:?}", Brief(&result));
-    assert!(
-        result.cpu_time < 1.0,
-        "killed too late: {:?}",
-        Brief(&result)
-    );
-    assert!(result.wall_time < 10.0, "{:?}", Brief(&result));
-    // A killed program is still measured: the proxy reaps it and reports.
-    assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
-    assert!(
-        result.max_rss > 0,
-        "no max RSS after a kill: {:?}",
-        Brief(&result)
-    );
+/// One run of `spin_cpu` in the table of [`cpu_time_limits`].
+struct Spin {
+    /// The case's name in a failure (the test it was before the table).
+    name: &'static str,
+    /// `time_limit`, in milliseconds.
+    time_limit_ms: u64,
+    /// `extra_time`, in milliseconds, if any.
+    extra_time_ms: Option<u64>,
+    /// How many seconds of CPU the program burns before it exits.
+    seconds: &'static str,
+    /// Whether the keeper must kill it (or it exits on its own, still
+    /// over the limit).
+    killed: bool,
+    /// Where the measured CPU time must be.
+    cpu_time: std::ops::Range<f64>,
 }
 
-/// extra_time is absolute: the kill comes at max(time_limit, extra_time), not their sum.
+/// The CPU time limit and `extra_time`: a spinner is killed soon after the
+/// limit; extra_time is absolute (the kill comes at max(time_limit,
+/// extra_time), not their sum); a run over time_limit but under extra_time
+/// finishes, yet is TimeLimit. A killed program is still measured: the
+/// proxy reaps it and reports.
 #[test]
-fn extra_time_is_an_absolute_kill_threshold() {
+fn cpu_time_limits() {
     skip_unless_privileged!();
-    let mut test_box = TestBox::new();
-    test_box.config.time_limit = Some(Duration::from_millis(500));
-    test_box.config.extra_time = Some(Duration::from_millis(800));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = test_box.install(&program("spin_cpu"));
-    let result = test_box.run(&[&spin, "1000"]);
-    assert_status(&result, ExecutionStatus::TimeLimit);
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert!(
-        result.cpu_time >= 0.8,
-        "killed before extra_time: {:?}",
-        Brief(&result)
+    let spins = [
+        Spin {
+            name: "cpu_time_limit_kills_a_spinner",
+            time_limit_ms: 500,
+            extra_time_ms: None,
+            seconds: "1000",
+            killed: true,
+            cpu_time: 0.5..1.0,
+        },
+        // Killing at time_limit + extra_time would mean 1.3 s.
+        Spin {
+            name: "extra_time_is_an_absolute_kill_threshold",
+            time_limit_ms: 500,
+            extra_time_ms: Some(800),
+            seconds: "1000",
+            killed: true,
+            cpu_time: 0.8..1.2,
+        },
+        Spin {
+            name: "finishing_within_extra_time_is_still_time_limit",
+            time_limit_ms: 200,
+            extra_time_ms: Some(1000),
+            seconds: "0.3",
+            killed: false,
+            cpu_time: 0.3..1.0,
+        },
+    ];
+    each_case(
+        &spins,
+        |spin| spin.name,
+        |spin| {
+            let mut test_box = TestBox::new();
+            test_box.config.time_limit = Some(Duration::from_millis(spin.time_limit_ms));
+            test_box.config.extra_time = spin.extra_time_ms.map(Duration::from_millis);
+            test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+            let spin_cpu = test_box.install(&program("spin_cpu"));
+            let result = test_box.run(&[&spin_cpu, spin.seconds]);
+            assert_status(&result, ExecutionStatus::TimeLimit);
+            assert_eq!(result.killed, spin.killed, "{:?}", Brief(&result));
+            assert!(
+                spin.cpu_time.contains(&result.cpu_time),
+                "CPU time out of {:?}: {:?}",
+                spin.cpu_time,
+                Brief(&result)
+            );
+            if spin.killed {
+                assert!(result.wall_time < 10.0, "{:?}", Brief(&result));
+                assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
+                assert!(
+                    result.max_rss > 0,
+                    "no max RSS after a kill: {:?}",
+                    Brief(&result)
+                );
+            } else {
+                assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
+            }
+        },
     );
-    // Killing at time_limit + extra_time would mean 1.3 s.
-    assert!(
-        result.cpu_time < 1.2,
-        "killed too late: {:?}",
-        Brief(&result)
-    );
-}
-
-/// A run over time_limit but under extra_time finishes, yet is TimeLimit.
-#[test]
-fn finishing_within_extra_time_is_still_time_limit() {
-    skip_unless_privileged!();
-    let mut test_box = TestBox::new();
-    test_box.config.time_limit = Some(Duration::from_millis(200));
-    test_box.config.extra_time = Some(Duration::from_secs(1));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = test_box.install(&program("spin_cpu"));
-    let result = test_box.run(&[&spin, "0.3"]);
-    assert_status(&result, ExecutionStatus::TimeLimit);
-    assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
-    assert!(!result.killed, "{:?}", Brief(&result));
-    assert!(result.cpu_time >= 0.3, "{:?}", Brief(&result));
-    assert!(result.cpu_time < 1.0, "{:?}", Brief(&result));
 }
 
 /// A memory bomb is MemoryLimit with oom_killed, and its peak stays at the limit.
@@ -175,40 +191,40 @@ fn memory_bomb_is_memory_limit() {
     assert!(result.memory_peak <= limit + MIB, "{:?}", Brief(&result));
 }
 
-/// Forking past process_limit is ProcessLimit; forking under it succeeds.
+/// Forking or creating threads past process_limit is ProcessLimit (the
+/// program reports the refusal); under it, both succeed.
 #[test]
-fn forks_beyond_process_limit_are_process_limit() {
+fn process_limit_counts_forks_and_threads() {
     skip_unless_privileged!();
-    let mut test_box = TestBox::new();
-    test_box.config.process_limit = Some(8);
-    let fork_many = test_box.install(&program("fork_many"));
+    // (case, fork_many's mode, what it says when the kernel refuses)
+    let modes = [
+        (
+            "forks_beyond_process_limit_are_process_limit",
+            "fork",
+            "fork refused",
+        ),
+        (
+            "threads_beyond_process_limit_are_process_limit",
+            "thread",
+            "pthread_create refused",
+        ),
+    ];
+    each_case(
+        &modes,
+        |(name, _, _)| name,
+        |&(_, mode, refused)| {
+            let mut test_box = TestBox::new();
+            test_box.config.process_limit = Some(8);
+            let fork_many = test_box.install(&program("fork_many"));
 
-    let result = test_box.run(&[&fork_many, "fork", "50"]);
-    assert_status(&result, ExecutionStatus::ProcessLimit);
-    assert!(
-        result.stderr.contains("fork refused"),
-        "{:?}",
-        Brief(&result)
-    );
+            let result = test_box.run(&[&fork_many, mode, "50"]);
+            assert_status(&result, ExecutionStatus::ProcessLimit);
+            assert!(result.stderr.contains(refused), "{:?}", Brief(&result));
 
-    let result = test_box.run(&[&fork_many, "fork", "3"]);
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "created 3\n", "{:?}", Brief(&result));
-}
-
-/// Creating threads past process_limit is ProcessLimit too.
-#[test]
-fn threads_beyond_process_limit_are_process_limit() {
-    skip_unless_privileged!();
-    let mut test_box = TestBox::new();
-    test_box.config.process_limit = Some(8);
-    let fork_many = test_box.install(&program("fork_many"));
-    let result = test_box.run(&[&fork_many, "thread", "50"]);
-    assert_status(&result, ExecutionStatus::ProcessLimit);
-    assert!(
-        result.stderr.contains("pthread_create refused"),
-        "{:?}",
-        Brief(&result)
+            let result = test_box.run(&[&fork_many, mode, "3"]);
+            assert_status(&result, ExecutionStatus::Success);
+            assert_eq!(result.stdout, "created 3\n", "{:?}", Brief(&result));
+        },
     );
 }
 
