@@ -11,15 +11,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
+use common::{assert_output, assert_status, hostile, skip_unless_privileged, TestBox};
 use isobox::dirs::DirRule;
-use isobox::{ExecutionResult, ExecutionStatus};
-
-/// Asserts a clean exit with exactly `expected` on stdout.
-fn assert_output(result: &ExecutionResult, expected: &str) {
-    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_status(&result, ExecutionStatus::Success);
-}
+use isobox::ExecutionStatus;
 
 /// What the root of a default box holds.
 fn default_root() -> &'static str {

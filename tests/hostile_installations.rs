@@ -15,25 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{argv, assert_status, skip_unless_privileged, TestBox};
+use common::{argv, assert_status, skip_unless_privileged, wait_for, TestBox};
 use isobox::boxes::BoxesConfig;
 use isobox::cgroup::{CgroupController, OptionalControllers};
 use isobox::types::ONE_SHOT_UIDS;
 use isobox::{ExecutionStatus, ProcessExecutor};
 use isolate_support::{assert_box_gone, box_cgroups, slot_id, Isolate, FIRST_UID};
-
-/// Waits (at most 30 s) until `path` exists.
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A process of `uid` outside every box (`sleep 60`), standing for an
 /// unrelated process that happens to share a box's uid.

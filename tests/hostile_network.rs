@@ -11,14 +11,7 @@ use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 
-use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
-use isobox::{ExecutionResult, ExecutionStatus};
-
-/// Asserts a clean exit with exactly `expected` on stdout.
-fn assert_output(result: &ExecutionResult, expected: &str) {
-    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_status(&result, ExecutionStatus::Success);
-}
+use common::{assert_output, hostile, skip_unless_privileged, TestBox};
 
 /// Attack: connect to a server the host runs on 127.0.0.1.
 #[test]

@@ -12,29 +12,11 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
-use isobox::{ExecutionResult, ExecutionStatus};
-
-/// Asserts a clean exit with exactly `expected` on stdout.
-fn assert_output(result: &ExecutionResult, expected: &str) {
-    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_status(&result, ExecutionStatus::Success);
-}
-
-/// `"<name>: <outcome>\n"` for each pair.
-fn lines(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, outcome)| format!("{name}: {outcome}\n"))
-        .collect()
-}
-
-/// The host's value of the sysctl at `/proc/sys/<name>`, if it has one.
-fn sysctl(name: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()
-        .map(|value| value.trim().to_string())
-}
+use common::{
+    assert_output, assert_status, hostile, outcome_lines, skip_unless_privileged, sysctl, Brief,
+    TestBox,
+};
+use isobox::ExecutionStatus;
 
 /// Whether an unprivileged process may create a user namespace here
 /// (Debian's switch, and a nonzero namespace count).
@@ -52,11 +34,11 @@ fn attempt_calls(expected: &[(&str, &str)], control: Option<&[(&str, &str)]>) {
     let mut words = vec![syscalls.as_str()];
     words.extend(expected.iter().map(|(name, _)| *name));
     let result = test_box.run_hostile(&words);
-    assert_output(&result, &lines(expected));
+    assert_output(&result, &outcome_lines(expected));
     if let Some(control) = control {
         test_box.config.seccomp = false;
         let result = test_box.run_hostile(&words);
-        assert_output(&result, &lines(control));
+        assert_output(&result, &outcome_lines(control));
     }
     test_box.remove();
 }

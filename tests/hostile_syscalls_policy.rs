@@ -11,34 +11,27 @@ mod isolate_support;
 
 use std::time::Duration;
 
-use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
+use common::{
+    assert_status, hostile, outcome_lines, skip_unless_privileged, sysctl, Brief, TestBox,
+};
 use isobox::jail::seccomp::syscall_flags;
-use isobox::{ExecutionResult, ExecutionStatus};
+use isobox::ExecutionStatus;
 use isolate_support::{slot_id, Isolate};
 
 const MIB: u64 = 1 << 20;
-
-fn assert_success(result: &ExecutionResult) {
-    assert_status(&result, ExecutionStatus::Success);
-}
 
 /// Runs the `policy` program with `probes` and asserts each outcome.
 fn probe(test_box: &TestBox, program: &str, expected: &[(&str, &str)]) {
     let mut words = vec![program];
     words.extend(expected.iter().map(|(name, _)| *name));
     let result = test_box.run_hostile(&words);
-    assert_success(&result);
-    let wanted: String = expected
-        .iter()
-        .map(|(name, outcome)| format!("{name}: {outcome}\n"))
-        .collect();
-    assert_eq!(result.stdout, wanted, "{:?}", Brief(&result));
-}
-
-fn host_sysctl(name: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()
-        .map(|value| value.trim().to_string())
+    assert_status(&result, ExecutionStatus::Success);
+    assert_eq!(
+        result.stdout,
+        outcome_lines(expected),
+        "{:?}",
+        Brief(&result)
+    );
 }
 
 /// Attack: sockets of every family but AF_UNIX (vsock reaches the
@@ -172,7 +165,7 @@ fn isolate_syscall_flags_switch_their_restrictions() {
             ("vsock", "EAFNOSUPPORT"),
         ],
     );
-    let uring = host_sysctl("kernel/io_uring_disabled").is_none_or(|value| value == "0");
+    let uring = sysctl("kernel/io_uring_disabled").is_none_or(|value| value == "0");
     let vsock = std::path::Path::new("/sys/module/vsock").exists();
     test_box.config.syscall_flags = 0;
     let mut expected = vec![("keyctl", "SUCCEEDED")];
@@ -293,7 +286,7 @@ fn memory_outside_the_address_space_without_a_cgroup() {
     let policy = test_box.install(&hostile("policy"));
     let result =
         test_box.run_hostile(&[&policy, "shm", "memfd", "fill", "/tmp", "fill", "/dev/shm"]);
-    assert_success(&result);
+    assert_status(&result, ExecutionStatus::Success);
     let lines: Vec<&str> = result.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{:?}", Brief(&result));
     assert!(lines[0].starts_with("shm: held "), "{:?}", Brief(&result));

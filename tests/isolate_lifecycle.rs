@@ -11,25 +11,11 @@ mod isolate_support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::skip_unless_privileged;
+use common::{skip_unless_privileged, wait_for};
 use isolate_support::{assert_box_gone, slot_id, CmsLog, Isolate};
-
-/// Waits (up to 30 s) until `path` exists.
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn twenty_runs_with_alternating_limits_carry_nothing_over() {

@@ -50,6 +50,42 @@ pub fn assert_status(result: &ExecutionResult, expected: ExecutionStatus) {
     assert_eq!(result.status, expected, "{:?}", Brief(result));
 }
 
+/// Asserts a clean exit (Success) with exactly `expected` on stdout.
+#[track_caller]
+pub fn assert_output(result: &ExecutionResult, expected: &str) {
+    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
+    assert_status(result, ExecutionStatus::Success);
+}
+
+/// `"<name>: <outcome>\n"` for each pair: what the hostile probes print
+/// for the calls they are asked to try.
+pub fn outcome_lines(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, outcome)| format!("{name}: {outcome}\n"))
+        .collect()
+}
+
+/// The host's value of the sysctl at `/proc/sys/<name>`, if it has one.
+pub fn sysctl(name: &str) -> Option<String> {
+    fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()
+        .map(|value| value.trim().to_string())
+}
+
+/// Waits (at most 30 s) until `path` exists.
+pub fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `check` on every case of a table, each case even when an earlier
 /// one failed, then fails naming the cases that failed (each one's own
 /// panic message is printed above, followed by its name).
