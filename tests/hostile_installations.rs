@@ -75,26 +75,10 @@ fn cleanup_in_one_installation_spares_the_same_box_of_another() {
 
     let meta = first.root().join("meta-running");
     let meta_arg = format!("--meta={}", meta.display());
-    let keeper = first
-        .command()
-        .args(running.with_box(&[
-            &meta_arg,
-            "-p10",
-            "-t",
-            "20",
-            "-w",
-            "60",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done; echo finished",
-        ]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the first installation's run");
-    wait_for(&running.box_dir().join("started"));
+    let keeper = running.start_script(
+        &[&meta_arg, "-p10", "-t", "20", "-w", "60"],
+        "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done; echo finished",
+    );
     let busy: Vec<PathBuf> = box_cgroups(&first, id)
         .into_iter()
         .filter(|dir| dir.is_dir())
@@ -244,25 +228,10 @@ fn a_run_records_its_proxy_while_it_lasts() {
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(93, 0), false);
     let record = sandbox.dir.join(".isobox-proxy");
-    let keeper = isolate
-        .command()
-        .args(sandbox.with_box(&[
-            "-p10",
-            "-t",
-            "20",
-            "-w",
-            "60",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done",
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the run");
-    wait_for(&sandbox.box_dir().join("started"));
+    let keeper = sandbox.start_script(
+        &["-p10", "-t", "20", "-w", "60"],
+        "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done",
+    );
     let text = fs::read_to_string(&record).expect("the proxy record during the run");
     let fields: Vec<u64> = text
         .split_whitespace()

@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{skip_unless_privileged, wait_for};
+use common::skip_unless_privileged;
 use isolate_support::{assert_box_gone, slot_id, CmsLog, Isolate};
 
 #[test]
@@ -109,23 +109,10 @@ fn two_runs_racing_for_one_box_never_share_it() {
     skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(22, 0), true);
-    let mut first = isolate
-        .command()
-        .args(sandbox.with_box(&[
-            "-p",
-            "-w",
-            "60",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "touch /box/started; sleep 2; echo first > /box/order",
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&sandbox.box_dir().join("started"));
+    let mut first = sandbox.start_script(
+        &["-p", "-w", "60"],
+        "touch /box/started; sleep 2; echo first > /box/order",
+    );
 
     // Without --wait: refused, with isolate's exit status and a clear line.
     let refused = sandbox.isolate(&["--run", "--", "/bin/true"]);
@@ -161,25 +148,10 @@ fn keeper_killed_mid_run_leaves_nothing_running_and_the_box_usable() {
     skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(23, 0), true);
-    let mut keeper = isolate
-        .command()
-        .args(sandbox.with_box(&[
-            "-p",
-            "-t",
-            "60",
-            "-w",
-            "120",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "sleep 300 & sleep 300 & touch /box/started; while :; do :; done",
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&sandbox.box_dir().join("started"));
+    let mut keeper = sandbox.start_script(
+        &["-p", "-t", "60", "-w", "120"],
+        "sleep 300 & sleep 300 & touch /box/started; while :; do :; done",
+    );
     assert!(!common::processes_of_uid(sandbox.uid()).is_empty());
     keeper.kill().unwrap();
     keeper.wait().unwrap();

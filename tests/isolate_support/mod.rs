@@ -25,7 +25,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use tempfile::TempDir;
 
@@ -242,6 +242,24 @@ impl BoxGuard<'_> {
         let outcome = self.isolate(&rest);
         let text = fs::read_to_string(&meta).unwrap_or_default();
         (outcome, text)
+    }
+
+    /// Starts `isolate [--cg] -b ID OPTIONS --run -- /bin/sh -c SCRIPT` in
+    /// the background, its output piped, and returns once the script has
+    /// touched `/box/started` (it must): the run is then under way.
+    pub fn start_script(&self, options: &[&str], script: &str) -> Child {
+        let mut rest = options.to_vec();
+        rest.extend(["--run", "--", "/bin/sh", "-c", script]);
+        let child = self
+            .isolate
+            .command()
+            .args(self.with_box(&rest))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting isolate --run");
+        crate::common::wait_for(&self.box_dir().join("started"));
+        child
     }
 
     /// Copies the host file `host_path` into the box as `name` (mode 0755)
