@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    argv, assert_no_process_of_uid, assert_paths_gone, assert_status, program,
+    argv, assert_no_process_of_uid, assert_output, assert_paths_gone, assert_status, program,
     skip_unless_privileged, Brief, TestBox, MIB,
 };
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor, Stdin};
@@ -59,8 +59,7 @@ fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
         .expect("execute");
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
+    assert_output(&result, "hi\n");
     let paths = executor.cgroup_paths();
     assert!(!paths.is_empty(), "a strict executor without cgroup paths");
     for path in &paths {
@@ -103,8 +102,7 @@ fn non_strict_mode_runs_without_cgroup() {
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
         .expect("execute");
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
+    assert_output(&result, "hi\n");
     assert!(
         result.memory_peak > 0,
         "no peak from max_rss: {:?}",
@@ -127,8 +125,7 @@ fn orphans_die_when_the_program_exits() {
     let started = Instant::now();
     // run() asserts that no process of the box uid survives and the cgroup is gone.
     let result = test_box.run(&[&escape, "exit"]);
-    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_status(&result, ExecutionStatus::Success);
+    assert_output(&result, "ready 4\n");
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -164,8 +161,7 @@ fn whole_tree_dies_without_namespaces() {
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "exit"]);
-    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_status(&result, ExecutionStatus::Success);
+    assert_output(&result, "ready 4\n");
 
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let result = test_box.run(&[&escape, "sleep"]);
@@ -255,8 +251,7 @@ fn executor_is_reusable_after_a_kill() {
     let second = executor
         .execute(&argv(&["/bin/echo", "again"]), None)
         .expect("execute");
-    assert_status(&second, ExecutionStatus::Success);
-    assert_eq!(second.stdout, "again\n", "{:?}", Brief(&second));
+    assert_output(&second, "again\n");
     assert!(!second.killed, "{:?}", Brief(&second));
     executor.cleanup().expect("cleanup");
 }
@@ -318,8 +313,7 @@ fn stdin_from_string_file_and_null() {
     let result = executor
         .execute_with_stdin(&cat, Stdin::Null)
         .expect("execute");
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
+    assert_output(&result, "");
     executor.cleanup().expect("cleanup");
 }
 

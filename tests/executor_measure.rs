@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_status, program, skip_unless_privileged, Brief, TestBox, MIB};
+use common::{assert_output, assert_status, program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::ExecutionStatus;
 
 /// A 0.5 s CPU busy loop reports cpu_time 0.45–0.60 and a consistent wall_time.
@@ -80,8 +80,7 @@ fn sleeping_program_has_voluntary_context_switches() {
     let test_box = TestBox::new();
     let sleeper = test_box.install(&program("sleeper"));
     let result = test_box.run(&[&sleeper, "5", "20"]);
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "sleeping\n", "{:?}", Brief(&result));
+    assert_output(&result, "sleeping\n");
     assert!(
         result.voluntary_context_switches > 0,
         "{:?}",

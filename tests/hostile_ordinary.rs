@@ -8,8 +8,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use common::{assert_status, hostile, skip_unless_privileged, Brief, TestBox};
-use isobox::ExecutionStatus;
+use common::{assert_output, hostile, skip_unless_privileged, TestBox};
 
 const INPUT: &str = "5\n3\n10\n-4\n";
 
@@ -36,8 +35,7 @@ fn ordinary_shell_script() {
     let test_box = box_with_input();
     let script = test_box.install(&hostile("ordinary.sh"));
     let result = test_box.run_hostile(&[&script]);
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "done 4 lines\n", "{:?}", Brief(&result));
+    assert_output(&result, "done 4 lines\n");
     assert_eq!(output_of(&test_box, "output.txt"), "-4 3 5 10 \nsum 14\n");
     test_box.remove();
 }
@@ -49,8 +47,7 @@ fn ordinary_c_program() {
     let test_box = box_with_input();
     let program = test_box.install(&hostile("ordinary"));
     let result = test_box.run_hostile(&[&program]);
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "done 4\n", "{:?}", Brief(&result));
+    assert_output(&result, "done 4\n");
     assert_eq!(output_of(&test_box, "output.txt"), "-4 3 5 10 \nsum 14\n");
     test_box.remove();
 }
@@ -63,8 +60,7 @@ fn ordinary_python_program() {
     test_box.allow_python();
     let program = test_box.install(&hostile("ordinary.py"));
     let result = test_box.run_hostile(&["/usr/bin/python3", &program]);
-    assert_status(&result, ExecutionStatus::Success);
-    assert_eq!(result.stdout, "done 4\n", "{:?}", Brief(&result));
+    assert_output(&result, "done 4\n");
     let output: serde_json::Value =
         serde_json::from_str(&output_of(&test_box, "output.json")).unwrap();
     assert_eq!(output["sum"], 14);
