@@ -6,16 +6,14 @@
 
 mod common;
 
-use common::skip_unless_privileged;
+use common::{skip_unless_privileged, temp_dir};
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
-use tempfile::TempDir;
 
 /// The keys of the `--json` object, in their documented order.
 const JSON_KEYS: [&str; 12] = [
@@ -109,14 +107,6 @@ impl<'de> Deserialize<'de> for KeyOrder {
     }
 }
 
-/// A TMPDIR of one test, which the box user can enter (the box directory is
-/// created inside it).
-fn temp_dir(mode: u32) -> TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
-    dir
-}
-
 /// Runs isobox with `args` and the extra environment `env`, then checks
 /// that no box directory was left behind.
 fn isobox_with(
@@ -124,7 +114,7 @@ fn isobox_with(
     env: &[(&str, &str)],
     configure: impl FnOnce(&mut Command),
 ) -> Outcome {
-    let tmp = temp_dir(0o755);
+    let tmp = temp_dir("isobox-cli-tmp-", 0o755);
     let mut command = Command::new(env!("CARGO_BIN_EXE_isobox"));
     command
         .args(args)
@@ -230,7 +220,7 @@ fn endless_loop_hits_the_time_limit() {
 #[test]
 fn stdin_file_is_fed_to_the_program() {
     skip_unless_privileged!();
-    let dir = temp_dir(0o700);
+    let dir = temp_dir("isobox-cli-input-", 0o700);
     let input = dir.path().join("input.txt");
     fs::write(&input, "first line\nsecond line\n").expect("write input");
     let input = input.to_str().expect("UTF-8 path");
@@ -319,7 +309,7 @@ fn strict_mode_without_root_is_refused() {
     skip_unless_privileged!();
     // isobox itself runs as nobody, so the box directory must be creatable
     // by anyone.
-    let tmp = temp_dir(0o777);
+    let tmp = temp_dir("isobox-cli-tmp-", 0o777);
     let run = isobox_with(
         &["run", "--strict", "--time", "1", "--", "/bin/true"],
         &[("TMPDIR", tmp.path().to_str().expect("UTF-8 path"))],

@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{assert_output, assert_status, hostile, skip_unless_privileged, TestBox};
+use common::{assert_output, assert_status, hostile, skip_unless_privileged, temp_dir, TestBox};
 use isobox::dirs::DirRule;
 use isobox::ExecutionStatus;
 
@@ -206,11 +206,7 @@ fn writing_to_bin_and_usr() {
 fn read_only_rule_holds_against_the_owner() {
     skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
-    let data = tempfile::Builder::new()
-        .prefix("isobox-data-")
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(data.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = temp_dir("isobox-data-", 0o755);
     std::os::unix::fs::chown(data.path(), Some(test_box.uid), Some(test_box.uid)).unwrap();
     let source = data.path().display().to_string();
     test_box.config.dir_rules = vec![rule(&format!("/data={source}"))];
@@ -275,11 +271,7 @@ struct Sentinel {
 
 impl Sentinel {
     fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("isobox-sentinel-")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = temp_dir("isobox-sentinel-", 0o700);
         fs::write(dir.path().join("precious"), "precious\n").unwrap();
         fs::set_permissions(
             dir.path().join("precious"),

@@ -9,13 +9,12 @@ mod common;
 mod isolate_support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{argv, assert_status, skip_unless_privileged, wait_for, TestBox};
+use common::{argv, assert_status, skip_unless_privileged, temp_dir, wait_for, TestBox};
 use isobox::boxes::BoxesConfig;
 use isobox::cgroup::{CgroupController, OptionalControllers};
 use isobox::types::ONE_SHOT_UIDS;
@@ -309,12 +308,7 @@ fn live_one_shot_executors_never_share_a_uid() {
 /// A directory the box user can write, for the program and the test to
 /// meet in (bound into the box read-write).
 fn meeting_point(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("isobox-meet-{name}-"))
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    dir
+    temp_dir(&format!("isobox-meet-{name}-"), 0o777)
 }
 
 /// `isobox run` of a program that writes its uid to `/meet/uid` and waits

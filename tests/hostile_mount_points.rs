@@ -16,23 +16,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{argv, skip_unless_privileged, TestBox, MIB};
+use common::{argv, skip_unless_privileged, temp_dir, TestBox, MIB};
 use isobox::dirs::DirRule;
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor};
 use isolate_support::{slot_id, Isolate};
 use tempfile::TempDir;
 
 const SLOT: u32 = 80;
-
-/// A root-owned directory with mode `mode`.
-fn root_dir(prefix: &str, mode: u32) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("a temporary directory");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
-    dir
-}
 
 /// Host places a planted link would reach: a directory root keeps to itself
 /// with a file the box must never see, and the name of a file root must
@@ -43,7 +33,7 @@ struct Victim {
 
 impl Victim {
     fn new() -> Self {
-        let dir = root_dir("isobox-victim-", 0o755);
+        let dir = temp_dir("isobox-victim-", 0o755);
         fs::write(dir.path().join("secret"), "TOPSECRET\n").unwrap();
         fs::set_permissions(dir.path().join("secret"), fs::Permissions::from_mode(0o644)).unwrap();
         Self { dir }
@@ -75,7 +65,7 @@ impl Victim {
 /// CMS's writable outer directory: `home` (0777) is bound read-write at
 /// `/tmp` in the box.
 fn cms_home() -> (TempDir, PathBuf) {
-    let outer = root_dir("isobox-mounts-outer-", 0o755);
+    let outer = temp_dir("isobox-mounts-outer-", 0o755);
     let home = outer.path().join("home");
     fs::create_dir(&home).unwrap();
     fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
@@ -246,7 +236,7 @@ fn limited(config: IsolateConfig) -> IsolateConfig {
 #[test]
 fn default_workdir_is_unpredictable_and_never_followed() {
     skip_unless_privileged!();
-    let victim = root_dir("isobox-victim-", 0o700);
+    let victim = temp_dir("isobox-victim-", 0o700);
     fs::write(victim.path().join("secret"), "TOPSECRET\n").unwrap();
     let planted: Vec<PathBuf> = (0..256)
         .map(|n| std::env::temp_dir().join(format!("isobox-{}-{n}", std::process::id())))
@@ -295,8 +285,8 @@ fn default_workdir_is_unpredictable_and_never_followed() {
 #[test]
 fn explicit_workdir_link_is_refused_and_owner_restored() {
     skip_unless_privileged!();
-    let victim = root_dir("isobox-victim-", 0o700);
-    let parent = root_dir("isobox-workdirs-", 0o755);
+    let victim = temp_dir("isobox-victim-", 0o700);
+    let parent = temp_dir("isobox-workdirs-", 0o755);
     let link = parent.path().join("box");
     std::os::unix::fs::symlink(victim.path(), &link).unwrap();
     let mut executor = ProcessExecutor::new(limited(IsolateConfig {
@@ -361,8 +351,8 @@ fn library_refuses_relative_sources_with_a_temporary_workdir() {
 #[test]
 fn cli_relative_dir_source_is_the_callers_directory() {
     skip_unless_privileged!();
-    let cwd = root_dir("isobox-cwd-", 0o755);
-    let tmpdir = root_dir("isobox-tmpdir-", 0o1777);
+    let cwd = temp_dir("isobox-cwd-", 0o755);
+    let tmpdir = temp_dir("isobox-tmpdir-", 0o1777);
     for (base, text) in [(cwd.path(), "from-cwd\n"), (tmpdir.path(), "from-tmpdir\n")] {
         fs::create_dir(base.join("input")).unwrap();
         fs::set_permissions(base.join("input"), fs::Permissions::from_mode(0o755)).unwrap();

@@ -45,11 +45,7 @@ struct Limits<'a> {
 impl<'a> CmsSandbox<'a> {
     /// `isolate --box-id=N --cg --init`.
     fn new(isolate: &'a Isolate, id: u32) -> Self {
-        let outer = tempfile::Builder::new()
-            .prefix("isobox-cms-")
-            .tempdir()
-            .expect("outer directory");
-        fs::set_permissions(outer.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let outer = common::temp_dir("isobox-cms-", 0o755);
         let home = outer.path().join("home");
         fs::create_dir(&home).unwrap();
         fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();

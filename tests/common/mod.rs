@@ -149,6 +149,25 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// A temporary directory named `<prefix>...`, with mode `mode`, owned by
+/// the keeper (root); removed when dropped.
+pub fn temp_dir(prefix: &str, mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary directory");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
+    dir
+}
+
+/// Copies the host file `host_path` to `target` as an executable (mode
+/// 0755, owned by the keeper).
+pub fn copy_executable(host_path: &str, target: &Path) {
+    fs::copy(host_path, target)
+        .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
+    fs::set_permissions(target, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+}
+
 /// Absolute path of `tests/programs/<name>.c` compiled with
 /// `gcc -O2 -pthread`; built once per test binary into a temporary directory
 /// (mode 0755, removed at exit) that any uid can execute from.
@@ -219,12 +238,7 @@ extern "C" fn remove_programs_dir() {
 
 fn programs_dir() -> &'static Path {
     PROGRAMS_DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("isobox-test-programs-")
-            .tempdir()
-            .expect("creating the programs directory")
-            .keep();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        let dir = temp_dir("isobox-test-programs-", 0o755).keep();
         // Every parent must be searchable by the box uid.
         for parent in dir.ancestors().skip(1) {
             let mode = fs::metadata(parent)
@@ -343,12 +357,7 @@ impl TestBox {
     /// 64 MiB files, 4 MiB of output per stream.
     pub fn new() -> Self {
         let uid = next_uid();
-        let workdir = tempfile::Builder::new()
-            .prefix("isobox-box-")
-            .tempdir()
-            .expect("creating the workdir");
-        fs::set_permissions(workdir.path(), fs::Permissions::from_mode(0o755))
-            .expect("chmod workdir");
+        let workdir = temp_dir("isobox-box-", 0o755);
         let config = IsolateConfig {
             workdir: workdir.path().to_path_buf(),
             strict_mode: true,
@@ -420,10 +429,7 @@ impl TestBox {
 
     /// Like [`install`](Self::install), under another name.
     pub fn install_as(&self, host_path: &str, name: &str) -> String {
-        let target = self.config.workdir.join(name);
-        fs::copy(host_path, &target)
-            .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        copy_executable(host_path, &self.config.workdir.join(name));
         self.inside(name)
     }
 
