@@ -1,6 +1,9 @@
 //! The cgroup layer against the machine's real cgroups (v1 or v2): limits,
 //! membership, measurements, killing and removal. Needs root.
 
+mod common;
+
+use common::skip_unless_privileged;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -8,31 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use isobox::cgroup::{CgroupController, CgroupLimits, CgroupVersion};
-
-/// Whether the test can run here. Without root or cgroups it says so loudly
-/// and is skipped, unless `ISOBOX_REQUIRE_PRIVILEGED=1` makes that a failure.
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let reason = if !root {
-        Some("not running as root".to_owned())
-    } else {
-        CgroupController::detect(None).err().map(|e| e.to_string())
-    };
-    let Some(reason) = reason else {
-        return true;
-    };
-    if std::env::var("ISOBOX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: ISOBOX_REQUIRE_PRIVILEGED=1 but the test cannot run: {reason}");
-    }
-    // Straight to the stream: libtest captures eprintln! of passing tests,
-    // and a skip must not go unnoticed.
-    let message =
-        format!("\n!!!!!!!! {test}: SKIPPED (needs root and cgroups): {reason} !!!!!!!!\n");
-    // One write, so that parallel tests do not interleave their lines.
-    let _ = std::io::stderr().write_all(message.as_bytes());
-    false
-}
 
 /// A cgroup name no other test or process uses.
 fn unique_name(test: &str) -> String {
@@ -128,9 +106,7 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 #[test]
 fn limits_membership_kill_and_removal() {
-    if !privileged("limits_membership_kill_and_removal") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut sandbox = Sandbox::new("lifecycle");
     let limits = CgroupLimits {
         memory: Some(64 << 20),
@@ -210,9 +186,7 @@ fn limits_membership_kill_and_removal() {
 
 #[test]
 fn measures_cpu_and_memory_of_a_busy_tree() {
-    if !privileged("measures_cpu_and_memory_of_a_busy_tree") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut sandbox = Sandbox::new("busy");
     let limits = CgroupLimits {
         memory: Some(128 << 20),
@@ -258,9 +232,7 @@ fn measures_cpu_and_memory_of_a_busy_tree() {
 
 #[test]
 fn counts_forks_refused_by_the_pids_limit() {
-    if !privileged("counts_forks_refused_by_the_pids_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut sandbox = Sandbox::new("pids");
     let limits = CgroupLimits {
         pids: Some(2),

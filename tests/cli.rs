@@ -4,17 +4,16 @@
 //! box directory is left behind whatever happened. Tests that run programs
 //! need root and cgroups; the ones that fail before anything runs do not.
 
+mod common;
+
+use common::{skip_unless_privileged, temp_dir};
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
-use tempfile::TempDir;
 
 /// The keys of the `--json` object, in their documented order.
 const JSON_KEYS: [&str; 12] = [
@@ -31,32 +30,6 @@ const JSON_KEYS: [&str; 12] = [
     "message",
     "absent_protections",
 ];
-
-/// Whether the privileged tests can run here (root and a cgroup hierarchy).
-///
-/// When they cannot, says so loudly on the real stderr (which the test
-/// harness does not capture) and returns false, or panics when
-/// `ISOBOX_REQUIRE_PRIVILEGED=1`, where a skip would hide a failure.
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    // v1 has a memory hierarchy of its own; v2 lists its controllers at
-    // the root.
-    let cgroups = Path::new("/sys/fs/cgroup/memory").exists()
-        || fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-            .is_ok_and(|controllers| controllers.split_whitespace().any(|c| c == "memory"));
-    if root && cgroups {
-        return true;
-    }
-    if std::env::var("ISOBOX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: needs root and cgroups, and ISOBOX_REQUIRE_PRIVILEGED=1");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED (needs root and cgroups): {test} ***\n"
-    );
-    false
-}
 
 /// What one invocation of isobox did.
 struct Outcome {
@@ -134,14 +107,6 @@ impl<'de> Deserialize<'de> for KeyOrder {
     }
 }
 
-/// A TMPDIR of one test, which the box user can enter (the box directory is
-/// created inside it).
-fn temp_dir(mode: u32) -> TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
-    dir
-}
-
 /// Runs isobox with `args` and the extra environment `env`, then checks
 /// that no box directory was left behind.
 fn isobox_with(
@@ -149,7 +114,7 @@ fn isobox_with(
     env: &[(&str, &str)],
     configure: impl FnOnce(&mut Command),
 ) -> Outcome {
-    let tmp = temp_dir(0o755);
+    let tmp = temp_dir("isobox-cli-tmp-", 0o755);
     let mut command = Command::new(env!("CARGO_BIN_EXE_isobox"));
     command
         .args(args)
@@ -189,9 +154,7 @@ fn isobox(args: &[&str]) -> Outcome {
 
 #[test]
 fn echo_succeeds_and_streams_its_output() {
-    if !privileged("echo_succeeds_and_streams_its_output") {
-        return;
-    }
+    skip_unless_privileged!();
     let run = isobox(&["run", "--time", "1", "--", "/bin/echo", "hello"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.stdout, "hello\n", "{run:?}");
@@ -202,9 +165,7 @@ fn echo_succeeds_and_streams_its_output() {
 
 #[test]
 fn json_gives_exactly_the_documented_keys() {
-    if !privileged("json_gives_exactly_the_documented_keys") {
-        return;
-    }
+    skip_unless_privileged!();
     let run = isobox(&["run", "--json", "--time", "1", "--", "/bin/echo", "hello"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let json = run.json();
@@ -224,9 +185,7 @@ fn json_gives_exactly_the_documented_keys() {
 
 #[test]
 fn failing_program_is_a_runtime_error_with_exit_1() {
-    if !privileged("failing_program_is_a_runtime_error_with_exit_1") {
-        return;
-    }
+    skip_unless_privileged!();
     let run = isobox(&["run", "--json", "--time", "1", "--", "/bin/false"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     let json = run.json();
@@ -240,9 +199,7 @@ fn failing_program_is_a_runtime_error_with_exit_1() {
 
 #[test]
 fn endless_loop_hits_the_time_limit() {
-    if !privileged("endless_loop_hits_the_time_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let spin = ["/bin/sh", "-c", "while :; do :; done"];
     let run = isobox(&[&["run", "--time", "0.2", "--"][..], &spin].concat());
     assert_eq!(run.code, Some(1), "{run:?}");
@@ -262,10 +219,8 @@ fn endless_loop_hits_the_time_limit() {
 
 #[test]
 fn stdin_file_is_fed_to_the_program() {
-    if !privileged("stdin_file_is_fed_to_the_program") {
-        return;
-    }
-    let dir = temp_dir(0o700);
+    skip_unless_privileged!();
+    let dir = temp_dir("isobox-cli-input-", 0o700);
     let input = dir.path().join("input.txt");
     fs::write(&input, "first line\nsecond line\n").expect("write input");
     let input = input.to_str().expect("UTF-8 path");
@@ -281,9 +236,7 @@ fn stdin_file_is_fed_to_the_program() {
 
 #[test]
 fn only_the_chosen_environment_reaches_the_program() {
-    if !privileged("only_the_chosen_environment_reaches_the_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let secret = [("ISOBOX_TEST_SECRET", "s3cret")];
     let run = isobox_with(
         &[
@@ -333,9 +286,7 @@ fn only_the_chosen_environment_reaches_the_program() {
 
 #[test]
 fn missing_program_is_one_clear_line_and_exit_2() {
-    if !privileged("missing_program_is_one_clear_line_and_exit_2") {
-        return;
-    }
+    skip_unless_privileged!();
     let missing = "/nonexistent/isobox-test-program";
     let run = isobox(&["run", "--time", "1", "--", missing]);
     run.assert_usage_error();
@@ -355,12 +306,10 @@ fn missing_program_is_one_clear_line_and_exit_2() {
 
 #[test]
 fn strict_mode_without_root_is_refused() {
-    if !privileged("strict_mode_without_root_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     // isobox itself runs as nobody, so the box directory must be creatable
     // by anyone.
-    let tmp = temp_dir(0o777);
+    let tmp = temp_dir("isobox-cli-tmp-", 0o777);
     let run = isobox_with(
         &["run", "--strict", "--time", "1", "--", "/bin/true"],
         &[("TMPDIR", tmp.path().to_str().expect("UTF-8 path"))],

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    argv, assert_no_process_of_uid, assert_paths_gone, privileged, program, Brief, TestBox, MIB,
+    argv, assert_no_process_of_uid, assert_output, assert_paths_gone, assert_status, program,
+    skip_unless_privileged, Brief, TestBox, MIB,
 };
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor, Stdin};
 
@@ -51,22 +52,14 @@ fn strict_mode_refuses_a_missing_cgroup_root() {
 /// Strict mode starts as root with cgroups, and cleanup() removes its cgroup.
 #[test]
 fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
-    if !privileged("strict_mode_starts_and_cleanup_removes_the_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
     assert!(executor.has_cgroup());
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
+    assert_output(&result, "hi\n");
     let paths = executor.cgroup_paths();
     assert!(!paths.is_empty(), "a strict executor without cgroup paths");
     for path in &paths {
@@ -81,20 +74,13 @@ fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
 /// Dropping an executor without cleanup() removes its cgroup.
 #[test]
 fn drop_without_cleanup_removes_the_cgroup() {
-    if !privileged("drop_without_cleanup_removes_the_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
     let result = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let paths = executor.cgroup_paths();
     assert!(!paths.is_empty(), "a strict executor without cgroup paths");
     assert!(paths.iter().all(|path| path.is_dir()), "{paths:?}");
@@ -105,9 +91,7 @@ fn drop_without_cleanup_removes_the_cgroup() {
 /// Without a usable cgroup root, non-strict mode still runs and measures with rusage.
 #[test]
 fn non_strict_mode_runs_without_cgroup() {
-    if !privileged("non_strict_mode_runs_without_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.strict_mode = false;
     test_box.config.cgroup_root = Some(PathBuf::from("/nonexistent"));
@@ -118,13 +102,7 @@ fn non_strict_mode_runs_without_cgroup() {
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "hi\n", "{:?}", Brief(&result));
+    assert_output(&result, "hi\n");
     assert!(
         result.memory_peak > 0,
         "no peak from max_rss: {:?}",
@@ -140,22 +118,14 @@ fn non_strict_mode_runs_without_cgroup() {
 /// Children that setsid, double-fork, ignore SIGTERM or stop themselves die when the program exits.
 #[test]
 fn orphans_die_when_the_program_exits() {
-    if !privileged("orphans_die_when_the_program_exits") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let escape = test_box.install(&program("escape"));
     let started = Instant::now();
     // run() asserts that no process of the box uid survives and the cgroup is gone.
     let result = test_box.run(&[&escape, "exit"]);
-    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_output(&result, "ready 4\n");
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -167,20 +137,13 @@ fn orphans_die_when_the_program_exits() {
 /// At the wall limit the whole tree dies, however its members try to escape.
 #[test]
 fn whole_tree_dies_at_the_wall_limit() {
-    if !privileged("whole_tree_dies_at_the_wall_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "spin"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(
         result.message.to_lowercase().contains("wall"),
@@ -192,39 +155,24 @@ fn whole_tree_dies_at_the_wall_limit() {
 /// Without namespaces the cgroup still takes the whole tree down.
 #[test]
 fn whole_tree_dies_without_namespaces() {
-    if !privileged("whole_tree_dies_without_namespaces") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.namespaces = false;
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let escape = test_box.install(&program("escape"));
     let result = test_box.run(&[&escape, "exit"]);
-    assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_output(&result, "ready 4\n");
 
     test_box.config.wall_time_limit = Some(Duration::from_secs(2));
     let result = test_box.run(&[&escape, "sleep"]);
     assert_eq!(result.stdout, "ready 4\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
 }
 
 /// After an OOM run, the next run of the same executor is clean: no OOM, small peak.
 #[test]
 fn oom_does_not_leak_into_the_next_run() {
-    if !privileged("oom_does_not_leak_into_the_next_run") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.memory_limit = Some(64 * MIB);
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
@@ -232,24 +180,14 @@ fn oom_does_not_leak_into_the_next_run() {
     let mut executor = test_box.executor();
 
     let first = executor.execute(&argv(&[&bomb]), None).expect("execute");
-    assert_eq!(
-        first.status,
-        ExecutionStatus::MemoryLimit,
-        "{:?}",
-        Brief(&first)
-    );
+    assert_status(&first, ExecutionStatus::MemoryLimit);
     assert!(first.oom_killed, "{:?}", Brief(&first));
     assert_no_process_of_uid(test_box.uid);
 
     let second = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(
-        second.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&second)
-    );
+    assert_status(&second, ExecutionStatus::Success);
     assert!(!second.oom_killed, "{:?}", Brief(&second));
     assert!(second.memory_peak < 10 * MIB, "{:?}", Brief(&second));
     let paths = executor.cgroup_paths();
@@ -260,9 +198,7 @@ fn oom_does_not_leak_into_the_next_run() {
 /// Peak memory and CPU time are per run: a big run does not inflate the next one's.
 #[test]
 fn peak_and_cpu_reset_between_runs() {
-    if !privileged("peak_and_cpu_reset_between_runs") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let alloc_touch = test_box.install(&program("alloc_touch"));
     let spin = test_box.install(&program("spin_cpu"));
@@ -271,17 +207,12 @@ fn peak_and_cpu_reset_between_runs() {
     let big = executor
         .execute(&argv(&[&alloc_touch, "80"]), None)
         .expect("execute");
-    assert_eq!(big.status, ExecutionStatus::Success, "{:?}", Brief(&big));
+    assert_status(&big, ExecutionStatus::Success);
     assert!(big.memory_peak >= 80 * MIB, "{:?}", Brief(&big));
     let small = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(
-        small.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&small)
-    );
+    assert_status(&small, ExecutionStatus::Success);
     assert!(small.memory_peak < 10 * MIB, "{:?}", Brief(&small));
     assert!(executor.get_resource_usage().1 < 10 * MIB);
 
@@ -292,7 +223,7 @@ fn peak_and_cpu_reset_between_runs() {
     let idle = executor
         .execute(&argv(&["/bin/true"]), None)
         .expect("execute");
-    assert_eq!(idle.status, ExecutionStatus::Success, "{:?}", Brief(&idle));
+    assert_status(&idle, ExecutionStatus::Success);
     assert!(idle.cpu_time < 0.1, "{:?}", Brief(&idle));
     assert!(executor.get_resource_usage().0 < 0.1);
 
@@ -305,9 +236,7 @@ fn peak_and_cpu_reset_between_runs() {
 /// An executor whose run was killed at the wall limit runs the next program normally.
 #[test]
 fn executor_is_reusable_after_a_kill() {
-    if !privileged("executor_is_reusable_after_a_kill") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(1));
     let sleeper = test_box.install(&program("sleeper"));
@@ -316,24 +245,13 @@ fn executor_is_reusable_after_a_kill() {
     let first = executor
         .execute(&argv(&[&sleeper, "-1", "1000"]), None)
         .expect("execute");
-    assert_eq!(
-        first.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&first)
-    );
+    assert_status(&first, ExecutionStatus::TimeLimit);
     assert_no_process_of_uid(test_box.uid);
 
     let second = executor
         .execute(&argv(&["/bin/echo", "again"]), None)
         .expect("execute");
-    assert_eq!(
-        second.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&second)
-    );
-    assert_eq!(second.stdout, "again\n", "{:?}", Brief(&second));
+    assert_output(&second, "again\n");
     assert!(!second.killed, "{:?}", Brief(&second));
     executor.cleanup().expect("cleanup");
 }
@@ -341,9 +259,7 @@ fn executor_is_reusable_after_a_kill() {
 /// 100 MB through /bin/cat and back does not deadlock and arrives intact.
 #[test]
 fn hundred_megabytes_through_cat() {
-    if !privileged("hundred_megabytes_through_cat") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(60));
     test_box.config.time_limit = Some(Duration::from_secs(30));
@@ -376,9 +292,7 @@ fn hundred_megabytes_through_cat() {
 /// Stdin from a string, from an open file, and from /dev/null reaches the program.
 #[test]
 fn stdin_from_string_file_and_null() {
-    if !privileged("stdin_from_string_file_and_null") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
     let cat = argv(&["/bin/cat"]);
@@ -399,13 +313,7 @@ fn stdin_from_string_file_and_null() {
     let result = executor
         .execute_with_stdin(&cat, Stdin::Null)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
+    assert_output(&result, "");
     executor.cleanup().expect("cleanup");
 }
 

@@ -7,24 +7,19 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{privileged, program, Brief, TestBox, MIB};
+use common::{
+    assert_output, assert_status, each_case, program, skip_unless_privileged, Brief, TestBox, MIB,
+};
 use isobox::ExecutionStatus;
 
 /// A missing program is a prompt RuntimeError carrying ENOENT, not a hang.
 #[test]
 fn missing_program_is_runtime_error_with_enoent() {
-    if !privileged("missing_program_is_runtime_error_with_enoent") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let started = Instant::now();
     let result = test_box.run(&["/nonexistent/isobox-no-such-program", "arg"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert!(
         result
             .message
@@ -49,20 +44,13 @@ fn missing_program_is_runtime_error_with_enoent() {
 /// A file without execute permission is a RuntimeError carrying EACCES.
 #[test]
 fn non_executable_file_is_runtime_error_with_eacces() {
-    if !privileged("non_executable_file_is_runtime_error_with_eacces") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let file = test_box.workdir().join("not_executable");
     fs::write(&file, "#!/bin/sh\necho should not run\n").unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
     let result = test_box.run(&["./not_executable"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert_eq!(
         result.exec_errno,
         Some(libc::EACCES),
@@ -80,20 +68,13 @@ fn non_executable_file_is_runtime_error_with_eacces() {
 /// The wall-clock limit kills a sleeping program, says "wall", keeps its output.
 #[test]
 fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
-    if !privileged("wall_time_limit_kills_a_sleeper_and_keeps_output") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.wall_time_limit = Some(Duration::from_secs(1));
     let sleeper = test_box.install(&program("sleeper"));
     let started = Instant::now();
     let result = test_box.run(&[&sleeper, "-1", "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     assert!(
         result.message.to_lowercase().contains("wall"),
@@ -111,181 +92,147 @@ fn wall_time_limit_kills_a_sleeper_and_keeps_output() {
     );
 }
 
-/// The CPU time limit kills a spinning program soon after the limit.
-#[test]
-fn cpu_time_limit_kills_a_spinner() {
-    if !privileged("cpu_time_limit_kills_a_spinner") {
-        return;
-    }
-    let mut test_box = TestBox::new();
-    test_box.config.time_limit = Some(Duration::from_millis(500));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = test_box.install(&program("spin_cpu"));
-    let result = test_box.run(&[&spin, "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert!(result.cpu_time >= 0.5, "{:?}", Brief(&result));
-    assert!(
-        result.cpu_time < 1.0,
-        "killed too late: {:?}",
-        Brief(&result)
-    );
-    assert!(result.wall_time < 10.0, "{:?}", Brief(&result));
-    // A killed program is still measured: the proxy reaps it and reports.
-    assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
-    assert!(
-        result.max_rss > 0,
-        "no max RSS after a kill: {:?}",
-        Brief(&result)
-    );
+/// One run of `spin_cpu` in the table of [`cpu_time_limits`].
+struct Spin {
+    /// The case's name in a failure (the test it was before the table).
+    name: &'static str,
+    /// `time_limit`, in milliseconds.
+    time_limit_ms: u64,
+    /// `extra_time`, in milliseconds, if any.
+    extra_time_ms: Option<u64>,
+    /// How many seconds of CPU the program burns before it exits.
+    seconds: &'static str,
+    /// Whether the keeper must kill it (or it exits on its own, still
+    /// over the limit).
+    killed: bool,
+    /// Where the measured CPU time must be.
+    cpu_time: std::ops::Range<f64>,
 }
 
-/// extra_time is absolute: the kill comes at max(time_limit, extra_time), not their sum.
+/// The CPU time limit and `extra_time`: a spinner is killed soon after the
+/// limit; extra_time is absolute (the kill comes at max(time_limit,
+/// extra_time), not their sum); a run over time_limit but under extra_time
+/// finishes, yet is TimeLimit. A killed program is still measured: the
+/// proxy reaps it and reports.
 #[test]
-fn extra_time_is_an_absolute_kill_threshold() {
-    if !privileged("extra_time_is_an_absolute_kill_threshold") {
-        return;
-    }
-    let mut test_box = TestBox::new();
-    test_box.config.time_limit = Some(Duration::from_millis(500));
-    test_box.config.extra_time = Some(Duration::from_millis(800));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = test_box.install(&program("spin_cpu"));
-    let result = test_box.run(&[&spin, "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
+fn cpu_time_limits() {
+    skip_unless_privileged!();
+    let spins = [
+        Spin {
+            name: "cpu_time_limit_kills_a_spinner",
+            time_limit_ms: 500,
+            extra_time_ms: None,
+            seconds: "1000",
+            killed: true,
+            cpu_time: 0.5..1.0,
+        },
+        // Killing at time_limit + extra_time would mean 1.3 s.
+        Spin {
+            name: "extra_time_is_an_absolute_kill_threshold",
+            time_limit_ms: 500,
+            extra_time_ms: Some(800),
+            seconds: "1000",
+            killed: true,
+            cpu_time: 0.8..1.2,
+        },
+        Spin {
+            name: "finishing_within_extra_time_is_still_time_limit",
+            time_limit_ms: 200,
+            extra_time_ms: Some(1000),
+            seconds: "0.3",
+            killed: false,
+            cpu_time: 0.3..1.0,
+        },
+    ];
+    each_case(
+        &spins,
+        |spin| spin.name,
+        |spin| {
+            let mut test_box = TestBox::new();
+            test_box.config.time_limit = Some(Duration::from_millis(spin.time_limit_ms));
+            test_box.config.extra_time = spin.extra_time_ms.map(Duration::from_millis);
+            test_box.config.wall_time_limit = Some(Duration::from_secs(20));
+            let spin_cpu = test_box.install(&program("spin_cpu"));
+            let result = test_box.run(&[&spin_cpu, spin.seconds]);
+            assert_status(&result, ExecutionStatus::TimeLimit);
+            assert_eq!(result.killed, spin.killed, "{:?}", Brief(&result));
+            assert!(
+                spin.cpu_time.contains(&result.cpu_time),
+                "CPU time out of {:?}: {:?}",
+                spin.cpu_time,
+                Brief(&result)
+            );
+            if spin.killed {
+                assert!(result.wall_time < 10.0, "{:?}", Brief(&result));
+                assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
+                assert!(
+                    result.max_rss > 0,
+                    "no max RSS after a kill: {:?}",
+                    Brief(&result)
+                );
+            } else {
+                assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
+            }
+        },
     );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert!(
-        result.cpu_time >= 0.8,
-        "killed before extra_time: {:?}",
-        Brief(&result)
-    );
-    // Killing at time_limit + extra_time would mean 1.3 s.
-    assert!(
-        result.cpu_time < 1.2,
-        "killed too late: {:?}",
-        Brief(&result)
-    );
-}
-
-/// A run over time_limit but under extra_time finishes, yet is TimeLimit.
-#[test]
-fn finishing_within_extra_time_is_still_time_limit() {
-    if !privileged("finishing_within_extra_time_is_still_time_limit") {
-        return;
-    }
-    let mut test_box = TestBox::new();
-    test_box.config.time_limit = Some(Duration::from_millis(200));
-    test_box.config.extra_time = Some(Duration::from_secs(1));
-    test_box.config.wall_time_limit = Some(Duration::from_secs(20));
-    let spin = test_box.install(&program("spin_cpu"));
-    let result = test_box.run(&[&spin, "0.3"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
-    assert!(!result.killed, "{:?}", Brief(&result));
-    assert!(result.cpu_time >= 0.3, "{:?}", Brief(&result));
-    assert!(result.cpu_time < 1.0, "{:?}", Brief(&result));
 }
 
 /// A memory bomb is MemoryLimit with oom_killed, and its peak stays at the limit.
 #[test]
 fn memory_bomb_is_memory_limit() {
-    if !privileged("memory_bomb_is_memory_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = 64 * MIB;
     let mut test_box = TestBox::new();
     test_box.config.memory_limit = Some(limit);
     test_box.config.wall_time_limit = Some(Duration::from_secs(20));
     let bomb = test_box.install(&program("memory_bomb"));
     let result = test_box.run(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::MemoryLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::MemoryLimit);
     assert!(result.oom_killed, "{:?}", Brief(&result));
     assert!(result.memory_peak >= limit / 2, "{:?}", Brief(&result));
     assert!(result.memory_peak <= limit + MIB, "{:?}", Brief(&result));
 }
 
-/// Forking past process_limit is ProcessLimit; forking under it succeeds.
+/// Forking or creating threads past process_limit is ProcessLimit (the
+/// program reports the refusal); under it, both succeed.
 #[test]
-fn forks_beyond_process_limit_are_process_limit() {
-    if !privileged("forks_beyond_process_limit_are_process_limit") {
-        return;
-    }
-    let mut test_box = TestBox::new();
-    test_box.config.process_limit = Some(8);
-    let fork_many = test_box.install(&program("fork_many"));
+fn process_limit_counts_forks_and_threads() {
+    skip_unless_privileged!();
+    // (case, fork_many's mode, what it says when the kernel refuses)
+    let modes = [
+        (
+            "forks_beyond_process_limit_are_process_limit",
+            "fork",
+            "fork refused",
+        ),
+        (
+            "threads_beyond_process_limit_are_process_limit",
+            "thread",
+            "pthread_create refused",
+        ),
+    ];
+    each_case(
+        &modes,
+        |(name, _, _)| name,
+        |&(_, mode, refused)| {
+            let mut test_box = TestBox::new();
+            test_box.config.process_limit = Some(8);
+            let fork_many = test_box.install(&program("fork_many"));
 
-    let result = test_box.run(&[&fork_many, "fork", "50"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(
-        result.stderr.contains("fork refused"),
-        "{:?}",
-        Brief(&result)
-    );
+            let result = test_box.run(&[&fork_many, mode, "50"]);
+            assert_status(&result, ExecutionStatus::ProcessLimit);
+            assert!(result.stderr.contains(refused), "{:?}", Brief(&result));
 
-    let result = test_box.run(&[&fork_many, "fork", "3"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "created 3\n", "{:?}", Brief(&result));
-}
-
-/// Creating threads past process_limit is ProcessLimit too.
-#[test]
-fn threads_beyond_process_limit_are_process_limit() {
-    if !privileged("threads_beyond_process_limit_are_process_limit") {
-        return;
-    }
-    let mut test_box = TestBox::new();
-    test_box.config.process_limit = Some(8);
-    let fork_many = test_box.install(&program("fork_many"));
-    let result = test_box.run(&[&fork_many, "thread", "50"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(
-        result.stderr.contains("pthread_create refused"),
-        "{:?}",
-        Brief(&result)
+            let result = test_box.run(&[&fork_many, mode, "3"]);
+            assert_output(&result, "created 3\n");
+        },
     );
 }
 
 /// Writing past file_size_limit is FileSizeLimit by SIGXFSZ at exactly the limit.
 #[test]
 fn file_size_limit_is_sigxfsz() {
-    if !privileged("file_size_limit_is_sigxfsz") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = MIB;
     let mut test_box = TestBox::new();
     test_box.config.file_size_limit = Some(limit);
@@ -293,12 +240,7 @@ fn file_size_limit_is_sigxfsz() {
 
     let big = (16 * MIB).to_string();
     let result = test_box.run(&[&write_file, "big.bin", &big]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::FileSizeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::FileSizeLimit);
     assert_eq!(result.signal, Some(libc::SIGXFSZ), "{:?}", Brief(&result));
     let written = fs::metadata(test_box.workdir().join("big.bin"))
         .expect("big.bin in the workdir")
@@ -307,20 +249,13 @@ fn file_size_limit_is_sigxfsz() {
 
     let small = (limit / 2).to_string();
     let result = test_box.run(&[&write_file, "small.bin", &small]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
 }
 
 /// Recursing past stack_limit dies (SIGSEGV or RuntimeError), never succeeds.
 #[test]
 fn recursion_beyond_stack_limit_fails() {
-    if !privileged("recursion_beyond_stack_limit_fails") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     // 6 MiB fits in the usual 8 MiB default, so only the limit can stop it.
     test_box.config.stack_limit = Some(2 * MIB);
@@ -338,20 +273,13 @@ fn recursion_beyond_stack_limit_fails() {
 /// Recursion within stack_limit succeeds, and no stack_limit means unlimited.
 #[test]
 fn recursion_within_stack_limit_succeeds() {
-    if !privileged("recursion_within_stack_limit_succeeds") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     let recurse = test_box.install(&program("recurse"));
 
     test_box.config.stack_limit = Some(64 * MIB);
     let result = test_box.run(&[&recurse, "16"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         result.stdout.starts_with("depth 16384"),
         "{:?}",
@@ -361,12 +289,7 @@ fn recursion_within_stack_limit_succeeds() {
     // 32 MiB is beyond the usual 8 MiB default, so this needs "unlimited".
     test_box.config.stack_limit = None;
     let result = test_box.run(&[&recurse, "32"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         result.stdout.starts_with("depth 32768"),
         "{:?}",
@@ -377,20 +300,13 @@ fn recursion_within_stack_limit_succeeds() {
 /// open_files_limit caps the descriptors a program can hold.
 #[test]
 fn open_files_limit_caps_descriptors() {
-    if !privileged("open_files_limit_caps_descriptors") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = 50;
     let mut test_box = TestBox::new();
     test_box.config.open_files_limit = Some(limit);
     let dup_fds = test_box.install(&program("dup_fds"));
     let result = test_box.run(&[&dup_fds]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let reached: u64 = result.stdout.trim().parse().expect("a count on stdout");
     assert!(
         (limit - 5..=limit).contains(&reached),
@@ -401,20 +317,13 @@ fn open_files_limit_caps_descriptors() {
 /// Core dumps are off (RLIMIT_CORE 0, soft and hard), and abort leaves no core.
 #[test]
 fn core_dumps_are_off() {
-    if !privileged("core_dumps_are_off") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     // Installed under a name that a core file could not have.
     let core_limit = test_box.install_as(&program("core_limit"), "abort_program");
     let result = test_box.run(&[&core_limit]);
     assert_eq!(result.stdout, "core 0 0\n", "{:?}", Brief(&result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Signaled,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Signaled);
     assert_eq!(result.signal, Some(libc::SIGABRT), "{:?}", Brief(&result));
     let cores: Vec<_> = fs::read_dir(test_box.workdir())
         .unwrap()
@@ -427,9 +336,7 @@ fn core_dumps_are_off() {
 /// A 50 MB flood with a 1 KiB output limit keeps 1 KiB, drops the rest, never blocks.
 #[test]
 fn output_flood_is_cut_at_the_limit_without_blocking() {
-    if !privileged("output_flood_is_cut_at_the_limit_without_blocking") {
-        return;
-    }
+    skip_unless_privileged!();
     let total: u64 = 50_000_000;
     let mut test_box = TestBox::new();
     test_box.config.output_limit = Some(1024);
@@ -437,12 +344,7 @@ fn output_flood_is_cut_at_the_limit_without_blocking() {
     test_box.config.time_limit = Some(Duration::from_secs(20));
     let flood = test_box.install(&program("flood"));
     let result = test_box.run(&[&flood, "out", &total.to_string()]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::OutputLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::OutputLimit);
     assert_eq!(
         result.exit_code,
         Some(0),
@@ -459,9 +361,7 @@ fn output_flood_is_cut_at_the_limit_without_blocking() {
 /// Floods on stdout and stderr at once are both capped and read concurrently.
 #[test]
 fn both_streams_are_capped_independently() {
-    if !privileged("both_streams_are_capped_independently") {
-        return;
-    }
+    skip_unless_privileged!();
     let total = 8 * MIB;
     let mut test_box = TestBox::new();
     test_box.config.output_limit = Some(1024);
@@ -469,12 +369,7 @@ fn both_streams_are_capped_independently() {
     let flood = test_box.install(&program("flood"));
 
     let result = test_box.run(&[&flood, "both", &total.to_string()]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::OutputLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::OutputLimit);
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert_eq!(result.stdout, "o".repeat(1024));
     assert_eq!(result.stderr, "e".repeat(1024));
@@ -483,12 +378,7 @@ fn both_streams_are_capped_independently() {
 
     // Within the limit nothing is dropped and the verdict is Success.
     let result = test_box.run(&[&flood, "err", "1000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stderr, "e".repeat(1000));
     assert_eq!(result.stderr_dropped, 0, "{:?}", Brief(&result));
     assert_eq!(result.stdout_dropped, 0, "{:?}", Brief(&result));

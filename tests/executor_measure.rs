@@ -4,24 +4,17 @@
 
 mod common;
 
-use common::{privileged, program, Brief, TestBox, MIB};
+use common::{assert_output, assert_status, program, skip_unless_privileged, Brief, TestBox, MIB};
 use isobox::ExecutionStatus;
 
 /// A 0.5 s CPU busy loop reports cpu_time 0.45–0.60 and a consistent wall_time.
 #[test]
 fn cpu_time_of_a_half_second_busy_loop() {
-    if !privileged("cpu_time_of_a_half_second_busy_loop") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let spin = test_box.install(&program("spin_cpu"));
     let result = test_box.run(&[&spin, "0.5"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.exit_code, Some(0), "{:?}", Brief(&result));
     assert!(
         (0.45..=0.60).contains(&result.cpu_time),
@@ -41,18 +34,11 @@ fn cpu_time_of_a_half_second_busy_loop() {
 /// Two threads spinning 0.4 s of their own CPU each report cpu_time ≈ 0.8.
 #[test]
 fn cpu_time_adds_up_over_threads() {
-    if !privileged("cpu_time_adds_up_over_threads") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let spin_threads = test_box.install(&program("spin_threads"));
     let result = test_box.run(&[&spin_threads, "2", "0.4"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         (0.7..=0.95).contains(&result.cpu_time),
         "cpu_time {} for two 0.4 s threads",
@@ -69,18 +55,11 @@ fn cpu_time_adds_up_over_threads() {
 /// Touching exactly 100 MiB reports memory_peak 100–115 MiB and max_rss ≥ 100 MiB.
 #[test]
 fn memory_peak_of_100_mib() {
-    if !privileged("memory_peak_of_100_mib") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let alloc_touch = test_box.install(&program("alloc_touch"));
     let result = test_box.run(&[&alloc_touch, "100"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         (100 * MIB..=115 * MIB).contains(&result.memory_peak),
         "memory_peak {} MiB for 100 MiB touched",
@@ -97,19 +76,11 @@ fn memory_peak_of_100_mib() {
 /// A program that sleeps a few times has voluntary context switches counted.
 #[test]
 fn sleeping_program_has_voluntary_context_switches() {
-    if !privileged("sleeping_program_has_voluntary_context_switches") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let sleeper = test_box.install(&program("sleeper"));
     let result = test_box.run(&[&sleeper, "5", "20"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "sleeping\n", "{:?}", Brief(&result));
+    assert_output(&result, "sleeping\n");
     assert!(
         result.voluntary_context_switches > 0,
         "{:?}",
@@ -121,17 +92,10 @@ fn sleeping_program_has_voluntary_context_switches() {
 /// `exit 3` is RuntimeError with exit_code 3 and no signal.
 #[test]
 fn nonzero_exit_is_runtime_error_with_its_code() {
-    if !privileged("nonzero_exit_is_runtime_error_with_its_code") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let result = test_box.run(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::RuntimeError);
     assert_eq!(result.exit_code, Some(3), "{:?}", Brief(&result));
     assert_eq!(result.signal, None, "{:?}", Brief(&result));
     assert!(!result.killed, "{:?}", Brief(&result));
@@ -143,18 +107,11 @@ fn nonzero_exit_is_runtime_error_with_its_code() {
 /// A program that SIGKILLs itself is Signaled with signal 9, not killed by the sandbox.
 #[test]
 fn self_sigkill_is_signaled_not_a_sandbox_kill() {
-    if !privileged("self_sigkill_is_signaled_not_a_sandbox_kill") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let self_kill = test_box.install(&program("self_kill"));
     let result = test_box.run(&[&self_kill]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Signaled,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Signaled);
     assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
     assert_eq!(result.exit_code, None, "{:?}", Brief(&result));
     assert!(!result.killed, "{:?}", Brief(&result));
@@ -164,9 +121,7 @@ fn self_sigkill_is_signaled_not_a_sandbox_kill() {
 /// get_resource_usage() returns the last run's CPU seconds and peak bytes.
 #[test]
 fn resource_usage_is_the_last_runs() {
-    if !privileged("resource_usage_is_the_last_runs") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let alloc_touch = test_box.install(&program("alloc_touch"));
     let spin = test_box.install(&program("spin_cpu"));
@@ -175,7 +130,7 @@ fn resource_usage_is_the_last_runs() {
     let big = executor
         .execute(&common::argv(&[&alloc_touch, "100"]), None)
         .expect("execute");
-    assert_eq!(big.status, ExecutionStatus::Success, "{:?}", Brief(&big));
+    assert_status(&big, ExecutionStatus::Success);
     let (cpu, peak) = executor.get_resource_usage();
     assert!(peak >= 100 * MIB, "peak {peak} after touching 100 MiB");
     assert!(
@@ -187,7 +142,7 @@ fn resource_usage_is_the_last_runs() {
     let busy = executor
         .execute(&common::argv(&[&spin, "0.3"]), None)
         .expect("execute");
-    assert_eq!(busy.status, ExecutionStatus::Success, "{:?}", Brief(&busy));
+    assert_status(&busy, ExecutionStatus::Success);
     let (cpu, peak) = executor.get_resource_usage();
     assert!((0.28..=0.45).contains(&cpu), "cpu {cpu} after a 0.3 s loop");
     assert!(peak > 0, "no peak after a run");

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::privileged;
+use common::skip_unless_privileged;
 use isolate_support::{assert_box_gone, slot_id, CmsLog, Isolate, Outcome};
 
 /// A root-only host file with known contents.
@@ -63,9 +63,7 @@ fn isolate_within(isolate: &Isolate, args: &[String], limit: Duration) -> Outcom
 /// the link and truncated the host file.
 #[test]
 fn a_planted_symlink_at_the_meta_path_is_not_followed() {
-    if !privileged("a_planted_symlink_at_the_meta_path_is_not_followed") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(87, 0), true);
     let outer = writable_outer(&isolate);
@@ -105,9 +103,7 @@ fn a_planted_symlink_at_the_meta_path_is_not_followed() {
 /// Before: the next run's keeper blocked opening it, forever.
 #[test]
 fn a_planted_fifo_at_the_meta_path_does_not_hang_the_keeper() {
-    if !privileged("a_planted_fifo_at_the_meta_path_does_not_hang_the_keeper") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(87, 1), true);
     let outer = writable_outer(&isolate);
@@ -134,10 +130,7 @@ fn a_planted_fifo_at_the_meta_path_does_not_hang_the_keeper() {
 /// final write looked the path up again and created the meta file there.
 #[test]
 fn a_directory_swapped_for_a_link_during_the_run_does_not_redirect_the_meta_file() {
-    if !privileged("a_directory_swapped_for_a_link_during_the_run_does_not_redirect_the_meta_file")
-    {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(87, 2), true);
     let outer = writable_outer(&isolate);
@@ -173,9 +166,7 @@ fn a_directory_swapped_for_a_link_during_the_run_does_not_redirect_the_meta_file
 /// put a link or a fifo in its place. Refused before anything runs.
 #[test]
 fn a_meta_file_inside_the_box_is_refused_whatever_is_planted_there() {
-    if !privileged("a_meta_file_inside_the_box_is_refused_whatever_is_planted_there") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(87, 3), true);
     let (outcome, _) = sandbox.run(
@@ -200,9 +191,7 @@ fn a_meta_file_inside_the_box_is_refused_whatever_is_planted_there() {
 /// survived the run, for any local user to plant links in.
 #[test]
 fn the_box_is_never_left_writable_by_others_or_set_id() {
-    if !privileged("the_box_is_never_left_writable_by_others_or_set_id") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(88, 0), true);
     let script = "chmod 0777 /box && mkdir /box/d && chmod 2777 /box/d \
@@ -231,9 +220,7 @@ fn the_box_is_never_left_writable_by_others_or_set_id() {
 /// unlinked from the box after it.
 #[test]
 fn the_keeper_never_chowns_through_hard_links() {
-    if !privileged("the_keeper_never_chowns_through_hard_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(88, 1), true);
     let host = victim(isolate.root(), "host-secret");
@@ -286,9 +273,7 @@ fn the_keeper_never_chowns_through_hard_links() {
 /// `box_quota`, 65536 by default), which bounds every walk.
 #[test]
 fn a_flood_of_files_stops_at_the_boxs_inode_cap() {
-    if !privileged("a_flood_of_files_stops_at_the_boxs_inode_cap") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::with_extra_config("box_quota = 65536,500\n");
     let sandbox = isolate.open_box(slot_id(88, 2), true);
     let stat = rustix::fs::statvfs(sandbox.box_dir()).unwrap();
@@ -315,9 +300,7 @@ fn a_flood_of_files_stops_at_the_boxs_inode_cap() {
 /// read 0 as "no limit" and the box got an unlimited file system.
 #[test]
 fn zero_sizes_are_refused_not_unlimited() {
-    if !privileged("zero_sizes_are_refused_not_unlimited") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(89, 0);
     for quota in ["0,0", "0,100", "100,0"] {

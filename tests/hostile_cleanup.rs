@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{hostile, privileged, remove_tree, Brief, TestBox};
+use common::{assert_status, hostile, remove_tree, skip_unless_privileged, TestBox};
 use isobox::dirs::DirRule;
 use isobox::ExecutionStatus;
 
@@ -21,9 +21,7 @@ const CHILD_ENV: &str = "ISOBOX_CLEANUP_CHILD";
 /// Attack: 100,000 nested directories for the executor's cleanup to crash on.
 #[test]
 fn deep_nesting_does_not_crash_executor_cleanup() {
-    if !privileged("deep_nesting_does_not_crash_executor_cleanup") {
-        return;
-    }
+    skip_unless_privileged!();
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -114,12 +112,7 @@ fn cleanup_after_deep_nesting() {
     let paths = executor.cgroup_paths();
     let listed: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     println!("cgroups: {}", listed.join(" "));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert_eq!(result.stdout, "deep: reached 100000\n");
     assert_eq!(nesting_depth(&fresh), 100000);
     common::assert_no_process_of_uid(test_box.uid);

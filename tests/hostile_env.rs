@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{privileged, Brief, TestBox};
+use common::{assert_status, skip_unless_privileged, Brief, TestBox};
 use isobox::ExecutionStatus;
 
 const SECRET_NAME: &str = "ISOBOX_TEST_SECRET";
@@ -23,20 +23,13 @@ fn sorted_lines(text: &str) -> Vec<String> {
 /// Attack: read the keeper's environment (a secret is set in the keeper).
 #[test]
 fn keeper_secret_never_reaches_the_program() {
-    if !privileged("keeper_secret_never_reaches_the_program") {
-        return;
-    }
+    skip_unless_privileged!();
     // The other test of this binary reads the environment only through
     // std, under the same lock as set_var.
     std::env::set_var(SECRET_NAME, SECRET_VALUE);
     let mut test_box = TestBox::hostile();
     let result = test_box.run_hostile(&["/usr/bin/env"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(
         !result.stdout.contains(SECRET_VALUE),
         "{:?}",
@@ -66,9 +59,7 @@ fn keeper_secret_never_reaches_the_program() {
 /// Attack: read isobox's own environment through the command line.
 #[test]
 fn command_line_keeps_its_secret() {
-    if !privileged("command_line_keeps_its_secret") {
-        return;
-    }
+    skip_unless_privileged!();
     let output = Command::new(env!("CARGO_BIN_EXE_isobox"))
         .env(SECRET_NAME, SECRET_VALUE)
         .args([

@@ -11,20 +11,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{hostile, privileged, Brief, TestBox};
+use common::{assert_output, assert_status, hostile, skip_unless_privileged, temp_dir, TestBox};
 use isobox::dirs::DirRule;
-use isobox::{ExecutionResult, ExecutionStatus};
-
-/// Asserts a clean exit with exactly `expected` on stdout.
-fn assert_output(result: &ExecutionResult, expected: &str) {
-    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
-}
+use isobox::ExecutionStatus;
 
 /// What the root of a default box holds.
 fn default_root() -> &'static str {
@@ -43,9 +32,7 @@ fn rule(text: &str) -> DirRule {
 /// Attack: read /etc/passwd and /etc/shadow.
 #[test]
 fn reading_etc_passwd_and_shadow() {
-    if !privileged("reading_etc_passwd_and_shadow") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result = test_box.run_hostile(&[
@@ -67,9 +54,7 @@ fn reading_etc_passwd_and_shadow() {
 /// Attack: read /etc/shadow and write /etc where a rule binds the host's /etc.
 #[test]
 fn reading_etc_shadow_through_an_etc_rule() {
-    if !privileged("reading_etc_shadow_through_an_etc_rule") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.dir_rules = vec![rule("/etc")];
     let probe = test_box.install(&hostile("probe"));
@@ -94,9 +79,7 @@ fn reading_etc_shadow_through_an_etc_rule() {
 /// Attack: reach the host through /proc/1 (root, environ, cmdline, fd).
 #[test]
 fn reading_proc_1_root_and_environ() {
-    if !privileged("reading_proc_1_root_and_environ") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result = test_box.run_hostile(&[
@@ -126,9 +109,7 @@ fn reading_proc_1_root_and_environ() {
 /// Attack: read the keeper's /proc entry by its host pid; count visible processes.
 #[test]
 fn reading_the_keepers_proc_entry() {
-    if !privileged("reading_the_keepers_proc_entry") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let keeper = std::process::id().to_string();
@@ -138,12 +119,7 @@ fn reading_the_keepers_proc_entry() {
     let result = test_box.run_hostile(&[
         &probe, "read", &environ, "read", &cmdline, "list", &root, "list", "/proc",
     ]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let mut lines = result.stdout.lines();
     assert_eq!(
         lines.next(),
@@ -170,9 +146,7 @@ fn reading_the_keepers_proc_entry() {
 /// Attack: list /sys, /root, /home, /var, /run and the keeper's directory.
 #[test]
 fn listing_sys_and_host_directories() {
-    if !privileged("listing_sys_and_host_directories") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let here = std::env::current_dir().unwrap().display().to_string();
@@ -201,9 +175,7 @@ fn listing_sys_and_host_directories() {
 /// Attack: write into /bin, /usr, /usr/bin and the root of the box.
 #[test]
 fn writing_to_bin_and_usr() {
-    if !privileged("writing_to_bin_and_usr") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let targets: Vec<String> = ["/bin", "/usr", "/usr/bin", ""]
@@ -232,15 +204,9 @@ fn writing_to_bin_and_usr() {
 /// Attack: write to a read-only bind of a host directory the box user owns.
 #[test]
 fn read_only_rule_holds_against_the_owner() {
-    if !privileged("read_only_rule_holds_against_the_owner") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
-    let data = tempfile::Builder::new()
-        .prefix("isobox-data-")
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(data.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = temp_dir("isobox-data-", 0o755);
     std::os::unix::fs::chown(data.path(), Some(test_box.uid), Some(test_box.uid)).unwrap();
     let source = data.path().display().to_string();
     test_box.config.dir_rules = vec![rule(&format!("/data={source}"))];
@@ -258,9 +224,7 @@ fn read_only_rule_holds_against_the_owner() {
 /// Attack: chdir("..") twenty times, then open etc/passwd.
 #[test]
 fn chdir_up_twenty_times_then_etc_passwd() {
-    if !privileged("chdir_up_twenty_times_then_etc_passwd") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result =
@@ -278,9 +242,7 @@ fn chdir_up_twenty_times_then_etc_passwd() {
 /// Attack: a Python program climbing out of /box and looking around.
 #[test]
 fn python_escape_attempt() {
-    if !privileged("python_escape_attempt") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.allow_python();
     let escape = test_box.install(&hostile("pyescape.py"));
@@ -309,11 +271,7 @@ struct Sentinel {
 
 impl Sentinel {
     fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("isobox-sentinel-")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = temp_dir("isobox-sentinel-", 0o700);
         fs::write(dir.path().join("precious"), "precious\n").unwrap();
         fs::set_permissions(
             dir.path().join("precious"),
@@ -352,9 +310,7 @@ impl Sentinel {
 /// Attack: symlinks in /box to host paths, for the keeper's chown and removal to follow.
 #[test]
 fn symlink_to_a_host_path_planted_in_the_box() {
-    if !privileged("symlink_to_a_host_path_planted_in_the_box") {
-        return;
-    }
+    skip_unless_privileged!();
     let sentinel = Sentinel::new();
     let test_box = TestBox::hostile();
     let plant = test_box.install(&hostile("plant_links.sh"));
@@ -368,12 +324,7 @@ fn symlink_to_a_host_path_planted_in_the_box() {
     sentinel.assert_untouched();
     // A second run chowns the box to the box user and back again.
     let result = test_box.run_hostile(&["/bin/true"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     sentinel.assert_untouched();
     test_box.remove();
     sentinel.assert_untouched();
@@ -382,9 +333,7 @@ fn symlink_to_a_host_path_planted_in_the_box() {
 /// Attack: host symlinks in a box directory the executor creates and removes itself.
 #[test]
 fn symlinks_survive_executor_cleanup_without_being_followed() {
-    if !privileged("symlinks_survive_executor_cleanup_without_being_followed") {
-        return;
-    }
+    skip_unless_privileged!();
     let sentinel = Sentinel::new();
     let mut test_box = TestBox::hostile();
     let fresh = test_box.workdir().join("fresh");
@@ -395,12 +344,7 @@ fn symlinks_survive_executor_cleanup_without_being_followed() {
     );
     // run() cleans up: the executor made the directory, so it removes it.
     let result = test_box.run(&["/bin/sh", "-c", &script]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     assert!(!fresh.exists(), "the executor left its box directory");
     sentinel.assert_untouched();
     test_box.remove();
@@ -409,9 +353,7 @@ fn symlinks_survive_executor_cleanup_without_being_followed() {
 /// Attack: hard links to setuid-root binaries, and running a setuid-root file in /box.
 #[test]
 fn hard_link_to_a_setuid_binary() {
-    if !privileged("hard_link_to_a_setuid_binary") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let suid = test_box.install_as(&hostile("whoami"), "suid");
@@ -473,9 +415,7 @@ fn hard_link_to_a_setuid_binary() {
 /// Attack: read the host's /tmp and /dev/shm files and leave files there.
 #[test]
 fn host_tmp_and_dev_shm_are_invisible_and_untouched() {
-    if !privileged("host_tmp_and_dev_shm_are_invisible_and_untouched") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let host_only = format!("isobox-host-only-{}", test_box.uid);
@@ -514,9 +454,7 @@ fn host_tmp_and_dev_shm_are_invisible_and_untouched() {
 /// Attack: execute files written to /tmp (allowed) and /dev/shm (noexec), also via ld.so.
 #[test]
 fn executing_from_tmp_and_dev_shm() {
-    if !privileged("executing_from_tmp_and_dev_shm") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let script = test_box.install(&hostile("tmp_exec.sh"));
     let result = test_box.run_hostile(&[&script, &test_box.marker]);
@@ -531,9 +469,7 @@ fn executing_from_tmp_and_dev_shm() {
 /// Attack: memfd_create + fexecve, running code from outside every mount.
 #[test]
 fn memfd_create_and_fexecve() {
-    if !privileged("memfd_create_and_fexecve") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let memfd = test_box.install(&hostile("memfd"));
     let result = test_box.run_hostile(&[&memfd]);
@@ -555,9 +491,7 @@ fn memfd_create_and_fexecve() {
 /// Attack: look for host devices in /dev and make device nodes.
 #[test]
 fn dev_is_minimal_and_mknod_is_refused() {
-    if !privileged("dev_is_minimal_and_mknod_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result = test_box.run_hostile(&[
@@ -598,18 +532,11 @@ fn dev_is_minimal_and_mknod_is_refused() {
 /// Attack: look for the host's old root among the box's mounts.
 #[test]
 fn old_root_is_detached() {
-    if !privileged("old_root_is_detached") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result = test_box.run_hostile(&[&probe, "mounts"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let points: Vec<&str> = result
         .stdout
         .trim_end()
@@ -635,9 +562,7 @@ fn old_root_is_detached() {
 /// Attack: look for descriptors inherited from the keeper.
 #[test]
 fn no_descriptor_leaks_into_the_box() {
-    if !privileged("no_descriptor_leaks_into_the_box") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
     let result = test_box.run_hostile(&[&probe, "list", "/proc/self/fd"]);

@@ -9,31 +9,17 @@ mod common;
 mod isolate_support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{argv, privileged, Brief, TestBox};
+use common::{argv, assert_status, skip_unless_privileged, temp_dir, wait_for, TestBox};
 use isobox::boxes::BoxesConfig;
 use isobox::cgroup::{CgroupController, OptionalControllers};
 use isobox::config::ONE_SHOT_UIDS;
 use isobox::{ExecutionStatus, ProcessExecutor};
 use isolate_support::{assert_box_gone, box_cgroups, slot_id, Isolate, FIRST_UID};
-
-/// Waits (at most 30 s) until `path` exists.
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A process of `uid` outside every box (`sleep 60`), standing for an
 /// unrelated process that happens to share a box's uid.
@@ -72,9 +58,7 @@ fn ended_by(child: &mut Child) -> Option<i32> {
 
 #[test]
 fn cleanup_in_one_installation_spares_the_same_box_of_another() {
-    if !privileged("cleanup_in_one_installation_spares_the_same_box_of_another") {
-        return;
-    }
+    skip_unless_privileged!();
     // Two installations from one template: same box number, same uid
     // range, different box and lock roots.
     let first = Isolate::new();
@@ -90,26 +74,10 @@ fn cleanup_in_one_installation_spares_the_same_box_of_another() {
 
     let meta = first.root().join("meta-running");
     let meta_arg = format!("--meta={}", meta.display());
-    let keeper = first
-        .command()
-        .args(running.with_box(&[
-            &meta_arg,
-            "-p10",
-            "-t",
-            "20",
-            "-w",
-            "60",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done; echo finished",
-        ]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the first installation's run");
-    wait_for(&running.box_dir().join("started"));
+    let keeper = running.start_script(
+        &[&meta_arg, "-p10", "-t", "20", "-w", "60"],
+        "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done; echo finished",
+    );
     let busy: Vec<PathBuf> = box_cgroups(&first, id)
         .into_iter()
         .filter(|dir| dir.is_dir())
@@ -162,9 +130,7 @@ fn cleanup_in_one_installation_spares_the_same_box_of_another() {
 
 #[test]
 fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
-    if !privileged("cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(91, 0);
     let uid = FIRST_UID + id;
@@ -216,11 +182,7 @@ fn cleanup_kills_what_is_in_the_box_cgroup_and_nothing_else_of_its_uid() {
 
 #[test]
 fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process() {
-    if !privileged(
-        "cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_process",
-    ) {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(92, 0);
     let uid = FIRST_UID + id;
@@ -267,31 +229,14 @@ fn cleanup_without_cgroups_kills_the_recorded_proxy_only_when_it_is_the_same_pro
 
 #[test]
 fn a_run_records_its_proxy_while_it_lasts() {
-    if !privileged("a_run_records_its_proxy_while_it_lasts") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(93, 0), false);
     let record = sandbox.dir.join(".isobox-proxy");
-    let keeper = isolate
-        .command()
-        .args(sandbox.with_box(&[
-            "-p10",
-            "-t",
-            "20",
-            "-w",
-            "60",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done",
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the run");
-    wait_for(&sandbox.box_dir().join("started"));
+    let keeper = sandbox.start_script(
+        &["-p10", "-t", "20", "-w", "60"],
+        "touch /box/started; while [ ! -e /box/go ]; do sleep 0.05; done",
+    );
     let text = fs::read_to_string(&record).expect("the proxy record during the run");
     let fields: Vec<u64> = text
         .split_whitespace()
@@ -314,12 +259,7 @@ fn run_ids(executor: &mut ProcessExecutor) -> (u32, u32) {
     let result = executor
         .execute(&argv(&["/bin/sh", "-c", "id -u; id -g"]), None)
         .expect("execute");
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let ids: Vec<u32> = result
         .stdout
         .lines()
@@ -337,9 +277,7 @@ fn one_shot_box() -> TestBox {
 
 #[test]
 fn live_one_shot_executors_never_share_a_uid() {
-    if !privileged("live_one_shot_executors_never_share_a_uid") {
-        return;
-    }
+    skip_unless_privileged!();
     let boxes: Vec<TestBox> = (0..3).map(|_| one_shot_box()).collect();
     let mut executors: Vec<ProcessExecutor> = boxes.iter().map(TestBox::executor).collect();
     let mut uids = Vec::new();
@@ -376,12 +314,7 @@ fn live_one_shot_executors_never_share_a_uid() {
 /// A directory the box user can write, for the program and the test to
 /// meet in (bound into the box read-write).
 fn meeting_point(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("isobox-meet-{name}-"))
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    dir
+    temp_dir(&format!("isobox-meet-{name}-"), 0o777)
 }
 
 /// `isobox run` of a program that writes its uid to `/meet/uid` and waits
@@ -406,9 +339,7 @@ fn waiting_run(meet: &Path) -> Child {
 
 #[test]
 fn one_shot_runs_are_apart_from_each_other_and_from_isolate_boxes() {
-    if !privileged("one_shot_runs_are_apart_from_each_other_and_from_isolate_boxes") {
-        return;
-    }
+    skip_unless_privileged!();
     let meets = [meeting_point("a"), meeting_point("b")];
     let runs: Vec<Child> = meets.iter().map(|meet| waiting_run(meet.path())).collect();
     let uids: Vec<u32> = meets

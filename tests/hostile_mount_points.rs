@@ -16,23 +16,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{argv, privileged, TestBox, MIB};
+use common::{argv, skip_unless_privileged, temp_dir, TestBox, MIB};
 use isobox::dirs::DirRule;
 use isobox::{ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor};
 use isolate_support::{slot_id, Isolate};
 use tempfile::TempDir;
 
 const SLOT: u32 = 80;
-
-/// A root-owned directory with mode `mode`.
-fn root_dir(prefix: &str, mode: u32) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("a temporary directory");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
-    dir
-}
 
 /// Host places a planted link would reach: a directory root keeps to itself
 /// with a file the box must never see, and the name of a file root must
@@ -43,7 +33,7 @@ struct Victim {
 
 impl Victim {
     fn new() -> Self {
-        let dir = root_dir("isobox-victim-", 0o755);
+        let dir = temp_dir("isobox-victim-", 0o755);
         fs::write(dir.path().join("secret"), "TOPSECRET\n").unwrap();
         fs::set_permissions(dir.path().join("secret"), fs::Permissions::from_mode(0o644)).unwrap();
         Self { dir }
@@ -75,7 +65,7 @@ impl Victim {
 /// CMS's writable outer directory: `home` (0777) is bound read-write at
 /// `/tmp` in the box.
 fn cms_home() -> (TempDir, PathBuf) {
-    let outer = root_dir("isobox-mounts-outer-", 0o755);
+    let outer = temp_dir("isobox-mounts-outer-", 0o755);
     let home = outer.path().join("home");
     fs::create_dir(&home).unwrap();
     fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
@@ -96,9 +86,7 @@ const ISOLATE_LIMITS: [&str; 5] = [
 /// created `created-by-root` and `newdir` in the victim directory.
 #[test]
 fn isolate_mount_points_through_planted_links() {
-    if !privileged("isolate_mount_points_through_planted_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(SLOT, 0), true);
     let victim = Victim::new();
@@ -137,9 +125,7 @@ fn isolate_mount_points_through_planted_links() {
 /// was bound into the box and its secret read.
 #[test]
 fn isolate_bind_sources_through_planted_links() {
-    if !privileged("isolate_bind_sources_through_planted_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(SLOT, 1), true);
     let victim = Victim::new();
@@ -176,9 +162,7 @@ fn isolate_bind_sources_through_planted_links() {
 /// planted by run 1, nested rules in run 2.
 #[test]
 fn library_mount_points_and_sources_through_planted_links() {
-    if !privileged("library_mount_points_and_sources_through_planted_links") {
-        return;
-    }
+    skip_unless_privileged!();
     let victim = Victim::new();
     let (_outer, home) = cms_home();
     let mut test_box = TestBox::hostile();
@@ -251,10 +235,8 @@ fn limited(config: IsolateConfig) -> IsolateConfig {
 /// bound read-write (or the planted directory became the box).
 #[test]
 fn default_workdir_is_unpredictable_and_never_followed() {
-    if !privileged("default_workdir_is_unpredictable_and_never_followed") {
-        return;
-    }
-    let victim = root_dir("isobox-victim-", 0o700);
+    skip_unless_privileged!();
+    let victim = temp_dir("isobox-victim-", 0o700);
     fs::write(victim.path().join("secret"), "TOPSECRET\n").unwrap();
     let planted: Vec<PathBuf> = (0..256)
         .map(|n| std::env::temp_dir().join(format!("isobox-{}-{n}", std::process::id())))
@@ -302,11 +284,9 @@ fn default_workdir_is_unpredictable_and_never_followed() {
 /// left alone; a real explicit workdir gets its owner and mode back.
 #[test]
 fn explicit_workdir_link_is_refused_and_owner_restored() {
-    if !privileged("explicit_workdir_link_is_refused_and_owner_restored") {
-        return;
-    }
-    let victim = root_dir("isobox-victim-", 0o700);
-    let parent = root_dir("isobox-workdirs-", 0o755);
+    skip_unless_privileged!();
+    let victim = temp_dir("isobox-victim-", 0o700);
+    let parent = temp_dir("isobox-workdirs-", 0o755);
     let link = parent.path().join("box");
     std::os::unix::fs::symlink(victim.path(), &link).unwrap();
     let mut executor = ProcessExecutor::new(limited(IsolateConfig {
@@ -350,9 +330,7 @@ fn explicit_workdir_link_is_refused_and_owner_restored() {
 /// temporary directory: there is no directory the caller meant.
 #[test]
 fn library_refuses_relative_sources_with_a_temporary_workdir() {
-    if !privileged("library_refuses_relative_sources_with_a_temporary_workdir") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut executor = ProcessExecutor::new(limited(IsolateConfig {
         dir_rules: vec!["/in=./input".parse().unwrap()],
         ..IsolateConfig::default()
@@ -372,11 +350,9 @@ fn library_refuses_relative_sources_with_a_temporary_workdir() {
 /// never from `$TMPDIR` (where any local user can plant `X`).
 #[test]
 fn cli_relative_dir_source_is_the_callers_directory() {
-    if !privileged("cli_relative_dir_source_is_the_callers_directory") {
-        return;
-    }
-    let cwd = root_dir("isobox-cwd-", 0o755);
-    let tmpdir = root_dir("isobox-tmpdir-", 0o1777);
+    skip_unless_privileged!();
+    let cwd = temp_dir("isobox-cwd-", 0o755);
+    let tmpdir = temp_dir("isobox-tmpdir-", 0o1777);
     for (base, text) in [(cwd.path(), "from-cwd\n"), (tmpdir.path(), "from-tmpdir\n")] {
         fs::create_dir(base.join("input")).unwrap();
         fs::set_permissions(base.join("input"), fs::Permissions::from_mode(0o755)).unwrap();

@@ -11,26 +11,12 @@ use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 
-use common::{hostile, privileged, Brief, TestBox};
-use isobox::{ExecutionResult, ExecutionStatus};
-
-/// Asserts a clean exit with exactly `expected` on stdout.
-fn assert_output(result: &ExecutionResult, expected: &str) {
-    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
-}
+use common::{assert_output, hostile, skip_unless_privileged, TestBox};
 
 /// Attack: connect to a server the host runs on 127.0.0.1.
 #[test]
 fn connecting_to_a_host_port_on_loopback() {
-    if !privileged("connecting_to_a_host_port_on_loopback") {
-        return;
-    }
+    skip_unless_privileged!();
     let listener = TcpListener::bind("127.0.0.1:0").expect("a listener on the host");
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
@@ -69,9 +55,7 @@ fn connecting_to_a_host_port_on_loopback() {
 /// Attack: connect to the host's abstract unix socket (scoped by network namespace).
 #[test]
 fn connecting_to_a_host_abstract_unix_socket() {
-    if !privileged("connecting_to_a_host_abstract_unix_socket") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let name = format!("isobox-abstract-{}", test_box.marker);
     let address = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
@@ -95,9 +79,7 @@ fn connecting_to_a_host_abstract_unix_socket() {
 /// Attack: connect to addresses outside the host, over TCP and UDP.
 #[test]
 fn connecting_to_an_outside_address() {
-    if !privileged("connecting_to_an_outside_address") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let net = test_box.install(&hostile("net"));
     let words = [
@@ -124,9 +106,7 @@ fn connecting_to_an_outside_address() {
 /// Attack: resolve names (DNS and the hosts file) from Python.
 #[test]
 fn dns_lookup() {
-    if !privileged("dns_lookup") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.allow_python();
     let dns = test_box.install(&hostile("dns.py"));

@@ -8,8 +8,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use common::{hostile, privileged, Brief, TestBox};
-use isobox::ExecutionStatus;
+use common::{assert_output, hostile, skip_unless_privileged, TestBox};
 
 const INPUT: &str = "5\n3\n10\n-4\n";
 
@@ -32,19 +31,11 @@ fn output_of(test_box: &TestBox, name: &str) -> String {
 /// Control: an ordinary shell script (sort, wc, arithmetic) runs.
 #[test]
 fn ordinary_shell_script() {
-    if !privileged("ordinary_shell_script") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = box_with_input();
     let script = test_box.install(&hostile("ordinary.sh"));
     let result = test_box.run_hostile(&[&script]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "done 4 lines\n", "{:?}", Brief(&result));
+    assert_output(&result, "done 4 lines\n");
     assert_eq!(output_of(&test_box, "output.txt"), "-4 3 5 10 \nsum 14\n");
     test_box.remove();
 }
@@ -52,19 +43,11 @@ fn ordinary_shell_script() {
 /// Control: an ordinary C program runs.
 #[test]
 fn ordinary_c_program() {
-    if !privileged("ordinary_c_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = box_with_input();
     let program = test_box.install(&hostile("ordinary"));
     let result = test_box.run_hostile(&[&program]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "done 4\n", "{:?}", Brief(&result));
+    assert_output(&result, "done 4\n");
     assert_eq!(output_of(&test_box, "output.txt"), "-4 3 5 10 \nsum 14\n");
     test_box.remove();
 }
@@ -72,20 +55,12 @@ fn ordinary_c_program() {
 /// Control: an ordinary Python program using the standard library runs.
 #[test]
 fn ordinary_python_program() {
-    if !privileged("ordinary_python_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = box_with_input();
     test_box.allow_python();
     let program = test_box.install(&hostile("ordinary.py"));
     let result = test_box.run_hostile(&["/usr/bin/python3", &program]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "done 4\n", "{:?}", Brief(&result));
+    assert_output(&result, "done 4\n");
     let output: serde_json::Value =
         serde_json::from_str(&output_of(&test_box, "output.json")).unwrap();
     assert_eq!(output["sum"], 14);

@@ -12,34 +12,11 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use common::{hostile, privileged, Brief, TestBox};
-use isobox::{ExecutionResult, ExecutionStatus};
-
-/// Asserts a clean exit with exactly `expected` on stdout.
-fn assert_output(result: &ExecutionResult, expected: &str) {
-    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
-}
-
-/// `"<name>: <outcome>\n"` for each pair.
-fn lines(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, outcome)| format!("{name}: {outcome}\n"))
-        .collect()
-}
-
-/// The host's value of the sysctl at `/proc/sys/<name>`, if it has one.
-fn sysctl(name: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()
-        .map(|value| value.trim().to_string())
-}
+use common::{
+    assert_output, assert_status, hostile, outcome_lines, skip_unless_privileged, sysctl, Brief,
+    TestBox,
+};
+use isobox::ExecutionStatus;
 
 /// Whether an unprivileged process may create a user namespace here
 /// (Debian's switch, and a nonzero namespace count).
@@ -51,20 +28,17 @@ fn unprivileged_userns() -> bool {
 /// Runs the `syscalls` program with `calls` in a hostile box, with the
 /// default policy, and asserts each call's outcome. With `control`, runs
 /// again with seccomp off and asserts those outcomes.
-fn attempt_calls(test: &str, expected: &[(&str, &str)], control: Option<&[(&str, &str)]>) {
-    if !privileged(test) {
-        return;
-    }
+fn attempt_calls(expected: &[(&str, &str)], control: Option<&[(&str, &str)]>) {
     let mut test_box = TestBox::hostile();
     let syscalls = test_box.install(&hostile("syscalls"));
     let mut words = vec![syscalls.as_str()];
     words.extend(expected.iter().map(|(name, _)| *name));
     let result = test_box.run_hostile(&words);
-    assert_output(&result, &lines(expected));
+    assert_output(&result, &outcome_lines(expected));
     if let Some(control) = control {
         test_box.config.seccomp = false;
         let result = test_box.run_hostile(&words);
-        assert_output(&result, &lines(control));
+        assert_output(&result, &outcome_lines(control));
     }
     test_box.remove();
 }
@@ -72,9 +46,7 @@ fn attempt_calls(test: &str, expected: &[(&str, &str)], control: Option<&[(&str,
 /// Attack: setuid(0), setgid(0), setgroups, capset, ambient caps, clearing no_new_privs.
 #[test]
 fn setuid_zero_and_capabilities() {
-    if !privileged("setuid_zero_and_capabilities") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let creds = test_box.install(&hostile("creds"));
     let result = test_box.run_hostile(&[&creds]);
@@ -103,8 +75,8 @@ fn setuid_zero_and_capabilities() {
 /// Attack: ptrace, process_vm_readv/writev and pidfd_getfd on other processes.
 #[test]
 fn ptrace_and_process_vm() {
+    skip_unless_privileged!();
     attempt_calls(
-        "ptrace_and_process_vm",
         &[
             ("ptrace_child", "EPERM"),
             ("ptrace_init", "EPERM"),
@@ -125,8 +97,8 @@ fn ptrace_and_process_vm() {
 /// Attack: mount, unmount, pivot_root and the new mount API.
 #[test]
 fn mount_family() {
+    skip_unless_privileged!();
     attempt_calls(
-        "mount_family",
         &[
             ("mount", "EPERM"),
             ("umount2", "EPERM"),
@@ -144,6 +116,7 @@ fn mount_family() {
 /// Attack: unshare a user namespace (root inside it), then other namespaces; setns.
 #[test]
 fn unshare_user_namespace() {
+    skip_unless_privileged!();
     // Without the policy, the new user namespace makes the program root
     // there, and every other namespace is then its for the asking (where
     // the host lets unprivileged users have user namespaces at all).
@@ -163,7 +136,6 @@ fn unshare_user_namespace() {
         ]
     };
     attempt_calls(
-        "unshare_user_namespace",
         &[
             ("unshare_user", "EPERM"),
             ("unshare_mount", "EPERM"),
@@ -177,13 +149,13 @@ fn unshare_user_namespace() {
 /// Attack: clone and clone3 with namespace flags (fork and threads must still work).
 #[test]
 fn clone3_with_namespace_flags() {
+    skip_unless_privileged!();
     let newuser = if unprivileged_userns() {
         "SUCCEEDED"
     } else {
         "EPERM"
     };
     attempt_calls(
-        "clone3_with_namespace_flags",
         &[
             ("clone3_newuser", "ENOSYS"),
             ("clone3_plain", "ENOSYS"),
@@ -206,9 +178,7 @@ fn clone3_with_namespace_flags() {
 /// Attack: io_uring, whose operations bypass the system-call filter.
 #[test]
 fn io_uring_setup() {
-    if !privileged("io_uring_setup") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let syscalls = test_box.install(&hostile("syscalls"));
     let words = [
@@ -220,7 +190,7 @@ fn io_uring_setup() {
     let result = test_box.run_hostile(&words);
     assert_output(
         &result,
-        &lines(&[
+        &outcome_lines(&[
             ("io_uring_setup", "EPERM"),
             ("io_uring_enter", "EPERM"),
             ("io_uring_register", "EPERM"),
@@ -233,7 +203,7 @@ fn io_uring_setup() {
         // Past the filter the kernel makes the ring, or (newer kernels,
         // which charge it to RLIMIT_MEMLOCK, 0 in a box) refuses it with
         // ENOMEM; either is the kernel's answer, never the filter's EPERM.
-        let made = lines(&[
+        let made = outcome_lines(&[
             ("io_uring_setup", "SUCCEEDED"),
             ("io_uring_enter", "EBADF"),
             ("io_uring_register", "EBADF"),
@@ -251,14 +221,15 @@ fn io_uring_setup() {
 /// Attack: bpf (a kernel JIT and verifier within reach).
 #[test]
 fn bpf() {
-    attempt_calls("bpf", &[("bpf", "EPERM")], None);
+    skip_unless_privileged!();
+    attempt_calls(&[("bpf", "EPERM")], None);
 }
 
 /// Attack: the kernel keyring (keyctl, add_key, request_key).
 #[test]
 fn keyctl() {
+    skip_unless_privileged!();
     attempt_calls(
-        "keyctl",
         &[
             ("keyctl", "EPERM"),
             ("add_key", "EPERM"),
@@ -275,13 +246,13 @@ fn keyctl() {
 /// Attack: perf_event_open and userfaultfd, favourite kernel exploit primitives.
 #[test]
 fn perf_event_open_and_userfaultfd() {
+    skip_unless_privileged!();
     let paranoid = sysctl("kernel/perf_event_paranoid")
         .and_then(|text| text.parse::<i32>().ok())
         .unwrap_or(3);
     // Above 2, even measuring oneself needs a capability.
     let perf_control = if paranoid <= 2 { "SUCCEEDED" } else { "EACCES" };
     attempt_calls(
-        "perf_event_open_and_userfaultfd",
         &[("perf_event_open", "EPERM"), ("userfaultfd", "EPERM")],
         Some(&[
             ("perf_event_open", perf_control),
@@ -293,8 +264,8 @@ fn perf_event_open_and_userfaultfd() {
 /// Attack: modules, kexec, reboot, swap, file handles ("shocker"), iopl, acct, syslog.
 #[test]
 fn kernel_interfaces() {
+    skip_unless_privileged!();
     attempt_calls(
-        "kernel_interfaces",
         &[
             ("init_module", "EPERM"),
             ("finit_module", "EPERM"),
@@ -317,8 +288,8 @@ fn kernel_interfaces() {
 /// Attack: set the clock (settimeofday, clock_settime, adjtimex).
 #[test]
 fn settimeofday() {
+    skip_unless_privileged!();
     attempt_calls(
-        "settimeofday",
         &[
             ("settimeofday", "EPERM"),
             ("clock_settime", "EPERM"),
@@ -331,8 +302,8 @@ fn settimeofday() {
 /// Attack: turn off address-space randomisation with personality().
 #[test]
 fn personality_without_aslr() {
+    skip_unless_privileged!();
     attempt_calls(
-        "personality_without_aslr",
         &[
             ("personality_norandom", "EPERM"),
             ("personality_query", "SUCCEEDED"),
@@ -352,9 +323,7 @@ fn host_hostname() -> String {
 /// Attack: sethostname and setdomainname, after reading the box's name.
 #[test]
 fn sethostname() {
-    if !privileged("sethostname") {
-        return;
-    }
+    skip_unless_privileged!();
     let before = host_hostname();
     let test_box = TestBox::hostile();
     let probe = test_box.install(&hostile("probe"));
@@ -370,9 +339,7 @@ fn sethostname() {
 /// Attack: write kernel settings through /proc/sys and /proc/sysrq-trigger.
 #[test]
 fn writing_proc_sys() {
-    if !privileged("writing_proc_sys") {
-        return;
-    }
+    skip_unless_privileged!();
     let hostname = host_hostname();
     let core_pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let test_box = TestBox::hostile();
@@ -394,12 +361,7 @@ fn writing_proc_sys() {
         words.extend(["write", *target]);
     }
     let result = test_box.run_hostile(&words);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let outcomes: Vec<&str> = result.stdout.lines().collect();
     assert_eq!(outcomes.len(), targets.len(), "{:?}", Brief(&result));
     for (line, target) in outcomes.iter().zip(&targets) {
@@ -418,19 +380,11 @@ fn writing_proc_sys() {
 
 /// Runs a program that uses a foreign system-call ABI: killed for a
 /// security violation with the policy, not with seccomp off.
-fn foreign_abi(test: &str, program: &str, abi_word: &str) {
-    if !privileged(test) {
-        return;
-    }
+fn foreign_abi(program: &str, abi_word: &str) {
     let mut test_box = TestBox::hostile();
     let binary = test_box.install(&hostile(program));
     let result = test_box.run_hostile(&[&binary]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::SecurityViolation,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::SecurityViolation);
     assert_eq!(result.signal, Some(libc::SIGSYS), "{:?}", Brief(&result));
     assert_eq!(result.stdout, format!("{program}: trying\n"));
     assert!(result.message.contains(abi_word), "{:?}", Brief(&result));
@@ -450,13 +404,15 @@ fn foreign_abi(test: &str, program: &str, abi_word: &str) {
 /// Attack: the i386 entry (int $0x80) from a 64-bit program.
 #[test]
 fn i386_int80_entry() {
-    foreign_abi("i386_int80_entry", "int80", "i386");
+    skip_unless_privileged!();
+    foreign_abi("int80", "i386");
 }
 
 /// Attack: an x32 system call number (bit 0x40000000).
 #[test]
 fn x32_system_call() {
-    foreign_abi("x32_system_call", "x32", "x32");
+    skip_unless_privileged!();
+    foreign_abi("x32", "x32");
 }
 
 /// A host process running as the box's uid, outside the box: what a
@@ -499,9 +455,7 @@ impl Drop for HostSentinel {
 /// Attack: kill(-1, SIGKILL), with a host process of the same uid around.
 #[test]
 fn kill_minus_one() {
-    if !privileged("kill_minus_one") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let mut sentinel = HostSentinel::start(test_box.uid);
     let killall = test_box.install(&hostile("killall"));
@@ -526,9 +480,7 @@ fn kill_minus_one() {
 /// Attack: signal the keeper, and a host process of the box's uid, by host pid.
 #[test]
 fn signalling_the_keeper_by_host_pid() {
-    if !privileged("signalling_the_keeper_by_host_pid") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let mut sentinel = HostSentinel::start(test_box.uid);
     let probe = test_box.install(&hostile("probe"));
@@ -558,9 +510,7 @@ fn signalling_the_keeper_by_host_pid() {
 /// Attack: attach to the host's System V shared memory, queues and semaphores.
 #[test]
 fn host_system_v_ipc() {
-    if !privileged("host_system_v_ipc") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let key = 0x1b0b_0000 + test_box.uid as i32;
     // SAFETY: plain System V calls with a key of our own; removed below.

@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{hostile, privileged, program, Brief, TestBox};
+use common::{assert_status, hostile, program, skip_unless_privileged, Brief, TestBox};
 use isobox::{ExecutionStatus, IsolateConfig, Protection};
 use isolate_support::{slot_id, CmsLog, Isolate};
 
@@ -98,9 +98,7 @@ fn on_own_terminal(command: &mut Command, terminal: &OwnedFd) {
 /// queue must stay empty; the program has no controlling terminal.
 #[test]
 fn tiocsti_through_the_isolate_face() {
-    if !privileged("tiocsti_through_the_isolate_face") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let guard = isolate.open_box(slot_id(86, 0), false);
     let tty = guard.install(&hostile("tty"), "tty");
@@ -141,9 +139,7 @@ fn tiocsti_through_the_isolate_face() {
 /// stops it. Leaving for a new session and stealing the terminal fails too.
 #[test]
 fn tiocsti_without_seccomp() {
-    if !privileged("tiocsti_without_seccomp") {
-        return;
-    }
+    skip_unless_privileged!();
     let tty = hostile("tty");
     let tty = std::path::Path::new(&tty);
     let programs = tty.parent().expect("the programs directory");
@@ -186,9 +182,7 @@ fn tiocsti_without_seccomp() {
 /// afterwards the caller's group is the foreground group again.
 #[test]
 fn tty_hack_lends_the_terminal_and_takes_it_back() {
-    if !privileged("tty_hack_lends_the_terminal_and_takes_it_back") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let guard = isolate.open_box(slot_id(86, 1), false);
     let tty = guard.install(&hostile("tty"), "tty");
@@ -232,9 +226,7 @@ fn tty_hack_lends_the_terminal_and_takes_it_back() {
 /// hard limits go.)
 #[test]
 fn rlimits_are_set_not_inherited() {
-    if !privileged("rlimits_are_set_not_inherited") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut command = Command::new(env!("CARGO_BIN_EXE_isobox"));
     command.args(["run", "--json", "--time", "2", "--", "/bin/sh", "-c"]);
     command.arg("cat /proc/self/limits; cut -d' ' -f19 /proc/self/stat");
@@ -315,9 +307,7 @@ fn rlimits_are_set_not_inherited() {
 /// proxy kills them as pid 1; without one, as their subreaper.
 #[test]
 fn orphans_cannot_hide_cpu_time_without_cgroups() {
-    if !privileged("orphans_cannot_hide_cpu_time_without_cgroups") {
-        return;
-    }
+    skip_unless_privileged!();
     for namespaces in [true, false] {
         let mut test_box = TestBox::hostile();
         test_box.config.use_cgroups = false;
@@ -342,9 +332,7 @@ fn orphans_cannot_hide_cpu_time_without_cgroups() {
 /// The same attack through the isolate face without `--cg`.
 #[test]
 fn orphans_cannot_hide_cpu_time_from_isolate() {
-    if !privileged("orphans_cannot_hide_cpu_time_from_isolate") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let guard = isolate.open_box(slot_id(86, 2), false);
     let orphans = guard.install(&hostile("orphans"), "orphans");
@@ -362,9 +350,7 @@ fn orphans_cannot_hide_cpu_time_from_isolate() {
 /// through the library (with and without a cgroup).
 #[test]
 fn self_sent_sigxcpu_is_no_time_limit() {
-    if !privileged("self_sent_sigxcpu_is_no_time_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     for use_cgroups in [true, false] {
         let mut test_box = TestBox::hostile();
         test_box.config.use_cgroups = use_cgroups;
@@ -385,9 +371,7 @@ fn self_sent_sigxcpu_is_no_time_limit() {
 /// The same through the isolate face: `SG`, signal 24, no `killed:1`.
 #[test]
 fn self_sent_sigxcpu_is_no_time_limit_for_isolate() {
-    if !privileged("self_sent_sigxcpu_is_no_time_limit_for_isolate") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     for (index, cg) in [(3, false), (4, true)] {
         let guard = isolate.open_box(slot_id(86, index), cg);
@@ -404,9 +388,7 @@ fn self_sent_sigxcpu_is_no_time_limit_for_isolate() {
 /// limit, not everything the program writes.
 #[test]
 fn flood_with_the_default_output_limit() {
-    if !privileged("flood_with_the_default_output_limit") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let default = IsolateConfig::default().output_limit;
     assert_eq!(default, Some(isobox::config::DEFAULT_OUTPUT_LIMIT));
@@ -416,12 +398,7 @@ fn flood_with_the_default_output_limit() {
     let flood = test_box.install(&program("flood"));
     let bytes = (isobox::config::DEFAULT_OUTPUT_LIMIT * 3).to_string();
     let result = test_box.run_hostile(&[&flood, "out", &bytes]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::OutputLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::OutputLimit);
     assert_eq!(
         result.stdout.len() as u64,
         isobox::config::DEFAULT_OUTPUT_LIMIT
@@ -463,9 +440,7 @@ fn isobox_as_nobody(args: &[&str]) -> std::process::Output {
 /// `--unisolated` runs the program, and the result says what was missing.
 #[test]
 fn non_root_is_refused_unless_unisolated() {
-    if !privileged("non_root_is_refused_unless_unisolated") {
-        return;
-    }
+    skip_unless_privileged!();
     let marker = format!("/tmp/isobox-unisolated-{}", std::process::id());
     let script = format!("touch {marker}; id -u");
     let refused = isobox_as_nobody(&["run", "--", "/bin/sh", "-c", &script]);
@@ -512,9 +487,7 @@ fn non_root_is_refused_unless_unisolated() {
 /// A fully isolated run lists nothing as absent.
 #[test]
 fn isolated_runs_lack_nothing() {
-    if !privileged("isolated_runs_lack_nothing") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::new();
     let result = test_box.run(&["/bin/true"]);
     assert_eq!(result.status, ExecutionStatus::Success, "{:?}", result);

@@ -9,7 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{hostile, privileged, program, Brief, TestBox, MIB};
+use common::{
+    assert_output, assert_status, each_case, hostile, program, skip_unless_privileged, Brief,
+    TestBox, MIB,
+};
 use isobox::{ExecutionResult, ExecutionStatus};
 
 /// The number after `prefix` in the first line of `text` that starts with it.
@@ -44,19 +47,12 @@ fn assert_memory_contained(result: &ExecutionResult, limit: u64, segv_allowed: b
 /// Attack: a C fork bomb, every process forking forever.
 #[test]
 fn fork_bomb() {
-    if !privileged("fork_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let bomb = test_box.install(&hostile("forkbomb"));
     let result = test_box.run_hostile(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     assert!(result.killed, "{:?}", Brief(&result));
     // The process limit bit: fork was refused while the bomb ran.
     assert_eq!(
@@ -72,9 +68,7 @@ fn fork_bomb() {
 /// Attack: the shell fork bomb `bomb() { bomb | bomb & }; bomb`.
 #[test]
 fn shell_fork_bomb() {
-    if !privileged("shell_fork_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let bomb = test_box.install(&hostile("bomb.sh"));
@@ -97,18 +91,11 @@ fn shell_fork_bomb() {
 /// Attack: a thread bomb, creating threads until refused.
 #[test]
 fn thread_bomb() {
-    if !privileged("thread_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let bomb = test_box.install(&hostile("threadbomb"));
     let result = test_box.run_hostile(&[&bomb]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::ProcessLimit);
     assert!(
         result.stdout.ends_with(": EAGAIN\n"),
         "{:?}",
@@ -123,76 +110,75 @@ fn thread_bomb() {
     test_box.remove();
 }
 
-/// Attack: a heap memory bomb (malloc and touch 1 MiB at a time, forever).
-#[test]
-fn heap_memory_bomb() {
-    if !privileged("heap_memory_bomb") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.memory_limit = Some(64 * MIB);
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "heap"]);
-    assert_memory_contained(&result, 64 * MIB, false);
-    test_box.remove();
+/// One memory bomb of the table in [`memory_bombs`].
+struct MemoryBomb {
+    /// The case's name in a failure (the test it was before the table).
+    name: &'static str,
+    /// The `memory` program's mode, or `python` for `pymemory.py`.
+    mode: &'static str,
+    /// No stack rlimit: only the memory limit can stop the stack growing,
+    /// and the bomb may die of SIGSEGV on its way there.
+    unlimited_stack: bool,
 }
 
-/// Attack: a stack memory bomb (1 MiB frames, forever, unlimited stack rlimit).
+/// Attack: memory bombs of every kind under a 64 MiB limit: killed by the
+/// memory limit (the stack bomb: or SIGSEGV), the peak never above it.
 #[test]
-fn stack_memory_bomb() {
-    if !privileged("stack_memory_bomb") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.memory_limit = Some(64 * MIB);
-    test_box.config.stack_limit = None;
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "stack"]);
-    assert_memory_contained(&result, 64 * MIB, true);
-    test_box.remove();
-}
-
-/// Attack: an mmap memory bomb (private anonymous 4 MiB mappings, touched).
-#[test]
-fn mmap_memory_bomb() {
-    if !privileged("mmap_memory_bomb") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.memory_limit = Some(64 * MIB);
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "mmap"]);
-    assert_memory_contained(&result, 64 * MIB, false);
-    test_box.remove();
-}
-
-/// Attack: a shared-memory bomb (shared anonymous mappings, which live in shmem).
-#[test]
-fn shared_mmap_memory_bomb() {
-    if !privileged("shared_mmap_memory_bomb") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.memory_limit = Some(64 * MIB);
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "shared"]);
-    assert_memory_contained(&result, 64 * MIB, false);
-    test_box.remove();
-}
-
-/// Attack: a Python memory bomb (a list of 1 MiB bytearrays).
-#[test]
-fn python_memory_bomb() {
-    if !privileged("python_memory_bomb") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.allow_python();
-    test_box.config.memory_limit = Some(64 * MIB);
-    let bomb = test_box.install(&hostile("pymemory.py"));
-    let result = test_box.run_hostile(&["/usr/bin/python3", &bomb]);
-    assert_memory_contained(&result, 64 * MIB, false);
-    test_box.remove();
+fn memory_bombs() {
+    skip_unless_privileged!();
+    let bombs = [
+        // malloc and touch 1 MiB at a time, forever.
+        MemoryBomb {
+            name: "heap_memory_bomb",
+            mode: "heap",
+            unlimited_stack: false,
+        },
+        // 1 MiB frames, forever.
+        MemoryBomb {
+            name: "stack_memory_bomb",
+            mode: "stack",
+            unlimited_stack: true,
+        },
+        // Private anonymous 4 MiB mappings, touched.
+        MemoryBomb {
+            name: "mmap_memory_bomb",
+            mode: "mmap",
+            unlimited_stack: false,
+        },
+        // Shared anonymous mappings, which live in shmem.
+        MemoryBomb {
+            name: "shared_mmap_memory_bomb",
+            mode: "shared",
+            unlimited_stack: false,
+        },
+        // A Python list of 1 MiB bytearrays.
+        MemoryBomb {
+            name: "python_memory_bomb",
+            mode: "python",
+            unlimited_stack: false,
+        },
+    ];
+    each_case(
+        &bombs,
+        |bomb| bomb.name,
+        |bomb| {
+            let mut test_box = TestBox::hostile();
+            test_box.config.memory_limit = Some(64 * MIB);
+            if bomb.unlimited_stack {
+                test_box.config.stack_limit = None;
+            }
+            let result = if bomb.mode == "python" {
+                test_box.allow_python();
+                let script = test_box.install(&hostile("pymemory.py"));
+                test_box.run_hostile(&["/usr/bin/python3", &script])
+            } else {
+                let memory = test_box.install(&hostile("memory"));
+                test_box.run_hostile(&[&memory, bomb.mode])
+            };
+            assert_memory_contained(&result, 64 * MIB, bomb.unlimited_stack);
+            test_box.remove();
+        },
+    );
 }
 
 /// The end of a tmpfs bomb: killed by the memory limit (tmpfs pages are
@@ -218,157 +204,203 @@ fn assert_tmpfs_bomb_contained(result: &ExecutionResult, memory: u64, size_mib: 
     assert!(result.memory_peak <= memory + MIB, "{:?}", Brief(result));
 }
 
-/// Attack: fill the private /tmp when it is smaller than the memory limit.
-#[test]
-fn tmp_bomb_stops_at_the_tmpfs_size() {
-    if !privileged("tmp_bomb_stops_at_the_tmpfs_size") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.tmp_size = 24 * MIB;
-    test_box.config.memory_limit = Some(128 * MIB);
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "files", "/tmp", &test_box.marker]);
-    // Smaller than the memory limit: the tmpfs size is what stops it.
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_tmpfs_bomb_contained(&result, 128 * MIB, 24);
-    test_box.remove();
+/// One tmpfs bomb of the table in [`tmpfs_bombs`].
+struct TmpfsBomb {
+    /// The case's name in a failure (the test it was before the table).
+    name: &'static str,
+    /// The private tmpfs it fills: `/tmp` or `/dev/shm`.
+    dir: &'static str,
+    /// That tmpfs's size, in MiB.
+    size_mib: u64,
+    /// The memory limit, in MiB.
+    memory_mib: u64,
 }
 
-/// Attack: fill the private /tmp when it is larger than the memory limit.
+/// Attack: fill the private /tmp and /dev/shm. A tmpfs smaller than the
+/// memory limit stops the bomb with ENOSPC; a larger one is charged to the
+/// memory limit.
 #[test]
-fn tmp_bomb_is_charged_to_the_memory_limit() {
-    if !privileged("tmp_bomb_is_charged_to_the_memory_limit") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.tmp_size = 512 * MIB;
-    test_box.config.memory_limit = Some(64 * MIB);
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "files", "/tmp", &test_box.marker]);
-    assert_tmpfs_bomb_contained(&result, 64 * MIB, 512);
-    test_box.remove();
+fn tmpfs_bombs() {
+    skip_unless_privileged!();
+    let bombs = [
+        TmpfsBomb {
+            name: "tmp_bomb_stops_at_the_tmpfs_size",
+            dir: "/tmp",
+            size_mib: 24,
+            memory_mib: 128,
+        },
+        TmpfsBomb {
+            name: "tmp_bomb_is_charged_to_the_memory_limit",
+            dir: "/tmp",
+            size_mib: 512,
+            memory_mib: 64,
+        },
+        TmpfsBomb {
+            name: "dev_shm_bomb",
+            dir: "/dev/shm",
+            size_mib: 16,
+            memory_mib: 128,
+        },
+    ];
+    each_case(
+        &bombs,
+        |bomb| bomb.name,
+        |bomb| {
+            let mut test_box = TestBox::hostile();
+            let size = bomb.size_mib * MIB;
+            match bomb.dir {
+                "/tmp" => test_box.config.tmp_size = size,
+                _ => test_box.config.shm_size = size,
+            }
+            test_box.config.memory_limit = Some(bomb.memory_mib * MIB);
+            let memory = test_box.install(&hostile("memory"));
+            let result = test_box.run_hostile(&[&memory, "files", bomb.dir, &test_box.marker]);
+            if bomb.size_mib < bomb.memory_mib {
+                // Smaller than the memory limit: the tmpfs size is what stops it.
+                assert_status(&result, ExecutionStatus::RuntimeError);
+            }
+            assert_tmpfs_bomb_contained(&result, bomb.memory_mib * MIB, bomb.size_mib);
+            test_box.remove();
+        },
+    );
 }
 
-/// Attack: fill the private /dev/shm.
-#[test]
-fn dev_shm_bomb() {
-    if !privileged("dev_shm_bomb") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.shm_size = 16 * MIB;
-    test_box.config.memory_limit = Some(128 * MIB);
-    let bomb = test_box.install(&hostile("memory"));
-    let result = test_box.run_hostile(&[&bomb, "files", "/dev/shm", &test_box.marker]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::RuntimeError,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_tmpfs_bomb_contained(&result, 128 * MIB, 16);
-    test_box.remove();
+/// What ends an endless program of the table in [`endless_programs`].
+enum Limit {
+    /// The CPU limit, at 1 s.
+    Cpu,
+    /// The wall clock, at 2 s.
+    Wall,
 }
 
-/// Attack: burn CPU forever.
-#[test]
-fn cpu_spin() {
-    if !privileged("cpu_spin") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.time_limit = Some(Duration::from_secs(1));
-    let cpu = test_box.install(&hostile("cpu"));
-    let result = test_box.run_hostile(&[&cpu, "spin"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert_eq!(result.stdout, "spin: started\n", "{:?}", Brief(&result));
-    assert!(
-        (1.0..1.6).contains(&result.cpu_time),
-        "{:?}",
-        Brief(&result)
-    );
-    test_box.remove();
+/// No bound on a measured time.
+const ANY: std::ops::Range<f64> = 0.0..f64::INFINITY;
+
+/// One endless program of the table in [`endless_programs`]: the `cpu`
+/// program in one of its modes.
+struct Endless {
+    /// The case's name in a failure (the test it was before the table).
+    name: &'static str,
+    /// The `cpu` program's mode.
+    mode: &'static str,
+    /// The limit that must end it.
+    limit: Limit,
+    /// What it prints before the limit, where that is checked.
+    stdout: Option<&'static str>,
+    /// Where the measured CPU time must be.
+    cpu_time: std::ops::Range<f64>,
+    /// Where the measured wall time must be.
+    wall_time: std::ops::Range<f64>,
+    /// How long the run, with its checks of the host, may take at most.
+    elapsed: Duration,
 }
 
-/// Attack: sleep forever (no CPU used, so only the wall clock can stop it).
+/// Attack: programs that never end on their own (burning CPU, sleeping,
+/// catching SIGXCPU, ignoring SIGTERM, stopped): each is killed at its time
+/// limit, soon after it.
 #[test]
-fn sleep_forever() {
-    if !privileged("sleep_forever") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
-    let cpu = test_box.install(&hostile("cpu"));
-    let started = Instant::now();
-    let result = test_box.run_hostile(&[&cpu, "sleep"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
+fn endless_programs() {
+    skip_unless_privileged!();
+    let programs = [
+        // Burn CPU forever.
+        Endless {
+            name: "cpu_spin",
+            mode: "spin",
+            limit: Limit::Cpu,
+            stdout: Some("spin: started\n"),
+            cpu_time: 1.0..1.6,
+            wall_time: ANY,
+            elapsed: Duration::MAX,
+        },
+        // Catch SIGXCPU (the CPU rlimit's warning) and keep burning.
+        Endless {
+            name: "catching_sigxcpu",
+            mode: "sigxcpu",
+            limit: Limit::Cpu,
+            stdout: None,
+            cpu_time: 0.0..1.6,
+            wall_time: ANY,
+            elapsed: Duration::MAX,
+        },
+        // Sleep forever (no CPU used, so only the wall clock can stop it).
+        Endless {
+            name: "sleep_forever",
+            mode: "sleep",
+            limit: Limit::Wall,
+            stdout: None,
+            cpu_time: 0.0..0.5,
+            wall_time: ANY,
+            elapsed: Duration::from_secs(5),
+        },
+        // Ignore SIGTERM, SIGINT, SIGHUP and every other catchable signal.
+        Endless {
+            name: "ignoring_sigterm",
+            mode: "sigterm",
+            limit: Limit::Wall,
+            stdout: Some("sigterm: started\n"),
+            cpu_time: ANY,
+            wall_time: 0.0..4.0,
+            elapsed: Duration::MAX,
+        },
+        // Stop itself with SIGSTOP (a stopped process uses no CPU).
+        Endless {
+            name: "sigstop_self",
+            mode: "stop",
+            limit: Limit::Wall,
+            stdout: Some("stop: started\n"),
+            cpu_time: ANY,
+            wall_time: 0.0..4.0,
+            elapsed: Duration::MAX,
+        },
+    ];
+    each_case(
+        &programs,
+        |program| program.name,
+        |program| {
+            let mut test_box = TestBox::hostile();
+            match program.limit {
+                Limit::Cpu => test_box.config.time_limit = Some(Duration::from_secs(1)),
+                Limit::Wall => test_box.config.wall_time_limit = Some(Duration::from_secs(2)),
+            }
+            let cpu = test_box.install(&hostile("cpu"));
+            let started = Instant::now();
+            let result = test_box.run_hostile(&[&cpu, program.mode]);
+            let elapsed = started.elapsed();
+            assert_status(&result, ExecutionStatus::TimeLimit);
+            assert!(result.killed, "{:?}", Brief(&result));
+            if let Limit::Wall = program.limit {
+                assert!(result.message.contains("wall"), "{:?}", Brief(&result));
+            }
+            if let Some(stdout) = program.stdout {
+                assert_eq!(result.stdout, stdout, "{:?}", Brief(&result));
+            }
+            assert!(
+                program.cpu_time.contains(&result.cpu_time),
+                "{:?}",
+                Brief(&result)
+            );
+            assert!(
+                program.wall_time.contains(&result.wall_time),
+                "{:?}",
+                Brief(&result)
+            );
+            assert!(elapsed < program.elapsed, "{elapsed:?}");
+            test_box.remove();
+        },
     );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert!(result.message.contains("wall"), "{:?}", Brief(&result));
-    assert!(result.cpu_time < 0.5, "{:?}", Brief(&result));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    test_box.remove();
-}
-
-/// Attack: catch SIGXCPU (the CPU rlimit's warning) and keep burning.
-#[test]
-fn catching_sigxcpu() {
-    if !privileged("catching_sigxcpu") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.time_limit = Some(Duration::from_secs(1));
-    let cpu = test_box.install(&hostile("cpu"));
-    let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert!(result.cpu_time < 1.6, "{:?}", Brief(&result));
-    test_box.remove();
 }
 
 /// Attack: catch SIGXCPU where RLIMIT_CPU is the only CPU limit (no cgroup).
 #[test]
 fn catching_sigxcpu_without_a_cgroup() {
-    if !privileged("catching_sigxcpu_without_a_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.strict_mode = false;
     test_box.config.cgroup_root = Some("/nonexistent".into());
     test_box.config.time_limit = Some(Duration::from_secs(1));
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     // Soft limit 1 s (SIGXCPU, caught: the program lives on), hard limit
     // 2 s (SIGKILL). The kernel's rusage can read a little low on a busy
     // machine, so only "past the soft limit" is asserted below.
@@ -382,44 +414,14 @@ fn catching_sigxcpu_without_a_cgroup() {
     test_box.remove();
 }
 
-/// Attack: ignore SIGTERM, SIGINT, SIGHUP and every other catchable signal.
-#[test]
-fn ignoring_sigterm() {
-    if !privileged("ignoring_sigterm") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
-    let cpu = test_box.install(&hostile("cpu"));
-    let result = test_box.run_hostile(&[&cpu, "sigterm"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert_eq!(result.stdout, "sigterm: started\n", "{:?}", Brief(&result));
-    assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
-    test_box.remove();
-}
-
 /// Attack: setsid + double fork, leaving a daemon behind after exiting 0.
 #[test]
 fn setsid_double_fork_daemon() {
-    if !privileged("setsid_double_fork_daemon") {
-        return;
-    }
+    skip_unless_privileged!();
     let test_box = TestBox::hostile();
     let daemon = test_box.install(&hostile("daemon"));
     let result = test_box.run_hostile(&[&daemon, &test_box.marker]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
-    assert_eq!(result.stdout, "daemon: detached\n", "{:?}", Brief(&result));
+    assert_output(&result, "daemon: detached\n");
     assert!(result.wall_time < 2.0, "{:?}", Brief(&result));
     // The daemon would write this two seconds after detaching.
     std::thread::sleep(Duration::from_millis(2500));
@@ -427,28 +429,6 @@ fn setsid_double_fork_daemon() {
         .workdir()
         .join(format!("{}-alive", test_box.marker));
     assert!(!alive.exists(), "the daemon outlived the run");
-    test_box.remove();
-}
-
-/// Attack: stop itself with SIGSTOP (a stopped process uses no CPU).
-#[test]
-fn sigstop_self() {
-    if !privileged("sigstop_self") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.wall_time_limit = Some(Duration::from_secs(2));
-    let cpu = test_box.install(&hostile("cpu"));
-    let result = test_box.run_hostile(&[&cpu, "stop"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
-    assert!(result.killed, "{:?}", Brief(&result));
-    assert_eq!(result.stdout, "stop: started\n", "{:?}", Brief(&result));
-    assert!(result.wall_time < 4.0, "{:?}", Brief(&result));
     test_box.remove();
 }
 
@@ -470,54 +450,42 @@ fn assert_flood_contained(result: &ExecutionResult, kept: &str, dropped: u64, li
     assert!(result.wall_time < 11.0, "{:?}", Brief(result));
 }
 
-/// Attack: flood stdout forever.
+/// Attack: flood stdout, then stderr, forever: the flooded stream is cut
+/// at the output limit (64 KiB) and the other stays empty.
 #[test]
-fn stdout_flood() {
-    if !privileged("stdout_flood") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.time_limit = Some(Duration::from_secs(1));
-    let flood = test_box.install(&program("flood"));
-    let result = test_box.run_hostile(&[&flood, "out", "1000000000000000"]);
-    assert_flood_contained(&result, &result.stdout, result.stdout_dropped, 64 * 1024);
-    assert!(result.stdout.bytes().all(|byte| byte == b'o'));
-    assert_eq!(result.stderr, "", "{:?}", Brief(&result));
-    test_box.remove();
-}
-
-/// Attack: flood stderr forever.
-#[test]
-fn stderr_flood() {
-    if !privileged("stderr_flood") {
-        return;
-    }
-    let mut test_box = TestBox::hostile();
-    test_box.config.time_limit = Some(Duration::from_secs(1));
-    let flood = test_box.install(&program("flood"));
-    let result = test_box.run_hostile(&[&flood, "err", "1000000000000000"]);
-    assert_flood_contained(&result, &result.stderr, result.stderr_dropped, 64 * 1024);
-    assert!(result.stderr.bytes().all(|byte| byte == b'e'));
-    assert_eq!(result.stdout, "", "{:?}", Brief(&result));
-    test_box.remove();
+fn output_floods() {
+    skip_unless_privileged!();
+    // (case, the flood program's stream, the byte it writes)
+    let floods = [("stdout_flood", "out", b'o'), ("stderr_flood", "err", b'e')];
+    each_case(
+        &floods,
+        |(name, _, _)| name,
+        |&(_, stream, byte)| {
+            let mut test_box = TestBox::hostile();
+            test_box.config.time_limit = Some(Duration::from_secs(1));
+            let flood = test_box.install(&program("flood"));
+            let result = test_box.run_hostile(&[&flood, stream, "1000000000000000"]);
+            let (kept, dropped, other) = match stream {
+                "out" => (&result.stdout, result.stdout_dropped, &result.stderr),
+                _ => (&result.stderr, result.stderr_dropped, &result.stdout),
+            };
+            assert_flood_contained(&result, kept, dropped, 64 * 1024);
+            assert!(kept.bytes().all(|written| written == byte));
+            assert_eq!(other, "", "{:?}", Brief(&result));
+            test_box.remove();
+        },
+    );
 }
 
 /// Attack: a file-size bomb, one file in /box growing forever.
 #[test]
 fn file_size_bomb() {
-    if !privileged("file_size_bomb") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.file_size_limit = Some(4 * MIB);
     let write_file = test_box.install(&program("write_file"));
     let result = test_box.run_hostile(&[&write_file, "/box/big.bin", "1000000000000000"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::FileSizeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::FileSizeLimit);
     assert_eq!(result.signal, Some(libc::SIGXFSZ), "{:?}", Brief(&result));
     let size = std::fs::metadata(test_box.workdir().join("big.bin"))
         .expect("big.bin on the host")
@@ -529,19 +497,12 @@ fn file_size_bomb() {
 /// Attack: an inode bomb in /box (empty files forever; only the CPU limit ends it).
 #[test]
 fn inode_bomb_in_the_box() {
-    if !privileged("inode_bomb_in_the_box") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     let inodes = test_box.install(&hostile("inodes"));
     let result = test_box.run_hostile(&[&inodes, "files", "/box"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     let created = std::fs::read_dir(test_box.workdir()).unwrap().count();
     assert!(
         created > 1,
@@ -554,9 +515,7 @@ fn inode_bomb_in_the_box() {
 /// Attack: an inode bomb in the private /tmp.
 #[test]
 fn inode_bomb_in_tmp() {
-    if !privileged("inode_bomb_in_tmp") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_secs(1));
     test_box.config.memory_limit = Some(64 * MIB);
@@ -583,9 +542,7 @@ fn inode_bomb_in_tmp() {
 /// Attack: directories nested as deep as the CPU limit allows, to make the box unremovable.
 #[test]
 fn deep_directory_nesting() {
-    if !privileged("deep_directory_nesting") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.time_limit = Some(Duration::from_millis(500));
     let inodes = test_box.install(&hostile("inodes"));
@@ -610,19 +567,12 @@ fn deep_directory_nesting() {
 /// Attack: open descriptors until refused, then try to raise the limit.
 #[test]
 fn fd_exhaustion() {
-    if !privileged("fd_exhaustion") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.open_files_limit = Some(64);
     let fds = test_box.install(&hostile("fds"));
     let result = test_box.run_hostile(&[&fds]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     // stdin, stdout and stderr are open already.
     assert_eq!(
         result.stdout,

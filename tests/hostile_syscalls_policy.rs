@@ -11,48 +11,29 @@ mod isolate_support;
 
 use std::time::Duration;
 
-use common::{hostile, privileged, Brief, TestBox};
+use common::{
+    assert_output, assert_status, hostile, outcome_lines, skip_unless_privileged, sysctl, Brief,
+    TestBox,
+};
 use isobox::config::syscall_flags;
-use isobox::{ExecutionResult, ExecutionStatus};
+use isobox::ExecutionStatus;
 use isolate_support::{slot_id, Isolate};
 
 const MIB: u64 = 1 << 20;
-
-fn assert_success(result: &ExecutionResult) {
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(result)
-    );
-}
 
 /// Runs the `policy` program with `probes` and asserts each outcome.
 fn probe(test_box: &TestBox, program: &str, expected: &[(&str, &str)]) {
     let mut words = vec![program];
     words.extend(expected.iter().map(|(name, _)| *name));
     let result = test_box.run_hostile(&words);
-    assert_success(&result);
-    let wanted: String = expected
-        .iter()
-        .map(|(name, outcome)| format!("{name}: {outcome}\n"))
-        .collect();
-    assert_eq!(result.stdout, wanted, "{:?}", Brief(&result));
-}
-
-fn host_sysctl(name: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()
-        .map(|value| value.trim().to_string())
+    assert_output(&result, &outcome_lines(expected));
 }
 
 /// Attack: sockets of every family but AF_UNIX (vsock reaches the
 /// hypervisor, netlink uevents the host's devices); the family's high bits.
 #[test]
 fn socket_families_are_unix_only() {
-    if !privileged("socket_families_are_unix_only") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     let refused = "EAFNOSUPPORT";
@@ -95,9 +76,7 @@ fn socket_families_are_unix_only() {
 /// prctl options outside the subset; ordinary uses still work.
 #[test]
 fn calls_outside_the_allowlist_are_refused() {
-    if !privileged("calls_outside_the_allowlist_are_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(
@@ -134,9 +113,7 @@ fn calls_outside_the_allowlist_are_refused() {
 /// concurrent boxes. isolate's flag 4 switches the restriction.
 #[test]
 fn file_locks_on_shared_inodes() {
-    if !privileged("file_locks_on_shared_inodes") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(
@@ -171,9 +148,7 @@ fn file_locks_on_shared_inodes() {
 /// default and off when cleared.
 #[test]
 fn isolate_syscall_flags_switch_their_restrictions() {
-    if !privileged("isolate_syscall_flags_switch_their_restrictions") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(
@@ -185,7 +160,7 @@ fn isolate_syscall_flags_switch_their_restrictions() {
             ("vsock", "EAFNOSUPPORT"),
         ],
     );
-    let uring = host_sysctl("kernel/io_uring_disabled").is_none_or(|value| value == "0");
+    let uring = sysctl("kernel/io_uring_disabled").is_none_or(|value| value == "0");
     let vsock = std::path::Path::new("/sys/module/vsock").exists();
     test_box.config.syscall_flags = 0;
     let mut expected = vec![("keyctl", "SUCCEEDED")];
@@ -198,7 +173,7 @@ fn isolate_syscall_flags_switch_their_restrictions() {
         // which charge it to RLIMIT_MEMLOCK, 0 in a box) refuses it with
         // ENOMEM: the kernel's answer either way, not the filter's EPERM.
         let result = test_box.run_hostile(&[&policy, "io_uring_setup"]);
-        assert_success(&result);
+        assert_status(&result, ExecutionStatus::Success);
         assert!(
             ["io_uring_setup: SUCCEEDED\n", "io_uring_setup: ENOMEM\n"]
                 .contains(&result.stdout.as_str()),
@@ -215,9 +190,7 @@ fn isolate_syscall_flags_switch_their_restrictions() {
 /// also with garbage in the command's upper bits; refused whatever the flags.
 #[test]
 fn terminal_injection_is_refused() {
-    if !privileged("terminal_injection_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     let expected = [
@@ -239,9 +212,7 @@ fn terminal_injection_is_refused() {
 /// fill level (fs.aio-nr) every box can read.
 #[test]
 fn legacy_aio_is_refused() {
-    if !privileged("legacy_aio_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     let policy = test_box.install(&hostile("policy"));
     probe(&test_box, &policy, &[("io_setup", "EPERM")]);
@@ -256,9 +227,7 @@ fn legacy_aio_is_refused() {
 /// policy judges it with the i386 numbers.
 #[test]
 fn i386_entry_when_foreign_arches_are_allowed() {
-    if !privileged("i386_entry_when_foreign_arches_are_allowed") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
     test_box.config.syscall_flags = syscall_flags::ALL & !syscall_flags::LEGACY_ARCH;
     let int80 = test_box.install(&hostile("int80"));
@@ -314,15 +283,13 @@ fn held(line: &str) -> u64 {
 /// a memfd, files in the box's /tmp and /dev/shm tmpfs.
 #[test]
 fn memory_outside_the_address_space_without_a_cgroup() {
-    if !privileged("memory_outside_the_address_space_without_a_cgroup") {
-        return;
-    }
+    skip_unless_privileged!();
     let limit = 48 * MIB;
     let mut test_box = box_without_cgroup(limit);
     let policy = test_box.install(&hostile("policy"));
     let result =
         test_box.run_hostile(&[&policy, "shm", "memfd", "fill", "/tmp", "fill", "/dev/shm"]);
-    assert_success(&result);
+    assert_status(&result, ExecutionStatus::Success);
     let lines: Vec<&str> = result.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{:?}", Brief(&result));
     assert!(lines[0].starts_with("shm: held "), "{:?}", Brief(&result));
@@ -344,9 +311,7 @@ fn memory_outside_the_address_space_without_a_cgroup() {
 /// of `tests/isolate_support`.)
 #[test]
 fn isolate_face_syscalls_option_and_configuration_key() {
-    if !privileged("isolate_face_syscalls_option_and_configuration_key") {
-        return;
-    }
+    skip_unless_privileged!();
     let program = hostile("policy");
     for (config, options, expected) in [
         ("", &[][..], "keyctl: EPERM\nflock: ENOSYS\n"),

@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use common::privileged;
+use common::skip_unless_privileged;
 use isolate_support::{cms_box_ok, slot_id, CmsLog, Isolate, Outcome};
 use tempfile::TempDir;
 
@@ -45,11 +45,7 @@ struct Limits<'a> {
 impl<'a> CmsSandbox<'a> {
     /// `isolate --box-id=N --cg --init`.
     fn new(isolate: &'a Isolate, id: u32) -> Self {
-        let outer = tempfile::Builder::new()
-            .prefix("isobox-cms-")
-            .tempdir()
-            .expect("outer directory");
-        fs::set_permissions(outer.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let outer = common::temp_dir("isobox-cms-", 0o755);
         let home = outer.path().join("home");
         fs::create_dir(&home).unwrap();
         fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
@@ -175,9 +171,7 @@ fn generous() -> Limits<'static> {
 
 #[test]
 fn cms_ok_run_with_redirected_files_and_measurements() {
-    if !privileged("cms_ok_run_with_redirected_files_and_measurements") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(1, 0));
     fs::write(sandbox.home().join("input.txt"), "20 22\n").unwrap();
@@ -225,9 +219,7 @@ fn cms_ok_run_with_redirected_files_and_measurements() {
 
 #[test]
 fn cms_cpu_timeout_reports_the_time_used() {
-    if !privileged("cms_cpu_timeout_reports_the_time_used") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(2, 0));
     let spin = sandbox.install(&common::program("spin_cpu"), "spin");
@@ -248,9 +240,7 @@ fn cms_cpu_timeout_reports_the_time_used() {
 
 #[test]
 fn cms_wall_timeout_says_wall() {
-    if !privileged("cms_wall_timeout_says_wall") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(3, 0));
     let limits = Limits {
@@ -267,9 +257,7 @@ fn cms_wall_timeout_says_wall() {
 
 #[test]
 fn cms_memory_limit_and_no_oom_flag_in_the_next_run() {
-    if !privileged("cms_memory_limit_and_no_oom_flag_in_the_next_run") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(4, 0));
     let bomb = sandbox.install(&common::program("memory_bomb"), "bomb");
@@ -294,9 +282,7 @@ fn cms_memory_limit_and_no_oom_flag_in_the_next_run() {
 
 #[test]
 fn cms_nonzero_return_and_signal() {
-    if !privileged("cms_nonzero_return_and_signal") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(5, 0));
     let (outcome, log) = sandbox.run(&generous(), &["/bin/sh", "-c", "exit 3"]);
@@ -321,9 +307,7 @@ fn cms_nonzero_return_and_signal() {
 
 #[test]
 fn cms_sandbox_error_is_exit_2_and_xx() {
-    if !privileged("cms_sandbox_error_is_exit_2_and_xx") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(6, 0));
     let limits = Limits {
@@ -344,9 +328,7 @@ fn cms_sandbox_error_is_exit_2_and_xx() {
 
 #[test]
 fn cms_processes_one_means_one() {
-    if !privileged("cms_processes_one_means_one") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = CmsSandbox::new(&isolate, slot_id(7, 0));
     // The shell must fork for /bin/true: refused with --processes=1.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::PathBuf;
 
-use common::privileged;
+use common::skip_unless_privileged;
 use isolate_support::{slot_id, Isolate, Outcome};
 
 /// Judge0's `parse_meta`: each line split at `:`, the first part the key,
@@ -189,9 +189,7 @@ const LIMITS: [&str; 14] = [
 
 #[test]
 fn judge0_accepted_with_shell_redirected_streams() {
-    if !privileged("judge0_accepted_with_shell_redirected_streams") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let submission = Submission::new(&isolate, slot_id(10, 0));
     submission.write(
@@ -228,9 +226,7 @@ fn judge0_accepted_with_shell_redirected_streams() {
 
 #[test]
 fn judge0_stderr_to_stdout() {
-    if !privileged("judge0_stderr_to_stdout") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let submission = Submission::new(&isolate, slot_id(11, 0));
     submission.write("echo out\necho err >&2\n", "");
@@ -242,9 +238,7 @@ fn judge0_stderr_to_stdout() {
 
 #[test]
 fn judge0_time_limit_cpu_and_wall() {
-    if !privileged("judge0_time_limit_cpu_and_wall") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let submission = Submission::new(&isolate, slot_id(12, 0));
     let cpu_limits = [
@@ -283,9 +277,7 @@ fn judge0_time_limit_cpu_and_wall() {
 
 #[test]
 fn judge0_runtime_errors() {
-    if !privileged("judge0_runtime_errors") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let submission = Submission::new(&isolate, slot_id(13, 0));
     let status = |script: &str| {
@@ -315,9 +307,7 @@ fn judge0_runtime_errors() {
 
 #[test]
 fn judge0_internal_error() {
-    if !privileged("judge0_internal_error") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let submission = Submission::new(&isolate, slot_id(14, 0));
     submission.write("echo never\n", "");

@@ -11,31 +11,15 @@ mod isolate_support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::privileged;
+use common::skip_unless_privileged;
 use isolate_support::{assert_box_gone, slot_id, CmsLog, Isolate};
-
-/// Waits (up to 30 s) until `path` exists.
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn twenty_runs_with_alternating_limits_carry_nothing_over() {
-    if !privileged("twenty_runs_with_alternating_limits_carry_nothing_over") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(20, 0), true);
     let alloc = sandbox.install(&common::program("alloc_touch"), "alloc");
@@ -86,9 +70,7 @@ fn twenty_runs_with_alternating_limits_carry_nothing_over() {
 
 #[test]
 fn eight_boxes_init_run_and_clean_up_concurrently() {
-    if !privileged("eight_boxes_init_run_and_clean_up_concurrently") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..8)
@@ -124,28 +106,13 @@ fn eight_boxes_init_run_and_clean_up_concurrently() {
 
 #[test]
 fn two_runs_racing_for_one_box_never_share_it() {
-    if !privileged("two_runs_racing_for_one_box_never_share_it") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(22, 0), true);
-    let mut first = isolate
-        .command()
-        .args(sandbox.with_box(&[
-            "-p",
-            "-w",
-            "60",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "touch /box/started; sleep 2; echo first > /box/order",
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&sandbox.box_dir().join("started"));
+    let mut first = sandbox.start_script(
+        &["-p", "-w", "60"],
+        "touch /box/started; sleep 2; echo first > /box/order",
+    );
 
     // Without --wait: refused, with isolate's exit status and a clear line.
     let refused = sandbox.isolate(&["--run", "--", "/bin/true"]);
@@ -178,30 +145,13 @@ fn two_runs_racing_for_one_box_never_share_it() {
 
 #[test]
 fn keeper_killed_mid_run_leaves_nothing_running_and_the_box_usable() {
-    if !privileged("keeper_killed_mid_run_leaves_nothing_running_and_the_box_usable") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(23, 0), true);
-    let mut keeper = isolate
-        .command()
-        .args(sandbox.with_box(&[
-            "-p",
-            "-t",
-            "60",
-            "-w",
-            "120",
-            "--run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "sleep 300 & sleep 300 & touch /box/started; while :; do :; done",
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&sandbox.box_dir().join("started"));
+    let mut keeper = sandbox.start_script(
+        &["-p", "-t", "60", "-w", "120"],
+        "sleep 300 & sleep 300 & touch /box/started; while :; do :; done",
+    );
     assert!(!common::processes_of_uid(sandbox.uid()).is_empty());
     keeper.kill().unwrap();
     keeper.wait().unwrap();
@@ -230,9 +180,7 @@ fn keeper_killed_mid_run_leaves_nothing_running_and_the_box_usable() {
 
 #[test]
 fn init_resets_and_cleanup_is_fine_with_missing_or_half_boxes() {
-    if !privileged("init_resets_and_cleanup_is_fine_with_missing_or_half_boxes") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(24, 0), false);
     sandbox.write("leftover.txt", "x");
@@ -278,9 +226,7 @@ fn init_resets_and_cleanup_is_fine_with_missing_or_half_boxes() {
 
 #[test]
 fn cleanup_never_follows_the_programs_symlinks() {
-    if !privileged("cleanup_never_follows_the_programs_symlinks") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let victim = isolate.root().join("victim");
     fs::create_dir(&victim).unwrap();
@@ -327,9 +273,7 @@ fn cleanup_never_follows_the_programs_symlinks() {
 
 #[test]
 fn quota_limits_the_box_in_blocks_and_inodes() {
-    if !privileged("quota_limits_the_box_in_blocks_and_inodes") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(26, 0);
     let init = isolate.isolate(&["-b", &id.to_string(), "-q", "1024,20", "--init"]);
@@ -356,9 +300,7 @@ fn quota_limits_the_box_in_blocks_and_inodes() {
 
 #[test]
 fn limits_and_stdio_in_isolates_units_and_places() {
-    if !privileged("limits_and_stdio_in_isolates_units_and_places") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(27, 0), true);
     let ulimit = |options: &[&str], what: &str| {
@@ -435,9 +377,7 @@ fn limits_and_stdio_in_isolates_units_and_places() {
 
 #[test]
 fn without_cg_isolation_holds_and_rusage_measures() {
-    if !privileged("without_cg_isolation_holds_and_rusage_measures") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(28, 0), false);
     let spin = sandbox.install(&common::program("spin_cpu"), "spin");
@@ -478,9 +418,7 @@ fn without_cg_isolation_holds_and_rusage_measures() {
 
 #[test]
 fn as_uid_owns_the_box_and_gets_the_files_back() {
-    if !privileged("as_uid_owns_the_box_and_gets_the_files_back") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(29, 0).to_string();
     let owner = ["--as-uid=4242", "--as-gid=4343"];
@@ -497,9 +435,7 @@ fn as_uid_owns_the_box_and_gets_the_files_back() {
 
 #[test]
 fn a_meta_file_inside_the_box_is_refused() {
-    if !privileged("a_meta_file_inside_the_box_is_refused") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(30, 0), true);
     // The program owns the box during the run: a meta file there could be
@@ -515,9 +451,7 @@ fn a_meta_file_inside_the_box_is_refused() {
 
 #[test]
 fn directories_nested_past_path_max_neither_break_the_box_nor_its_cleanup() {
-    if !privileged("directories_nested_past_path_max_neither_break_the_box_nor_its_cleanup") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(31, 0), true);
     let nest = sandbox.install(&common::hostile("inodes"), "nest");
@@ -538,9 +472,7 @@ fn directories_nested_past_path_max_neither_break_the_box_nor_its_cleanup() {
 
 #[test]
 fn share_net_keeps_the_hosts_network() {
-    if !privileged("share_net_keeps_the_hosts_network") {
-        return;
-    }
+    skip_unless_privileged!();
     let interfaces = |text: &str| -> Vec<String> {
         text.lines()
             .skip(2)

@@ -12,7 +12,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use common::privileged;
+use common::skip_unless_privileged;
 use isolate_support::{slot_id, CmsLog, Isolate, Outcome};
 
 /// Runs the isobox binary under its own name.
@@ -95,9 +95,7 @@ fn parsing_mistakes_are_one_line_and_exit_2() {
 
 #[test]
 fn box_id_out_of_range() {
-    if !privileged("box_id_out_of_range") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     for action in ["--init", "--cleanup"] {
         let outcome = isolate.isolate(&["-b", "1000", action]);
@@ -113,9 +111,7 @@ fn box_id_out_of_range() {
 
 #[test]
 fn run_on_a_box_never_initialized() {
-    if !privileged("run_on_a_box_never_initialized") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(40, 0).to_string();
     let meta = isolate.root().join("meta");
@@ -137,9 +133,7 @@ fn run_on_a_box_never_initialized() {
 
 #[test]
 fn missing_or_unreadable_stdin_file_is_a_sandbox_error() {
-    if !privileged("missing_or_unreadable_stdin_file_is_a_sandbox_error") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let secret = isolate.root().join("secret");
     fs::create_dir(&secret).unwrap();
@@ -166,9 +160,7 @@ fn missing_or_unreadable_stdin_file_is_a_sandbox_error() {
 
 #[test]
 fn a_bad_configuration_line_names_the_file_and_line() {
-    if !privileged("a_bad_configuration_line_names_the_file_and_line") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::with_extra_config("first_gid = 63000\nbox_size = 5\n");
     let config = isolate.config.display().to_string();
     for args in [
@@ -190,9 +182,7 @@ fn a_bad_configuration_line_names_the_file_and_line() {
 
 #[test]
 fn a_missing_configuration_means_defaults() {
-    if !privileged("a_missing_configuration_means_defaults") {
-        return;
-    }
+    skip_unless_privileged!();
     let outcome = isobox(&["--check-config"]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert!(
@@ -211,9 +201,7 @@ fn a_missing_configuration_means_defaults() {
 
 #[test]
 fn an_unwritable_meta_file_is_an_error_before_anything_runs() {
-    if !privileged("an_unwritable_meta_file_is_an_error_before_anything_runs") {
-        return;
-    }
+    skip_unless_privileged!();
     let isolate = Isolate::new();
     let sandbox = isolate.open_box(slot_id(42, 0), false);
     let outcome = sandbox.isolate(&[

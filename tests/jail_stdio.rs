@@ -6,16 +6,14 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{privileged, Brief, TestBox};
+use common::{assert_status, skip_unless_privileged, Brief, TestBox};
 use isobox::ExecutionStatus;
 
 /// stdin, stdout and stderr files are relative to /box even when the
 /// program starts elsewhere, and stderr can follow stdout.
 #[test]
 fn stdio_files_are_opened_in_the_box_before_chdir() {
-    if !privileged("stdio_files_are_opened_in_the_box_before_chdir") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     fs::write(test_box.workdir().join("in.txt"), "21\n").unwrap();
     test_box.config.stdin_file = Some(PathBuf::from("in.txt"));
@@ -27,12 +25,7 @@ fn stdio_files_are_opened_in_the_box_before_chdir() {
         "-c",
         "read n; echo $((n * 2)); echo to-stderr >&2; pwd",
     ]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::Success);
     let written = fs::read_to_string(test_box.workdir().join("out.txt")).unwrap();
     assert_eq!(written, "42\nto-stderr\n/tmp\n");
     assert!(result.stdout.is_empty() && result.stderr.is_empty());
@@ -41,9 +34,7 @@ fn stdio_files_are_opened_in_the_box_before_chdir() {
 /// A stdio file the box's user may not read is a sandbox error, not a crash.
 #[test]
 fn unreadable_stdin_file_is_an_internal_error() {
-    if !privileged("unreadable_stdin_file_is_an_internal_error") {
-        return;
-    }
+    skip_unless_privileged!();
     use std::os::unix::fs::PermissionsExt;
     let mut test_box = TestBox::new();
     let secret = test_box.workdir().join("secret.txt");
@@ -51,12 +42,7 @@ fn unreadable_stdin_file_is_an_internal_error() {
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
     test_box.config.stdin_file = Some(PathBuf::from("secret.txt"));
     let result = test_box.run(&["/bin/cat"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::InternalError,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::InternalError);
     assert!(
         result.message.contains("opening secret.txt")
             && result.message.contains("Permission denied"),
@@ -70,19 +56,12 @@ fn unreadable_stdin_file_is_an_internal_error() {
 /// measured: rusage CPU time, max RSS as peak, RLIMIT_CPU as the CPU limit.
 #[test]
 fn without_cgroups_limits_and_measurements_fall_back() {
-    if !privileged("without_cgroups_limits_and_measurements_fall_back") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.use_cgroups = false;
     test_box.config.time_limit = Some(std::time::Duration::from_secs(1));
     let result = test_box.run(&["/bin/sh", "-c", "while :; do :; done"]);
-    assert_eq!(
-        result.status,
-        ExecutionStatus::TimeLimit,
-        "{:?}",
-        Brief(&result)
-    );
+    assert_status(&result, ExecutionStatus::TimeLimit);
     // rusage (tick-sampled user/system split) can read below the kernel's
     // own RLIMIT_CPU clock on a loaded machine; what matters is that the
     // CPU time of a killed run is reported at all.
@@ -94,23 +73,11 @@ fn without_cgroups_limits_and_measurements_fall_back() {
 /// in the cgroup does not count.
 #[test]
 fn process_limit_counts_only_the_program() {
-    if !privileged("process_limit_counts_only_the_program") {
-        return;
-    }
+    skip_unless_privileged!();
     let mut test_box = TestBox::new();
     test_box.config.process_limit = Some(1);
     let alone = test_box.run(&["/bin/true"]);
-    assert_eq!(
-        alone.status,
-        ExecutionStatus::Success,
-        "{:?}",
-        Brief(&alone)
-    );
+    assert_status(&alone, ExecutionStatus::Success);
     let forking = test_box.run(&["/bin/sh", "-c", "/bin/true"]);
-    assert_eq!(
-        forking.status,
-        ExecutionStatus::ProcessLimit,
-        "{:?}",
-        Brief(&forking)
-    );
+    assert_status(&forking, ExecutionStatus::ProcessLimit);
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
@@ -43,31 +43,129 @@ impl std::fmt::Debug for Brief<'_> {
     }
 }
 
-/// Whether privileged tests can run here (root and a cgroup hierarchy).
+/// Asserts the verdict of a run, showing the run (cut short) when it is
+/// another; a failure points at the caller.
+#[track_caller]
+pub fn assert_status(result: &ExecutionResult, expected: ExecutionStatus) {
+    assert_eq!(result.status, expected, "{:?}", Brief(result));
+}
+
+/// Asserts a clean exit (Success) with exactly `expected` on stdout.
+#[track_caller]
+pub fn assert_output(result: &ExecutionResult, expected: &str) {
+    assert_eq!(result.stdout, expected, "{:?}", Brief(result));
+    assert_status(result, ExecutionStatus::Success);
+}
+
+/// `"<name>: <outcome>\n"` for each pair: what the hostile probes print
+/// for the calls they are asked to try.
+pub fn outcome_lines(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, outcome)| format!("{name}: {outcome}\n"))
+        .collect()
+}
+
+/// The host's value of the sysctl at `/proc/sys/<name>`, if it has one.
+pub fn sysctl(name: &str) -> Option<String> {
+    fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()
+        .map(|value| value.trim().to_string())
+}
+
+/// Waits (at most 30 s) until `path` exists.
+pub fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `check` on every case of a table, each case even when an earlier
+/// one failed, then fails naming the cases that failed (each one's own
+/// panic message is printed above, followed by its name).
+pub fn each_case<C>(cases: &[C], name: impl Fn(&C) -> &str, check: impl Fn(&C)) {
+    let mut failed = Vec::new();
+    for case in cases {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case)));
+        if outcome.is_err() {
+            eprintln!("^^^ case `{}` failed", name(case));
+            failed.push(name(case).to_string());
+        }
+    }
+    assert!(failed.is_empty(), "failed cases: {failed:?}");
+}
+
+/// Skips the calling test, loudly, when privileged tests cannot run here;
+/// see [`privileged`]. Stands first in a `#[test] fn` and names the test
+/// after that function, so the message cannot name another test.
+macro_rules! skip_unless_privileged {
+    () => {{
+        fn here() {}
+        if !$crate::common::privileged($crate::common::test_name(::std::any::type_name_of_val(
+            &here,
+        ))) {
+            return;
+        }
+    }};
+}
+pub(crate) use skip_unless_privileged;
+
+/// The test's name as the harness prints it, from the type name of a
+/// function `here` declared inside it: `crate::module::test::here` gives
+/// `module::test`.
+pub fn test_name(here: &'static str) -> &'static str {
+    let path = here.strip_suffix("::here").unwrap_or(here);
+    path.split_once("::").map_or(path, |(_crate, rest)| rest)
+}
+
+/// Whether privileged tests can run here: root and a usable cgroup
+/// hierarchy (v1, or v2 with the controllers isobox needs).
 ///
 /// When they cannot, says so on the real stderr (not captured by the test
-/// harness) and returns false, or panics when `ISOBOX_REQUIRE_PRIVILEGED=1`.
+/// harness, in one write so parallel tests do not interleave) and returns
+/// false, or panics when `ISOBOX_REQUIRE_PRIVILEGED=1`, where a skip would
+/// hide a failure. Tests call it through [`skip_unless_privileged`].
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    let cgroups = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists()
-        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    if root && cgroups {
-        return true;
-    }
+    let cgroups = isobox::cgroup::CgroupController::detect(None).err();
     let why = match (root, cgroups) {
-        (false, false) => "not root, no cgroup hierarchy",
-        (false, true) => "not root",
-        _ => "no cgroup hierarchy",
+        (true, None) => return true,
+        (false, None) => "not root".to_string(),
+        (true, Some(err)) => err.to_string(),
+        (false, Some(err)) => format!("not root; {err}"),
     };
     if std::env::var("ISOBOX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
         panic!("{test}: needs root and cgroups ({why}) and ISOBOX_REQUIRE_PRIVILEGED=1");
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED (needs root and cgroups): {test} ({why}) ***\n"
-    );
+    let message = format!("\n*** SKIPPED (needs root and cgroups): {test} ({why}) ***\n");
+    let _ = std::io::stderr().write_all(message.as_bytes());
     false
+}
+
+/// A temporary directory named `<prefix>...`, with mode `mode`, owned by
+/// the keeper (root); removed when dropped.
+pub fn temp_dir(prefix: &str, mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary directory");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod");
+    dir
+}
+
+/// Copies the host file `host_path` to `target` as an executable (mode
+/// 0755, owned by the keeper).
+pub fn copy_executable(host_path: &str, target: &Path) {
+    fs::copy(host_path, target)
+        .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
+    fs::set_permissions(target, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
 }
 
 /// Absolute path of `tests/programs/<name>.c` compiled with
@@ -140,12 +238,7 @@ extern "C" fn remove_programs_dir() {
 
 fn programs_dir() -> &'static Path {
     PROGRAMS_DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("isobox-test-programs-")
-            .tempdir()
-            .expect("creating the programs directory")
-            .keep();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        let dir = temp_dir("isobox-test-programs-", 0o755).keep();
         // Every parent must be searchable by the box uid.
         for parent in dir.ancestors().skip(1) {
             let mode = fs::metadata(parent)
@@ -267,12 +360,7 @@ impl TestBox {
     /// 64 MiB files, 4 MiB of output per stream.
     pub fn new() -> Self {
         let uid = next_uid();
-        let workdir = tempfile::Builder::new()
-            .prefix("isobox-box-")
-            .tempdir()
-            .expect("creating the workdir");
-        fs::set_permissions(workdir.path(), fs::Permissions::from_mode(0o755))
-            .expect("chmod workdir");
+        let workdir = temp_dir("isobox-box-", 0o755);
         let config = IsolateConfig {
             workdir: workdir.path().to_path_buf(),
             strict_mode: true,
@@ -344,10 +432,7 @@ impl TestBox {
 
     /// Like [`install`](Self::install), under another name.
     pub fn install_as(&self, host_path: &str, name: &str) -> String {
-        let target = self.config.workdir.join(name);
-        fs::copy(host_path, &target)
-            .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        copy_executable(host_path, &self.config.workdir.join(name));
         self.inside(name)
     }
 

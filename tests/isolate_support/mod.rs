@@ -23,9 +23,8 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use tempfile::TempDir;
 
@@ -87,11 +86,7 @@ impl Isolate {
     /// Like [`new`](Self::new), with more lines appended to the
     /// configuration file.
     pub fn with_extra_config(extra: &str) -> Self {
-        let root = tempfile::Builder::new()
-            .prefix("isobox-isolate-")
-            .tempdir()
-            .expect("creating the test root");
-        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).expect("chmod root");
+        let root = crate::common::temp_dir("isobox-isolate-", 0o755);
         let box_root = root.path().join("boxes");
         let config = root.path().join("isobox.conf");
         fs::write(
@@ -244,13 +239,28 @@ impl BoxGuard<'_> {
         (outcome, text)
     }
 
+    /// Starts `isolate [--cg] -b ID OPTIONS --run -- /bin/sh -c SCRIPT` in
+    /// the background, its output piped, and returns once the script has
+    /// touched `/box/started` (it must): the run is then under way.
+    pub fn start_script(&self, options: &[&str], script: &str) -> Child {
+        let mut rest = options.to_vec();
+        rest.extend(["--run", "--", "/bin/sh", "-c", script]);
+        let child = self
+            .isolate
+            .command()
+            .args(self.with_box(&rest))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting isolate --run");
+        crate::common::wait_for(&self.box_dir().join("started"));
+        child
+    }
+
     /// Copies the host file `host_path` into the box as `name` (mode 0755)
     /// and returns its path inside the box.
     pub fn install(&self, host_path: &str, name: &str) -> String {
-        let target = self.box_dir().join(name);
-        fs::copy(host_path, &target)
-            .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod");
+        crate::common::copy_executable(host_path, &self.box_dir().join(name));
         format!("/box/{name}")
     }
 
@@ -269,15 +279,7 @@ impl BoxGuard<'_> {
 impl Drop for BoxGuard<'_> {
     fn drop(&mut self) {
         let _ = self.isolate(&["--cleanup"]);
-        super_kill(self.uid());
-    }
-}
-
-/// SIGKILLs whatever of `uid` is left, by pid.
-fn super_kill(uid: u32) {
-    for (pid, _) in crate::common::processes_of_uid(uid) {
-        // SAFETY: kill only signals; the uid belongs to this test's box.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        crate::common::kill_processes_of_uid(self.uid());
     }
 }
 
