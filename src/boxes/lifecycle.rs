@@ -2,9 +2,9 @@
 //! the pinned network namespace, the state file), the hand-over of its
 //! files before and after each run, and `--cleanup`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::IsolateConfig;
@@ -77,18 +77,10 @@ impl Sandbox {
                 "cannot create the lock directory {}",
                 self.lock_root.display()
             )))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.lock_path)
-            .map_err(io_error(format!(
-                "cannot open the lock file {}",
-                self.lock_path.display()
-            )))?;
+        let file = crate::sys::open_lock_file(&self.lock_path).map_err(io_error(format!(
+            "cannot open the lock file {}",
+            self.lock_path.display()
+        )))?;
         let locked = if wait {
             file.lock()
         } else {
@@ -368,6 +360,19 @@ mod tests {
         config.sandbox(id).unwrap().lock(false).unwrap()
     }
 
+    /// Initializes `locked` without cgroups for the test's own user;
+    /// returns the state and the caller's `/proc/self` metadata.
+    fn init_as_caller(locked: &LockedBox) -> (BoxState, fs::Metadata) {
+        let me = fs::metadata("/proc/self").unwrap();
+        let state = BoxState {
+            cgroups: false,
+            owner_uid: me.uid(),
+            owner_gid: me.gid(),
+        };
+        locked.init(state, None).unwrap();
+        (state, me)
+    }
+
     #[test]
     fn the_lock_is_exclusive_and_released_on_drop() {
         let root = tempfile::tempdir().unwrap();
@@ -439,13 +444,7 @@ mod tests {
     fn trees_deeper_than_path_max_are_walked_and_removed() {
         let root = tempfile::tempdir().unwrap();
         let locked = locked_test_box(root.path(), 904);
-        let me = fs::metadata("/proc/self").unwrap();
-        let state = BoxState {
-            cgroups: false,
-            owner_uid: me.uid(),
-            owner_gid: me.gid(),
-        };
-        locked.init(state, None).unwrap();
+        let (state, _) = init_as_caller(&locked);
         nest_deeply(locked.box_dir(), 8);
         let report = locked.prepare_for_run().unwrap();
         // Per chain: a `top`, 400 `d` and a file.
@@ -459,13 +458,7 @@ mod tests {
     fn special_files_go_unless_kept_and_the_box_is_its_own_file_system() {
         let root = tempfile::tempdir().unwrap();
         let locked = locked_test_box(root.path(), 903);
-        let me = fs::metadata("/proc/self").unwrap();
-        let state = BoxState {
-            cgroups: false,
-            owner_uid: me.uid(),
-            owner_gid: me.gid(),
-        };
-        locked.init(state, None).unwrap();
+        let (state, me) = init_as_caller(&locked);
         assert_ne!(locked.box_device().unwrap(), me.dev());
         assert_eq!(locked.ready_for_run(false).unwrap(), state);
         assert!(matches!(

@@ -258,10 +258,7 @@ pub fn place(root: Option<&Path>, parent: Option<&Path>) -> Result<Placement, Cg
     }
     let (version, root) = CgroupController::detect(Some(mount))?;
     let available = v2::controllers(&given)?;
-    let missing: Vec<&str> = v2::REQUIRED
-        .into_iter()
-        .filter(|needed| !available.iter().any(|c| c == needed))
-        .collect();
+    let missing = v2::missing_required(&available);
     if !missing.is_empty() {
         return Err(CgroupError::Unavailable(format!(
             "the cgroup {} lacks the {} controller(s): enable them in its parent's \
@@ -321,10 +318,7 @@ impl CgroupController {
             let available = v2::controllers(&root).map_err(|e| {
                 CgroupError::Unavailable(format!("cgroup2 at {}: {e}", root.display()))
             })?;
-            let missing: Vec<&str> = v2::REQUIRED
-                .into_iter()
-                .filter(|needed| !available.iter().any(|c| c == needed))
-                .collect();
+            let missing = v2::missing_required(&available);
             if !missing.is_empty() {
                 return Err(CgroupError::Unavailable(format!(
                     "cgroup2 at {} lacks the {} controller(s) (it offers: {:?})",

@@ -32,6 +32,14 @@ pub(super) fn controllers(root: &Path) -> Result<Vec<String>, CgroupError> {
         .collect())
 }
 
+/// The controllers of [`REQUIRED`] that `available` lacks.
+pub(super) fn missing_required(available: &[String]) -> Vec<&'static str> {
+    REQUIRED
+        .into_iter()
+        .filter(|needed| !available.iter().any(|c| c == needed))
+        .collect()
+}
+
 /// Converts v1 `cpu.shares` (2..=262144, default 1024) to v2 `cpu.weight`
 /// (1..=10000, default 100), so that a configuration means the same on
 /// both versions: the default weight stays the default, and the ends of the

@@ -54,7 +54,7 @@ pub(super) struct UidClaim {
 
 impl UidClaim {
     pub(super) fn take() -> Result<Self> {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
         let range = crate::config::ONE_SHOT_UIDS;
         let dir = Path::new(crate::config::UID_CLAIM_DIR);
         let failed = |what: &str| {
@@ -81,17 +81,9 @@ impl UidClaim {
         for step in 0..count {
             let uid = range.start + (first + step) % count;
             let path = dir.join(uid.to_string());
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|source| {
-                    IsolateError::io(format!("opening {}", path.display()), source)
-                })?;
+            let file = crate::sys::open_lock_file(&path).map_err(|source| {
+                IsolateError::io(format!("opening {}", path.display()), source)
+            })?;
             match file.try_lock() {
                 Ok(()) => return Ok(Self { uid, _lock: file }),
                 Err(std::fs::TryLockError::WouldBlock) => continue,

@@ -18,8 +18,8 @@ mod path;
 mod process;
 
 pub use fd::{
-    above_stdio, dup_for_child, pipe, poll, poll_entry, set_nonblocking, PollFd, POLLERR_OR_HUP,
-    POLLIN, POLLOUT,
+    above_stdio, dup_for_child, open_lock_file, pipe, poll, poll_entry, set_nonblocking, PollFd,
+    POLLERR_OR_HUP, POLLIN, POLLOUT,
 };
 pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
