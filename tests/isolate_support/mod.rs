@@ -15,6 +15,7 @@
 //! | `isolate_usage.rs`    | 40–49   |
 //! | `hostile_syscalls_policy.rs` | 57 |
 //! | `hostile_mount_points.rs` | 80  |
+//! | `hostile_review3.rs`  | 84      |
 //! | `hostile_process.rs`  | 86      |
 //! | `hostile_box_walk.rs` | 87–89   |
 //! | `hostile_installations.rs` | 90–99 |
