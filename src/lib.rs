@@ -28,6 +28,7 @@ pub mod dirs;
 pub mod executor;
 pub mod jail;
 pub mod meta;
+pub mod pool;
 pub mod types;
 
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};
