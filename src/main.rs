@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 mod cli;
+mod server;
 
 fn main() -> ExitCode {
     init_logging();
@@ -38,6 +39,11 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     let native_flag = matches!(first, Some("--help" | "-h" | "--version" | "-V"));
     if called_isolate || (first.is_some_and(|arg| arg.starts_with('-')) && !native_flag) {
         return cli::isolate_face::main(args);
+    }
+    // `isobox serve` is the service face (go-judge's REST API); it has its
+    // own arguments and never reaches the native parser.
+    if first == Some("serve") {
+        return server::main(args);
     }
     let help = matches!(first, Some("--help" | "-h"));
     let code = cli::native::main(args);
