@@ -210,6 +210,25 @@ pub fn copy_out(
     Ok((data, size > max))
 }
 
+/// Whether the box holds an executable regular file `name` at its top
+/// (not through a link): go-judge runs such a file before looking in
+/// `PATH`, and clients run what they compiled as just `foo`.
+pub fn is_box_executable(root: &OwnedFd, name: &str) -> bool {
+    let Ok(fd) = rustix::fs::openat2(
+        root,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve(),
+    ) else {
+        return false;
+    };
+    rustix::fs::fstat(&fd).is_ok_and(|stat| {
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile
+            && stat.st_mode & 0o111 != 0
+    })
+}
+
 /// Whether an error means "not there" (for optional copy-outs).
 pub fn is_missing(error: &std::io::Error) -> bool {
     error.kind() == ErrorKind::NotFound
@@ -223,7 +242,15 @@ mod tests {
     fn names_stay_inside_the_box() {
         assert_eq!(BoxPath::parse("a/./b").unwrap().parts, ["a", "b"]);
         assert_eq!(BoxPath::parse("/w/out").unwrap().parts, ["out"]);
-        for bad in ["../x", "a/../../x", "/etc/passwd", "/w", "", "/wx/y", "a\0b"] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "/w",
+            "",
+            "/wx/y",
+            "a\0b",
+        ] {
             assert!(BoxPath::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -234,8 +261,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("file"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("file")).unwrap();
         let root = open_box(dir.path()).unwrap();
         for name in ["link/secret", "file"] {
             let path = BoxPath::parse(name).unwrap();

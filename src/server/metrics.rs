@@ -58,7 +58,10 @@ impl Metrics {
     pub fn render(&self, state: &AppState) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         counter(
             "isobox_requests_total",
@@ -115,7 +118,10 @@ impl Metrics {
             ("isobox_store_files", "Files in the store.", files as u64),
             ("isobox_store_bytes", "Bytes in the store.", bytes),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }

@@ -205,7 +205,11 @@ fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let token = args.auth_token_file.as_deref().map(read_token).transpose()?;
+    let token = args
+        .auth_token_file
+        .as_deref()
+        .map(read_token)
+        .transpose()?;
     if token.is_none() && !args.listen.ip().is_loopback() {
         bail!(
             "refusing to listen on {} without --auth-token-file: anyone who reaches it could run programs",
@@ -279,11 +283,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let served = runtime.block_on(http::serve(
-        state.clone(),
-        args.listen,
-        args.metrics_listen,
-    ));
+    let served = runtime.block_on(http::serve(state.clone(), args.listen, args.metrics_listen));
     // Drained: every request has its answer. Give the boxes back to the
     // kernel before anything can fail on the way out.
     runtime.shutdown_timeout(Duration::from_secs(5));

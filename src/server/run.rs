@@ -156,15 +156,9 @@ fn output(file: &Option<CmdFile>, fd: usize, caps: &Caps) -> Result<Output, Stri
                 return Err(format!("files[{fd}]: a collector needs a name"));
             }
             let max = u64::try_from(max).map_err(|_| format!("files[{fd}]: negative max"))?;
-            if max > caps.output {
-                return Err(format!(
-                    "files[{fd}]: max {max} is above the server's limit of {}",
-                    caps.output
-                ));
-            }
             Ok(Output::Collect {
                 name: name.clone(),
-                max,
+                max: max.min(caps.output),
             })
         }
         _ => Err(format!(
@@ -195,7 +189,9 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
         env.push(("HOME".into(), confine::BOX_DIR.into()));
     }
     if cmd.files.len() > 3 {
-        return Err("files: more than 3 descriptors need a pipeMapping, which is not supported yet".into());
+        return Err(
+            "files: more than 3 descriptors need a pipeMapping, which is not supported yet".into(),
+        );
     }
     if cmd.tty {
         return Err("tty: not supported".into());
@@ -224,10 +220,7 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
         .collect();
 
     if cmd.copy_in.len() > caps.copy_in_files {
-        return Err(format!(
-            "copyIn: more than {} files",
-            caps.copy_in_files
-        ));
+        return Err(format!("copyIn: more than {} files", caps.copy_in_files));
     }
     let mut copy_in = Vec::new();
     let mut symlinks = Vec::new();
@@ -362,7 +355,10 @@ impl Cancel {
                 let Ok(pids) = std::fs::read_to_string(run.join("cgroup.procs")) else {
                     continue;
                 };
-                for pid in pids.lines().filter_map(|line| line.trim().parse::<i32>().ok()) {
+                for pid in pids
+                    .lines()
+                    .filter_map(|line| line.trim().parse::<i32>().ok())
+                {
                     if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                     }
@@ -436,14 +432,16 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
         let copied = open_source(source, store)
             .map_err(|error| (FileErrorType::CopyInOpenFile, error))
             .and_then(|mut reader| {
-                confine::copy_in(&root, &path, &mut reader).map_err(|CopyInFailure { step, error }| {
-                    let kind = match step {
-                        CopyInStep::Dir => FileErrorType::CopyInCreateDir,
-                        CopyInStep::Create => FileErrorType::CopyInCreateFile,
-                        CopyInStep::Copy => FileErrorType::CopyInCopyContent,
-                    };
-                    (kind, error)
-                })
+                confine::copy_in(&root, &path, &mut reader).map_err(
+                    |CopyInFailure { step, error }| {
+                        let kind = match step {
+                            CopyInStep::Dir => FileErrorType::CopyInCreateDir,
+                            CopyInStep::Create => FileErrorType::CopyInCreateFile,
+                            CopyInStep::Copy => FileErrorType::CopyInCopyContent,
+                        };
+                        (kind, error)
+                    },
+                )
             });
         if let Err((kind, error)) = copied {
             file_errors.push(file_error(&name, kind, format!("copyIn {name:?}: {error}")));
@@ -475,6 +473,10 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
         return result;
     }
 
+    let mut args = job.args;
+    if !args[0].contains('/') && confine::is_box_executable(&root, &args[0]) {
+        args[0] = format!("./{}", args[0]);
+    }
     let executor = lease.executor();
     let config = executor.config_mut();
     config.time_limit = Some(job.cpu);
@@ -503,7 +505,7 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
     if cancel.is_cancelled() {
         return CmdResult::failed(Status::InternalError, "cancelled: the client went away");
     }
-    let ran = executor.execute_with_stdin(&job.args, stdin);
+    let ran = executor.execute_with_stdin(&args, stdin);
     let mut ran = match ran {
         Ok(ran) => ran,
         Err(err) => return CmdResult::failed(Status::InternalError, err.to_string()),
@@ -512,8 +514,16 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
 
     let mut collector_over = Vec::new();
     let streams = [
-        (&job.stdout, std::mem::take(&mut ran.stdout), ran.stdout_dropped),
-        (&job.stderr, std::mem::take(&mut ran.stderr), ran.stderr_dropped),
+        (
+            &job.stdout,
+            std::mem::take(&mut ran.stdout),
+            ran.stdout_dropped,
+        ),
+        (
+            &job.stderr,
+            std::mem::take(&mut ran.stderr),
+            ran.stderr_dropped,
+        ),
     ];
     for (output, captured, dropped) in streams {
         let Output::Collect { name, max } = output else {
@@ -524,10 +534,19 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
             bytes.truncate(*max as usize);
             collector_over.push(name.clone());
         }
-        keep(&mut result, name, bytes, job.cached_collectors.contains(name), store);
+        keep(
+            &mut result,
+            name,
+            bytes,
+            job.cached_collectors.contains(name),
+            store,
+        );
     }
     for name in collector_over {
-        if matches!(result.status, Status::Accepted | Status::OutputLimitExceeded) {
+        if matches!(
+            result.status,
+            Status::Accepted | Status::OutputLimitExceeded
+        ) {
             result.status = Status::OutputLimitExceeded;
         }
         result.file_error.push(file_error(
@@ -558,9 +577,10 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
             Err(failure) => {
                 let (kind, message) = match failure {
                     CopyOutFailure::Open(error) => (FileErrorType::CopyOutOpen, error.to_string()),
-                    CopyOutFailure::NotRegular => {
-                        (FileErrorType::CopyOutNotRegularFile, "not a regular file".into())
-                    }
+                    CopyOutFailure::NotRegular => (
+                        FileErrorType::CopyOutNotRegularFile,
+                        "not a regular file".into(),
+                    ),
                     CopyOutFailure::TooLarge(size) => (
                         FileErrorType::CopyOutSizeExceeded,
                         format!("size {size} exceeds the limit of {}", job.copy_out_max),
@@ -569,9 +589,11 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
                         (FileErrorType::CopyOutCopyContent, error.to_string())
                     }
                 };
-                result
-                    .file_error
-                    .push(file_error(&name, kind, format!("copyOut {name:?}: {message}")));
+                result.file_error.push(file_error(
+                    &name,
+                    kind,
+                    format!("copyOut {name:?}: {message}"),
+                ));
             }
         }
     }
@@ -589,9 +611,10 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
 /// Puts a file into `files`, or into the store and `fileIds`.
 fn keep(result: &mut CmdResult, name: &str, bytes: Vec<u8>, cached: bool, store: &FileStore) {
     if !cached {
-        result
-            .files
-            .insert(name.to_string(), String::from_utf8_lossy(&bytes).into_owned());
+        result.files.insert(
+            name.to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        );
         return;
     }
     match store.add(name, &bytes) {

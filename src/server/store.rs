@@ -51,14 +51,20 @@ fn new_id() -> std::io::Result<String> {
 
 /// Whether `id` has the shape of one of ours (and so is safe as a file name).
 fn well_formed(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl FileStore {
     /// Opens the store in `dir` (created 0700). The store starts empty:
     /// files left by an earlier server are removed.
     pub fn new(dir: &Path, max_file: u64, max_total: u64) -> std::io::Result<Self> {
-        fs::DirBuilder::new().mode(0o700).recursive(true).create(dir)?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)?;
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             if entry.file_type()?.is_file() && well_formed(&entry.file_name().to_string_lossy()) {
