@@ -239,7 +239,7 @@ fn run_jobs(
             if cancel.is_cancelled() {
                 state.metrics.cancelled();
                 results.push(CmdResult::failed(
-                    model::Status::InternalError,
+                    model::Verdict::InternalError,
                     "cancelled: the client went away",
                 ));
                 continue;

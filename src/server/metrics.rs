@@ -3,19 +3,19 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::model::Status;
+use super::model::Verdict;
 use super::AppState;
 
-const STATUSES: [Status; 9] = [
-    Status::Accepted,
-    Status::MemoryLimitExceeded,
-    Status::TimeLimitExceeded,
-    Status::OutputLimitExceeded,
-    Status::FileError,
-    Status::NonzeroExitStatus,
-    Status::Signalled,
-    Status::DangerousSyscall,
-    Status::InternalError,
+const STATUSES: [Verdict; 9] = [
+    Verdict::Accepted,
+    Verdict::MemoryLimitExceeded,
+    Verdict::TimeLimitExceeded,
+    Verdict::OutputLimitExceeded,
+    Verdict::FileError,
+    Verdict::NonzeroExitStatus,
+    Verdict::Signalled,
+    Verdict::DangerousSyscall,
+    Verdict::InternalError,
 ];
 
 /// What the service counts.
@@ -46,7 +46,7 @@ impl Metrics {
         self.cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn result(&self, status: Status, wall_nanos: u64) {
+    pub fn result(&self, status: Verdict, wall_nanos: u64) {
         if let Some(index) = STATUSES.iter().position(|known| *known == status) {
             self.by_status[index].fetch_add(1, Ordering::Relaxed);
         }

@@ -107,7 +107,7 @@ pub struct Request {
 
 /// go-judge's verdicts, spelled as its clients compare them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum Verdict {
     Accepted,
     MemoryLimitExceeded,
     TimeLimitExceeded,
@@ -119,7 +119,7 @@ pub enum Status {
     InternalError,
 }
 
-impl Status {
+impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "Accepted",
@@ -127,7 +127,7 @@ impl Status {
             Self::TimeLimitExceeded => "Time Limit Exceeded",
             Self::OutputLimitExceeded => "Output Limit Exceeded",
             Self::FileError => "File Error",
-            Self::NonzeroExitStatus => "Nonzero Exit Status",
+            Self::NonzeroExitStatus => "Nonzero Exit Verdict",
             Self::Signalled => "Signalled",
             Self::DangerousSyscall => "Dangerous Syscall",
             Self::InternalError => "Internal Error",
@@ -135,7 +135,7 @@ impl Status {
     }
 }
 
-impl Serialize for Status {
+impl Serialize for Verdict {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
@@ -171,7 +171,7 @@ pub struct FileError {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CmdResult {
-    pub status: Status,
+    pub status: Verdict,
     pub exit_status: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub error: String,
@@ -197,7 +197,7 @@ fn is_zero(value: &u64) -> bool {
 
 impl CmdResult {
     /// A result for a command that never ran.
-    pub fn failed(status: Status, error: impl Into<String>) -> Self {
+    pub fn failed(status: Verdict, error: impl Into<String>) -> Self {
         Self {
             status,
             exit_status: 0,
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn results_use_go_judge_names() {
-        let mut result = CmdResult::failed(Status::FileError, "x");
+        let mut result = CmdResult::failed(Verdict::FileError, "x");
         result.file_error.push(FileError {
             name: "a".into(),
             kind: FileErrorType::CopyOutOpen,

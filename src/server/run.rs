@@ -14,7 +14,7 @@ use isobox::pool::Lease;
 use isobox::{ExecutionResult, ExecutionStatus, Stdin};
 
 use super::confine::{self, BoxPath, CopyInFailure, CopyInStep, CopyOutFailure};
-use super::model::{Cmd, CmdFile, CmdResult, FileError, FileErrorType, Status};
+use super::model::{Cmd, CmdFile, CmdResult, FileError, FileErrorType, Verdict};
 use super::store::FileStore;
 
 /// The server's ceilings: a request may ask for less, never for more, and
@@ -422,7 +422,7 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
     cancel.set_cgroups(lease.cgroup_paths());
     let root = match confine::open_box(lease.workdir()) {
         Ok(root) => root,
-        Err(err) => return CmdResult::failed(Status::InternalError, format!("box: {err}")),
+        Err(err) => return CmdResult::failed(Verdict::InternalError, format!("box: {err}")),
     };
 
     // copyIn, then links (go-judge's order): files are never written
@@ -468,7 +468,7 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
         }
     };
     if !file_errors.is_empty() {
-        let mut result = CmdResult::failed(Status::FileError, file_errors[0].message.clone());
+        let mut result = CmdResult::failed(Verdict::FileError, file_errors[0].message.clone());
         result.file_error = file_errors;
         return result;
     }
@@ -503,12 +503,12 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
     config.stdout_file = (job.stdout == Output::Discard).then(null).flatten();
     config.stderr_file = (job.stderr == Output::Discard).then(null).flatten();
     if cancel.is_cancelled() {
-        return CmdResult::failed(Status::InternalError, "cancelled: the client went away");
+        return CmdResult::failed(Verdict::InternalError, "cancelled: the client went away");
     }
     let ran = executor.execute_with_stdin(&args, stdin);
     let mut ran = match ran {
         Ok(ran) => ran,
-        Err(err) => return CmdResult::failed(Status::InternalError, err.to_string()),
+        Err(err) => return CmdResult::failed(Verdict::InternalError, err.to_string()),
     };
     let mut result = verdict(&ran, job.cpu, job.memory);
 
@@ -545,9 +545,9 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
     for name in collector_over {
         if matches!(
             result.status,
-            Status::Accepted | Status::OutputLimitExceeded
+            Verdict::Accepted | Verdict::OutputLimitExceeded
         ) {
-            result.status = Status::OutputLimitExceeded;
+            result.status = Verdict::OutputLimitExceeded;
         }
         result.file_error.push(file_error(
             &name,
@@ -599,9 +599,9 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
     }
     // As go-judge: a file error decides only when the program itself
     // ended well.
-    if result.status == Status::Accepted {
+    if result.status == Verdict::Accepted {
         if let Some(first) = result.file_error.first() {
-            result.status = Status::FileError;
+            result.status = Verdict::FileError;
             result.error = first.message.clone();
         }
     }
@@ -635,36 +635,36 @@ fn keep(result: &mut CmdResult, name: &str, bytes: Vec<u8>, cached: bool, store:
 fn verdict(ran: &ExecutionResult, cpu: Duration, memory: u64) -> CmdResult {
     let mut error = String::new();
     let mut status = match ran.status {
-        ExecutionStatus::Success => Status::Accepted,
-        ExecutionStatus::TimeLimit => Status::TimeLimitExceeded,
-        ExecutionStatus::MemoryLimit => Status::MemoryLimitExceeded,
+        ExecutionStatus::Success => Verdict::Accepted,
+        ExecutionStatus::TimeLimit => Verdict::TimeLimitExceeded,
+        ExecutionStatus::MemoryLimit => Verdict::MemoryLimitExceeded,
         ExecutionStatus::OutputLimit | ExecutionStatus::FileSizeLimit => {
-            Status::OutputLimitExceeded
+            Verdict::OutputLimitExceeded
         }
         ExecutionStatus::SecurityViolation => {
             error = ran.message.clone();
-            Status::DangerousSyscall
+            Verdict::DangerousSyscall
         }
         ExecutionStatus::RuntimeError if ran.exec_errno.is_some() => {
             error = ran.message.clone();
-            Status::InternalError
+            Verdict::InternalError
         }
-        ExecutionStatus::RuntimeError => Status::NonzeroExitStatus,
-        ExecutionStatus::Signaled => Status::Signalled,
-        ExecutionStatus::ProcessLimit if ran.signal.is_some() => Status::Signalled,
-        ExecutionStatus::ProcessLimit => Status::NonzeroExitStatus,
+        ExecutionStatus::RuntimeError => Verdict::NonzeroExitStatus,
+        ExecutionStatus::Signaled => Verdict::Signalled,
+        ExecutionStatus::ProcessLimit if ran.signal.is_some() => Verdict::Signalled,
+        ExecutionStatus::ProcessLimit => Verdict::NonzeroExitStatus,
         ExecutionStatus::InternalError => {
             error = ran.message.clone();
-            Status::InternalError
+            Verdict::InternalError
         }
     };
     let time = (ran.cpu_time * 1e9) as u64;
     // go-judge's own last word: over the limit is over the limit.
-    if status != Status::InternalError {
+    if status != Verdict::InternalError {
         if time > cpu.as_nanos() as u64 {
-            status = Status::TimeLimitExceeded;
+            status = Verdict::TimeLimitExceeded;
         } else if ran.memory_peak > memory {
-            status = Status::MemoryLimitExceeded;
+            status = Verdict::MemoryLimitExceeded;
         }
     }
     let mut result = CmdResult::failed(status, error);
