@@ -268,6 +268,81 @@ impl Pool {
         }
     }
 
+    /// Takes `count` boxes at once (commands wired together must run
+    /// together): waits until that many can be had, so that two callers
+    /// each holding part of what they need never wait for each other.
+    pub fn acquire_many(&self, count: usize) -> Result<Vec<Lease>, PoolError> {
+        let shared = &self.shared;
+        if count > shared.config.size {
+            return Err(PoolError::Isolate(IsolateError::Config(format!(
+                "{count} boxes asked for at once, the pool has {}",
+                shared.config.size
+            ))));
+        }
+        let mut state = shared.lock();
+        let mut queued = false;
+        loop {
+            if state.closed {
+                if queued {
+                    state.waiting -= 1;
+                }
+                return Err(PoolError::Closed);
+            }
+            let can_make = shared.config.size - state.alive;
+            if state.idle.len() + can_make >= count {
+                if queued {
+                    state.waiting -= 1;
+                }
+                break;
+            }
+            if !queued {
+                if state.waiting >= shared.config.queue {
+                    return Err(PoolError::QueueFull {
+                        size: shared.config.size,
+                        queue: shared.config.queue,
+                    });
+                }
+                state.waiting += 1;
+                queued = true;
+            }
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let mut leases = Vec::with_capacity(count);
+        let mut to_make = Vec::new();
+        for _ in 0..count {
+            match state.idle.pop() {
+                Some(warm_box) => leases.push(Lease {
+                    shared: shared.clone(),
+                    warm_box: Some(warm_box),
+                }),
+                None => {
+                    state.alive += 1;
+                    state.next_id += 1;
+                    to_make.push(state.next_id);
+                }
+            }
+        }
+        drop(state);
+        for (made, id) in to_make.iter().enumerate() {
+            match shared.make_box(*id) {
+                Ok(warm_box) => leases.push(Lease {
+                    shared: shared.clone(),
+                    warm_box: Some(warm_box),
+                }),
+                Err(err) => {
+                    // This one and the ones not tried yet were counted alive.
+                    shared.lock().alive -= to_make.len() - made;
+                    shared.changed.notify_all();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(leases)
+    }
+
     /// Figures of the pool now.
     pub fn stats(&self) -> PoolStats {
         let state = self.shared.lock();

@@ -763,3 +763,79 @@ fn hydro_compile_and_run() {
     }
     assert_eq!(server.get("/file").1, json!({}));
 }
+
+/// An interactive pair as Hydro's `runPiped` wires it (judge/interactive.ts):
+/// the user's program and the interactor, stdout of each to stdin of the
+/// other, with and without the proxy keeping a copy of the traffic.
+#[test]
+fn interactive_pairs() {
+    if !privileged("interactive_pairs") {
+        return;
+    }
+    let server = Server::start(&["--parallelism", "2"]);
+    let stdio = json!([null, null, {"name": "stderr", "max": 1 << 20}]);
+    let user = with(
+        sh("read n; echo $((n * 2)); read verdict; echo \"user saw $verdict\" >&2"),
+        json!({"files": stdio}),
+    );
+    let interactor = with(
+        sh(
+            "cat /w/in; read answer; if [ \"$answer\" = 42 ]; then echo ok; echo ok >&2; \
+            echo 42 > /w/tout; else echo wrong >&2; fi",
+        ),
+        json!({"files": stdio, "copyIn": {"in": {"content": "21\n"}}, "copyOut": ["/w/tout?"]}),
+    );
+    for proxy in [true, false] {
+        let (status, results) = server.post(&json!({
+            "cmd": [user, interactor],
+            "pipeMapping": [
+                {"in": {"index": 0, "fd": 1}, "out": {"index": 1, "fd": 0}, "name": "userToInteractor", "max": 32 << 20, "proxy": proxy},
+                {"in": {"index": 1, "fd": 1}, "out": {"index": 0, "fd": 0}, "name": "interactorToUser", "max": 32 << 20, "proxy": proxy},
+            ],
+        }));
+        assert_eq!(status, 200, "{results}");
+        let (user, interactor) = (&results[0], &results[1]);
+        assert_eq!(user["status"], "Accepted", "{results}");
+        assert_eq!(interactor["status"], "Accepted", "{results}");
+        assert_eq!(interactor["files"]["stderr"], "ok\n", "{results}");
+        assert_eq!(user["files"]["stderr"], "user saw ok\n", "{results}");
+        assert_eq!(interactor["files"]["/w/tout"], "42\n", "{results}");
+        if proxy {
+            assert_eq!(user["files"]["userToInteractor"], "42\n", "{results}");
+            assert_eq!(
+                interactor["files"]["interactorToUser"], "21\nok\n",
+                "{results}"
+            );
+        } else {
+            assert!(user["files"].get("userToInteractor").is_none(), "{results}");
+        }
+    }
+
+    // A solution that never answers: the interactor's wait ends at its
+    // clock limit, and both boxes come back for the next request.
+    let (status, results) = server.post(&json!({
+        "cmd": [
+            with(sh("sleep 30"), json!({"files": stdio, "clockLimit": 500_000_000u64})),
+            with(sh("read answer"), json!({"files": stdio, "clockLimit": 500_000_000u64})),
+        ],
+        "pipeMapping": [
+            {"in": {"index": 0, "fd": 1}, "out": {"index": 1, "fd": 0}},
+            {"in": {"index": 1, "fd": 1}, "out": {"index": 0, "fd": 0}},
+        ],
+    }));
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results[0]["status"], "Time Limit Exceeded", "{results}");
+    assert_eq!(results[1]["status"], "Time Limit Exceeded", "{results}");
+    assert_eq!(server.run(sh("ls -A /w"))["files"]["stdout"], "");
+
+    // Wired commands need boxes at once: more than the server has is a 400.
+    let (status, answer) = server.post(&json!({
+        "cmd": [with(sh("true"), json!({"files": stdio})), with(sh("true"), json!({"files": stdio})), sh("true")],
+        "pipeMapping": [{"in": {"index": 0, "fd": 1}, "out": {"index": 1, "fd": 0}}],
+    }));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.as_str().unwrap().contains("boxes at once"),
+        "{answer}"
+    );
+}

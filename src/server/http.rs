@@ -190,9 +190,20 @@ async fn run_handler(State(state): State<Shared>, body: Bytes) -> Response {
         state.metrics.bad_request();
         return reason(StatusCode::BAD_REQUEST, "no cmd provided");
     }
-    if !request.pipe_mapping.is_empty() {
+    if let Err(err) = super::pipes::validate(&request, state.settings.caps.output) {
         state.metrics.bad_request();
-        return reason(StatusCode::BAD_REQUEST, "pipeMapping is not supported yet");
+        return reason(StatusCode::BAD_REQUEST, err);
+    }
+    if !request.pipe_mapping.is_empty() && request.cmd.len() > state.parallelism {
+        state.metrics.bad_request();
+        return reason(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} wired commands need as many boxes at once; the server runs {}",
+                request.cmd.len(),
+                state.parallelism
+            ),
+        );
     }
     let mut jobs = Vec::new();
     for (index, cmd) in request.cmd.iter().enumerate() {
@@ -207,7 +218,17 @@ async fn run_handler(State(state): State<Shared>, body: Bytes) -> Response {
     let cancel = Arc::new(Cancel::default());
     let guard = CancelOnDrop(cancel.clone(), state.settings.caps.clock * 2);
     let worker = state.clone();
-    let ran = tokio::task::spawn_blocking(move || run_jobs(&worker, jobs, &cancel)).await;
+    let pipes = request.pipe_mapping;
+    let ran = tokio::task::spawn_blocking(move || {
+        if pipes.is_empty() {
+            run_jobs(&worker, jobs, &cancel)
+        } else {
+            let ran = super::pipes::run_piped(&worker, jobs, &pipes, &cancel);
+            cancel.set_done();
+            ran
+        }
+    })
+    .await;
     let answer = match ran {
         Ok(Ok(results)) => Json(results).into_response(),
         Ok(Err(PoolError::QueueFull { .. })) | Ok(Err(PoolError::Closed)) => {
@@ -245,7 +266,13 @@ fn run_jobs(
                 continue;
             }
             let mut lease = state.pool.acquire()?;
-            let result = run::execute(job, &mut lease, &state.store, cancel);
+            let result = run::execute(
+                job,
+                &mut lease,
+                &state.store,
+                cancel,
+                run::Wiring::default(),
+            );
             // Reset before answering: the next request finds the box clean.
             drop(lease);
             state.metrics.result(result.status, result.run_time);

@@ -28,6 +28,7 @@ mod confine;
 mod http;
 mod metrics;
 mod model;
+mod pipes;
 mod run;
 mod store;
 
@@ -304,7 +305,7 @@ pub fn version_body() -> serde_json::Value {
         "platform": std::env::consts::ARCH,
         "os": std::env::consts::OS,
         "copyOutOptional": true,
-        "pipeProxy": false,
+        "pipeProxy": true,
         "symlink": true,
         "addressSpaceLimit": true,
         "stream": false,

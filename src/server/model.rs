@@ -127,7 +127,7 @@ impl Verdict {
             Self::TimeLimitExceeded => "Time Limit Exceeded",
             Self::OutputLimitExceeded => "Output Limit Exceeded",
             Self::FileError => "File Error",
-            Self::NonzeroExitStatus => "Nonzero Exit Verdict",
+            Self::NonzeroExitStatus => "Nonzero Exit Status",
             Self::Signalled => "Signalled",
             Self::DangerousSyscall => "Dangerous Syscall",
             Self::InternalError => "Internal Error",
@@ -241,6 +241,11 @@ mod tests {
         });
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["status"], "File Error");
+        let names: Vec<&str> = [Verdict::NonzeroExitStatus, Verdict::Signalled]
+            .iter()
+            .map(|verdict| verdict.as_str())
+            .collect();
+        assert_eq!(names, ["Nonzero Exit Status", "Signalled"]);
         assert_eq!(json["exitStatus"], 0);
         assert_eq!(json["runTime"], 0);
         assert_eq!(json["fileError"][0]["type"], "CopyOutOpen");

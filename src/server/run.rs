@@ -324,11 +324,21 @@ impl Cancel {
         self.cancelled.store(true, Ordering::SeqCst);
     }
 
-    fn set_cgroups(&self, paths: Vec<PathBuf>) {
-        *self
-            .cgroups
+    /// Adds the cgroups of a box this request is running in.
+    fn add_cgroups(&self, paths: &[PathBuf]) {
+        self.cgroups
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = paths;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(paths);
+    }
+
+    /// Forgets a box's cgroups once its run is over: the box goes back to
+    /// the pool and its next run is someone else's.
+    fn forget_cgroups(&self, paths: &[PathBuf]) {
+        self.cgroups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|known| !paths.contains(known));
     }
 
     /// Kills whatever runs in the box's run cgroups: with `cgroup.kill`
@@ -417,9 +427,37 @@ fn stdin_of(source: Source, store: &FileStore) -> std::io::Result<Stdin> {
     })
 }
 
+/// Descriptors of a command wired to others (`pipeMapping`).
+#[derive(Debug, Default)]
+pub struct Wiring {
+    /// Standard input: the read end of a pipe the server feeds.
+    pub stdin: Option<File>,
+    /// Paths inside the box (FIFOs the server reads) for stdout, stderr.
+    pub outputs: [Option<PathBuf>; 2],
+}
+
 /// Runs `job` in the leased box and reads back what the request asked for.
-pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) -> CmdResult {
-    cancel.set_cgroups(lease.cgroup_paths());
+pub fn execute(
+    job: Job,
+    lease: &mut Lease,
+    store: &FileStore,
+    cancel: &Cancel,
+    wiring: Wiring,
+) -> CmdResult {
+    let cgroups = lease.cgroup_paths();
+    cancel.add_cgroups(&cgroups);
+    let result = execute_in(job, lease, store, cancel, wiring);
+    cancel.forget_cgroups(&cgroups);
+    result
+}
+
+fn execute_in(
+    job: Job,
+    lease: &mut Lease,
+    store: &FileStore,
+    cancel: &Cancel,
+    wiring: Wiring,
+) -> CmdResult {
     let root = match confine::open_box(lease.workdir()) {
         Ok(root) => root,
         Err(err) => return CmdResult::failed(Verdict::InternalError, format!("box: {err}")),
@@ -457,6 +495,7 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
         }
     }
     let stdin = match job.stdin.map(|source| stdin_of(source, store)).transpose() {
+        Ok(None) if wiring.stdin.is_some() => Stdin::File(wiring.stdin.expect("checked")),
         Ok(stdin) => stdin.unwrap_or(Stdin::Null),
         Err(error) => {
             file_errors.push(file_error(
@@ -500,8 +539,9 @@ pub fn execute(job: Job, lease: &mut Lease, store: &FileStore, cancel: &Cancel) 
             .unwrap_or(0),
     );
     let null = || Some(PathBuf::from("/dev/null"));
-    config.stdout_file = (job.stdout == Output::Discard).then(null).flatten();
-    config.stderr_file = (job.stderr == Output::Discard).then(null).flatten();
+    let [stdout_wire, stderr_wire] = wiring.outputs;
+    config.stdout_file = stdout_wire.or((job.stdout == Output::Discard).then(null).flatten());
+    config.stderr_file = stderr_wire.or((job.stderr == Output::Discard).then(null).flatten());
     if cancel.is_cancelled() {
         return CmdResult::failed(Verdict::InternalError, "cancelled: the client went away");
     }
