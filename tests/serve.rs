@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 struct Server {
     child: Option<Child>,
     url: String,
+    /// `http://ADDR` of --metrics-listen, when given.
+    metrics: Option<String>,
     token: Option<String>,
     client: reqwest::blocking::Client,
 }
@@ -36,8 +38,13 @@ impl Server {
             .expect("starting isobox serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut address = None;
+        let mut metrics = None;
         for line in lines.by_ref() {
             let line = line.unwrap();
+            if let Some(found) = line.strip_prefix("isobox serve: metrics on ") {
+                metrics = Some(format!("http://{found}"));
+                continue;
+            }
             if let Some(found) = line.strip_prefix("isobox serve: listening on ") {
                 address = Some(found.to_string());
                 break;
@@ -57,6 +64,7 @@ impl Server {
         Self {
             child: Some(child),
             url: format!("http://{address}"),
+            metrics,
             token: None,
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -838,4 +846,96 @@ fn interactive_pairs() {
         answer.as_str().unwrap().contains("boxes at once"),
         "{answer}"
     );
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON answer on a WebSocket, within 20 s.
+async fn next_answer(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return serde_json::from_str::<Value>(text.as_str()).unwrap()
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+}
+
+/// go-judge's `/ws`: requests on one connection, answered by `requestId`,
+/// one of them cancelled by `cancelRequestId`.
+#[test]
+fn websocket_requests_and_cancel() {
+    if !privileged("websocket_requests_and_cancel") {
+        return;
+    }
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = Server::start(&["--parallelism", "2"]);
+    let url = server.url.replace("http://", "ws://") + "/ws";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let slow = json!({"requestId": "slow", "cmd": [with(sh("exec sleep 28.5"), json!({"clockLimit": 60_000_000_000u64}))]});
+        let fast = json!({"requestId": "fast", "cmd": [sh("echo fast")]});
+        socket.send(Message::text(slow.to_string())).await.unwrap();
+        socket.send(Message::text(fast.to_string())).await.unwrap();
+        let first = next_answer(&mut socket).await;
+        assert_eq!(first["requestId"], "fast", "{first}");
+        assert_eq!(first["results"][0]["files"]["stdout"], "fast\n", "{first}");
+        let started = Instant::now();
+        socket
+            .send(Message::text(json!({"cancelRequestId": "slow"}).to_string()))
+            .await
+            .unwrap();
+        let second = next_answer(&mut socket).await;
+        assert_eq!(second["requestId"], "slow", "{second}");
+        assert_ne!(second["results"][0]["status"], "Accepted", "{second}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        socket.send(Message::text("{")).await.unwrap();
+        let bad = next_answer(&mut socket).await;
+        assert!(bad["error"].as_str().unwrap().starts_with("bad request"), "{bad}");
+    });
+    assert!(processes_with_argument("28.5").is_empty());
+}
+
+#[test]
+fn a_full_queue_is_refused_and_stop_drains() {
+    if !privileged("a_full_queue_is_refused_and_stop_drains") {
+        return;
+    }
+    let mut server = Server::start(&["--queue", "0", "--metrics-listen", "127.0.0.1:0"]);
+    let pid = server.pid();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| server.run(sh("sleep 1; echo slept")));
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, answer) = server.post(&json!({"cmd": [sh("true")]}));
+        assert_eq!(status, 503, "{answer}");
+        let metrics =
+            reqwest::blocking::get(format!("{}/metrics", server.metrics.as_ref().unwrap()))
+                .unwrap()
+                .text()
+                .unwrap();
+        assert!(metrics.contains("isobox_busy_total 1"), "{metrics}");
+        assert!(metrics.contains("isobox_pool_boxes 1"), "{metrics}");
+        assert_eq!(slow.join().unwrap()["files"]["stdout"], "slept\n");
+    });
+    // SIGTERM while a run is in flight: it finishes and is answered.
+    std::thread::scope(|scope| {
+        let in_flight = scope.spawn(|| server.run(sh("sleep 1; echo drained")));
+        std::thread::sleep(Duration::from_millis(300));
+        let child = server.child.as_ref().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(in_flight.join().unwrap()["files"]["stdout"], "drained\n");
+    });
+    assert!(server.stop().success());
+    assert_eq!(leftovers(pid), Vec::<String>::new());
 }

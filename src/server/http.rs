@@ -22,7 +22,7 @@ use super::model::{self, CmdResult};
 use super::run::{self, Cancel};
 use super::AppState;
 
-type Shared = Arc<AppState>;
+pub(super) type Shared = Arc<AppState>;
 
 /// A one-line reason, as a JSON string (what go-judge answers).
 fn reason(status: StatusCode, text: impl AsRef<str>) -> Response {
@@ -51,9 +51,6 @@ pub async fn serve(
         ),
         None => None,
     };
-    // Tests and scripts wait for this line to know the port is open.
-    eprintln!("isobox serve: listening on {}", listener.local_addr()?);
-    tracing::info!("listening on {}", listener.local_addr()?);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -62,6 +59,10 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
     if let Some(metrics_listener) = metrics_listener {
+        eprintln!(
+            "isobox serve: metrics on {}",
+            metrics_listener.local_addr()?
+        );
         let app = Router::new()
             .route("/metrics", get(metrics_handler))
             .with_state(state.clone());
@@ -74,6 +75,10 @@ pub async fn serve(
                 .await;
         });
     }
+    // Tests and scripts wait for this line to know the service is up
+    // (the metrics line, when asked for, comes before it).
+    eprintln!("isobox serve: listening on {}", listener.local_addr()?);
+    tracing::info!("listening on {}", listener.local_addr()?);
     let mut stop = stop_rx;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
@@ -105,6 +110,7 @@ fn router(state: Shared) -> Router {
         .route("/config", get(config_handler))
         .route("/file", get(file_list).post(file_upload))
         .route("/file/{id}", get(file_get).delete(file_delete))
+        .route("/ws", get(super::ws::ws_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/version", get(version_handler))
@@ -153,99 +159,113 @@ async fn metrics_handler(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
+/// Kills the runs of a request from now on: again and again until they
+/// are over, since a box may only be starting when the order comes.
+pub(super) fn kill_from_now_on(cancel: &Arc<Cancel>, give_up_after: Duration) {
+    if cancel.is_done() || cancel.is_cancelled() {
+        return;
+    }
+    cancel.cancel();
+    let cancel = cancel.clone();
+    let give_up = std::time::Instant::now() + give_up_after;
+    std::thread::spawn(move || {
+        while !cancel.is_done() && std::time::Instant::now() < give_up {
+            cancel.kill_runs();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
 /// Kills the run of a request whose client went away: axum drops the
 /// handler's future when the connection closes, and with it this guard.
 struct CancelOnDrop(Arc<Cancel>, Duration);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if self.0.is_done() {
-            return;
+        if !self.0.is_done() {
+            kill_from_now_on(&self.0, self.1);
         }
-        self.0.cancel();
-        let cancel = self.0.clone();
-        let give_up = std::time::Instant::now() + self.1;
-        // Keeps killing until the run is over: the box may only be
-        // starting when the client leaves.
-        std::thread::spawn(move || {
-            while !cancel.is_done() && std::time::Instant::now() < give_up {
-                cancel.kill_runs();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
     }
 }
 
 async fn run_handler(State(state): State<Shared>, body: Bytes) -> Response {
-    state.metrics.request();
     let request: model::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
+            state.metrics.request();
             state.metrics.bad_request();
             return reason(StatusCode::BAD_REQUEST, format!("bad request body: {err}"));
         }
     };
     drop(body);
-    if request.cmd.is_empty() {
+    match process(state, request, Arc::default()).await {
+        Ok(results) => Json(results).into_response(),
+        Err((status, text)) => reason(status, text),
+    }
+}
+
+/// Checks a request, runs it on a blocking thread and gives its results,
+/// or the HTTP status and reason it failed with. Dropping the future (the
+/// client left) or `cancel` kills its runs.
+pub(super) async fn process(
+    state: Shared,
+    request: model::Request,
+    cancel: Arc<Cancel>,
+) -> Result<Vec<CmdResult>, (StatusCode, String)> {
+    state.metrics.request();
+    let bad = |text: String| {
         state.metrics.bad_request();
-        return reason(StatusCode::BAD_REQUEST, "no cmd provided");
+        Err((StatusCode::BAD_REQUEST, text))
+    };
+    if request.cmd.is_empty() {
+        return bad("no cmd provided".into());
     }
     if let Err(err) = super::pipes::validate(&request, state.settings.caps.output) {
-        state.metrics.bad_request();
-        return reason(StatusCode::BAD_REQUEST, err);
+        return bad(err);
     }
     if !request.pipe_mapping.is_empty() && request.cmd.len() > state.parallelism {
-        state.metrics.bad_request();
-        return reason(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{} wired commands need as many boxes at once; the server runs {}",
-                request.cmd.len(),
-                state.parallelism
-            ),
-        );
+        return bad(format!(
+            "{} wired commands need as many boxes at once; the server runs {}",
+            request.cmd.len(),
+            state.parallelism
+        ));
     }
     let mut jobs = Vec::new();
     for (index, cmd) in request.cmd.iter().enumerate() {
         match run::prepare(cmd, &state.settings) {
             Ok(job) => jobs.push(job),
-            Err(err) => {
-                state.metrics.bad_request();
-                return reason(StatusCode::BAD_REQUEST, format!("cmd[{index}]: {err}"));
-            }
+            Err(err) => return bad(format!("cmd[{index}]: {err}")),
         }
     }
-    let cancel = Arc::new(Cancel::default());
     let guard = CancelOnDrop(cancel.clone(), state.settings.caps.clock * 2);
     let worker = state.clone();
     let pipes = request.pipe_mapping;
     let ran = tokio::task::spawn_blocking(move || {
-        if pipes.is_empty() {
+        let ran = if pipes.is_empty() {
             run_jobs(&worker, jobs, &cancel)
         } else {
-            let ran = super::pipes::run_piped(&worker, jobs, &pipes, &cancel);
-            cancel.set_done();
-            ran
-        }
+            super::pipes::run_piped(&worker, jobs, &pipes, &cancel)
+        };
+        cancel.set_done();
+        ran
     })
     .await;
-    let answer = match ran {
-        Ok(Ok(results)) => Json(results).into_response(),
+    drop(guard);
+    match ran {
+        Ok(Ok(results)) => Ok(results),
         Ok(Err(PoolError::QueueFull { .. })) | Ok(Err(PoolError::Closed)) => {
             state.metrics.busy();
-            reason(
+            Err((
                 StatusCode::SERVICE_UNAVAILABLE,
-                "busy: every box is taken and the wait queue is full",
-            )
+                "busy: every box is taken and the wait queue is full".into(),
+            ))
         }
-        Ok(Err(err)) => reason(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-        Err(err) => reason(
+        Ok(Err(err)) => Err((StatusCode::INTERNAL_SERVER_ERROR, err.to_string())),
+        Err(err) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("run failed: {err}"),
-        ),
-    };
-    drop(guard);
-    answer
+        )),
+    }
 }
 
 /// Runs the commands of one request, one box each, in order.
@@ -255,7 +275,7 @@ fn run_jobs(
     cancel: &Cancel,
 ) -> Result<Vec<CmdResult>, PoolError> {
     let mut results = Vec::with_capacity(jobs.len());
-    let outcome = (|| {
+    let outcome: Result<(), PoolError> = (|| {
         for job in jobs {
             if cancel.is_cancelled() {
                 state.metrics.cancelled();
@@ -280,7 +300,6 @@ fn run_jobs(
         }
         Ok(())
     })();
-    cancel.set_done();
     outcome.map(|()| results)
 }
 

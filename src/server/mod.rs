@@ -31,6 +31,7 @@ mod model;
 mod pipes;
 mod run;
 mod store;
+mod ws;
 
 use run::{Caps, Settings};
 use store::FileStore;
