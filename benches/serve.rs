@@ -58,6 +58,7 @@ fn pooled(iterations: usize) -> (Duration, Duration) {
         size: 1,
         warm: 1,
         queue: 1,
+        box_size: Some(256 << 20),
     })
     .unwrap();
     let command = vec!["/bin/true".to_string()];
@@ -154,7 +155,10 @@ fn throughput(parallelism: usize, connections: usize, seconds: f64) -> f64 {
                 })
             })
             .collect();
-        workers.into_iter().map(|worker| worker.join().unwrap()).sum()
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap())
+            .sum()
     });
     total as f64 / started.elapsed().as_secs_f64()
 }
@@ -175,7 +179,11 @@ fn main() {
     let ratio = |(median, _): (Duration, Duration)| median.as_secs_f64() / floor.0.as_secs_f64();
     println!("| what | median ms | p99 ms | × fork+exec |");
     println!("| --- | --- | --- | --- |");
-    println!("| fork+exec /bin/true | {} | {} | 1.00 |", ms(floor.0), ms(floor.1));
+    println!(
+        "| fork+exec /bin/true | {} | {} | 1.00 |",
+        ms(floor.0),
+        ms(floor.1)
+    );
     println!(
         "| pooled run (Pool::acquire, execute, reset) | {} | {} | {:.2} |",
         ms(pooled.0),

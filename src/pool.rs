@@ -24,6 +24,7 @@
 //!     size: 2,
 //!     warm: 2,
 //!     queue: 16,
+//!     box_size: Some(256 << 20),
 //! })?;
 //! let mut lease = pool.acquire()?;
 //! let result = lease.executor().execute(&["/bin/true".to_string()], None)?;
@@ -58,6 +59,11 @@ pub struct PoolConfig {
     pub warm: usize,
     /// Most callers waiting for a box at once.
     pub queue: usize,
+    /// Mount a tmpfs of at most this many bytes (and one inode per 4 KiB)
+    /// on each box directory, so that what a program writes is bounded
+    /// in total, not only per file; `None` leaves the directory on the
+    /// base directory's file system.
+    pub box_size: Option<u64>,
 }
 
 /// Errors of the pool.
@@ -410,6 +416,15 @@ impl Shared {
             .mode(0o755)
             .create(&workdir)
             .map_err(io_error(format!("creating {}", workdir.display())))?;
+        if let Some(size) = self.config.box_size {
+            if let Err(err) = mount_box_tmpfs(&workdir, size) {
+                let _ = fs::remove_dir(&workdir);
+                return Err(io_error(format!(
+                    "mounting a tmpfs on {}",
+                    workdir.display()
+                ))(err));
+            }
+        }
         let config = IsolateConfig {
             workdir: workdir.clone(),
             instance_id: format!("{}-box{id}", self.config.template.instance_id),
@@ -418,7 +433,7 @@ impl Shared {
         let executor = match ProcessExecutor::new(config.clone()) {
             Ok(executor) => executor,
             Err(err) => {
-                let _ = fs::remove_dir_all(&workdir);
+                remove_box_dir(&workdir, self.config.box_size.is_some());
                 return Err(err.into());
             }
         };
@@ -434,11 +449,7 @@ impl Shared {
             tracing::warn!("cleaning up box {}: {err}", warm_box.workdir.display());
         }
         drop(warm_box.executor);
-        if let Err(err) = fs::remove_dir_all(&warm_box.workdir) {
-            if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("removing {}: {err}", warm_box.workdir.display());
-            }
-        }
+        remove_box_dir(&warm_box.workdir, self.config.box_size.is_some());
     }
 
     /// Takes a box back: reset and idle, or destroyed when the reset fails
@@ -465,6 +476,39 @@ impl Shared {
             }
         }
         self.changed.notify_all();
+    }
+}
+
+/// Mounts the box's own tmpfs on `dir`.
+fn mount_box_tmpfs(dir: &Path, size: u64) -> std::io::Result<()> {
+    use rustix::mount::MountFlags;
+    let size = size.max(4096);
+    let inodes = (size / 4096).max(64);
+    let options = std::ffi::CString::new(format!("size={size},nr_inodes={inodes},mode=0755"))
+        .expect("no NUL in numbers");
+    rustix::mount::mount(
+        "isobox-pool-box",
+        dir,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        options.as_c_str(),
+    )?;
+    Ok(())
+}
+
+/// Removes a box directory, unmounting its tmpfs first.
+fn remove_box_dir(dir: &Path, mounted: bool) {
+    if mounted {
+        // Detached: nothing of the box runs any more, but a descriptor
+        // left open somewhere must not keep the directory in place.
+        if let Err(err) = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH) {
+            tracing::warn!("unmounting {}: {err}", dir.display());
+        }
+    }
+    if let Err(err) = fs::remove_dir_all(dir) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing {}: {err}", dir.display());
+        }
     }
 }
 

@@ -418,13 +418,26 @@ fn boxes_come_back_clean() {
     if !privileged("boxes_come_back_clean") {
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start(&["--box-size", "1M"]);
     let dirty = server.run(sh(
         "echo x > /w/left; mkdir -p /w/d/e; echo y > /tmp/left; chmod 000 /w/d",
     ));
     assert_eq!(dirty["status"], "Accepted", "{dirty}");
     let clean = server.run(sh("ls -A /w /tmp"));
     assert_eq!(clean["files"]["stdout"], "/tmp:\n\n/w:\n", "{clean}");
+
+    // The box is a tmpfs of --box-size: a program cannot fill the host.
+    let full = server.run(sh("head -c 2000000 /dev/zero > big"));
+    assert_eq!(full["status"], "Nonzero Exit Status", "{full}");
+    assert!(
+        full["files"]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("No space"),
+        "{full}"
+    );
+    let clean = server.run(sh("ls -A /w; head -c 900000 /dev/zero > big && echo fits"));
+    assert_eq!(clean["files"]["stdout"], "fits\n", "{clean}");
 }
 
 #[test]
@@ -824,7 +837,7 @@ fn interactive_pairs() {
     let (status, results) = server.post(&json!({
         "cmd": [
             with(sh("sleep 30"), json!({"files": stdio, "clockLimit": 500_000_000u64})),
-            with(sh("read answer"), json!({"files": stdio, "clockLimit": 500_000_000u64})),
+            with(sh("read answer; exec sleep 30"), json!({"files": stdio, "clockLimit": 500_000_000u64})),
         ],
         "pipeMapping": [
             {"in": {"index": 0, "fd": 1}, "out": {"index": 1, "fd": 0}},

@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Address for Prometheus metrics (`GET /metrics`); off by default.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Size of each box's own tmpfs (all a program may write in /w).
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    box_size: u64,
     /// Directory holding the boxes (created 0700, removed at stop).
     #[arg(long, value_name = "DIR")]
     box_dir: Option<PathBuf>,
@@ -250,6 +253,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         size: parallelism,
         warm,
         queue: args.queue,
+        box_size: Some(args.box_size),
     })
     .context("making the pool of boxes")?;
     let cgroup_version = pool
