@@ -952,3 +952,51 @@ fn a_full_queue_is_refused_and_stop_drains() {
     assert!(server.stop().success());
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
+
+/// Hostile programs of `tests/programs/hostile/` through the service, with
+/// the limits of the hostile suite: the same verdicts as through the
+/// library, in go-judge's words.
+#[test]
+fn hostile_programs_through_the_service() {
+    if !privileged("hostile_programs_through_the_service") {
+        return;
+    }
+    let programs: Vec<String> = ["forkbomb", "threadbomb", "memory"]
+        .iter()
+        .map(|name| hostile(name))
+        .collect();
+    let server = Server::start(&["--src-prefix", &dir_of(&programs[0])]);
+    let hostile_cmd = |program: &str, cpu_seconds: u64| {
+        json!({
+            "args": ["prog"],
+            "files": [null, {"name": "stdout", "max": 65536}, {"name": "stderr", "max": 65536}],
+            "copyIn": {"prog": {"src": program}},
+            "cpuLimit": cpu_seconds * 1_000_000_000,
+            "clockLimit": 10_000_000_000u64,
+            "memoryLimit": 128u64 << 20,
+            "procLimit": 16,
+        })
+    };
+    let fork_bomb = server.run(hostile_cmd(&programs[0], 1));
+    assert_eq!(fork_bomb["status"], "Time Limit Exceeded", "{fork_bomb}");
+    assert_eq!(
+        fork_bomb["files"]["stdout"], "fork refused: EAGAIN\n",
+        "{fork_bomb}"
+    );
+    let thread_bomb = server.run(hostile_cmd(&programs[1], 2));
+    assert_eq!(
+        thread_bomb["status"], "Nonzero Exit Status",
+        "{thread_bomb}"
+    );
+    assert!(
+        thread_bomb["files"]["stdout"]
+            .as_str()
+            .unwrap()
+            .ends_with(": EAGAIN\n"),
+        "{thread_bomb}"
+    );
+    let memory = server.run(hostile_cmd(&programs[2], 2));
+    assert_eq!(memory["status"], "Memory Limit Exceeded", "{memory}");
+    // And the box is fine afterwards.
+    assert_eq!(server.run(sh("ls -A /w"))["files"]["stdout"], "");
+}

@@ -83,10 +83,11 @@ impl Metrics {
             "Requests whose client went away before the answer.",
             self.cancelled.load(Ordering::Relaxed),
         );
-        counter(
-            "isobox_run_seconds_total",
-            "Wall-clock seconds of runs, summed.",
-            self.run_seconds_micros.load(Ordering::Relaxed) / 1_000_000,
+        let _ = writeln!(
+            out,
+            "# HELP isobox_run_seconds_total Wall-clock seconds of runs, summed.\n\
+             # TYPE isobox_run_seconds_total counter\nisobox_run_seconds_total {:.6}",
+            self.run_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(
             out,

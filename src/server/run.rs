@@ -402,13 +402,25 @@ fn open_source(source: Source, store: &FileStore) -> std::io::Result<Box<dyn Rea
     })
 }
 
-/// Opens an already resolved host file, refusing a link swapped in since.
+/// Opens an already resolved host file, refusing a link swapped in since
+/// and anything but a regular file (a FIFO would wedge the copy, a device
+/// would hand the box the host's hardware).
 fn open_host(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    // Back to blocking reads: the file may become the program's stdin.
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
+    Ok(file)
 }
 
 fn stdin_of(source: Source, store: &FileStore) -> std::io::Result<Stdin> {
