@@ -237,6 +237,13 @@ pub(super) async fn process(
             Err(err) => return bad(format!("cmd[{index}]: {err}")),
         }
     }
+    let Ok(admitted) = state.admission.clone().try_acquire_owned() else {
+        state.metrics.busy();
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: every box is taken and the wait queue is full".into(),
+        ));
+    };
     let guard = CancelOnDrop(cancel.clone(), state.settings.caps.clock * 2);
     let worker = state.clone();
     let pipes = request.pipe_mapping;
@@ -247,6 +254,7 @@ pub(super) async fn process(
             super::pipes::run_piped(&worker, jobs, &pipes, &cancel)
         };
         cancel.set_done();
+        drop(admitted);
         ran
     })
     .await;

@@ -172,6 +172,10 @@ pub struct AppState {
     metrics: metrics::Metrics,
     cgroup_version: u8,
     parallelism: usize,
+    /// Requests running or waiting for a box: `--parallelism` + `--queue`
+    /// permits, taken before a request gets a thread, so that a flood is
+    /// answered 503 at once instead of piling up in memory.
+    admission: Arc<tokio::sync::Semaphore>,
 }
 
 /// Entry point of `isobox serve ...` (`args[0]` is the program, `args[1]`
@@ -280,6 +284,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: metrics::Metrics::default(),
         cgroup_version,
         parallelism,
+        admission: Arc::new(tokio::sync::Semaphore::new(parallelism + args.queue)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
