@@ -1000,3 +1000,22 @@ fn hostile_programs_through_the_service() {
     // And the box is fine afterwards.
     assert_eq!(server.run(sh("ls -A /w"))["files"]["stdout"], "");
 }
+
+/// A server killed with SIGKILL cannot clean up; the next one removes what
+/// it left.
+#[test]
+fn remains_of_a_killed_server_are_swept() {
+    if !privileged("remains_of_a_killed_server_are_swept") {
+        return;
+    }
+    let mut killed = Server::start(&["--parallelism", "2"]);
+    let pid = killed.pid();
+    assert_eq!(killed.run(sh("echo x > y"))["status"], "Accepted");
+    let mut child = killed.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!leftovers(pid).is_empty(), "SIGKILL leaves boxes");
+    let next = Server::start(&[]);
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(next.run(sh("true"))["status"], "Accepted");
+}

@@ -31,6 +31,7 @@ mod model;
 mod pipes;
 mod run;
 mod store;
+mod sweep;
 mod ws;
 
 use run::{Caps, Settings};
@@ -248,6 +249,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("/run/isobox/serve-{pid}-files")));
 
+    let swept = sweep::sweep();
+    if !swept.is_empty() {
+        tracing::warn!(
+            "removed what killed servers left: {}",
+            swept
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let store = FileStore::new(&file_dir, args.max_body, args.file_store_max)
         .with_context(|| format!("file store in {}", file_dir.display()))?;
     let template = box_template(&caps)?;
