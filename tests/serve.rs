@@ -1019,3 +1019,30 @@ fn remains_of_a_killed_server_are_swept() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
     assert_eq!(next.run(sh("true"))["status"], "Accepted");
 }
+
+/// Commands of one request run at once when the pool has boxes for all of
+/// them, one by one otherwise; either way each gets its own result.
+#[test]
+fn several_commands_in_one_request() {
+    if !privileged("several_commands_in_one_request") {
+        return;
+    }
+    let server = Server::start(&["--parallelism", "2"]);
+    let started = Instant::now();
+    let (status, results) =
+        server.post(&json!({"cmd": [sh("sleep 1; echo a"), sh("sleep 1; echo b")]}));
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results[0]["files"]["stdout"], "a\n");
+    assert_eq!(results[1]["files"]["stdout"], "b\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, results) =
+        server.post(&json!({"cmd": [sh("echo 1"), sh("exit 2"), sh("echo 3")]}));
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results[0]["files"]["stdout"], "1\n");
+    assert_eq!(results[1]["status"], "Nonzero Exit Status");
+    assert_eq!(results[2]["files"]["stdout"], "3\n");
+}

@@ -247,8 +247,11 @@ pub(super) async fn process(
     let guard = CancelOnDrop(cancel.clone(), state.settings.caps.clock * 2);
     let worker = state.clone();
     let pipes = request.pipe_mapping;
+    // As go-judge, the commands of one request run at once, each in its
+    // own box, when the pool has boxes enough; otherwise one by one.
+    let together = !pipes.is_empty() || (jobs.len() > 1 && jobs.len() <= state.parallelism);
     let ran = tokio::task::spawn_blocking(move || {
-        let ran = if pipes.is_empty() {
+        let ran = if !together {
             run_jobs(&worker, jobs, &cancel)
         } else {
             super::pipes::run_piped(&worker, jobs, &pipes, &cancel)
