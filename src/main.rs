@@ -49,6 +49,7 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     let code = cli::native::main(args);
     if help {
         println!("\n{}", cli::isolate::FACE_SUMMARY);
+        println!("\n{}", server::SUMMARY);
     }
     code
 }

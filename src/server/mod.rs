@@ -42,10 +42,20 @@ use store::FileStore;
 /// features isobox has; the build metadata says what really answers.
 pub const BUILD_VERSION: &str = concat!("v1.9.0+isobox.", env!("CARGO_PKG_VERSION"));
 
+/// `PATH` of a command whose `env` names none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// One paragraph for `isobox --help`.
+pub const SUMMARY: &str = "\
+The service face: `isobox serve [--listen 127.0.0.1:5050] [--parallelism N] ...`
+serves go-judge's REST API (POST /run, /file, /version, /config, /ws) from a
+warm pool of boxes; `isobox serve --help` lists its options.";
+
 /// `isobox serve` options.
 #[derive(Debug, Parser)]
 #[command(
     name = "isobox serve",
+    bin_name = "isobox serve",
     version,
     about = "Serve go-judge's REST API (POST /run, /file, /version, /config) from a warm pool of boxes",
     after_help = "SIZE: bytes or a number with K, M, G (powers of 1024). TIME: seconds (0.5, 2).\n\
@@ -154,7 +164,7 @@ fn box_template(caps: &Caps) -> anyhow::Result<IsolateConfig> {
         dir_rules,
         inner_workdir: confine::BOX_DIR.into(),
         environment: vec![
-            ("PATH".into(), isobox::types::DEFAULT_PATH.into()),
+            ("PATH".into(), DEFAULT_PATH.into()),
             ("HOME".into(), confine::BOX_DIR.into()),
         ],
         file_size_limit: Some(caps.file_size),
