@@ -1046,3 +1046,16 @@ fn several_commands_in_one_request() {
     assert_eq!(results[1]["status"], "Nonzero Exit Status");
     assert_eq!(results[2]["files"]["stdout"], "3\n");
 }
+
+#[test]
+fn stored_files_expire() {
+    if !privileged("stored_files_expire") {
+        return;
+    }
+    let server = Server::start(&["--file-ttl", "0.5"]);
+    let stored = server.run(with(sh("echo x > y"), json!({"copyOutCached": ["y"]})));
+    let id = stored["fileIds"]["y"].as_str().unwrap().to_string();
+    assert_eq!(server.get(&format!("/file/{id}")).0, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.get(&format!("/file/{id}")).0, 404);
+}

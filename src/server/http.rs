@@ -52,6 +52,21 @@ pub async fn serve(
         None => None,
     };
 
+    if let Some(ttl) = state.file_ttl {
+        let store_state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(
+                (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+            );
+            loop {
+                every.tick().await;
+                let expired = store_state.store.expire(ttl);
+                if expired > 0 {
+                    tracing::info!("{expired} stored files expired");
+                }
+            }
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Total size of the file store.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     file_store_max: u64,
+    /// Remove stored files this long after they were stored (seconds);
+    /// by default they stay until deleted or the server stops.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    file_ttl: Option<Duration>,
     /// Ceilings for request limits (see below); also the defaults of a
     /// request that asks for none.
     #[arg(long, value_name = "KEY=VALUE,...")]
@@ -187,6 +191,7 @@ pub struct AppState {
     /// permits, taken before a request gets a thread, so that a flood is
     /// answered 503 at once instead of piling up in memory.
     admission: Arc<tokio::sync::Semaphore>,
+    file_ttl: Option<Duration>,
 }
 
 /// Entry point of `isobox serve ...` (`args[0]` is the program, `args[1]`
@@ -307,6 +312,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cgroup_version,
         parallelism,
         admission: Arc::new(tokio::sync::Semaphore::new(parallelism + args.queue)),
+        file_ttl: args.file_ttl,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

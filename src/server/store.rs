@@ -24,6 +24,7 @@ pub enum StoreError {
 struct Entry {
     name: String,
     size: u64,
+    added: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +130,7 @@ impl FileStore {
                     Entry {
                         name: name.to_string(),
                         size,
+                        added: std::time::Instant::now(),
                     },
                 );
                 Ok(id)
@@ -199,6 +201,18 @@ impl FileStore {
         (index.entries.len(), index.total)
     }
 
+    /// Removes the files stored longer than `ttl` ago; how many.
+    pub fn expire(&self, ttl: std::time::Duration) -> usize {
+        let old: Vec<String> = self
+            .lock()
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.added.elapsed() > ttl)
+            .map(|(id, _)| id.clone())
+            .collect();
+        old.iter().filter(|id| self.remove(id)).count()
+    }
+
     /// Removes every file (at shutdown).
     pub fn clear(&self) {
         let ids: Vec<String> = self.lock().entries.keys().cloned().collect();
@@ -242,6 +256,7 @@ impl Upload<'_> {
             Entry {
                 name: std::mem::take(&mut self.name),
                 size: self.size,
+                added: std::time::Instant::now(),
             },
         );
         // Committed: nothing for Drop to undo.
@@ -294,5 +309,9 @@ mod tests {
         aborted.write(b"01").unwrap();
         drop(aborted);
         assert_eq!(store.usage(), (2, 9));
+        assert_eq!(store.expire(std::time::Duration::from_secs(60)), 0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(store.expire(std::time::Duration::from_millis(10)), 2);
+        assert_eq!(store.usage(), (0, 0));
     }
 }
