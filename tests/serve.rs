@@ -1059,3 +1059,33 @@ fn stored_files_expire() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(server.get(&format!("/file/{id}")).0, 404);
 }
+
+#[test]
+fn extra_directory_rules() {
+    if !privileged("extra_directory_rules") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(shared.path().join("data"), "shared data\n").unwrap();
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        rules.path(),
+        format!("# test data\n/data={}\n", shared.path().display()),
+    )
+    .unwrap();
+    let server = Server::start(&[
+        "--mount-file",
+        rules.path().to_str().unwrap(),
+        "--dir",
+        "/opt/nothing:maybe",
+    ]);
+    let result = server.run(sh("cat /data/data; echo x > /data/new"));
+    assert_eq!(result["files"]["stdout"], "shared data\n", "{result}");
+    assert_eq!(
+        result["status"], "Nonzero Exit Status",
+        "read-only: {result}"
+    );
+    assert!(!shared.path().join("new").exists());
+}

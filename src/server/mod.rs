@@ -104,6 +104,13 @@ pub struct ServeArgs {
     /// Size of each box's own tmpfs (all a program may write in /w).
     #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     box_size: u64,
+    /// A directory rule for every box, isolate's syntax (`IN=OUT:OPTIONS`,
+    /// see `isobox run --help`); repeatable, after the defaults.
+    #[arg(long, value_name = "RULE")]
+    dir: Vec<String>,
+    /// A file of directory rules, one per line (`#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    mount_file: Option<PathBuf>,
     /// Directory holding the boxes (created 0700, removed at stop).
     #[arg(long, value_name = "DIR")]
     box_dir: Option<PathBuf>,
@@ -141,7 +148,7 @@ fn parse_caps(specs: &[String]) -> anyhow::Result<Caps> {
 /// The configuration every box starts from: go-judge's box layout (the
 /// working directory at `/w`, the host files compilers need where the host
 /// has them), strict isolation.
-fn box_template(caps: &Caps) -> anyhow::Result<IsolateConfig> {
+fn box_template(caps: &Caps, extra_rules: &[String]) -> anyhow::Result<IsolateConfig> {
     let mut dir_rules = vec![DirRule {
         inside: confine::BOX_DIR.into(),
         action: DirAction::WorkDir,
@@ -162,6 +169,9 @@ fn box_template(caps: &Caps) -> anyhow::Result<IsolateConfig> {
         "/var/lib/ghc:maybe",
     ] {
         dir_rules.push(rule.parse().with_context(|| format!("mount rule {rule}"))?);
+    }
+    for rule in extra_rules {
+        dir_rules.push(rule.parse().with_context(|| format!("--dir {rule}"))?);
     }
     Ok(IsolateConfig {
         strict_mode: true,
@@ -277,7 +287,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = FileStore::new(&file_dir, args.max_body, args.file_store_max)
         .with_context(|| format!("file store in {}", file_dir.display()))?;
-    let template = box_template(&caps)?;
+    let mut rules = Vec::new();
+    if let Some(path) = &args.mount_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--mount-file {}", path.display()))?;
+        rules.extend(
+            text.lines()
+                .map(|line| line.split('#').next().unwrap_or("").trim())
+                .filter(|line| !line.is_empty())
+                .map(str::to_string),
+        );
+    }
+    rules.extend(args.dir.iter().cloned());
+    let template = box_template(&caps, &rules)?;
     let pool = Pool::new(PoolConfig {
         template,
         base_dir: box_dir,
