@@ -537,7 +537,7 @@ fn bad_requests_and_caps() {
         "--max-body",
         "4K",
         "--limits-cap",
-        "cpu=0.5,clock=1,memory=128M",
+        "cpu=0.5,clock=1,memory=128M,copyouttotal=15",
     ]);
     for body in ["{", "[]", "{\"cmd\": 3}", "{\"cmd\": []}", "\u{0}"] {
         let (status, answer) = server.post_raw(body.to_string());
@@ -578,6 +578,18 @@ fn bad_requests_and_caps() {
     assert_eq!(
         config["runnerConfig"]["limitsCap"]["memoryLimit"],
         128u64 << 20
+    );
+    // One file named many times still counts each time against the total.
+    let many = server.run(with(
+        sh("printf 0123456789 > f"),
+        json!({"copyOut": ["f", "./f", "/w/f"]}),
+    ));
+    assert_eq!(many["status"], "File Error", "{many}");
+    assert_eq!(many["files"]["f"], "0123456789", "{many}");
+    assert_eq!(
+        file_error_types(&many),
+        ["CopyOutSizeExceeded", "CopyOutSizeExceeded"],
+        "{many}"
     );
     // The server still answers after all of it.
     assert_eq!(server.run(sh("true"))["status"], "Accepted");

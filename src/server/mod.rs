@@ -60,7 +60,8 @@ warm pool of boxes; `isobox serve --help` lists its options.";
     about = "Serve go-judge's REST API (POST /run, /file, /version, /config) from a warm pool of boxes",
     after_help = "SIZE: bytes or a number with K, M, G (powers of 1024). TIME: seconds (0.5, 2).\n\
 --limits-cap takes KEY=VALUE[,KEY=VALUE...]: cpu=TIME, clock=TIME, memory=SIZE, procs=N,\n\
-output=SIZE (largest collector), copyout=SIZE, filesize=SIZE (largest file a program writes)."
+output=SIZE (largest collector), copyout=SIZE (largest file copied out), copyouttotal=SIZE\n\
+(all files copied out by one command), filesize=SIZE (largest file a program writes)."
 )]
 pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs --auth-token-file.
@@ -135,6 +136,7 @@ fn parse_caps(specs: &[String]) -> anyhow::Result<Caps> {
             }
             "output" => caps.output = size()?,
             "copyout" => caps.copy_out = size()?,
+            "copyouttotal" => caps.copy_out_total = size()?,
             "filesize" => caps.file_size = size()?,
             other => bail!("--limits-cap: unknown key {other:?}"),
         }
@@ -400,6 +402,7 @@ pub fn config_body(state: &AppState) -> serde_json::Value {
         ("procLimit", caps.procs),
         ("outputMax", caps.output),
         ("copyOutMax", caps.copy_out),
+        ("copyOutTotal", caps.copy_out_total),
         ("fileSizeLimit", caps.file_size),
         ("maxBody", state.max_body),
     ]

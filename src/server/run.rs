@@ -29,6 +29,9 @@ pub struct Caps {
     pub output: u64,
     /// Largest file copied out (`copyOutMax`).
     pub copy_out: u64,
+    /// Most bytes copied out by one command, all files together (the
+    /// same file named twice counts twice).
+    pub copy_out_total: u64,
     /// Largest file the program may write (`RLIMIT_FSIZE`): the box
     /// directory is on the host's disk.
     pub file_size: u64,
@@ -45,6 +48,7 @@ impl Default for Caps {
             procs: 64,
             output: 64 << 20,
             copy_out: 64 << 20,
+            copy_out_total: 256 << 20,
             file_size: 256 << 20,
             copy_in_files: 1024,
         }
@@ -96,6 +100,7 @@ pub struct Job {
     /// Collector names whose output goes to the file store.
     cached_collectors: BTreeSet<String>,
     copy_out_max: u64,
+    copy_out_total: u64,
     copy_out_truncate: bool,
     /// copyOut names that could not be parsed: reported as file errors.
     bad_copy_out: Vec<(String, String)>,
@@ -293,6 +298,7 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
         copy_out,
         cached_collectors,
         copy_out_max: capped(cmd.copy_out_max, caps.copy_out),
+        copy_out_total: caps.copy_out_total,
         copy_out_truncate: cmd.copy_out_truncate,
         bad_copy_out,
     })
@@ -613,9 +619,13 @@ fn execute_in(
             .file_error
             .push(file_error(&name, FileErrorType::CopyOutOpen, error));
     }
+    let mut left = job.copy_out_total;
     for (name, path, optional, cached) in job.copy_out {
-        match confine::copy_out(&root, &path, job.copy_out_max, job.copy_out_truncate) {
+        let max = job.copy_out_max.min(left);
+        let truncate = job.copy_out_truncate && max == job.copy_out_max;
+        match confine::copy_out(&root, &path, max, truncate) {
             Ok((bytes, truncated)) => {
+                left -= bytes.len() as u64;
                 keep(&mut result, &name, bytes, cached, store);
                 if truncated {
                     result.file_error.push(file_error(
@@ -635,7 +645,10 @@ fn execute_in(
                     ),
                     CopyOutFailure::TooLarge(size) => (
                         FileErrorType::CopyOutSizeExceeded,
-                        format!("size {size} exceeds the limit of {}", job.copy_out_max),
+                        format!(
+                            "size {size} exceeds the limit of {max} (copyOutMax {}, {} left of the command's total)",
+                            job.copy_out_max, left
+                        ),
                     ),
                     CopyOutFailure::Read(error) => {
                         (FileErrorType::CopyOutCopyContent, error.to_string())
