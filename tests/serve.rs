@@ -537,7 +537,7 @@ fn bad_requests_and_caps() {
         "--max-body",
         "4K",
         "--limits-cap",
-        "cpu=0.5,clock=1,memory=128M,copyouttotal=15",
+        "cpu=0.5,clock=1,memory=128M,copyouttotal=15,cmds=2",
     ]);
     for body in ["{", "[]", "{\"cmd\": 3}", "{\"cmd\": []}", "\u{0}"] {
         let (status, answer) = server.post_raw(body.to_string());
@@ -558,6 +558,8 @@ fn bad_requests_and_caps() {
         let (status, answer) = server.post(&json!({"cmd": [cmd]}));
         assert_eq!(status, 400, "{cmd}: {answer}");
     }
+    let (status, answer) = server.post(&json!({"cmd": [sh("true"), sh("true"), sh("true")]}));
+    assert_eq!(status, 400, "{answer}");
     let (status, _) = server.post_raw(format!(
         "{{\"cmd\":[{{\"args\":[\"{}\"]}}]}}",
         "x".repeat(8 << 10)

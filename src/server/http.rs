@@ -235,6 +235,13 @@ pub(super) async fn process(
     if request.cmd.is_empty() {
         return bad("no cmd provided".into());
     }
+    if request.cmd.len() > state.settings.caps.cmds {
+        return bad(format!(
+            "{} commands in one request; the server takes at most {}",
+            request.cmd.len(),
+            state.settings.caps.cmds
+        ));
+    }
     if let Err(err) = super::pipes::validate(&request, state.settings.caps.output) {
         return bad(err);
     }

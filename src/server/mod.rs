@@ -61,7 +61,8 @@ warm pool of boxes; `isobox serve --help` lists its options.";
     after_help = "SIZE: bytes or a number with K, M, G (powers of 1024). TIME: seconds (0.5, 2).\n\
 --limits-cap takes KEY=VALUE[,KEY=VALUE...]: cpu=TIME, clock=TIME, memory=SIZE, procs=N,\n\
 output=SIZE (largest collector), copyout=SIZE (largest file copied out), copyouttotal=SIZE\n\
-(all files copied out by one command), filesize=SIZE (largest file a program writes)."
+(all files copied out by one command), filesize=SIZE (largest file a program writes),\n\
+cmds=N (commands in one request)."
 )]
 pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs --auth-token-file.
@@ -135,14 +136,24 @@ fn parse_caps(specs: &[String]) -> anyhow::Result<Caps> {
                     .with_context(|| format!("--limits-cap procs: {value:?}"))?
             }
             "output" => caps.output = size()?,
+            "cmds" => {
+                caps.cmds = value
+                    .parse()
+                    .with_context(|| format!("--limits-cap cmds: {value:?}"))?
+            }
             "copyout" => caps.copy_out = size()?,
             "copyouttotal" => caps.copy_out_total = size()?,
             "filesize" => caps.file_size = size()?,
             other => bail!("--limits-cap: unknown key {other:?}"),
         }
     }
-    if caps.cpu.is_zero() || caps.clock.is_zero() || caps.memory == 0 || caps.procs == 0 {
-        bail!("--limits-cap: cpu, clock, memory and procs must be above 0");
+    if caps.cpu.is_zero()
+        || caps.clock.is_zero()
+        || caps.memory == 0
+        || caps.procs == 0
+        || caps.cmds == 0
+    {
+        bail!("--limits-cap: cpu, clock, memory, procs and cmds must be above 0");
     }
     Ok(caps)
 }

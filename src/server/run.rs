@@ -37,6 +37,9 @@ pub struct Caps {
     pub file_size: u64,
     /// Most `copyIn` entries of one command.
     pub copy_in_files: usize,
+    /// Most commands in one request: what one request may hold in memory
+    /// is this many times two collectors and `copy_out_total`.
+    pub cmds: usize,
 }
 
 impl Default for Caps {
@@ -51,6 +54,7 @@ impl Default for Caps {
             copy_out_total: 256 << 20,
             file_size: 256 << 20,
             copy_in_files: 1024,
+            cmds: 16,
         }
     }
 }
