@@ -311,7 +311,18 @@ fn copy_in_and_out() {
     let cut = server.run(with(cmd, json!({"copyOutTruncate": true})));
     assert_eq!(cut["files"]["big"], "1234", "{cut}");
 
-    // A src outside every prefix is a bad request.
+    // A link copied in points where the program looks.
+    let linked = server.run(with(
+        sh("cat via/link"),
+        json!({"copyIn": {"a.txt": {"content": "through\n"}, "via/link": {"symlink": "/w/a.txt"}}}),
+    ));
+    assert_eq!(linked["files"]["stdout"], "through\n", "{linked}");
+
+    // A src outside every prefix is a bad request, and so is a link under
+    // a prefix that leads out of it.
+    std::os::unix::fs::symlink("/etc/passwd", sources.path().join("out")).unwrap();
+    let (status, answer) = server.post(&json!({"cmd": [with(sh("true"), json!({"copyIn": {"x": {"src": format!("{prefix}/out")}}}))]}));
+    assert_eq!(status, 400, "{answer}");
     let (status, answer) = server.post(
         &json!({"cmd": [with(sh("true"), json!({"copyIn": {"x": {"src": "/etc/passwd"}}}))]}),
     );
