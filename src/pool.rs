@@ -184,6 +184,9 @@ impl Pool {
             match pool.shared.make_box(id) {
                 Ok(warm_box) => pool.shared.lock().idle.push(warm_box),
                 Err(err) => {
+                    // Counted alive above, never made: shutdown must not
+                    // wait for it.
+                    pool.shared.lock().alive -= 1;
                     pool.shutdown();
                     return Err(err);
                 }
@@ -268,7 +271,9 @@ impl Pool {
             }),
             Err(err) => {
                 shared.lock().alive -= 1;
-                shared.changed.notify_one();
+                // Room for a box again: wake every waiter, including
+                // those of acquire_many.
+                shared.changed.notify_all();
                 Err(err)
             }
         }

@@ -151,3 +151,26 @@ fn several_boxes_at_once() {
     assert!(!base_dir.exists());
     assert!(cgroups.iter().all(|path| !path.exists()), "{cgroups:?}");
 }
+
+#[test]
+fn a_pool_that_cannot_make_its_boxes_fails_cleanly() {
+    if !privileged("a_pool_that_cannot_make_its_boxes_fails_cleanly") {
+        return;
+    }
+    let base_dir = PathBuf::from(format!("/run/isobox/test-pool-{}-bad", std::process::id()));
+    let made = Pool::new(PoolConfig {
+        // tmp_size 0 is refused by every executor.
+        template: IsolateConfig {
+            strict_mode: true,
+            tmp_size: 0,
+            ..IsolateConfig::default()
+        },
+        base_dir: base_dir.clone(),
+        size: 2,
+        warm: 2,
+        queue: 1,
+        box_size: Some(1 << 20),
+    });
+    assert!(matches!(made, Err(PoolError::Isolate(_))), "{made:?}");
+    assert!(!base_dir.exists());
+}
