@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 mod cli;
+#[cfg(feature = "serve")]
 mod server;
 
 fn main() -> ExitCode {
@@ -42,6 +43,7 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     }
     // `isobox serve` is the service face (go-judge's REST API); it has its
     // own arguments and never reaches the native parser.
+    #[cfg(feature = "serve")]
     if first == Some("serve") {
         return server::main(args);
     }
@@ -49,6 +51,7 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     let code = cli::native::main(args);
     if help {
         println!("\n{}", cli::isolate::FACE_SUMMARY);
+        #[cfg(feature = "serve")]
         println!("\n{}", server::SUMMARY);
     }
     code

@@ -1,5 +1,6 @@
 //! `isobox serve` for real: the binary started on a loopback port, driven
 //! with a real HTTP client, real programs in real boxes.
+#![cfg(feature = "serve")]
 
 mod common;
 
