@@ -29,6 +29,7 @@ pub mod error;
 pub mod executor;
 pub mod fstree;
 mod jail;
+pub mod pool;
 pub mod result;
 pub mod sys;
 

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 mod cli;
+#[cfg(feature = "serve")]
+mod server;
 
 fn main() -> ExitCode {
     init_logging();
@@ -39,10 +41,18 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     if called_isolate || (first.is_some_and(|arg| arg.starts_with('-')) && !native_flag) {
         return cli::isolate::main(args);
     }
+    // `isobox serve` is the service face (go-judge's REST API); it has its
+    // own arguments and never reaches the native parser.
+    #[cfg(feature = "serve")]
+    if first == Some("serve") {
+        return server::main(args);
+    }
     let help = matches!(first, Some("--help" | "-h"));
     let code = cli::native::main(args);
     if help {
         println!("\n{}", cli::isolate::FACE_SUMMARY);
+        #[cfg(feature = "serve")]
+        println!("\n{}", server::SUMMARY);
     }
     code
 }

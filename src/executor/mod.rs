@@ -119,6 +119,19 @@ impl ProcessExecutor {
         &self.config
     }
 
+    /// The configuration of the next runs, to change per-run settings
+    /// between runs (a warm pool reuses one executor for requests with
+    /// different limits).
+    ///
+    /// Only what each run reads takes effect: limits, environment, stdio
+    /// files, directory rules, the inner working directory and the tmpfs
+    /// sizes. What the executor settled when it was made keeps its value:
+    /// the cgroup and its optional controllers, namespaces, uid and gid,
+    /// the seccomp policy, the network namespace and the working directory.
+    pub fn config_mut(&mut self) -> &mut IsolateConfig {
+        &mut self.config
+    }
+
     /// Runs `command` with `stdin` as its standard input.
     ///
     /// An empty command is [`IsolateError::Config`]. Everything the program

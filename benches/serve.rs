@@ -1,0 +1,209 @@
+//! The warm pool and `isobox serve` against bare fork+exec of `/bin/true`,
+//! measured in one run on one machine. Run as root:
+//! `cargo bench --bench serve` (`ISOBOX_BENCH_RUNS` sets the iterations).
+//!
+//! Prints a Markdown table (medians and p99, ratios to the floor) ready for
+//! docs/BENCHMARKS.md.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use isobox::pool::{Pool, PoolConfig};
+use isobox::{ExecutionStatus, IsolateConfig};
+
+fn iterations() -> usize {
+    std::env::var("ISOBOX_BENCH_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(300)
+}
+
+/// Median and 99th percentile of `f`'s duration.
+fn time_each(iterations: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    // Warm the page cache, the allocator and the pool first.
+    for _ in 0..10 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..iterations)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
+    (samples[samples.len() / 2], p99)
+}
+
+fn floor(iterations: usize) -> (Duration, Duration) {
+    time_each(iterations, || {
+        let status = Command::new("/bin/true").status().unwrap();
+        assert!(status.success());
+    })
+}
+
+fn pooled(iterations: usize) -> (Duration, Duration) {
+    let pool = Pool::new(PoolConfig {
+        template: IsolateConfig {
+            strict_mode: true,
+            time_limit: Some(Duration::from_secs(5)),
+            wall_time_limit: Some(Duration::from_secs(10)),
+            memory_limit: Some(256 << 20),
+            process_limit: Some(64),
+            ..IsolateConfig::default()
+        },
+        base_dir: format!("/run/isobox/bench-pool-{}", std::process::id()).into(),
+        size: 1,
+        warm: 1,
+        queue: 1,
+        box_size: Some(256 << 20),
+    })
+    .unwrap();
+    let command = vec!["/bin/true".to_string()];
+    let mut lease = pool.acquire().unwrap();
+    let bare = time_each(iterations, || {
+        let result = lease.executor().execute(&command, None).unwrap();
+        assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    });
+    drop(lease);
+    eprintln!("execute alone in a leased box: median {bare:?}");
+    let times = time_each(iterations, || {
+        let mut lease = pool.acquire().unwrap();
+        let result = lease.executor().execute(&command, None).unwrap();
+        assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+        // The reset is part of the cost of a pooled run.
+        drop(lease);
+    });
+    pool.shutdown();
+    times
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(parallelism: usize) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_isobox"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--parallelism"])
+            .arg(parallelism.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("isobox serve: listening on ")
+                    .map(str::to_string)
+            })
+            .expect("isobox serve did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            url: format!("http://{address}/run"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill only sends a signal to the server this bench started
+        // and still owns (not yet reaped, so the pid is not reused).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// go-judge's usual request: `/bin/true` with one `content` stdin and two
+/// collectors.
+const BODY: &str = r#"{"cmd":[{"args":["/bin/true"],"env":["PATH=/usr/bin:/bin"],
+"files":[{"content":"1 2\n"},{"name":"stdout","max":10240},{"name":"stderr","max":10240}],
+"cpuLimit":1000000000,"memoryLimit":268435456,"procLimit":50}]}"#;
+
+fn post(client: &reqwest::blocking::Client, url: &str) {
+    let answer = client.post(url).body(BODY).send().unwrap().text().unwrap();
+    assert!(answer.contains("\"Accepted\""), "{answer}");
+}
+
+fn served(iterations: usize) -> (Duration, Duration) {
+    let server = Server::start(1);
+    let client = reqwest::blocking::Client::new();
+    time_each(iterations, || post(&client, &server.url))
+}
+
+/// Runs per second with `connections` clients posting for `seconds`.
+fn throughput(parallelism: usize, connections: usize, seconds: f64) -> f64 {
+    let server = Server::start(parallelism);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let total: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..connections)
+            .map(|_| {
+                scope.spawn(|| {
+                    let client = reqwest::blocking::Client::new();
+                    let mut done = 0;
+                    while Instant::now() < deadline {
+                        post(&client, &server.url);
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap())
+            .sum()
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.3}", duration.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("serve benchmark: needs root (boxes with namespaces and cgroups); skipped");
+        return;
+    }
+    let iterations = iterations();
+    let floor = floor(iterations);
+    let pooled = pooled(iterations);
+    let served = served(iterations);
+    let ratio = |(median, _): (Duration, Duration)| median.as_secs_f64() / floor.0.as_secs_f64();
+    println!("| what | median ms | p99 ms | × fork+exec |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| fork+exec /bin/true | {} | {} | 1.00 |",
+        ms(floor.0),
+        ms(floor.1)
+    );
+    println!(
+        "| pooled run (Pool::acquire, execute, reset) | {} | {} | {:.2} |",
+        ms(pooled.0),
+        ms(pooled.1),
+        ratio(pooled)
+    );
+    println!(
+        "| POST /run, 1 connection | {} | {} | {:.2} |",
+        ms(served.0),
+        ms(served.1),
+        ratio(served)
+    );
+    let one = throughput(1, 4, 5.0);
+    let two = throughput(2, 4, 5.0);
+    println!();
+    println!("| workers (--parallelism) | 4 connections, runs/s |");
+    println!("| --- | --- |");
+    println!("| 1 | {one:.0} |");
+    println!("| 2 | {two:.0} ({:.2}× one worker) |", two / one);
+}

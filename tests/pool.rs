@@ -1,0 +1,166 @@
+//! The library's warm pool (`isobox::pool`) with real boxes: reuse, reset,
+//! replacement after a failed reset, the bounded queue, shutdown.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::skip_unless_privileged;
+use isobox::pool::{Pool, PoolConfig, PoolError};
+use isobox::{ExecutionStatus, IsolateConfig};
+
+fn pool(name: &str, size: usize, queue: usize) -> (Pool, PathBuf) {
+    let base_dir = PathBuf::from(format!(
+        "/run/isobox/test-pool-{}-{name}",
+        std::process::id()
+    ));
+    let pool = Pool::new(PoolConfig {
+        template: IsolateConfig {
+            strict_mode: true,
+            time_limit: Some(Duration::from_secs(2)),
+            wall_time_limit: Some(Duration::from_secs(5)),
+            memory_limit: Some(128 << 20),
+            process_limit: Some(16),
+            ..IsolateConfig::default()
+        },
+        base_dir: base_dir.clone(),
+        size,
+        warm: size,
+        queue,
+        box_size: Some(16 << 20),
+    })
+    .unwrap();
+    (pool, base_dir)
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+#[test]
+fn a_box_comes_back_empty_with_its_own_limits() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("reuse", 1, 4);
+    let mut lease = pool.acquire().unwrap();
+    let workdir = lease.workdir().to_path_buf();
+    lease.executor().config_mut().memory_limit = Some(8 << 20);
+    let result = lease
+        .executor()
+        .execute(&sh("echo x > left; mkdir -p d/e; chmod 000 d"), None)
+        .unwrap();
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    assert!(workdir.join("left").exists());
+    drop(lease);
+
+    let mut lease = pool.acquire().unwrap();
+    assert_eq!(lease.workdir(), workdir, "one box, reused");
+    assert_eq!(std::fs::read_dir(&workdir).unwrap().count(), 0);
+    assert_eq!(lease.executor().config().memory_limit, Some(128 << 20));
+    drop(lease);
+    assert_eq!(pool.stats().replaced, 0);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}
+
+#[test]
+fn a_box_whose_reset_fails_is_replaced() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("replace", 1, 4);
+    let lease = pool.acquire().unwrap();
+    let workdir = lease.workdir().to_path_buf();
+    // A mount point inside the box cannot be removed: the wipe fails.
+    let inner = workdir.join("busy");
+    std::fs::create_dir(&inner).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "none"])
+        .arg(&inner)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(lease);
+    let stats = pool.stats();
+    assert_eq!(stats.replaced, 1, "{stats:?}");
+    assert_eq!(stats.alive, 0, "{stats:?}");
+    assert!(!workdir.exists(), "the failed box is gone");
+
+    let mut lease = pool.acquire().unwrap();
+    assert_ne!(lease.workdir(), workdir, "a new box");
+    let result = lease.executor().execute(&sh("ls -A"), None).unwrap();
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    assert_eq!(result.stdout, "");
+    drop(lease);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}
+
+#[test]
+fn the_wait_queue_is_bounded() {
+    skip_unless_privileged!();
+    let (pool, _) = pool("queue", 1, 1);
+    let held = pool.acquire().unwrap();
+    assert!(matches!(
+        pool.acquire_timeout(Duration::from_millis(100)),
+        Err(PoolError::Timeout(_))
+    ));
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| pool.acquire_timeout(Duration::from_secs(5)).map(drop));
+        while pool.stats().waiting == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // One waiting already: the queue of one is full.
+        assert!(matches!(pool.acquire(), Err(PoolError::QueueFull { .. })));
+        drop(held);
+        waiting.join().unwrap().unwrap();
+    });
+    assert!(matches!(pool.acquire_many(2), Err(PoolError::Isolate(_))));
+    pool.shutdown();
+    assert!(matches!(pool.acquire(), Err(PoolError::Closed)));
+}
+
+#[test]
+fn several_boxes_at_once() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("many", 2, 2);
+    let mut leases = pool.acquire_many(2).unwrap();
+    assert_ne!(leases[0].workdir(), leases[1].workdir());
+    std::thread::scope(|scope| {
+        for lease in &mut leases {
+            scope.spawn(move || {
+                let result = lease.executor().execute(&sh("echo hi"), None).unwrap();
+                assert_eq!(result.stdout, "hi\n");
+            });
+        }
+    });
+    let cgroups: Vec<PathBuf> = leases
+        .iter()
+        .flat_map(|lease| lease.cgroup_paths())
+        .collect();
+    assert!(!cgroups.is_empty());
+    drop(leases);
+    assert_eq!(pool.stats().idle, 2);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+    assert!(cgroups.iter().all(|path| !path.exists()), "{cgroups:?}");
+}
+
+#[test]
+fn a_pool_that_cannot_make_its_boxes_fails_cleanly() {
+    skip_unless_privileged!();
+    let base_dir = PathBuf::from(format!("/run/isobox/test-pool-{}-bad", std::process::id()));
+    let made = Pool::new(PoolConfig {
+        // tmp_size 0 is refused by every executor.
+        template: IsolateConfig {
+            strict_mode: true,
+            tmp_size: 0,
+            ..IsolateConfig::default()
+        },
+        base_dir: base_dir.clone(),
+        size: 2,
+        warm: 2,
+        queue: 1,
+        box_size: Some(1 << 20),
+    });
+    assert!(matches!(made, Err(PoolError::Isolate(_))), "{made:?}");
+    assert!(!base_dir.exists());
+}
