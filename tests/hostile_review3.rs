@@ -245,7 +245,6 @@ fn memory_in_socket_buffers_without_a_cgroup() {
 /// but the compat call has commands of its own (12–14), so the lock is
 /// taken, on an inode other boxes may share.
 #[test]
-#[ignore = "review 3 finding 5: i386 fcntl64(F_SETLK64) takes locks that flag 4 refuses"]
 fn i386_file_locks_are_refused_like_native_ones() {
     skip_unless_privileged!();
     let mut test_box = TestBox::hostile();
