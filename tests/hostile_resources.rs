@@ -401,13 +401,12 @@ fn catching_sigxcpu_without_a_cgroup() {
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
     assert_status(&result, ExecutionStatus::TimeLimit);
-    // Soft limit 1 s (SIGXCPU, caught: the program lives on), hard limit
-    // 2 s (SIGKILL). The kernel's rusage can read a little low on a busy
-    // machine, so only "past the soft limit" is asserted below.
+    // Soft and hard limit 1 s: no SIGXCPU ever comes, SIGKILL at 1 s. The
+    // kernel's tick clock can kill a little before rusage reads 1 s.
     assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
     assert!(!result.killed, "{:?}", Brief(&result));
     assert!(
-        (1.2..3.0).contains(&result.cpu_time),
+        (0.99..2.0).contains(&result.cpu_time),
         "{:?}",
         Brief(&result)
     );

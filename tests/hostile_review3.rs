@@ -99,7 +99,6 @@ fn setuid_install_never_writes_the_meta_file_as_root_for_a_user() {
 /// one (which sits a second above), then `raise(SIGXCPU)`. The verdict must
 /// stay `Signaled`, since no CPU time was used.
 #[test]
-#[ignore = "review 3 finding 2: raising the soft RLIMIT_CPU to the hard one, then raise(SIGXCPU), fakes TimeLimit"]
 fn a_raised_cpu_rlimit_and_sigxcpu_is_no_time_limit() {
     skip_unless_privileged!();
     for use_cgroups in [true, false] {
@@ -129,7 +128,6 @@ fn a_raised_cpu_rlimit_and_sigxcpu_is_no_time_limit() {
 /// The same through the isolate face, without and with `--cg`: `TO` there
 /// is what a judge scores; it must be `SG` with `exitsig:24`.
 #[test]
-#[ignore = "review 3 finding 2: raising the soft RLIMIT_CPU to the hard one, then raise(SIGXCPU), fakes TO"]
 fn a_raised_cpu_rlimit_and_sigxcpu_is_no_time_limit_for_isolate() {
     skip_unless_privileged!();
     let isolate = Isolate::new();

@@ -60,7 +60,7 @@ impl ProcessExecutor {
         Ok(Plan {
             spec,
             seccomp,
-            cpu_rlimit: rlimits.cpu_soft_limit(),
+            cpu_rlimit: rlimits.cpu_limit(),
         })
     }
 

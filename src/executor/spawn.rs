@@ -262,10 +262,8 @@ impl ProcessExecutor {
                 ChildReport::InmateExited {
                     wait_status,
                     rusage,
-                    kernel_sigxcpu,
                 } => {
                     facts.end = Some(ProgramEnd::from_wait_status(wait_status));
-                    facts.kernel_sigxcpu = kernel_sigxcpu;
                     facts.inmate = rusage;
                 }
             }

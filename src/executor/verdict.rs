@@ -47,12 +47,9 @@ pub(super) struct RunFacts {
     pub(super) end: Option<ProgramEnd>,
     /// CPU time of every process of the run.
     pub(super) cpu_time: Duration,
-    /// The `RLIMIT_CPU` soft limit the program ran under: the kernel sends
-    /// `SIGXCPU` only once this much CPU time is used.
+    /// The `RLIMIT_CPU` limit the program ran under (soft = hard): the
+    /// kernel kills it with `SIGKILL` once this much CPU time is used.
     pub(super) cpu_rlimit: Option<Duration>,
-    /// The proxy saw the kernel's `SIGXCPU` end the program (its CPU
-    /// rlimit raised by the kernel when sent).
-    pub(super) kernel_sigxcpu: bool,
     pub(super) oom_kills: u64,
     pub(super) pids_limit_hits: u64,
     /// From the start of the box until the proxy ended.
@@ -121,13 +118,19 @@ impl RunFacts {
     }
 }
 
+/// How far the kernel's `RLIMIT_CPU` clock may run ahead of the measured
+/// CPU time when it kills: it counts scheduler ticks (10 ms at the lowest
+/// common `HZ`, 100), the rusage and cgroup figures count nanoseconds.
+pub(super) const RLIMIT_TICK: Duration = Duration::from_millis(10);
+
 /// The verdict and its one-line explanation.
 ///
 /// A time limit is only ever a measurement: the keeper killed the run at a
 /// clock, or the measured CPU time is past the limit, or the program died
-/// of the `SIGXCPU` the kernel sends at the `RLIMIT_CPU` soft limit (seen by
-/// the proxy, or failing that, measured CPU time at least that limit). A
-/// `SIGXCPU` the program sent itself (`kill -XCPU $$`) is just a signal.
+/// of a `SIGKILL` while its measured CPU time had reached the `RLIMIT_CPU`
+/// limit (less a tick: the kernel's kill there). The kernel never sends
+/// `SIGXCPU` (the soft limit is the hard one), so a `SIGXCPU` death is an
+/// ordinary signal, as is any `SIGKILL` short of the limit.
 pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
     use ExecutionStatus::*;
     let failed = facts.end != Some(ProgramEnd::Exited(0));
@@ -150,11 +153,11 @@ pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (Executio
         return (TimeLimit, time_limit_message());
     }
     let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
-    // The kernel's clock for RLIMIT_CPU counts ticks and can run ahead of
-    // the rusage figures, so the proxy's sighting is the better proof.
-    let cpu_rlimit_signal = facts.end == Some(ProgramEnd::Signaled(libc::SIGXCPU))
-        && (facts.kernel_sigxcpu || facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft));
-    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_signal {
+    let cpu_rlimit_kill = facts.end == Some(ProgramEnd::Signaled(libc::SIGKILL))
+        && facts
+            .cpu_rlimit
+            .is_some_and(|limit| facts.cpu_time + RLIMIT_TICK >= limit);
+    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_kill {
         return (TimeLimit, time_limit_message());
     }
     if facts.oom_kills > 0 && failed {
@@ -245,6 +248,7 @@ mod tests {
     fn limit_signals_map_to_their_verdicts() {
         let cases = [
             (libc::SIGXFSZ, ExecutionStatus::FileSizeLimit),
+            (libc::SIGXCPU, ExecutionStatus::Signaled),
             (libc::SIGSYS, ExecutionStatus::SecurityViolation),
             (libc::SIGSEGV, ExecutionStatus::Signaled),
         ];
@@ -261,8 +265,8 @@ mod tests {
     }
 
     #[test]
-    fn a_sigxcpu_is_a_time_limit_only_past_the_cpu_rlimit() {
-        // `kill -XCPU $$` after 3 ms of CPU under a 1 s limit.
+    fn a_sigxcpu_is_never_a_time_limit_by_itself() {
+        // A raised soft limit and raise(SIGXCPU) after 3 ms under 1 s.
         let mut run = facts(ProgramEnd::Signaled(libc::SIGXCPU));
         run.cpu_time = Duration::from_millis(3);
         run.cpu_rlimit = Some(Duration::from_secs(1));
@@ -270,25 +274,34 @@ mod tests {
         let (status, message) = judge(&run, limit);
         assert_eq!(status, ExecutionStatus::Signaled);
         assert_eq!(message, "Caught fatal signal 24");
-        // The kernel's SIGXCPU: the soft limit was used up. Exactly at an
-        // integral limit is still a time limit.
-        run.cpu_time = Duration::from_secs(1);
-        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
-        // Only --extra-time given: the soft limit is the measure.
+        // Only measured time makes one: at the rlimit without --time...
         run.cpu_rlimit = Some(Duration::from_secs(2));
-        run.cpu_time = Duration::from_millis(2001);
-        assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
-        run.cpu_time = Duration::from_millis(1999);
+        run.cpu_time = Duration::from_secs(2);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
-        // No CPU rlimit at all: nothing in the kernel sends SIGXCPU.
+        // ...or past the time limit.
+        run.cpu_time = Duration::from_millis(1001);
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+    }
+
+    #[test]
+    fn a_sigkill_at_the_cpu_rlimit_is_a_time_limit() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.cpu_rlimit = Some(Duration::from_secs(1));
+        let limit = Some(Duration::from_secs(1));
+        // The kernel's tick clock may kill a little before rusage says 1 s.
+        run.cpu_time = Duration::from_millis(995);
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+        // Only --extra-time given: the rlimit is the measure.
+        run.cpu_rlimit = Some(Duration::from_secs(2));
+        run.cpu_time = Duration::from_millis(1995);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
+        // Short of the limit by more than a tick: a kill of its own.
+        run.cpu_time = Duration::from_millis(1900);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // No CPU rlimit at all: nothing in the kernel kills at a CPU time.
         run.cpu_rlimit = None;
         run.cpu_time = Duration::from_secs(9);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
-        // The proxy saw the kernel's signal: rusage may read a little low.
-        run.cpu_rlimit = Some(Duration::from_secs(1));
-        run.cpu_time = Duration::from_millis(940);
-        run.kernel_sigxcpu = true;
-        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
     }
 
     #[test]

@@ -68,7 +68,11 @@ impl Rlimits {
     /// Limits for `request`. Without a cgroup, `RLIMIT_AS` stands in for the
     /// memory limit and `RLIMIT_CPU` is the only CPU enforcement, so it is
     /// set tight; with one, `RLIMIT_CPU` is only a backstop one second past
-    /// the keeper's own kill.
+    /// the keeper's own kill. `RLIMIT_CPU`'s soft limit is its hard one:
+    /// the kernel then never sends `SIGXCPU`, only `SIGKILL` at the limit,
+    /// so a `SIGXCPU` death is always one the program chose (a program may
+    /// raise its soft limit up to the hard one, so a gap between them would
+    /// let it fake the kernel's warning).
     ///
     /// Resources the configuration leaves open are still set: unlimited
     /// where a limit would only get in a program's way (CPU, file size,
@@ -127,12 +131,12 @@ impl Rlimits {
         match request.cpu_kill {
             Some(cap) => {
                 let seconds = seconds_ceil(cap);
-                let soft = if have_cgroup {
+                let limit = if have_cgroup {
                     seconds + 1
                 } else {
                     seconds.max(1)
                 };
-                add(libc::RLIMIT_CPU, soft, soft + 1, true);
+                add(libc::RLIMIT_CPU, limit, limit, true);
             }
             None => add(libc::RLIMIT_CPU, INFINITY, INFINITY, false),
         }
@@ -158,20 +162,14 @@ impl Rlimits {
         limits
     }
 
-    /// The `RLIMIT_CPU` soft limit of the run, if it has one: the CPU time
-    /// at which the kernel sends the program `SIGXCPU`.
-    pub(crate) fn cpu_soft_limit(&self) -> Option<Duration> {
-        self.cpu_soft_seconds().map(Duration::from_secs)
-    }
-
-    /// [`cpu_soft_limit`](Self::cpu_soft_limit) in whole seconds; no
-    /// allocation, so the child side may call it.
-    pub(crate) fn cpu_soft_seconds(&self) -> Option<u64> {
+    /// The `RLIMIT_CPU` limit of the run (soft and hard alike), if it has
+    /// one: the CPU time at which the kernel kills the program.
+    pub(crate) fn cpu_limit(&self) -> Option<Duration> {
         self.entries
             .iter()
             .flatten()
-            .find(|entry| entry.resource == libc::RLIMIT_CPU && entry.soft != libc::RLIM_INFINITY)
-            .map(|entry| entry.soft)
+            .find(|entry| entry.resource == libc::RLIMIT_CPU && entry.hard != libc::RLIM_INFINITY)
+            .map(|entry| Duration::from_secs(entry.hard))
     }
 
     /// Child side: applies every limit. Returns the errno of the first
@@ -259,11 +257,16 @@ mod tests {
         };
         assert_eq!(
             Rlimits::new(&request, true).get(libc::RLIMIT_CPU),
-            Some((3, 4))
+            Some((3, 3))
         );
+        // Soft = hard: the kernel sends no SIGXCPU a program could imitate.
         assert_eq!(
             Rlimits::new(&request, false).get(libc::RLIMIT_CPU),
-            Some((2, 3))
+            Some((2, 2))
+        );
+        assert_eq!(
+            Rlimits::new(&request, false).cpu_limit(),
+            Some(Duration::from_secs(2))
         );
     }
 
@@ -325,6 +328,6 @@ mod tests {
             Some((DEFAULT_SIGPENDING, DEFAULT_SIGPENDING))
         );
         assert_eq!(limits.get(libc::RLIMIT_NOFILE), Some(DEFAULT_OPEN_FILES));
-        assert_eq!(limits.cpu_soft_limit(), None);
+        assert_eq!(limits.cpu_limit(), None);
     }
 }
