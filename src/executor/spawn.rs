@@ -126,6 +126,7 @@ impl ProcessExecutor {
             // so its children's rusage is the CPU time of the whole run.
             cpu_time: proxy_usage.cpu_time(),
             cpu_rlimit: plan.cpu_rlimit,
+            file_size_limited: self.config.file_size_limit.is_some(),
             wall,
             stdout,
             stderr,

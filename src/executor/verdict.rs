@@ -50,6 +50,8 @@ pub(super) struct RunFacts {
     /// The `RLIMIT_CPU` limit the program ran under (soft = hard): the
     /// kernel kills it with `SIGKILL` once this much CPU time is used.
     pub(super) cpu_rlimit: Option<Duration>,
+    /// A file-size limit (`RLIMIT_FSIZE`) was set.
+    pub(super) file_size_limited: bool,
     pub(super) oom_kills: u64,
     pub(super) pids_limit_hits: u64,
     /// From the start of the box until the proxy ended.
@@ -131,6 +133,8 @@ pub(super) const RLIMIT_TICK: Duration = Duration::from_millis(10);
 /// limit (less a tick: the kernel's kill there). The kernel never sends
 /// `SIGXCPU` (the soft limit is the hard one), so a `SIGXCPU` death is an
 /// ordinary signal, as is any `SIGKILL` short of the limit.
+/// `FileSizeLimit` needs a file-size limit: the kernel's `SIGXFSZ` looks
+/// like one the program sent itself, so without a limit it is a signal.
 pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
     use ExecutionStatus::*;
     let failed = facts.end != Some(ProgramEnd::Exited(0));
@@ -163,7 +167,7 @@ pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (Executio
     if facts.oom_kills > 0 && failed {
         return (MemoryLimit, "Memory limit exceeded".into());
     }
-    if facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
+    if facts.file_size_limited && facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
         return (FileSizeLimit, "File size limit exceeded".into());
     }
     if facts.output_dropped() {
@@ -247,7 +251,6 @@ mod tests {
     #[test]
     fn limit_signals_map_to_their_verdicts() {
         let cases = [
-            (libc::SIGXFSZ, ExecutionStatus::FileSizeLimit),
             (libc::SIGXCPU, ExecutionStatus::Signaled),
             (libc::SIGSYS, ExecutionStatus::SecurityViolation),
             (libc::SIGSEGV, ExecutionStatus::Signaled),
@@ -302,6 +305,16 @@ mod tests {
         run.cpu_rlimit = None;
         run.cpu_time = Duration::from_secs(9);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+    }
+
+    #[test]
+    fn a_sigxfsz_is_a_file_size_limit_only_under_one() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGXFSZ));
+        let (status, message) = judge(&run, None);
+        assert_eq!(status, ExecutionStatus::Signaled);
+        assert_eq!(message, "Caught fatal signal 25");
+        run.file_size_limited = true;
+        assert_eq!(judge(&run, None).0, ExecutionStatus::FileSizeLimit);
     }
 
     #[test]
