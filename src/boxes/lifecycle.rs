@@ -176,6 +176,14 @@ impl LockedBox {
         Ok(state)
     }
 
+    /// The owner (uid, gid) recorded in the box's state file, whatever else
+    /// [`state`](Self::state) would say of the box; `None` without a
+    /// readable state file.
+    pub fn recorded_owner(&self) -> Option<(u32, u32)> {
+        let text = fs::read_to_string(self.dir.join(STATE_FILE)).ok()?;
+        BoxState::parse(&text).map(|state| (state.owner_uid, state.owner_gid))
+    }
+
     /// [`state`](Self::state), checking that the box was initialized in
     /// the same cgroup mode as the run wants.
     pub fn ready_for_run(&self, cgroups: bool) -> Result<BoxState, BoxError> {
