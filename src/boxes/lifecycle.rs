@@ -315,8 +315,14 @@ impl LockedBox {
         config.uid = Some(self.uid);
         config.gid = Some(self.gid);
         config.proxy_record = Some(self.proxy_record());
-        if config.use_cgroups {
-            let placement = self.cgroup_placement()?;
+        // Without --cg a run with a memory limit still gets a memory-only
+        // cgroup when there is a hierarchy: in this installation's subtree.
+        let placement = match self.cgroup_placement() {
+            Ok(placement) => Some(placement),
+            Err(error) if config.use_cgroups => return Err(error),
+            Err(_) => None,
+        };
+        if let Some(placement) = placement {
             config.cgroup_parent = Some(placement.parent_argument());
             config.cgroup_root = Some(placement.root);
         }

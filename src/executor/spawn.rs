@@ -75,6 +75,21 @@ impl ProcessExecutor {
         Ok(Some(run))
     }
 
+    /// The run's memory-only cgroup (see [`super::memory_bound`]), limited
+    /// to the memory bound and nothing else, when the executor has one.
+    pub(super) fn open_memory_guard(&self) -> Result<Option<CgroupController>> {
+        let (Some(guard), Some(bytes)) = (&self.memory_guard, super::memory_bound(&self.config))
+        else {
+            return Ok(None);
+        };
+        let run = guard.create_child(&format!("run-{}", self.runs))?;
+        run.apply_limits(&CgroupLimits {
+            memory: Some(bytes),
+            ..CgroupLimits::default()
+        })?;
+        Ok(Some(run))
+    }
+
     /// What the run's cgroup measured, then the cgroup removed.
     pub(super) fn close_run_cgroup(&self, mut run: CgroupController) -> Result<CgroupUsage> {
         // Read before removal: removing empties the accounting. With a PID
@@ -90,11 +105,14 @@ impl ProcessExecutor {
     }
 
     /// Starts the box, watches it to its end and collects the raw facts.
+    /// The box goes into `cgroup` (which also measures and limits the
+    /// run), or else into `guard` (which only bounds its memory).
     pub(super) fn run_in_box(
         &self,
         command: &[String],
         stdin: Stdin,
         cgroup: Option<&CgroupController>,
+        guard: Option<&CgroupController>,
     ) -> Result<RunFacts> {
         let plan = self.plan(command, cgroup.is_some())?;
         let (box_ends, keeper) = self.pipes(stdin)?;
@@ -104,9 +122,9 @@ impl ProcessExecutor {
             go,
         } = keeper;
         let start = std::time::Instant::now();
-        let proxy = start_box(&plan.spec, box_ends, cgroup)?;
+        let proxy = start_box(&plan.spec, box_ends, cgroup.or(guard))?;
         let watched = self
-            .release(&proxy, cgroup, go)
+            .release(&proxy, cgroup.or(guard), go)
             .and_then(|()| self.watch(&proxy, cgroup, &mut streams, start));
         let (killed_for, wall) = match watched {
             Ok(watched) => watched,

@@ -77,6 +77,9 @@ Privileges:
   isobox run needs root. A caller who is not root is refused (exit status 2)
   unless they pass --unisolated, which runs the program with none of the
   isolation: as the caller, seeing the host, limited by rlimits only.
+  --mem where no memory cgroup is usable is refused the same way (it would
+  bound each process's address space only, not kernel memory or /tmp)
+  unless --unisolated accepts that.
 
 Exit status:
   0  the program exited with status 0 within every limit
