@@ -143,7 +143,7 @@ impl ProcessExecutor {
             // The proxy reaped every process of the box before it exited,
             // so its children's rusage is the CPU time of the whole run.
             cpu_time: proxy_usage.cpu_time(),
-            cpu_rlimit: plan.cpu_rlimit,
+            cpu_kill: self.config.cpu_kill_threshold(),
             file_size_limited: self.config.file_size_limit.is_some(),
             wall,
             stdout,

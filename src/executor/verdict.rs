@@ -47,9 +47,10 @@ pub(super) struct RunFacts {
     pub(super) end: Option<ProgramEnd>,
     /// CPU time of every process of the run.
     pub(super) cpu_time: Duration,
-    /// The `RLIMIT_CPU` limit the program ran under (soft = hard): the
-    /// kernel kills it with `SIGKILL` once this much CPU time is used.
-    pub(super) cpu_rlimit: Option<Duration>,
+    /// The CPU time at which the run is killed (`max(time, extra time)`):
+    /// by the keeper with a cgroup, else by the kernel's `SIGKILL` at the
+    /// `RLIMIT_CPU` limit a second later.
+    pub(super) cpu_kill: Option<Duration>,
     /// A file-size limit (`RLIMIT_FSIZE`) was set.
     pub(super) file_size_limited: bool,
     pub(super) oom_kills: u64,
@@ -120,17 +121,15 @@ impl RunFacts {
     }
 }
 
-/// How far the kernel's `RLIMIT_CPU` clock may run ahead of the measured
-/// CPU time when it kills: it counts scheduler ticks (10 ms at the lowest
-/// common `HZ`, 100), the rusage and cgroup figures count nanoseconds.
-pub(super) const RLIMIT_TICK: Duration = Duration::from_millis(10);
-
 /// The verdict and its one-line explanation.
 ///
 /// A time limit is only ever a measurement: the keeper killed the run at a
 /// clock, or the measured CPU time is past the limit, or the program died
-/// of a `SIGKILL` while its measured CPU time had reached the `RLIMIT_CPU`
-/// limit (less a tick: the kernel's kill there). The kernel never sends
+/// of a `SIGKILL` after its measured CPU time had reached the kill
+/// threshold (the kernel's kill at `RLIMIT_CPU`, a second past the
+/// threshold: its clock counts whole ticks and can run well ahead of the
+/// measured time on a busy machine, so the rlimit itself is no measure).
+/// The kernel never sends
 /// `SIGXCPU` (the soft limit is the hard one), so a `SIGXCPU` death is an
 /// ordinary signal, as is any `SIGKILL` short of the limit.
 /// `FileSizeLimit` needs a file-size limit: the kernel's `SIGXFSZ` looks
@@ -158,9 +157,7 @@ pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (Executio
     }
     let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
     let cpu_rlimit_kill = facts.end == Some(ProgramEnd::Signaled(libc::SIGKILL))
-        && facts
-            .cpu_rlimit
-            .is_some_and(|limit| facts.cpu_time + RLIMIT_TICK >= limit);
+        && facts.cpu_kill.is_some_and(|kill| facts.cpu_time >= kill);
     if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_kill {
         return (TimeLimit, time_limit_message());
     }
@@ -272,13 +269,13 @@ mod tests {
         // A raised soft limit and raise(SIGXCPU) after 3 ms under 1 s.
         let mut run = facts(ProgramEnd::Signaled(libc::SIGXCPU));
         run.cpu_time = Duration::from_millis(3);
-        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_kill = Some(Duration::from_secs(1));
         let limit = Some(Duration::from_secs(1));
         let (status, message) = judge(&run, limit);
         assert_eq!(status, ExecutionStatus::Signaled);
         assert_eq!(message, "Caught fatal signal 24");
         // Only measured time makes one: at the rlimit without --time...
-        run.cpu_rlimit = Some(Duration::from_secs(2));
+        run.cpu_kill = Some(Duration::from_secs(2));
         run.cpu_time = Duration::from_secs(2);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
         // ...or past the time limit.
@@ -287,22 +284,17 @@ mod tests {
     }
 
     #[test]
-    fn a_sigkill_at_the_cpu_rlimit_is_a_time_limit() {
+    fn a_sigkill_past_the_kill_threshold_is_a_time_limit() {
         let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
-        run.cpu_rlimit = Some(Duration::from_secs(1));
-        let limit = Some(Duration::from_secs(1));
-        // The kernel's tick clock may kill a little before rusage says 1 s.
-        run.cpu_time = Duration::from_millis(995);
-        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
-        // Only --extra-time given: the rlimit is the measure.
-        run.cpu_rlimit = Some(Duration::from_secs(2));
-        run.cpu_time = Duration::from_millis(1995);
+        // Only --extra-time given: the threshold is the measure.
+        run.cpu_kill = Some(Duration::from_millis(1500));
+        run.cpu_time = Duration::from_millis(1500);
         assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
-        // Short of the limit by more than a tick: a kill of its own.
-        run.cpu_time = Duration::from_millis(1900);
+        // Short of it: a kill of its own.
+        run.cpu_time = Duration::from_millis(1400);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
-        // No CPU rlimit at all: nothing in the kernel kills at a CPU time.
-        run.cpu_rlimit = None;
+        // No CPU limit at all: nothing in the kernel kills at a CPU time.
+        run.cpu_kill = None;
         run.cpu_time = Duration::from_secs(9);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
     }
@@ -321,7 +313,7 @@ mod tests {
     fn a_self_sent_kill_is_not_a_time_limit() {
         let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
         run.cpu_time = Duration::from_millis(5);
-        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_kill = Some(Duration::from_secs(1));
         assert_eq!(
             judge(&run, Some(Duration::from_secs(1))).0,
             ExecutionStatus::Signaled

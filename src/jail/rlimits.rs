@@ -67,8 +67,12 @@ fn seconds_ceil(duration: Duration) -> u64 {
 impl Rlimits {
     /// Limits for `request`. Without a cgroup, `RLIMIT_AS` stands in for the
     /// memory limit and `RLIMIT_CPU` is the only CPU enforcement, so it is
-    /// set tight; with one, `RLIMIT_CPU` is only a backstop one second past
-    /// the keeper's own kill. `RLIMIT_CPU`'s soft limit is its hard one:
+    /// set tight; `RLIMIT_CPU` is one second past the CPU kill threshold
+    /// either way: with a cgroup a backstop behind the keeper's own kill;
+    /// without one the kill itself, late enough that the measured CPU time
+    /// has reached the threshold when it comes (the kernel's rlimit clock
+    /// counts whole ticks and runs ahead of the measured time on a busy
+    /// machine, by a tenth and more). Its soft limit is its hard one:
     /// the kernel then never sends `SIGXCPU`, only `SIGKILL` at the limit,
     /// so a `SIGXCPU` death is always one the program chose (a program may
     /// raise its soft limit up to the hard one, so a gap between them would
@@ -130,12 +134,7 @@ impl Rlimits {
         }
         match request.cpu_kill {
             Some(cap) => {
-                let seconds = seconds_ceil(cap);
-                let limit = if have_cgroup {
-                    seconds + 1
-                } else {
-                    seconds.max(1)
-                };
+                let limit = seconds_ceil(cap) + 1;
                 add(libc::RLIMIT_CPU, limit, limit, true);
             }
             None => add(libc::RLIMIT_CPU, INFINITY, INFINITY, false),
@@ -164,6 +163,7 @@ impl Rlimits {
 
     /// The `RLIMIT_CPU` limit of the run (soft and hard alike), if it has
     /// one: the CPU time at which the kernel kills the program.
+    #[cfg(test)]
     pub(crate) fn cpu_limit(&self) -> Option<Duration> {
         self.entries
             .iter()
@@ -259,14 +259,15 @@ mod tests {
             Rlimits::new(&request, true).get(libc::RLIMIT_CPU),
             Some((3, 3))
         );
-        // Soft = hard: the kernel sends no SIGXCPU a program could imitate.
+        // Soft = hard: the kernel sends no SIGXCPU a program could imitate;
+        // a second past the threshold without a cgroup too.
         assert_eq!(
             Rlimits::new(&request, false).get(libc::RLIMIT_CPU),
-            Some((2, 2))
+            Some((3, 3))
         );
         assert_eq!(
             Rlimits::new(&request, false).cpu_limit(),
-            Some(Duration::from_secs(2))
+            Some(Duration::from_secs(3))
         );
     }
 
