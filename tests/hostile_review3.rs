@@ -1,10 +1,13 @@
-//! The third outside review's confirmed findings, one hostile test each.
-//! Every test here fails on the code the review saw and passes once the
-//! finding is fixed; until then each is `#[ignore]`d with the finding's
-//! number (run them with `cargo test --test hostile_review3 -- --ignored`).
+//! The third outside review's confirmed findings, one hostile test each
+//! (plus two for what set-user-ID support allows). Every test here fails on
+//! the code the review saw and passes with the fixes (docs/SECURITY.md,
+//! "Third review").
 //!
 //! The isolate-face tests use box ids of slot 84 (840–849) of the table in
-//! `tests/isolate_support/mod.rs`.
+//! `tests/isolate_support/mod.rs`; the set-user-ID tests, which cannot name
+//! a private configuration for a caller who is not root, use boxes 847–849
+//! of the default installation (uids 60847–60849, apart from the test
+//! configuration's).
 
 mod common;
 mod isolate_support;
