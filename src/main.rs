@@ -41,6 +41,13 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     if called_isolate || (first.is_some_and(|arg| arg.starts_with('-')) && !native_flag) {
         return cli::isolate::main(args);
     }
+    // Only the isolate face knows what a caller who is not root may do in
+    // a set-user-ID installation; the others run with the caller's own
+    // ids (so `isobox run` refuses such a caller unless `--unisolated`).
+    if let Err(error) = isobox::sys::drop_set_id() {
+        cli::print_error(&format!("cannot drop set-user-ID privileges: {error}"));
+        return ExitCode::from(cli::EXIT_TROUBLE);
+    }
     // `isobox serve` is the service face (go-judge's REST API); it has its
     // own arguments and never reaches the native parser.
     #[cfg(feature = "serve")]

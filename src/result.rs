@@ -25,7 +25,10 @@ pub enum ExecutionStatus {
     SecurityViolation,
     /// Failed after being refused a new process or thread by the limit.
     ProcessLimit,
-    /// Killed by `SIGXFSZ` for writing past the file size limit.
+    /// Killed by `SIGXFSZ` in a run with a file size limit (the kernel's,
+    /// for writing past it, or one the program sent itself: the signal
+    /// does not tell them apart). Without a limit, `SIGXFSZ` is
+    /// [`Signaled`](Self::Signaled).
     FileSizeLimit,
     /// Wrote more than the output limit to stdout or stderr.
     OutputLimit,

@@ -401,13 +401,13 @@ fn catching_sigxcpu_without_a_cgroup() {
     let cpu = test_box.install(&hostile("cpu"));
     let result = test_box.run_hostile(&[&cpu, "sigxcpu"]);
     assert_status(&result, ExecutionStatus::TimeLimit);
-    // Soft limit 1 s (SIGXCPU, caught: the program lives on), hard limit
-    // 2 s (SIGKILL). The kernel's rusage can read a little low on a busy
-    // machine, so only "past the soft limit" is asserted below.
+    // Soft and hard limit 2 s: no SIGXCPU ever comes, SIGKILL at 2 s of
+    // the kernel's tick clock, which on a busy machine runs a tenth or more
+    // ahead of the measured time; so only "past the limit" is asserted.
     assert_eq!(result.signal, Some(libc::SIGKILL), "{:?}", Brief(&result));
     assert!(!result.killed, "{:?}", Brief(&result));
     assert!(
-        (1.2..3.0).contains(&result.cpu_time),
+        (1.0..3.0).contains(&result.cpu_time),
         "{:?}",
         Brief(&result)
     );

@@ -176,6 +176,14 @@ impl LockedBox {
         Ok(state)
     }
 
+    /// The owner (uid, gid) recorded in the box's state file, whatever else
+    /// [`state`](Self::state) would say of the box; `None` without a
+    /// readable state file.
+    pub fn recorded_owner(&self) -> Option<(u32, u32)> {
+        let text = fs::read_to_string(self.dir.join(STATE_FILE)).ok()?;
+        BoxState::parse(&text).map(|state| (state.owner_uid, state.owner_gid))
+    }
+
     /// [`state`](Self::state), checking that the box was initialized in
     /// the same cgroup mode as the run wants.
     pub fn ready_for_run(&self, cgroups: bool) -> Result<BoxState, BoxError> {
@@ -307,8 +315,14 @@ impl LockedBox {
         config.uid = Some(self.uid);
         config.gid = Some(self.gid);
         config.proxy_record = Some(self.proxy_record());
-        if config.use_cgroups {
-            let placement = self.cgroup_placement()?;
+        // Without --cg a run with a memory limit still gets a memory-only
+        // cgroup when there is a hierarchy: in this installation's subtree.
+        let placement = match self.cgroup_placement() {
+            Ok(placement) => Some(placement),
+            Err(error) if config.use_cgroups => return Err(error),
+            Err(_) => None,
+        };
+        if let Some(placement) = placement {
             config.cgroup_parent = Some(placement.parent_argument());
             config.cgroup_root = Some(placement.root);
         }

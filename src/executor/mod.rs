@@ -55,6 +55,10 @@ pub enum Stdin {
 pub struct ProcessExecutor {
     config: IsolateConfig,
     cgroup: Option<CgroupController>,
+    /// Without `cgroup`, a cgroup used for memory only, so that a memory
+    /// bound covers the whole box (tmpfs pages, kernel buffers), not just
+    /// each process's address space: see [`memory_bound`].
+    memory_guard: Option<CgroupController>,
     namespaces: bool,
     seccomp: Option<SeccompPolicy>,
     /// The empty network namespace every run of this executor joins.
@@ -89,6 +93,10 @@ impl ProcessExecutor {
             ));
         }
         let cgroup = place_cgroup(&config)?;
+        let memory_guard = match memory_bound(&config) {
+            Some(_) if root && !config.use_cgroups => place_memory_guard(&config),
+            _ => None,
+        };
         let namespaces = config.namespaces && root;
         if config.namespaces && !root {
             tracing::warn!("not root: running without namespaces");
@@ -102,6 +110,7 @@ impl ProcessExecutor {
         Ok(Self {
             config,
             cgroup,
+            memory_guard,
             namespaces,
             seccomp,
             network,
@@ -163,17 +172,27 @@ impl ProcessExecutor {
         self.hand_over_workdir()?;
         self.runs += 1;
         let run_cgroup = self.open_run_cgroup()?;
-        let facts = self.run_in_box(command, stdin, run_cgroup.as_ref());
+        let guard = match run_cgroup {
+            None => self.open_memory_guard()?,
+            Some(_) => None,
+        };
+        let facts = self.run_in_box(command, stdin, run_cgroup.as_ref(), guard.as_ref());
         if let Some(workdir) = &mut self.workdir {
             workdir.restore_owner();
         }
         let usage = run_cgroup
             .map(|run| self.close_run_cgroup(run))
             .transpose()?;
+        let guarded = guard.map(|run| self.close_run_cgroup(run)).transpose()?;
         let mut facts = facts?;
         if let Some(usage) = &usage {
             facts.measured_by(usage);
             self.last_usage = (usage.cpu_time.as_secs_f64(), usage.memory_peak);
+        }
+        if let Some(usage) = &guarded {
+            // Only what the bound did: time and peak stay the rusage
+            // figures of a run without cgroups.
+            facts.oom_kills = usage.oom_kills;
         }
         Ok(facts.into_result(self.config.time_limit, self.absent_protections()))
     }
@@ -214,6 +233,15 @@ impl ProcessExecutor {
         self.cgroup.is_some()
     }
 
+    /// Whether a memory cgroup bounds the memory of every run's whole box
+    /// (the run's cgroup, or a memory-only one when the configuration
+    /// turned cgroups off). Without one a memory limit is only
+    /// `RLIMIT_AS` per process: kernel memory (socket and pipe buffers)
+    /// and what a box's tmpfs holds are not bounded by it.
+    pub fn has_memory_cgroup(&self) -> bool {
+        self.cgroup.is_some() || self.memory_guard.is_some()
+    }
+
     /// The cgroup directories of this executor (empty without cgroups).
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {
         self.cgroup
@@ -226,6 +254,9 @@ impl ProcessExecutor {
     pub fn cleanup(&mut self) -> Result<()> {
         if let Some(mut cgroup) = self.cgroup.take() {
             cgroup.remove()?;
+        }
+        if let Some(mut guard) = self.memory_guard.take() {
+            guard.remove()?;
         }
         if let Some(workdir) = self.workdir.take() {
             workdir.remove_if_created()?;
@@ -287,6 +318,44 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
             Ok(None)
         }
     }
+}
+
+/// The memory every run of the executor may hold in all, box included,
+/// when a memory cgroup can enforce it: the memory limit, or else the
+/// address-space limit (isolate's `-m` without `--cg`, which stays an
+/// `RLIMIT_AS` per process as well). RLIMIT_AS alone misses tmpfs pages
+/// (the box, `/tmp`, `/dev/shm`) and kernel buffers (sockets, pipes).
+fn memory_bound(config: &IsolateConfig) -> Option<u64> {
+    config.memory_limit.or(config.address_space_limit)
+}
+
+/// The memory-only cgroup of an executor whose configuration turned
+/// cgroups off but has a [`memory_bound`]; `None` (with a warning) when no
+/// hierarchy is usable: the run's `absent_protections` then name the
+/// cgroup, and kernel memory is unbounded.
+fn place_memory_guard(config: &IsolateConfig) -> Option<CgroupController> {
+    let placed = crate::cgroup::place(
+        config.cgroup_root.as_deref(),
+        config.cgroup_parent.as_deref(),
+    )
+    .and_then(|placement| {
+        // Strict: a memory limit that cannot be written is an error, not
+        // a run without it.
+        CgroupController::placed(
+            &placement,
+            &config.instance_id,
+            true,
+            OptionalControllers {
+                cpu_weight: false,
+                cpuset: false,
+            },
+        )
+    });
+    placed
+        .inspect_err(|err| {
+            tracing::warn!("no memory cgroup: the memory limit is RLIMIT_AS only: {err}");
+        })
+        .ok()
 }
 
 /// The empty network namespace every run of the executor joins: the

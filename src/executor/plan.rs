@@ -4,7 +4,6 @@
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::time::Duration;
 
 use super::ProcessExecutor;
 use crate::dirs;
@@ -16,8 +15,6 @@ pub(super) struct Plan {
     pub(super) spec: JailSpec,
     /// A seccomp filter is installed (so SIGSYS means a refused call).
     pub(super) seccomp: bool,
-    /// The `RLIMIT_CPU` soft limit the program runs under.
-    pub(super) cpu_rlimit: Option<Duration>,
 }
 
 impl ProcessExecutor {
@@ -57,11 +54,7 @@ impl ProcessExecutor {
             self.credentials,
             isolation,
         )?;
-        Ok(Plan {
-            spec,
-            seccomp,
-            cpu_rlimit: rlimits.cpu_soft_limit(),
-        })
+        Ok(Plan { spec, seccomp })
     }
 
     /// Files opened as the program's stdin, stdout and stderr, if any.

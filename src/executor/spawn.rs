@@ -75,6 +75,21 @@ impl ProcessExecutor {
         Ok(Some(run))
     }
 
+    /// The run's memory-only cgroup (see [`super::memory_bound`]), limited
+    /// to the memory bound and nothing else, when the executor has one.
+    pub(super) fn open_memory_guard(&self) -> Result<Option<CgroupController>> {
+        let (Some(guard), Some(bytes)) = (&self.memory_guard, super::memory_bound(&self.config))
+        else {
+            return Ok(None);
+        };
+        let run = guard.create_child(&format!("run-{}", self.runs))?;
+        run.apply_limits(&CgroupLimits {
+            memory: Some(bytes),
+            ..CgroupLimits::default()
+        })?;
+        Ok(Some(run))
+    }
+
     /// What the run's cgroup measured, then the cgroup removed.
     pub(super) fn close_run_cgroup(&self, mut run: CgroupController) -> Result<CgroupUsage> {
         // Read before removal: removing empties the accounting. With a PID
@@ -90,11 +105,14 @@ impl ProcessExecutor {
     }
 
     /// Starts the box, watches it to its end and collects the raw facts.
+    /// The box goes into `cgroup` (which also measures and limits the
+    /// run), or else into `guard` (which only bounds its memory).
     pub(super) fn run_in_box(
         &self,
         command: &[String],
         stdin: Stdin,
         cgroup: Option<&CgroupController>,
+        guard: Option<&CgroupController>,
     ) -> Result<RunFacts> {
         let plan = self.plan(command, cgroup.is_some())?;
         let (box_ends, keeper) = self.pipes(stdin)?;
@@ -104,9 +122,9 @@ impl ProcessExecutor {
             go,
         } = keeper;
         let start = std::time::Instant::now();
-        let proxy = start_box(&plan.spec, box_ends, cgroup)?;
+        let proxy = start_box(&plan.spec, box_ends, cgroup.or(guard))?;
         let watched = self
-            .release(&proxy, cgroup, go)
+            .release(&proxy, cgroup.or(guard), go)
             .and_then(|()| self.watch(&proxy, cgroup, &mut streams, start));
         let (killed_for, wall) = match watched {
             Ok(watched) => watched,
@@ -125,7 +143,8 @@ impl ProcessExecutor {
             // The proxy reaped every process of the box before it exited,
             // so its children's rusage is the CPU time of the whole run.
             cpu_time: proxy_usage.cpu_time(),
-            cpu_rlimit: plan.cpu_rlimit,
+            cpu_kill: self.config.cpu_kill_threshold(),
+            file_size_limited: self.config.file_size_limit.is_some(),
             wall,
             stdout,
             stderr,
@@ -262,10 +281,8 @@ impl ProcessExecutor {
                 ChildReport::InmateExited {
                     wait_status,
                     rusage,
-                    kernel_sigxcpu,
                 } => {
                     facts.end = Some(ProgramEnd::from_wait_status(wait_status));
-                    facts.kernel_sigxcpu = kernel_sigxcpu;
                     facts.inmate = rusage;
                 }
             }

@@ -47,12 +47,12 @@ pub(super) struct RunFacts {
     pub(super) end: Option<ProgramEnd>,
     /// CPU time of every process of the run.
     pub(super) cpu_time: Duration,
-    /// The `RLIMIT_CPU` soft limit the program ran under: the kernel sends
-    /// `SIGXCPU` only once this much CPU time is used.
-    pub(super) cpu_rlimit: Option<Duration>,
-    /// The proxy saw the kernel's `SIGXCPU` end the program (its CPU
-    /// rlimit raised by the kernel when sent).
-    pub(super) kernel_sigxcpu: bool,
+    /// The CPU time at which the run is killed (`max(time, extra time)`):
+    /// by the keeper with a cgroup, else by the kernel's `SIGKILL` at the
+    /// `RLIMIT_CPU` limit a second later.
+    pub(super) cpu_kill: Option<Duration>,
+    /// A file-size limit (`RLIMIT_FSIZE`) was set.
+    pub(super) file_size_limited: bool,
     pub(super) oom_kills: u64,
     pub(super) pids_limit_hits: u64,
     /// From the start of the box until the proxy ended.
@@ -125,9 +125,15 @@ impl RunFacts {
 ///
 /// A time limit is only ever a measurement: the keeper killed the run at a
 /// clock, or the measured CPU time is past the limit, or the program died
-/// of the `SIGXCPU` the kernel sends at the `RLIMIT_CPU` soft limit (seen by
-/// the proxy, or failing that, measured CPU time at least that limit). A
-/// `SIGXCPU` the program sent itself (`kill -XCPU $$`) is just a signal.
+/// of a `SIGKILL` after its measured CPU time had reached the kill
+/// threshold (the kernel's kill at `RLIMIT_CPU`, a second past the
+/// threshold: its clock counts whole ticks and can run well ahead of the
+/// measured time on a busy machine, so the rlimit itself is no measure).
+/// The kernel never sends
+/// `SIGXCPU` (the soft limit is the hard one), so a `SIGXCPU` death is an
+/// ordinary signal, as is any `SIGKILL` short of the limit.
+/// `FileSizeLimit` needs a file-size limit: the kernel's `SIGXFSZ` looks
+/// like one the program sent itself, so without a limit it is a signal.
 pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (ExecutionStatus, String) {
     use ExecutionStatus::*;
     let failed = facts.end != Some(ProgramEnd::Exited(0));
@@ -150,17 +156,15 @@ pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (Executio
         return (TimeLimit, time_limit_message());
     }
     let over_cpu = time_limit.is_some_and(|limit| facts.cpu_time > limit);
-    // The kernel's clock for RLIMIT_CPU counts ticks and can run ahead of
-    // the rusage figures, so the proxy's sighting is the better proof.
-    let cpu_rlimit_signal = facts.end == Some(ProgramEnd::Signaled(libc::SIGXCPU))
-        && (facts.kernel_sigxcpu || facts.cpu_rlimit.is_some_and(|soft| facts.cpu_time >= soft));
-    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_signal {
+    let cpu_rlimit_kill = facts.end == Some(ProgramEnd::Signaled(libc::SIGKILL))
+        && facts.cpu_kill.is_some_and(|kill| facts.cpu_time >= kill);
+    if facts.killed_for == Some(KillReason::CpuTime) || over_cpu || cpu_rlimit_kill {
         return (TimeLimit, time_limit_message());
     }
     if facts.oom_kills > 0 && failed {
         return (MemoryLimit, "Memory limit exceeded".into());
     }
-    if facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
+    if facts.file_size_limited && facts.end == Some(ProgramEnd::Signaled(libc::SIGXFSZ)) {
         return (FileSizeLimit, "File size limit exceeded".into());
     }
     if facts.output_dropped() {
@@ -244,7 +248,7 @@ mod tests {
     #[test]
     fn limit_signals_map_to_their_verdicts() {
         let cases = [
-            (libc::SIGXFSZ, ExecutionStatus::FileSizeLimit),
+            (libc::SIGXCPU, ExecutionStatus::Signaled),
             (libc::SIGSYS, ExecutionStatus::SecurityViolation),
             (libc::SIGSEGV, ExecutionStatus::Signaled),
         ];
@@ -261,41 +265,55 @@ mod tests {
     }
 
     #[test]
-    fn a_sigxcpu_is_a_time_limit_only_past_the_cpu_rlimit() {
-        // `kill -XCPU $$` after 3 ms of CPU under a 1 s limit.
+    fn a_sigxcpu_is_never_a_time_limit_by_itself() {
+        // A raised soft limit and raise(SIGXCPU) after 3 ms under 1 s.
         let mut run = facts(ProgramEnd::Signaled(libc::SIGXCPU));
         run.cpu_time = Duration::from_millis(3);
-        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_kill = Some(Duration::from_secs(1));
         let limit = Some(Duration::from_secs(1));
         let (status, message) = judge(&run, limit);
         assert_eq!(status, ExecutionStatus::Signaled);
         assert_eq!(message, "Caught fatal signal 24");
-        // The kernel's SIGXCPU: the soft limit was used up. Exactly at an
-        // integral limit is still a time limit.
-        run.cpu_time = Duration::from_secs(1);
-        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
-        // Only --extra-time given: the soft limit is the measure.
-        run.cpu_rlimit = Some(Duration::from_secs(2));
-        run.cpu_time = Duration::from_millis(2001);
-        assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
-        run.cpu_time = Duration::from_millis(1999);
+        // Only measured time makes one: at the rlimit without --time...
+        run.cpu_kill = Some(Duration::from_secs(2));
+        run.cpu_time = Duration::from_secs(2);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
-        // No CPU rlimit at all: nothing in the kernel sends SIGXCPU.
-        run.cpu_rlimit = None;
+        // ...or past the time limit.
+        run.cpu_time = Duration::from_millis(1001);
+        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+    }
+
+    #[test]
+    fn a_sigkill_past_the_kill_threshold_is_a_time_limit() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        // Only --extra-time given: the threshold is the measure.
+        run.cpu_kill = Some(Duration::from_millis(1500));
+        run.cpu_time = Duration::from_millis(1500);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::TimeLimit);
+        // Short of it: a kill of its own.
+        run.cpu_time = Duration::from_millis(1400);
+        assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
+        // No CPU limit at all: nothing in the kernel kills at a CPU time.
+        run.cpu_kill = None;
         run.cpu_time = Duration::from_secs(9);
         assert_eq!(judge(&run, None).0, ExecutionStatus::Signaled);
-        // The proxy saw the kernel's signal: rusage may read a little low.
-        run.cpu_rlimit = Some(Duration::from_secs(1));
-        run.cpu_time = Duration::from_millis(940);
-        run.kernel_sigxcpu = true;
-        assert_eq!(judge(&run, limit).0, ExecutionStatus::TimeLimit);
+    }
+
+    #[test]
+    fn a_sigxfsz_is_a_file_size_limit_only_under_one() {
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGXFSZ));
+        let (status, message) = judge(&run, None);
+        assert_eq!(status, ExecutionStatus::Signaled);
+        assert_eq!(message, "Caught fatal signal 25");
+        run.file_size_limited = true;
+        assert_eq!(judge(&run, None).0, ExecutionStatus::FileSizeLimit);
     }
 
     #[test]
     fn a_self_sent_kill_is_not_a_time_limit() {
         let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
         run.cpu_time = Duration::from_millis(5);
-        run.cpu_rlimit = Some(Duration::from_secs(1));
+        run.cpu_kill = Some(Duration::from_secs(1));
         assert_eq!(
             judge(&run, Some(Duration::from_secs(1))).0,
             ExecutionStatus::Signaled

@@ -90,10 +90,6 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             fail_at(report, Stage::Filesystem, errno, step);
         }
     }
-    // The box's own /proc (the host's without a mount namespace), to
-    // read the inmate's limits when it dies of SIGXCPU; may be absent.
-    // SAFETY: as for the first step.
-    let proc_dir = unsafe { open_flag_file(c"/proc", libc::O_PATH | libc::O_DIRECTORY) };
     // SAFETY: as for the first step.
     unsafe { start_session(spec.keep_terminal, report) };
     let pid_namespace = spec.namespaces & libc::CLONE_NEWPID as u64 != 0;
@@ -109,8 +105,8 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
     // SAFETY: as for the first step; `oom_score` is ours or negative.
     unsafe { protect_from_oom(oom_score) };
     // SAFETY: as for the first step; `inmate` is our child.
-    let (status, usage, kernel_sigxcpu) = unsafe { wait_for_inmate(spec, inmate, proc_dir) };
-    RawReport::inmate_exited(status, &usage, kernel_sigxcpu).send(report);
+    let (status, usage) = unsafe { wait_for_inmate(inmate) };
+    RawReport::inmate_exited(status, &usage).send(report);
     // SAFETY: as for the first step.
     unsafe { reap_the_rest(pid_namespace) };
     // SAFETY: _exit is async-signal-safe and skips the keeper's atexit
@@ -319,137 +315,26 @@ unsafe fn protect_from_oom(oom_score: RawFd) {
     unsafe { libc::close(oom_score) };
 }
 
-/// Reaps every child until the inmate ends: its wait status, its rusage,
-/// and whether the kernel's `SIGXCPU` killed it (see
-/// [`cpu_rlimit_raised`]).
+/// Reaps every child until the inmate ends: its wait status and its
+/// rusage.
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn wait_for_inmate(
-    spec: &JailSpec,
-    inmate: libc::pid_t,
-    proc_dir: RawFd,
-) -> (libc::c_int, libc::rusage, bool) {
+unsafe fn wait_for_inmate(inmate: libc::pid_t) -> (libc::c_int, libc::rusage) {
     loop {
-        // Look before reaping: a dead inmate's /proc entry (and its
-        // limits) lasts only until it is reaped.
-        // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let options = libc::WEXITED | libc::WNOWAIT | libc::__WALL;
-        // SAFETY: `info` is valid for writes for the call.
-        if unsafe { libc::waitid(libc::P_ALL, 0, &mut info, options) } != 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
-            // SAFETY: _exit is async-signal-safe.
-            unsafe { libc::_exit(1) };
-        }
-        // SAFETY: waitid filled in a child's siginfo.
-        let pid = unsafe { info.si_pid() };
-        if pid != inmate {
-            // SAFETY: reaps that child; a null rusage is not written.
-            unsafe {
-                libc::wait4(
-                    pid,
-                    std::ptr::null_mut(),
-                    libc::__WALL,
-                    std::ptr::null_mut(),
-                )
-            };
-            continue;
-        }
-        let killed = info.si_code == libc::CLD_KILLED || info.si_code == libc::CLD_DUMPED;
-        // SAFETY: as for si_pid.
-        let signal = unsafe { info.si_status() };
-        let kernel_sigxcpu = killed
-            && signal == libc::SIGXCPU
-            && spec
-                .rlimits
-                .cpu_soft_seconds()
-                // SAFETY: a step of the proxy; `pid` is dead, not yet reaped.
-                .is_some_and(|soft| unsafe { cpu_rlimit_raised(proc_dir, pid, soft) });
         let mut status = 0;
         // SAFETY: rusage is plain old data; all-zero is a valid value.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: `status` and `usage` are valid for writes for the call.
-        while unsafe { libc::wait4(inmate, &mut status, libc::__WALL, &mut usage) } != inmate {
-            if errno() != libc::EINTR {
-                // SAFETY: _exit is async-signal-safe.
-                unsafe { libc::_exit(1) };
-            }
+        let pid = unsafe { libc::wait4(-1, &mut status, libc::__WALL, &mut usage) };
+        if pid == inmate {
+            return (status, usage);
         }
-        return (status, usage, kernel_sigxcpu);
-    }
-}
-
-/// Whether the `RLIMIT_CPU` soft limit of the dead (not yet reaped) process
-/// `pid` is above `soft` seconds, read from `<proc_dir>/<pid>/limits`. The
-/// kernel raises the soft limit by a second each time it sends `SIGXCPU`
-/// for it, and nothing else can (the program may lower its own limits, not
-/// raise them past the hard one, which sits a second above), so a raised
-/// limit tells the kernel's `SIGXCPU` from one the program sent itself.
-///
-/// # Safety
-/// Runs in the proxy; only async-signal-safe calls.
-unsafe fn cpu_rlimit_raised(proc_dir: RawFd, pid: libc::pid_t, soft: u64) -> bool {
-    if proc_dir < 0 || pid <= 0 {
-        return false;
-    }
-    // "<pid>/limits\0", written backwards from the end of the buffer.
-    let mut path = [0u8; 32];
-    let suffix = b"/limits\0";
-    let mut start = path.len() - suffix.len();
-    path[start..].copy_from_slice(suffix);
-    let mut rest = pid as u32;
-    loop {
-        start -= 1;
-        path[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
+        if pid < 0 && errno() != libc::EINTR {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(1) };
         }
     }
-    let mut text = [0u8; 4096];
-    // SAFETY: a NUL-terminated path on the stack, relative to our own
-    // descriptor.
-    let fd = unsafe {
-        libc::openat(
-            proc_dir,
-            path[start..].as_ptr().cast(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: reads at most the stack buffer's length into it.
-    let read = unsafe { libc::read(fd, text.as_mut_ptr().cast(), text.len()) };
-    // SAFETY: the descriptor just opened, not used again.
-    unsafe { libc::close(fd) };
-    let Ok(read) = usize::try_from(read) else {
-        return false;
-    };
-    let text = &text[..read];
-    let label = b"Max cpu time";
-    let Some(at) = text.windows(label.len()).position(|window| window == label) else {
-        return false;
-    };
-    let mut value: u64 = 0;
-    let mut digits = false;
-    for &byte in &text[at + label.len()..] {
-        match byte {
-            b' ' if !digits => {}
-            b'0'..=b'9' => {
-                value = value
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(byte - b'0'));
-                digits = true;
-            }
-            // "unlimited", or the end of the number.
-            _ => break,
-        }
-    }
-    digits && value > soft
 }
 
 /// Kills every process of the box that outlived the inmate and reaps them

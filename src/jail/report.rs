@@ -113,9 +113,6 @@ pub(crate) enum ChildReport {
         wait_status: i32,
         /// Its rusage (and that of the children it waited for).
         rusage: Rusage,
-        /// It died of a `SIGXCPU` the kernel sent at the `RLIMIT_CPU` soft
-        /// limit (not one it sent itself).
-        kernel_sigxcpu: bool,
     },
 }
 
@@ -131,7 +128,6 @@ pub(crate) struct RawReport {
     errno: i32,
     wait_status: i32,
     detail: u32,
-    kernel_sigxcpu: u32,
     user_us: u64,
     system_us: u64,
     max_rss: u64,
@@ -152,16 +148,11 @@ impl RawReport {
         }
     }
 
-    pub(crate) fn inmate_exited(
-        wait_status: i32,
-        raw: &libc::rusage,
-        kernel_sigxcpu: bool,
-    ) -> Self {
+    pub(crate) fn inmate_exited(wait_status: i32, raw: &libc::rusage) -> Self {
         let micros = |tv: libc::timeval| (tv.tv_sec as u64) * 1_000_000 + tv.tv_usec as u64;
         Self {
             kind: KIND_INMATE_EXITED,
             wait_status,
-            kernel_sigxcpu: u32::from(kernel_sigxcpu),
             user_us: micros(raw.ru_utime),
             system_us: micros(raw.ru_stime),
             max_rss: (raw.ru_maxrss as u64) * 1024,
@@ -202,7 +193,6 @@ impl RawReport {
                     voluntary_switches: raw.voluntary_switches,
                     involuntary_switches: raw.involuntary_switches,
                 },
-                kernel_sigxcpu: raw.kernel_sigxcpu != 0,
             }),
             _ => None,
         }
@@ -235,7 +225,7 @@ mod tests {
         usage.ru_stime.tv_usec = 250_000;
         usage.ru_maxrss = 2048;
         usage.ru_nvcsw = 7;
-        RawReport::inmate_exited(3 << 8, &usage, true).send(write.as_raw_fd());
+        RawReport::inmate_exited(3 << 8, &usage).send(write.as_raw_fd());
         drop(write);
         let reports = read_reports(read).unwrap();
         assert_eq!(
@@ -249,13 +239,11 @@ mod tests {
         let ChildReport::InmateExited {
             wait_status,
             rusage,
-            kernel_sigxcpu,
         } = reports[1]
         else {
             panic!("expected an exit report, got {:?}", reports[1]);
         };
         assert_eq!(wait_status, 3 << 8);
-        assert!(kernel_sigxcpu);
         assert_eq!(rusage.cpu_time(), Duration::from_millis(1250));
         assert_eq!(rusage.max_rss, 2048 * 1024);
         assert_eq!(rusage.voluntary_switches, 7);

@@ -67,8 +67,16 @@ fn seconds_ceil(duration: Duration) -> u64 {
 impl Rlimits {
     /// Limits for `request`. Without a cgroup, `RLIMIT_AS` stands in for the
     /// memory limit and `RLIMIT_CPU` is the only CPU enforcement, so it is
-    /// set tight; with one, `RLIMIT_CPU` is only a backstop one second past
-    /// the keeper's own kill.
+    /// set tight; `RLIMIT_CPU` is one second past the CPU kill threshold
+    /// either way: with a cgroup a backstop behind the keeper's own kill;
+    /// without one the kill itself, late enough that the measured CPU time
+    /// has reached the threshold when it comes (the kernel's rlimit clock
+    /// counts whole ticks and runs ahead of the measured time on a busy
+    /// machine, by a tenth and more). Its soft limit is its hard one:
+    /// the kernel then never sends `SIGXCPU`, only `SIGKILL` at the limit,
+    /// so a `SIGXCPU` death is always one the program chose (a program may
+    /// raise its soft limit up to the hard one, so a gap between them would
+    /// let it fake the kernel's warning).
     ///
     /// Resources the configuration leaves open are still set: unlimited
     /// where a limit would only get in a program's way (CPU, file size,
@@ -126,13 +134,8 @@ impl Rlimits {
         }
         match request.cpu_kill {
             Some(cap) => {
-                let seconds = seconds_ceil(cap);
-                let soft = if have_cgroup {
-                    seconds + 1
-                } else {
-                    seconds.max(1)
-                };
-                add(libc::RLIMIT_CPU, soft, soft + 1, true);
+                let limit = seconds_ceil(cap) + 1;
+                add(libc::RLIMIT_CPU, limit, limit, true);
             }
             None => add(libc::RLIMIT_CPU, INFINITY, INFINITY, false),
         }
@@ -158,20 +161,15 @@ impl Rlimits {
         limits
     }
 
-    /// The `RLIMIT_CPU` soft limit of the run, if it has one: the CPU time
-    /// at which the kernel sends the program `SIGXCPU`.
-    pub(crate) fn cpu_soft_limit(&self) -> Option<Duration> {
-        self.cpu_soft_seconds().map(Duration::from_secs)
-    }
-
-    /// [`cpu_soft_limit`](Self::cpu_soft_limit) in whole seconds; no
-    /// allocation, so the child side may call it.
-    pub(crate) fn cpu_soft_seconds(&self) -> Option<u64> {
+    /// The `RLIMIT_CPU` limit of the run (soft and hard alike), if it has
+    /// one: the CPU time at which the kernel kills the program.
+    #[cfg(test)]
+    pub(crate) fn cpu_limit(&self) -> Option<Duration> {
         self.entries
             .iter()
             .flatten()
-            .find(|entry| entry.resource == libc::RLIMIT_CPU && entry.soft != libc::RLIM_INFINITY)
-            .map(|entry| entry.soft)
+            .find(|entry| entry.resource == libc::RLIMIT_CPU && entry.hard != libc::RLIM_INFINITY)
+            .map(|entry| Duration::from_secs(entry.hard))
     }
 
     /// Child side: applies every limit. Returns the errno of the first
@@ -259,11 +257,17 @@ mod tests {
         };
         assert_eq!(
             Rlimits::new(&request, true).get(libc::RLIMIT_CPU),
-            Some((3, 4))
+            Some((3, 3))
         );
+        // Soft = hard: the kernel sends no SIGXCPU a program could imitate;
+        // a second past the threshold without a cgroup too.
         assert_eq!(
             Rlimits::new(&request, false).get(libc::RLIMIT_CPU),
-            Some((2, 3))
+            Some((3, 3))
+        );
+        assert_eq!(
+            Rlimits::new(&request, false).cpu_limit(),
+            Some(Duration::from_secs(3))
         );
     }
 
@@ -325,6 +329,6 @@ mod tests {
             Some((DEFAULT_SIGPENDING, DEFAULT_SIGPENDING))
         );
         assert_eq!(limits.get(libc::RLIMIT_NOFILE), Some(DEFAULT_OPEN_FILES));
-        assert_eq!(limits.cpu_soft_limit(), None);
+        assert_eq!(limits.cpu_limit(), None);
     }
 }

@@ -362,6 +362,63 @@ const I386_ALIASES: &[(&str, &str)] = &[
     ("setpriority", "nice"),
 ];
 
+/// Argument values that mean the same on the i386 entry as a native value
+/// a refusal rule names, but have a number of their own there: (call,
+/// argument index, native value, i386 value). fcntl64's 64-bit-offset lock
+/// commands are the native `F_SETLK` and `F_SETLKW` (`F_GETLK64`, 12, only
+/// reads).
+const I386_ARG_EQUIVALENTS: &[(&str, u8, u64, u64)] = &[("fcntl", 1, 6, 13), ("fcntl", 1, 7, 14)];
+
+/// `fcntl` commands the i386 entry may use at all (`include/uapi/linux/fcntl.h`
+/// and `asm-generic/fcntl.h`): a command the kernel gains later, or one the
+/// compat entry numbers differently, is refused with `EINVAL` (what the kernel
+/// says of an unknown command) instead of slipping past the refusal rules,
+/// which name native numbers. The refusal rules run first, so locks, leases
+/// and dnotify stay refused while isolate's bit 4 is set.
+const I386_FCNTL_COMMANDS: &[u32] = &[
+    0, 1, 2, 3, 4, // F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL
+    5, 6, 7, // F_GETLK, F_SETLK, F_SETLKW
+    8, 9, 10, 11, // F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG
+    12, 13, 14, // F_GETLK64, F_SETLK64, F_SETLKW64
+    15, 16, 17, // F_SETOWN_EX, F_GETOWN_EX, F_GETOWNER_UIDS
+    36, 37, 38, // F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW
+    1024, 1025, 1026, // F_SETLEASE, F_GETLEASE, F_NOTIFY
+    1027, 1028, 1030, // F_DUPFD_QUERY, F_CREATED_QUERY, F_DUPFD_CLOEXEC
+    1031, 1032, 1033, 1034, // F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS
+    1035, 1036, 1037, 1038, // the read/write hints
+];
+
+/// Calls whose argument rules the i386 filter turns into an allowlist of
+/// values: (call, argument index, the values). The other calls with
+/// argument rules mean the same numbers on both entries (`clone` flags,
+/// `ioctl` commands, `personality`, `prctl` options and `socket` families;
+/// the last three are allowlists already), and the multiplexers whose
+/// arguments a filter could not see (`socketcall`, `ipc`) are not on the
+/// i386 list at all.
+const I386_ARG_ALLOWLISTS: &[(&str, u8, &[u32])] = &[("fcntl", 1, I386_FCNTL_COMMANDS)];
+
+/// `rule` and its copies with the i386 numbers of its argument values
+/// ([`I386_ARG_EQUIVALENTS`]).
+fn i386_variants(rule: &Rule) -> Vec<Rule> {
+    let mut variants = vec![rule.clone()];
+    for (call, index, native, i386) in I386_ARG_EQUIVALENTS {
+        if rule.syscall != *call {
+            continue;
+        }
+        for (at, condition) in rule.args.iter().enumerate() {
+            if condition.index == *index
+                && matches!(condition.op, Op::Eq)
+                && condition.val == *native
+            {
+                let mut variant = rule.clone();
+                variant.args[at].val = *i386;
+                variants.push(variant);
+            }
+        }
+    }
+    variants
+}
+
 /// The i386 numbers standing for the x86_64 call `name`: the same name,
 /// its 64-bit-offset, 32-bit-id and 64-bit-time variants, and the aliases.
 fn i386_numbers(name: &str) -> Vec<u32> {
@@ -398,7 +455,7 @@ fn i386_program(selected: &Selected) -> Result<BpfProgram, SeccompError> {
     ];
     // Refusals first, so an allowed call's refused arguments are caught.
     for (errno, rules) in &selected.refusals {
-        for rule in rules {
+        for rule in rules.iter().flat_map(i386_variants) {
             for nr in i386_numbers(&rule.syscall) {
                 let mut body = Vec::new();
                 for condition in &rule.args {
@@ -440,6 +497,24 @@ fn i386_program(selected: &Selected) -> Result<BpfProgram, SeccompError> {
                 program.push(jump(BPF_JEQ_K, nr, 0, len as u8));
                 program.extend(body);
             }
+        }
+    }
+    // Calls allowed only with listed argument values.
+    for (call, index, values) in I386_ARG_ALLOWLISTS {
+        if !selected.allowed.contains(*call) {
+            continue;
+        }
+        let count = values.len();
+        for nr in i386_numbers(call) {
+            program.push(stmt(BPF_LD_W_ABS, DATA_NR));
+            program.push(jump(BPF_JEQ_K, nr, 0, (count + 3) as u8));
+            program.push(stmt(BPF_LD_W_ABS, DATA_ARGS + 8 * u32::from(*index)));
+            for (at, value) in values.iter().enumerate() {
+                // A match jumps past the other values and the refusal.
+                program.push(jump(BPF_JEQ_K, *value, (count - at) as u8, 0));
+            }
+            program.push(ret_errno(libc::EINVAL as u32));
+            program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
         }
     }
     program.push(stmt(BPF_LD_W_ABS, DATA_NR));
@@ -674,6 +749,48 @@ mod tests {
         for program in &loose.programs[1..] {
             assert_eq!(program[2].k, libc::SECCOMP_RET_ALLOW);
         }
+    }
+
+    #[test]
+    fn i386_fcntl_refuses_the_compat_lock_commands_and_unknown_ones() {
+        let with = |flags: u32| {
+            let options = PolicyOptions {
+                syscall_flags: flags & !syscall_flags::LEGACY_ARCH,
+                ..PolicyOptions::default()
+            };
+            i386_program(&selected(&options)).unwrap()
+        };
+        // Whether some refusal compares fcntl's command with `value`.
+        let refused = |program: &BpfProgram, value: u32| {
+            program.windows(3).any(|w| {
+                w[0].k == DATA_ARGS + 8
+                    && w[1].code == BPF_JEQ_K
+                    && w[1].k == value
+                    && w[2].code == BPF_RET_K
+                    && w[2].k == libc::SECCOMP_RET_ERRNO | libc::EPERM as u32
+            })
+        };
+        let locked = with(syscall_flags::ALL);
+        for command in [6, 7, 13, 14, 37, 38, 1024, 1026] {
+            assert!(refused(&locked, command), "command {command}");
+        }
+        assert!(!refused(&locked, 12), "F_GETLK64 only reads");
+        let unlocked = with(syscall_flags::ALL & !syscall_flags::FCNTL);
+        assert!(!refused(&unlocked, 13));
+        // Both fcntl entries end in the allowlist of commands.
+        let einval = libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32;
+        let allowlists = locked
+            .windows(2)
+            .filter(|w| w[0].k == 1038 && w[1].k == einval)
+            .count();
+        assert_eq!(allowlists, 2);
+        // The multiplexers hide their real call in an argument.
+        let all = selected(&PolicyOptions::default());
+        let numbers: BTreeSet<u32> = all.allowed.iter().flat_map(|n| i386_numbers(n)).collect();
+        assert!(
+            !numbers.contains(&102) && !numbers.contains(&117),
+            "socketcall, ipc"
+        );
     }
 
     #[test]

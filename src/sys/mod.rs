@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 mod fd;
+mod ids;
 mod mount;
 mod path;
 mod process;
@@ -21,6 +22,7 @@ pub use fd::{
     above_stdio, dup_for_child, open_lock_file, pipe, poll, poll_entry, set_nonblocking, PollFd,
     POLLERR_OR_HUP, POLLIN, POLLOUT,
 };
+pub use ids::{as_caller, drop_set_id, is_set_id, real_ids, take_root_group};
 pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{

@@ -46,7 +46,9 @@ impl MetaFile {
             Some(path) => Self::Pending {
                 path: path.to_path_buf(),
                 box_device: None,
-                caller_uid: 0,
+                // The real uid, whatever --as-uid says: the meta file is
+                // the caller's (isolate opens it with the caller's ids).
+                caller_uid: isobox::sys::real_ids().0,
             },
         }
     }
@@ -64,7 +66,12 @@ impl MetaFile {
         {
             // Before the box is known, nothing is on its file system.
             let device = box_device.unwrap_or(u64::MAX);
-            match meta::open_meta_file(path, device, *caller_uid) {
+            // With the caller's file-system ids, as isolate does: in a
+            // set-user-ID installation root's rights must not create or
+            // truncate a file the caller could not.
+            let opened = isobox::sys::as_caller(|| meta::open_meta_file(path, device, *caller_uid))
+                .context("cannot switch to the caller's file-system ids")?;
+            match opened {
                 Ok(file) => *self = Self::File(path.clone(), file),
                 Err(error) => {
                     // Said once: the error itself is reported, not retried.
@@ -77,15 +84,9 @@ impl MetaFile {
     }
 
     /// Records what [`open`](Self::open) needs to know, as it is learned.
-    fn learn(&mut self, device: Option<u64>, uid: Option<u32>) {
-        if let Self::Pending {
-            box_device,
-            caller_uid,
-            ..
-        } = self
-        {
+    fn learn(&mut self, device: Option<u64>) {
+        if let Self::Pending { box_device, .. } = self {
             *box_device = device.or(*box_device);
-            *caller_uid = uid.unwrap_or(*caller_uid);
         }
     }
 
@@ -111,32 +112,15 @@ impl MetaFile {
     }
 }
 
-/// The real uid and gid of the caller (who owns the boxes it creates).
-fn caller_ids() -> Result<(u32, u32)> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
-    let real = |key: &str| -> Option<u32> {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    match (real("Uid:"), real("Gid:")) {
-        (Some(uid), Some(gid)) => Ok((uid, gid)),
-        _ => bail!("cannot find the caller's uid and gid in /proc/self/status"),
-    }
-}
-
 /// Carries out every action but `--help` and `--version`; returns the exit
 /// status, or an error that is a sandbox error.
 pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
     if !isobox::sys::is_root() {
-        bail!("isolate must be run as root (isobox needs root to build boxes)");
+        bail!("isolate must be run as root or installed set-user-ID root (isobox needs root to build boxes)");
     }
-    let (caller_uid, caller_gid) = caller_ids()?;
+    isobox::sys::take_root_group().context("cannot switch to root's group")?;
+    // The real ids: the caller, also in a set-user-ID installation.
+    let (caller_uid, caller_gid) = isobox::sys::real_ids();
     let owner = match (parsed.as_uid, parsed.as_gid) {
         (Some(uid), Some(gid)) if caller_uid == 0 => (uid, gid),
         (Some(_), _) | (_, Some(_)) => bail!("you must be root to use --as-uid or --as-gid"),
@@ -189,6 +173,7 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
                 bail!("new boxes can be created only by root (restricted_init is set)");
             }
             let locked = lock(&config, parsed)?;
+            check_owner(&locked, caller_uid)?;
             let state = BoxState {
                 cgroups: parsed.cg,
                 owner_uid: owner.0,
@@ -205,15 +190,79 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
         }
         Action::Cleanup => {
             let locked = lock(&config, parsed)?;
+            check_owner(&locked, caller_uid)?;
             locked.cleanup().map_err(|error| explain(error, parsed))?;
             Ok(0)
         }
-        Action::Run(command) => {
-            meta.learn(None, Some(caller_uid));
-            run(&config, parsed, command, meta)
-        }
+        Action::Run(command) => run(&config, parsed, command, caller_uid, meta),
         Action::Help | Action::Version => Ok(0),
     }
+}
+
+/// A caller who is not root may use only the boxes it initialized (the
+/// owner in the box's state file), as in isolate; a box with no complete
+/// state belongs to no one yet.
+fn check_owner(locked: &LockedBox, caller_uid: u32) -> Result<()> {
+    match locked.recorded_owner() {
+        Some((owner, _)) if caller_uid != 0 && owner != caller_uid => {
+            bail!("this box belongs to a different user (uid {owner})")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A caller who is not root may bind only what it can read itself (and
+/// write, for a writable rule), checked with its real ids (`access(2)`),
+/// which drop root's file capabilities for a caller who is not root. The
+/// keeper then resolves the same path without following a link in a
+/// directory the caller (or anyone but root) can write, so the caller
+/// cannot swap an unreadable file in through a link after the check.
+fn check_sources(config: &BoxesConfig, parsed: &IsolateArgs, caller_uid: u32) -> Result<()> {
+    use isobox::dirs::DirAction;
+    use rustix::fs::Access;
+    if caller_uid == 0 {
+        return Ok(());
+    }
+    let sandbox = config
+        .sandbox(parsed.box_id)
+        .map_err(|error| explain(error, parsed))?;
+    for rule in &parsed.dirs {
+        let DirAction::Bind(source) = &rule.action else {
+            continue;
+        };
+        // isolate's relative sources: the directory holding the box.
+        let path = match source.strip_prefix(".") {
+            Ok(relative) => sandbox.dir().join(relative),
+            Err(_) => source.clone(),
+        };
+        let mut wanted = Access::READ_OK;
+        if rule.options.rw {
+            wanted |= Access::WRITE_OK;
+        }
+        let checked = rustix::fs::access(&path, wanted).and_then(|()| {
+            // A directory must be searchable too.
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => rustix::fs::access(&path, Access::EXEC_OK),
+                _ => Ok(()),
+            }
+        });
+        match checked {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOENT) if rule.options.maybe => {}
+            Err(errno) => bail!(
+                "directory rule {}={}: the caller (uid {caller_uid}) may not {} it: {}",
+                rule.inside.display(),
+                source.display(),
+                if rule.options.rw {
+                    "read and write"
+                } else {
+                    "read"
+                },
+                std::io::Error::from(errno)
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Takes the lock of the box the arguments name.
@@ -251,6 +300,7 @@ fn run(
     config: &BoxesConfig,
     parsed: &IsolateArgs,
     command: &[String],
+    caller_uid: u32,
     meta: &mut MetaFile,
 ) -> Result<u8> {
     if let Ok(sandbox) = config.sandbox(parsed.box_id) {
@@ -258,16 +308,18 @@ fn run(
             use std::os::unix::fs::MetadataExt;
             meta.dev()
         });
-        meta.learn(device.ok(), None);
+        meta.learn(device.ok());
     }
+    check_sources(config, parsed, caller_uid)?;
     let locked = lock(config, parsed)?;
+    check_owner(&locked, caller_uid)?;
     let state = locked
         .ready_for_run(parsed.cg)
         .map_err(|error| explain(error, parsed))?;
     // The program's files belong to the box user during the run and to
     // the box's owner after it; special files go, as in isolate.
     locked.prepare_for_run()?;
-    meta.learn(Some(locked.box_device()?), None);
+    meta.learn(Some(locked.box_device()?));
     meta.open()?;
     let environment = environment(
         parsed,

@@ -34,8 +34,9 @@ pub(super) enum Command {
     /// isobox creates a fresh box directory (isobox-run-XXXXXX in the
     /// temporary directory, $TMPDIR or /tmp), runs the program there with
     /// the given limits and removes the directory afterwards. When isobox
-    /// runs as root the program runs as user and group 60000. Limits that
-    /// are not given are not enforced.
+    /// runs as root the program runs as a user and group of its own from
+    /// 59000-59999, claimed for the run (never an isolate box's, never
+    /// another live run's). Limits that are not given are not enforced.
     #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
     /// Check whether isobox can run in strict mode here and what makes
@@ -76,6 +77,9 @@ Privileges:
   isobox run needs root. A caller who is not root is refused (exit status 2)
   unless they pass --unisolated, which runs the program with none of the
   isolation: as the caller, seeing the host, limited by rlimits only.
+  --mem where no memory cgroup is usable is refused the same way (it would
+  bound each process's address space only, not kernel memory or /tmp)
+  unless --unisolated accepts that.
 
 Exit status:
   0  the program exited with status 0 within every limit

@@ -78,6 +78,13 @@ fn run(args: RunArgs) -> Result<u8> {
     let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
 
     let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
+    if args.mem.is_some() && !executor.has_memory_cgroup() && !args.unisolated {
+        bail!(
+            "no usable memory cgroup: --mem would only limit each process's address space, not \
+             kernel memory or /tmp; fix the cgroup hierarchy (see isobox check-environment) or \
+             pass --unisolated to run with that weaker limit"
+        );
+    }
     let outcome = executor.execute_with_stdin(&args.command, stdin);
     let cleaned = executor.cleanup();
     drop(executor);
