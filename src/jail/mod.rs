@@ -24,6 +24,7 @@ pub(crate) mod report;
 pub(crate) mod rlimits;
 pub(crate) mod seccomp;
 mod seccomp_i386;
+mod seccomp_x86_64;
 
 pub(crate) use credentials::Credentials;
 pub(crate) use mounts::{MountPlan, TmpfsSizes};
