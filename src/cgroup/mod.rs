@@ -487,6 +487,22 @@ impl CgroupController {
         }
     }
 
+    /// v1 only: the `tasks` file of every hierarchy, open for writing, for
+    /// a new process to join the cgroup itself by writing `0` to each.
+    ///
+    /// Moving another process (a pid written to `cgroup.procs`) write-locks
+    /// the kernel's global `cgroup_threadgroup_rwsem`, which waits for an
+    /// RCU grace period when no other move came just before: several
+    /// milliseconds. A thread moving itself through `tasks` takes no such
+    /// lock (Linux 4.20 and later); for a single-threaded process it is the
+    /// same move.
+    pub fn self_join_files(&self) -> Result<Option<Vec<std::fs::File>>, CgroupError> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.task_files().map(Some),
+            Backend::V2(_) => Ok(None),
+        }
+    }
+
     /// v2 only: the directory fd for `clone3(CLONE_INTO_CGROUP)`.
     pub fn directory_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.backend {

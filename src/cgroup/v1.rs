@@ -311,6 +311,19 @@ impl V1Cgroup {
         Ok(())
     }
 
+    pub(super) fn task_files(&self) -> Result<Vec<std::fs::File>, CgroupError> {
+        self.paths()
+            .into_iter()
+            .map(|dir| {
+                let path = dir.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|source| files::io_error(&path, source))
+            })
+            .collect()
+    }
+
     pub(super) fn cpu_time(&self) -> Result<std::time::Duration, CgroupError> {
         self.cpu.read()
     }

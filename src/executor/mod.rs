@@ -5,8 +5,8 @@
 //! 1. `plan`: the box's jail is decided before anything is cloned;
 //! 2. `spawn`: a fresh child cgroup for the run, with this run's limits (so
 //!    no peak, OOM count or limit of an earlier run can show); the proxy is
-//!    cloned into new namespaces (on v2 directly into the cgroup), moved
-//!    into the cgroup on v1, then released;
+//!    cloned into new namespaces (on v2 directly into the cgroup; on v1 it
+//!    joins the cgroup as its first step), then released;
 //! 3. `watch`: one `poll` loop feeds stdin, drains stdout and stderr, and
 //!    wakes in time for the wall-clock deadline and the next CPU-time
 //!    check; at a limit the proxy (pid 1 of the box) is killed, which takes

@@ -1,6 +1,6 @@
 //! One run, from the keeper's side: a fresh cgroup with the run's limits,
 //! the pipes, the proxy cloned into its namespaces (on v2 directly into
-//! the cgroup, on v1 moved there), recorded and released with the
+//! the cgroup, on v1 joining it as its first step), recorded and released with the
 //! go-ahead, watched to its end, reaped, and its reports read into
 //! [`RunFacts`].
 
@@ -13,7 +13,7 @@ use super::watch::Streams;
 use super::{ProcessExecutor, Stdin};
 use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage};
 use crate::error::{IsolateError, Result};
-use crate::jail::{self, BoxFds, ChildReport, JailSpec, Stage};
+use crate::jail::{self, BoxFds, CgroupEntry, ChildReport, JailSpec, Stage};
 use crate::sys::{self, Rusage};
 
 /// The box's ends of its pipes, held until the box has its own copies.
@@ -217,9 +217,9 @@ impl ProcessExecutor {
         Ok((Some(read), write))
     }
 
-    /// Moves the proxy into the run's cgroup (unless it was born there),
-    /// records it, and gives it the go-ahead: from here on the program
-    /// runs.
+    /// Moves the proxy into the run's cgroup (unless it was born there or
+    /// joins it itself), records it, and gives it the go-ahead: from here
+    /// on the program runs.
     fn release(
         &self,
         proxy: &jail::Proxy,
@@ -342,11 +342,18 @@ fn start_box(
     ends: BoxEnds,
     cgroup: Option<&CgroupController>,
 ) -> Result<jail::Proxy> {
-    let proxy = jail::spawn(
-        spec,
-        ends.fds(),
-        cgroup.and_then(CgroupController::directory_fd),
-    )?;
+    let task_files = cgroup
+        .map(CgroupController::self_join_files)
+        .transpose()?
+        .flatten();
+    let entry = match (cgroup, &task_files) {
+        (_, Some(files)) => CgroupEntry::Join(files),
+        (Some(cgroup), None) => cgroup
+            .directory_fd()
+            .map_or(CgroupEntry::None, CgroupEntry::Born),
+        (None, None) => CgroupEntry::None,
+    };
+    let proxy = jail::spawn(spec, ends.fds(), entry)?;
     drop(ends);
     Ok(proxy)
 }

@@ -24,6 +24,7 @@ pub(crate) mod report;
 pub(crate) mod rlimits;
 pub(crate) mod seccomp;
 mod seccomp_i386;
+mod seccomp_x86_64;
 
 pub(crate) use credentials::Credentials;
 pub(crate) use mounts::{MountPlan, TmpfsSizes};
@@ -229,7 +230,8 @@ pub(crate) struct BoxFds<'a> {
     /// Write end of the status pipe.
     pub report: BorrowedFd<'a>,
     /// Read end of the go-ahead pipe: the proxy waits for one byte on it,
-    /// so the keeper can move it into cgroups before anything runs.
+    /// so the keeper can record it (and, where it must, move it into the
+    /// run's cgroup) before anything runs.
     pub go: BorrowedFd<'a>,
 }
 
@@ -240,31 +242,67 @@ pub(crate) struct Proxy {
     pub pid: libc::pid_t,
     /// pidfd of the proxy: readable once it has exited.
     pub pidfd: OwnedFd,
-    /// The proxy was born inside the run's cgroup (`CLONE_INTO_CGROUP`).
+    /// The proxy is in the run's cgroup before it runs anything of the box:
+    /// born there (`CLONE_INTO_CGROUP`) or joining it as its first step.
     pub in_cgroup: bool,
 }
 
-/// Starts the proxy of a box. When `cgroup_fd` is given the proxy is created
-/// inside that cgroup; if the kernel refuses, it is created outside and
-/// [`Proxy::in_cgroup`] says so, for the caller to move it.
+/// How the proxy gets into the run's cgroup.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CgroupEntry<'a> {
+    /// The run has no cgroup.
+    None,
+    /// cgroup v2: born inside this cgroup directory
+    /// (`clone3(CLONE_INTO_CGROUP)`); if the kernel refuses, the proxy is
+    /// created outside and [`Proxy::in_cgroup`] is false, for the caller
+    /// to move it.
+    Born(BorrowedFd<'a>),
+    /// cgroup v1: the proxy joins by writing `0` to each of these `tasks`
+    /// files, its first step, before it waits for the go-ahead; if one
+    /// write fails, the run ends with a [`Stage::Cgroup`] report.
+    Join(&'a [std::fs::File]),
+}
+
+/// The most `tasks` files [`CgroupEntry::Join`] takes (v1 hierarchies).
+const MAX_TASK_FILES: usize = 8;
+
+/// Starts the proxy of a box, entering its cgroup as `cgroup` says.
 pub(crate) fn spawn(
     spec: &JailSpec,
     fds: BoxFds<'_>,
-    cgroup_fd: Option<BorrowedFd<'_>>,
+    cgroup: CgroupEntry<'_>,
 ) -> Result<Proxy, JailError> {
     let namespaces = spec.namespaces;
-    let raw = RawBoxFds {
+    let mut raw = RawBoxFds {
         stdin: fds.stdin.as_raw_fd(),
         stdout: fds.stdout.as_raw_fd(),
         stderr: fds.stderr.as_raw_fd(),
         report: fds.report.as_raw_fd(),
         go: fds.go.as_raw_fd(),
+        cgroup_tasks: [-1; MAX_TASK_FILES],
     };
-    let mut cgroup = cgroup_fd.map(|fd| fd.as_raw_fd());
+    let mut born_in = None;
+    let mut joins = false;
+    match cgroup {
+        CgroupEntry::None => {}
+        CgroupEntry::Born(fd) => born_in = Some(fd.as_raw_fd()),
+        CgroupEntry::Join(files) => {
+            if files.len() > MAX_TASK_FILES {
+                return Err(JailError::Syscall {
+                    call: "joining the run's cgroup",
+                    source: std::io::Error::other("too many cgroup hierarchies"),
+                });
+            }
+            for (slot, file) in raw.cgroup_tasks.iter_mut().zip(files) {
+                *slot = file.as_raw_fd();
+            }
+            joins = true;
+        }
+    }
     loop {
         // SAFETY: the child branch below runs only proxy_main, which is
         // async-signal-safe and never returns.
-        match unsafe { namespaces::clone_box(namespaces, cgroup) } {
+        match unsafe { namespaces::clone_box(namespaces, born_in) } {
             Ok(namespaces::Cloned::Child) => {
                 // SAFETY: we are the freshly cloned child; `spec` and `raw`
                 // are our private copies of the keeper's memory.
@@ -276,14 +314,14 @@ pub(crate) fn spawn(
                     // SAFETY: clone3 with CLONE_PIDFD stored a new descriptor
                     // that nothing else owns.
                     pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-                    in_cgroup: cgroup.is_some(),
+                    in_cgroup: born_in.is_some() || joins,
                 });
             }
             // Kernels before 5.7 or cgroups that refuse CLONE_INTO_CGROUP:
             // fall back to moving the proxy after the clone.
-            Err(err) if cgroup.is_some() && err.raw_os_error() != Some(libc::EAGAIN) => {
+            Err(err) if born_in.is_some() && err.raw_os_error() != Some(libc::EAGAIN) => {
                 tracing::debug!("clone3 into the cgroup failed ({err}); moving the proxy instead");
-                cgroup = None;
+                born_in = None;
             }
             Err(source) => {
                 return Err(JailError::Syscall {
@@ -302,6 +340,8 @@ struct RawBoxFds {
     stderr: RawFd,
     report: RawFd,
     go: RawFd,
+    /// `tasks` files the proxy writes `0` to (unused slots -1).
+    cgroup_tasks: [RawFd; MAX_TASK_FILES],
 }
 
 /// Reports a failed step and ends the calling child process.

@@ -34,9 +34,11 @@ extern "C" fn kill_inmate(_signal: libc::c_int) {
 
 /// The proxy's steps, in order:
 /// 1. die with the keeper (`PR_SET_PDEATHSIG`), default `SIGCHLD` handling;
+///    on cgroup v1, join the run's cgroup (see [`join_cgroup`]);
 /// 2. wire stdio onto 0–2 and close every other inherited descriptor, so
 ///    another run's pipes never stay open because of this box;
-/// 3. wait for the keeper's go-ahead (it moves us into the cgroup first);
+/// 3. wait for the keeper's go-ahead (it records us first, and moves us
+///    into the cgroup when we were neither born there nor joined it);
 /// 4. in namespaces: make mounts private, set the hostname, size the IPC
 ///    namespace (a memory limit without a cgroup), build the box's
 ///    filesystem and pivot into it;
@@ -63,6 +65,9 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
     unsafe { die_with_keeper() };
     // SAFETY: as above.
     unsafe { install_stop_handler() };
+    // SAFETY: as above; the descriptors are the keeper's `tasks` files,
+    // open in this child.
+    unsafe { join_cgroup(&fds.cgroup_tasks, report) };
     // SAFETY: as above; `fds` are the keeper's descriptors, open in this child.
     unsafe { wire_stdio(fds) };
     let netns = spec.network_namespace.unwrap_or(-1);
@@ -148,6 +153,26 @@ unsafe fn install_stop_handler() {
     // SAFETY: `stop` is a valid sigaction and `kill_inmate` is
     // async-signal-safe.
     unsafe { libc::sigaction(STOP_SIGNAL, &stop, std::ptr::null_mut()) };
+}
+
+/// Joins the run's cgroup (cgroup v1) by writing `0`, "this thread", to
+/// the `tasks` file of each hierarchy, and closes them. The proxy has a
+/// single thread, so this moves the whole process; unlike a move by the
+/// keeper it takes no global lock. Done first, so everything the box
+/// does, the proxy's own setup included, is limited and counted.
+///
+/// # Safety
+/// A step of [`proxy_main`].
+unsafe fn join_cgroup(tasks: &[RawFd], report: RawFd) {
+    for &fd in tasks.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: writes one byte of a static string to a descriptor of
+        // this child's own table.
+        if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
+            fail(report, Stage::Cgroup, errno());
+        }
+        // SAFETY: our own copy of the descriptor, not used again.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Puts the box's stdin, stdout and stderr onto 0, 1 and 2.

@@ -47,6 +47,8 @@ pub(crate) enum Stage {
     IpcLimits,
     /// Starting the box's own session.
     Session,
+    /// Joining the run's cgroup (cgroup v1).
+    Cgroup,
 }
 
 impl Stage {
@@ -68,6 +70,7 @@ impl Stage {
             14 => Self::Network,
             15 => Self::IpcLimits,
             16 => Self::Session,
+            17 => Self::Cgroup,
             _ => return None,
         })
     }
@@ -91,6 +94,7 @@ impl Stage {
             Self::Network => "joining the network namespace",
             Self::IpcLimits => "sizing the IPC namespace",
             Self::Session => "starting a new session",
+            Self::Cgroup => "joining the run's cgroup",
         }
     }
 }
