@@ -122,7 +122,7 @@ impl Tool {
     }
 }
 
-const RUN_TRUE: [&str; 7] = ["-t", "1", "-w", "2", "--run", "--", "/bin/true"];
+const RUN_TRUE: [&str; 7] = ["-t", "10", "-w", "20", "--run", "--", "/bin/true"];
 
 /// A path of issue 12, as a row of the table.
 #[derive(Clone, Copy, PartialEq, Eq)]

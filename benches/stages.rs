@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const EVENTS: &[&str] = &[
     "sched:sched_process_exec",
@@ -424,5 +424,4 @@ fn main() {
             previous
         );
     }
-    let _ = Duration::ZERO;
 }
