@@ -1,35 +1,50 @@
-//! Per-run overhead and accuracy of isobox against bare fork+exec, measured
-//! in one run on one machine. Run as root: `cargo bench --bench overhead`.
+//! What a sandboxed run costs, against bare fork+exec of `/bin/true` in the
+//! same run on the same machine, and how exactly isobox measures. Run as
+//! root: `cargo bench --bench overhead`.
 //!
-//! Prints a Markdown table (medians, ratios to the floor) ready for
-//! docs/BENCHMARKS.md.
+//! Every path of issue 12 is sampled once per round, in an order that
+//! rotates from round to round, so that a noisy neighbour or a drifting
+//! clock hits every path alike; each figure is the median of its samples.
+//! With `ISOBOX_BENCH_ISOLATE=/path/to/isolate` (a reference isolate built
+//! from ioi/isolate's source with its configuration compiled in, see
+//! docs/BENCHMARKS.md) its command-line paths are sampled in the same rounds
+//! and the table gains isobox/isolate ratios.
+//!
+//! Knobs (environment):
+//! - `ISOBOX_BENCH_ISOLATE`: the reference isolate binary (none by default)
+//! - `ISOBOX_BENCH_ROUNDS`: rounds of interleaved samples (default 150)
+//! - `ISOBOX_BENCH_SPAN_MS`: length of one throughput span (default 1000;
+//!   three spans each of one box and of two boxes, alternating)
+//! - `ISOBOX_BENCH_ACCURACY=0`: skip the accuracy rows (CPU time, peak
+//!   memory, overshoot), which compile two C programs with gcc
+//!
+//! Prints Markdown tables ready for docs/BENCHMARKS.md.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use isobox::{ExecutionStatus, IsolateConfig, ProcessExecutor};
-
-const ITERATIONS: usize = 300;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
-fn time_each(iterations: usize, mut f: impl FnMut()) -> Duration {
-    // Warm the page cache and the allocator first.
-    for _ in 0..10 {
-        f();
+fn quartiles(samples: &[Duration]) -> (Duration, Duration) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    (sorted[sorted.len() / 4], sorted[sorted.len() * 3 / 4])
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}")),
+        Err(_) => default,
     }
-    let samples = (0..iterations)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    median(samples)
 }
 
 fn box_config(workdir: &Path, uid: u32) -> IsolateConfig {
@@ -57,80 +72,159 @@ fn true_command() -> Vec<String> {
     vec!["/bin/true".to_string()]
 }
 
-fn floor() -> Duration {
-    time_each(ITERATIONS, || {
-        let status = Command::new("/bin/true").status().unwrap();
-        assert!(status.success());
-    })
+/// One command-line tool: a binary and the environment it needs.
+struct Tool {
+    program: PathBuf,
+    env: Vec<(&'static str, OsString)>,
 }
 
-fn library() -> Duration {
-    let dir = workdir("isobox-bench-lib-");
-    let mut executor = ProcessExecutor::new(box_config(dir.path(), 61990)).unwrap();
-    let command = true_command();
-    let median = time_each(ITERATIONS, || {
-        let result = executor.execute(&command, None).unwrap();
-        assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
-    });
-    executor.cleanup().unwrap();
-    median
-}
-
-/// The isolate-compatible face as a judge drives it: separate processes
-/// for `--init`, `--run` and `--cleanup`. Returns the medians of the whole
-/// cycle and of `--run` alone in an initialized box.
-fn isolate_cli() -> (Duration, Duration) {
-    let root = workdir("isobox-bench-cli-");
-    let config = root.path().join("isobox.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "box_root = {0}/boxes\nlock_root = {0}/locks\nfirst_uid = 61970\nfirst_gid = 61970\nnum_boxes = 4\n",
-            root.path().display()
-        ),
-    )
-    .unwrap();
-    let isolate = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_isobox"))
+impl Tool {
+    /// Runs one command to completion, stdio on /dev/null, exactly as the
+    /// floor runs /bin/true, and returns its wall time (fork, exec, wait).
+    fn time(&self, args: &[&str]) -> Duration {
+        let mut command = Command::new(&self.program);
+        command
             .args(args)
-            .env("ISOBOX_CONFIG", &config)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "isolate {args:?}: {output:?}");
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let start = Instant::now();
+        let status = command.status().unwrap();
+        let elapsed = start.elapsed();
+        if !status.success() {
+            // Again, with its output, to say why.
+            let output = command.stderr(Stdio::piped()).output().unwrap();
+            panic!(
+                "{} {args:?}: {status}: {}",
+                self.program.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        elapsed
+    }
+
+    /// Runs a command whose failure does not matter (cleaning up a box
+    /// that may not exist).
+    fn quietly(&self, args: &[&str]) {
+        let mut command = Command::new(&self.program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let _ = command.status();
+    }
+}
+
+const RUN_TRUE: [&str; 7] = ["-t", "10", "-w", "20", "--run", "--", "/bin/true"];
+
+/// A path of issue 12, as a row of the table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Row {
+    Floor,
+    Cycle,
+    Run,
+    InitCleanup,
+    Version,
+    NativeRun,
+    Library,
+}
+
+impl Row {
+    fn label(self) -> &'static str {
+        match self {
+            Row::Floor => "floor: fork+exec+wait of `/bin/true`",
+            Row::Cycle => "`--init` + `--run -- /bin/true` + `--cleanup`",
+            Row::Run => "`--run -- /bin/true` in an initialized box",
+            Row::InitCleanup => "`--init` + `--cleanup`",
+            Row::Version => "`--version` (start-up)",
+            Row::NativeRun => "`isobox run -- /bin/true`",
+            Row::Library => "library `execute` of /bin/true (executor reused)",
+        }
+    }
+
+    /// Issue 12's target, as a ratio to the floor.
+    fn target(self) -> Option<f64> {
+        match self {
+            Row::Cycle => Some(5.0),
+            Row::Run | Row::NativeRun => Some(3.0),
+            Row::Library => Some(1.8),
+            Row::Version => Some(1.3),
+            _ => None,
+        }
+    }
+}
+
+/// One sampled path: which tool, which row, how to take one sample.
+struct Sampler<'a> {
+    isolate: bool,
+    row: Row,
+    take: Box<dyn FnMut() -> Duration + 'a>,
+    samples: Vec<Duration>,
+}
+
+impl<'a> Sampler<'a> {
+    fn new(isolate: bool, row: Row, take: impl FnMut() -> Duration + 'a) -> Self {
+        Sampler {
+            isolate,
+            row,
+            take: Box::new(take),
+            samples: Vec::new(),
+        }
+    }
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn borrowed(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The isolate command-line paths of one tool on boxes `first`,
+/// `first + 1` and `first + 2`: the whole cycle, `--run` in a box kept
+/// initialized (initialized here; the caller cleans it up) and init +
+/// cleanup, plus `--version`.
+fn isolate_paths<'a>(tool: &'a Tool, isolate: bool, first: u32) -> Vec<Sampler<'a>> {
+    let ids: Vec<String> = (first..first + 3).map(|id| id.to_string()).collect();
+    for id in &ids {
+        tool.quietly(&["--cg", "-b", id, "--cleanup"]);
+    }
+    let with_box = |id: &str, rest: &[&str]| {
+        let mut args = owned(&["--cg", "-b", id]);
+        args.extend(owned(rest));
+        args
     };
-    let cycle = time_each(ITERATIONS / 3, || {
-        isolate(&["--cg", "-b", "1", "--init"]);
-        isolate(&[
-            "--cg",
-            "-b",
-            "1",
-            "-t",
-            "1",
-            "-w",
-            "2",
-            "--run",
-            "--",
-            "/bin/true",
-        ]);
-        isolate(&["--cg", "-b", "1", "--cleanup"]);
-    });
-    isolate(&["--cg", "-b", "2", "--init"]);
-    let run = time_each(ITERATIONS / 3, || {
-        isolate(&[
-            "--cg",
-            "-b",
-            "2",
-            "-t",
-            "1",
-            "-w",
-            "2",
-            "--run",
-            "--",
-            "/bin/true",
-        ]);
-    });
-    isolate(&["--cg", "-b", "2", "--cleanup"]);
-    (cycle, run)
+    let (c_init, c_run, c_clean) = (
+        with_box(&ids[0], &["--init"]),
+        with_box(&ids[0], &RUN_TRUE),
+        with_box(&ids[0], &["--cleanup"]),
+    );
+    tool.time(&borrowed(&with_box(&ids[1], &["--init"])));
+    let run = with_box(&ids[1], &RUN_TRUE);
+    let (i_init, i_clean) = (
+        with_box(&ids[2], &["--init"]),
+        with_box(&ids[2], &["--cleanup"]),
+    );
+    vec![
+        Sampler::new(isolate, Row::Cycle, move || {
+            tool.time(&borrowed(&c_init))
+                + tool.time(&borrowed(&c_run))
+                + tool.time(&borrowed(&c_clean))
+        }),
+        Sampler::new(isolate, Row::Run, move || tool.time(&borrowed(&run))),
+        Sampler::new(isolate, Row::InitCleanup, move || {
+            tool.time(&borrowed(&i_init)) + tool.time(&borrowed(&i_clean))
+        }),
+        Sampler::new(isolate, Row::Version, move || tool.time(&["--version"])),
+    ]
 }
 
 /// Sandboxed /bin/true runs per second with `boxes` executors in parallel.
@@ -158,6 +252,357 @@ fn throughput(boxes: u32, span: Duration) -> f64 {
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     runs as f64 / span.as_secs_f64()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+/// The medians of every latency path.
+struct Latencies {
+    /// (tool is the reference isolate, row, samples)
+    samples: Vec<(bool, Row, Vec<Duration>)>,
+}
+
+impl Latencies {
+    fn all(&self, isolate: bool, row: Row) -> Vec<Duration> {
+        self.samples
+            .iter()
+            .filter(|(i, r, _)| *i == isolate && *r == row)
+            .flat_map(|(_, _, s)| s.iter().copied())
+            .collect()
+    }
+
+    fn median(&self, isolate: bool, row: Row) -> Option<Duration> {
+        let all = self.all(isolate, row);
+        (!all.is_empty()).then(|| median(all))
+    }
+}
+
+/// Samples the latency paths in interleaved rounds.
+fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
+    let root = workdir("isobox-bench-cli-");
+    let config = root.path().join("isobox.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "box_root = {0}/boxes\nlock_root = {0}/locks\nfirst_uid = 61970\nfirst_gid = 61970\nnum_boxes = 8\n",
+            root.path().display()
+        ),
+    )
+    .unwrap();
+    let isobox = Tool {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_isobox")),
+        env: vec![("ISOBOX_CONFIG", config.into_os_string())],
+    };
+    let bare = Tool {
+        program: "/bin/true".into(),
+        env: Vec::new(),
+    };
+    let lib_dir = workdir("isobox-bench-lib-");
+    let mut executor = ProcessExecutor::new(box_config(lib_dir.path(), 61990)).unwrap();
+    let command = true_command();
+
+    let mut samplers = vec![
+        Sampler::new(false, Row::Floor, || bare.time(&[])),
+        Sampler::new(false, Row::NativeRun, || {
+            isobox.time(&["run", "--", "/bin/true"])
+        }),
+        Sampler::new(false, Row::Library, || {
+            let start = Instant::now();
+            let result = executor.execute(&command, None).unwrap();
+            let elapsed = start.elapsed();
+            assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+            elapsed
+        }),
+    ];
+    samplers.extend(isolate_paths(&isobox, false, 1));
+    if let Some(reference) = reference {
+        samplers.extend(isolate_paths(reference, true, 1));
+    }
+    // The floor is the denominator of every ratio: sample it twice a round.
+    samplers.push(Sampler::new(false, Row::Floor, || bare.time(&[])));
+
+    let warmup = 5;
+    let count = samplers.len();
+    for round in 0..warmup + rounds {
+        // Rotate the order so that no path always follows the same one.
+        for k in 0..count {
+            let sampler = &mut samplers[(round + k) % count];
+            let sample = (sampler.take)();
+            if round >= warmup {
+                sampler.samples.push(sample);
+            }
+        }
+    }
+    let samples = samplers
+        .into_iter()
+        .map(|s| (s.isolate, s.row, s.samples))
+        .collect();
+    isobox.quietly(&["--cg", "-b", "2", "--cleanup"]);
+    if let Some(reference) = reference {
+        reference.quietly(&["--cg", "-b", "2", "--cleanup"]);
+    }
+    executor.cleanup().unwrap();
+    Latencies { samples }
+}
+
+fn main() {
+    if !isobox::sys::is_root() {
+        eprintln!("the benchmark needs root (namespaces, cgroups)");
+        std::process::exit(2);
+    }
+    let rounds = env_number("ISOBOX_BENCH_ROUNDS", 150) as usize;
+    let span = Duration::from_millis(env_number("ISOBOX_BENCH_SPAN_MS", 1000));
+    let accuracy = std::env::var("ISOBOX_BENCH_ACCURACY").map_or(true, |v| v != "0");
+    let reference = std::env::var_os("ISOBOX_BENCH_ISOLATE").map(|path| Tool {
+        program: PathBuf::from(path),
+        env: Vec::new(),
+    });
+    let started = Instant::now();
+    let version = reference.as_ref().map(|tool| {
+        let output = Command::new(&tool.program)
+            .arg("--version")
+            .output()
+            .expect("ISOBOX_BENCH_ISOLATE does not run");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cgroup = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "cgroup v2"
+    } else {
+        "cgroup v1"
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "Linux {}, {cgroup}, {cpus} CPU(s); {rounds} interleaved rounds, medians{}",
+        kernel.trim(),
+        version
+            .as_ref()
+            .map_or(String::new(), |v| format!("; reference: {v}"))
+    );
+    println!();
+
+    let lat = latencies(rounds, reference.as_ref());
+    let floor = lat.median(false, Row::Floor).unwrap();
+    let (q1, q3) = quartiles(&lat.all(false, Row::Floor));
+    let with_isolate = reference.is_some();
+    if with_isolate {
+        println!("| path | isobox | × floor | isolate | × floor | isobox / isolate |");
+        println!("|---|---|---|---|---|---|");
+    } else {
+        println!("| path | isobox | × floor |");
+        println!("|---|---|---|");
+    }
+    println!(
+        "| {} (quartiles {}–{}) | {} | 1.00 |{}",
+        Row::Floor.label(),
+        ms(q1),
+        ms(q3),
+        ms(floor),
+        if with_isolate { " | 1.00 | |" } else { "" }
+    );
+    let mut targets = Vec::new();
+    for row in [
+        Row::Cycle,
+        Row::Run,
+        Row::InitCleanup,
+        Row::Version,
+        Row::NativeRun,
+        Row::Library,
+    ] {
+        let ours = lat.median(false, row).unwrap();
+        let theirs = lat.median(true, row);
+        let mut line = format!(
+            "| {} | {} | {:.2} |",
+            row.label(),
+            ms(ours),
+            ratio(ours, floor)
+        );
+        if with_isolate {
+            match theirs {
+                Some(theirs) => {
+                    line += &format!(
+                        " {} | {:.2} | {:.2} |",
+                        ms(theirs),
+                        ratio(theirs, floor),
+                        ratio(ours, theirs)
+                    )
+                }
+                None => line += " – | – | – |",
+            }
+        }
+        println!("{line}");
+        if let Some(target) = row.target() {
+            let got = ratio(ours, floor);
+            targets.push(format!(
+                "| {} ≤ {target}× floor | {got:.2}× | {} |",
+                row.label(),
+                verdict(got <= target)
+            ));
+        }
+        if let Some(theirs) = theirs {
+            let got = ratio(ours, theirs);
+            targets.push(format!(
+                "| {} ≤ 0.6× isolate | {got:.2}× | {} |",
+                row.label(),
+                verdict(got <= 0.6)
+            ));
+        }
+    }
+
+    // Throughput: one box and two boxes in alternating spans.
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    for _ in 0..3 {
+        one.push(throughput(1, span));
+        two.push(throughput(2, span));
+    }
+    let rate = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (one, two) = (rate(one), rate(two));
+    let scaling = two / one;
+    println!(
+        "| throughput, library, 1 box | {one:.0} runs/s | |{}",
+        if with_isolate { " | | |" } else { "" }
+    );
+    println!(
+        "| throughput, library, 2 boxes in parallel | {two:.0} runs/s | {scaling:.2}× of 1 box |{}",
+        if with_isolate { " | | |" } else { "" }
+    );
+    targets.push(format!(
+        "| throughput, 2 boxes ≥ 1.8× of 1 | {scaling:.2}× | {} |",
+        verdict(scaling >= 1.8)
+    ));
+
+    if accuracy {
+        accuracy_rows(&mut targets);
+    }
+
+    println!();
+    println!("| target (issue 12) | result | |");
+    println!("|---|---|---|");
+    for line in targets {
+        println!("{line}");
+    }
+    println!();
+    println!(
+        "(the whole benchmark took {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// CPU time, peak memory and overshoot, printed as rows of their own
+/// table; the targets go into `targets`.
+fn accuracy_rows(targets: &mut Vec<String>) {
+    println!();
+    println!("| accuracy | measured | error |");
+    println!("|---|---|---|");
+    let dir = workdir("isobox-bench-acc-");
+    let spin = compile(dir.path(), "spin", SPIN);
+    compile(dir.path(), "touch", TOUCH);
+    let spin_inside = "/box/spin".to_string();
+    let touch_inside = "/box/touch".to_string();
+
+    // CPU time: the same loop measured bare (rusage of the child) and boxed.
+    let iterations = "400000000".to_string();
+    // Medians of several runs each: one sample is at the mercy of the
+    // other core's load.
+    let bare_cpu = median(
+        (0..5)
+            .map(|_| {
+                // Reaped by wait4 below, which also gives its rusage.
+                #[allow(clippy::zombie_processes)]
+                let child = Command::new(&spin).arg(&iterations).spawn().unwrap();
+                let (status, usage) = isobox::sys::wait4(child.id() as i32).unwrap();
+                assert_eq!(status, 0);
+                usage.cpu_time()
+            })
+            .collect(),
+    )
+    .as_secs_f64();
+    let mut executor = ProcessExecutor::new(box_config(dir.path(), 61980)).unwrap();
+    let boxed_cpu = median(
+        (0..5)
+            .map(|_| {
+                let result = executor
+                    .execute(&[spin_inside.clone(), iterations.clone()], None)
+                    .unwrap();
+                Duration::from_secs_f64(result.cpu_time)
+            })
+            .collect(),
+    )
+    .as_secs_f64();
+    let cpu_error = (boxed_cpu / bare_cpu - 1.0) * 100.0;
+    println!(
+        "| CPU time of a busy loop (median of 5): bare {bare_cpu:.3} s | boxed {boxed_cpu:.3} s | {cpu_error:+.1} % |"
+    );
+    targets.push(format!(
+        "| CPU time within 2 % | {cpu_error:+.1} % | {} |",
+        verdict(cpu_error.abs() <= 2.0)
+    ));
+    for mib in [64u64, 256] {
+        let result = executor
+            .execute(&[touch_inside.clone(), mib.to_string()], None)
+            .unwrap();
+        let exact = (mib << 20) as f64;
+        let peak = result.memory_peak as f64;
+        let error = (peak / exact - 1.0) * 100.0;
+        println!(
+            "| peak memory of a program touching {mib} MiB | {:.1} MiB | {error:+.2} % |",
+            peak / (1 << 20) as f64,
+        );
+        let within = (peak - exact).abs() <= exact * 0.02 + (1 << 20) as f64;
+        targets.push(format!(
+            "| peak memory at {mib} MiB within 2 % + 1 MiB | {error:+.2} % | {} |",
+            verdict(within)
+        ));
+    }
+    executor.cleanup().unwrap();
+    for limit in [500u64, 1000] {
+        let mut config = box_config(dir.path(), 61981);
+        config.time_limit = Some(Duration::from_millis(limit));
+        let mut executor = ProcessExecutor::new(config).unwrap();
+        let overshoots: Vec<Duration> = (0..5)
+            .map(|_| {
+                let result = executor
+                    .execute(&[spin_inside.clone(), "100000000000".into()], None)
+                    .unwrap();
+                assert_eq!(result.status, ExecutionStatus::TimeLimit);
+                Duration::from_secs_f64(result.cpu_time)
+                    .saturating_sub(Duration::from_millis(limit))
+            })
+            .collect();
+        let overshoot = median(overshoots);
+        println!(
+            "| time-limit overshoot at {limit} ms (CPU time past the limit, median of 5) | {} | |",
+            ms(overshoot)
+        );
+        targets.push(format!(
+            "| overshoot at {limit} ms ≤ 10 ms | {} | {} |",
+            ms(overshoot),
+            verdict(overshoot <= Duration::from_millis(10))
+        ));
+        executor.cleanup().unwrap();
+    }
 }
 
 /// Compiles a small C program into `dir` and returns its path.
@@ -195,122 +640,3 @@ int main(int argc, char **argv) {
     return p[bytes / 2] == 1 ? 0 : 1;
 }
 "#;
-
-fn main() {
-    if !isobox::sys::is_root() {
-        eprintln!("the benchmark needs root (namespaces, cgroups)");
-        std::process::exit(2);
-    }
-    let floor = floor();
-    let library = library();
-    println!("| measurement | median | ratio to floor |");
-    println!("|---|---|---|");
-    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
-    println!(
-        "| floor: fork+exec+wait of /bin/true | {} | 1.00 |",
-        ms(floor)
-    );
-    println!(
-        "| library: `execute` of /bin/true, full isolation | {} | {:.2} |",
-        ms(library),
-        library.as_secs_f64() / floor.as_secs_f64()
-    );
-
-    let (cycle, run) = isolate_cli();
-    println!(
-        "| isolate CLI: `--init`, `--run -- /bin/true`, `--cleanup` | {} | {:.2} |",
-        ms(cycle),
-        cycle.as_secs_f64() / floor.as_secs_f64()
-    );
-    println!(
-        "| isolate CLI: `--run -- /bin/true` in an initialized box | {} | {:.2} |",
-        ms(run),
-        run.as_secs_f64() / floor.as_secs_f64()
-    );
-
-    let span = Duration::from_secs(3);
-    let one = throughput(1, span);
-    for boxes in [1, 2, 4] {
-        let rate = if boxes == 1 {
-            one
-        } else {
-            throughput(boxes, span)
-        };
-        println!(
-            "| throughput, {boxes} box(es) in parallel | {rate:.0} runs/s | {:.2}× of 1 box |",
-            rate / one
-        );
-    }
-
-    let dir = workdir("isobox-bench-acc-");
-    let spin = compile(dir.path(), "spin", SPIN);
-    let touch = compile(dir.path(), "touch", TOUCH);
-    let spin_inside = "/box/spin".to_string();
-    let touch_inside = "/box/touch".to_string();
-    let _ = (&spin, &touch);
-
-    // CPU time: the same loop measured bare (rusage of the child) and boxed.
-    let iterations = "400000000".to_string();
-    // Medians of several runs each: one sample is at the mercy of the
-    // other core's load.
-    let bare_cpu = median(
-        (0..5)
-            .map(|_| {
-                // Reaped by wait4 below, which also gives its rusage.
-                #[allow(clippy::zombie_processes)]
-                let child = Command::new(&spin).arg(&iterations).spawn().unwrap();
-                let (status, usage) = isobox::sys::wait4(child.id() as i32).unwrap();
-                assert_eq!(status, 0);
-                usage.cpu_time()
-            })
-            .collect(),
-    )
-    .as_secs_f64();
-    let mut executor = ProcessExecutor::new(box_config(dir.path(), 61980)).unwrap();
-    let boxed_cpu = median(
-        (0..5)
-            .map(|_| {
-                let result = executor
-                    .execute(&[spin_inside.clone(), iterations.clone()], None)
-                    .unwrap();
-                Duration::from_secs_f64(result.cpu_time)
-            })
-            .collect(),
-    )
-    .as_secs_f64();
-    println!(
-        "| CPU time of a busy loop (median of 5): bare {bare_cpu:.3} s, boxed {boxed_cpu:.3} s | | {:+.1} % |",
-        (boxed_cpu / bare_cpu - 1.0) * 100.0
-    );
-    for mib in [64u64, 256] {
-        let result = executor
-            .execute(&[touch_inside.clone(), mib.to_string()], None)
-            .unwrap();
-        let exact = (mib << 20) as f64;
-        println!(
-            "| peak memory of a program touching {mib} MiB | {:.1} MiB | {:+.2} % |",
-            result.memory_peak as f64 / (1 << 20) as f64,
-            (result.memory_peak as f64 / exact - 1.0) * 100.0
-        );
-    }
-    executor.cleanup().unwrap();
-    for limit in [500u64, 1000] {
-        let mut config = box_config(dir.path(), 61981);
-        config.time_limit = Some(Duration::from_millis(limit));
-        let mut executor = ProcessExecutor::new(config).unwrap();
-        let overshoots: Vec<Duration> = (0..5)
-            .map(|_| {
-                let result = executor
-                    .execute(&[spin_inside.clone(), "100000000000".into()], None)
-                    .unwrap();
-                assert_eq!(result.status, ExecutionStatus::TimeLimit);
-                Duration::from_secs_f64(result.cpu_time) - Duration::from_millis(limit)
-            })
-            .collect();
-        println!(
-            "| time-limit overshoot at {limit} ms (CPU time past the limit) | {} | |",
-            ms(median(overshoots))
-        );
-        executor.cleanup().unwrap();
-    }
-}
