@@ -82,15 +82,7 @@ impl Tool {
     /// Runs one command to completion, stdio on /dev/null, exactly as the
     /// floor runs /bin/true, and returns its wall time (fork, exec, wait).
     fn time(&self, args: &[&str]) -> Duration {
-        let mut command = Command::new(&self.program);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (key, value) in &self.env {
-            command.env(key, value);
-        }
+        let mut command = self.command(args);
         let start = Instant::now();
         let status = command.status().unwrap();
         let elapsed = start.elapsed();
@@ -109,6 +101,11 @@ impl Tool {
     /// Runs a command whose failure does not matter (cleaning up a box
     /// that may not exist).
     fn quietly(&self, args: &[&str]) {
+        let _ = self.command(args).status();
+    }
+
+    /// The tool with `args`, its environment, stdio on /dev/null.
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.program);
         command
             .args(args)
@@ -118,7 +115,7 @@ impl Tool {
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        let _ = command.status();
+        command
     }
 }
 

@@ -123,6 +123,21 @@ struct State {
     replaced: u64,
 }
 
+impl State {
+    /// Takes a place in the bounded wait queue, or refuses at once when it
+    /// is full (waiting requests must not grow without bound).
+    fn join_queue(&mut self, config: &PoolConfig) -> Result<(), PoolError> {
+        if self.waiting >= config.queue {
+            return Err(PoolError::QueueFull {
+                size: config.size,
+                queue: config.queue,
+            });
+        }
+        self.waiting += 1;
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     config: PoolConfig,
@@ -235,13 +250,7 @@ impl Pool {
                 break state.next_id;
             }
             if !queued {
-                if state.waiting >= shared.config.queue {
-                    return Err(PoolError::QueueFull {
-                        size: shared.config.size,
-                        queue: shared.config.queue,
-                    });
-                }
-                state.waiting += 1;
+                state.join_queue(&shared.config)?;
                 queued = true;
             }
             state = match deadline {
@@ -307,13 +316,7 @@ impl Pool {
                 break;
             }
             if !queued {
-                if state.waiting >= shared.config.queue {
-                    return Err(PoolError::QueueFull {
-                        size: shared.config.size,
-                        queue: shared.config.queue,
-                    });
-                }
-                state.waiting += 1;
+                state.join_queue(&shared.config)?;
                 queued = true;
             }
             state = shared

@@ -291,21 +291,14 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
     if !config.use_cgroups {
         return Ok(None);
     }
-    let placed = crate::cgroup::place(
-        config.cgroup_root.as_deref(),
-        config.cgroup_parent.as_deref(),
-    )
-    .and_then(|placement| {
-        CgroupController::placed(
-            &placement,
-            &config.instance_id,
-            config.strict_mode,
-            OptionalControllers {
-                cpu_weight: config.cpu_shares != crate::config::DEFAULT_CPU_SHARES,
-                cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
-            },
-        )
-    });
+    let placed = place_instance(
+        config,
+        config.strict_mode,
+        OptionalControllers {
+            cpu_weight: config.cpu_shares != crate::config::DEFAULT_CPU_SHARES,
+            cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
+        },
+    );
     match placed {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(err) if config.strict_mode => Err(IsolateError::Config(format!(
@@ -318,6 +311,19 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
             Ok(None)
         }
     }
+}
+
+/// The executor's instance cgroup where the configuration places it.
+fn place_instance(
+    config: &IsolateConfig,
+    strict: bool,
+    optional: OptionalControllers,
+) -> std::result::Result<CgroupController, crate::cgroup::CgroupError> {
+    let placement = crate::cgroup::place(
+        config.cgroup_root.as_deref(),
+        config.cgroup_parent.as_deref(),
+    )?;
+    CgroupController::placed(&placement, &config.instance_id, strict, optional)
 }
 
 /// The memory every run of the executor may hold in all, box included,
@@ -334,23 +340,16 @@ fn memory_bound(config: &IsolateConfig) -> Option<u64> {
 /// hierarchy is usable: the run's `absent_protections` then name the
 /// cgroup, and kernel memory is unbounded.
 fn place_memory_guard(config: &IsolateConfig) -> Option<CgroupController> {
-    let placed = crate::cgroup::place(
-        config.cgroup_root.as_deref(),
-        config.cgroup_parent.as_deref(),
-    )
-    .and_then(|placement| {
-        // Strict: a memory limit that cannot be written is an error, not
-        // a run without it.
-        CgroupController::placed(
-            &placement,
-            &config.instance_id,
-            true,
-            OptionalControllers {
-                cpu_weight: false,
-                cpuset: false,
-            },
-        )
-    });
+    // Strict: a memory limit that cannot be written is an error, not a run
+    // without it.
+    let placed = place_instance(
+        config,
+        true,
+        OptionalControllers {
+            cpu_weight: false,
+            cpuset: false,
+        },
+    );
     placed
         .inspect_err(|err| {
             tracing::warn!("no memory cgroup: the memory limit is RLIMIT_AS only: {err}");

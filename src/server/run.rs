@@ -400,16 +400,19 @@ fn open_source(source: Source, store: &FileStore) -> std::io::Result<Box<dyn Rea
     Ok(match source {
         Source::Content(bytes) => Box::new(std::io::Cursor::new(bytes)),
         Source::Host(path) => Box::new(open_host(&path)?),
-        Source::Stored(id) => match store.open(&id) {
-            Some((_, file)) => Box::new(file),
-            None => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("no file with id {id:?} in the store"),
-                ))
-            }
-        },
+        Source::Stored(id) => Box::new(open_stored(store, &id)?),
     })
+}
+
+/// Opens a file of the store by id.
+fn open_stored(store: &FileStore, id: &str) -> std::io::Result<File> {
+    match store.open(id) {
+        Some((_, file)) => Ok(file),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no file with id {id:?} in the store"),
+        )),
+    }
 }
 
 /// Opens an already resolved host file, refusing a link swapped in since
@@ -437,15 +440,7 @@ fn stdin_of(source: Source, store: &FileStore) -> std::io::Result<Stdin> {
     Ok(match source {
         Source::Content(bytes) => Stdin::Bytes(bytes),
         Source::Host(path) => Stdin::File(open_host(&path)?),
-        Source::Stored(id) => match store.open(&id) {
-            Some((_, file)) => Stdin::File(file),
-            None => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("no file with id {id:?} in the store"),
-                ))
-            }
-        },
+        Source::Stored(id) => Stdin::File(open_stored(store, &id)?),
     })
 }
 

@@ -57,6 +57,15 @@ pub fn assert_output(result: &ExecutionResult, expected: &str) {
     assert_status(result, ExecutionStatus::Success);
 }
 
+/// Asserts the program died of `signal` by its own doing: `Signaled`, and
+/// not killed by the keeper (a signal is no evidence of a limit).
+#[track_caller]
+pub fn assert_self_signaled(result: &ExecutionResult, signal: i32) {
+    assert_status(result, ExecutionStatus::Signaled);
+    assert_eq!(result.signal, Some(signal), "{:?}", Brief(result));
+    assert!(!result.killed, "{:?}", Brief(result));
+}
+
 /// `"<name>: <outcome>\n"` for each pair: what the hostile probes print
 /// for the calls they are asked to try.
 pub fn outcome_lines(pairs: &[(&str, &str)]) -> String {
