@@ -81,6 +81,38 @@ pub(crate) fn unique_instance_id() -> String {
 /// CPU weight in cgroup v1 units (`cpu.shares`); the kernel's own default.
 pub const DEFAULT_CPU_SHARES: u64 = 1024;
 
+/// A CPU bandwidth limit (CFS bandwidth control, cgroup v1
+/// `cpu.cfs_quota_us`/`cpu.cfs_period_us`, v2 `cpu.max`): the run may use
+/// `quota` of CPU time, all its processes together, in every `period` of
+/// wall-clock time, and is throttled for the rest of the period once it
+/// has. A quota of half the period is half a CPU; twice the period, two
+/// CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuBandwidth {
+    /// CPU time per period; the kernel takes 1 ms to about 17 minutes.
+    pub quota: Duration,
+    /// Length of a period; the kernel takes 1 ms to 1 s.
+    pub period: Duration,
+}
+
+impl CpuBandwidth {
+    /// The kernel's default period (100 ms), which go-judge uses too.
+    pub const DEFAULT_PERIOD: Duration = Duration::from_millis(100);
+
+    /// `thousandths` of a CPU (1000 is one whole CPU) over
+    /// [`DEFAULT_PERIOD`](Self::DEFAULT_PERIOD): go-judge's
+    /// `cpuRateLimit`.
+    pub fn from_thousandths(thousandths: u64) -> Self {
+        let period = Self::DEFAULT_PERIOD;
+        // An absurd rate saturates instead of wrapping.
+        let quota_us = (period.as_micros() as u64).saturating_mul(thousandths) / 1000;
+        Self {
+            quota: Duration::from_micros(quota_us),
+            period,
+        }
+    }
+}
+
 /// Everything the sandbox needs to know to run one program.
 ///
 /// Limits left at `None` are not enforced. Sizes are bytes, times are
@@ -149,6 +181,16 @@ pub struct IsolateConfig {
     pub cpuset_cpus: Option<String>,
     /// Memory nodes the run may use (cpuset syntax); `None` inherits.
     pub cpuset_mems: Option<String>,
+    /// A CPU bandwidth limit of the run (needs the `cpu` controller);
+    /// `None` (the default) leaves it unthrottled.
+    pub cpu_bandwidth: Option<CpuBandwidth>,
+    /// Join the `cpu` and `cpuset` controllers even when this
+    /// configuration sets neither a weight, a bandwidth nor CPUs, so that
+    /// later runs of the same executor, changed through
+    /// [`ProcessExecutor::config_mut`](crate::ProcessExecutor::config_mut)
+    /// (as a warm pool's are), can set them. On cgroup v1 each of these
+    /// hierarchies costs a directory and a move per run; on v2 nothing.
+    pub cpu_controllers: bool,
     /// The program's whole environment (by default [`default_environment`]);
     /// `PATH` is added when missing. Nothing of the caller's leaks in.
     pub environment: Vec<(String, String)>,
@@ -250,6 +292,8 @@ impl Default for IsolateConfig {
             cpu_shares: DEFAULT_CPU_SHARES,
             cpuset_cpus: None,
             cpuset_mems: None,
+            cpu_bandwidth: None,
+            cpu_controllers: false,
             environment: default_environment(),
             uid: None,
             gid: None,

@@ -138,6 +138,11 @@ pub struct ExecutionResult {
     pub memory_peak: u64,
     /// Largest resident set of a single process in bytes.
     pub max_rss: u64,
+    /// Most processes and threads of the program alive at once, counted by
+    /// the run's cgroup (`pids.peak`: Linux 6.1 on cgroup v2, 6.13 on v1);
+    /// `None` without a cgroup or where the kernel keeps no such count.
+    #[serde(default)]
+    pub process_peak: Option<u64>,
     /// The OOM killer fired in this run.
     pub oom_killed: bool,
     /// The keeper killed the program at a CPU or wall-clock limit

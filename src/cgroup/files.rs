@@ -114,6 +114,19 @@ pub(super) fn parse_single(path: &Path, content: &str) -> Result<u64, CgroupErro
         .map_err(|_| parse_error(path, content))
 }
 
+/// Reads an optional file holding one number, such as `pids.peak`;
+/// `Ok(None)` when the kernel has no such file.
+pub(super) fn read_single_optional(path: &Path) -> Result<Option<u64>, CgroupError> {
+    read_optional(path)?
+        .map(|content| parse_single(path, &content))
+        .transpose()
+}
+
+/// The microseconds cgroup CPU-bandwidth files take.
+pub(super) fn micros(duration: std::time::Duration) -> String {
+    duration.as_micros().to_string()
+}
+
 /// Finds `key` in a flat-keyed file (`key value` per line, as in
 /// `memory.events` or `cpu.stat`). `Ok(None)` when the key is absent, which
 /// older kernels do for some keys.

@@ -18,6 +18,8 @@ use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::config::CpuBandwidth;
+
 mod files;
 mod v1;
 mod v2;
@@ -72,13 +74,16 @@ pub struct CgroupLimits {
     pub cpuset_cpus: Option<String>,
     /// cpuset memory nodes.
     pub cpuset_mems: Option<String>,
+    /// CPU bandwidth (CFS quota and period).
+    pub cpu_bandwidth: Option<CpuBandwidth>,
 }
 
 /// Controllers beyond memory, pids and CPU accounting, which every cgroup
 /// of isobox has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionalControllers {
-    /// The `cpu` controller, for a CPU weight other than the default.
+    /// The `cpu` controller, for a CPU weight other than the default or a
+    /// bandwidth limit.
     pub cpu_weight: bool,
     /// The `cpuset` controller, for pinning CPUs or memory nodes.
     pub cpuset: bool,
@@ -103,6 +108,10 @@ pub struct CgroupUsage {
     pub oom_kills: u64,
     /// How many forks or clones the pids limit refused.
     pub pids_limit_hits: u64,
+    /// Most tasks (processes and threads) alive at once (`pids.peak`, Linux
+    /// 6.1 on v2 and, where the kernel has it there too, v1); `None` where
+    /// the kernel keeps no such count.
+    pub pids_peak: Option<u64>,
 }
 
 /// One cgroup, present in every hierarchy isobox uses.
@@ -471,7 +480,8 @@ impl CgroupController {
     ///
     /// The memory limit includes swap (v1 `memory.memsw.limit_in_bytes`,
     /// v2 `memory.swap.max` = 0). An unset CPU weight is the kernel default
-    /// (v1 1024, v2 100); unset cpuset values are left as inherited.
+    /// (v1 1024, v2 100); unset cpuset values are left as inherited, and
+    /// an unset CPU bandwidth as a new cgroup has it (unthrottled).
     pub fn apply_limits(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.apply_limits(limits),

@@ -257,8 +257,11 @@ fn v1_writes_limits() {
             cpu_shares: Some(512),
             cpuset_cpus: Some("1".into()),
             cpuset_mems: Some("0".into()),
+            cpu_bandwidth: Some(CpuBandwidth::from_thousandths(250)),
         })
         .unwrap();
+    assert_eq!(read(dir("cpu").join("cpu.cfs_period_us")), "100000");
+    assert_eq!(read(dir("cpu").join("cpu.cfs_quota_us")), "25000");
     assert_eq!(
         read(dir("memory").join("memory.limit_in_bytes")),
         "67108864"
@@ -316,24 +319,30 @@ fn v1_reads_usage() {
             ),
         ],
     );
-    touch(&dir("pids"), &[("pids.events", "max 4\n")]);
+    touch(
+        &dir("pids"),
+        &[("pids.events", "max 4\n"), ("pids.peak", "9\n")],
+    );
     let expected = CgroupUsage {
         cpu_time: Duration::from_millis(2500),
         memory_peak: 1 << 20,
         oom_kills: 3,
         pids_limit_hits: 4,
+        pids_peak: Some(9),
     };
     assert_eq!(cgroup.usage().unwrap(), expected);
     assert_eq!(cgroup.cpu_time().unwrap(), Duration::from_millis(2500));
 
     // Older kernels lack pids.events and the oom_kill line.
     fs::remove_file(dir("pids").join("pids.events")).unwrap();
+    fs::remove_file(dir("pids").join("pids.peak")).unwrap();
     touch(
         &dir("memory"),
         &[("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n")],
     );
     let usage = cgroup.usage().unwrap();
     assert_eq!((usage.oom_kills, usage.pids_limit_hits), (0, 0));
+    assert_eq!(usage.pids_peak, None);
 
     touch(&dir("memory"), &[("memory.max_usage_in_bytes", "lots\n")]);
     assert!(matches!(cgroup.usage(), Err(CgroupError::Parse { .. })));
@@ -403,8 +412,13 @@ fn v2_writes_limits() {
             cpu_shares: Some(1024),
             cpuset_cpus: Some("0-1".into()),
             cpuset_mems: Some("0".into()),
+            cpu_bandwidth: Some(CpuBandwidth {
+                quota: Duration::from_millis(150),
+                period: Duration::from_millis(50),
+            }),
         })
         .unwrap();
+    assert_eq!(read(dir.join("cpu.max")), "150000 50000");
     assert_eq!(read(dir.join("memory.max")), "67108864");
     assert_eq!(read(dir.join("memory.swap.max")), "0");
     assert_eq!(read(dir.join("pids.max")), "10");
@@ -454,6 +468,7 @@ fn v2_reads_usage() {
             ("memory.current", "4096\n"),
             ("memory.events", "low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\n"),
             ("pids.events", "max 7\n"),
+            ("pids.peak", "3\n"),
         ],
     );
     let expected = CgroupUsage {
@@ -461,6 +476,7 @@ fn v2_reads_usage() {
         memory_peak: 8 << 20,
         oom_kills: 1,
         pids_limit_hits: 7,
+        pids_peak: Some(3),
     };
     assert_eq!(cgroup.usage().unwrap(), expected);
 
@@ -469,10 +485,11 @@ fn v2_reads_usage() {
     assert_eq!(cgroup.usage().unwrap().memory_peak, 4096);
 
     // Controllers that are off leave their counters at 0.
-    for file in ["memory.current", "memory.events", "pids.events"] {
+    for file in ["memory.current", "memory.events", "pids.events", "pids.peak"] {
         fs::remove_file(dir.join(file)).unwrap();
     }
     let usage = cgroup.usage().unwrap();
+    assert_eq!(usage.pids_peak, None);
     assert_eq!(
         (usage.memory_peak, usage.oom_kills, usage.pids_limit_hits),
         (0, 0, 0)

@@ -260,6 +260,15 @@ impl V1Cgroup {
             (None, None) => {}
         }
 
+        if let Some(bandwidth) = &limits.cpu_bandwidth {
+            let cpu = self.hierarchies.cpu.as_ref();
+            // The period first: a new cgroup has no quota to check it against.
+            let period = files::micros(bandwidth.period);
+            self.write_optional(cpu, "cpu", "cpu.cfs_period_us", &period)?;
+            let quota = files::micros(bandwidth.quota);
+            self.write_optional(cpu, "cpu", "cpu.cfs_quota_us", &quota)?;
+        }
+
         let cpuset = self.hierarchies.cpuset.as_ref();
         if let Some(cpus) = &limits.cpuset_cpus {
             self.write_optional(cpuset, "cpuset", "cpuset.cpus", cpus)?;
@@ -336,15 +345,15 @@ impl V1Cgroup {
         let oom_kills =
             files::parse_keyed(&oom_path, &files::read_required(&oom_path)?, "oom_kill")?
                 .unwrap_or(0);
-        let pids_limit_hits = files::read_keyed_or_zero(
-            &self.dir(&self.hierarchies.pids).join("pids.events"),
-            "max",
-        )?;
+        let pids = self.dir(&self.hierarchies.pids);
+        let pids_limit_hits = files::read_keyed_or_zero(&pids.join("pids.events"), "max")?;
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
             memory_peak,
             oom_kills,
             pids_limit_hits,
+            // v1 has it since Linux 6.13 (and kernels it was backported to).
+            pids_peak: files::read_single_optional(&pids.join("pids.peak"))?,
         })
     }
 

@@ -233,6 +233,11 @@ impl V2Cgroup {
         let weight = limits.cpu_shares.map_or(100, shares_to_weight);
         write("cpu.weight", &weight.to_string())?;
 
+        if let Some(bandwidth) = &limits.cpu_bandwidth {
+            let quota = files::micros(bandwidth.quota);
+            write("cpu.max", &format!("{quota} {}", files::micros(bandwidth.period)))?;
+        }
+
         if let Some(cpus) = &limits.cpuset_cpus {
             write("cpuset.cpus", cpus)?;
         }
@@ -291,6 +296,8 @@ impl V2Cgroup {
             memory_peak,
             oom_kills: files::read_keyed_or_zero(&self.dir.join("memory.events"), "oom_kill")?,
             pids_limit_hits: files::read_keyed_or_zero(&self.dir.join("pids.events"), "max")?,
+            // Linux 6.1.
+            pids_peak: files::read_single_optional(&self.dir.join("pids.peak"))?,
         })
     }
 

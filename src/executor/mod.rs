@@ -295,8 +295,12 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
         config,
         config.strict_mode,
         OptionalControllers {
-            cpu_weight: config.cpu_shares != crate::config::DEFAULT_CPU_SHARES,
-            cpuset: config.cpuset_cpus.is_some() || config.cpuset_mems.is_some(),
+            cpu_weight: config.cpu_controllers
+                || config.cpu_shares != crate::config::DEFAULT_CPU_SHARES
+                || config.cpu_bandwidth.is_some(),
+            cpuset: config.cpu_controllers
+                || config.cpuset_cpus.is_some()
+                || config.cpuset_mems.is_some(),
         },
     );
     match placed {

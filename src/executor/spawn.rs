@@ -71,6 +71,7 @@ impl ProcessExecutor {
                 .then_some(self.config.cpu_shares),
             cpuset_cpus: self.config.cpuset_cpus.clone(),
             cpuset_mems: self.config.cpuset_mems.clone(),
+            cpu_bandwidth: self.config.cpu_bandwidth,
         })?;
         Ok(Some(run))
     }

@@ -61,6 +61,9 @@ pub(super) struct RunFacts {
     pub(super) inmate: Rusage,
     /// Peak memory of the run's cgroup, when it had one.
     pub(super) memory_peak: Option<u64>,
+    /// Most tasks of the run's cgroup alive at once (the proxy included),
+    /// where the kernel counts them.
+    pub(super) pids_peak: Option<u64>,
     pub(super) stdout: Captured,
     pub(super) stderr: Captured,
 }
@@ -73,6 +76,7 @@ impl RunFacts {
         self.oom_kills = usage.oom_kills;
         self.pids_limit_hits = usage.pids_limit_hits;
         self.memory_peak = Some(usage.memory_peak);
+        self.pids_peak = usage.pids_peak;
     }
 
     fn output_dropped(&self) -> bool {
@@ -107,6 +111,8 @@ impl RunFacts {
             // Without a cgroup the largest process is the best measure.
             memory_peak: self.memory_peak.unwrap_or(self.inmate.max_rss),
             max_rss: self.inmate.max_rss,
+            // The proxy, pid 1 of the box, is no process of the program's.
+            process_peak: self.pids_peak.map(|peak| peak.saturating_sub(1)),
             oom_killed: self.oom_kills > 0,
             killed: self.killed_for.is_some(),
             kill_reason: self.killed_for,
@@ -380,5 +386,9 @@ mod tests {
         assert_eq!((result.kill_reason, result.killed), (None, false));
         assert_eq!(result.memory_peak, 4096);
         assert_eq!(result.absent_protections, [Protection::Seccomp]);
+        assert_eq!(result.process_peak, None);
+        let mut run = facts(ProgramEnd::Exited(0));
+        run.pids_peak = Some(4);
+        assert_eq!(run.into_result(None, Vec::new()).process_peak, Some(3));
     }
 }

@@ -62,7 +62,8 @@ warm pool of boxes; `isobox serve --help` lists its options.";
 --limits-cap takes KEY=VALUE[,KEY=VALUE...]: cpu=TIME, clock=TIME, memory=SIZE, procs=N,\n\
 output=SIZE (largest collector), copyout=SIZE (largest file copied out), copyouttotal=SIZE\n\
 (all files copied out by one command), filesize=SIZE (largest file a program writes),\n\
-cmds=N (commands in one request)."
+cmds=N (commands in one request), cpurate=N (largest cpuRateLimit, thousandths of a CPU),\n\
+cpuset=LIST (CPUs runs may use, e.g. 0-1,3); cpurate and cpuset turn --cpu-controls on."
 )]
 pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs --auth-token-file.
@@ -116,14 +117,45 @@ pub struct ServeArgs {
     /// Directory holding the boxes (created 0700, removed at stop).
     #[arg(long, value_name = "DIR")]
     box_dir: Option<PathBuf>,
+    /// Honour cpuRateLimit and cpuSetLimit (refused without): the boxes
+    /// join the cpu and cpuset controllers, which costs two cgroup
+    /// directories per run on cgroup v1 (nothing on v2).
+    #[arg(long)]
+    cpu_controls: bool,
+}
+
+/// The host's CPUs, as the kernel lists them; the first
+/// `available_parallelism` when that cannot be read.
+fn host_cpus() -> run::CpuList {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|text| run::CpuList::parse(&text).ok())
+        .unwrap_or_else(|| {
+            run::CpuList::first(std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+        })
+}
+
+/// `KEY=VALUE` pairs of `--limits-cap`: split at commas, except that a
+/// piece without `=` continues the value before it (`cpuset=0-1,3`).
+fn cap_pairs(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for piece in specs.iter().flat_map(|spec| spec.split(',')) {
+        match (piece.split_once('='), pairs.last_mut()) {
+            (Some((key, value)), _) => pairs.push((key.to_string(), value.to_string())),
+            (None, Some((_, value))) if !piece.is_empty() => {
+                value.push(',');
+                value.push_str(piece);
+            }
+            (None, _) => bail!("--limits-cap {piece:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(pairs)
 }
 
 fn parse_caps(specs: &[String]) -> anyhow::Result<Caps> {
     let mut caps = Caps::default();
-    for spec in specs.iter().flat_map(|spec| spec.split(',')) {
-        let (key, value) = spec
-            .split_once('=')
-            .with_context(|| format!("--limits-cap {spec:?}: expected KEY=VALUE"))?;
+    for (key, value) in cap_pairs(specs)? {
+        let (key, value) = (key.as_str(), value.as_str());
         let size = || parse_size(value).map_err(|err| anyhow::anyhow!("--limits-cap {key}: {err}"));
         let time = || parse_time(value).map_err(|err| anyhow::anyhow!("--limits-cap {key}: {err}"));
         match key {
@@ -144,6 +176,23 @@ fn parse_caps(specs: &[String]) -> anyhow::Result<Caps> {
             "copyout" => caps.copy_out = size()?,
             "copyouttotal" => caps.copy_out_total = size()?,
             "filesize" => caps.file_size = size()?,
+            "cpurate" => {
+                caps.cpu_rate = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|rate| *rate >= 10)
+                        .with_context(|| {
+                            format!("--limits-cap cpurate: {value:?} is not a number of thousandths of a CPU, at least 10")
+                        })?,
+                )
+            }
+            "cpuset" => {
+                caps.cpuset = Some(
+                    run::CpuList::parse(value)
+                        .map_err(|err| anyhow::anyhow!("--limits-cap cpuset: {err}"))?,
+                )
+            }
             other => bail!("--limits-cap: unknown key {other:?}"),
         }
     }
@@ -161,7 +210,11 @@ fn parse_caps(specs: &[String]) -> anyhow::Result<Caps> {
 /// The configuration every box starts from: go-judge's box layout (the
 /// working directory at `/w`, the host files compilers need where the host
 /// has them), strict isolation.
-fn box_template(caps: &Caps, extra_rules: &[String]) -> anyhow::Result<IsolateConfig> {
+fn box_template(
+    caps: &Caps,
+    extra_rules: &[String],
+    cpu_controls: bool,
+) -> anyhow::Result<IsolateConfig> {
     let mut dir_rules = vec![DirRule {
         inside: confine::BOX_DIR.into(),
         action: DirAction::WorkDir,
@@ -196,6 +249,7 @@ fn box_template(caps: &Caps, extra_rules: &[String]) -> anyhow::Result<IsolateCo
         ],
         file_size_limit: Some(caps.file_size),
         open_files_limit: Some(256),
+        cpu_controllers: cpu_controls,
         ..IsolateConfig::default()
     })
 }
@@ -312,7 +366,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     rules.extend(args.dir.iter().cloned());
-    let template = box_template(&caps, &rules)?;
+    let cpu_controls = args.cpu_controls || caps.cpu_rate.is_some() || caps.cpuset.is_some();
+    let host_cpus = host_cpus();
+    if let Some(cpuset) = &caps.cpuset {
+        if !cpuset.is_subset(&host_cpus) {
+            bail!("--limits-cap cpuset={cpuset}: the host's CPUs are {host_cpus}");
+        }
+    }
+    let template = box_template(&caps, &rules, cpu_controls)?;
     let pool = Pool::new(PoolConfig {
         template,
         base_dir: box_dir,
@@ -340,7 +401,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         pool: pool.clone(),
         store,
-        settings: Settings { caps, src_prefixes },
+        settings: Settings {
+            caps,
+            src_prefixes,
+            cpu_controls,
+            host_cpus,
+        },
         token,
         max_body: args.max_body,
         metrics: metrics::Metrics::default(),
@@ -382,7 +448,7 @@ pub fn version_body() -> serde_json::Value {
         "symlink": true,
         "addressSpaceLimit": true,
         "stream": false,
-        "procPeak": false,
+        "procPeak": true,
         "copyOutTruncate": true,
         "pipeProxyZeroCopy": false,
         "fixSymlinkEscape": true,
@@ -418,6 +484,7 @@ pub fn config_body(state: &AppState) -> serde_json::Value {
         ("maxBody", state.max_body),
     ]
     .into_iter()
+    .chain(caps.cpu_rate.map(|rate| ("cpuRateLimit", rate)))
     .collect();
     object.insert(
         "runnerConfig".into(),
@@ -426,6 +493,8 @@ pub fn config_body(state: &AppState) -> serde_json::Value {
             "cgroupControllers": controllers,
             "parallelism": state.parallelism,
             "limitsCap": limits,
+            "cpuControls": state.settings.cpu_controls,
+            "cpuSet": caps.cpuset.as_ref().unwrap_or(&state.settings.host_cpus).to_string(),
         }),
     );
     body

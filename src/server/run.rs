@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use isobox::config::CpuBandwidth;
 use isobox::pool::Lease;
 use isobox::{ExecutionResult, ExecutionStatus, Stdin};
 
@@ -19,7 +20,7 @@ use super::store::FileStore;
 
 /// The server's ceilings: a request may ask for less, never for more, and
 /// gets these when it asks for nothing (go-judge's 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caps {
     pub cpu: Duration,
     pub clock: Duration,
@@ -40,6 +41,12 @@ pub struct Caps {
     /// Most commands in one request: what one request may hold in memory
     /// is this many times two collectors and `copy_out_total`.
     pub cmds: usize,
+    /// Largest `cpuRateLimit` (thousandths of a CPU); `None`: no ceiling
+    /// (a run may use every CPU of its cpuset).
+    pub cpu_rate: Option<u64>,
+    /// The CPUs runs may use (`cpuSetLimit` must name a subset); `None`:
+    /// every CPU of the host.
+    pub cpuset: Option<CpuList>,
 }
 
 impl Default for Caps {
@@ -55,6 +62,8 @@ impl Default for Caps {
             file_size: 256 << 20,
             copy_in_files: 1024,
             cmds: 16,
+            cpu_rate: None,
+            cpuset: None,
         }
     }
 }
@@ -65,6 +74,80 @@ pub struct Settings {
     pub caps: Caps,
     /// Canonical `--src-prefix` directories; `src` is refused without one.
     pub src_prefixes: Vec<PathBuf>,
+    /// The boxes have the `cpu` and `cpuset` controllers (`--cpu-controls`):
+    /// without them `cpuRateLimit` and `cpuSetLimit` are refused.
+    pub cpu_controls: bool,
+    /// The CPUs of the host (`/sys/devices/system/cpu/online`).
+    pub host_cpus: CpuList,
+}
+
+/// A set of CPU numbers, in the kernel's list syntax (`0-3,6`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuList(BTreeSet<u32>);
+
+impl CpuList {
+    /// Most CPUs a list may name: far beyond any host, small enough that
+    /// a range such as `0-4294967295` cannot fill the server's memory.
+    const MAX_CPU: u32 = 8192;
+
+    /// `0..count`.
+    pub fn first(count: u32) -> Self {
+        Self((0..count).collect())
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut cpus = BTreeSet::new();
+        for part in text.trim().split(',') {
+            let number = |word: &str| {
+                word.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|cpu| *cpu < Self::MAX_CPU)
+                    .ok_or_else(|| format!("{text:?} is not a CPU list such as 0-1,3"))
+            };
+            let (low, high) = match part.split_once('-') {
+                Some((low, high)) => (number(low)?, number(high)?),
+                None => (number(part)?, number(part)?),
+            };
+            if low > high {
+                return Err(format!("{text:?}: the range {part} runs backwards"));
+            }
+            cpus.extend(low..=high);
+        }
+        Ok(Self(cpus))
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    pub fn is_subset(&self, of: &Self) -> bool {
+        self.0.is_subset(&of.0)
+    }
+}
+
+impl std::fmt::Display for CpuList {
+    /// Ranges where the CPUs follow each other: the form the kernel reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut cpus = self.0.iter().copied().peekable();
+        let mut first = true;
+        while let Some(low) = cpus.next() {
+            let mut high = low;
+            while cpus.peek() == Some(&(high + 1)) {
+                high = cpus.next().expect("peeked");
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if low == high {
+                write!(f, "{low}")?;
+            } else {
+                write!(f, "{low}-{high}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where an input comes from.
@@ -97,6 +180,8 @@ pub struct Job {
     stack: u64,
     procs: u64,
     address_space: bool,
+    cpu_bandwidth: Option<CpuBandwidth>,
+    cpuset: Option<String>,
     copy_in: Vec<(String, BoxPath, Source)>,
     symlinks: Vec<(String, BoxPath, String)>,
     /// (name as given without `?`, path, optional, cached)
@@ -176,6 +261,54 @@ fn output(file: &Option<CmdFile>, fd: usize, caps: &Caps) -> Result<Output, Stri
     }
 }
 
+/// `cpuRateLimit` and `cpuSetLimit` as go-judge applies them (a CFS
+/// quota of rate/1000 CPUs per 100 ms period, a cgroup cpuset), capped by
+/// the server's; `None` where nothing needs enforcing.
+fn cpu_controls(
+    cmd: &Cmd,
+    settings: &Settings,
+) -> Result<(Option<CpuBandwidth>, Option<String>), String> {
+    let caps = &settings.caps;
+    let asked_set = !cmd.cpu_set_limit.trim().is_empty();
+    if !settings.cpu_controls && (cmd.cpu_rate_limit > 0 || asked_set) {
+        return Err(
+            "cpuRateLimit/cpuSetLimit: the server was started without --cpu-controls".into(),
+        );
+    }
+    let allowed = caps.cpuset.as_ref().unwrap_or(&settings.host_cpus);
+    let cpuset = if asked_set {
+        let asked = CpuList::parse(&cmd.cpu_set_limit).map_err(|err| format!("cpuSetLimit: {err}"))?;
+        if !asked.is_subset(allowed) {
+            return Err(format!(
+                "cpuSetLimit: {asked} is not within the CPUs runs may use ({allowed})"
+            ));
+        }
+        Some(asked)
+    } else {
+        caps.cpuset.clone()
+    };
+    // The kernel's smallest quota is 1 ms: 10 thousandths of a 100 ms
+    // period.
+    if cmd.cpu_rate_limit > 0 && cmd.cpu_rate_limit < 10 {
+        return Err(format!(
+            "cpuRateLimit: {} is below 10 (1% of a CPU), the smallest quota the kernel takes",
+            cmd.cpu_rate_limit
+        ));
+    }
+    let rate = match (cmd.cpu_rate_limit, caps.cpu_rate) {
+        (0, cap) => cap,
+        (asked, Some(cap)) => Some(asked.min(cap)),
+        (asked, None) => Some(asked),
+    };
+    // A rate of every CPU the run may use throttles nothing: no quota.
+    let cpus = cpuset.as_ref().unwrap_or(allowed).count();
+    let rate = rate.filter(|rate| *rate < cpus.saturating_mul(1000));
+    Ok((
+        rate.map(CpuBandwidth::from_thousandths),
+        cpuset.map(|cpus| cpus.to_string()),
+    ))
+}
+
 /// Checks one command and applies the caps; `Err` is the 400 reason.
 pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
     let caps = &settings.caps;
@@ -203,8 +336,19 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
         );
     }
     if cmd.tty {
-        return Err("tty: not supported".into());
+        return Err("tty: a terminal for the program is not supported".into());
     }
+    // go-judge sets RLIMIT_DATA to the memory limit for these; the jail
+    // has no such knob yet, and a limit silently dropped is worse than a
+    // refusal.
+    if cmd.data_segment_limit || cmd.strict_memory_limit {
+        return Err(
+            "dataSegmentLimit/strictMemoryLimit: RLIMIT_DATA is not supported; \
+             use addressSpaceLimit (RLIMIT_AS) or rely on the memory cgroup"
+                .into(),
+        );
+    }
+    let (cpu_bandwidth, cpuset) = cpu_controls(cmd, settings)?;
     let stdin = match cmd.files.first() {
         None | Some(None) => None,
         Some(Some(file)) if file.name.is_some() || file.max.is_some() => {
@@ -297,6 +441,8 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
         stack: capped(cmd.stack_limit, memory),
         procs: capped(cmd.proc_limit, caps.procs),
         address_space: cmd.address_space_limit,
+        cpu_bandwidth,
+        cpuset,
         copy_in,
         symlinks,
         copy_out,
@@ -541,6 +687,10 @@ fn execute_in(
     config.address_space_limit = job.address_space.then_some(job.memory);
     config.stack_limit = Some(job.stack);
     config.process_limit = Some(job.procs);
+    config.cpu_bandwidth = job.cpu_bandwidth;
+    if job.cpuset.is_some() {
+        config.cpuset_cpus = job.cpuset;
+    }
     config.environment = job.env;
     let max_of = |out: &Output| match out {
         Output::Collect { max, .. } => Some(*max),
@@ -740,5 +890,7 @@ fn verdict(ran: &ExecutionResult, cpu: Duration, memory: u64) -> CmdResult {
     result.time = time;
     result.run_time = (ran.wall_time * 1e9) as u64;
     result.memory = ran.memory_peak;
+    // Absent (0, left out of the answer) where the kernel does not count.
+    result.proc_peak = ran.process_peak.unwrap_or(0);
     result
 }

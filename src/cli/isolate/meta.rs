@@ -404,6 +404,7 @@ mod tests {
             wall_time: 0.0111,
             memory_peak: 524_288,
             max_rss: 1_138_688,
+            process_peak: None,
             oom_killed: false,
             killed: false,
             kill_reason: None,

@@ -127,6 +127,7 @@ mod tests {
             wall_time: 0.0,
             memory_peak: 0,
             max_rss: 0,
+            process_peak: None,
             oom_killed: false,
             killed: false,
             kill_reason: None,
