@@ -3,192 +3,16 @@
 #![cfg(feature = "serve")]
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{hostile, program, skip_unless_privileged};
 use serde_json::{json, Value};
-
-/// A running `isobox serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Option<Child>,
-    url: String,
-    /// `http://ADDR` of --metrics-listen, when given.
-    metrics: Option<String>,
-    token: Option<String>,
-    client: reqwest::blocking::Client,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_isobox"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(if extra.contains(&"--parallelism") {
-                &[][..]
-            } else {
-                &["--parallelism", "1"][..]
-            })
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting isobox serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut address = None;
-        let mut metrics = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(found) = line.strip_prefix("isobox serve: metrics on ") {
-                metrics = Some(format!("http://{found}"));
-                continue;
-            }
-            if let Some(found) = line.strip_prefix("isobox serve: listening on ") {
-                address = Some(found.to_string());
-                break;
-            }
-            eprintln!("server: {line}");
-        }
-        let Some(address) = address else {
-            let status = child.wait().unwrap();
-            panic!("isobox serve did not start ({status})");
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                eprintln!("server: {line}");
-            }
-        });
-        Self {
-            child: Some(child),
-            url: format!("http://{address}"),
-            metrics,
-            token: None,
-            client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
-        let builder = self.client.request(method, format!("{}{path}", self.url));
-        match &self.token {
-            Some(token) => builder.bearer_auth(token),
-            None => builder,
-        }
-    }
-
-    /// POST /run with a raw body: (HTTP status, JSON answer).
-    fn post_raw(&self, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
-        let response = self
-            .request(reqwest::Method::POST, "/run")
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .expect("POST /run");
-        let status = response.status().as_u16();
-        let text = response.text().unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    }
-
-    fn post(&self, body: &Value) -> (u16, Value) {
-        self.post_raw(body.to_string())
-    }
-
-    /// Runs one command; its result.
-    fn run(&self, cmd: Value) -> Value {
-        let (status, answer) = self.post(&json!({ "cmd": [cmd] }));
-        assert_eq!(status, 200, "{answer}");
-        answer[0].clone()
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .request(reqwest::Method::GET, path)
-            .send()
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.text().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        // SAFETY: kill only signals the server this test started and has not
-        // reaped yet, so its pid cannot have been reused.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("isobox serve did not stop within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop();
-        }
-    }
-}
-
-/// A shell command with go-judge's usual stdio: empty stdin, stdout and
-/// stderr collected.
-fn sh(script: &str) -> Value {
-    json!({
-        "args": ["/bin/sh", "-c", script],
-        "env": ["PATH=/usr/bin:/bin"],
-        "files": [{"content": ""}, {"name": "stdout", "max": 10240}, {"name": "stderr", "max": 10240}],
-        "cpuLimit": 2_000_000_000u64,
-        "memoryLimit": 256u64 << 20,
-        "procLimit": 50,
-    })
-}
-
-/// `base` with the fields of `extra` set over it.
-fn with(mut base: Value, extra: Value) -> Value {
-    for (key, value) in extra.as_object().unwrap() {
-        base[key] = value.clone();
-    }
-    base
-}
-
-fn file_error_types(result: &Value) -> Vec<String> {
-    result["fileError"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|error| error["type"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Directory of a test program, to serve as --src-prefix.
-fn dir_of(path: &str) -> String {
-    Path::new(path).parent().unwrap().display().to_string()
-}
+use server::{dir_of, file_error_types, sh, with, Server};
 
 #[test]
 fn every_status() {
@@ -1100,4 +924,146 @@ fn extra_directory_rules() {
         "read-only: {result}"
     );
     assert!(!shared.path().join("new").exists());
+}
+
+/// The run cgroups (`run-N`) of `server`'s boxes in `hierarchy` (a v1
+/// controller's mount, or the v2 root), with `file` in them.
+fn run_cgroup_files(server_pid: u32, hierarchy: &Path, file: &str) -> Vec<PathBuf> {
+    let Ok(instances) = std::fs::read_dir(hierarchy.join("isobox")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for instance in instances.flatten() {
+        if !instance
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{server_pid}-"))
+        {
+            continue;
+        }
+        for run in std::fs::read_dir(instance.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = run.path().join(file);
+            if run.file_name().to_string_lossy().starts_with("run-") && path.exists() {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// `cpuRateLimit` is a CFS quota of rate/1000 CPUs per 100 ms period,
+/// `cpuSetLimit` the run's cpuset, both within the caps and refused by a
+/// server without `--cpu-controls`; `procPeak` is the run's `pids.peak`,
+/// the proxy left out.
+#[test]
+fn cpu_controls_and_proc_peak() {
+    skip_unless_privileged!();
+    let spin = program("spin_cpu");
+    let server = Server::start(&["--cpu-controls", "--src-prefix", &dir_of(&spin)]);
+    let (_, config) = server.get("/config");
+    assert_eq!(config["runnerConfig"]["cpuControls"], true, "{config}");
+
+    // A quarter of a CPU, seen in the run's cgroup while it runs, and in
+    // what the program gets: under a second of wall clock it cannot use
+    // much more than a quarter of a second of CPU.
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (hierarchy, file) = if v2 {
+        (PathBuf::from("/sys/fs/cgroup"), "cpu.max")
+    } else {
+        (PathBuf::from("/sys/fs/cgroup/cpu"), "cpu.cfs_quota_us")
+    };
+    let spinner = json!({
+        "args": ["spin", "100"],
+        "copyIn": {"spin": {"src": spin}},
+        "cpuLimit": 5_000_000_000u64,
+        "clockLimit": 1_000_000_000u64,
+        "memoryLimit": 64u64 << 20,
+        "procLimit": 4,
+        "cpuRateLimit": 250,
+    });
+    let pid = server.pid();
+    let quota = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Some(path) = run_cgroup_files(pid, &hierarchy, file).first() {
+                    if let Ok(text) = std::fs::read_to_string(path) {
+                        return Some(text.trim().to_string());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        });
+        let throttled = server.run(spinner.clone());
+        assert_eq!(throttled["status"], "Time Limit Exceeded", "{throttled}");
+        let cpu = throttled["time"].as_u64().unwrap();
+        assert!(
+            cpu < 600_000_000,
+            "{cpu} ns of CPU at a quarter of a CPU: {throttled}"
+        );
+        watcher.join().unwrap()
+    });
+    let expected = if v2 { "25000 100000" } else { "25000" };
+    assert_eq!(quota.as_deref(), Some(expected));
+
+    // The cpuset, as the program sees it.
+    let pinned = server.run(with(
+        sh("grep Cpus_allowed_list /proc/self/status"),
+        json!({"cpuSetLimit": "0"}),
+    ));
+    assert_eq!(pinned["status"], "Accepted", "{pinned}");
+    assert_eq!(
+        pinned["files"]["stdout"], "Cpus_allowed_list:\t0\n",
+        "{pinned}"
+    );
+    for bad in [
+        json!({"cpuSetLimit": "0-"}),
+        json!({"cpuSetLimit": "4000"}),
+        json!({"cpuRateLimit": 5}),
+        json!({"dataSegmentLimit": true}),
+        json!({"strictMemoryLimit": true}),
+    ] {
+        let (status, answer) = server.post(&json!({"cmd": [with(sh("true"), bad.clone())]}));
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+
+    // Three processes at most: the shell and two sleeps.
+    let peak = server.run(sh("sleep 0.2 & sleep 0.2 & wait"));
+    assert_eq!(peak["status"], "Accepted", "{peak}");
+    let counted = Path::new(if v2 {
+        "/sys/fs/cgroup/isobox/pids.peak"
+    } else {
+        "/sys/fs/cgroup/pids/isobox/pids.peak"
+    })
+    .exists();
+    if counted {
+        assert_eq!(peak["procPeak"], 3, "{peak}");
+    } else {
+        assert!(peak.get("procPeak").is_none(), "{peak}");
+    }
+
+    // Without --cpu-controls, or past the caps.
+    let plain = Server::start(&[]);
+    let (status, answer) =
+        plain.post(&json!({"cmd": [with(sh("true"), json!({"cpuRateLimit": 500}))]}));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.as_str().unwrap().contains("--cpu-controls"),
+        "{answer}"
+    );
+    drop(plain);
+    let capped = Server::start(&["--limits-cap", "cpuset=0,cpurate=500"]);
+    let pinned = capped.run(sh("grep Cpus_allowed_list /proc/self/status"));
+    assert_eq!(
+        pinned["files"]["stdout"], "Cpus_allowed_list:\t0\n",
+        "{pinned}"
+    );
+    let (status, answer) =
+        capped.post(&json!({"cmd": [with(sh("true"), json!({"cpuSetLimit": "0-1"}))]}));
+    assert_eq!(status, 400, "{answer}");
 }

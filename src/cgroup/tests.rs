@@ -485,7 +485,12 @@ fn v2_reads_usage() {
     assert_eq!(cgroup.usage().unwrap().memory_peak, 4096);
 
     // Controllers that are off leave their counters at 0.
-    for file in ["memory.current", "memory.events", "pids.events", "pids.peak"] {
+    for file in [
+        "memory.current",
+        "memory.events",
+        "pids.events",
+        "pids.peak",
+    ] {
         fs::remove_file(dir.join(file)).unwrap();
     }
     let usage = cgroup.usage().unwrap();

@@ -235,7 +235,10 @@ impl V2Cgroup {
 
         if let Some(bandwidth) = &limits.cpu_bandwidth {
             let quota = files::micros(bandwidth.quota);
-            write("cpu.max", &format!("{quota} {}", files::micros(bandwidth.period)))?;
+            write(
+                "cpu.max",
+                &format!("{quota} {}", files::micros(bandwidth.period)),
+            )?;
         }
 
         if let Some(cpus) = &limits.cpuset_cpus {

@@ -468,9 +468,10 @@ pub fn config_body(state: &AppState) -> serde_json::Value {
         "fileStorePath".into(),
         state.store.dir().display().to_string().into(),
     );
-    let controllers: Vec<&str> = ["cpu", "cpuacct", "memory", "pids"]
+    let controllers: Vec<&str> = ["cpu", "cpuacct", "cpuset", "memory", "pids"]
         .into_iter()
         .filter(|name| *name != "cpuacct" || state.cgroup_version == 1)
+        .filter(|name| *name != "cpuset" || state.settings.cpu_controls)
         .collect();
     let limits: BTreeMap<&str, u64> = [
         ("cpuLimit", caps.cpu.as_nanos() as u64),
@@ -498,4 +499,19 @@ pub fn config_body(state: &AppState) -> serde_json::Value {
         }),
     );
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_list_keeps_its_commas_in_the_caps() {
+        let caps = parse_caps(&["cpuset=0-1,3,memory=1M".into(), "cpurate=500".into()]).unwrap();
+        assert_eq!(caps.cpuset.unwrap().to_string(), "0-1,3");
+        assert_eq!((caps.memory, caps.cpu_rate), (1 << 20, Some(500)));
+        for bad in [",cpuset=1", "cpurate=5", "cpuset=x", "procs"] {
+            assert!(parse_caps(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
 }

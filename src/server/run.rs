@@ -277,7 +277,8 @@ fn cpu_controls(
     }
     let allowed = caps.cpuset.as_ref().unwrap_or(&settings.host_cpus);
     let cpuset = if asked_set {
-        let asked = CpuList::parse(&cmd.cpu_set_limit).map_err(|err| format!("cpuSetLimit: {err}"))?;
+        let asked =
+            CpuList::parse(&cmd.cpu_set_limit).map_err(|err| format!("cpuSetLimit: {err}"))?;
         if !asked.is_subset(allowed) {
             return Err(format!(
                 "cpuSetLimit: {asked} is not within the CPUs runs may use ({allowed})"
@@ -893,4 +894,93 @@ fn verdict(ran: &ExecutionResult, cpu: Duration, memory: u64) -> CmdResult {
     // Absent (0, left out of the answer) where the kernel does not count.
     result.proc_peak = ran.process_peak.unwrap_or(0);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(cpu_controls: bool) -> Settings {
+        Settings {
+            caps: Caps::default(),
+            src_prefixes: Vec::new(),
+            cpu_controls,
+            host_cpus: CpuList::first(4),
+        }
+    }
+
+    fn cmd(rate: u64, set: &str) -> Cmd {
+        Cmd {
+            args: vec!["/bin/true".into()],
+            cpu_rate_limit: rate,
+            cpu_set_limit: set.into(),
+            ..Cmd::default()
+        }
+    }
+
+    #[test]
+    fn cpu_lists_read_and_print_as_the_kernel_does() {
+        let list = CpuList::parse("3,0-1, 5-6\n").unwrap();
+        assert_eq!(list.to_string(), "0-1,3,5-6");
+        assert_eq!(list.count(), 5);
+        assert_eq!(CpuList::parse("2").unwrap().to_string(), "2");
+        for bad in ["", "a", "1-", "3-1", "0-4294967295", "1,,2", "-1"] {
+            assert!(CpuList::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(CpuList::parse("1-2").unwrap().is_subset(&CpuList::first(4)));
+        assert!(!CpuList::parse("3-4").unwrap().is_subset(&CpuList::first(4)));
+    }
+
+    #[test]
+    fn cpu_rate_and_set_follow_go_judge_within_the_caps() {
+        let open = settings(true);
+        assert_eq!(cpu_controls(&cmd(0, ""), &open).unwrap(), (None, None));
+        let (bandwidth, set) = cpu_controls(&cmd(500, " "), &open).unwrap();
+        assert_eq!(
+            bandwidth,
+            Some(CpuBandwidth {
+                quota: Duration::from_millis(50),
+                period: Duration::from_millis(100),
+            })
+        );
+        assert_eq!(set, None);
+        // Every CPU of the run's set is no throttle at all.
+        assert_eq!(cpu_controls(&cmd(4000, ""), &open).unwrap().0, None);
+        let (bandwidth, set) = cpu_controls(&cmd(1500, "1"), &open).unwrap();
+        assert_eq!((bandwidth, set.as_deref()), (None, Some("1")));
+        for refused in [cmd(5, ""), cmd(0, "4"), cmd(0, "x")] {
+            assert!(cpu_controls(&refused, &open).is_err(), "{refused:?}");
+        }
+        assert!(cpu_controls(&cmd(500, ""), &settings(false)).is_err());
+        assert!(cpu_controls(&cmd(0, "0"), &settings(false)).is_err());
+
+        let mut capped = settings(true);
+        capped.caps.cpu_rate = Some(250);
+        capped.caps.cpuset = Some(CpuList::parse("2-3").unwrap());
+        let (bandwidth, set) = cpu_controls(&cmd(0, ""), &capped).unwrap();
+        assert_eq!(bandwidth.map(|b| b.quota), Some(Duration::from_millis(25)));
+        assert_eq!(set.as_deref(), Some("2-3"));
+        let (bandwidth, set) = cpu_controls(&cmd(900, "3"), &capped).unwrap();
+        assert_eq!(bandwidth.map(|b| b.quota), Some(Duration::from_millis(25)));
+        assert_eq!(set.as_deref(), Some("3"));
+        assert!(cpu_controls(&cmd(0, "0-1"), &capped).is_err());
+    }
+
+    #[test]
+    fn limits_without_a_mechanism_are_refused() {
+        let open = settings(true);
+        for flag in ["dataSegmentLimit", "strictMemoryLimit", "tty"] {
+            let cmd: Cmd =
+                serde_json::from_value(serde_json::json!({"args": ["/bin/true"], flag: true}))
+                    .unwrap();
+            let reason = prepare(&cmd, &open).unwrap_err();
+            assert!(!reason.contains('\n'), "{reason}");
+        }
+        let cmd: Cmd = serde_json::from_value(serde_json::json!({
+            "args": ["/bin/true"], "strictMemoryLimit": false, "addressSpaceLimit": true
+        }))
+        .unwrap();
+        let job = prepare(&cmd, &open).unwrap();
+        assert!(job.address_space);
+    }
 }
