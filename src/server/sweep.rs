@@ -48,7 +48,8 @@ pub fn sweep() -> Vec<PathBuf> {
                 // something that is not a mount point just fails.
                 let _ = rustix::mount::unmount(child.path(), rustix::mount::UnmountFlags::DETACH);
             }
-            match fs::remove_dir_all(&dir) {
+            // What a box held may be nested deeper than any stack.
+            match isobox::fstree::remove_tree(&dir) {
                 Ok(()) => removed.push(dir),
                 Err(err) => tracing::warn!("removing {}: {err}", dir.display()),
             }
