@@ -88,17 +88,22 @@ fn cases(host_dir: &str) -> Vec<Case> {
         case("cpu", &["sigxcpu"], &[TLE]),
         case("cpu", &["stop"], &[TLE]),
         case("creds", &[], &[ACCEPTED]),
-        case("daemon", &["serve-hostile"], &[TLE, OLE, ACCEPTED]),
+        // The daemon dies with the box when its parent's exit ends the run.
+        case("daemon", &["serve-hostile"], &[ACCEPTED]),
         case("dns.py", &[], &[ACCEPTED]),
         case("fds", &[], &[ACCEPTED]),
         case("forkbomb", &[], &[TLE]),
         case("inodes", &["files", "/tmp"], &[NONZERO, TLE, MLE]),
+        // The library's /box is on the host's disk (no inode limit), the
+        // service's a tmpfs (ENOSPC after 131070 levels).
         case("inodes", &["deep", "/box"], &[TLE, NONZERO]),
         case("int80", &[], &[DANGEROUS]),
         case("ipc", &["48879"], &[ACCEPTED]),
         case("killall", &[&keeper, "999999"], &[ACCEPTED]),
         case("memfd", &[], &[ACCEPTED]),
         case("memory", &["heap"], &[MLE]),
+        // The service's stack limit is the memory limit (go-judge's
+        // stackLimit 0), the library box's unlimited: SIGSEGV or OOM.
         case("memory", &["stack"], &[MLE, SIGNALLED]),
         case("memory", &["mmap"], &[MLE]),
         case("memory", &["shared"], &[MLE]),
@@ -108,7 +113,8 @@ fn cases(host_dir: &str) -> Vec<Case> {
             &[NONZERO, MLE],
         ),
         case("net", &["ifaces", "tcp", "127.0.0.1", "9"], &[ACCEPTED]),
-        case("orphans", &["600"], &[TLE]),
+        // 1.8 s of CPU under a 2 s limit: a busy machine may tip it.
+        case("orphans", &["600"], &[ACCEPTED, TLE]),
         case("plant_links.sh", &[host_dir], &[ACCEPTED]),
         case(
             "policy",
@@ -123,7 +129,8 @@ fn cases(host_dir: &str) -> Vec<Case> {
         case("pyescape.py", &[], &[ACCEPTED]),
         case("pymemory.py", &[], &[MLE]),
         case("review3_hog", &["sock"], &[MLE, ACCEPTED]),
-        case("review3_hog", &["file", "/box/hog", "32"], &[ACCEPTED]),
+        // 32 MiB against the 16 MiB file size limit.
+        case("review3_hog", &["file", "/box/hog", "32"], &[OLE]),
         case("review3_i386_lock", &["lockfile"], &[DANGEROUS]),
         case("review3_verdict", &["xcpu"], &[SIGNALLED]),
         case("review3_verdict", &["xfsz"], &[OLE]),
@@ -272,7 +279,7 @@ fn every_hostile_program_gets_the_library_verdict() {
         "memoryLimit": 64 * MIB,
         "procLimit": 4,
     }));
-    assert_eq!(after["files"]["stdout"], "/tmp:\n/w:\n", "{after}");
+    assert_eq!(after["files"]["stdout"], "/tmp:\n\n/w:\n", "{after}");
     assert!(
         Path::new(&host_dir.path().join("precious")).is_file(),
         "the link target is gone"
