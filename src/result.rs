@@ -139,8 +139,9 @@ pub struct ExecutionResult {
     /// Largest resident set of a single process in bytes.
     pub max_rss: u64,
     /// Most processes and threads of the program alive at once, counted by
-    /// the run's cgroup (`pids.peak`: Linux 6.1 on cgroup v2, 6.13 on v1);
-    /// `None` without a cgroup or where the kernel keeps no such count.
+    /// the run's cgroup (`pids.peak`, Linux 6.1; on cgroup v1 only where the
+    /// kernel's pids controller offers it there too); `None` without a
+    /// cgroup or where the kernel keeps no such count.
     #[serde(default)]
     pub process_peak: Option<u64>,
     /// The OOM killer fired in this run.

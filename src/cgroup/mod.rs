@@ -109,8 +109,8 @@ pub struct CgroupUsage {
     /// How many forks or clones the pids limit refused.
     pub pids_limit_hits: u64,
     /// Most tasks (processes and threads) alive at once (`pids.peak`, Linux
-    /// 6.1 on v2 and, where the kernel has it there too, v1); `None` where
-    /// the kernel keeps no such count.
+    /// 6.1 on v2 and, where the kernel offers it there too, v1); `None`
+    /// where the kernel keeps no such count.
     pub pids_peak: Option<u64>,
 }
 

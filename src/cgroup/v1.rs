@@ -352,7 +352,7 @@ impl V1Cgroup {
             memory_peak,
             oom_kills,
             pids_limit_hits,
-            // v1 has it since Linux 6.13 (and kernels it was backported to).
+            // Only some kernels offer it on v1 (6.18 does).
             pids_peak: files::read_single_optional(&pids.join("pids.peak"))?,
         })
     }
