@@ -33,7 +33,11 @@ fn v1_files(controller: &str) -> Vec<(&'static str, &'static str)> {
         ][..],
         "pids" => &[("pids.max", "max\n"), ("pids.events", "max 0\n")][..],
         "cpuacct" => &[("cpuacct.usage", "0\n")][..],
-        "cpu" => &[("cpu.shares", "1024\n")][..],
+        "cpu" => &[
+            ("cpu.shares", "1024\n"),
+            ("cpu.cfs_period_us", "100000\n"),
+            ("cpu.cfs_quota_us", "-1\n"),
+        ][..],
         "cpuset" => &[("cpuset.cpus", "\n"), ("cpuset.mems", "\n")][..],
         _ => &[][..],
     });
@@ -107,7 +111,7 @@ fn parents_must_stay_below_the_root_or_be_a_real_v2_cgroup() {
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
-const V2_FILES: [(&str, &str); 14] = [
+const V2_FILES: [(&str, &str); 15] = [
     ("cgroup.procs", ""),
     ("cgroup.subtree_control", ""),
     ("cgroup.kill", ""),
@@ -115,6 +119,7 @@ const V2_FILES: [(&str, &str); 14] = [
     ("memory.swap.max", "max\n"),
     ("pids.max", "max\n"),
     ("cpu.weight", "100\n"),
+    ("cpu.max", "max 100000\n"),
     ("cpuset.cpus", "\n"),
     ("cpuset.mems", "\n"),
     ("cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n"),
