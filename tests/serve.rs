@@ -1067,3 +1067,26 @@ fn cpu_controls_and_proc_peak() {
         capped.post(&json!({"cmd": [with(sh("true"), json!({"cpuSetLimit": "0-1"}))]}));
     assert_eq!(status, 400, "{answer}");
 }
+
+/// `addressSpaceLimit` is `RLIMIT_AS` at the memory limit, `stackLimit` is
+/// `RLIMIT_STACK` (0: the memory limit), and `tty` is refused, not ignored.
+#[test]
+fn rlimits_of_a_request() {
+    skip_unless_privileged!();
+    let server = Server::start(&[]);
+    let limits = |extra: Value| {
+        let result = server.run(with(
+            sh("ulimit -v; ulimit -s"),
+            with(json!({"memoryLimit": 64u64 << 20}), extra),
+        ));
+        assert_eq!(result["status"], "Accepted", "{result}");
+        result["files"]["stdout"].as_str().unwrap().to_string()
+    };
+    assert_eq!(limits(json!({})), "unlimited\n65536\n");
+    assert_eq!(
+        limits(json!({"addressSpaceLimit": true, "stackLimit": 8u64 << 20})),
+        "65536\n8192\n"
+    );
+    let (status, answer) = server.post(&json!({"cmd": [with(sh("true"), json!({"tty": true}))]}));
+    assert_eq!(status, 400, "{answer}");
+}
