@@ -114,12 +114,16 @@ pub(super) fn parse_single(path: &Path, content: &str) -> Result<u64, CgroupErro
         .map_err(|_| parse_error(path, content))
 }
 
-/// Reads an optional file holding one number, such as `pids.peak`;
-/// `Ok(None)` when the kernel has no such file.
-pub(super) fn read_single_optional(path: &Path) -> Result<Option<u64>, CgroupError> {
-    read_optional(path)?
-        .map(|content| parse_single(path, &content))
-        .transpose()
+/// Reads a file holding one number that is only ever reported, never
+/// judged by, such as `pids.peak`: `None` when the kernel has no such file,
+/// and (with a warning) when it cannot be read, which must not fail a run.
+pub(super) fn read_report_only(path: &Path) -> Option<u64> {
+    read_optional(path)
+        .and_then(|content| content.map(|text| parse_single(path, &text)).transpose())
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "an optional cgroup counter is unreadable");
+            None
+        })
 }
 
 /// The microseconds cgroup CPU-bandwidth files take.

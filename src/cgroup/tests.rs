@@ -349,6 +349,10 @@ fn v1_reads_usage() {
     assert_eq!((usage.oom_kills, usage.pids_limit_hits), (0, 0));
     assert_eq!(usage.pids_peak, None);
 
+    // An unreadable peak of tasks is only not reported.
+    touch(&dir("pids"), &[("pids.peak", "many\n")]);
+    assert_eq!(cgroup.usage().unwrap().pids_peak, None);
+
     touch(&dir("memory"), &[("memory.max_usage_in_bytes", "lots\n")]);
     assert!(matches!(cgroup.usage(), Err(CgroupError::Parse { .. })));
 }

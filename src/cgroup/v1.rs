@@ -353,7 +353,7 @@ impl V1Cgroup {
             oom_kills,
             pids_limit_hits,
             // Only some kernels offer it on v1 (6.18 does).
-            pids_peak: files::read_single_optional(&pids.join("pids.peak"))?,
+            pids_peak: files::read_report_only(&pids.join("pids.peak")),
         })
     }
 

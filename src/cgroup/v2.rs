@@ -300,7 +300,7 @@ impl V2Cgroup {
             oom_kills: files::read_keyed_or_zero(&self.dir.join("memory.events"), "oom_kill")?,
             pids_limit_hits: files::read_keyed_or_zero(&self.dir.join("pids.events"), "max")?,
             // Linux 6.1.
-            pids_peak: files::read_single_optional(&self.dir.join("pids.peak"))?,
+            pids_peak: files::read_report_only(&self.dir.join("pids.peak")),
         })
     }
 
