@@ -39,7 +39,7 @@ impl LockedBox {
     /// (Every process of a box dies with its keeper anyway: the proxy has
     /// `PR_SET_PDEATHSIG`, and exits when the keeper's go-ahead pipe
     /// closes unread. This is the handle for when that fails.)
-    pub(super) fn stop_proxy(&self) -> Result<(), BoxError> {
+    pub fn stop_proxy(&self) -> Result<(), BoxError> {
         let path = self.proxy_record();
         let text = match fs::OpenOptions::new()
             .read(true)

@@ -109,7 +109,8 @@ pub struct CgroupUsage {
 #[derive(Debug)]
 pub struct CgroupController {
     backend: Backend,
-    /// Set once `remove` has succeeded, so that it and `Drop` are no-ops.
+    /// Set once `remove` has succeeded, or the cgroup was handed on by
+    /// [`keep`](Self::keep), so that `remove` and `Drop` are no-ops.
     removed: bool,
 }
 
@@ -572,6 +573,19 @@ impl CgroupController {
                 Ok(())
             }
         }
+    }
+}
+
+impl CgroupController {
+    /// Lets go of this cgroup without removing it: its directories stay
+    /// for a later keeper to reuse ([`placed`](Self::placed) takes an
+    /// existing, empty instance) or to remove
+    /// ([`existing`](Self::existing)). A numbered box keeps its cgroup from
+    /// its first run to its cleanup: made and removed on every run in every
+    /// v1 hierarchy, it cost six `mkdir`/`rmdir` a run, and a v1 memory
+    /// cgroup's removal is slow.
+    pub fn keep(mut self) {
+        self.removed = true;
     }
 }
 

@@ -249,6 +249,24 @@ impl ProcessExecutor {
             .map_or_else(Vec::new, CgroupController::paths)
     }
 
+    /// Like [`cleanup`](Self::cleanup) and drop, but hands the executor's
+    /// cgroup (and memory-only cgroup) on instead of removing it: it stays
+    /// for the next executor of the same
+    /// [`instance_id`](IsolateConfig::instance_id), which reuses it when it
+    /// is empty, or for whoever owns that name to remove. Each run still
+    /// gets a fresh cgroup of its own below it, so nothing of one run shows
+    /// in the next. The isolate face keeps a box's cgroup from its first
+    /// run to `--cleanup`; the box's lock keeps two keepers off it.
+    pub fn close_keeping_cgroups(mut self) -> Result<()> {
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.keep();
+        }
+        if let Some(guard) = self.memory_guard.take() {
+            guard.keep();
+        }
+        self.cleanup()
+    }
+
     /// Removes the executor's cgroup, and the working directory when the
     /// executor created it. Called by `Drop` when not called.
     pub fn cleanup(&mut self) -> Result<()> {

@@ -316,6 +316,10 @@ fn run(
     let state = locked
         .ready_for_run(parsed.cg)
         .map_err(|error| explain(error, parsed))?;
+    // A run whose keeper was killed may have left its box running (until
+    // the proxy's parent-death signal lands): stopped before the box is
+    // handed over and before the box's cgroup is reused.
+    locked.stop_proxy()?;
     // The program's files belong to the box user during the run and to
     // the box's owner after it; special files go, as in isolate.
     locked.prepare_for_run()?;
@@ -345,8 +349,9 @@ fn run(
 
     let mut executor = ProcessExecutor::new(run_config)?;
     let outcome = executor.execute_with_stdin(command, stdin);
-    let cleaned = executor.cleanup();
-    drop(executor);
+    // The box's cgroup stays until --cleanup (each run has its own below
+    // it); what a dead keeper left there was stopped above.
+    let cleaned = executor.close_keeping_cgroups();
     let given_back = locked.give_back(&state, parsed.special_files);
     let result = outcome?;
     // The program's verdict stands; these only need the admin's eyes.
