@@ -2,7 +2,7 @@
 //! was called and turns whatever happens into an exit status.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
@@ -12,15 +12,34 @@ mod cli;
 mod server;
 
 fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if asks_only_for_the_version(&args) {
+        // What clap would print, without building the whole command tree
+        // (and the logger) first; an unwritable stdout is not an error here
+        // either.
+        let _ = writeln!(std::io::stdout(), "isobox {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     init_logging();
     install_panic_hook();
-    let args: Vec<OsString> = std::env::args_os().collect();
     // Unwinding instead of exiting from the hook lets the throwaway box
     // directory be removed by its destructor on the way out.
     match std::panic::catch_unwind(|| dispatch(args)) {
         Ok(code) => code,
         Err(_) => ExitCode::from(cli::EXIT_TROUBLE),
     }
+}
+
+/// `isobox --version` (or `-V`) and nothing else, not called as
+/// `isolate` (whose face has a version text of its own).
+fn asks_only_for_the_version(args: &[OsString]) -> bool {
+    let [program, flag] = args else {
+        return false;
+    };
+    let called_isolate = std::path::Path::new(program)
+        .file_name()
+        .is_some_and(|name| name == "isolate");
+    !called_isolate && (flag == "--version" || flag == "-V")
 }
 
 /// Hands the arguments to the face that should handle them.

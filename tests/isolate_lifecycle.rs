@@ -216,7 +216,10 @@ fn the_box_cgroup_lasts_until_cleanup_and_a_killed_run_never_counts_in_the_next(
     let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/true"]);
     assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
     let log = CmsLog::parse(&meta);
-    assert!(log.time() < 0.1, "the killed run's CPU time counted:\n{meta}");
+    assert!(
+        log.time() < 0.1,
+        "the killed run's CPU time counted:\n{meta}"
+    );
     let memory: u64 = log.get("cg-mem").unwrap().parse().unwrap();
     assert!(memory < 20_000, "the killed run's memory counted:\n{meta}");
     assert!(
