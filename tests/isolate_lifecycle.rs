@@ -233,6 +233,33 @@ fn the_box_cgroup_lasts_until_cleanup_and_a_killed_run_never_counts_in_the_next(
 }
 
 #[test]
+fn warnings_are_one_line_each_with_level_and_target() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(33, 1), true);
+    sandbox.write("a", "x");
+    fs::hard_link(sandbox.box_dir().join("a"), sandbox.box_dir().join("b")).unwrap();
+    let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/true"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    let id = sandbox.id;
+    // (An ISOBOX_LOG in the environment may add lines of other levels.)
+    let warnings: Vec<&str> = outcome
+        .stderr
+        .lines()
+        .filter(|line| line.contains("WARN"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            format!(" WARN isobox::boxes::lifecycle: box {id}: 2 file(s) with more than one link left untouched"),
+            format!(" WARN isobox::boxes::lifecycle: box {id}: 1 file(s) with more than one link unlinked from the box"),
+        ],
+        "{outcome:?}"
+    );
+    assert!(outcome.stderr.ends_with(" sec wall)\n"), "{outcome:?}");
+}
+
+#[test]
 fn init_resets_and_cleanup_is_fine_with_missing_or_half_boxes() {
     skip_unless_privileged!();
     let isolate = Isolate::new();
