@@ -204,7 +204,14 @@ impl LockedBox {
     pub fn cleanup(&self) -> Result<(), BoxError> {
         self.stop_proxy()?;
         self.remove_cgroup()?;
-        self.unmount_all()?;
+        // Nothing can be mounted below a path that does not exist (the
+        // kernel detaches mounts whose mount point is deleted), so the
+        // usual `--init` of a cleaned box does not read the whole mount
+        // table.
+        match fs::symlink_metadata(&self.dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            _ => self.unmount_all()?,
+        }
         match fs::symlink_metadata(&self.dir) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(BoxError::Io {
