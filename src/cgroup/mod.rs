@@ -558,6 +558,18 @@ impl CgroupController {
         if self.removed {
             return Ok(());
         }
+        // The usual cgroup here is empty already (a box dies with its PID
+        // namespace): one rmdir per directory removes it, and the kernel
+        // refuses (EBUSY) while a task or a child cgroup is left, so only
+        // then is the tree killed, waited for and walked.
+        let mut gone = true;
+        for dir in self.paths() {
+            gone &= files::rmdir_if_empty(&dir);
+        }
+        if gone {
+            self.removed = true;
+            return Ok(());
+        }
         self.kill_all()?;
         let mut first_error = None;
         for dir in self.paths() {
