@@ -431,7 +431,16 @@ fn help_and_version_print_normally() {
     ] {
         assert!(run.stdout.contains(option), "{option}: {run:?}");
     }
-    let run = isobox(&["--version"]);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    for flag in ["--version", "-V"] {
+        let run = isobox(&[flag]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            format!("isobox {}\n", env!("CARGO_PKG_VERSION")),
+            "{run:?}"
+        );
+    }
+    // Anything more goes through the parser, which still knows the flag.
+    let run = isobox(&["--version", "run"]);
     assert!(run.stdout.starts_with("isobox "), "{run:?}");
 }

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::skip_unless_privileged;
-use isolate_support::{assert_box_gone, slot_id, CmsLog, Isolate};
+use isolate_support::{assert_box_gone, box_cgroups, slot_id, CmsLog, Isolate};
 
 #[test]
 fn twenty_runs_with_alternating_limits_carry_nothing_over() {
@@ -176,6 +176,87 @@ fn keeper_killed_mid_run_leaves_nothing_running_and_the_box_usable() {
     assert_eq!(init.code, 0, "{init:?}");
     let (outcome, _) = sandbox.run(&["-w", "30"], &["/bin/true"]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
+}
+
+#[test]
+fn the_box_cgroup_lasts_until_cleanup_and_a_killed_run_never_counts_in_the_next() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(33, 0), true);
+    let cgroups = box_cgroups(&isolate, sandbox.id);
+    let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/true"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    // The first run made the box's cgroup (in the hierarchies it uses);
+    // it outlives the run, with nothing in it and no run's cgroup left
+    // below it.
+    let kept: Vec<_> = cgroups.iter().filter(|dir| dir.is_dir()).collect();
+    assert!(!kept.is_empty(), "the box's cgroup did not outlast the run");
+    for dir in kept {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert_eq!(procs, "", "tasks left in {}", dir.display());
+        let below: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_type().unwrap().is_dir())
+            .map(|entry| entry.path())
+            .collect();
+        assert!(below.is_empty(), "cgroups left below the box's: {below:?}");
+    }
+
+    // A run that burns CPU and holds memory, whose keeper is killed.
+    let mut keeper = sandbox.start_script(
+        &["-p", "-t", "60", "-w", "120", "--cg-mem", "200000"],
+        "head -c 50000000 /dev/zero >/box/held; touch /box/started; while :; do :; done",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    keeper.kill().unwrap();
+    keeper.wait().unwrap();
+    // At once, without waiting for the box to die: the next run is
+    // measured alone, neither the spinner's CPU time nor its memory.
+    let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/true"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    let log = CmsLog::parse(&meta);
+    assert!(
+        log.time() < 0.1,
+        "the killed run's CPU time counted:\n{meta}"
+    );
+    let memory: u64 = log.get("cg-mem").unwrap().parse().unwrap();
+    assert!(memory < 20_000, "the killed run's memory counted:\n{meta}");
+    assert!(
+        common::processes_of_uid(sandbox.uid()).is_empty(),
+        "processes of the killed run survived the next run"
+    );
+
+    let cleanup = sandbox.isolate(&["--cleanup"]);
+    assert_eq!(cleanup.code, 0, "{cleanup:?}");
+    assert_box_gone(&isolate, sandbox.id);
+}
+
+#[test]
+fn warnings_are_one_line_each_with_level_and_target() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(33, 1), true);
+    sandbox.write("a", "x");
+    fs::hard_link(sandbox.box_dir().join("a"), sandbox.box_dir().join("b")).unwrap();
+    let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/true"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    let id = sandbox.id;
+    // (An ISOBOX_LOG in the environment may add lines of other levels.)
+    let warnings: Vec<&str> = outcome
+        .stderr
+        .lines()
+        .filter(|line| line.contains("WARN"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            format!(" WARN isobox::boxes::lifecycle: box {id}: 2 file(s) with more than one link left untouched"),
+            format!(" WARN isobox::boxes::lifecycle: box {id}: 1 file(s) with more than one link unlinked from the box"),
+        ],
+        "{outcome:?}"
+    );
+    assert!(outcome.stderr.ends_with(" sec wall)\n"), "{outcome:?}");
 }
 
 #[test]

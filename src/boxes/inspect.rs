@@ -39,7 +39,7 @@ impl LockedBox {
     /// (Every process of a box dies with its keeper anyway: the proxy has
     /// `PR_SET_PDEATHSIG`, and exits when the keeper's go-ahead pipe
     /// closes unread. This is the handle for when that fails.)
-    pub(super) fn stop_proxy(&self) -> Result<(), BoxError> {
+    pub fn stop_proxy(&self) -> Result<(), BoxError> {
         let path = self.proxy_record();
         let text = match fs::OpenOptions::new()
             .read(true)
@@ -157,7 +157,13 @@ impl LockedBox {
 
 /// Every mount point of this process's mount namespace.
 fn mount_points() -> Result<Vec<PathBuf>, BoxError> {
-    let text = fs::read_to_string("/proc/self/mountinfo")
+    use std::io::Read;
+    // The file reports no size: read into a large buffer from the start,
+    // as std would otherwise begin with 32 bytes and grow, and the kernel
+    // formats the table again, in part, for every short read.
+    let mut text = String::with_capacity(64 * 1024);
+    fs::File::open("/proc/self/mountinfo")
+        .and_then(|mut file| file.read_to_string(&mut text))
         .map_err(io_error("cannot read /proc/self/mountinfo"))?;
     Ok(text
         .lines()

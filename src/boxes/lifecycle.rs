@@ -157,20 +157,20 @@ impl LockedBox {
 
     /// How the box was initialized, or why it cannot be used.
     pub fn state(&self) -> Result<BoxState, BoxError> {
-        let is_dir = |path: &Path| fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir());
-        if !is_dir(&self.dir) {
+        // Each directory is looked at once: whether it is one, and its
+        // file system.
+        let directory = |path: &Path| fs::symlink_metadata(path).ok().filter(|meta| meta.is_dir());
+        let Some(dir) = directory(&self.dir) else {
             return Err(BoxError::NotInitialized(self.id));
-        }
+        };
         let state = fs::read_to_string(self.dir.join(STATE_FILE))
             .ok()
             .and_then(|text| BoxState::parse(&text));
-        let state = match state {
-            Some(state) if is_dir(&self.box_dir) => state,
-            _ => return Err(BoxError::HalfInitialized(self.id)),
+        let (Some(state), Some(box_dir)) = (state, directory(&self.box_dir)) else {
+            return Err(BoxError::HalfInitialized(self.id));
         };
         // Only a file system of its own bounds what the keeper walks.
-        let device = |path: &Path| fs::symlink_metadata(path).map(|meta| meta.dev()).ok();
-        if device(&self.box_dir) == device(&self.dir) {
+        if box_dir.dev() == dir.dev() {
             return Err(BoxError::Unbounded(self.id));
         }
         Ok(state)
@@ -204,7 +204,14 @@ impl LockedBox {
     pub fn cleanup(&self) -> Result<(), BoxError> {
         self.stop_proxy()?;
         self.remove_cgroup()?;
-        self.unmount_all()?;
+        // Nothing can be mounted below a path that does not exist (the
+        // kernel detaches mounts whose mount point is deleted), so the
+        // usual `--init` of a cleaned box does not read the whole mount
+        // table.
+        match fs::symlink_metadata(&self.dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            _ => self.unmount_all()?,
+        }
         match fs::symlink_metadata(&self.dir) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(BoxError::Io {

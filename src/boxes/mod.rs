@@ -4,8 +4,11 @@
 //! as `/box`, runs as uid `first_uid + N` and gid `first_gid + N`, and is
 //! measured in the cgroup `box-<N>` (the executor's instance, see
 //! [`IsolateConfig::instance_id`]) below the installation's own cgroup
-//! ([`CgRoot`]), so that two installations never share a box cgroup. A box is created by [`LockedBox::init`],
-//! used by any number of runs, and removed by [`LockedBox::cleanup`].
+//! ([`CgRoot`]), so that two installations never share a box cgroup; each
+//! run has a fresh cgroup of its own below it. The box's cgroup is made by
+//! its first run and stays until cleanup. A box is created by
+//! [`LockedBox::init`], used by any number of runs, and removed by
+//! [`LockedBox::cleanup`].
 //!
 //! Every operation on a box holds its lock: an exclusive `flock` on
 //! `<lock_root>/<N>` ([`Sandbox::lock`]). The kernel drops the lock when its

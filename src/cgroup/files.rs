@@ -345,6 +345,12 @@ pub(super) fn kill_and_wait(dirs: &[PathBuf], signal: bool) -> Result<(), Cgroup
 /// planted (no links, no regular files), and it goes with `rmdir` once its
 /// tasks and child cgroups are gone.
 pub(super) fn rmdir_cgroups(dir: &Path) -> Result<(), CgroupError> {
+    // The common case, a cgroup with no cgroup below it, needs no listing
+    // (which reads every control file's entry); any failure, such as
+    // EBUSY for child cgroups, takes the careful way below.
+    if rmdir_if_empty(dir) {
+        return Ok(());
+    }
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             for entry in entries {
@@ -360,6 +366,16 @@ pub(super) fn rmdir_cgroups(dir: &Path) -> Result<(), CgroupError> {
         Err(e) => return Err(io_error(dir, e)),
     }
     rmdir_retrying(dir)
+}
+
+/// One `rmdir` of `dir`: whether it is gone (removed now, or missing).
+/// Any failure, such as a cgroup still holding a task or a child, is left
+/// to [`rmdir_cgroups`] after the caller killed what is inside.
+pub(super) fn rmdir_if_empty(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == ErrorKind::NotFound,
+    }
 }
 
 /// `rmdir` that treats a missing directory as done and retries briefly

@@ -118,7 +118,8 @@ pub struct CgroupUsage {
 #[derive(Debug)]
 pub struct CgroupController {
     backend: Backend,
-    /// Set once `remove` has succeeded, so that it and `Drop` are no-ops.
+    /// Set once `remove` has succeeded, or the cgroup was handed on by
+    /// [`keep`](Self::keep), so that `remove` and `Drop` are no-ops.
     removed: bool,
 }
 
@@ -567,6 +568,18 @@ impl CgroupController {
         if self.removed {
             return Ok(());
         }
+        // The usual cgroup here is empty already (a box dies with its PID
+        // namespace): one rmdir per directory removes it, and the kernel
+        // refuses (EBUSY) while a task or a child cgroup is left, so only
+        // then is the tree killed, waited for and walked.
+        let mut gone = true;
+        for dir in self.paths() {
+            gone &= files::rmdir_if_empty(&dir);
+        }
+        if gone {
+            self.removed = true;
+            return Ok(());
+        }
         self.kill_all()?;
         let mut first_error = None;
         for dir in self.paths() {
@@ -582,6 +595,19 @@ impl CgroupController {
                 Ok(())
             }
         }
+    }
+}
+
+impl CgroupController {
+    /// Lets go of this cgroup without removing it: its directories stay
+    /// for a later keeper to reuse ([`placed`](Self::placed) takes an
+    /// existing, empty instance) or to remove
+    /// ([`existing`](Self::existing)). A numbered box keeps its cgroup from
+    /// its first run to its cleanup: made and removed on every run in every
+    /// v1 hierarchy, it cost six `mkdir`/`rmdir` a run, and a v1 memory
+    /// cgroup's removal is slow.
+    pub fn keep(mut self) {
+        self.removed = true;
     }
 }
 

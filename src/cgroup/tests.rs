@@ -227,10 +227,9 @@ fn v1_instance_inherits_cpuset_and_lists_every_hierarchy() {
     let cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
     assert_eq!(cgroup.version(), CgroupVersion::V1);
     assert!(cgroup.directory_fd().is_none());
-    let canonical = root.path().canonicalize().unwrap();
     let expected: Vec<PathBuf> = V1_CONTROLLERS
         .iter()
-        .map(|c| canonical.join(c).join("isobox/box"))
+        .map(|c| root.path().join(c).join("isobox/box"))
         .collect();
     assert_eq!(cgroup.paths(), expected);
     let cpuset = root.path().join("cpuset/isobox");
@@ -238,6 +237,35 @@ fn v1_instance_inherits_cpuset_and_lists_every_hierarchy() {
     assert_eq!(read(cpuset.join("cpuset.mems")), "0");
     assert_eq!(read(cpuset.join("box/cpuset.cpus")), "0-3");
     assert_eq!(read(cpuset.join("box/cpuset.mems")), "0");
+}
+
+#[test]
+fn v1_co_mounted_controllers_are_one_hierarchy() {
+    // As systemd mounts them: one `cpu,cpuacct` hierarchy, reached through
+    // two links.
+    let root = fake_v1(Some("box"));
+    let shared = root.path().join("cpu,cpuacct");
+    fs::rename(root.path().join("cpuacct"), &shared).unwrap();
+    fs::remove_dir_all(root.path().join("cpu")).unwrap();
+    touch(&shared.join("isobox/box"), &v1_files("cpu"));
+    std::os::unix::fs::symlink("cpu,cpuacct", root.path().join("cpuacct")).unwrap();
+    std::os::unix::fs::symlink("cpu,cpuacct", root.path().join("cpu")).unwrap();
+    let cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
+    let paths = cgroup.paths();
+    assert_eq!(
+        paths,
+        ["memory", "pids", "cpuacct", "cpuset"].map(|c| root.path().join(c).join("isobox/box"))
+    );
+    assert!(shared.join("isobox/box").is_dir());
+    // The cpu weight lands in the shared hierarchy, written once.
+    cgroup
+        .apply_limits(&CgroupLimits {
+            cpu_shares: Some(512),
+            ..CgroupLimits::default()
+        })
+        .unwrap();
+    assert_eq!(read(shared.join("isobox/box/cpu.shares")), "512");
+    cgroup.keep();
 }
 
 #[test]

@@ -35,13 +35,25 @@ impl Hierarchies {
     /// `optional` asks for them, since every hierarchy joined costs a
     /// directory and a move per run.
     fn find(root: &Path, optional: OptionalControllers) -> Result<Self, CgroupError> {
-        let resolve = |controller: &str| -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        // Co-mounted controllers (such as `cpu -> cpu,cpuacct`) are one
+        // hierarchy under two names: told apart by the mount's device and
+        // the directory's inode, each named by the first path found for
+        // it. (Resolving every path instead cost a readlink per component
+        // of each of the five paths, on every command-line run.)
+        let mut distinct: Vec<(PathBuf, (u64, u64))> = Vec::new();
+        let mut resolve = |controller: &str| -> Option<PathBuf> {
             let dir = root.join(controller);
-            if !is_hierarchy(&dir) {
+            let meta = std::fs::metadata(&dir).ok()?;
+            if !meta.is_dir() || !is_hierarchy(&dir) {
                 return None;
             }
-            // Symlinks such as cpu -> cpu,cpuacct must compare equal.
-            Some(dir.canonicalize().unwrap_or(dir))
+            let identity = (meta.dev(), meta.ino());
+            if let Some((known, _)) = distinct.iter().find(|(_, seen)| *seen == identity) {
+                return Some(known.clone());
+            }
+            distinct.push((dir.clone(), identity));
+            Some(dir)
         };
         let (memory, pids, cpuacct) = match (resolve("memory"), resolve("pids"), resolve("cpuacct"))
         {
@@ -53,23 +65,11 @@ impl Hierarchies {
                 )))
             }
         };
-        let cpu = resolve("cpu").filter(|_| optional.cpu_weight);
-        let cpuset = resolve("cpuset").filter(|_| optional.cpuset);
-        let mut distinct: Vec<PathBuf> = Vec::new();
-        for dir in [
-            Some(&memory),
-            Some(&pids),
-            Some(&cpuacct),
-            cpu.as_ref(),
-            cpuset.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if !distinct.contains(dir) {
-                distinct.push(dir.clone());
-            }
-        }
+        // Looked up only when wanted, so that a hierarchy left out is not
+        // among the distinct ones either.
+        let cpu = optional.cpu_weight.then(|| resolve("cpu")).flatten();
+        let cpuset = optional.cpuset.then(|| resolve("cpuset")).flatten();
+        let distinct = distinct.into_iter().map(|(dir, _)| dir).collect();
         Ok(Self {
             memory,
             pids,

@@ -114,7 +114,7 @@ impl ProcessExecutor {
             namespaces,
             seccomp,
             network,
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            cpus: online_cpus(),
             credentials,
             _uid_claim: uid_claim,
             workdir: None,
@@ -247,6 +247,24 @@ impl ProcessExecutor {
         self.cgroup
             .as_ref()
             .map_or_else(Vec::new, CgroupController::paths)
+    }
+
+    /// Like [`cleanup`](Self::cleanup) and drop, but hands the executor's
+    /// cgroup (and memory-only cgroup) on instead of removing it: it stays
+    /// for the next executor of the same
+    /// [`instance_id`](IsolateConfig::instance_id), which reuses it when it
+    /// is empty, or for whoever owns that name to remove. Each run still
+    /// gets a fresh cgroup of its own below it, so nothing of one run shows
+    /// in the next. The isolate face keeps a box's cgroup from its first
+    /// run to `--cleanup`; the box's lock keeps two keepers off it.
+    pub fn close_keeping_cgroups(mut self) -> Result<()> {
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.keep();
+        }
+        if let Some(guard) = self.memory_guard.take() {
+            guard.keep();
+        }
+        self.cleanup()
     }
 
     /// Removes the executor's cgroup, and the working directory when the
@@ -382,6 +400,34 @@ fn network_namespace(config: &IsolateConfig, namespaces: bool) -> Result<Option<
     Ok(Some(netns))
 }
 
+/// How many CPUs are online: an upper bound of how many the box can use at
+/// once (its affinity is the keeper's, within the online ones), so CPU
+/// checks paced by it come early rather than late. Read from one sysfs
+/// file: `available_parallelism` reads the keeper's own cgroup quota too
+/// (four files and a `sched_getaffinity`), which does not bound the box,
+/// and cost every command-line run a few dozen µs. 1 when unreadable.
+fn online_cpus() -> u32 {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| count_cpu_list(list.trim()))
+        .filter(|&count| count > 0)
+        .unwrap_or(1)
+}
+
+/// The number of CPUs in a kernel CPU list such as `0-3,5,8-9`.
+fn count_cpu_list(list: &str) -> Option<u32> {
+    list.split(',').try_fold(0u32, |count, part| {
+        let (first, last) = match part.split_once('-') {
+            Some((first, last)) => (first.parse::<u32>().ok()?, last.parse::<u32>().ok()?),
+            None => {
+                let only = part.parse::<u32>().ok()?;
+                (only, only)
+            }
+        };
+        count.checked_add(last.checked_sub(first)?.checked_add(1)?)
+    })
+}
+
 /// The system-call filter of every run, compiled once.
 fn seccomp_policy(config: &IsolateConfig, has_cgroup: bool) -> Result<Option<SeccompPolicy>> {
     if !config.seccomp {
@@ -394,4 +440,20 @@ fn seccomp_policy(config: &IsolateConfig, has_cgroup: bool) -> Result<Option<Sec
     };
     let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)?;
     Ok(Some(policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_cpu_list;
+
+    #[test]
+    fn cpu_lists_are_counted_and_garbage_is_refused() {
+        assert_eq!(count_cpu_list("0"), Some(1));
+        assert_eq!(count_cpu_list("0-1"), Some(2));
+        assert_eq!(count_cpu_list("0-3,5,8-9"), Some(7));
+        assert_eq!(count_cpu_list(""), None);
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list("0-x"), None);
+        assert!(super::online_cpus() >= 1);
+    }
 }

@@ -204,11 +204,17 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
 /// state belongs to no one yet.
 fn check_owner(locked: &LockedBox, caller_uid: u32) -> Result<()> {
     match locked.recorded_owner() {
-        Some((owner, _)) if caller_uid != 0 && owner != caller_uid => {
-            bail!("this box belongs to a different user (uid {owner})")
-        }
-        _ => Ok(()),
+        Some((owner, _)) => check_owner_is(owner, caller_uid),
+        None => Ok(()),
     }
+}
+
+/// [`check_owner`] with the owner already read.
+fn check_owner_is(owner: u32, caller_uid: u32) -> Result<()> {
+    if caller_uid != 0 && owner != caller_uid {
+        bail!("this box belongs to a different user (uid {owner})")
+    }
+    Ok(())
 }
 
 /// A caller who is not root may bind only what it can read itself (and
@@ -312,10 +318,18 @@ fn run(
     }
     check_sources(config, parsed, caller_uid)?;
     let locked = lock(config, parsed)?;
-    check_owner(&locked, caller_uid)?;
-    let state = locked
-        .ready_for_run(parsed.cg)
-        .map_err(|error| explain(error, parsed))?;
+    // The state file is read once: its owner is checked first, as for the
+    // other actions, then whether the box can run.
+    let ready = locked.ready_for_run(parsed.cg);
+    match &ready {
+        Ok(state) => check_owner_is(state.owner_uid, caller_uid)?,
+        Err(_) => check_owner(&locked, caller_uid)?,
+    }
+    let state = ready.map_err(|error| explain(error, parsed))?;
+    // A run whose keeper was killed may have left its box running (until
+    // the proxy's parent-death signal lands): stopped before the box is
+    // handed over and before the box's cgroup is reused.
+    locked.stop_proxy()?;
     // The program's files belong to the box user during the run and to
     // the box's owner after it; special files go, as in isolate.
     locked.prepare_for_run()?;
@@ -345,8 +359,9 @@ fn run(
 
     let mut executor = ProcessExecutor::new(run_config)?;
     let outcome = executor.execute_with_stdin(command, stdin);
-    let cleaned = executor.cleanup();
-    drop(executor);
+    // The box's cgroup stays until --cleanup (each run has its own below
+    // it); what a dead keeper left there was stopped above.
+    let cleaned = executor.close_keeping_cgroups();
     let given_back = locked.give_back(&state, parsed.special_files);
     let result = outcome?;
     // The program's verdict stands; these only need the admin's eyes.
