@@ -348,6 +348,21 @@ impl V1Cgroup {
         })
     }
 
+    pub(super) fn reset_counters(&self) -> Result<(), CgroupError> {
+        // Strict whatever the policy: a counter left running would put an
+        // earlier run's figures into the next one.
+        let cpu = self.dir(&self.hierarchies.cpuacct).join("cpuacct.usage");
+        files::write_file(&cpu, "0").map_err(|source| files::io_error(&cpu, source))?;
+        let peak = self
+            .dir(&self.hierarchies.memory)
+            .join("memory.max_usage_in_bytes");
+        files::write_file(&peak, "0").map_err(|source| files::io_error(&peak, source))
+    }
+
+    pub(super) fn memory_file(&self, name: &str) -> PathBuf {
+        self.dir(&self.hierarchies.memory).join(name)
+    }
+
     /// v1 has no `cgroup.kill`: signal every task until none is left.
     pub(super) fn kill_all(&self) -> Result<(), CgroupError> {
         files::kill_and_wait(&self.paths(), true)

@@ -84,6 +84,76 @@ impl MountPlan {
     }
 }
 
+impl MountPlan {
+    /// Child side, in a box entered earlier with [`enter`](Self::enter)
+    /// and with no process of the program left: unmounts every fresh
+    /// writable filesystem of the plan (`/tmp`, `/dev/shm`, ...) and mounts
+    /// an empty one in its place, so nothing a run wrote there outlives it.
+    /// On failure returns the step's index and errno.
+    ///
+    /// Only for a plan whose [`renewable`](Self::renewable) is true: the
+    /// mount points are found by name, through directories only root can
+    /// change.
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls; call in the box's mount namespace,
+    /// after the pivot.
+    pub(crate) unsafe fn renew(&self) -> Result<(), (u32, i32)> {
+        // SAFETY: a static C string.
+        let root = unsafe {
+            libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if root < 0 {
+            return Err((self.steps.len() as u32, errno()));
+        }
+        let root = ChildFd(root);
+        for &index in &self.renew {
+            let Step::Mount {
+                fstype,
+                options,
+                attributes,
+                target,
+            } = &self.steps[index]
+            else {
+                continue;
+            };
+            let failed = |errno| (index as u32, errno);
+            // The path on the stack: no allocation in the holder.
+            let mut path = [0u8; 4096];
+            let mut len = 0;
+            for part in &target.parts {
+                let bytes = part.as_bytes();
+                if len + 1 + bytes.len() + 1 > path.len() {
+                    return Err(failed(libc::ENAMETOOLONG));
+                }
+                path[len] = b'/';
+                path[len + 1..len + 1 + bytes.len()].copy_from_slice(bytes);
+                len += 1 + bytes.len();
+            }
+            if len == 0 {
+                return Err(failed(libc::EINVAL));
+            }
+            // SAFETY: `path` is NUL-terminated (zeroed beyond `len`).
+            let unmounted = unsafe {
+                libc::umount2(
+                    path.as_ptr().cast(),
+                    libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW,
+                )
+            };
+            if unmounted != 0 {
+                return Err(failed(errno()));
+            }
+            // SAFETY: the caller's contract; strings prepared before the fork.
+            unsafe { mount_fresh(root.0, fstype, options, *attributes, target) }
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+}
+
 /// The directories the child-side walks start from.
 #[derive(Clone, Copy)]
 struct Dirs {
