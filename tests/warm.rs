@@ -100,7 +100,10 @@ fn a_pooled_box_stays_warm_and_its_holder_is_alone_between_runs() {
     let (pool, base_dir) = pool("alive");
     let first = box_pid(&pool);
     let second = box_pid(&pool);
-    assert!(second > first, "the box was rebuilt: pids {first}, {second}");
+    assert!(
+        second > first,
+        "the box was rebuilt: pids {first}, {second}"
+    );
     assert_eq!(holder_pids(&pool).len(), 1, "only the holder between runs");
     finish(pool, &base_dir);
 }
@@ -234,7 +237,10 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
     assert!(result.stdout.contains("kill 1: EPERM\n"), "{result:?}");
     let result = run(&pool, "kill -USR1 1; kill -KILL 1; kill -STOP 1; echo $?");
     assert!(result.stdout.ends_with("1\n"), "{result:?}");
-    assert!(box_pid(&pool) > before, "the holder was hurt: the box was rebuilt");
+    assert!(
+        box_pid(&pool) > before,
+        "the holder was hurt: the box was rebuilt"
+    );
     finish(pool, &base_dir);
 }
 

@@ -128,12 +128,10 @@ impl ProcessExecutor {
         } = keeper;
         let start = std::time::Instant::now();
         let proxy = start_box(&plan.spec, box_ends, cgroup.or(guard))?;
-        let watched = self
-            .release(&proxy, cgroup.or(guard), go)
-            .and_then(|()| {
-                let ended = proxy.pidfd.as_fd();
-                self.watch(&proxy, ended, cgroup, &mut streams, start)
-            });
+        let watched = self.release(&proxy, cgroup.or(guard), go).and_then(|()| {
+            let ended = proxy.pidfd.as_fd();
+            self.watch(&proxy, ended, cgroup, &mut streams, start)
+        });
         let (killed_for, wall) = match watched {
             Ok(watched) => watched,
             Err(err) => {

@@ -32,6 +32,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::mounts::{RenewMark, MAX_RENEWED};
 use super::proxy::{self, INMATE_PID};
 use super::report::{read_reports, ChildReport, RawReport};
 use super::{
@@ -440,10 +441,7 @@ fn socket_pair() -> Result<(OwnedFd, OwnedFd), JailError> {
         )
     };
     if made != 0 {
-        return Err(syscall_error(
-            "socketpair",
-            std::io::Error::last_os_error(),
-        ));
+        return Err(syscall_error("socketpair", std::io::Error::last_os_error()));
     }
     // SAFETY: socketpair succeeded: both descriptors are open and ours.
     let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -516,6 +514,15 @@ unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> 
             fail_at(report, Stage::Filesystem, errno, step);
         }
     }
+    // What the fresh writable mounts look like: a run that leaves them so
+    // costs no remount.
+    let mut marks: [Option<RenewMark>; MAX_RENEWED] = [None; MAX_RENEWED];
+    if let Some(mounts) = &spec.mounts {
+        // SAFETY: as for the first step, after the pivot.
+        if let Err((step, errno)) = unsafe { mounts.renew(&mut marks, false) } {
+            fail_at(report, Stage::Filesystem, errno, step);
+        }
+    }
     // SAFETY: as for the first step.
     unsafe { proxy::start_session(false, report) };
     // SAFETY: prctl and fcntl on the calling process and its own socket.
@@ -535,7 +542,7 @@ unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> 
     loop {
         // SAFETY: the holder's loop, after its setup (see above); the
         // region is mapped at `plan` in this process too.
-        unsafe { serve(spec, plan, fds.socket, oom_score) };
+        unsafe { serve(spec, plan, fds.socket, oom_score, &mut marks) };
     }
 }
 
@@ -619,10 +626,8 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
                 );
             }
         }
-        let whole = got == 1
-            && byte == GO
-            && count == 4
-            && message.msg_flags & libc::MSG_CTRUNC == 0;
+        let whole =
+            got == 1 && byte == GO && count == 4 && message.msg_flags & libc::MSG_CTRUNC == 0;
         if !whole {
             // Closed by the keeper (0), or not our protocol: end the box.
             // SAFETY: _exit is async-signal-safe.
@@ -638,7 +643,13 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
 ///
 /// # Safety
 /// A step of [`holder_main`].
-unsafe fn serve(spec: &JailSpec, plan: *const RunPlan, socket: RawFd, oom_score: RawFd) {
+unsafe fn serve(
+    spec: &JailSpec,
+    plan: *const RunPlan,
+    socket: RawFd,
+    oom_score: RawFd,
+    marks: &mut [Option<RenewMark>; MAX_RENEWED],
+) {
     // SAFETY: as on this function.
     let [stdin, stdout, stderr, report] = unsafe { receive_go(socket) };
     // The inmate must be the OOM killer's first choice, never immune.
@@ -673,7 +684,7 @@ unsafe fn serve(spec: &JailSpec, plan: *const RunPlan, socket: RawFd, oom_score:
     let renewed = match &spec.mounts {
         // SAFETY: in the box, after the pivot, with no process of the run
         // left.
-        Some(mounts) => unsafe { mounts.renew() }.is_ok(),
+        Some(mounts) => unsafe { mounts.renew(marks, true) }.is_ok(),
         None => true,
     };
     if !send_byte(socket, if renewed { DONE } else { BROKEN }) || !renewed {

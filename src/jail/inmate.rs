@@ -104,11 +104,7 @@ unsafe fn open_stdio_files(spec: &JailSpec, report: RawFd) {
 ///
 /// # Safety
 /// A step of [`inmate_main`] or of a warm box's inmate.
-pub(super) unsafe fn open_stdio(
-    files: [Option<&CStr>; 3],
-    stderr_to_stdout: bool,
-    report: RawFd,
-) {
+pub(super) unsafe fn open_stdio(files: [Option<&CStr>; 3], stderr_to_stdout: bool, report: RawFd) {
     for (fd, file) in files.into_iter().enumerate() {
         let Some(file) = file else {
             continue;

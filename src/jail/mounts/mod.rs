@@ -15,7 +15,7 @@ use crate::sys;
 
 mod enter;
 
-pub(crate) use enter::make_mounts_private;
+pub(crate) use enter::{make_mounts_private, RenewMark, MAX_RENEWED};
 
 /// Host directory the box root is mounted on. Every box mounts its own
 /// tmpfs there inside its own mount namespace, so one directory serves all.
@@ -472,9 +472,12 @@ impl MountPlan {
                 return false;
             };
             let inside: std::path::PathBuf = std::iter::once(Path::new("/"))
-                .chain(target.parts.iter().map(|part| {
-                    Path::new(std::ffi::OsStr::from_bytes(part.as_bytes()))
-                }))
+                .chain(
+                    target
+                        .parts
+                        .iter()
+                        .map(|part| Path::new(std::ffi::OsStr::from_bytes(part.as_bytes()))),
+                )
                 .collect();
             !builder
                 .writable
