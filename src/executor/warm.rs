@@ -65,6 +65,12 @@ pub(super) struct WarmBox {
     key: BoxKey,
     /// Memory the cgroup held with the holder alone, just after the build.
     footprint: u64,
+    /// The limits last written into the cgroup (unchanged ones are not
+    /// written again).
+    limits: Option<CgroupLimits>,
+    /// The cgroup's OOM kills and pids-limit hits so far: counters that
+    /// never start over, so a run's are what it adds.
+    counted: (u64, u64),
 }
 
 /// The executor's warm box, if any, and what it knows about building one.
@@ -158,12 +164,15 @@ impl ProcessExecutor {
         let holder = Holder::spawn(&plan.spec, &tasks)?;
         drop(tasks);
         let footprint = cgroup.memory_usage()?;
+        let usage = cgroup.usage()?;
         tracing::debug!(pid = holder.proxy().pid, footprint, "warm box built");
         Ok(Some(WarmBox {
             holder,
             cgroup,
             key,
             footprint,
+            limits: None,
+            counted: (usage.oom_kills, usage.pids_limit_hits),
         }))
     }
 
@@ -174,8 +183,8 @@ impl ProcessExecutor {
         spec: &jail::JailSpec,
         stdin: Stdin,
     ) -> (Result<RunFacts>, bool) {
-        let before = match self.ready_cgroup(warm) {
-            Ok(before) => before,
+        let leftover = match self.ready_cgroup(warm) {
+            Ok(leftover) => leftover,
             Err(err) => return (Err(err), false),
         };
         let (box_ends, keeper) = match self.pipes(stdin) {
@@ -239,44 +248,49 @@ impl ProcessExecutor {
             ..RunFacts::default()
         };
         self.take_reports(&mut facts, spec, reports, holder_status);
-        match warm.cgroup.usage() {
-            Ok(after) => facts.measured_by(&CgroupUsage {
-                cpu_time: after.cpu_time,
-                memory_peak: after.memory_peak.saturating_sub(before.leftover),
-                oom_kills: after.oom_kills.saturating_sub(before.usage.oom_kills),
-                pids_limit_hits: after
-                    .pids_limit_hits
-                    .saturating_sub(before.usage.pids_limit_hits),
-            }),
+        let after = match warm.cgroup.usage() {
+            Ok(after) => after,
             Err(err) => return (Err(err.into()), false),
-        }
+        };
+        let (oom_kills, pids_limit_hits) = warm.counted;
+        warm.counted = (after.oom_kills, after.pids_limit_hits);
+        facts.measured_by(&CgroupUsage {
+            cpu_time: after.cpu_time,
+            memory_peak: after.memory_peak.saturating_sub(leftover),
+            oom_kills: after.oom_kills.saturating_sub(oom_kills),
+            pids_limit_hits: after.pids_limit_hits.saturating_sub(pids_limit_hits),
+        });
         (Ok(facts), healthy)
     }
 
-    /// Writes the run's limits into the box's cgroup and starts its
-    /// counters over; what the cgroup counted so far.
-    fn ready_cgroup(&self, warm: &WarmBox) -> Result<Baseline> {
-        let usage = warm.cgroup.usage()?;
+    /// Writes the run's limits into the box's cgroup (where they changed)
+    /// and starts its counters over. Returns the memory the cgroup holds
+    /// beyond the holder's own: it is added to the limit (in whole MiB, so
+    /// that a few pages more or less do not mean a write) and taken off the
+    /// peak.
+    fn ready_cgroup(&self, warm: &mut WarmBox) -> Result<u64> {
+        const MIB: u64 = 1 << 20;
         let leftover = warm.cgroup.memory_usage()?.saturating_sub(warm.footprint);
+        let allowance = if leftover < MIB {
+            0
+        } else {
+            leftover.div_ceil(MIB) * MIB
+        };
         let limits = self.run_limits();
-        warm.cgroup.apply_limits(&CgroupLimits {
-            memory: limits.memory.map(|bytes| bytes.saturating_add(leftover)),
+        let limits = CgroupLimits {
+            memory: limits.memory.map(|bytes| bytes.saturating_add(allowance)),
             ..limits
-        })?;
+        };
+        if warm.limits.as_ref() != Some(&limits) {
+            warm.limits = None;
+            warm.cgroup.apply_limits(&limits)?;
+            warm.limits = Some(limits);
+        }
         if !warm.cgroup.reset_counters()? {
             return Err(crate::error::IsolateError::Config(
                 "the warm box's cgroup cannot reset its counters".into(),
             ));
         }
-        Ok(Baseline { usage, leftover })
+        Ok(leftover)
     }
-}
-
-/// The box's cgroup before a run.
-struct Baseline {
-    /// Its counters (those that never start over are subtracted).
-    usage: CgroupUsage,
-    /// Memory held beyond the holder's own: added to the limit, taken off
-    /// the peak.
-    leftover: u64,
 }

@@ -45,6 +45,9 @@ use crate::sys::errno;
 /// environment do not fit runs cold.
 const REGION_SIZE: usize = 4 << 20;
 
+/// Bytes of the stack each inmate starts on (below it, a guard page).
+const INMATE_STACK: usize = 1 << 20;
+
 /// Holder to keeper: the box is built.
 const READY: u8 = 1;
 /// Keeper to holder: run the plan, with these descriptors.
@@ -113,6 +116,54 @@ impl Drop for Region {
     }
 }
 
+/// The inmates' stack, mapped before the clone: the holder's copy is its
+/// own (a private mapping), the keeper's is unmapped once the holder runs.
+struct Stack {
+    base: *mut u8,
+}
+
+impl Stack {
+    const LEN: usize = INMATE_STACK + 4096;
+
+    fn new() -> Result<Self, JailError> {
+        // SAFETY: an anonymous private mapping with no address hint; the
+        // result is checked before use.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(syscall_error("mmap", std::io::Error::last_os_error()));
+        }
+        let stack = Self { base: base.cast() };
+        // SAFETY: the lowest page of the mapping just made: a stack that
+        // overflows faults instead of writing below it.
+        if unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) } != 0 {
+            return Err(syscall_error("mprotect", std::io::Error::last_os_error()));
+        }
+        Ok(stack)
+    }
+
+    /// The top of the stack (it grows down), page aligned.
+    fn top(&self) -> *mut u8 {
+        // SAFETY: one past the end of the mapping.
+        unsafe { self.base.add(Self::LEN) }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.base.cast(), Self::LEN) };
+    }
+}
+
 /// Fills the region past the [`RunPlan`], bump by bump.
 struct Writer<'a> {
     region: &'a mut Region,
@@ -174,6 +225,8 @@ struct HolderFds {
     null: RawFd,
     netns: RawFd,
     cgroup_tasks: [RawFd; MAX_TASK_FILES],
+    /// Top of the inmates' stack.
+    stack: *mut u8,
 }
 
 /// A warm box's holder, as the keeper sees it.
@@ -200,6 +253,7 @@ impl Holder {
             ));
         }
         let region = Region::new()?;
+        let stack = Stack::new()?;
         let (socket, holder_end) = socket_pair()?;
         let (report_read, report_write) =
             crate::sys::pipe().map_err(|source| syscall_error("pipe", source))?;
@@ -212,6 +266,7 @@ impl Holder {
             null: null.as_raw_fd(),
             netns: spec.network_namespace.unwrap_or(-1),
             cgroup_tasks: [-1; MAX_TASK_FILES],
+            stack: stack.top(),
         };
         for (slot, file) in fds.cgroup_tasks.iter_mut().zip(tasks) {
             *slot = file.as_raw_fd();
@@ -229,7 +284,7 @@ impl Holder {
             }
             namespaces::Cloned::Parent { pid, pidfd } => (pid, pidfd),
         };
-        drop((holder_end, report_write, null));
+        drop((holder_end, report_write, null, stack));
         let mut holder = Self {
             proxy: Proxy {
                 pid,
@@ -542,7 +597,7 @@ unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> 
     loop {
         // SAFETY: the holder's loop, after its setup (see above); the
         // region is mapped at `plan` in this process too.
-        unsafe { serve(spec, plan, fds.socket, oom_score, &mut marks) };
+        unsafe { serve(spec, plan, fds, oom_score, &mut marks) };
     }
 }
 
@@ -646,21 +701,37 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
 unsafe fn serve(
     spec: &JailSpec,
     plan: *const RunPlan,
-    socket: RawFd,
+    fds: HolderFds,
     oom_score: RawFd,
     marks: &mut [Option<RenewMark>; MAX_RENEWED],
 ) {
+    let socket = fds.socket;
     // SAFETY: as on this function.
     let [stdin, stdout, stderr, report] = unsafe { receive_go(socket) };
     // The inmate must be the OOM killer's first choice, never immune.
     set_oom_score(oom_score, b"0");
-    // SAFETY: the child branch runs only warm_inmate (async-signal-safe).
-    let inmate = unsafe { namespaces::raw_fork() };
-    if inmate == 0 {
-        // SAFETY: we are the freshly forked inmate; the keeper wrote the
-        // plan before GO.
-        unsafe { warm_inmate(spec, &*plan, [stdin, stdout, stderr], report) };
-    }
+    let start = InmateStart {
+        spec,
+        plan,
+        stdio: [stdin, stdout, stderr],
+        report,
+    };
+    // Like vfork: the inmate borrows the holder's memory (no page table
+    // to copy, however large the keeper was when it made the holder) on
+    // a stack of its own, and the holder sleeps until it has executed
+    // or exited.
+    // SAFETY: the child runs only warm_inmate on its own stack, writing
+    // nothing of the holder's but errno, while the holder is suspended;
+    // `start` outlives it for the same reason. glibc's clone runs no
+    // handlers and takes no lock.
+    let inmate = unsafe {
+        libc::clone(
+            inmate_entry,
+            fds.stack.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&start as *const InmateStart<'_>).cast_mut().cast(),
+        )
+    };
     let fork_errno = errno();
     set_oom_score(oom_score, b"-1000");
     for fd in [stdin, stdout, stderr] {
@@ -690,6 +761,25 @@ unsafe fn serve(
     if !send_byte(socket, if renewed { DONE } else { BROKEN }) || !renewed {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(0) };
+    }
+}
+
+/// What the inmate is started with.
+struct InmateStart<'a> {
+    spec: &'a JailSpec,
+    plan: *const RunPlan,
+    stdio: [RawFd; 3],
+    report: RawFd,
+}
+
+/// Entry point of the inmate on its own stack.
+extern "C" fn inmate_entry(start: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `start` is the holder's InmateStart, alive while the holder
+    // waits for this child to execute or exit; the keeper wrote the plan
+    // before GO.
+    unsafe {
+        let start = &*start.cast_const().cast::<InmateStart<'_>>();
+        warm_inmate(start.spec, &*start.plan, start.stdio, start.report)
     }
 }
 
