@@ -6,7 +6,7 @@
 //! base directory. A [`Lease`] hands it out; dropping the lease resets it:
 //! the configuration goes back to the box's own, everything the run left in
 //! the working directory is removed, and the directory is checked to be
-//! empty, owned by root and not a link. Boxes are warm
+//! empty, owned by root and not a link. Boxes are warm from their second run
 //! ([`IsolateConfig::warm`]): their namespaces, filesystem and cgroup
 //! outlive a run, and the box itself renews `/tmp` and `/dev/shm`, kills
 //! what a run left and starts its counters over between runs. A box that

@@ -1,4 +1,4 @@
-//! Warm boxes (`IsolateConfig::warm`, on for the pool) under attack: each
+//! Warm boxes (`IsolateConfig::warm`, on by default) under attack: each
 //! test runs something through a box that is meant to survive into the next
 //! run, then checks from the next run (and from the host) that it did not.
 //! A box stays warm when its holder (pid 1 of the box) lives on: the shell's
@@ -27,6 +27,9 @@ fn pool(name: &str) -> (Pool, PathBuf) {
         box_size: Some(16 << 20),
     })
     .unwrap();
+    // A box is built for an executor's second run: the first is cold.
+    let first = run(&pool, "true");
+    assert_eq!(first.status, ExecutionStatus::Success, "{first:?}");
     (pool, base_dir)
 }
 

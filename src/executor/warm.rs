@@ -112,6 +112,9 @@ impl ProcessExecutor {
         }
         let mut warm = match self.warmth.warm_box.take() {
             Some(warm) if warm.key == key && warm.holder.is_alive() => warm,
+            // A box costs what a cold run costs: built only for an
+            // executor that is being reused.
+            _ if self.runs < 2 => return Err(stdin),
             _ => match self.build_warm_box(command, key.clone()) {
                 Ok(Some(warm)) => warm,
                 Ok(None) => {
