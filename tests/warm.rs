@@ -330,3 +330,98 @@ fn warm_and_cold_runs_agree() {
     cold.cleanup().unwrap();
     finish(pool, &base_dir);
 }
+
+/// `isobox serve --parallelism 1` on a free port: the child and its URL.
+fn start_server() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_isobox"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--parallelism", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("isobox serve: listening on ")
+                .map(str::to_string)
+        })
+        .expect("isobox serve did not start");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{address}/run"))
+}
+
+fn post(url: &str, script: &str) -> serde_json::Value {
+    let body = serde_json::json!({"cmd": [{
+        "args": ["/bin/sh", "-c", script],
+        "env": ["PATH=/usr/bin:/bin"],
+        "files": [{"content": ""}, {"name": "stdout", "max": 10240}, {"name": "stderr", "max": 10240}],
+        "cpuLimit": 60_000_000_000u64, "clockLimit": 60_000_000_000u64,
+        "memoryLimit": 268_435_456, "procLimit": 50
+    }]});
+    reqwest::blocking::Client::new()
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .and_then(|response| response.json())
+        .unwrap_or_default()
+}
+
+fn processes_with_argument(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == needle.as_bytes())
+            {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// The keeper dies in the middle of a warm run: the holder hears its
+/// socket close, kills the run and goes, taking the box with it.
+#[test]
+fn a_warm_box_dies_with_its_keeper() {
+    skip_unless_privileged!();
+    let (mut server, url) = start_server();
+    for _ in 0..2 {
+        assert_eq!(post(&url, "true")[0]["status"], "Accepted");
+    }
+    let running = {
+        let url = url.clone();
+        std::thread::spawn(move || post(&url, "exec sleep 31.25"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with_argument("31.25").is_empty() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_with_argument("31.25").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the run outlived its keeper by 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = running.join();
+    // A new server sweeps what the killed one left (its cgroups, mounts
+    // and directories), then stops cleanly.
+    let (mut sweeper, url) = start_server();
+    assert_eq!(post(&url, "true")[0]["status"], "Accepted");
+    // SAFETY: a signal to the server this test started and has not reaped.
+    unsafe { libc::kill(sweeper.id() as i32, libc::SIGTERM) };
+    sweeper.wait().unwrap();
+}
