@@ -45,6 +45,9 @@ use crate::sys::errno;
 /// environment do not fit runs cold.
 const REGION_SIZE: usize = 4 << 20;
 
+/// How long the holder may take to build the box.
+const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Bytes of the stack each inmate starts on (below it, a guard page).
 const INMATE_STACK: usize = 1 << 20;
 
@@ -297,7 +300,23 @@ impl Holder {
             region,
             reaped: None,
         };
-        if holder.receive_byte(0) == Some(READY) {
+        // A box that takes this long to build is stuck (a mount that
+        // hangs): it is killed rather than waited for.
+        let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+        let answered = loop {
+            let mut entries = [crate::sys::poll_entry(
+                holder.socket.as_raw_fd(),
+                crate::sys::POLLIN,
+            )];
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match crate::sys::poll(&mut entries, Some(left)) {
+                Ok(1) => break true,
+                // Interrupted (0 before the deadline): wait on.
+                Ok(_) if !left.is_zero() => {}
+                _ => break false,
+            }
+        };
+        if answered && holder.receive_byte(0) == Some(READY) {
             return Ok(holder);
         }
         holder.kill();
