@@ -762,6 +762,9 @@ unsafe fn serve(
         RawReport::setup_failed(Stage::ForkInmate, fork_errno, 0).send(report);
     } else {
         INMATE_PID.store(inmate, Ordering::Relaxed);
+        // A keeper that went while the inmate was starting (its SIGIO came
+        // before the pid was known) still ends the run.
+        keeper_gone(libc::SIGIO);
         // SAFETY: `inmate` is our child.
         let (status, usage) = unsafe { proxy::wait_for_inmate(inmate) };
         RawReport::inmate_exited(status, &usage).send(report);
