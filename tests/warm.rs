@@ -67,6 +67,19 @@ fn install(lease: &Lease, host_path: &str, name: &str) -> String {
     format!("/box/{name}")
 }
 
+/// Whether boxes are held here: cgroup v1 (on v2 every run is cold, and
+/// only the checks that hold for any box run).
+fn warm_here() -> bool {
+    let held = matches!(
+        isobox::cgroup::CgroupController::detect(None),
+        Ok((isobox::cgroup::CgroupVersion::V1, _))
+    );
+    if !held {
+        eprintln!("cgroup v2: boxes are not held; checking only what any box must do");
+    }
+    held
+}
+
 /// The shell's pid inside the box: 2 in a fresh box, more in a warm one.
 fn box_pid(pool: &Pool) -> u32 {
     let result = run(pool, "echo $$");
@@ -101,6 +114,9 @@ fn finish(pool: Pool, base_dir: &Path) {
 fn a_pooled_box_stays_warm_and_its_holder_is_alone_between_runs() {
     skip_unless_privileged!();
     let (pool, base_dir) = pool("alive");
+    if !warm_here() {
+        return finish(pool, &base_dir);
+    }
     let first = box_pid(&pool);
     let second = box_pid(&pool);
     assert!(
@@ -121,7 +137,9 @@ fn a_background_process_dies_with_its_run_and_costs_the_next_nothing() {
         "setsid sh -c 'sh -c \"while :; do :; done\" & exit 0' & sleep 0.2; echo left",
     );
     assert_eq!(result.stdout, "left\n", "{result:?}");
-    assert_eq!(holder_pids(&pool).len(), 1, "the spinner outlived its run");
+    if warm_here() {
+        assert_eq!(holder_pids(&pool).len(), 1, "the spinner outlived its run");
+    }
     let result = run(&pool, "sleep 0.5; ls /proc | grep -c '^[0-9]'");
     assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
     // The shell, ls and grep (the holder runs as root: hidden by hidepid).
@@ -219,6 +237,7 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
     let syscalls = hostile("syscalls");
     let killall = hostile("killall");
     let before = box_pid(&pool);
+    let warm = warm_here();
     let result = run_in(
         &pool,
         |lease| {
@@ -241,7 +260,7 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
     let result = run(&pool, "kill -USR1 1; kill -KILL 1; kill -STOP 1; echo $?");
     assert!(result.stdout.ends_with("1\n"), "{result:?}");
     assert!(
-        box_pid(&pool) > before,
+        !warm || box_pid(&pool) > before,
         "the holder was hurt: the box was rebuilt"
     );
     finish(pool, &base_dir);
@@ -251,6 +270,9 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
 fn a_holder_killed_from_outside_is_replaced() {
     skip_unless_privileged!();
     let (pool, base_dir) = pool("killed");
+    if !warm_here() {
+        return finish(pool, &base_dir);
+    }
     assert!(box_pid(&pool) >= 2);
     let holders = holder_pids(&pool);
     assert_eq!(holders.len(), 1);
@@ -284,7 +306,10 @@ fn a_killed_run_leaves_a_working_box() {
     );
     assert_eq!(cpu.status, ExecutionStatus::TimeLimit, "{cpu:?}");
     assert!(cpu.cpu_time >= 0.2 && cpu.cpu_time < 1.0, "{cpu:?}");
-    assert!(box_pid(&pool) > before, "the box survived its killed runs");
+    assert!(
+        !warm_here() || box_pid(&pool) > before,
+        "the box survived its killed runs"
+    );
     finish(pool, &base_dir);
 }
 
