@@ -240,7 +240,7 @@ impl Clocks<'_> {
 
 impl ProcessExecutor {
     /// The keeper's loop: moves data, enforces the clocks, and returns once
-    /// the run has ended (`ended` readable: the proxy's pidfd, or a warm
+    /// the run has ended (`ended_fd` readable: the proxy's pidfd, or a warm
     /// box's socket) and the output is drained. Returns why the box was
     /// killed, if it was, and the wall time until the run ended.
     pub(super) fn watch(
