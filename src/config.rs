@@ -267,6 +267,21 @@ pub struct IsolateConfig {
     /// settings. Off, the box runs in a session of its own with no
     /// controlling terminal, even when its stdio is a terminal.
     pub keep_terminal: bool,
+    /// Keep the box warm between runs of one executor (on by default):
+    /// from an executor's second run on, its namespaces, filesystem and
+    /// cgroup are built once, by a long-lived holder process (pid 1 of the
+    /// box), and each run is a fork of it; a one-shot executor never builds
+    /// one. Between runs every
+    /// process of the run is killed, `/tmp` and `/dev/shm` are mounted
+    /// afresh, each run gets a new IPC namespace, and the cgroup's counters
+    /// start over, so a run sees and measures nothing of the one before.
+    /// The directory rules' host paths are looked up when the box is built,
+    /// not at each run. Used where the box can be held (cgroup v1 with
+    /// namespaces and a cgroup, no `inherit_fds`, `keep_terminal` or
+    /// `proxy_record`); any other run, and any run after the holder failed,
+    /// builds its box anew as without this setting. [`crate::pool`] keeps
+    /// it on for its boxes.
+    pub warm: bool,
 }
 
 impl Default for IsolateConfig {
@@ -318,6 +333,7 @@ impl Default for IsolateConfig {
             inherit_fds: false,
             inherit_stdout_stderr: false,
             keep_terminal: false,
+            warm: true,
         }
     }
 }

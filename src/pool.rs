@@ -6,9 +6,12 @@
 //! base directory. A [`Lease`] hands it out; dropping the lease resets it:
 //! the configuration goes back to the box's own, everything the run left in
 //! the working directory is removed, and the directory is checked to be
-//! empty, owned by root and not a link. `/tmp` needs no reset: every run
-//! mounts a fresh one. A box that fails its reset is destroyed and a new
-//! one is made in its place when next needed.
+//! empty, owned by root and not a link. Boxes are warm from their second run
+//! ([`IsolateConfig::warm`]): their namespaces, filesystem and cgroup
+//! outlive a run, and the box itself renews `/tmp` and `/dev/shm`, kills
+//! what a run left and starts its counters over between runs. A box that
+//! fails its reset is destroyed and a new one is made in its place when
+//! next needed.
 //!
 //! At most `size` boxes exist and are leased at once; at most `queue`
 //! callers wait for one, and one more is refused with
@@ -436,6 +439,8 @@ impl Shared {
         let config = IsolateConfig {
             workdir: workdir.clone(),
             instance_id: format!("{}-box{id}", self.config.template.instance_id),
+            // A pooled box serves run after run: keep it built.
+            warm: true,
             ..self.config.template.clone()
         };
         let executor = match ProcessExecutor::new(config.clone()) {

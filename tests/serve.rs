@@ -1032,10 +1032,12 @@ fn cpu_controls_and_proc_peak() {
         assert_eq!(status, 400, "{bad}: {answer}");
     }
 
-    // Three processes at most: the shell and two sleeps.
+    // Three processes at most: the shell and two sleeps. On cgroup v1 the
+    // pool's boxes are warm: their cgroup outlives a run, and the kernel's
+    // peak cannot be started over, so no figure is given.
     let peak = server.run(sh("sleep 0.2 & sleep 0.2 & wait"));
     assert_eq!(peak["status"], "Accepted", "{peak}");
-    let counted = Path::new(if v2 {
+    let counted = v2 && Path::new(if v2 {
         "/sys/fs/cgroup/isobox/pids.peak"
     } else {
         "/sys/fs/cgroup/pids/isobox/pids.peak"

@@ -545,6 +545,29 @@ impl CgroupController {
         }
     }
 
+    /// Starts the cgroup's CPU-time and peak-memory counters over, for a
+    /// cgroup that outlives one run (a warm box): `cpuacct.usage` to 0 and
+    /// `memory.max_usage_in_bytes` to the current usage. Counters that
+    /// cannot be reset (OOM kills, pids-limit hits) are read before and
+    /// after a run instead. `Ok(false)` where the counters cannot be reset
+    /// this way (cgroup v2 is not supported yet).
+    pub fn reset_counters(&self) -> Result<bool, CgroupError> {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.reset_counters().map(|()| true),
+            Backend::V2(_) => Ok(false),
+        }
+    }
+
+    /// Memory the cgroup's tasks and files hold now, in bytes (v1
+    /// `memory.usage_in_bytes`, v2 `memory.current`).
+    pub fn memory_usage(&self) -> Result<u64, CgroupError> {
+        let path = match &self.backend {
+            Backend::V1(cgroup) => cgroup.memory_file("memory.usage_in_bytes"),
+            Backend::V2(cgroup) => cgroup.paths()[0].join("memory.current"),
+        };
+        files::parse_single(&path, &files::read_required(&path)?)
+    }
+
     /// Kills every task and waits until the cgroup is empty.
     ///
     /// Tasks of cgroups below this one are killed too: on v2 at once with

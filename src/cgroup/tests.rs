@@ -316,8 +316,18 @@ fn v1_writes_limits() {
     );
     assert_eq!(read(dir("pids").join("pids.max")), "max");
     assert_eq!(read(dir("cpu").join("cpu.shares")), "1024");
-    // Unset cpuset values stay as inherited.
-    assert_eq!(read(dir("cpuset").join("cpuset.cpus")), "1");
+    // A cgroup kept for another run keeps neither the quota nor the
+    // cpuset of the last one: both go back to what a new cgroup has.
+    assert_eq!(read(dir("cpu").join("cpu.cfs_quota_us")), "-1");
+    let parent = root.path().join("cpuset/isobox");
+    assert_eq!(
+        read(dir("cpuset").join("cpuset.cpus")),
+        read(parent.join("cpuset.cpus")).trim()
+    );
+    assert_eq!(
+        read(dir("cpuset").join("cpuset.mems")),
+        read(parent.join("cpuset.mems")).trim()
+    );
 }
 
 #[test]

@@ -260,21 +260,49 @@ impl V1Cgroup {
             (None, None) => {}
         }
 
-        if let Some(bandwidth) = &limits.cpu_bandwidth {
-            let cpu = self.hierarchies.cpu.as_ref();
-            // The period first: a new cgroup has no quota to check it against.
-            let period = files::micros(bandwidth.period);
-            self.write_optional(cpu, "cpu", "cpu.cfs_period_us", &period)?;
-            let quota = files::micros(bandwidth.quota);
-            self.write_optional(cpu, "cpu", "cpu.cfs_quota_us", &quota)?;
+        match (&limits.cpu_bandwidth, &self.hierarchies.cpu) {
+            (Some(bandwidth), cpu) => {
+                let cpu = cpu.as_ref();
+                // The period first: a new cgroup has no quota to check it against.
+                let period = files::micros(bandwidth.period);
+                self.write_optional(cpu, "cpu", "cpu.cfs_period_us", &period)?;
+                let quota = files::micros(bandwidth.quota);
+                self.write_optional(cpu, "cpu", "cpu.cfs_quota_us", &quota)?;
+            }
+            // A cgroup kept from run to run (a warm box) must not keep an
+            // earlier run's quota.
+            (None, Some(cpu)) => self
+                .policy
+                .write(&self.dir(cpu).join("cpu.cfs_quota_us"), "-1")?,
+            (None, None) => {}
         }
 
         let cpuset = self.hierarchies.cpuset.as_ref();
-        if let Some(cpus) = &limits.cpuset_cpus {
-            self.write_optional(cpuset, "cpuset", "cpuset.cpus", cpus)?;
+        for (file, wanted) in [
+            ("cpuset.cpus", &limits.cpuset_cpus),
+            ("cpuset.mems", &limits.cpuset_mems),
+        ] {
+            match (wanted, cpuset) {
+                (Some(value), _) => self.write_optional(cpuset, "cpuset", file, value)?,
+                // Unset means the parent's set, also in a kept cgroup whose
+                // earlier run had one of its own.
+                (None, Some(hierarchy)) => self.inherit_cpuset(hierarchy, file)?,
+                (None, None) => {}
+            }
         }
-        if let Some(mems) = &limits.cpuset_mems {
-            self.write_optional(cpuset, "cpuset", "cpuset.mems", mems)?;
+        Ok(())
+    }
+
+    /// Gives the cgroup its parent's `file` (`cpuset.cpus` or `cpuset.mems`)
+    /// when they differ.
+    fn inherit_cpuset(&self, hierarchy: &Path, file: &str) -> Result<(), CgroupError> {
+        let own = self.dir(hierarchy).join(file);
+        let Some(parent) = own.parent().and_then(Path::parent) else {
+            return Ok(());
+        };
+        let inherited = files::read_required(&parent.join(file))?;
+        if files::read_optional(&own)?.as_deref().map(str::trim) != Some(inherited.trim()) {
+            self.policy.write(&own, inherited.trim())?;
         }
         Ok(())
     }
@@ -355,6 +383,21 @@ impl V1Cgroup {
             // Only some kernels offer it on v1 (6.18 does).
             pids_peak: files::read_report_only(&pids.join("pids.peak")),
         })
+    }
+
+    pub(super) fn reset_counters(&self) -> Result<(), CgroupError> {
+        // Strict whatever the policy: a counter left running would put an
+        // earlier run's figures into the next one.
+        let cpu = self.dir(&self.hierarchies.cpuacct).join("cpuacct.usage");
+        files::write_file(&cpu, "0").map_err(|source| files::io_error(&cpu, source))?;
+        let peak = self
+            .dir(&self.hierarchies.memory)
+            .join("memory.max_usage_in_bytes");
+        files::write_file(&peak, "0").map_err(|source| files::io_error(&peak, source))
+    }
+
+    pub(super) fn memory_file(&self, name: &str) -> PathBuf {
+        self.dir(&self.hierarchies.memory).join(name)
     }
 
     /// v1 has no `cgroup.kill`: signal every task until none is left.

@@ -239,6 +239,9 @@ impl V2Cgroup {
                 "cpu.max",
                 &format!("{quota} {}", files::micros(bandwidth.period)),
             )?;
+        } else if self.dir.join("cpu.max").exists() {
+            // A cgroup kept from run to run must not keep an earlier quota.
+            write("cpu.max", "max")?;
         }
 
         if let Some(cpus) = &limits.cpuset_cpus {

@@ -13,12 +13,14 @@
 //!    the whole box with it; afterwards the cgroup is emptied and removed;
 //! 4. `verdict`: the verdict is derived from what the kernel measured.
 //!
-//! `workdir` holds the working directory, `uid` the one-shot uid claim.
+//! `workdir` holds the working directory, `uid` the one-shot uid claim,
+//! `warm` the box that outlives a run (`IsolateConfig::warm`).
 
 mod plan;
 mod spawn;
 mod uid;
 mod verdict;
+mod warm;
 mod watch;
 mod workdir;
 
@@ -74,6 +76,8 @@ pub struct ProcessExecutor {
     workdir: Option<Workdir>,
     last_usage: (f64, u64),
     runs: u64,
+    /// The warm box, when the configuration asks for one.
+    warmth: warm::Warmth,
 }
 
 impl ProcessExecutor {
@@ -120,6 +124,7 @@ impl ProcessExecutor {
             workdir: None,
             last_usage: (0.0, 0),
             runs: 0,
+            warmth: warm::Warmth::default(),
         })
     }
 
@@ -171,6 +176,10 @@ impl ProcessExecutor {
         }
         self.hand_over_workdir()?;
         self.runs += 1;
+        let stdin = match self.run_warm(command, stdin) {
+            Ok(facts) => return self.finish_warm_run(facts),
+            Err(stdin) => stdin,
+        };
         let run_cgroup = self.open_run_cgroup()?;
         let guard = match run_cgroup {
             None => self.open_memory_guard()?,
@@ -194,6 +203,19 @@ impl ProcessExecutor {
             // figures of a run without cgroups.
             facts.oom_kills = usage.oom_kills;
         }
+        Ok(facts.into_result(self.config.time_limit, self.absent_protections()))
+    }
+
+    /// The result of a run in the warm box.
+    fn finish_warm_run(&mut self, facts: Result<verdict::RunFacts>) -> Result<ExecutionResult> {
+        if let Some(workdir) = &mut self.workdir {
+            workdir.restore_owner();
+        }
+        let facts = facts?;
+        self.last_usage = (
+            facts.cpu_time.as_secs_f64(),
+            facts.memory_peak.unwrap_or_default(),
+        );
         Ok(facts.into_result(self.config.time_limit, self.absent_protections()))
     }
 
@@ -270,6 +292,7 @@ impl ProcessExecutor {
     /// Removes the executor's cgroup, and the working directory when the
     /// executor created it. Called by `Drop` when not called.
     pub fn cleanup(&mut self) -> Result<()> {
+        self.warmth.drop_box();
         if let Some(mut cgroup) = self.cgroup.take() {
             cgroup.remove()?;
         }

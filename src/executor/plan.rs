@@ -21,13 +21,27 @@ impl ProcessExecutor {
     /// Prepares a run of `command`; `has_cgroup` says whether the run has
     /// a cgroup of its own (else rlimits stand in for its limits).
     pub(super) fn plan(&self, command: &[String], has_cgroup: bool) -> Result<Plan> {
+        let isolation = self.isolation()?;
+        let in_box = isolation.mounts.is_some();
+        self.plan_with(command, has_cgroup, isolation, in_box)
+    }
+
+    /// Like [`plan`](Self::plan) with the isolation given (a warm box's
+    /// runs take theirs from the box); `in_box` says the program sees its
+    /// working directory at the box's mount point.
+    pub(super) fn plan_with(
+        &self,
+        command: &[String],
+        has_cgroup: bool,
+        isolation: jail::Isolation,
+        in_box: bool,
+    ) -> Result<Plan> {
         let mut environment = self.config.environment.clone();
         if !environment.iter().any(|(name, _)| name == "PATH") {
             environment.push(("PATH".into(), crate::config::DEFAULT_PATH.into()));
         }
-        let isolation = self.isolation()?;
         let seccomp = isolation.seccomp.is_some();
-        let (box_dir, cwd) = if isolation.mounts.is_some() {
+        let (box_dir, cwd) = if in_box {
             (
                 Path::new(crate::config::BOX_MOUNT_POINT),
                 self.config.inner_workdir.as_path(),

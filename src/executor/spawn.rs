@@ -17,11 +17,11 @@ use crate::jail::{self, BoxFds, CgroupEntry, ChildReport, JailSpec, Stage};
 use crate::sys::{self, Rusage};
 
 /// The box's ends of its pipes, held until the box has its own copies.
-struct BoxEnds {
-    stdin: OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    report: OwnedFd,
+pub(super) struct BoxEnds {
+    pub(super) stdin: OwnedFd,
+    pub(super) stdout: OwnedFd,
+    pub(super) stderr: OwnedFd,
+    pub(super) report: OwnedFd,
     go: OwnedFd,
 }
 
@@ -38,15 +38,15 @@ impl BoxEnds {
 }
 
 /// The keeper's ends of a run's pipes.
-struct KeeperEnds {
-    streams: Streams,
+pub(super) struct KeeperEnds {
+    pub(super) streams: Streams,
     /// Read end of the status pipe.
-    report: OwnedFd,
+    pub(super) report: OwnedFd,
     /// Write end of the go-ahead pipe.
     go: OwnedFd,
 }
 
-fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> IsolateError {
+pub(super) fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> IsolateError {
     move |source| IsolateError::io(context, source)
 }
 
@@ -58,7 +58,13 @@ impl ProcessExecutor {
             return Ok(None);
         };
         let run = cgroup.create_child(&format!("run-{}", self.runs))?;
-        run.apply_limits(&CgroupLimits {
+        run.apply_limits(&self.run_limits())?;
+        Ok(Some(run))
+    }
+
+    /// The limits of the next run's cgroup.
+    pub(super) fn run_limits(&self) -> CgroupLimits {
+        CgroupLimits {
             memory: self.config.memory_limit,
             // The proxy (pid 1 of the box) sits in the cgroup too; the
             // program gets the whole limit.
@@ -72,8 +78,7 @@ impl ProcessExecutor {
             cpuset_cpus: self.config.cpuset_cpus.clone(),
             cpuset_mems: self.config.cpuset_mems.clone(),
             cpu_bandwidth: self.config.cpu_bandwidth,
-        })?;
-        Ok(Some(run))
+        }
     }
 
     /// The run's memory-only cgroup (see [`super::memory_bound`]), limited
@@ -124,9 +129,10 @@ impl ProcessExecutor {
         } = keeper;
         let start = std::time::Instant::now();
         let proxy = start_box(&plan.spec, box_ends, cgroup.or(guard))?;
-        let watched = self
-            .release(&proxy, cgroup.or(guard), go)
-            .and_then(|()| self.watch(&proxy, cgroup, &mut streams, start));
+        let watched = self.release(&proxy, cgroup.or(guard), go).and_then(|()| {
+            let ended = proxy.pidfd.as_fd();
+            self.watch(&proxy, ended, cgroup, &mut streams, start)
+        });
         let (killed_for, wall) = match watched {
             Ok(watched) => watched,
             Err(err) => {
@@ -157,7 +163,7 @@ impl ProcessExecutor {
 
     /// The run's pipes (stdin, stdout, stderr, status, go-ahead): the
     /// box's ends and the keeper's.
-    fn pipes(&self, stdin: Stdin) -> Result<(BoxEnds, KeeperEnds)> {
+    pub(super) fn pipes(&self, stdin: Stdin) -> Result<(BoxEnds, KeeperEnds)> {
         let (stdin_box, stdin_keeper) = match stdin {
             Stdin::Null => {
                 let null = File::open("/dev/null").map_err(io_err("opening /dev/null"))?;
@@ -252,7 +258,7 @@ impl ProcessExecutor {
 
     /// Reads the box's reports into `facts`: a failed setup step, or how
     /// the program ended and what it used.
-    fn take_reports(
+    pub(super) fn take_reports(
         &self,
         facts: &mut RunFacts,
         spec: &JailSpec,

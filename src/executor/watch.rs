@@ -240,11 +240,13 @@ impl Clocks<'_> {
 
 impl ProcessExecutor {
     /// The keeper's loop: moves data, enforces the clocks, and returns once
-    /// the proxy has exited and the output is drained. Returns why the box
-    /// was killed, if it was, and the wall time until the proxy ended.
+    /// the run has ended (`ended_fd` readable: the proxy's pidfd, or a warm
+    /// box's socket) and the output is drained. Returns why the box was
+    /// killed, if it was, and the wall time until the run ended.
     pub(super) fn watch(
         &self,
         proxy: &jail::Proxy,
+        ended_fd: std::os::fd::BorrowedFd<'_>,
         cgroup: Option<&CgroupController>,
         streams: &mut Streams,
         start: Instant,
@@ -283,7 +285,7 @@ impl ProcessExecutor {
             };
             entries.clear();
             if ended.is_none() {
-                entries.push(sys::poll_entry(proxy.pidfd.as_raw_fd(), sys::POLLIN));
+                entries.push(sys::poll_entry(ended_fd.as_raw_fd(), sys::POLLIN));
             }
             streams.poll_entries(&mut entries);
             let timeout = wake_at.map(|at| at.saturating_duration_since(now));
@@ -295,7 +297,7 @@ impl ProcessExecutor {
                     .any(|entry| entry.fd == fd && entry.revents != 0)
             };
             streams.pump_ready(ready, &mut buffer);
-            if ended.is_none() && ready(proxy.pidfd.as_raw_fd()) {
+            if ended.is_none() && ready(ended_fd.as_raw_fd()) {
                 let now = Instant::now();
                 ended = Some((now - start, now + DRAIN_GRACE));
                 streams.stdin = None;

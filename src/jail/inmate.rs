@@ -61,7 +61,7 @@ pub(super) unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
 ///
 /// # Safety
 /// A step of [`inmate_main`].
-unsafe fn reset_signals(report: RawFd) {
+pub(super) unsafe fn reset_signals(report: RawFd) {
     for signal in 1..libc::SIGRTMAX() {
         // Fails harmlessly for SIGKILL and SIGSTOP.
         // SAFETY: signal changes only this process's disposition.
@@ -81,7 +81,7 @@ unsafe fn reset_signals(report: RawFd) {
 ///
 /// # Safety
 /// A step of [`inmate_main`].
-unsafe fn change_dir(dir: &CStr, report: RawFd) {
+pub(super) unsafe fn change_dir(dir: &CStr, report: RawFd) {
     // SAFETY: a C string prepared before the fork.
     if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
         fail(report, Stage::Chdir, errno());
@@ -95,7 +95,17 @@ unsafe fn change_dir(dir: &CStr, report: RawFd) {
 /// # Safety
 /// A step of [`inmate_main`].
 unsafe fn open_stdio_files(spec: &JailSpec, report: RawFd) {
-    for (fd, file) in spec.stdio_files.iter().enumerate() {
+    let files = [0, 1, 2].map(|fd| spec.stdio_files[fd].as_deref());
+    // SAFETY: the same step, on the spec's files.
+    unsafe { open_stdio(files, spec.stderr_to_stdout, report) }
+}
+
+/// [`open_stdio_files`] on files given one by one (a warm box's run plan).
+///
+/// # Safety
+/// A step of [`inmate_main`] or of a warm box's inmate.
+pub(super) unsafe fn open_stdio(files: [Option<&CStr>; 3], stderr_to_stdout: bool, report: RawFd) {
+    for (fd, file) in files.into_iter().enumerate() {
         let Some(file) = file else {
             continue;
         };
@@ -114,7 +124,7 @@ unsafe fn open_stdio_files(spec: &JailSpec, report: RawFd) {
         unsafe { libc::close(opened) };
     }
     // SAFETY: dup2 on descriptors of this child's own table.
-    if spec.stderr_to_stdout && unsafe { libc::dup2(1, 2) } < 0 {
+    if stderr_to_stdout && unsafe { libc::dup2(1, 2) } < 0 {
         fail_at(report, Stage::Stdio, errno(), 2);
     }
 }
@@ -126,17 +136,35 @@ unsafe fn open_stdio_files(spec: &JailSpec, report: RawFd) {
 /// # Safety
 /// A step of [`inmate_main`].
 unsafe fn execute(spec: &JailSpec, report: RawFd) -> ! {
+    let candidates = spec.candidates.iter().map(|candidate| candidate.as_c_str());
+    // SAFETY: the same step; the arrays are the spec's, NULL-terminated.
+    unsafe {
+        execute_along(
+            candidates,
+            spec.argv_ptrs.as_ptr(),
+            spec.envp_ptrs.as_ptr(),
+            report,
+        )
+    }
+}
+
+/// [`execute`] along `candidates` with `argv` and `envp` given apart (a
+/// warm box's run plan).
+///
+/// # Safety
+/// A step of [`inmate_main`] or of a warm box's inmate; `argv` and `envp`
+/// are NULL-terminated arrays of C strings that outlive the call.
+pub(super) unsafe fn execute_along<'a>(
+    candidates: impl Iterator<Item = &'a CStr>,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    report: RawFd,
+) -> ! {
     let mut exec_errno = libc::ENOENT;
-    for candidate in &spec.candidates {
+    for candidate in candidates {
         // SAFETY: the path, argv and envp arrays are NUL-terminated and
         // were prepared before the fork; they outlive the call.
-        unsafe {
-            libc::execve(
-                candidate.as_ptr(),
-                spec.argv_ptrs.as_ptr(),
-                spec.envp_ptrs.as_ptr(),
-            )
-        };
+        unsafe { libc::execve(candidate.as_ptr(), argv, envp) };
         match errno() {
             libc::ENOENT | libc::ENOTDIR => {}
             libc::EACCES => exec_errno = libc::EACCES,

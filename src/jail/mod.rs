@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub(crate) mod credentials;
+mod holder;
 mod inmate;
 pub(crate) mod ipc;
 pub(crate) mod mounts;
@@ -27,6 +28,7 @@ mod seccomp_i386;
 mod seccomp_x86_64;
 
 pub(crate) use credentials::Credentials;
+pub(crate) use holder::Holder;
 pub(crate) use mounts::{MountPlan, TmpfsSizes};
 pub(crate) use proxy::STOP_SIGNAL;
 pub(crate) use report::{ChildReport, Stage};
@@ -208,6 +210,17 @@ impl JailSpec {
             network_namespace: isolation.network_namespace,
             ipc_limits: isolation.ipc_limits,
         })
+    }
+
+    /// Whether a warm box ([`Holder`]) can serve runs of this spec: it
+    /// has a PID and a mount namespace, and its writable mounts can be
+    /// renewed between runs.
+    pub(crate) fn can_be_held(&self) -> bool {
+        let needed = (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC) as u64;
+        self.namespaces & needed == needed
+            && !self.inherit_fds
+            && !self.keep_terminal
+            && self.mounts.as_ref().is_some_and(MountPlan::renewable)
     }
 
     /// Describes mount step `index` of a [`Stage::Filesystem`] failure.

@@ -22,9 +22,9 @@ pub(crate) const STOP_SIGNAL: libc::c_int = libc::SIGUSR1;
 
 /// The inmate's pid inside the box; written by the proxy after the fork and
 /// read by its [`STOP_SIGNAL`] handler. Each process has its own copy.
-static INMATE_PID: AtomicI32 = AtomicI32::new(0);
+pub(super) static INMATE_PID: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn kill_inmate(_signal: libc::c_int) {
+pub(super) extern "C" fn kill_inmate(_signal: libc::c_int) {
     let pid = INMATE_PID.load(Ordering::Relaxed);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe; `pid` is our own child.
@@ -124,7 +124,7 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn die_with_keeper() {
+pub(super) unsafe fn die_with_keeper() {
     // SAFETY: prctl with scalar arguments, on the calling process only.
     unsafe {
         libc::prctl(
@@ -145,7 +145,7 @@ unsafe fn die_with_keeper() {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn install_stop_handler() {
+pub(super) unsafe fn install_stop_handler() {
     // SAFETY: sigaction is plain old data; all-zero is a valid value.
     let mut stop: libc::sigaction = unsafe { std::mem::zeroed() };
     stop.sa_sigaction = kill_inmate as *const () as libc::sighandler_t;
@@ -163,7 +163,7 @@ unsafe fn install_stop_handler() {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn join_cgroup(tasks: &[RawFd], report: RawFd) {
+pub(super) unsafe fn join_cgroup(tasks: &[RawFd], report: RawFd) {
     for &fd in tasks.iter().filter(|fd| **fd >= 0) {
         // SAFETY: writes one byte of a static string to a descriptor of
         // this child's own table.
@@ -195,7 +195,7 @@ unsafe fn wire_stdio(fds: RawBoxFds) {
 ///
 /// # Safety
 /// Must only run in a child that owns nothing else among those descriptors.
-unsafe fn close_all_except(first: RawFd, mut keep: [RawFd; 3]) {
+pub(super) unsafe fn close_all_except(first: RawFd, mut keep: [RawFd; 3]) {
     keep.sort_unstable();
     let mut from = first as u32;
     for fd in keep.into_iter().filter(|fd| *fd >= first) {
@@ -215,7 +215,7 @@ unsafe fn close_all_except(first: RawFd, mut keep: [RawFd; 3]) {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn join_network(netns: RawFd, report: RawFd) {
+pub(super) unsafe fn join_network(netns: RawFd, report: RawFd) {
     // SAFETY: setns on a descriptor of this child's table.
     if unsafe { libc::setns(netns, libc::CLONE_NEWNET) } != 0 {
         fail(report, Stage::Network, errno());
@@ -245,7 +245,7 @@ unsafe fn wait_for_go_ahead(go: RawFd) {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn set_up_namespaces(spec: &JailSpec, report: RawFd) {
+pub(super) unsafe fn set_up_namespaces(spec: &JailSpec, report: RawFd) {
     if spec.namespaces & libc::CLONE_NEWNS as u64 != 0 {
         // SAFETY: in our own mount namespace, before anything else mounts.
         if let Err(errno) = unsafe { mounts::make_mounts_private() } {
@@ -274,7 +274,7 @@ unsafe fn set_up_namespaces(spec: &JailSpec, report: RawFd) {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn open_flag_file(path: &std::ffi::CStr, flags: libc::c_int) -> RawFd {
+pub(super) unsafe fn open_flag_file(path: &std::ffi::CStr, flags: libc::c_int) -> RawFd {
     // SAFETY: a static C string; open is async-signal-safe.
     unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) }
 }
@@ -284,7 +284,7 @@ unsafe fn open_flag_file(path: &std::ffi::CStr, flags: libc::c_int) -> RawFd {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn start_session(keep_terminal: bool, report: RawFd) {
+pub(super) unsafe fn start_session(keep_terminal: bool, report: RawFd) {
     if !keep_terminal {
         // SAFETY: setsid on the calling process.
         if unsafe { libc::setsid() } < 0 {
@@ -345,7 +345,7 @@ unsafe fn protect_from_oom(oom_score: RawFd) {
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn wait_for_inmate(inmate: libc::pid_t) -> (libc::c_int, libc::rusage) {
+pub(super) unsafe fn wait_for_inmate(inmate: libc::pid_t) -> (libc::c_int, libc::rusage) {
     loop {
         let mut status = 0;
         // SAFETY: rusage is plain old data; all-zero is a valid value.
@@ -371,7 +371,7 @@ unsafe fn wait_for_inmate(inmate: libc::pid_t) -> (libc::c_int, libc::rusage) {
 ///
 /// # Safety
 /// Runs in the proxy; only async-signal-safe calls.
-unsafe fn reap_the_rest(pid_namespace: bool) {
+pub(super) unsafe fn reap_the_rest(pid_namespace: bool) {
     loop {
         if pid_namespace {
             // As pid 1 of the namespace, -1 reaches every other process of

@@ -84,6 +84,150 @@ impl MountPlan {
     }
 }
 
+/// The most renewed mounts whose state a warm box remembers; any beyond
+/// are renewed after every run.
+pub(crate) const MAX_RENEWED: usize = 8;
+
+/// What a renewed mount looked like right after it was mounted: its free
+/// inodes and blocks and its root directory's times. A run that created,
+/// changed or even listed anything there (a write changes the counts or
+/// the times, a listing the access time) leaves it different.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RenewMark {
+    free_inodes: u64,
+    free_blocks: u64,
+    times: [i64; 6],
+}
+
+/// `/` and the parts of `target`, NUL-terminated, in `path`.
+fn target_path(target: &Target, path: &mut [u8; 4096]) -> Result<(), i32> {
+    let mut len = 0;
+    for part in &target.parts {
+        let bytes = part.as_bytes();
+        if len + 1 + bytes.len() + 1 > path.len() {
+            return Err(libc::ENAMETOOLONG);
+        }
+        path[len] = b'/';
+        path[len + 1..len + 1 + bytes.len()].copy_from_slice(bytes);
+        len += 1 + bytes.len();
+    }
+    if len == 0 {
+        return Err(libc::EINVAL);
+    }
+    path[len] = 0;
+    Ok(())
+}
+
+/// The state of the file system mounted at `path` (NUL-terminated).
+///
+/// # Safety
+/// Only async-signal-safe calls.
+unsafe fn mark_of(path: &[u8; 4096]) -> Option<RenewMark> {
+    // SAFETY: statfs and stat are plain old data; all-zero is valid.
+    let (mut fs, mut st): (libc::statfs, libc::stat) = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and buffers of the right types.
+    let found = unsafe {
+        libc::statfs(path.as_ptr().cast(), &mut fs) == 0
+            && libc::fstatat(
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+    };
+    found.then_some(RenewMark {
+        free_inodes: fs.f_ffree,
+        free_blocks: fs.f_bfree,
+        times: [
+            st.st_atime,
+            st.st_atime_nsec,
+            st.st_mtime,
+            st.st_mtime_nsec,
+            st.st_ctime,
+            st.st_ctime_nsec,
+        ],
+    })
+}
+
+impl MountPlan {
+    /// Child side, in a box entered earlier with [`enter`](Self::enter)
+    /// and with no process of the program left: every fresh writable
+    /// filesystem of the plan (`/tmp`, `/dev/shm`, ...) that is not exactly
+    /// as `marks` remembers it is unmounted and an empty one mounted in its
+    /// place, so nothing a run wrote there outlives it; `marks` then holds
+    /// the state of every renewed one. With `force`, every one is renewed
+    /// (or, with `force` and `remount` false, only marked: right after
+    /// [`enter`](Self::enter)). On failure returns the step's index and
+    /// errno.
+    ///
+    /// Only for a plan whose [`renewable`](Self::renewable) is true: the
+    /// mount points are found by name, through directories only root can
+    /// change.
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls; call in the box's mount namespace,
+    /// after the pivot.
+    pub(crate) unsafe fn renew(
+        &self,
+        marks: &mut [Option<RenewMark>; MAX_RENEWED],
+        remount: bool,
+    ) -> Result<(), (u32, i32)> {
+        // SAFETY: a static C string.
+        let root = unsafe {
+            libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if root < 0 {
+            return Err((self.steps.len() as u32, errno()));
+        }
+        let root = ChildFd(root);
+        for (slot, &index) in self.renew.iter().enumerate() {
+            let Step::Mount {
+                fstype,
+                options,
+                attributes,
+                target,
+            } = &self.steps[index]
+            else {
+                continue;
+            };
+            let failed = |errno| (index as u32, errno);
+            // The path on the stack: no allocation in the holder.
+            let mut path = [0u8; 4096];
+            target_path(target, &mut path).map_err(failed)?;
+            let remembered = marks.get(slot).copied().flatten();
+            if remount {
+                // SAFETY: `path` is NUL-terminated.
+                let now = unsafe { mark_of(&path) };
+                if remembered.is_some() && now == remembered {
+                    continue;
+                }
+                // SAFETY: as above.
+                let unmounted = unsafe {
+                    libc::umount2(
+                        path.as_ptr().cast(),
+                        libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW,
+                    )
+                };
+                if unmounted != 0 {
+                    return Err(failed(errno()));
+                }
+                // SAFETY: the caller's contract; strings prepared before
+                // the fork.
+                unsafe { mount_fresh(root.0, fstype, options, *attributes, target) }
+                    .map_err(failed)?;
+            }
+            if let Some(mark) = marks.get_mut(slot) {
+                // SAFETY: `path` is NUL-terminated.
+                *mark = unsafe { mark_of(&path) };
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The directories the child-side walks start from.
 #[derive(Clone, Copy)]
 struct Dirs {

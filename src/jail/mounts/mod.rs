@@ -15,7 +15,7 @@ use crate::sys;
 
 mod enter;
 
-pub(crate) use enter::make_mounts_private;
+pub(crate) use enter::{make_mounts_private, RenewMark, MAX_RENEWED};
 
 /// Host directory the box root is mounted on. Every box mounts its own
 /// tmpfs there inside its own mount namespace, so one directory serves all.
@@ -155,6 +155,14 @@ pub(crate) struct MountPlan {
     steps: Vec<Step>,
     /// What each step does, for the keeper's error messages.
     descriptions: Vec<String>,
+    /// Steps mounting a fresh writable filesystem (`/tmp`, `/dev/shm`,
+    /// other `tmp` rules, writable `fs` rules), mounted anew between two
+    /// runs of a warm box so that nothing one run wrote is seen by the next.
+    renew: Vec<usize>,
+    /// No renewed mount point lies below a directory the program can write:
+    /// its path can then be unmounted by name without following anything
+    /// the program made.
+    renew_safe: bool,
 }
 
 fn c_path(path: &Path) -> Result<CString, JailError> {
@@ -222,12 +230,23 @@ struct Builder {
     descriptions: Vec<String>,
     /// Read-only remounts, run after every other step.
     finally: Vec<(Step, String)>,
+    /// Indices of the steps to renew between runs (see [`MountPlan`]).
+    renew: Vec<usize>,
+    /// Inside paths of every mount the program can write.
+    writable: Vec<std::path::PathBuf>,
 }
 
 impl Builder {
     fn push(&mut self, step: Step, description: String) {
         self.steps.push(step);
         self.descriptions.push(description);
+    }
+
+    /// Marks the step just pushed, a fresh writable filesystem at
+    /// `inside`, as one to renew between runs.
+    fn renew_last(&mut self, inside: &Path) {
+        self.renew.push(self.steps.len() - 1);
+        self.writable.push(inside.to_path_buf());
     }
 
     fn bind(
@@ -255,6 +274,9 @@ impl Builder {
             },
             format!("binding {} at {}", shown.display(), rule.inside.display()),
         );
+        if rule.options.rw {
+            self.writable.push(rule.inside.clone());
+        }
         Ok(())
     }
 
@@ -332,6 +354,7 @@ impl Builder {
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
             &tmpfs_options(sizes.shm, "1777"),
         )?;
+        self.renew_last(&dev.join("shm"));
         self.finally.push((
             Step::ReadOnly {
                 target: c_parts(dev)?,
@@ -364,6 +387,8 @@ impl MountPlan {
             steps: Vec::new(),
             descriptions: Vec::new(),
             finally: Vec::new(),
+            renew: Vec::new(),
+            writable: Vec::new(),
         };
         for rule in rules {
             match &rule.action {
@@ -415,6 +440,9 @@ impl MountPlan {
                         Vec::new()
                     };
                     builder.mount(&rule.inside, fstype, attributes, &options)?;
+                    if rule.options.rw {
+                        builder.renew_last(&rule.inside);
+                    }
                 }
                 DirAction::Tmp => {
                     let mut attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
@@ -427,6 +455,7 @@ impl MountPlan {
                         attributes,
                         &tmpfs_options(sizes.tmp, "1777"),
                     )?;
+                    builder.renew_last(&rule.inside);
                 }
                 DirAction::Devices => builder.devices(rule, sizes)?,
             }
@@ -438,11 +467,36 @@ impl MountPlan {
         for (step, description) in std::mem::take(&mut builder.finally) {
             builder.push(step, description);
         }
+        let renew_safe = builder.renew.iter().all(|&index| {
+            let Step::Mount { target, .. } = &builder.steps[index] else {
+                return false;
+            };
+            let inside: std::path::PathBuf = std::iter::once(Path::new("/"))
+                .chain(
+                    target
+                        .parts
+                        .iter()
+                        .map(|part| Path::new(std::ffi::OsStr::from_bytes(part.as_bytes()))),
+                )
+                .collect();
+            !builder
+                .writable
+                .iter()
+                .any(|dir| *dir != inside && inside.starts_with(dir))
+        });
         Ok(Self {
             root: c_path(Path::new(NEW_ROOT))?,
             steps: builder.steps,
             descriptions: builder.descriptions,
+            renew: builder.renew,
+            renew_safe,
         })
+    }
+
+    /// Whether a warm box may renew this plan's writable mounts between
+    /// runs (see [`renew`](Self::renew)).
+    pub(crate) fn renewable(&self) -> bool {
+        self.renew_safe
     }
 
     /// What step `index` did, for error messages; `steps().len()` and beyond

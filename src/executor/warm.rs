@@ -1,0 +1,302 @@
+//! Warm runs ([`IsolateConfig::warm`]): the box's namespaces, filesystem
+//! and cgroup are built once by a [`Holder`] and outlive a run; each run
+//! is a fork of the holder.
+//!
+//! The holder lives in a cgroup of its own below the executor's
+//! (`warm-<n>`), and so does every run it forks: no run is moved between
+//! cgroups. Before a run the keeper writes the run's limits into it and
+//! starts its CPU-time and peak-memory counters over; the counters that
+//! cannot start over (OOM kills, pids-limit hits) are read before and after
+//! the run. Memory the cgroup still holds from earlier runs (files left in
+//! the working directory) is added to the limit and taken off the peak, so
+//! the program gets its whole limit and its own peak.
+//!
+//! A run that cannot be held (see [`JailSpec::can_be_held`], cgroup v2),
+//! whose plan does not fit the holder's shared memory, or whose box could
+//! not be built runs cold. A holder that died, failed to renew the box or
+//! ran into a keeper error is dropped (killed, its cgroup removed) and the
+//! next run builds a new one.
+//!
+//! [`IsolateConfig::warm`]: crate::config::IsolateConfig::warm
+//! [`JailSpec::can_be_held`]: crate::jail::JailSpec::can_be_held
+
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use super::spawn::{io_err, KeeperEnds};
+use super::verdict::RunFacts;
+use super::{ProcessExecutor, Stdin};
+use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, CgroupVersion};
+use crate::config::IsolateConfig;
+use crate::dirs::DirRule;
+use crate::error::Result;
+use crate::jail::{self, Holder};
+
+/// What of the configuration is built into a warm box: when it changes,
+/// the box is built anew.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct BoxKey {
+    default_dirs: bool,
+    dir_rules: Vec<DirRule>,
+    tmp_size: u64,
+    shm_size: u64,
+    share_net: bool,
+}
+
+impl BoxKey {
+    fn of(config: &IsolateConfig) -> Self {
+        Self {
+            default_dirs: config.default_dirs,
+            dir_rules: config.dir_rules.clone(),
+            tmp_size: config.tmp_size,
+            shm_size: config.shm_size,
+            share_net: config.share_net,
+        }
+    }
+}
+
+/// A built box and its holder.
+#[derive(Debug)]
+pub(super) struct WarmBox {
+    // Dropped first: the holder is killed and reaped before its cgroup
+    // is removed.
+    holder: Holder,
+    cgroup: CgroupController,
+    key: BoxKey,
+    /// Memory the cgroup held with the holder alone, just after the build.
+    footprint: u64,
+    /// The limits last written into the cgroup (unchanged ones are not
+    /// written again).
+    limits: Option<CgroupLimits>,
+    /// The cgroup's OOM kills and pids-limit hits so far: counters that
+    /// never start over, so a run's are what it adds.
+    counted: (u64, u64),
+}
+
+/// The executor's warm box, if any, and what it knows about building one.
+#[derive(Debug, Default)]
+pub(super) struct Warmth {
+    warm_box: Option<WarmBox>,
+    /// A box of this configuration could not be built or held: its runs
+    /// go cold until the configuration changes.
+    refused: Option<BoxKey>,
+    /// Boxes built so far (names their cgroups).
+    built: u64,
+}
+
+impl Warmth {
+    /// Kills the holder and removes its cgroup.
+    pub(super) fn drop_box(&mut self) {
+        self.warm_box = None;
+    }
+}
+
+impl ProcessExecutor {
+    /// Runs `command` in the warm box, building it first when needed; gives
+    /// `stdin` back when the run must go cold instead.
+    pub(super) fn run_warm(
+        &mut self,
+        command: &[String],
+        stdin: Stdin,
+    ) -> std::result::Result<Result<RunFacts>, Stdin> {
+        let holdable = self.config.warm
+            && self.namespaces
+            && self.config.proxy_record.is_none()
+            && self
+                .cgroup
+                .as_ref()
+                .is_some_and(|cgroup| cgroup.version() == CgroupVersion::V1);
+        let key = BoxKey::of(&self.config);
+        if !holdable || self.warmth.refused.as_ref() == Some(&key) {
+            return Err(stdin);
+        }
+        let mut warm = match self.warmth.warm_box.take() {
+            Some(warm) if warm.key == key && warm.holder.is_alive() => warm,
+            // A box costs what a cold run costs: built only for an
+            // executor that is being reused.
+            _ if self.runs < 2 => return Err(stdin),
+            _ => match self.build_warm_box(command, key.clone()) {
+                Ok(Some(warm)) => warm,
+                Ok(None) => {
+                    self.warmth.refused = Some(key);
+                    return Err(stdin);
+                }
+                Err(err) => {
+                    tracing::warn!("cannot build a warm box, running cold: {err}");
+                    self.warmth.refused = Some(key);
+                    return Err(stdin);
+                }
+            },
+        };
+        // The box's own isolation is in the holder; the run brings only
+        // its command, environment, paths and rlimits.
+        let plan = match self.plan_with(command, true, jail::Isolation::default(), true) {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.warmth.warm_box = Some(warm);
+                return Ok(Err(err));
+            }
+        };
+        if !warm.holder.prepare(&plan.spec) {
+            self.warmth.warm_box = Some(warm);
+            return Err(stdin);
+        }
+        let (facts, healthy) = self.run_held(&mut warm, &plan.spec, stdin);
+        if healthy {
+            self.warmth.warm_box = Some(warm);
+        }
+        Ok(facts)
+    }
+
+    /// Builds the box for runs like `command`: its cgroup, then the holder
+    /// in it. `None` when this configuration cannot be held.
+    fn build_warm_box(&mut self, command: &[String], key: BoxKey) -> Result<Option<WarmBox>> {
+        let Some(parent) = &self.cgroup else {
+            return Ok(None);
+        };
+        self.warmth.built += 1;
+        let cgroup = parent.create_child(&format!("warm-{}", self.warmth.built))?;
+        cgroup.apply_limits(&self.run_limits())?;
+        let plan = self.plan(command, true)?;
+        if !plan.spec.can_be_held() {
+            return Ok(None);
+        }
+        let Some(tasks) = cgroup.self_join_files()? else {
+            return Ok(None);
+        };
+        let holder = Holder::spawn(&plan.spec, &tasks)?;
+        drop(tasks);
+        let footprint = cgroup.memory_usage()?;
+        let usage = cgroup.usage()?;
+        tracing::debug!(pid = holder.proxy().pid, footprint, "warm box built");
+        Ok(Some(WarmBox {
+            holder,
+            cgroup,
+            key,
+            footprint,
+            limits: None,
+            counted: (usage.oom_kills, usage.pids_limit_hits),
+        }))
+    }
+
+    /// One run in `warm`: the facts, and whether the box can serve another.
+    fn run_held(
+        &self,
+        warm: &mut WarmBox,
+        spec: &jail::JailSpec,
+        stdin: Stdin,
+    ) -> (Result<RunFacts>, bool) {
+        let leftover = match self.ready_cgroup(warm) {
+            Ok(leftover) => leftover,
+            Err(err) => return (Err(err), false),
+        };
+        let (box_ends, keeper) = match self.pipes(stdin) {
+            Ok(pipes) => pipes,
+            // Nothing of the run started: the box is as good as before.
+            Err(err) => return (Err(err), true),
+        };
+        let KeeperEnds {
+            mut streams,
+            report,
+            ..
+        } = keeper;
+        let start = Instant::now();
+        let started = warm.holder.go([
+            box_ends.stdin.as_fd(),
+            box_ends.stdout.as_fd(),
+            box_ends.stderr.as_fd(),
+            box_ends.report.as_fd(),
+        ]);
+        // The holder has its own copies now; ours would keep the pipes
+        // from ever reporting end of file.
+        drop(box_ends);
+        if let Err(err) = started {
+            warm.holder.kill();
+            return (Err(err.into()), false);
+        }
+        let watched = self.watch(
+            warm.holder.proxy(),
+            warm.holder.ended_fd(),
+            Some(&warm.cgroup),
+            &mut streams,
+            start,
+        );
+        let (killed_for, wall) = match watched {
+            Ok(watched) => watched,
+            Err(err) => {
+                warm.holder.kill();
+                return (Err(err), false);
+            }
+        };
+        let healthy = warm.holder.finish();
+        // A holder that did not finish the run is killed: with it goes
+        // every process of the box, and its end tells how the run ended.
+        let holder_status = if healthy { 0 } else { warm.holder.kill() };
+        let reports = match jail::report::read_reports(report) {
+            Ok(reports) => reports,
+            Err(err) => {
+                warm.holder.kill();
+                return (Err(io_err("reading the box's status")(err)), false);
+            }
+        };
+        let (stdout, stderr) = streams.finish();
+        let mut facts = RunFacts {
+            killed_for,
+            seccomp: self.seccomp.is_some(),
+            cpu_kill: self.config.cpu_kill_threshold(),
+            file_size_limited: self.config.file_size_limit.is_some(),
+            wall,
+            stdout,
+            stderr,
+            ..RunFacts::default()
+        };
+        self.take_reports(&mut facts, spec, reports, holder_status);
+        let after = match warm.cgroup.usage() {
+            Ok(after) => after,
+            Err(err) => return (Err(err.into()), false),
+        };
+        let (oom_kills, pids_limit_hits) = warm.counted;
+        warm.counted = (after.oom_kills, after.pids_limit_hits);
+        facts.measured_by(&CgroupUsage {
+            cpu_time: after.cpu_time,
+            memory_peak: after.memory_peak.saturating_sub(leftover),
+            oom_kills: after.oom_kills.saturating_sub(oom_kills),
+            pids_limit_hits: after.pids_limit_hits.saturating_sub(pids_limit_hits),
+            // The kernel's peak covers every run the box has held and
+            // cannot be started over: no figure rather than a wrong one.
+            pids_peak: None,
+        });
+        (Ok(facts), healthy)
+    }
+
+    /// Writes the run's limits into the box's cgroup (where they changed)
+    /// and starts its counters over. Returns the memory the cgroup holds
+    /// beyond the holder's own: it is added to the limit (in whole MiB, so
+    /// that a few pages more or less do not mean a write) and taken off the
+    /// peak.
+    fn ready_cgroup(&self, warm: &mut WarmBox) -> Result<u64> {
+        const MIB: u64 = 1 << 20;
+        let leftover = warm.cgroup.memory_usage()?.saturating_sub(warm.footprint);
+        let allowance = if leftover < MIB {
+            0
+        } else {
+            leftover.div_ceil(MIB) * MIB
+        };
+        let limits = self.run_limits();
+        let limits = CgroupLimits {
+            memory: limits.memory.map(|bytes| bytes.saturating_add(allowance)),
+            ..limits
+        };
+        if warm.limits.as_ref() != Some(&limits) {
+            warm.limits = None;
+            warm.cgroup.apply_limits(&limits)?;
+            warm.limits = Some(limits);
+        }
+        if !warm.cgroup.reset_counters()? {
+            return Err(crate::error::IsolateError::Config(
+                "the warm box's cgroup cannot reset its counters".into(),
+            ));
+        }
+        Ok(leftover)
+    }
+}

@@ -1,0 +1,452 @@
+//! Warm boxes (`IsolateConfig::warm`, on by default) under attack: each
+//! test runs something through a box that is meant to survive into the next
+//! run, then checks from the next run (and from the host) that it did not.
+//! A box stays warm when its holder (pid 1 of the box) lives on: the shell's
+//! pid grows from run to run instead of being 2 every time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{copy_executable, hostile, program, skip_unless_privileged};
+use isobox::pool::{Lease, Pool, PoolConfig};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor};
+
+fn pool(name: &str) -> (Pool, PathBuf) {
+    let base_dir = PathBuf::from(format!(
+        "/run/isobox/test-warm-{}-{name}",
+        std::process::id()
+    ));
+    let pool = Pool::new(PoolConfig {
+        template: template(),
+        base_dir: base_dir.clone(),
+        size: 1,
+        warm: 1,
+        queue: 4,
+        box_size: Some(16 << 20),
+    })
+    .unwrap();
+    // A box is built for an executor's second run: the first is cold.
+    let first = run(&pool, "true");
+    assert_eq!(first.status, ExecutionStatus::Success, "{first:?}");
+    (pool, base_dir)
+}
+
+fn template() -> IsolateConfig {
+    IsolateConfig {
+        strict_mode: true,
+        time_limit: Some(Duration::from_secs(2)),
+        wall_time_limit: Some(Duration::from_secs(5)),
+        memory_limit: Some(128 << 20),
+        process_limit: Some(16),
+        ..IsolateConfig::default()
+    }
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+/// Runs `script` with `/bin/sh` in a box of `pool`, after `prepare` had the
+/// lease (to install programs or change limits).
+fn run_in(pool: &Pool, prepare: impl FnOnce(&mut Lease), command: Vec<String>) -> ExecutionResult {
+    let mut lease = pool.acquire().unwrap();
+    prepare(&mut lease);
+    lease.executor().execute(&command, None).unwrap()
+}
+
+fn run(pool: &Pool, script: &str) -> ExecutionResult {
+    run_in(pool, |_| {}, sh(script))
+}
+
+/// Installs the host program `host_path` in the lease's box as `name`;
+/// its path inside the box.
+fn install(lease: &Lease, host_path: &str, name: &str) -> String {
+    copy_executable(host_path, &lease.workdir().join(name));
+    format!("/box/{name}")
+}
+
+/// Whether boxes are held here: cgroup v1 (on v2 every run is cold, and
+/// only the checks that hold for any box run).
+fn warm_here() -> bool {
+    let held = matches!(
+        isobox::cgroup::CgroupController::detect(None),
+        Ok((isobox::cgroup::CgroupVersion::V1, _))
+    );
+    if !held {
+        eprintln!("cgroup v2: boxes are not held; checking only what any box must do");
+    }
+    held
+}
+
+/// The shell's pid inside the box: 2 in a fresh box, more in a warm one.
+fn box_pid(pool: &Pool) -> u32 {
+    let result = run(pool, "echo $$");
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    result.stdout.trim().parse().unwrap()
+}
+
+/// Host pids of every process in the box's holder cgroup (`warm-<n>`).
+fn holder_pids(pool: &Pool) -> Vec<i32> {
+    let lease = pool.acquire().unwrap();
+    let mut pids = Vec::new();
+    for dir in lease.cgroup_paths() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("warm-") {
+                let procs = std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap();
+                pids.extend(procs.lines().map(|line| line.parse::<i32>().unwrap()));
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+fn finish(pool: Pool, base_dir: &Path) {
+    assert_eq!(pool.stats().replaced, 0, "{:?}", pool.stats());
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}
+
+#[test]
+fn a_pooled_box_stays_warm_and_its_holder_is_alone_between_runs() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("alive");
+    if !warm_here() {
+        return finish(pool, &base_dir);
+    }
+    let first = box_pid(&pool);
+    let second = box_pid(&pool);
+    assert!(
+        second > first,
+        "the box was rebuilt: pids {first}, {second}"
+    );
+    assert_eq!(holder_pids(&pool).len(), 1, "only the holder between runs");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn a_background_process_dies_with_its_run_and_costs_the_next_nothing() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("background");
+    // Double fork and a session of its own, spinning on the CPU.
+    let result = run(
+        &pool,
+        "setsid sh -c 'sh -c \"while :; do :; done\" & exit 0' & sleep 0.2; echo left",
+    );
+    assert_eq!(result.stdout, "left\n", "{result:?}");
+    if warm_here() {
+        assert_eq!(holder_pids(&pool).len(), 1, "the spinner outlived its run");
+    }
+    let result = run(&pool, "sleep 0.5; ls /proc | grep -c '^[0-9]'");
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    // The shell, ls and grep (the holder runs as root: hidden by hidepid).
+    assert_eq!(result.stdout, "3\n", "{result:?}");
+    assert!(result.cpu_time < 0.2, "another run's CPU time: {result:?}");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn files_of_one_run_are_gone_in_the_next() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("files");
+    let result = run(
+        &pool,
+        "echo a > /tmp/a; mkdir /tmp/d; echo b > /dev/shm/b; echo c > c; find /tmp /dev/shm . -mindepth 1 | sort | tr '\\n' ' '",
+    );
+    assert_eq!(result.stdout, "./c /dev/shm/b /tmp/a /tmp/d ", "{result:?}");
+    let result = run(&pool, "find /tmp /dev/shm . -mindepth 1");
+    assert_eq!(result.stdout, "", "{result:?}");
+    // The renewed /tmp is a tmpfs with its size limit, writable as before.
+    let result = run(&pool, "df -k /tmp | tail -1; touch /tmp/ok && echo ok");
+    assert!(result.stdout.ends_with("ok\n"), "{result:?}");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn system_v_ipc_of_one_run_is_gone_in_the_next() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("ipc");
+    let result = run(
+        &pool,
+        "ipcmk -M 4096 -Q -S 1 >/dev/null && ipcs -m -q -s | grep -c '^0x'",
+    );
+    assert_eq!(result.stdout, "3\n", "{result:?}");
+    let result = run(&pool, "ipcs -m -q -s | grep -c '^0x'");
+    assert_eq!(result.stdout, "0\n", "{result:?}");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn peak_memory_is_the_runs_own() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("peak");
+    let alloc = program("alloc_touch");
+    let big = run_in(
+        &pool,
+        |lease| {
+            lease.executor().config_mut().memory_limit = Some(512 << 20);
+            install(lease, &alloc, "alloc");
+        },
+        vec!["/box/alloc".into(), "200".into()],
+    );
+    assert_eq!(big.status, ExecutionStatus::Success, "{big:?}");
+    assert!(big.memory_peak >= 200 << 20, "{big:?}");
+    let small = run(&pool, "true");
+    assert_eq!(small.status, ExecutionStatus::Success, "{small:?}");
+    assert!(small.memory_peak < 32 << 20, "{small:?}");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn a_limit_hit_leaves_no_flag_for_the_next_run() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("flags");
+    let alloc = program("alloc_touch");
+    let oom = run_in(
+        &pool,
+        |lease| {
+            lease.executor().config_mut().memory_limit = Some(32 << 20);
+            install(lease, &alloc, "alloc");
+        },
+        vec!["/box/alloc".into(), "100".into()],
+    );
+    assert_eq!(oom.status, ExecutionStatus::MemoryLimit, "{oom:?}");
+    // A failing run after it: its own failure, not the earlier OOM.
+    let after = run(&pool, "exit 3");
+    assert_eq!(after.status, ExecutionStatus::RuntimeError, "{after:?}");
+    assert!(!after.oom_killed, "{after:?}");
+
+    let forks = run_in(
+        &pool,
+        |lease| lease.executor().config_mut().process_limit = Some(4),
+        sh("for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait"),
+    );
+    assert_eq!(forks.status, ExecutionStatus::ProcessLimit, "{forks:?}");
+    let after = run(&pool, "exit 3");
+    assert_eq!(after.status, ExecutionStatus::RuntimeError, "{after:?}");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn the_program_can_neither_kill_nor_trace_the_holder() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("holder");
+    let syscalls = hostile("syscalls");
+    let killall = hostile("killall");
+    let before = box_pid(&pool);
+    let warm = warm_here();
+    let result = run_in(
+        &pool,
+        |lease| {
+            install(lease, &syscalls, "syscalls");
+        },
+        vec!["/box/syscalls".into(), "ptrace_init".into()],
+    );
+    assert!(
+        result.stdout.starts_with("ptrace_init: E"),
+        "ptrace of pid 1: {result:?}"
+    );
+    let result = run_in(
+        &pool,
+        |lease| {
+            install(lease, &killall, "killall");
+        },
+        vec!["/box/killall".into()],
+    );
+    assert!(result.stdout.contains("kill 1: EPERM\n"), "{result:?}");
+    let result = run(&pool, "kill -USR1 1; kill -KILL 1; kill -STOP 1; echo $?");
+    assert!(result.stdout.ends_with("1\n"), "{result:?}");
+    assert!(
+        !warm || box_pid(&pool) > before,
+        "the holder was hurt: the box was rebuilt"
+    );
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn a_holder_killed_from_outside_is_replaced() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("killed");
+    if !warm_here() {
+        return finish(pool, &base_dir);
+    }
+    assert!(box_pid(&pool) >= 2);
+    let holders = holder_pids(&pool);
+    assert_eq!(holders.len(), 1);
+    // SAFETY: kill on the holder's host pid, found in its cgroup.
+    assert_eq!(unsafe { libc::kill(holders[0], libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while holder_pids(&pool).contains(&holders[0]) {
+        assert!(Instant::now() < deadline, "the holder does not die");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(box_pid(&pool), 2, "a new box");
+    assert!(box_pid(&pool) > 2, "warm again");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn a_killed_run_leaves_a_working_box() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("timeout");
+    let before = box_pid(&pool);
+    let wall = run_in(
+        &pool,
+        |lease| lease.executor().config_mut().wall_time_limit = Some(Duration::from_millis(300)),
+        sh("sleep 5 & sleep 5"),
+    );
+    assert_eq!(wall.status, ExecutionStatus::TimeLimit, "{wall:?}");
+    let cpu = run_in(
+        &pool,
+        |lease| lease.executor().config_mut().time_limit = Some(Duration::from_millis(200)),
+        sh("while :; do :; done"),
+    );
+    assert_eq!(cpu.status, ExecutionStatus::TimeLimit, "{cpu:?}");
+    assert!(cpu.cpu_time >= 0.2 && cpu.cpu_time < 1.0, "{cpu:?}");
+    assert!(
+        !warm_here() || box_pid(&pool) > before,
+        "the box survived its killed runs"
+    );
+    finish(pool, &base_dir);
+}
+
+/// The verdicts of the pool's programs, warm and cold, side by side.
+#[test]
+fn warm_and_cold_runs_agree() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("agree");
+    let cases: &[(&str, ExecutionStatus)] = &[
+        ("true", ExecutionStatus::Success),
+        ("echo hi; echo err >&2", ExecutionStatus::Success),
+        ("exit 3", ExecutionStatus::RuntimeError),
+        ("kill -SEGV $$", ExecutionStatus::Signaled),
+        ("while :; do :; done", ExecutionStatus::TimeLimit),
+        ("/nonexistent", ExecutionStatus::RuntimeError),
+        ("hostname; id -u | grep -cvx 0", ExecutionStatus::Success),
+        ("head -c 100000 /dev/zero | wc -c", ExecutionStatus::Success),
+    ];
+    let workdir = common::temp_dir("isobox-warm-cold-", 0o755);
+    let mut cold = ProcessExecutor::new(IsolateConfig {
+        workdir: workdir.path().join("box"),
+        ..template()
+    })
+    .unwrap();
+    for (script, expected) in cases {
+        let warm = run(&pool, script);
+        let cold = cold.execute(&sh(script), None).unwrap();
+        assert_eq!(warm.status, *expected, "warm {script}: {warm:?}");
+        assert_eq!(cold.status, *expected, "cold {script}: {cold:?}");
+        assert_eq!(
+            (&warm.stdout, &warm.stderr, warm.exit_code, warm.signal),
+            (&cold.stdout, &cold.stderr, cold.exit_code, cold.signal),
+            "{script}"
+        );
+    }
+    let stdin = pool
+        .acquire()
+        .unwrap()
+        .executor()
+        .execute(&["/bin/cat".to_string()], Some("fed\n"))
+        .unwrap();
+    assert_eq!(stdin.stdout, "fed\n", "{stdin:?}");
+    cold.cleanup().unwrap();
+    finish(pool, &base_dir);
+}
+
+/// `isobox serve --parallelism 1` on a free port: the child and its URL.
+fn start_server() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_isobox"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--parallelism", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("isobox serve: listening on ")
+                .map(str::to_string)
+        })
+        .expect("isobox serve did not start");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{address}/run"))
+}
+
+fn post(url: &str, script: &str) -> serde_json::Value {
+    let body = serde_json::json!({"cmd": [{
+        "args": ["/bin/sh", "-c", script],
+        "env": ["PATH=/usr/bin:/bin"],
+        "files": [{"content": ""}, {"name": "stdout", "max": 10240}, {"name": "stderr", "max": 10240}],
+        "cpuLimit": 60_000_000_000u64, "clockLimit": 60_000_000_000u64,
+        "memoryLimit": 268_435_456, "procLimit": 50
+    }]});
+    reqwest::blocking::Client::new()
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .and_then(|response| response.json())
+        .unwrap_or_default()
+}
+
+fn processes_with_argument(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == needle.as_bytes())
+            {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// The keeper dies in the middle of a warm run: the holder hears its
+/// socket close, kills the run and goes, taking the box with it.
+#[test]
+fn a_warm_box_dies_with_its_keeper() {
+    skip_unless_privileged!();
+    let (mut server, url) = start_server();
+    for _ in 0..2 {
+        assert_eq!(post(&url, "true")[0]["status"], "Accepted");
+    }
+    let running = {
+        let url = url.clone();
+        std::thread::spawn(move || post(&url, "exec sleep 31.25"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with_argument("31.25").is_empty() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_with_argument("31.25").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the run outlived its keeper by 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = running.join();
+    // A new server sweeps what the killed one left (its cgroups, mounts
+    // and directories), then stops cleanly.
+    let (mut sweeper, url) = start_server();
+    assert_eq!(post(&url, "true")[0]["status"], "Accepted");
+    // SAFETY: a signal to the server this test started and has not reaped.
+    unsafe { libc::kill(sweeper.id() as i32, libc::SIGTERM) };
+    sweeper.wait().unwrap();
+}
