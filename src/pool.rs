@@ -395,7 +395,7 @@ impl Pool {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         drop(state);
-        if let Err(err) = fs::remove_dir_all(&shared.config.base_dir) {
+        if let Err(err) = crate::fstree::remove_tree(&shared.config.base_dir) {
             if err.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(
                     "removing the pool directory {}: {err}",
@@ -418,7 +418,7 @@ impl Shared {
     fn make_box(&self, id: u64) -> Result<WarmBox, PoolError> {
         let workdir = self.config.base_dir.join(format!("box-{id}"));
         match fs::symlink_metadata(&workdir) {
-            Ok(_) => fs::remove_dir_all(&workdir)
+            Ok(_) => crate::fstree::remove_tree(&workdir)
                 .map_err(io_error(format!("removing {}", workdir.display())))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(io_error(format!("looking at {}", workdir.display()))(err)),
@@ -518,7 +518,7 @@ fn remove_box_dir(dir: &Path, mounted: bool) {
             tracing::warn!("unmounting {}: {err}", dir.display());
         }
     }
-    if let Err(err) = fs::remove_dir_all(dir) {
+    if let Err(err) = crate::fstree::remove_tree(dir) {
         if err.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!("removing {}: {err}", dir.display());
         }
@@ -549,15 +549,18 @@ fn reset(warm_box: &mut WarmBox) -> std::io::Result<()> {
     }
 }
 
-/// Removes everything inside `dir`, never following a link: the program
-/// that filled it is dead (its PID namespace ended with the run), and
-/// `remove_dir_all` walks by descriptor without following links.
+/// Removes everything inside `dir`, never following a link: no process of
+/// the run is left (a cold box's PID namespace ended with the run, a warm
+/// box's holder killed and reaped them all before answering), and
+/// [`crate::fstree::remove_tree`] walks by descriptor, without following
+/// links and without recursion, so a tree nested as deep as the box's
+/// inodes allow cannot overflow the stack of the thread resetting it.
 fn empty_directory(dir: &Path) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
         if entry.file_type()?.is_dir() {
-            fs::remove_dir_all(&path)?;
+            crate::fstree::remove_tree(&path)?;
         } else {
             fs::remove_file(&path)?;
         }

@@ -612,24 +612,8 @@ pub fn execute(
     cancel.add_cgroups(&cgroups);
     let result = execute_in(job, lease, store, cancel, wiring);
     cancel.forget_cgroups(&cgroups);
-    if let Err(error) = empty_box(lease.workdir()) {
-        tracing::warn!("emptying the box {}: {error}", lease.workdir().display());
-    }
+    // The box is emptied by the pool when the lease goes back.
     result
-}
-
-/// Removes what the run left in the box before the pool resets it: the
-/// pool's own wipe (`std::fs::remove_dir_all`) recurses once per level,
-/// and a program can nest directories deeper than a blocking thread's
-/// stack, which would take the whole service down. [`fstree`]'s walker
-/// does not recurse and never follows a link.
-///
-/// [`fstree`]: isobox::fstree
-fn empty_box(workdir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(workdir)? {
-        isobox::fstree::remove_tree(&entry?.path())?;
-    }
-    Ok(())
 }
 
 fn execute_in(
