@@ -366,11 +366,80 @@ fn without_arch_check(program: &[sock_filter]) -> Result<&[sock_filter], Seccomp
     Ok(&program[3..])
 }
 
+/// Where [`shortcut`] sends a call no refusal names: its answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Allow,
+    /// A refusal names the call: the sections judge it.
+    Judge,
+}
+
+/// A `BPF_JA` offset standing for "to the end of the shortcut" until
+/// [`shortcut`] knows where that is.
+const TO_SECTIONS: u32 = u32::MAX;
+
+/// The front of the merged program (the call number loaded): a binary
+/// search that answers at once for every call no refusal rule names
+/// (`ALLOW` when the allowlist has it, `unknown_errno` otherwise), so
+/// those calls skip the refusal sections, whose rules compare call numbers
+/// one by one. Calls a refusal names fall through to the sections. The
+/// kernel, which runs the filter for every call number when it installs
+/// it, then also finds the plainly allowed calls in a few steps and
+/// caches them as always allowed.
+fn shortcut(selected: &Selected) -> Result<BpfProgram, SeccompError> {
+    let mut routes: BTreeMap<u32, Route> = BTreeMap::new();
+    for name in &selected.allowed {
+        routes.insert(native_number(name, "default")?, Route::Allow);
+    }
+    for rule in selected.refusals.values().flatten() {
+        routes.insert(native_number(&rule.syscall, "default")?, Route::Judge);
+    }
+    let routes: Vec<(u32, Route)> = routes.into_iter().collect();
+    let mut program = Vec::new();
+    route_tree(&routes, selected.unknown_errno, &mut program);
+    let end = program.len();
+    for (at, instruction) in program.iter_mut().enumerate() {
+        if instruction.code == BPF_JA && instruction.k == TO_SECTIONS {
+            instruction.k = (end - at - 1) as u32;
+        }
+    }
+    Ok(program)
+}
+
+/// Appends the search for the accumulator among the sorted `routes`, as
+/// [`search_tree`] does, each leaf ending in `unknown_errno` (a number not
+/// listed), `ALLOW` and a jump to the sections.
+fn route_tree(routes: &[(u32, Route)], unknown_errno: u32, program: &mut BpfProgram) {
+    if routes.len() <= LEAF_SIZE {
+        let count = routes.len();
+        for (at, (nr, route)) in routes.iter().enumerate() {
+            // Past the comparisons after this one, to the ALLOW return
+            // (behind the ENOSYS one) or to the jump after it.
+            let to = match route {
+                Route::Allow => count - at,
+                Route::Judge => count - at + 1,
+            };
+            program.push(jump(BPF_JEQ_K, *nr, to as u8, 0));
+        }
+        program.push(ret_errno(unknown_errno));
+        program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+        program.push(stmt(BPF_JA, TO_SECTIONS));
+        return;
+    }
+    let (low, high) = routes.split_at(routes.len() / 2);
+    let mut below = Vec::new();
+    route_tree(low, unknown_errno, &mut below);
+    program.push(jump(BPF_JGE_K, high[0].0, 0, 1));
+    program.push(stmt(BPF_JA, below.len() as u32));
+    program.extend(below);
+    route_tree(high, unknown_errno, program);
+}
+
 /// The whole default policy as one program (see the module's
 /// documentation): the x32 guard, the architecture check (with
 /// `foreign_arches`, a jump to the i386 section instead of the kill), the
-/// refusal sections from the highest errno down, the allowlist, and with
-/// `foreign_arches` the i386 section.
+/// [`shortcut`], the refusal sections from the highest errno down, the
+/// allowlist, and with `foreign_arches` the i386 section.
 fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgram, SeccompError> {
     let mut sections = native_programs(selected, "default")?;
     // Of two errno answers the kernel keeps the one of the filter installed
@@ -382,6 +451,8 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
     program.push(jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0));
     let not_native = program.len();
     program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS));
+    program.push(stmt(BPF_LD_W_ABS, DATA_NR));
+    program.extend(shortcut(selected)?);
     let last = sections.len() - 1;
     for (index, section) in sections.iter().enumerate() {
         let body = without_arch_check(section)?;
