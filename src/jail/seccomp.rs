@@ -329,7 +329,10 @@ fn native_number(name: &str, origin: &str) -> Result<u32, SeccompError> {
 }
 
 /// The x86_64 filters of the selected groups as separate programs: the
-/// allowlist, then one filter per refusal errno, in ascending errno order.
+/// allowlist, then one filter per refusal errno, in ascending errno order;
+/// how they were installed before they were merged, kept as the reference
+/// the merged program is checked against.
+#[cfg(test)]
 fn native_programs(selected: &Selected, origin: &str) -> Result<Vec<BpfProgram>, SeccompError> {
     let allowed = selected
         .allowed
@@ -366,37 +369,84 @@ fn without_arch_check(program: &[sock_filter]) -> Result<&[sock_filter], Seccomp
     Ok(&program[3..])
 }
 
-/// Where [`shortcut`] sends a call no refusal names: its answer.
+/// What a range of call numbers gets in [`range_tree`].
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Allow,
-    /// A refusal names the call: the sections judge it.
+enum Answer {
+    /// Return this (`ALLOW` or an errno).
+    Return(u32),
+    /// A refusal names the call: on to the refusal sections.
     Judge,
 }
 
-/// A `BPF_JA` offset standing for "to the end of the shortcut" until
-/// [`shortcut`] knows where that is.
+/// A `BPF_JA` offset standing for "to the refusal sections" until
+/// [`shortcut`] knows where they start.
 const TO_SECTIONS: u32 = u32::MAX;
 
-/// The front of the merged program (the call number loaded): a binary
-/// search that answers at once for every call no refusal rule names
-/// (`ALLOW` when the allowlist has it, `unknown_errno` otherwise), so
-/// those calls skip the refusal sections, whose rules compare call numbers
-/// one by one. Calls a refusal names fall through to the sections. The
-/// kernel, which runs the filter for every call number when it installs
-/// it, then also finds the plainly allowed calls in a few steps and
-/// caches them as always allowed.
-fn shortcut(selected: &Selected) -> Result<BpfProgram, SeccompError> {
-    let mut routes: BTreeMap<u32, Route> = BTreeMap::new();
-    for name in &selected.allowed {
-        routes.insert(native_number(name, "default")?, Route::Allow);
+/// Appends a binary search over `runs` (each the first call number of a
+/// range and its answer, sorted; the first range also takes every number
+/// below it) that ends in the answer of the accumulator's range. A search
+/// over ranges of equal answers is a few instructions for hundreds of
+/// calls: the whole policy's calls fit in some two hundred.
+fn range_tree(runs: &[(u32, Answer)], program: &mut BpfProgram) {
+    if let [(_, answer)] = runs {
+        program.push(match answer {
+            Answer::Return(value) => stmt(BPF_RET_K, *value),
+            Answer::Judge => stmt(BPF_JA, TO_SECTIONS),
+        });
+        return;
     }
-    for rule in selected.refusals.values().flatten() {
-        routes.insert(native_number(&rule.syscall, "default")?, Route::Judge);
+    let (low, high) = runs.split_at(runs.len() / 2);
+    let mut below = Vec::new();
+    range_tree(low, &mut below);
+    match u8::try_from(below.len()) {
+        Ok(skip) => program.push(jump(BPF_JGE_K, high[0].0, skip, 0)),
+        Err(_) => {
+            program.push(jump(BPF_JGE_K, high[0].0, 0, 1));
+            program.push(stmt(BPF_JA, below.len() as u32));
+        }
     }
-    let routes: Vec<(u32, Route)> = routes.into_iter().collect();
+    program.extend(below);
+    range_tree(high, program);
+}
+
+/// `answers` (call number, answer) as runs for [`range_tree`]: neighbours
+/// with the same answer merge, and so do numbers `answers` leaves out
+/// with the run before them (their answer does not matter).
+fn runs_of(answers: impl IntoIterator<Item = (u32, Answer)>) -> Vec<(u32, Answer)> {
+    let mut runs: Vec<(u32, Answer)> = Vec::new();
+    for (nr, answer) in answers {
+        if runs.last().is_none_or(|(_, last)| *last != answer) {
+            runs.push((nr, answer));
+        }
+    }
+    runs
+}
+
+/// The front of the merged program (the call number loaded): a search
+/// over ranges of call numbers that answers at once for every call no
+/// refusal rule names (`ALLOW` when the allowlist has it, `unknown_errno`
+/// otherwise), so those calls skip the refusal sections, whose rules
+/// compare call numbers one by one. Calls a refusal names go on to the
+/// sections. The kernel, which runs the filter for every call number when
+/// it installs it, then also finds the plainly allowed calls in a few
+/// steps and caches them as always allowed.
+fn shortcut(selected: &Selected, allowed: &BTreeSet<u32>) -> Result<BpfProgram, SeccompError> {
+    let judged = judged_numbers(selected)?;
+    let highest = allowed.iter().chain(&judged).max().copied().unwrap_or(0);
+    // Every number up to one past the highest listed: the last run takes
+    // everything above (the x32 guard has killed the rest).
+    let answers = (0..=highest + 1).map(|nr| {
+        let answer = if judged.contains(&nr) {
+            Answer::Judge
+        } else if allowed.contains(&nr) {
+            Answer::Return(libc::SECCOMP_RET_ALLOW)
+        } else {
+            Answer::Return(libc::SECCOMP_RET_ERRNO | selected.unknown_errno)
+        };
+        (nr, answer)
+    });
     let mut program = Vec::new();
-    route_tree(&routes, selected.unknown_errno, &mut program);
+    range_tree(&runs_of(answers), &mut program);
     let end = program.len();
     for (at, instruction) in program.iter_mut().enumerate() {
         if instruction.code == BPF_JA && instruction.k == TO_SECTIONS {
@@ -406,33 +456,39 @@ fn shortcut(selected: &Selected) -> Result<BpfProgram, SeccompError> {
     Ok(program)
 }
 
-/// Appends the search for the accumulator among the sorted `routes`, as
-/// [`search_tree`] does, each leaf ending in `unknown_errno` (a number not
-/// listed), `ALLOW` and a jump to the sections.
-fn route_tree(routes: &[(u32, Route)], unknown_errno: u32, program: &mut BpfProgram) {
-    if routes.len() <= LEAF_SIZE {
-        let count = routes.len();
-        for (at, (nr, route)) in routes.iter().enumerate() {
-            // Past the comparisons after this one, to the ALLOW return
-            // (behind the ENOSYS one) or to the jump after it.
-            let to = match route {
-                Route::Allow => count - at,
-                Route::Judge => count - at + 1,
-            };
-            program.push(jump(BPF_JEQ_K, *nr, to as u8, 0));
-        }
-        program.push(ret_errno(unknown_errno));
+/// The call numbers some refusal rule names.
+fn judged_numbers(selected: &Selected) -> Result<BTreeSet<u32>, SeccompError> {
+    selected
+        .refusals
+        .values()
+        .flatten()
+        .map(|rule| native_number(&rule.syscall, "default"))
+        .collect()
+}
+
+/// The allowlist's answer for the calls the refusal sections let through,
+/// which are only those [`judged_numbers`] names: a search over their
+/// ranges, the numbers between them left to either neighbour.
+fn judged_allowlist(
+    selected: &Selected,
+    allowed: &BTreeSet<u32>,
+) -> Result<BpfProgram, SeccompError> {
+    let answers = judged_numbers(selected)?.into_iter().map(|nr| {
+        let answer = if allowed.contains(&nr) {
+            libc::SECCOMP_RET_ALLOW
+        } else {
+            libc::SECCOMP_RET_ERRNO | selected.unknown_errno
+        };
+        (nr, Answer::Return(answer))
+    });
+    let mut program = vec![stmt(BPF_LD_W_ABS, DATA_NR)];
+    let runs = runs_of(answers);
+    if runs.is_empty() {
         program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
-        program.push(stmt(BPF_JA, TO_SECTIONS));
-        return;
+    } else {
+        range_tree(&runs, &mut program);
     }
-    let (low, high) = routes.split_at(routes.len() / 2);
-    let mut below = Vec::new();
-    route_tree(low, unknown_errno, &mut below);
-    program.push(jump(BPF_JGE_K, high[0].0, 0, 1));
-    program.push(stmt(BPF_JA, below.len() as u32));
-    program.extend(below);
-    route_tree(high, unknown_errno, program);
+    Ok(program)
 }
 
 /// The whole default policy as one program (see the module's
@@ -441,24 +497,29 @@ fn route_tree(routes: &[(u32, Route)], unknown_errno: u32, program: &mut BpfProg
 /// [`shortcut`], the refusal sections from the highest errno down, the
 /// allowlist, and with `foreign_arches` the i386 section.
 fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgram, SeccompError> {
-    let mut sections = native_programs(selected, "default")?;
+    let allowed = selected
+        .allowed
+        .iter()
+        .map(|name| native_number(name, "default"))
+        .collect::<Result<BTreeSet<u32>, _>>()?;
     // Of two errno answers the kernel keeps the one of the filter installed
-    // last: the highest errno, then the lower ones, then the allowlist.
-    sections[1..].reverse();
-    sections.rotate_left(1);
+    // last: the highest errno first.
+    let mut refusals = Vec::new();
+    for (errno, rules) in selected.refusals.iter().rev() {
+        refusals.push(refusal_program(*errno, rules, "default")?);
+    }
     let mut program: BpfProgram = x32_guard().to_vec();
     program.push(stmt(BPF_LD_W_ABS, DATA_ARCH));
     program.push(jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0));
     let not_native = program.len();
     program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS));
     program.push(stmt(BPF_LD_W_ABS, DATA_NR));
-    program.extend(shortcut(selected)?);
-    let last = sections.len() - 1;
-    for (index, section) in sections.iter().enumerate() {
+    program.extend(shortcut(selected, &allowed)?);
+    for section in &refusals {
         let body = without_arch_check(section)?;
         let end = program.len() + body.len();
         for instruction in body {
-            if index == last || instruction.code != BPF_RET_K {
+            if instruction.code != BPF_RET_K {
                 program.push(instruction.clone());
                 continue;
             }
@@ -479,6 +540,7 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
             }
         }
     }
+    program.extend(judged_allowlist(selected, &allowed)?);
     if foreign_arches {
         program[not_native] = stmt(BPF_JA, (program.len() - not_native - 1) as u32);
         program.extend(i386_program(selected)?);
@@ -490,6 +552,7 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
 }
 
 /// Numbers a leaf of the allowlist's search tree compares one by one.
+#[cfg(test)]
 const LEAF_SIZE: usize = 8;
 
 /// The allowlist: seccompiler's architecture check (kill anything but
@@ -500,6 +563,7 @@ const LEAF_SIZE: usize = 8;
 /// once per call number when it is installed (to cache the calls a filter
 /// always allows), does a few thousand steps instead of hundreds of
 /// thousands.
+#[cfg(test)]
 fn allowlist_program(allowed: &BTreeSet<u32>, unknown_errno: u32) -> BpfProgram {
     let mut program = vec![
         stmt(BPF_LD_W_ABS, DATA_ARCH),
@@ -514,6 +578,7 @@ fn allowlist_program(allowed: &BTreeSet<u32>, unknown_errno: u32) -> BpfProgram 
 
 /// Appends the search for the accumulator among the sorted `numbers`:
 /// `ALLOW` when it is one of them, `unknown_errno` otherwise.
+#[cfg(test)]
 fn search_tree(numbers: &[u32], unknown_errno: u32, program: &mut BpfProgram) {
     if numbers.len() <= LEAF_SIZE {
         // Each comparison jumps to the final ALLOW over the ones after it
