@@ -222,7 +222,7 @@ pub struct IsolateConfig {
     /// caller's session and becomes the terminal's foreground process group
     /// for the run (isolate's `--tty-hack`). The program can then push
     /// input into the terminal (where the filter allows it) and change its
-    /// settings. Off, the box runs in a process group of its own with no
+    /// settings. Off, the box runs in a session of its own with no
     /// controlling terminal, even when its stdio is a terminal.
     pub keep_terminal: bool,
 }

@@ -130,8 +130,7 @@ pub(crate) struct RunPaths<'a> {
     pub inherit_fds: bool,
     /// Stay in the keeper's session and make the box the foreground process
     /// group of the terminal on stdout (isolate's `--tty-hack`); otherwise
-    /// the box runs in a process group of its own, without a controlling
-    /// terminal.
+    /// the box runs in a session of its own, without a controlling terminal.
     pub keep_terminal: bool,
 }
 

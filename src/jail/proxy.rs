@@ -39,16 +39,17 @@ extern "C" fn kill_inmate(_signal: libc::c_int) {
 ///    another run's pipes never stay open because of this box;
 /// 3. wait for the keeper's go-ahead (it records us first, and moves us
 ///    into the cgroup when we were neither born there nor joined it);
-/// 4. become a process group of our own and drop the controlling terminal
-///    (see [`leave_terminal`]), so the program can never push input into
-///    the caller's terminal (`TIOCSTI` needs it to be its own controlling
-///    terminal) nor get signals from it; with `keep_terminal` instead make
-///    the group the terminal's foreground group (isolate's `--tty-hack`).
-///    Either way the box is a process group the keeper can kill without
-///    namespaces;
-/// 5. in namespaces: make mounts private, set the hostname, size the IPC
+/// 4. in namespaces: make mounts private, set the hostname, size the IPC
 ///    namespace (a memory limit without a cgroup), build the box's
 ///    filesystem and pivot into it;
+/// 5. start a new session without a controlling terminal, so the program
+///    can never push input into the caller's terminal (`TIOCSTI` needs it
+///    to be the caller's own terminal) nor get signals from it; with
+///    `keep_terminal` instead own a process group and make it the
+///    terminal's foreground group (isolate's `--tty-hack`). Either way the
+///    box is a process group the keeper can kill without namespaces. This
+///    comes after the filesystem steps, so no file they open can become
+///    the session's terminal;
 /// 6. without a PID namespace, become a subreaper so orphans stay ours;
 /// 7. fork the inmate and reap everything until it ends; report how it
 ///    ended; then kill every process of the box still alive and reap them
@@ -82,8 +83,6 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
     // SAFETY: as for the first step.
     unsafe { wait_for_go_ahead(fds.go) };
     // SAFETY: as for the first step.
-    unsafe { leave_terminal(spec.keep_terminal, report) };
-    // SAFETY: as for the first step.
     unsafe { set_up_namespaces(spec, report) };
     // Opened while /proc is still the host's; after the pivot the box
     // may have no /proc at all.
@@ -96,6 +95,8 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
             fail_at(report, Stage::Filesystem, errno, step);
         }
     }
+    // SAFETY: as for the first step.
+    unsafe { start_session(spec.keep_terminal, report) };
     let pid_namespace = spec.namespaces & libc::CLONE_NEWPID as u64 != 0;
     if !pid_namespace {
         // SAFETY: prctl on the calling process only.
@@ -278,71 +279,30 @@ unsafe fn open_flag_file(path: &std::ffi::CStr, flags: libc::c_int) -> RawFd {
     unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) }
 }
 
-/// A process group of the box's own, without the caller's controlling
-/// terminal; with `keep_terminal` instead in the foreground of the
-/// terminal on stdout.
-///
-/// The box stays in the caller's session and drops the terminal with
-/// `TIOCNOTTY` rather than starting a session of its own: `setsid` also
-/// starts a scheduler autogroup, and a new autogroup on a busy machine
-/// waited for other groups' time slices twice per run (the proxy after
-/// `setsid`, then the inmate's first run), about 6 ms at a load of 3-4 on
-/// two CPUs. The terminal stays as much out of reach: a process without a
-/// controlling terminal cannot push input into one (`TIOCSTI`), gets no
-/// signal from it, and, not leading a session, can never acquire it again.
-/// Where `/dev/tty` cannot tell whether there is a terminal to leave, the
-/// proxy falls back to `setsid`.
+/// A session of the box's own, or with `keep_terminal` a process group of
+/// its own in the foreground of the terminal on stdout.
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-unsafe fn leave_terminal(keep_terminal: bool, report: RawFd) {
-    if keep_terminal {
-        // SAFETY: setpgid on the calling process.
-        unsafe { libc::setpgid(0, 0) };
-        // SAFETY: isatty on our own stdout.
-        if unsafe { libc::isatty(1) } == 1 {
-            // A background group asking for the terminal gets SIGTTOU.
-            // SAFETY: signal changes only this process's disposition.
-            unsafe { libc::signal(libc::SIGTTOU, libc::SIG_IGN) };
-            // SAFETY: tcsetpgrp and getpgrp on our own stdout and group.
-            unsafe { libc::tcsetpgrp(1, libc::getpgrp()) };
-            // SAFETY: as for the first signal call.
-            unsafe { libc::signal(libc::SIGTTOU, libc::SIG_DFL) };
-        }
-        return;
-    }
-    // The host's /dev/tty: the proxy has not pivoted yet, and nothing of the
-    // box can write there. O_NOCTTY and O_NONBLOCK: opening it must neither
-    // make it a terminal of ours nor wait for a line.
-    // SAFETY: a static C string; open is async-signal-safe.
-    let tty = unsafe {
-        libc::open(
-            c"/dev/tty".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if tty < 0 && errno() != libc::ENXIO {
-        // Before setpgid: a group leader could not start a session.
-        // SAFETY: setsid on the calling process, which leads no group.
+unsafe fn start_session(keep_terminal: bool, report: RawFd) {
+    if !keep_terminal {
+        // SAFETY: setsid on the calling process.
         if unsafe { libc::setsid() } < 0 {
             fail(report, Stage::Session, errno());
         }
         return;
     }
-    // SAFETY: setpgid on the calling process, which leads no session.
-    if unsafe { libc::setpgid(0, 0) } < 0 {
-        fail(report, Stage::Session, errno());
-    }
-    // ENXIO: no controlling terminal, nothing to leave.
-    if tty >= 0 {
-        // SAFETY: TIOCNOTTY takes no argument; `tty` is our own descriptor.
-        let left = unsafe { libc::ioctl(tty, libc::TIOCNOTTY) };
-        let error = errno();
-        // SAFETY: our own descriptor, not used again.
-        unsafe { libc::close(tty) };
-        if left != 0 {
-            fail(report, Stage::Session, error);
-        }
+    // SAFETY: setpgid on the calling process.
+    unsafe { libc::setpgid(0, 0) };
+    // SAFETY: isatty on our own stdout.
+    if unsafe { libc::isatty(1) } == 1 {
+        // A background group asking for the terminal gets SIGTTOU.
+        // SAFETY: signal changes only this process's disposition.
+        unsafe { libc::signal(libc::SIGTTOU, libc::SIG_IGN) };
+        // SAFETY: tcsetpgrp and getpgrp on our own stdout and group.
+        unsafe { libc::tcsetpgrp(1, libc::getpgrp()) };
+        // SAFETY: as for the first signal call.
+        unsafe { libc::signal(libc::SIGTTOU, libc::SIG_DFL) };
     }
 }
 

@@ -45,7 +45,7 @@ pub(crate) enum Stage {
     Network,
     /// Sizing the IPC namespace's pools from the memory limit.
     IpcLimits,
-    /// Leaving the caller's terminal (a process group of the box's own).
+    /// Starting the box's own session.
     Session,
     /// Joining the run's cgroup (cgroup v1).
     Cgroup,
@@ -93,7 +93,7 @@ impl Stage {
             Self::Seccomp => "installing the seccomp filter",
             Self::Network => "joining the network namespace",
             Self::IpcLimits => "sizing the IPC namespace",
-            Self::Session => "leaving the caller's terminal",
+            Self::Session => "starting a new session",
             Self::Cgroup => "joining the run's cgroup",
         }
     }
