@@ -1,7 +1,10 @@
-//! The inmate: forked by the proxy, it drops to the box's credentials and
-//! executes the program. Everything here runs between fork and `execve`,
-//! where only async-signal-safe calls are allowed; each step is a function
-//! of its own and [`inmate_main`] lists them in order.
+//! The inmate: started by the proxy, it drops to the box's credentials and
+//! executes the program. Until `execve` it shares the proxy's memory (the
+//! proxy waits meanwhile, `CLONE_VFORK`) and runs on a stack of its own;
+//! only async-signal-safe calls are allowed, and nothing here writes the
+//! proxy's memory but that stack and `errno` (which the proxy reads only
+//! right after its own calls). Each step is a function of its own and
+//! [`inmate_main`] lists them in order.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
@@ -16,7 +19,7 @@ use crate::sys::errno;
 /// candidates.
 ///
 /// # Safety
-/// Runs in a forked child; only async-signal-safe calls. Every step below
+/// Runs in the inmate (see the module); only async-signal-safe calls. Every step below
 /// has the same contract: it runs once, in this child, in this order, on
 /// memory prepared before the fork.
 pub(super) unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {

@@ -306,22 +306,52 @@ pub(super) unsafe fn start_session(keep_terminal: bool, report: RawFd) {
     }
 }
 
-/// Forks the inmate, which runs [`inmate::inmate_main`] and never returns
-/// here; records its pid for the stop handler.
+/// What the inmate's entry point needs, on the proxy's stack.
+struct InmateStart<'a> {
+    spec: &'a JailSpec,
+    report: RawFd,
+}
+
+extern "C" fn inmate_entry(start: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `start` is the InmateStart that fork_inmate passed, alive on
+    // the proxy's stack while the proxy waits for this child to exec.
+    let start = unsafe { &*start.cast::<InmateStart<'_>>() };
+    // SAFETY: we are the new inmate; inmate_main never returns.
+    unsafe { inmate::inmate_main(start.spec, start.report) }
+}
+
+/// Starts the inmate, which runs [`inmate::inmate_main`] on a stack of
+/// its own in the proxy's memory, and waits until it has executed the
+/// program (or failed); records its pid for the stop handler.
 ///
 /// # Safety
 /// A step of [`proxy_main`].
 unsafe fn fork_inmate(spec: &JailSpec, report: RawFd) -> libc::pid_t {
-    // SAFETY: the child branch runs only inmate_main (async-signal-safe).
-    let inmate = unsafe { namespaces::raw_fork() };
-    if inmate == 0 {
-        // SAFETY: we are the freshly forked inmate.
-        unsafe { inmate::inmate_main(spec, report) };
+    // The stop signal waits until the pid is recorded: the proxy is
+    // suspended while the inmate sets up, and a stop request taken before
+    // the store would find no inmate to kill.
+    // SAFETY: sigset_t is plain old data; all-zero is a valid value.
+    let mut stop: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `stop` is a valid sigset_t to fill in; the mask changes only
+    // this process's, and the inmate sets its own.
+    unsafe {
+        libc::sigemptyset(&mut stop);
+        libc::sigaddset(&mut stop, STOP_SIGNAL);
+        libc::sigprocmask(libc::SIG_BLOCK, &stop, std::ptr::null_mut());
     }
+    let mut start = InmateStart { spec, report };
+    // SAFETY: inmate_entry runs only inmate_main (async-signal-safe, never
+    // returns) and touches only its stack and `start`, which outlives the
+    // wait; this proxy starts one inmate.
+    let inmate = unsafe {
+        namespaces::spawn_sharing_memory(inmate_entry, (&mut start as *mut InmateStart<'_>).cast())
+    };
     if inmate < 0 {
         fail(report, Stage::ForkInmate, errno());
     }
     INMATE_PID.store(inmate, Ordering::Relaxed);
+    // SAFETY: as for the block above.
+    unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &stop, std::ptr::null_mut()) };
     inmate
 }
 

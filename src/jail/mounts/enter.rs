@@ -271,11 +271,11 @@ unsafe fn file_type(fd: RawFd) -> Result<(libc::mode_t, libc::stat), i32> {
 }
 
 /// Opens entry `name` of directory `dir` as an `O_PATH` descriptor without
-/// following a symbolic link: a link is `ELOOP`.
+/// following a symbolic link (a link is `ELOOP`), with its status.
 ///
 /// # Safety
 /// Only async-signal-safe calls.
-unsafe fn open_entry(dir: RawFd, name: &CString) -> Result<ChildFd, i32> {
+unsafe fn open_entry(dir: RawFd, name: &CString) -> Result<(ChildFd, libc::stat), i32> {
     // SAFETY: a live C string and a descriptor of ours.
     unsafe {
         let fd = checked(libc::openat(
@@ -284,11 +284,19 @@ unsafe fn open_entry(dir: RawFd, name: &CString) -> Result<ChildFd, i32> {
             libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         ) as libc::c_long)?;
         let fd = ChildFd(fd as RawFd);
-        if file_type(fd.0)?.0 == libc::S_IFLNK {
+        let (kind, stat) = file_type(fd.0)?;
+        if kind == libc::S_IFLNK {
             return Err(libc::ELOOP);
         }
-        Ok(fd)
+        Ok((fd, stat))
     }
+}
+
+/// A directory [`walk`] reached: the base itself (no descriptor of its
+/// own to open, duplicate or close), or one the walk opened.
+struct WalkedDir {
+    fd: RawFd,
+    _opened: Option<ChildFd>,
 }
 
 /// Walks `parts` down from `base` following no symbolic link; with
@@ -297,25 +305,30 @@ unsafe fn open_entry(dir: RawFd, name: &CString) -> Result<ChildFd, i32> {
 ///
 /// # Safety
 /// Only async-signal-safe calls.
-unsafe fn walk(base: RawFd, parts: &[CString], create: bool) -> Result<ChildFd, i32> {
+unsafe fn walk(base: RawFd, parts: &[CString], create: bool) -> Result<WalkedDir, i32> {
+    let mut current = WalkedDir {
+        fd: base,
+        _opened: None,
+    };
     // SAFETY: system calls on descriptors of ours and live C strings.
     unsafe {
-        let mut current =
-            ChildFd(checked(libc::fcntl(base, libc::F_DUPFD_CLOEXEC, 3) as libc::c_long)? as RawFd);
         for part in parts {
             // mkdir never follows a link in its last component: a planted
             // link makes it EEXIST, and open_entry then refuses it.
             if create
-                && libc::mkdirat(current.0, part.as_ptr(), 0o755) != 0
+                && libc::mkdirat(current.fd, part.as_ptr(), 0o755) != 0
                 && errno() != libc::EEXIST
             {
                 return Err(errno());
             }
-            let next = open_entry(current.0, part)?;
-            if file_type(next.0)?.0 != libc::S_IFDIR {
+            let (next, stat) = open_entry(current.fd, part)?;
+            if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
                 return Err(libc::ENOTDIR);
             }
-            current = next;
+            current = WalkedDir {
+                fd: next.0,
+                _opened: Some(next),
+            };
         }
         Ok(current)
     }
@@ -336,11 +349,11 @@ unsafe fn open_target(root: RawFd, target: &Target) -> Result<ChildFd, i32> {
         let parent = walk(root, parents, true)?;
         match target.kind {
             PointKind::Directory => {
-                if libc::mkdirat(parent.0, last.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
+                if libc::mkdirat(parent.fd, last.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
                     return Err(errno());
                 }
-                let fd = open_entry(parent.0, last)?;
-                if file_type(fd.0)?.0 != libc::S_IFDIR {
+                let (fd, stat) = open_entry(parent.fd, last)?;
+                if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
                     return Err(libc::ENOTDIR);
                 }
                 Ok(fd)
@@ -349,7 +362,7 @@ unsafe fn open_target(root: RawFd, target: &Target) -> Result<ChildFd, i32> {
                 // O_EXCL: an existing entry, a link above all, is never
                 // opened through this call.
                 let created = libc::openat(
-                    parent.0,
+                    parent.fd,
                     last.as_ptr(),
                     libc::O_CREAT
                         | libc::O_EXCL
@@ -364,8 +377,8 @@ unsafe fn open_target(root: RawFd, target: &Target) -> Result<ChildFd, i32> {
                 if errno() != libc::EEXIST {
                     return Err(errno());
                 }
-                let fd = open_entry(parent.0, last)?;
-                if file_type(fd.0)?.0 != libc::S_IFREG {
+                let (fd, stat) = open_entry(parent.fd, last)?;
+                if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Err(libc::EEXIST);
                 }
                 Ok(fd)
@@ -391,9 +404,8 @@ unsafe fn open_source(host: RawFd, source: &Source) -> Result<ChildFd, i32> {
     // SAFETY: as above.
     unsafe {
         let parent = walk(host, parents, false)?;
-        let fd = open_entry(parent.0, last)?;
+        let (fd, stat) = open_entry(parent.fd, last)?;
         if let Some((dev, ino)) = source.identity {
-            let (_, stat) = file_type(fd.0)?;
             if stat.st_dev != dev || stat.st_ino != ino {
                 return Err(libc::ESTALE);
             }
@@ -578,10 +590,10 @@ unsafe fn mount_fresh(
 unsafe fn make_read_only(root: RawFd, target: &[CString]) -> Result<(), i32> {
     // SAFETY: system calls on descriptors of ours and static C strings.
     unsafe {
-        let fd = walk(root, target, false)?;
+        let dir = walk(root, target, false)?;
         let picked = ChildFd(checked(libc::syscall(
             libc::SYS_fspick,
-            fd.0,
+            dir.fd,
             c"".as_ptr(),
             FSPICK_EMPTY_PATH | FSPICK_CLOEXEC,
         ))? as RawFd);
@@ -637,7 +649,7 @@ unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
             // SAFETY: as for Bind.
             let dir = unsafe { walk(dirs.root, dir, false) }?;
             // SAFETY: two live C strings and a descriptor we hold.
-            let ret = unsafe { libc::symlinkat(points_to.as_ptr(), dir.0, name.as_ptr()) };
+            let ret = unsafe { libc::symlinkat(points_to.as_ptr(), dir.fd, name.as_ptr()) };
             checked(ret as libc::c_long).map(drop)
         }
         Step::Device {
@@ -650,7 +662,7 @@ unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
             // SAFETY: as for Bind.
             let parent = unsafe { walk(dirs.root, dir, false) }?;
             // SAFETY: a live C string and a descriptor we hold.
-            if unsafe { libc::mknodat(parent.0, name.as_ptr(), libc::S_IFCHR | 0o666, *device) }
+            if unsafe { libc::mknodat(parent.fd, name.as_ptr(), libc::S_IFCHR | 0o666, *device) }
                 == 0
             {
                 return Ok(());
