@@ -159,6 +159,10 @@ pub struct IsolateConfig {
     /// Address-space limit per process in bytes (`RLIMIT_AS`); also used for
     /// `memory_limit` when no cgroup is available.
     pub address_space_limit: Option<u64>,
+    /// Data-segment limit per process in bytes (`RLIMIT_DATA`: the heap and,
+    /// since Linux 4.7, every private writable mapping); go-judge's
+    /// `dataSegmentLimit`.
+    pub data_segment_limit: Option<u64>,
     /// Maximum number of processes and threads alive at once.
     pub process_limit: Option<u64>,
     /// Largest file the program may write, in bytes (`RLIMIT_FSIZE`).
@@ -298,6 +302,7 @@ impl Default for IsolateConfig {
             wall_time_limit: None,
             memory_limit: None,
             address_space_limit: None,
+            data_segment_limit: None,
             process_limit: None,
             file_size_limit: None,
             stack_limit: None,
@@ -348,16 +353,20 @@ impl IsolateConfig {
     }
 
     /// The memory bound a run has only through rlimits: the address-space
-    /// limit, or the memory limit when no cgroup enforces it. `None` when a
-    /// memory cgroup limits the run, or nothing does.
+    /// or data-segment limit, or the memory limit when no cgroup enforces
+    /// it. `None` when a memory cgroup limits the run, or nothing does.
     pub fn rlimit_only_memory(&self, have_cgroup: bool) -> Option<u64> {
         if have_cgroup && self.memory_limit.is_some() {
             return None;
         }
-        match (self.address_space_limit, self.memory_limit) {
-            (Some(a), Some(m)) => Some(a.min(m)),
-            (a, m) => a.or(m),
-        }
+        [
+            self.address_space_limit,
+            self.data_segment_limit,
+            self.memory_limit,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -153,6 +153,7 @@ fn rlimit_request(config: &crate::config::IsolateConfig) -> jail::RlimitRequest 
         stack: config.stack_limit,
         open_files: config.open_files_limit,
         address_space: config.address_space_limit,
+        data_segment: config.data_segment_limit,
         memory: config.memory_limit,
         cpu_kill: config.cpu_kill_threshold(),
         processes: config.process_limit,

@@ -45,6 +45,8 @@ pub(crate) struct RlimitRequest {
     pub open_files: Option<u64>,
     /// Address space per process (`RLIMIT_AS`).
     pub address_space: Option<u64>,
+    /// Data segment per process (`RLIMIT_DATA`).
+    pub data_segment: Option<u64>,
     /// Memory of the whole run; stands in for `address_space` without a
     /// cgroup.
     pub memory: Option<u64>,
@@ -144,7 +146,10 @@ impl Rlimits {
             // With a cgroup the pids controller counts the run's processes.
             None => add(libc::RLIMIT_NPROC, INFINITY, INFINITY, false),
         }
-        add(libc::RLIMIT_DATA, INFINITY, INFINITY, false);
+        match request.data_segment {
+            Some(bytes) => add(libc::RLIMIT_DATA, bytes, bytes, true),
+            None => add(libc::RLIMIT_DATA, INFINITY, INFINITY, false),
+        }
         add(libc::RLIMIT_RSS, INFINITY, INFINITY, false);
         add(libc::RLIMIT_LOCKS, INFINITY, INFINITY, false);
         add(libc::RLIMIT_RTTIME, INFINITY, INFINITY, false);

@@ -180,6 +180,9 @@ pub struct Job {
     stack: u64,
     procs: u64,
     address_space: bool,
+    /// `RLIMIT_DATA` at the memory limit (go-judge's `dataSegmentLimit`, and
+    /// `strictMemoryLimit`, its older name).
+    data_segment: bool,
     cpu_bandwidth: Option<CpuBandwidth>,
     cpuset: Option<String>,
     copy_in: Vec<(String, BoxPath, Source)>,
@@ -339,16 +342,6 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
     if cmd.tty {
         return Err("tty: a terminal for the program is not supported".into());
     }
-    // go-judge sets RLIMIT_DATA to the memory limit for these; the jail
-    // has no such knob yet, and a limit silently dropped is worse than a
-    // refusal.
-    if cmd.data_segment_limit || cmd.strict_memory_limit {
-        return Err(
-            "dataSegmentLimit/strictMemoryLimit: RLIMIT_DATA is not supported; \
-             use addressSpaceLimit (RLIMIT_AS) or rely on the memory cgroup"
-                .into(),
-        );
-    }
     let (cpu_bandwidth, cpuset) = cpu_controls(cmd, settings)?;
     let stdin = match cmd.files.first() {
         None | Some(None) => None,
@@ -442,6 +435,7 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
         stack: capped(cmd.stack_limit, memory),
         procs: capped(cmd.proc_limit, caps.procs),
         address_space: cmd.address_space_limit,
+        data_segment: cmd.data_segment_limit || cmd.strict_memory_limit,
         cpu_bandwidth,
         cpuset,
         copy_in,
@@ -687,6 +681,7 @@ fn execute_in(
     config.wall_time_limit = Some(job.clock);
     config.memory_limit = Some(job.memory);
     config.address_space_limit = job.address_space.then_some(job.memory);
+    config.data_segment_limit = job.data_segment.then_some(job.memory);
     config.stack_limit = Some(job.stack);
     config.process_limit = Some(job.procs);
     config.cpu_bandwidth = job.cpu_bandwidth;
@@ -968,20 +963,24 @@ mod tests {
     }
 
     #[test]
-    fn limits_without_a_mechanism_are_refused() {
+    fn limits_without_a_mechanism_are_refused_and_the_rest_reach_the_job() {
         let open = settings(true);
-        for flag in ["dataSegmentLimit", "strictMemoryLimit", "tty"] {
-            let cmd: Cmd =
-                serde_json::from_value(serde_json::json!({"args": ["/bin/true"], flag: true}))
-                    .unwrap();
-            let reason = prepare(&cmd, &open).unwrap_err();
-            assert!(!reason.contains('\n'), "{reason}");
-        }
+        let cmd: Cmd =
+            serde_json::from_value(serde_json::json!({"args": ["/bin/true"], "tty": true}))
+                .unwrap();
+        let reason = prepare(&cmd, &open).unwrap_err();
+        assert!(!reason.contains('\n'), "{reason}");
         let cmd: Cmd = serde_json::from_value(serde_json::json!({
             "args": ["/bin/true"], "strictMemoryLimit": false, "addressSpaceLimit": true
         }))
         .unwrap();
         let job = prepare(&cmd, &open).unwrap();
-        assert!(job.address_space);
+        assert!(job.address_space && !job.data_segment);
+        for flag in ["dataSegmentLimit", "strictMemoryLimit"] {
+            let cmd: Cmd =
+                serde_json::from_value(serde_json::json!({"args": ["/bin/true"], flag: true}))
+                    .unwrap();
+            assert!(prepare(&cmd, &open).unwrap().data_segment, "{flag}");
+        }
     }
 }
