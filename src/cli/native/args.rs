@@ -81,13 +81,25 @@ Privileges:
   bound each process's address space only, not kernel memory or /tmp)
   unless --unisolated accepts that.
 
+Files:
+  The box starts empty. A program named with a relative path (./solution) is
+  copied in from the working directory, as are the files of --copy-in; the
+  program sees them in /box, its working directory, read-only. --copy-out
+  brings files the program wrote back out.
+
+Zero:
+  0 means no limit for every limit option (--time 0, --mem 0, --processes 0,
+  ...), as in isolate's face.
+
 Exit status:
   0  the program exited with status 0 within every limit
   1  the program failed or hit a limit
   2  bad usage, the program could not be executed, or isobox itself failed
 
-Example:
-  isobox run --time 1 --mem 256M -- ./solution";
+Examples:
+  isobox run --time 1 --mem 256M -- ./solution
+  isobox run --time 1 --stdin in.txt --stdout out.txt -- ./solution
+  isobox run --copy-in data.txt --copy-out result.txt -- ./solution";
 
 /// Options of `isobox run`.
 #[derive(Debug, Args)]
@@ -140,6 +152,38 @@ pub(super) struct RunArgs {
     /// Feed this file to the program's standard input [default: /dev/null]
     #[arg(long, value_name = "FILE")]
     pub(super) stdin: Option<PathBuf>,
+
+    /// Write the program's standard output to this file (created or
+    /// truncated) instead of isobox's own stdout
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub(super) stdout: Option<PathBuf>,
+
+    /// Write the program's standard error to this file (created or
+    /// truncated) instead of isobox's own stderr
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub(super) stderr: Option<PathBuf>,
+
+    /// Copy the regular file SRC (on the host, relative to the working
+    /// directory) into the box as DST [default: SRC's file name]; may be
+    /// repeated
+    ///
+    /// The copy belongs to root and is read-only for the program. A
+    /// program named with a relative path (`./solution`, `bin/sol`) is
+    /// copied in the same way unless a --copy-in already puts a file there.
+    /// Directories are not copied: bind them with --dir IN=OUT instead.
+    #[arg(long, visible_alias = "file", value_name = "SRC[:DST]")]
+    pub(super) copy_in: Vec<String>,
+
+    /// After the run, copy the regular file PATH (relative to the box) out
+    /// to DEST on the host [default: PATH's file name in the working
+    /// directory]; may be repeated
+    ///
+    /// Only a regular file directly reachable inside the box is copied: no
+    /// link is followed, no `..` leaves the box, and a file larger than
+    /// --output-limit is refused. A file that cannot be copied is an error
+    /// (exit status 2), reported after the run's result.
+    #[arg(long, value_name = "PATH[:DEST]")]
+    pub(super) copy_out: Vec<String>,
 
     /// Set VAR=VAL, pass VAR from isobox's environment (VAR), or remove it
     /// (VAR=); may be repeated

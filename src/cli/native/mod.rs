@@ -17,9 +17,11 @@ use isobox::dirs::DirRule;
 use isobox::{IsolateConfig, ProcessExecutor, Stdin};
 
 use super::env::{self, EnvRule, Environment, WhenAbsent};
+use super::units::unlimited_if_zero;
 use super::{print_error, EXIT_TROUBLE};
 
 mod args;
+mod files;
 mod report;
 
 use args::{first_line_of_clap_error, Cli, Command, RunArgs};
@@ -72,9 +74,14 @@ fn run(args: RunArgs) -> Result<u8> {
         );
     }
     let stdin = open_stdin(args.stdin.as_deref())?;
+    let stdout = open_output(args.stdout.as_deref(), "--stdout")?;
+    let stderr = open_output(args.stderr.as_deref(), "--stderr")?;
+    let copies_in = files::plan_copy_in(&args.copy_in, program)?;
+    let copies_out = files::plan_copy_out(&args.copy_out)?;
     // From here on the box directory exists; every return below drops it,
     // which removes it.
     let box_dir = create_box_dir()?;
+    files::copy_in(box_dir.path(), &copies_in)?;
     let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
 
     let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
@@ -85,7 +92,9 @@ fn run(args: RunArgs) -> Result<u8> {
              pass --unisolated to run with that weaker limit"
         );
     }
+    let redirect = files::Redirect::install(stdout, stderr)?;
     let outcome = executor.execute_with_stdin(&args.command, stdin);
+    let restored = redirect.restore();
     let cleaned = executor.cleanup();
     drop(executor);
     let result = match outcome {
@@ -108,6 +117,15 @@ fn run(args: RunArgs) -> Result<u8> {
             "cannot execute {program}: {}",
             isobox::sys::strerror(errno)
         ));
+    }
+    if let Err(error) = restored {
+        troubles.push(error.to_string());
+    }
+    // Copied out only once every process of the box is gone, so nothing
+    // changes a file while it is read.
+    if cleaned.is_ok() {
+        let limit = output_limit(&args).unwrap_or(u64::MAX);
+        troubles.extend(files::copy_out(box_dir.path(), &copies_out, limit));
     }
     if let Err(error) = cleaned {
         troubles.push(format!("cleaning up after the run: {error}"));
@@ -144,6 +162,30 @@ fn open_stdin(path: Option<&Path>) -> Result<Stdin> {
         bail!("cannot use --stdin {}: it is a directory", path.display());
     }
     Ok(Stdin::File(file))
+}
+
+/// Opens (creating or truncating) the file of `--stdout` or `--stderr`
+/// before anything else, so a path that cannot be written is a usage error.
+fn open_output(path: Option<&Path>, option: &str) -> Result<Option<File>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    File::create(path).map(Some).map_err(|error| {
+        anyhow!(
+            "cannot open {option} file {}: {}",
+            path.display(),
+            describe_io_error(&error)
+        )
+    })
+}
+
+/// The most output kept of each stream, and the largest file copied out;
+/// `None` (`--output-limit 0`) keeps everything.
+fn output_limit(args: &RunArgs) -> Option<u64> {
+    match args.output_limit {
+        None => Some(isobox::config::DEFAULT_OUTPUT_LIMIT),
+        Some(limit) => unlimited_if_zero(limit),
+    }
 }
 
 /// The throwaway box directory; removed on drop (best effort) or by
@@ -234,22 +276,24 @@ fn build_config(
         })?;
         isobox::dirs::anchor_relative_sources(&mut dir_rules, &cwd);
     }
+    // One rule for every limit, in both faces: 0 is no limit.
+    let time = args.time.and_then(unlimited_if_zero);
+    let extra_time = args.extra_time.and_then(unlimited_if_zero);
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
-        time_limit: args.time,
-        extra_time: args.extra_time,
-        wall_time_limit: args
-            .wall_time
-            .or_else(|| default_wall_time(args.time, args.extra_time)),
-        memory_limit: args.mem,
-        process_limit: args.processes,
-        file_size_limit: args.fsize,
-        stack_limit: args.stack,
-        open_files_limit: args.open_files,
-        output_limit: args
-            .output_limit
-            .or(Some(isobox::config::DEFAULT_OUTPUT_LIMIT)),
+        time_limit: time,
+        extra_time,
+        wall_time_limit: match args.wall_time {
+            Some(wall) => unlimited_if_zero(wall),
+            None => default_wall_time(time, extra_time),
+        },
+        memory_limit: args.mem.and_then(unlimited_if_zero),
+        process_limit: args.processes.and_then(unlimited_if_zero),
+        file_size_limit: args.fsize.and_then(unlimited_if_zero),
+        stack_limit: args.stack.and_then(unlimited_if_zero),
+        open_files_limit: args.open_files.and_then(unlimited_if_zero),
+        output_limit: output_limit(args),
         environment: build_environment(&args.env, lookup)?,
         dir_rules,
         default_dirs: !args.no_default_dirs,
