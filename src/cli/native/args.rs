@@ -38,6 +38,7 @@ pub(super) enum Command {
     /// 59000-59999, claimed for the run (never an isolate box's, never
     /// another live run's). Limits that are not given are not enforced.
     #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
+    #[command(override_usage = "isobox run [OPTIONS] -- CMD [ARGS...]")]
     Run(RunArgs),
     /// Check whether isobox can run in strict mode here and what makes
     /// timing noisy.
@@ -245,7 +246,7 @@ pub(super) struct RunArgs {
     pub(super) unisolated: bool,
 
     /// The program to run and its arguments, after `--`
-    #[arg(last = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD", required = true)]
     pub(super) command: Vec<String>,
 }
 
@@ -270,6 +271,9 @@ pub(super) fn first_line_of_clap_error(error: &clap::Error) -> String {
         return "no subcommand given; usage: isobox run [OPTIONS] -- CMD [ARGS...] \
                 (see isobox --help)"
             .to_string();
+    }
+    if error.kind() == ErrorKind::MissingRequiredArgument {
+        return "no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]".to_string();
     }
     let rendered = error.render().to_string();
     let line = rendered.lines().next().unwrap_or_default().trim();
@@ -326,8 +330,8 @@ mod tests {
     fn command_comes_after_the_double_dash() {
         let args = parse(&["--time", "1", "--", "/bin/echo", "--time", "x"]).unwrap();
         assert_eq!(args.command, ["/bin/echo", "--time", "x"]);
-        assert!(parse(&[]).unwrap().command.is_empty());
-        assert!(parse(&["--"]).unwrap().command.is_empty());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--"]).is_err());
     }
 
     #[test]
@@ -367,7 +371,7 @@ mod tests {
             ),
             (
                 &["/bin/true"][..],
-                "unexpected argument '/bin/true' found; usage: isobox run [OPTIONS] [-- <CMD>...]",
+                "unexpected argument '/bin/true' found; usage: isobox run [OPTIONS] -- CMD [ARGS...]",
             ),
         ] {
             let line = parse_error(args);
