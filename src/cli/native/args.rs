@@ -38,7 +38,8 @@ pub(super) enum Command {
     /// 59000-59999, claimed for the run (never an isolate box's, never
     /// another live run's). Limits that are not given are not enforced.
     #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
-    #[command(override_usage = "isobox run [OPTIONS] -- CMD [ARGS...]")]
+    #[command(override_usage = "isobox run [OPTIONS] -- CMD [ARGS...]\n       \
+                                isobox run [OPTIONS] --lang LANG SOURCE [-- ARGS...]")]
     Run(RunArgs),
     /// Check whether isobox can run in strict mode here and what makes
     /// timing noisy.
@@ -100,7 +101,8 @@ Exit status:
 Examples:
   isobox run --time 1 --mem 256M -- ./solution
   isobox run --time 1 --stdin in.txt --stdout out.txt -- ./solution
-  isobox run --copy-in data.txt --copy-out result.txt -- ./solution";
+  isobox run --copy-in data.txt --copy-out result.txt -- ./solution
+  isobox run --lang cpp --time 1 --mem 256M --stdin in.txt solution.cpp";
 
 /// Options of `isobox run`.
 #[derive(Debug, Args)]
@@ -245,8 +247,29 @@ pub(super) struct RunArgs {
     #[arg(long, conflicts_with = "strict")]
     pub(super) unisolated: bool,
 
+    /// Compile SOURCE in one box and run the result in another, with the
+    /// language preset LANG: c, cpp, python, java, rust, go, javascript
+    /// (those whose toolchain this host has)
+    ///
+    /// The compile box has the preset's limits; the run box has the
+    /// options given here, and the preset's process limit unless
+    /// --processes is given. Compiler messages go to stderr; a failed
+    /// compilation is exit status 1. Arguments after `--` go to the
+    /// program.
+    #[arg(long, value_name = "LANG", requires = "source")]
+    pub(super) lang: Option<String>,
+
+    /// Read the language presets from this TOML file instead of the
+    /// built-in ones (presets/languages.toml in the source tree)
+    #[arg(long, value_name = "FILE", requires = "lang")]
+    pub(super) presets: Option<PathBuf>,
+
+    /// The source file of --lang
+    #[arg(value_name = "SOURCE")]
+    pub(super) source: Option<PathBuf>,
+
     /// The program to run and its arguments, after `--`
-    #[arg(last = true, value_name = "CMD", required = true)]
+    #[arg(last = true, value_name = "CMD", required_unless_present = "lang")]
     pub(super) command: Vec<String>,
 }
 
@@ -289,6 +312,11 @@ pub(super) fn first_line_of_clap_error(error: &clap::Error) -> String {
             let usage = usage.to_string();
             let usage = usage.trim();
             let usage = usage.strip_prefix("Usage:").unwrap_or(usage).trim();
+            let usage = usage
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" or ");
             line = format!("{line}; usage: {usage}");
         }
     }

@@ -21,8 +21,35 @@ use super::report::describe_io_error;
 /// One file to copy into the box.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct CopyIn {
-    host: PathBuf,
+    source: Source,
     inside: BoxPath,
+}
+
+/// Where a copied-in file comes from.
+#[derive(Debug, PartialEq, Eq)]
+enum Source {
+    /// A file of the caller's.
+    Host(PathBuf),
+    /// Bytes isobox holds: a file copied out of a compile box.
+    Bytes(Vec<u8>),
+}
+
+impl CopyIn {
+    /// The caller's file `host`, to be `inside` in the box.
+    pub(super) fn from_host(host: PathBuf, inside: BoxPath) -> Self {
+        Self {
+            source: Source::Host(host),
+            inside,
+        }
+    }
+
+    /// `data`, to be `inside` in the box.
+    pub(super) fn from_bytes(data: Vec<u8>, inside: BoxPath) -> Self {
+        Self {
+            source: Source::Bytes(data),
+            inside,
+        }
+    }
 }
 
 /// One file to copy out of the box.
@@ -42,7 +69,7 @@ fn split_pair(text: &str) -> (&str, Option<&str>) {
 
 /// A name inside the box as `--copy-in`/`--copy-out` accept it: relative
 /// to the box or absolute below /box, never climbing out.
-fn inside(name: &str, option: &str) -> Result<BoxPath> {
+pub(super) fn inside(name: &str, option: &str) -> Result<BoxPath> {
     BoxPath::parse_in(name, BOX_MOUNT_POINT).map_err(|why| anyhow!("{option} {name}: {why}"))
 }
 
@@ -51,8 +78,14 @@ fn inside(name: &str, option: &str) -> Result<BoxPath> {
 /// and no `--copy-in` puts a file there. A program without a slash is
 /// looked up in the box's PATH, as a shell would; an absolute one is the
 /// box's own.
-pub(super) fn plan_copy_in(specs: &[String], program: &str) -> Result<Vec<CopyIn>> {
-    let mut copies = Vec::with_capacity(specs.len() + 1);
+///
+/// `planned` are copies decided before (a language preset's files).
+pub(super) fn plan_copy_in(
+    planned: Vec<CopyIn>,
+    specs: &[String],
+    program: &str,
+) -> Result<Vec<CopyIn>> {
+    let mut copies = planned;
     for spec in specs {
         let (source, destination) = split_pair(spec);
         if source.is_empty() {
@@ -65,18 +98,15 @@ pub(super) fn plan_copy_in(specs: &[String], program: &str) -> Result<Vec<CopyIn
                 .and_then(|name| name.to_str())
                 .ok_or_else(|| anyhow!("--copy-in {spec}: {source} has no file name"))?,
         };
-        copies.push(CopyIn {
-            host: PathBuf::from(source),
-            inside: inside(destination, "--copy-in")?,
-        });
+        copies.push(CopyIn::from_host(
+            PathBuf::from(source),
+            inside(destination, "--copy-in")?,
+        ));
     }
     if program.contains('/') && !program.starts_with('/') {
         let target = inside(program, "the program")?;
         if !copies.iter().any(|copy| copy.inside == target) {
-            copies.push(CopyIn {
-                host: PathBuf::from(program),
-                inside: target,
-            });
+            copies.push(CopyIn::from_host(PathBuf::from(program), target));
         }
     }
     Ok(copies)
@@ -108,16 +138,25 @@ pub(super) fn copy_in(box_dir: &Path, copies: &[CopyIn]) -> Result<()> {
     }
     let root = open_box(box_dir)?;
     for copy in copies {
-        let what = || format!("cannot copy {} into the box", copy.host.display());
-        let mut source = File::open(&copy.host)
-            .map_err(|error| anyhow!("{}: {}", what(), describe_io_error(&error)))?;
-        let regular = source.metadata().is_ok_and(|meta| meta.is_file());
-        if !regular {
-            bail!(
-                "{}: not a regular file (bind a directory with --dir IN=OUT)",
-                what()
-            );
-        }
+        let what = || match &copy.source {
+            Source::Host(host) => format!("cannot copy {} into the box", host.display()),
+            Source::Bytes(_) => "cannot copy the compiled program into the box".to_string(),
+        };
+        let mut source: Box<dyn std::io::Read> = match &copy.source {
+            Source::Host(host) => {
+                let file = File::open(host)
+                    .map_err(|error| anyhow!("{}: {}", what(), describe_io_error(&error)))?;
+                let regular = file.metadata().is_ok_and(|meta| meta.is_file());
+                if !regular {
+                    bail!(
+                        "{}: not a regular file (bind a directory with --dir IN=OUT)",
+                        what()
+                    );
+                }
+                Box::new(file)
+            }
+            Source::Bytes(data) => Box::new(data.as_slice()),
+        };
         confine::copy_in(&root, &copy.inside, &mut source).map_err(|failure| {
             anyhow!(
                 "{} as {}: {}",
@@ -167,6 +206,28 @@ pub(super) fn copy_out(box_dir: &Path, copies: &[CopyOut], limit: u64) -> Vec<St
         }
     }
     troubles
+}
+
+/// Reads the regular files `names` out of a box after its run, each at
+/// most `limit` bytes, as copies into the next box.
+pub(super) fn take_out(box_dir: &Path, names: &[BoxPath], limit: u64) -> Result<Vec<CopyIn>> {
+    let root = open_box(box_dir)?;
+    names
+        .iter()
+        .map(|name| {
+            let (data, _) = confine::copy_out(&root, name, limit, false).map_err(|failure| {
+                let why = match failure {
+                    CopyOutFailure::Open(error) => describe_io_error(&error),
+                    other => other.to_string(),
+                };
+                anyhow!(
+                    "cannot take {} out of the compile box: {why}",
+                    name.relative()
+                )
+            })?;
+            Ok(CopyIn::from_bytes(data, name.clone()))
+        })
+        .collect()
 }
 
 fn open_box(box_dir: &Path) -> Result<OwnedFd> {
@@ -257,23 +318,38 @@ mod tests {
 
     #[test]
     fn a_relative_program_is_copied_in_unless_a_copy_in_puts_it_there() {
-        let plan = plan_copy_in(&[], "./solution").unwrap();
+        let host = |path: &str| Source::Host(PathBuf::from(path));
+        let plan = plan_copy_in(Vec::new(), &[], "./solution").unwrap();
         assert_eq!(plan.len(), 1);
-        assert_eq!(plan[0].host, Path::new("./solution"));
+        assert_eq!(plan[0].source, host("./solution"));
         assert_eq!(plan[0].inside.relative(), "solution");
-        let plan = plan_copy_in(&strings(&["build/a.out:solution"]), "./solution").unwrap();
+        let plan = plan_copy_in(
+            Vec::new(),
+            &strings(&["build/a.out:solution"]),
+            "./solution",
+        )
+        .unwrap();
         assert_eq!(plan.len(), 1);
-        assert_eq!(plan[0].host, Path::new("build/a.out"));
-        assert!(plan_copy_in(&[], "/bin/true").unwrap().is_empty());
-        assert!(plan_copy_in(&[], "python3").unwrap().is_empty());
+        assert_eq!(plan[0].source, host("build/a.out"));
+        let compiled = CopyIn::from_bytes(vec![1], BoxPath::parse_in("solution", "/box").unwrap());
+        let plan = plan_copy_in(vec![compiled], &[], "./solution").unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].source, Source::Bytes(vec![1]));
+        assert!(plan_copy_in(Vec::new(), &[], "/bin/true")
+            .unwrap()
+            .is_empty());
+        assert!(plan_copy_in(Vec::new(), &[], "python3").unwrap().is_empty());
     }
 
     #[test]
     fn names_inside_never_climb_out() {
         for spec in ["a:../x", "a:/etc/passwd", "a:", "a:/box/../x", ":x"] {
-            assert!(plan_copy_in(&strings(&[spec]), "x").is_err(), "{spec}");
+            assert!(
+                plan_copy_in(Vec::new(), &strings(&[spec]), "x").is_err(),
+                "{spec}"
+            );
         }
-        assert!(plan_copy_in(&[], "../solution").is_err());
+        assert!(plan_copy_in(Vec::new(), &[], "../solution").is_err());
         for spec in ["../x", "/etc/shadow", "x:", "/box"] {
             assert!(plan_copy_out(&strings(&[spec])).is_err(), "{spec}");
         }

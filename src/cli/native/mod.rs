@@ -22,6 +22,8 @@ use super::{print_error, EXIT_TROUBLE};
 
 mod args;
 mod files;
+mod language;
+mod presets;
 mod report;
 
 use args::{first_line_of_clap_error, Cli, Command, RunArgs};
@@ -59,11 +61,15 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 ///
 /// Errors are everything that makes the outcome of the program unknown;
 /// they are reported by the caller as one line with exit status 2.
-fn run(args: RunArgs) -> Result<u8> {
-    let Some(program) = args.command.first() else {
-        bail!("no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]");
-    };
-    if program.is_empty() {
+fn run(mut args: RunArgs) -> Result<u8> {
+    if let (Some(source), None) = (&args.source, &args.lang) {
+        bail!(
+            "unexpected argument '{}': a program goes after `--` (isobox run [OPTIONS] -- {0}), \
+             a source file after --lang LANG",
+            source.display()
+        );
+    }
+    if args.command.first().is_some_and(String::is_empty) {
         bail!("the program name is empty");
     }
     if !isobox::sys::is_root() && !args.unisolated {
@@ -73,10 +79,20 @@ fn run(args: RunArgs) -> Result<u8> {
             isobox::sys::effective_uid()
         );
     }
+    let mut prepared = Vec::new();
+    if let Some(lang) = args.lang.clone() {
+        match language::prepare(&mut args, &lang)? {
+            Ok(copies) => prepared = copies,
+            Err(code) => return Ok(code),
+        }
+    }
+    let Some(program) = args.command.first() else {
+        bail!("no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]");
+    };
     let stdin = open_stdin(args.stdin.as_deref())?;
     let stdout = open_output(args.stdout.as_deref(), "--stdout")?;
     let stderr = open_output(args.stderr.as_deref(), "--stderr")?;
-    let copies_in = files::plan_copy_in(&args.copy_in, program)?;
+    let copies_in = files::plan_copy_in(prepared, &args.copy_in, program)?;
     let copies_out = files::plan_copy_out(&args.copy_out)?;
     // From here on the box directory exists; every return below drops it,
     // which removes it.
@@ -191,14 +207,14 @@ fn output_limit(args: &RunArgs) -> Option<u64> {
 /// The throwaway box directory; removed on drop (best effort) or by
 /// [`remove`](Self::remove). Removal copes with whatever the program left,
 /// however deeply nested, and follows no link.
-struct BoxDir(Option<PathBuf>);
+pub(super) struct BoxDir(Option<PathBuf>);
 
 impl BoxDir {
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.0.as_deref().unwrap_or(Path::new(""))
     }
 
-    fn remove(mut self) -> std::result::Result<(), String> {
+    pub(super) fn remove(mut self) -> std::result::Result<(), String> {
         let Some(path) = self.0.take() else {
             return Ok(());
         };
@@ -227,7 +243,7 @@ impl Drop for BoxDir {
 
 /// Creates the throwaway box directory, mode 0755 whatever the umask, so
 /// the box user can enter it.
-fn create_box_dir() -> Result<BoxDir> {
+pub(super) fn create_box_dir() -> Result<BoxDir> {
     let parent = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix(BOX_DIR_PREFIX)
@@ -313,7 +329,10 @@ fn build_config(
 /// The wall-clock limit when none is given: twice the CPU limit plus a
 /// second, so that a program that sleeps or waits is stopped too, while a
 /// program that computes is always stopped by the CPU limit first.
-fn default_wall_time(time: Option<Duration>, extra: Option<Duration>) -> Option<Duration> {
+pub(super) fn default_wall_time(
+    time: Option<Duration>,
+    extra: Option<Duration>,
+) -> Option<Duration> {
     let cpu = match (time, extra) {
         (Some(time), Some(extra)) => time.max(extra),
         (time, extra) => time.or(extra)?,
