@@ -236,6 +236,12 @@ fn help_and_the_help_subcommand_agree() {
     let word = isobox_in(dir.path(), &["help"]);
     assert_eq!(long.status.code(), Some(0), "{long:?}");
     assert_eq!(stdout(&long), stdout(&word));
+    let run = isobox_in(dir.path(), &["run", "/bin/true"]);
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(
+        stderr(&run).contains("a program goes after `--` (isobox run [OPTIONS] -- /bin/true)"),
+        "{run:?}"
+    );
     let run = isobox_in(dir.path(), &["run"]);
     assert_eq!(run.status.code(), Some(2), "{run:?}");
     assert_eq!(

@@ -269,7 +269,7 @@ pub(super) struct RunArgs {
     pub(super) source: Option<PathBuf>,
 
     /// The program to run and its arguments, after `--`
-    #[arg(last = true, value_name = "CMD", required_unless_present = "lang")]
+    #[arg(last = true, value_name = "CMD", required_unless_present_any = ["lang", "source"])]
     pub(super) command: Vec<String>,
 }
 
@@ -398,8 +398,13 @@ mod tests {
                 "variable name is empty",
             ),
             (
-                &["/bin/true"][..],
-                "unexpected argument '/bin/true' found; usage: isobox run [OPTIONS] -- CMD [ARGS...]",
+                &["--bogus", "--", "/bin/true"][..],
+                "usage: isobox run [OPTIONS] -- CMD [ARGS...] or isobox run [OPTIONS] --lang LANG \
+                 SOURCE [-- ARGS...]",
+            ),
+            (
+                &[][..],
+                "no command given; usage: isobox run [OPTIONS] -- CMD",
             ),
         ] {
             let line = parse_error(args);

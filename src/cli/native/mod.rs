@@ -368,6 +368,12 @@ mod tests {
     use super::*;
 
     fn config(args: &[&str]) -> IsolateConfig {
+        let with_command = [args, &["--", "/bin/true"][..]].concat();
+        let args = if args.contains(&"--") {
+            args
+        } else {
+            &with_command[..]
+        };
         let args = parse(args).expect("valid arguments");
         build_config(&args, Path::new("/tmp/isobox-run-test"), |_| None)
             .expect("valid configuration")
@@ -446,6 +452,41 @@ mod tests {
         assert_eq!(
             wall(&["--time", "1000000000"]),
             Some(Duration::from_secs(2_000_000_001))
+        );
+    }
+
+    #[test]
+    fn zero_is_no_limit() {
+        let zeros = config(&[
+            "--time",
+            "0",
+            "--extra-time",
+            "0",
+            "--mem",
+            "0",
+            "--processes",
+            "0",
+            "--fsize",
+            "0",
+            "--stack",
+            "0",
+            "--open-files",
+            "0",
+            "--output-limit",
+            "0",
+        ]);
+        assert_eq!(zeros.time_limit, None);
+        assert_eq!(zeros.extra_time, None);
+        assert_eq!(zeros.wall_time_limit, None);
+        assert_eq!(zeros.memory_limit, None);
+        assert_eq!(zeros.process_limit, None);
+        assert_eq!(zeros.file_size_limit, None);
+        assert_eq!(zeros.stack_limit, None);
+        assert_eq!(zeros.open_files_limit, None);
+        assert_eq!(zeros.output_limit, None);
+        assert_eq!(
+            config(&["--wall-time", "0", "--time", "1"]).wall_time_limit,
+            None
         );
     }
 
