@@ -43,7 +43,7 @@ fn asks_only_for_the_version(args: &[OsString]) -> bool {
 }
 
 /// Hands the arguments to the face that should handle them.
-fn dispatch(args: Vec<OsString>) -> ExitCode {
+fn dispatch(mut args: Vec<OsString>) -> ExitCode {
     // ======================== FACE DISPATCH ========================
     // The isolate-compatible face is chosen here, and only here: when the
     // file name of argv[0] is `isolate`, or when the first argument starts
@@ -54,6 +54,11 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
         .first()
         .and_then(|name| std::path::Path::new(name).file_name())
         .is_some_and(|name| name == "isolate");
+    if !called_isolate {
+        if let Some(reordered) = cli::options_after_subcommand(&args) {
+            args = reordered;
+        }
+    }
     let first = args.get(1).map(|arg| arg.to_string_lossy().into_owned());
     let first = first.as_deref();
     let native_flag = matches!(first, Some("--help" | "-h" | "--version" | "-V"));
@@ -73,7 +78,7 @@ fn dispatch(args: Vec<OsString>) -> ExitCode {
     if first == Some("serve") {
         return server::main(args);
     }
-    let help = matches!(first, Some("--help" | "-h"));
+    let help = matches!(first, Some("--help" | "-h")) || (first == Some("help") && args.len() == 2);
     let code = cli::native::main(args);
     if help {
         println!("\n{}", cli::isolate::FACE_SUMMARY);

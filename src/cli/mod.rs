@@ -4,6 +4,7 @@
 //! the [`isobox::ExecutionResult`] into its output and exit status. Policy
 //! stays in the library, so that every face behaves the same.
 
+use std::ffi::OsString;
 use std::io::Write;
 
 pub mod check;
@@ -15,6 +16,52 @@ pub mod units;
 /// Exit status for bad usage and for anything that kept isobox from running
 /// the program or from knowing how it ended.
 pub const EXIT_TROUBLE: u8 = 2;
+
+/// The native subcommands, as the face dispatch must recognise them.
+const NATIVE_SUBCOMMANDS: [&str; 4] = ["run", "check-environment", "serve", "help"];
+
+/// isolate's commands: an argument list with one of them is the isolate
+/// face's, whatever else it holds.
+const ISOLATE_COMMANDS: [&str; 5] = [
+    "--init",
+    "--run",
+    "--cleanup",
+    "--version",
+    "--print-cg-root",
+];
+
+/// `isobox --json run ...` put right: options written before a native
+/// subcommand are moved after it (`isobox run --json ...`), where its
+/// parser reads them, or names them as unknown. `None` when the arguments
+/// are not such a list: no subcommand word before `--`, or one of
+/// isolate's commands among them (then the isolate face reads them).
+pub fn options_after_subcommand(args: &[OsString]) -> Option<Vec<OsString>> {
+    let before_program = args
+        .iter()
+        .skip(1)
+        .take_while(|arg| *arg != "--")
+        .collect::<Vec<_>>();
+    if before_program
+        .iter()
+        .any(|arg| ISOLATE_COMMANDS.iter().any(|command| *arg == command))
+    {
+        return None;
+    }
+    let at = before_program
+        .iter()
+        .position(|arg| NATIVE_SUBCOMMANDS.iter().any(|name| *arg == name))?
+        + 1;
+    let first = args.get(1)?;
+    if at == 1 || !first.to_string_lossy().starts_with('-') {
+        return None;
+    }
+    let mut reordered = Vec::with_capacity(args.len());
+    reordered.push(args[0].clone());
+    reordered.push(args[at].clone());
+    reordered.extend_from_slice(&args[1..at]);
+    reordered.extend_from_slice(&args[at + 1..]);
+    Some(reordered)
+}
 
 /// Prints `isobox: <message>` as exactly one line on stderr.
 ///
@@ -33,4 +80,43 @@ pub fn one_line(text: &str) -> String {
         .chars()
         .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reorder(args: &[&str]) -> Option<Vec<String>> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        options_after_subcommand(&args).map(|args| {
+            args.into_iter()
+                .map(|arg| arg.into_string().unwrap())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn options_before_a_subcommand_move_after_it() {
+        assert_eq!(
+            reorder(&["isobox", "--json", "--time", "1", "run", "--", "/bin/true"]).unwrap(),
+            ["isobox", "run", "--json", "--time", "1", "--", "/bin/true"]
+        );
+        assert_eq!(
+            reorder(&["isobox", "--strict", "check-environment"]).unwrap(),
+            ["isobox", "check-environment", "--strict"]
+        );
+    }
+
+    #[test]
+    fn isolate_argument_lists_are_left_alone() {
+        for args in [
+            &["isobox", "run", "--json", "--", "/bin/true"][..],
+            &["isobox", "-b", "1", "--run", "--", "run"],
+            &["isobox", "-M", "run", "--run", "--", "/bin/true"],
+            &["isobox", "-b", "1", "--init"],
+            &["isobox", "--json", "--", "run"],
+        ] {
+            assert_eq!(reorder(args), None, "{args:?}");
+        }
+    }
 }

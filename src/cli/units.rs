@@ -13,6 +13,14 @@ use std::time::Duration;
 /// them to a clock reading can never overflow.
 pub const MAX_SECONDS: u64 = 1_000_000_000;
 
+/// The rule for zero, shared by both faces: a limit of 0 (`--time 0`,
+/// `--mem 0`, `--processes 0`, `-t 0`, `-m 0`...) means no limit, as it
+/// does for isolate's options. A literal zero would be no use: no time,
+/// memory or process at all cannot run any program.
+pub fn unlimited_if_zero<T: Default + PartialEq>(value: T) -> Option<T> {
+    (value != T::default()).then_some(value)
+}
+
 /// Parses a size in bytes: a decimal integer with an optional binary suffix.
 ///
 /// `K`, `M`, `G` and `T` (any case, optionally followed by `B` or `iB`) are
@@ -252,6 +260,17 @@ mod tests {
             let error = parse_count(text).expect_err(text);
             assert!(error.contains(reason), "{text:?}: {error}");
         }
+    }
+
+    #[test]
+    fn zero_is_no_limit() {
+        assert_eq!(unlimited_if_zero(0u64), None);
+        assert_eq!(unlimited_if_zero(5u64), Some(5));
+        assert_eq!(unlimited_if_zero(Duration::ZERO), None);
+        assert_eq!(
+            unlimited_if_zero(Duration::from_nanos(1)),
+            Some(Duration::from_nanos(1))
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 
+use isobox::confine;
 use isobox::dirs::{DirAction, DirOptions, DirRule};
 use isobox::pool::{Pool, PoolConfig};
 use isobox::IsolateConfig;
@@ -24,7 +25,6 @@ use isobox::IsolateConfig;
 use crate::cli::units::{parse_size, parse_time};
 use crate::cli::{print_error, EXIT_TROUBLE};
 
-mod confine;
 mod http;
 mod metrics;
 mod model;

@@ -20,7 +20,7 @@ use isobox::dirs::DirRule;
 
 use super::getopt::{split, Key};
 use crate::cli::env::{EmptyName, EnvRule};
-use crate::cli::units::{parse_count, parse_time};
+use crate::cli::units::{parse_count, parse_time, unlimited_if_zero};
 
 /// What isolate is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,12 +168,12 @@ fn whole(spelled: &str, value: &str) -> Result<u64, String> {
 
 /// A limit where 0 means "none".
 fn limit(spelled: &str, value: &str) -> Result<Option<u64>, String> {
-    whole(spelled, value).map(|n| (n > 0).then_some(n))
+    whole(spelled, value).map(unlimited_if_zero)
 }
 
 fn time(spelled: &str, value: &str) -> Result<Option<Duration>, String> {
     let duration = parse_time(value).map_err(|why| format!("{spelled} {value}: {why}"))?;
-    Ok((!duration.is_zero()).then_some(duration))
+    Ok(unlimited_if_zero(duration))
 }
 
 fn id(spelled: &str, value: &str) -> Result<u32, String> {

@@ -38,6 +38,8 @@ pub(super) enum Command {
     /// 59000-59999, claimed for the run (never an isolate box's, never
     /// another live run's). Limits that are not given are not enforced.
     #[command(after_help = RUN_AFTER_SHORT_HELP, after_long_help = RUN_AFTER_HELP)]
+    #[command(override_usage = "isobox run [OPTIONS] -- CMD [ARGS...]\n       \
+                                isobox run [OPTIONS] --lang LANG SOURCE [-- ARGS...]")]
     Run(RunArgs),
     /// Check whether isobox can run in strict mode here and what makes
     /// timing noisy.
@@ -81,13 +83,26 @@ Privileges:
   bound each process's address space only, not kernel memory or /tmp)
   unless --unisolated accepts that.
 
+Files:
+  The box starts empty. A program named with a relative path (./solution) is
+  copied in from the working directory, as are the files of --copy-in; the
+  program sees them in /box, its working directory, read-only. --copy-out
+  brings files the program wrote back out.
+
+Zero:
+  0 means no limit for every limit option (--time 0, --mem 0, --processes 0,
+  ...), as in isolate's face.
+
 Exit status:
   0  the program exited with status 0 within every limit
   1  the program failed or hit a limit
   2  bad usage, the program could not be executed, or isobox itself failed
 
-Example:
-  isobox run --time 1 --mem 256M -- ./solution";
+Examples:
+  isobox run --time 1 --mem 256M -- ./solution
+  isobox run --time 1 --stdin in.txt --stdout out.txt -- ./solution
+  isobox run --copy-in data.txt --copy-out result.txt -- ./solution
+  isobox run --lang cpp --time 1 --mem 256M --stdin in.txt solution.cpp";
 
 /// Options of `isobox run`.
 #[derive(Debug, Args)]
@@ -140,6 +155,38 @@ pub(super) struct RunArgs {
     /// Feed this file to the program's standard input [default: /dev/null]
     #[arg(long, value_name = "FILE")]
     pub(super) stdin: Option<PathBuf>,
+
+    /// Write the program's standard output to this file (created or
+    /// truncated) instead of isobox's own stdout
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub(super) stdout: Option<PathBuf>,
+
+    /// Write the program's standard error to this file (created or
+    /// truncated) instead of isobox's own stderr
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub(super) stderr: Option<PathBuf>,
+
+    /// Copy the regular file SRC (on the host, relative to the working
+    /// directory) into the box as DST [default: SRC's file name]; may be
+    /// repeated
+    ///
+    /// The copy belongs to root and is read-only for the program. A
+    /// program named with a relative path (`./solution`, `bin/sol`) is
+    /// copied in the same way unless a --copy-in already puts a file there.
+    /// Directories are not copied: bind them with --dir IN=OUT instead.
+    #[arg(long, visible_alias = "file", value_name = "SRC[:DST]")]
+    pub(super) copy_in: Vec<String>,
+
+    /// After the run, copy the regular file PATH (relative to the box) out
+    /// to DEST on the host [default: PATH's file name in the working
+    /// directory]; may be repeated
+    ///
+    /// Only a regular file directly reachable inside the box is copied: no
+    /// link is followed, no `..` leaves the box, and a file larger than
+    /// --output-limit is refused. A file that cannot be copied is an error
+    /// (exit status 2), reported after the run's result.
+    #[arg(long, value_name = "PATH[:DEST]")]
+    pub(super) copy_out: Vec<String>,
 
     /// Set VAR=VAL, pass VAR from isobox's environment (VAR), or remove it
     /// (VAR=); may be repeated
@@ -200,8 +247,29 @@ pub(super) struct RunArgs {
     #[arg(long, conflicts_with = "strict")]
     pub(super) unisolated: bool,
 
+    /// Compile SOURCE in one box and run the result in another, with the
+    /// language preset LANG: c, cpp, python, java, rust, go, javascript
+    /// (those whose toolchain this host has)
+    ///
+    /// The compile box has the preset's limits; the run box has the
+    /// options given here, and the preset's process limit unless
+    /// --processes is given. Compiler messages go to stderr; a failed
+    /// compilation is exit status 1. Arguments after `--` go to the
+    /// program.
+    #[arg(long, value_name = "LANG", requires = "source")]
+    pub(super) lang: Option<String>,
+
+    /// Read the language presets from this TOML file instead of the
+    /// built-in ones (presets/languages.toml in the source tree)
+    #[arg(long, value_name = "FILE", requires = "lang")]
+    pub(super) presets: Option<PathBuf>,
+
+    /// The source file of --lang
+    #[arg(value_name = "SOURCE")]
+    pub(super) source: Option<PathBuf>,
+
     /// The program to run and its arguments, after `--`
-    #[arg(last = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD", required_unless_present_any = ["lang", "source"])]
     pub(super) command: Vec<String>,
 }
 
@@ -227,6 +295,9 @@ pub(super) fn first_line_of_clap_error(error: &clap::Error) -> String {
                 (see isobox --help)"
             .to_string();
     }
+    if error.kind() == ErrorKind::MissingRequiredArgument {
+        return "no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]".to_string();
+    }
     let rendered = error.render().to_string();
     let line = rendered.lines().next().unwrap_or_default().trim();
     let mut line = line
@@ -241,6 +312,11 @@ pub(super) fn first_line_of_clap_error(error: &clap::Error) -> String {
             let usage = usage.to_string();
             let usage = usage.trim();
             let usage = usage.strip_prefix("Usage:").unwrap_or(usage).trim();
+            let usage = usage
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" or ");
             line = format!("{line}; usage: {usage}");
         }
     }
@@ -282,8 +358,8 @@ mod tests {
     fn command_comes_after_the_double_dash() {
         let args = parse(&["--time", "1", "--", "/bin/echo", "--time", "x"]).unwrap();
         assert_eq!(args.command, ["/bin/echo", "--time", "x"]);
-        assert!(parse(&[]).unwrap().command.is_empty());
-        assert!(parse(&["--"]).unwrap().command.is_empty());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--"]).is_err());
     }
 
     #[test]
@@ -322,8 +398,13 @@ mod tests {
                 "variable name is empty",
             ),
             (
-                &["/bin/true"][..],
-                "unexpected argument '/bin/true' found; usage: isobox run [OPTIONS] [-- <CMD>...]",
+                &["--bogus", "--", "/bin/true"][..],
+                "usage: isobox run [OPTIONS] -- CMD [ARGS...] or isobox run [OPTIONS] --lang LANG \
+                 SOURCE [-- ARGS...]",
+            ),
+            (
+                &[][..],
+                "no command given; usage: isobox run [OPTIONS] -- CMD",
             ),
         ] {
             let line = parse_error(args);

@@ -17,9 +17,13 @@ use isobox::dirs::DirRule;
 use isobox::{IsolateConfig, ProcessExecutor, Stdin};
 
 use super::env::{self, EnvRule, Environment, WhenAbsent};
+use super::units::unlimited_if_zero;
 use super::{print_error, EXIT_TROUBLE};
 
 mod args;
+mod files;
+mod language;
+mod presets;
 mod report;
 
 use args::{first_line_of_clap_error, Cli, Command, RunArgs};
@@ -57,11 +61,15 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 ///
 /// Errors are everything that makes the outcome of the program unknown;
 /// they are reported by the caller as one line with exit status 2.
-fn run(args: RunArgs) -> Result<u8> {
-    let Some(program) = args.command.first() else {
-        bail!("no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]");
-    };
-    if program.is_empty() {
+fn run(mut args: RunArgs) -> Result<u8> {
+    if let (Some(source), None) = (&args.source, &args.lang) {
+        bail!(
+            "unexpected argument '{}': a program goes after `--` (isobox run [OPTIONS] -- {0}), \
+             a source file after --lang LANG",
+            source.display()
+        );
+    }
+    if args.command.first().is_some_and(String::is_empty) {
         bail!("the program name is empty");
     }
     if !isobox::sys::is_root() && !args.unisolated {
@@ -71,10 +79,25 @@ fn run(args: RunArgs) -> Result<u8> {
             isobox::sys::effective_uid()
         );
     }
+    let mut prepared = Vec::new();
+    if let Some(lang) = args.lang.clone() {
+        match language::prepare(&mut args, &lang)? {
+            Ok(copies) => prepared = copies,
+            Err(code) => return Ok(code),
+        }
+    }
+    let Some(program) = args.command.first() else {
+        bail!("no command given; usage: isobox run [OPTIONS] -- CMD [ARGS...]");
+    };
     let stdin = open_stdin(args.stdin.as_deref())?;
+    let stdout = open_output(args.stdout.as_deref(), "--stdout")?;
+    let stderr = open_output(args.stderr.as_deref(), "--stderr")?;
+    let copies_in = files::plan_copy_in(prepared, &args.copy_in, program)?;
+    let copies_out = files::plan_copy_out(&args.copy_out)?;
     // From here on the box directory exists; every return below drops it,
     // which removes it.
     let box_dir = create_box_dir()?;
+    files::copy_in(box_dir.path(), &copies_in)?;
     let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
 
     let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
@@ -85,7 +108,9 @@ fn run(args: RunArgs) -> Result<u8> {
              pass --unisolated to run with that weaker limit"
         );
     }
+    let redirect = files::Redirect::install(stdout, stderr)?;
     let outcome = executor.execute_with_stdin(&args.command, stdin);
+    let restored = redirect.restore();
     let cleaned = executor.cleanup();
     drop(executor);
     let result = match outcome {
@@ -108,6 +133,15 @@ fn run(args: RunArgs) -> Result<u8> {
             "cannot execute {program}: {}",
             isobox::sys::strerror(errno)
         ));
+    }
+    if let Err(error) = restored {
+        troubles.push(error.to_string());
+    }
+    // Copied out only once every process of the box is gone, so nothing
+    // changes a file while it is read.
+    if cleaned.is_ok() {
+        let limit = output_limit(&args).unwrap_or(u64::MAX);
+        troubles.extend(files::copy_out(box_dir.path(), &copies_out, limit));
     }
     if let Err(error) = cleaned {
         troubles.push(format!("cleaning up after the run: {error}"));
@@ -146,17 +180,41 @@ fn open_stdin(path: Option<&Path>) -> Result<Stdin> {
     Ok(Stdin::File(file))
 }
 
+/// Opens (creating or truncating) the file of `--stdout` or `--stderr`
+/// before anything else, so a path that cannot be written is a usage error.
+fn open_output(path: Option<&Path>, option: &str) -> Result<Option<File>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    File::create(path).map(Some).map_err(|error| {
+        anyhow!(
+            "cannot open {option} file {}: {}",
+            path.display(),
+            describe_io_error(&error)
+        )
+    })
+}
+
+/// The most output kept of each stream, and the largest file copied out;
+/// `None` (`--output-limit 0`) keeps everything.
+fn output_limit(args: &RunArgs) -> Option<u64> {
+    match args.output_limit {
+        None => Some(isobox::config::DEFAULT_OUTPUT_LIMIT),
+        Some(limit) => unlimited_if_zero(limit),
+    }
+}
+
 /// The throwaway box directory; removed on drop (best effort) or by
 /// [`remove`](Self::remove). Removal copes with whatever the program left,
 /// however deeply nested, and follows no link.
-struct BoxDir(Option<PathBuf>);
+pub(super) struct BoxDir(Option<PathBuf>);
 
 impl BoxDir {
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.0.as_deref().unwrap_or(Path::new(""))
     }
 
-    fn remove(mut self) -> std::result::Result<(), String> {
+    pub(super) fn remove(mut self) -> std::result::Result<(), String> {
         let Some(path) = self.0.take() else {
             return Ok(());
         };
@@ -185,7 +243,7 @@ impl Drop for BoxDir {
 
 /// Creates the throwaway box directory, mode 0755 whatever the umask, so
 /// the box user can enter it.
-fn create_box_dir() -> Result<BoxDir> {
+pub(super) fn create_box_dir() -> Result<BoxDir> {
     let parent = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix(BOX_DIR_PREFIX)
@@ -234,22 +292,24 @@ fn build_config(
         })?;
         isobox::dirs::anchor_relative_sources(&mut dir_rules, &cwd);
     }
+    // One rule for every limit, in both faces: 0 is no limit.
+    let time = args.time.and_then(unlimited_if_zero);
+    let extra_time = args.extra_time.and_then(unlimited_if_zero);
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
-        time_limit: args.time,
-        extra_time: args.extra_time,
-        wall_time_limit: args
-            .wall_time
-            .or_else(|| default_wall_time(args.time, args.extra_time)),
-        memory_limit: args.mem,
-        process_limit: args.processes,
-        file_size_limit: args.fsize,
-        stack_limit: args.stack,
-        open_files_limit: args.open_files,
-        output_limit: args
-            .output_limit
-            .or(Some(isobox::config::DEFAULT_OUTPUT_LIMIT)),
+        time_limit: time,
+        extra_time,
+        wall_time_limit: match args.wall_time {
+            Some(wall) => unlimited_if_zero(wall),
+            None => default_wall_time(time, extra_time),
+        },
+        memory_limit: args.mem.and_then(unlimited_if_zero),
+        process_limit: args.processes.and_then(unlimited_if_zero),
+        file_size_limit: args.fsize.and_then(unlimited_if_zero),
+        stack_limit: args.stack.and_then(unlimited_if_zero),
+        open_files_limit: args.open_files.and_then(unlimited_if_zero),
+        output_limit: output_limit(args),
         environment: build_environment(&args.env, lookup)?,
         dir_rules,
         default_dirs: !args.no_default_dirs,
@@ -269,7 +329,10 @@ fn build_config(
 /// The wall-clock limit when none is given: twice the CPU limit plus a
 /// second, so that a program that sleeps or waits is stopped too, while a
 /// program that computes is always stopped by the CPU limit first.
-fn default_wall_time(time: Option<Duration>, extra: Option<Duration>) -> Option<Duration> {
+pub(super) fn default_wall_time(
+    time: Option<Duration>,
+    extra: Option<Duration>,
+) -> Option<Duration> {
     let cpu = match (time, extra) {
         (Some(time), Some(extra)) => time.max(extra),
         (time, extra) => time.or(extra)?,
@@ -305,6 +368,12 @@ mod tests {
     use super::*;
 
     fn config(args: &[&str]) -> IsolateConfig {
+        let with_command = [args, &["--", "/bin/true"][..]].concat();
+        let args = if args.contains(&"--") {
+            args
+        } else {
+            &with_command[..]
+        };
         let args = parse(args).expect("valid arguments");
         build_config(&args, Path::new("/tmp/isobox-run-test"), |_| None)
             .expect("valid configuration")
@@ -383,6 +452,41 @@ mod tests {
         assert_eq!(
             wall(&["--time", "1000000000"]),
             Some(Duration::from_secs(2_000_000_001))
+        );
+    }
+
+    #[test]
+    fn zero_is_no_limit() {
+        let zeros = config(&[
+            "--time",
+            "0",
+            "--extra-time",
+            "0",
+            "--mem",
+            "0",
+            "--processes",
+            "0",
+            "--fsize",
+            "0",
+            "--stack",
+            "0",
+            "--open-files",
+            "0",
+            "--output-limit",
+            "0",
+        ]);
+        assert_eq!(zeros.time_limit, None);
+        assert_eq!(zeros.extra_time, None);
+        assert_eq!(zeros.wall_time_limit, None);
+        assert_eq!(zeros.memory_limit, None);
+        assert_eq!(zeros.process_limit, None);
+        assert_eq!(zeros.file_size_limit, None);
+        assert_eq!(zeros.stack_limit, None);
+        assert_eq!(zeros.open_files_limit, None);
+        assert_eq!(zeros.output_limit, None);
+        assert_eq!(
+            config(&["--wall-time", "0", "--time", "1"]).wall_time_limit,
+            None
         );
     }
 

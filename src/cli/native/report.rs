@@ -72,7 +72,7 @@ pub(super) fn report(result: &ExecutionResult, json: bool) -> Result<()> {
 
 /// One line saying how the run ended and what it used, e.g.
 /// `RuntimeError cpu 0.001s wall 0.003s mem 1.2MiB exit 1`.
-fn summary_line(result: &ExecutionResult) -> String {
+pub(super) fn summary_line(result: &ExecutionResult) -> String {
     let mut line = format!(
         "{} cpu {:.3}s wall {:.3}s mem {}",
         result.status,

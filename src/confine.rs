@@ -1,4 +1,5 @@
-//! Files a request names inside a box, reached without ever leaving it.
+//! Files named inside a box, reached without ever leaving it: copy-in
+//! before a run and copy-out after it, for `isobox serve` and `isobox run`.
 //!
 //! Every path is looked up from a descriptor of the box directory with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
@@ -20,17 +21,26 @@ pub struct BoxPath {
     parts: Vec<String>,
 }
 
-/// Where clients name the box: go-judge's working directory.
+/// Where `isobox serve`'s clients name the box: go-judge's working
+/// directory.
 pub const BOX_DIR: &str = "/w";
 
 impl BoxPath {
-    /// Parses a name from a request: relative to the box, or absolute
-    /// below `/w`. `..`, empty names and other absolute paths are refused.
+    /// Parses a name from a go-judge request: relative to the box, or
+    /// absolute below [`BOX_DIR`]. `..`, empty names and other absolute
+    /// paths are refused.
     pub fn parse(name: &str) -> Result<Self, String> {
-        let relative = match name.strip_prefix(BOX_DIR) {
+        Self::parse_in(name, BOX_DIR)
+    }
+
+    /// Parses a name relative to the box, or absolute below `mount` (where
+    /// the program sees the box). `..`, empty names and other absolute
+    /// paths are refused.
+    pub fn parse_in(name: &str, mount: &str) -> Result<Self, String> {
+        let relative = match name.strip_prefix(mount) {
             Some(rest) if rest.starts_with('/') => &rest[1..],
             _ if name.starts_with('/') => {
-                return Err(format!("{name:?} is outside the box ({BOX_DIR})"))
+                return Err(format!("{name:?} is outside the box ({mount})"))
             }
             _ => name,
         };
@@ -49,6 +59,16 @@ impl BoxPath {
             return Err(format!("{name:?} names no file"));
         }
         Ok(Self { parts })
+    }
+
+    /// The last component: the file's own name.
+    pub fn file_name(&self) -> &str {
+        self.parts.last().map_or("", String::as_str)
+    }
+
+    /// The path relative to the box, components joined by `/`.
+    pub fn relative(&self) -> String {
+        self.parts.join("/")
     }
 }
 
@@ -102,15 +122,22 @@ fn parent_of<'p>(root: &OwnedFd, path: &'p BoxPath) -> std::io::Result<(OwnedFd,
 /// Which copy-in step failed (go-judge reports each with its own type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyInStep {
+    /// Making or opening a directory above the file.
     Dir,
+    /// Creating the file (it must not exist yet).
     Create,
+    /// Filling it.
     Copy,
 }
 
 /// Failure of a copy-in step.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
 pub struct CopyInFailure {
+    /// The step that failed.
     pub step: CopyInStep,
+    /// Why.
+    #[source]
     pub error: std::io::Error,
 }
 
@@ -156,16 +183,20 @@ pub fn symlink(root: &OwnedFd, path: &BoxPath, target: &str) -> std::io::Result<
 }
 
 /// Why a copy-out failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CopyOutFailure {
     /// Missing, a link, a name that climbs out, or unreadable.
-    Open(std::io::Error),
+    #[error("{0}")]
+    Open(#[source] std::io::Error),
     /// A directory, FIFO, device or socket.
+    #[error("not a regular file")]
     NotRegular,
     /// Larger than the limit (size found).
+    #[error("larger than the limit ({0} bytes or more)")]
     TooLarge(u64),
     /// Reading failed midway.
-    Read(std::io::Error),
+    #[error("reading failed: {0}")]
+    Read(#[source] std::io::Error),
 }
 
 /// Reads the regular file at `path` in the box, at most `max` bytes. With
