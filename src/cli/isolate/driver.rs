@@ -504,7 +504,7 @@ mod tests {
         assert_eq!(config.memory_limit, Some(2000 * 1024));
         assert_eq!(config.stack_limit, Some(64 * 1024));
         assert_eq!(config.file_size_limit, Some(8 * 1024));
-        assert_eq!(config.open_files_limit, Some(64));
+        assert_eq!(config.open_files_limit, Some(1024));
         assert_eq!(config.core_limit, 0);
         assert_eq!(config.output_limit, None);
         assert!(config.use_cgroups && config.inherit_stdout_stderr);
