@@ -47,6 +47,18 @@ pub fn print_error(message: &str) {
     );
 }
 
+/// From now on `SIGHUP`, `SIGINT`, `SIGQUIT` and `SIGTERM` stop the run
+/// under way instead of the process, as isolate's keeper does: the run ends
+/// as interrupted (isolate's `status:SG`, `message:Interrupted`) and the
+/// face cleans up and reports as after any run. Every face that runs a
+/// program calls this once it has something to clean up.
+pub fn catch_interruptions() {
+    if let Err(error) = isobox::sys::catch_interruptions() {
+        // The run can go on; a signal would then end it the old way.
+        tracing::warn!("cannot catch interruption signals: {error}");
+    }
+}
+
 /// `text` trimmed, with every line break (`\n`, `\r`) turned into a space:
 /// error lines, summary lines and meta file values are read line by line,
 /// so a message must never start a new one.

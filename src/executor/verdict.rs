@@ -95,10 +95,12 @@ impl RunFacts {
             Some((Stage::Exec, errno, _)) => Some(errno),
             _ => None,
         };
-        let (exit_code, signal) = match self.end {
-            Some(ProgramEnd::Exited(code)) => (Some(code), None),
-            Some(ProgramEnd::Signaled(signal)) => (None, Some(signal)),
-            None => (None, None),
+        let (exit_code, signal) = match (self.killed_for, self.end) {
+            // As isolate reports it: the signal that interrupted the keeper.
+            (Some(KillReason::Interrupted(signal)), _) => (None, Some(signal)),
+            (_, Some(ProgramEnd::Exited(code))) => (Some(code), None),
+            (_, Some(ProgramEnd::Signaled(signal))) => (None, Some(signal)),
+            (_, None) => (None, None),
         };
         ExecutionResult {
             status,
@@ -156,6 +158,9 @@ pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (Executio
                 format!("{} failed ({detail}): {text}", other.describe()),
             ),
         };
+    }
+    if let Some(KillReason::Interrupted(_)) = facts.killed_for {
+        return (Signaled, "Interrupted".into());
     }
     let time_limit_message = || KillReason::time_limit_message(facts.killed_for).to_string();
     if facts.killed_for == Some(KillReason::WallTime) {

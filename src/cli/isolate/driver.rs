@@ -318,6 +318,10 @@ fn run(
     }
     check_sources(config, parsed, caller_uid)?;
     let locked = lock(config, parsed)?;
+    // From here on the box is handed over and a run cgroup made: a signal
+    // must stop the run and leave the box as any run leaves it (before,
+    // with `--wait`, it still ends the wait as it always did).
+    crate::cli::catch_interruptions();
     // The state file is read once: its owner is checked first, as for the
     // other actions, then whether the box can run.
     let ready = locked.ready_for_run(parsed.cg);
