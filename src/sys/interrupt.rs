@@ -69,6 +69,14 @@ pub fn catch_interruptions() -> io::Result<()> {
         // Restarted calls: the keeper learns of the signal through the
         // pipe, not through EINTR somewhere in its file handling.
         action.sa_flags = libc::SA_RESTART;
+        // Each handler blocks the others: signals pending together (sent
+        // while the keeper blocked signals around a clone) are then
+        // handled one at a time, lowest first, instead of stacking up so
+        // that the last one delivered runs, and is recorded, first.
+        for other in INTERRUPTION_SIGNALS {
+            // SAFETY: `sa_mask` is a valid sigset_t owned by `action`.
+            check(unsafe { libc::sigaddset(&mut action.sa_mask, other) })?;
+        }
         // SAFETY: `action` is a valid sigaction whose handler does only
         // async-signal-safe work; the old action is not wanted.
         check(unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) })?;
