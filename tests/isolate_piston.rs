@@ -235,7 +235,7 @@ const fn limits(timeout_ms: u64, cpu_time_ms: u64, memory_limit: i64) -> Limits 
 
 /// Piston's `timeout / 1000` as JavaScript prints it: `3`, `0.5`.
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         (ms / 1000).to_string()
     } else {
         format!("{}", ms as f64 / 1000.0)

@@ -360,6 +360,22 @@ mod tests {
     }
 
     #[test]
+    fn an_interruption_is_the_signal_that_interrupted() {
+        // Even past a limit: the keeper stopped the run for the signal.
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.killed_for = Some(KillReason::Interrupted(libc::SIGINT));
+        run.cpu_time = Duration::from_secs(5);
+        let result = run.into_result(Some(Duration::from_secs(1)), Vec::new());
+        assert_eq!(result.status, ExecutionStatus::Signaled);
+        assert_eq!(result.message, "Interrupted");
+        assert_eq!(
+            (result.signal, result.exit_code),
+            (Some(libc::SIGINT), None)
+        );
+        assert!(result.killed);
+    }
+
+    #[test]
     fn unknown_end_is_an_internal_error() {
         assert_eq!(
             judge(&RunFacts::default(), None).0,

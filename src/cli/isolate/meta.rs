@@ -552,6 +552,23 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_keeper_writes_what_isolate_writes() {
+        // Whatever the program's end looked like (the keeper stopped it).
+        let mut run = result(ExecutionStatus::Signaled);
+        run.signal = Some(libc::SIGTERM);
+        run.killed = true;
+        run.kill_reason = Some(KillReason::Interrupted(libc::SIGTERM));
+        let meta = Meta::from_result(&run, true);
+        assert_eq!(
+            meta.to_string(),
+            "exitsig:15\nstatus:SG\nmessage:Interrupted\nkilled:1\ntime:0.100\n\
+             time-wall:0.011\nmax-rss:1112\ncsw-voluntary:6\ncsw-forced:1\ncg-mem:512\n"
+        );
+        assert_eq!(meta.verdict().exit_status(), 1);
+        assert_eq!(meta.message(), "Interrupted");
+    }
+
+    #[test]
     fn a_timeout_by_a_signal_the_keeper_did_not_send_is_not_killed() {
         let mut run = result(ExecutionStatus::TimeLimit);
         run.signal = Some(libc::SIGKILL);
