@@ -561,7 +561,7 @@ mod tests {
         let meta = Meta::from_result(&run, true);
         assert_eq!(
             meta.to_string(),
-            "exitsig:15\nstatus:SG\nmessage:Interrupted\nkilled:1\ntime:0.100\n\
+            "exitsig:15\nstatus:SG\nmessage:Interrupted\nkilled:1\ntime:0.001\n\
              time-wall:0.011\nmax-rss:1112\ncsw-voluntary:6\ncsw-forced:1\ncg-mem:512\n"
         );
         assert_eq!(meta.verdict().exit_status(), 1);
