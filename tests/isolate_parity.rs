@@ -247,3 +247,28 @@ fn an_inline_comment_in_the_configuration_is_refused_naming_the_line() {
     assert!(outcome.stderr.contains("comment"), "{outcome:?}");
     assert!(!isolate.box_root.join(slot_id(72, 5).to_string()).exists());
 }
+
+#[test]
+fn check_config_vv_prints_the_parsed_configuration_as_isolate_does() {
+    let isolate = Isolate::with_extra_config("syscall_flags = 27\nrestricted_init = 1\n");
+    let outcome = isolate.isolate(&["--check-config", "-vv"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let config_lines: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("Config: "))
+        .collect();
+    assert_eq!(config_lines.len(), 3, "{outcome:?}");
+    assert!(config_lines[0].contains(&format!("box_root={} ", isolate.box_root.display())));
+    assert_eq!(
+        config_lines[1],
+        format!("Config: first_uids={FIRST_UID} first_gid={FIRST_UID} num_boxes=1000")
+    );
+    assert_eq!(
+        config_lines[2],
+        "Config: restricted_init=1 syscall_flags=27"
+    );
+    // Without -vv, nothing of it.
+    let quiet = isolate.isolate(&["--check-config"]);
+    assert!(!quiet.stdout.contains("Config: "), "{quiet:?}");
+}

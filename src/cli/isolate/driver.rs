@@ -137,7 +137,8 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
     let config = BoxesConfig::load(&config_path)?;
     if parsed.verbose > 0 {
         eprintln!(
-            "isobox: configuration {}, boxes in {}",
+            "{}: configuration {}, boxes in {}",
+            crate::cli::program_name(),
             config_path.display(),
             config.box_root.display()
         );
@@ -154,6 +155,9 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
                 config.box_root.display(),
                 config.first_uid
             );
+            if parsed.verbose > 1 {
+                print!("{}", isolate_config_dump(&config));
+            }
             Ok(0)
         }
         Action::PrintCgRoot => {
@@ -299,6 +303,28 @@ fn explain(error: BoxError, parsed: &IsolateArgs) -> anyhow::Error {
         }
         _ => anyhow!(error),
     }
+}
+
+/// What `isolate --check-config -vv` prints: the parsed configuration in
+/// isolate 2.6's words (`first_uids` is isolate's spelling).
+fn isolate_config_dump(config: &BoxesConfig) -> String {
+    let cg_root = match &config.cg_root {
+        boxes::CgRoot::Installation => "auto".to_string(),
+        boxes::CgRoot::Path(path) => path.display().to_string(),
+        boxes::CgRoot::Auto(file) => format!("auto:{}", file.display()),
+    };
+    format!(
+        "Config: box_root={} lock_root={} cg_root={cg_root}\n\
+         Config: first_uids={} first_gid={} num_boxes={}\n\
+         Config: restricted_init={} syscall_flags={}\n",
+        config.box_root.display(),
+        config.lock_root.display(),
+        config.first_uid,
+        config.first_gid,
+        config.num_boxes,
+        u8::from(config.restricted_init),
+        config.syscall_flags as i32,
+    )
 }
 
 /// `--run`: runs the command in the box and reports like isolate.
