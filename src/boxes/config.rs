@@ -421,9 +421,9 @@ impl CgRoot {
             },
             Self::Auto(file) => {
                 let text =
-                    fs::read_to_string(file).map_err(|source| BoxError::CgRootUnreadable {
+                    fs::read_to_string(file).map_err(|error| BoxError::CgRootUnreadable {
                         file: file.clone(),
-                        source,
+                        error,
                     })?;
                 let path = Path::new(text.lines().next().unwrap_or("").trim());
                 if !path.is_absolute() {
