@@ -88,12 +88,13 @@ fn isolate_26s_own_configuration_file_works_as_it_is() {
     // /run/isolate/cgroup; without it the error says so, under isolate's
     // name.
     let errors: Vec<&str> = outcome.stderr.lines().collect();
-    assert!(
-        errors
-            .iter()
-            .any(|line| line.starts_with("isolate: ") && line.contains("auto:/run/isolate/cgroup")),
-        "{outcome:?}"
-    );
+    let cg_error = errors
+        .iter()
+        .find(|line| line.contains("auto:/run/isolate/cgroup"))
+        .unwrap_or_else(|| panic!("{outcome:?}"));
+    assert!(cg_error.starts_with("isolate: "), "{cg_error}");
+    // The system's reason, once.
+    assert_eq!(cg_error.matches("No such file").count(), 1, "{cg_error}");
     assert!(
         errors
             .iter()
