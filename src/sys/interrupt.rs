@@ -37,11 +37,15 @@ extern "C" fn note_interruption(signal: libc::c_int) {
     let _ = RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     let fd = WAKE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
+        // The interrupted code may be about to read errno.
+        let saved = super::errno();
         let byte = 1u8;
         // SAFETY: `fd` is the write end of WAKE_PIPE, open for the
         // process's life; a full (non-blocking) pipe just drops the byte,
         // which is fine because a byte is already waiting.
         let _ = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+        // SAFETY: __errno_location returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = saved };
     }
 }
 
@@ -69,10 +73,9 @@ pub fn catch_interruptions() -> io::Result<()> {
         // Restarted calls: the keeper learns of the signal through the
         // pipe, not through EINTR somewhere in its file handling.
         action.sa_flags = libc::SA_RESTART;
-        // Each handler blocks the others: signals pending together (sent
-        // while the keeper blocked signals around a clone) are then
-        // handled one at a time, lowest first, instead of stacking up so
-        // that the last one delivered runs, and is recorded, first.
+        // Each handler blocks the others: signals that arrive together are
+        // then handled one at a time, lowest first, instead of stacking up
+        // so that the last one delivered runs, and is recorded, first.
         for other in INTERRUPTION_SIGNALS {
             // SAFETY: `sa_mask` is a valid sigset_t owned by `action`.
             check(unsafe { libc::sigaddset(&mut action.sa_mask, other) })?;
