@@ -13,12 +13,19 @@ mod server;
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if asks_only_for_the_version(&args) {
-        // What clap would print, without building the whole command tree
-        // (and the logger) first; an unwritable stdout is not an error here
-        // either.
-        let _ = writeln!(std::io::stdout(), "isobox {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    match asks_only_for_the_version(&args) {
+        // What the face would print, without building the whole command
+        // tree (and the logger) first; an unwritable stdout is not an error
+        // here either.
+        Some(Face::Isolate) => {
+            cli::isolate::print_version();
+            return ExitCode::SUCCESS;
+        }
+        Some(Face::Native) => {
+            let _ = writeln!(std::io::stdout(), "isobox {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
     init_logging();
     install_panic_hook();
@@ -30,16 +37,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// `isobox --version` (or `-V`) and nothing else, not called as
-/// `isolate` (whose face has a version text of its own).
-fn asks_only_for_the_version(args: &[OsString]) -> bool {
+/// Which face answers a version request.
+enum Face {
+    /// Called as `isolate`.
+    Isolate,
+    /// Called by any other name.
+    Native,
+}
+
+/// `--version` (or, not called as `isolate`, `-V`) and nothing else: the
+/// face whose version text to print.
+fn asks_only_for_the_version(args: &[OsString]) -> Option<Face> {
     let [program, flag] = args else {
-        return false;
+        return None;
     };
     let called_isolate = std::path::Path::new(program)
         .file_name()
         .is_some_and(|name| name == "isolate");
-    !called_isolate && (flag == "--version" || flag == "-V")
+    match (called_isolate, flag.to_str()) {
+        (true, Some("--version")) => Some(Face::Isolate),
+        (false, Some("--version" | "-V")) => Some(Face::Native),
+        _ => None,
+    }
 }
 
 /// Hands the arguments to the face that should handle them.

@@ -101,6 +101,10 @@ pub enum KillReason {
     /// The run lasted past
     /// [`IsolateConfig::wall_time_limit`](crate::IsolateConfig::wall_time_limit).
     WallTime,
+    /// The keeper was interrupted by this signal (isolate's `SIGHUP`,
+    /// `SIGINT`, `SIGQUIT` or `SIGTERM`; see
+    /// [`sys::catch_interruptions`](crate::sys::catch_interruptions)).
+    Interrupted(i32),
 }
 
 impl KillReason {
@@ -110,7 +114,7 @@ impl KillReason {
     pub fn time_limit_message(reason: Option<Self>) -> &'static str {
         match reason {
             Some(Self::WallTime) => "Time limit exceeded (wall clock)",
-            Some(Self::CpuTime) | None => "Time limit exceeded",
+            Some(Self::CpuTime | Self::Interrupted(_)) | None => "Time limit exceeded",
         }
     }
 }

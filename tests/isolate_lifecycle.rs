@@ -390,9 +390,12 @@ fn limits_and_stdio_in_isolates_units_and_places() {
         assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
         outcome.stdout.trim().to_string()
     };
-    assert_eq!(ulimit(&[], "-n"), "64");
+    // isolate 2.6's default.
+    assert_eq!(ulimit(&[], "-n"), "1024");
     assert_eq!(ulimit(&["-n", "5"], "-n"), "5");
-    assert_ne!(ulimit(&["-n", "0"], "-n"), "64");
+    assert_eq!(ulimit(&[], "-Hn"), "1024");
+    // No limit of its own: the kernel's defaults for a fresh process.
+    assert_eq!(ulimit(&["-n", "0"], "-Hn"), "4096");
     assert_eq!(ulimit(&["-m", "1000000"], "-v"), "1000000");
     assert_eq!(ulimit(&["-k", "8192"], "-s"), "8192");
     assert_eq!(ulimit(&[], "-s"), "unlimited");

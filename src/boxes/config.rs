@@ -23,6 +23,12 @@ pub const DEFAULT_BOX_ROOT: &str = "/var/local/lib/isobox";
 /// Default directory holding the lock files of the boxes.
 pub const DEFAULT_LOCK_ROOT: &str = "/run/isobox/locks";
 
+/// Where `subid_user`'s block of uids is looked up.
+pub const SUBUID_PATH: &str = "/etc/subuid";
+
+/// Where `subid_user`'s block of gids is looked up.
+pub const SUBGID_PATH: &str = "/etc/subgid";
+
 /// Default number of boxes (ids `0..num_boxes`).
 pub const DEFAULT_NUM_BOXES: u32 = 1000;
 
@@ -47,8 +53,12 @@ pub struct PerBoxConfig {
 /// The configuration file: where boxes live and who they run as.
 ///
 /// The syntax is isolate's: `key = value` lines, blank lines and lines
-/// starting with `#` ignored. Keys: `box_root`, `lock_root`, `cg_root`
-/// (see [`CgRoot`]), `first_uid`, `first_gid`, `num_boxes`,
+/// starting with `#` ignored; a value never holds a comment (isolate would
+/// take it as part of the value, so isobox refuses it). Keys: `box_root`,
+/// `lock_root`, `cg_root` (see [`CgRoot`]), `first_uid`, `first_gid`,
+/// `num_boxes`, or instead of the ids `subid_user` (the uids and gids are
+/// that user's blocks in `/etc/subuid` and `/etc/subgid`, and `num_boxes`
+/// defaults to the smaller block),
 /// `restricted_init` (0 or 1), `syscall_flags` (isolate's system-call
 /// restrictions, a number as in isolate: 65535 all, 0 none), and per box
 /// `box<N>.cpus` and `box<N>.mems`; isobox adds `box_quota = BLOCKS,INODES`,
@@ -127,7 +137,19 @@ impl BoxesConfig {
     /// Parses the text of a configuration file; `path` only names it in
     /// errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, BoxError> {
+        Self::parse_with_subids(text, path, Path::new(SUBUID_PATH), Path::new(SUBGID_PATH))
+    }
+
+    /// [`parse`](Self::parse), with `subid_user` looked up in `subuid` and
+    /// `subgid` instead of the system's files.
+    pub fn parse_with_subids(
+        text: &str,
+        path: &Path,
+        subuid: &Path,
+        subgid: &Path,
+    ) -> Result<Self, BoxError> {
         let mut config = Self::default();
+        let mut given = Given::default();
         for (index, raw) in text.lines().enumerate() {
             let line_error = |reason: String| BoxError::ConfigLine {
                 path: path.to_path_buf(),
@@ -147,13 +169,69 @@ impl BoxesConfig {
             if key.is_empty() || key.contains(char::is_whitespace) {
                 return Err(line_error(format!("{key:?} is not a configuration key")));
             }
+            // isolate keeps everything after `=` as the value, so a
+            // trailing "# comment" would become part of a path or make a
+            // number invalid there; refusing it here says why.
+            if let Some(at) = value.find('#') {
+                if value[..at].ends_with(char::is_whitespace) {
+                    return Err(line_error(format!(
+                        "the value of {key} holds a comment ({:?}); comments must be on lines of their own",
+                        &value[at..]
+                    )));
+                }
+            }
+            given.note(key);
             config.set(key, value).map_err(line_error)?;
+            if key == "subid_user" {
+                given.subid_user = Some(value.to_string());
+            }
         }
-        config.check().map_err(|reason| BoxError::ConfigInvalid {
+        let invalid = |reason: String| BoxError::ConfigInvalid {
             path: path.to_path_buf(),
             reason,
-        })?;
+        };
+        if let Some(user) = &given.subid_user {
+            if given.first_ids {
+                return Err(invalid(
+                    "subid_user and first_uid/first_gid must not both be given".into(),
+                ));
+            }
+            config
+                .take_subids(user, given.num_boxes, subuid, subgid)
+                .map_err(invalid)?;
+        }
+        config.check().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// isolate's `subid_user`: the box uids and gids are `user`'s blocks
+    /// in the subordinate-id files, and there are as many boxes as the
+    /// smaller block holds unless `num_boxes` was given (then both blocks
+    /// must hold that many).
+    fn take_subids(
+        &mut self,
+        user: &str,
+        num_boxes_given: bool,
+        subuid: &Path,
+        subgid: &Path,
+    ) -> Result<(), String> {
+        let (first_uid, uids) = find_subid(subuid, user)?;
+        let (first_gid, gids) = find_subid(subgid, user)?;
+        self.first_uid = first_uid;
+        self.first_gid = first_gid;
+        if !num_boxes_given {
+            self.num_boxes = uids.min(gids);
+        } else if let Some((file, count)) = [(subuid, uids), (subgid, gids)]
+            .into_iter()
+            .find(|(_, count)| *count < self.num_boxes)
+        {
+            return Err(format!(
+                "num_boxes = {}, but the block of {user} in {} holds only {count} ids",
+                self.num_boxes,
+                file.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Applies one `key = value` entry.
@@ -185,6 +263,11 @@ impl BoxesConfig {
                 };
                 quota.check().map_err(|err| err.to_string())?;
                 self.default_quota = quota;
+            }
+            "subid_user" => {
+                if value.is_empty() {
+                    return Err("subid_user must name a user".into());
+                }
             }
             "first_uid" => self.first_uid = number(key, value)?,
             "first_gid" => self.first_gid = number(key, value)?,
@@ -338,9 +421,9 @@ impl CgRoot {
             },
             Self::Auto(file) => {
                 let text =
-                    fs::read_to_string(file).map_err(|source| BoxError::CgRootUnreadable {
+                    fs::read_to_string(file).map_err(|error| BoxError::CgRootUnreadable {
                         file: file.clone(),
-                        source,
+                        error,
                     })?;
                 let path = Path::new(text.lines().next().unwrap_or("").trim());
                 if !path.is_absolute() {
@@ -354,6 +437,50 @@ impl CgRoot {
         };
         Ok(placement)
     }
+}
+
+/// Which of the keys that `subid_user` interacts with the file gave.
+#[derive(Default)]
+struct Given {
+    subid_user: Option<String>,
+    first_ids: bool,
+    num_boxes: bool,
+}
+
+impl Given {
+    fn note(&mut self, key: &str) {
+        match key {
+            "first_uid" | "first_gid" => self.first_ids = true,
+            "num_boxes" => self.num_boxes = true,
+            _ => {}
+        }
+    }
+}
+
+/// The first id and the length of `user`'s block in a subordinate-id file
+/// (`/etc/subuid` syntax: `name:first:count` lines), as isolate reads it:
+/// the first line naming the user counts.
+fn find_subid(file: &Path, user: &str) -> Result<(u32, u32), String> {
+    let text = fs::read_to_string(file)
+        .map_err(|error| format!("subid_user: cannot read {}: {error}", file.display()))?;
+    let line = text
+        .lines()
+        .find(|line| line.split(':').next() == Some(user))
+        .ok_or_else(|| format!("subid_user: user {user} not found in {}", file.display()))?;
+    let mut fields = line.split(':').skip(1);
+    let mut field = |what: &str| {
+        fields
+            .next()
+            .and_then(|field| field.parse::<u32>().ok())
+            .filter(|id| *id <= i32::MAX as u32)
+            .ok_or_else(|| {
+                format!(
+                    "subid_user: cannot parse the line of {user} in {}: bad range {what}",
+                    file.display()
+                )
+            })
+    };
+    Ok((field("start")?, field("length")?))
 }
 
 fn number(key: &str, value: &str) -> Result<u32, String> {
@@ -557,6 +684,128 @@ mod tests {
         let err = config.sandbox(10).unwrap_err();
         assert_eq!(err.to_string(), "box id 10 is out of range (allowed: 0-9)");
         assert!(config.sandbox(u64::MAX).is_err());
+    }
+
+    /// Parses `text` with `subuid` and `subgid` as the subordinate-id
+    /// files.
+    fn parse_subids(text: &str, subuid: &str, subgid: &str) -> Result<BoxesConfig, BoxError> {
+        let dir = tempfile::tempdir().unwrap();
+        let (uid_file, gid_file) = (dir.path().join("subuid"), dir.path().join("subgid"));
+        fs::write(&uid_file, subuid).unwrap();
+        fs::write(&gid_file, subgid).unwrap();
+        BoxesConfig::parse_with_subids(text, Path::new("/etc/isobox.conf"), &uid_file, &gid_file)
+    }
+
+    #[test]
+    fn subid_user_takes_the_blocks_of_subuid_and_subgid() {
+        let subuid = "alice:100000:65536\nisolate:200000:1000\nisolate:900000:5\n";
+        let subgid = "isolate:300000:500\nalice:100000:65536\n";
+        let config = parse_subids("subid_user = isolate\n", subuid, subgid).unwrap();
+        // Each from its own file (isolate 2.4.1 fixed reading subuid twice),
+        // the first matching line, as many boxes as the smaller block.
+        assert_eq!((config.first_uid, config.first_gid), (200000, 300000));
+        assert_eq!(config.num_boxes, 500);
+        let sandbox = config.sandbox(499).unwrap();
+        assert_eq!((sandbox.uid(), sandbox.gid()), (200499, 300499));
+        assert!(config.sandbox(500).is_err());
+
+        let fewer = parse_subids("subid_user = isolate\nnum_boxes = 8", subuid, subgid).unwrap();
+        assert_eq!(fewer.num_boxes, 8);
+        for (text, subuid, reason) in [
+            (
+                "subid_user = isolate\nnum_boxes = 501",
+                subuid,
+                "only 500 ids",
+            ),
+            (
+                "subid_user = isolate\nfirst_uid = 7",
+                subuid,
+                "must not both",
+            ),
+            (
+                "first_gid = 7\nsubid_user = isolate",
+                subuid,
+                "must not both",
+            ),
+            ("subid_user = bob", subuid, "user bob not found in"),
+            ("subid_user = isolate", "isolate:x:5\n", "bad range start"),
+            ("subid_user = isolate", "isolate:5\n", "bad range length"),
+        ] {
+            let shown = parse_subids(text, subuid, subgid).unwrap_err().to_string();
+            assert!(shown.contains(reason), "{text:?}: {shown}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent");
+        let shown =
+            BoxesConfig::parse_with_subids("subid_user = u", Path::new("c"), &missing, &missing)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            shown.contains("cannot read") && shown.contains("absent"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn isolate_26s_own_file_is_accepted() {
+        // isolate 2.6's default.cf.in as its Makefile renders it.
+        let text = include_str!("../../tests/isolate_support/isolate-2.6-default.cf.in")
+            .replace("@BOXDIR@", "/var/local/lib/isolate")
+            .replace("@SBINDIR@", "/usr/local/sbin");
+        let config =
+            parse_subids(&text, "isolate:100000:65536\n", "isolate:100000:65536\n").unwrap();
+        assert_eq!(config.box_root, Path::new("/var/local/lib/isolate"));
+        assert_eq!(config.lock_root, Path::new("/run/isolate/locks"));
+        assert_eq!(config.cg_root, CgRoot::Auto("/run/isolate/cgroup".into()));
+        assert_eq!(
+            (config.first_uid, config.first_gid, config.num_boxes),
+            (100000, 100000, 65536)
+        );
+        assert_eq!(config.syscall_flags, 65535);
+        assert!(!config.restricted_init);
+        assert!(config.per_box.is_empty());
+        // Every key it shows commented out is understood too.
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(rest)
+                    if rest.trim_start().split_once('=').is_some_and(|(key, _)| {
+                        !key.trim().is_empty() && !key.trim().contains(' ')
+                    }) =>
+                {
+                    rest.trim_start()
+                }
+                _ => line,
+            })
+            .filter(|line| !line.starts_with("subid_user"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = parse(&uncommented).unwrap();
+        // The explicit path comes first; the later auto: line wins.
+        assert_eq!(config.cg_root, CgRoot::Auto("/run/isolate/cgroup".into()));
+        assert_eq!((config.first_uid, config.num_boxes), (60000, 1000));
+        assert!(config.restricted_init);
+        assert_eq!(config.per_box[&0].cpus.as_deref(), Some("4-7"));
+        assert_eq!(config.per_box[&0].mems.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn an_inline_comment_is_refused_with_its_line() {
+        let shown = parse("num_boxes = 10\nbox_root = /srv/bx    # default\n")
+            .unwrap_err()
+            .to_string();
+        assert!(shown.starts_with("/etc/isobox.conf, line 2: "), "{shown}");
+        assert!(
+            shown.contains("box_root") && shown.contains("comment"),
+            "{shown}"
+        );
+        assert!(!shown.contains('\n'));
+        assert!(parse("first_uid = 60000\t# default").is_err());
+        // A '#' inside a value is the value's, as in isolate.
+        assert_eq!(
+            parse("box_root = /srv/a#b").unwrap().box_root,
+            Path::new("/srv/a#b")
+        );
     }
 
     #[test]

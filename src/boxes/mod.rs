@@ -115,13 +115,13 @@ pub enum BoxError {
         source: io::Error,
     },
     /// `cg_root = auto:FILE`: FILE cannot be read.
-    #[error("cg_root = auto:{}: cannot read the cgroup path (isolate's systemd service writes it; is it running?): {source}", file.display())]
+    // The system's error in the message only, as for the variants below.
+    #[error("cg_root = auto:{}: cannot read the cgroup path (isolate's systemd service writes it; is it running?): {error}", file.display())]
     CgRootUnreadable {
         /// The file named by `auto:`.
         file: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The system's error.
+        error: io::Error,
     },
     /// `cg_root = auto:FILE`: FILE names no absolute path.
     #[error("cg_root = auto:{}: {found:?} is not an absolute path", file.display())]

@@ -63,13 +63,47 @@ pub fn options_after_subcommand(args: &[OsString]) -> Option<Vec<OsString>> {
     Some(reordered)
 }
 
-/// Prints `isobox: <message>` as exactly one line on stderr.
+/// The name errors start with: `isobox` unless a face set another
+/// ([`set_program_name`]).
+static PROGRAM_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes errors start with `name` from now on: the isolate face uses the
+/// name it was invoked by, as isolate does, so that log filters written
+/// for isolate keep matching. Only the first call counts.
+pub fn set_program_name(name: String) {
+    let _ = PROGRAM_NAME.set(name);
+}
+
+/// The name errors start with (see [`set_program_name`]).
+pub fn program_name() -> &'static str {
+    PROGRAM_NAME.get().map_or("isobox", String::as_str)
+}
+
+/// Prints `isobox: <message>` (or the name given to [`set_program_name`])
+/// as exactly one line on stderr.
 ///
 /// Line breaks inside the message are folded into spaces: scripts and tests
 /// rely on an error being one line.
 pub fn print_error(message: &str) {
     // Nothing useful can be done when stderr itself is gone.
-    let _ = writeln!(std::io::stderr().lock(), "isobox: {}", one_line(message));
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}: {}",
+        program_name(),
+        one_line(message)
+    );
+}
+
+/// From now on `SIGHUP`, `SIGINT`, `SIGQUIT` and `SIGTERM` stop the run
+/// under way instead of the process, as isolate's keeper does: the run ends
+/// as interrupted (isolate's `status:SG`, `message:Interrupted`) and the
+/// face cleans up and reports as after any run. Every face that runs a
+/// program calls this once it has something to clean up.
+pub fn catch_interruptions() {
+    if let Err(error) = isobox::sys::catch_interruptions() {
+        // The run can go on; a signal would then end it the old way.
+        tracing::warn!("cannot catch interruption signals: {error}");
+    }
 }
 
 /// `text` trimmed, with every line break (`\n`, `\r`) turned into a space:

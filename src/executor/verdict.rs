@@ -95,10 +95,12 @@ impl RunFacts {
             Some((Stage::Exec, errno, _)) => Some(errno),
             _ => None,
         };
-        let (exit_code, signal) = match self.end {
-            Some(ProgramEnd::Exited(code)) => (Some(code), None),
-            Some(ProgramEnd::Signaled(signal)) => (None, Some(signal)),
-            None => (None, None),
+        let (exit_code, signal) = match (self.killed_for, self.end) {
+            // As isolate reports it: the signal that interrupted the keeper.
+            (Some(KillReason::Interrupted(signal)), _) => (None, Some(signal)),
+            (_, Some(ProgramEnd::Exited(code))) => (Some(code), None),
+            (_, Some(ProgramEnd::Signaled(signal))) => (None, Some(signal)),
+            (_, None) => (None, None),
         };
         ExecutionResult {
             status,
@@ -156,6 +158,9 @@ pub(super) fn judge(facts: &RunFacts, time_limit: Option<Duration>) -> (Executio
                 format!("{} failed ({detail}): {text}", other.describe()),
             ),
         };
+    }
+    if let Some(KillReason::Interrupted(_)) = facts.killed_for {
+        return (Signaled, "Interrupted".into());
     }
     let time_limit_message = || KillReason::time_limit_message(facts.killed_for).to_string();
     if facts.killed_for == Some(KillReason::WallTime) {
@@ -352,6 +357,22 @@ mod tests {
         assert_eq!(message, "exec failed: No such file or directory");
         run.setup_failure = Some((Stage::Chdir, libc::ENOENT, String::new()));
         assert_eq!(judge(&run, None).0, ExecutionStatus::InternalError);
+    }
+
+    #[test]
+    fn an_interruption_is_the_signal_that_interrupted() {
+        // Even past a limit: the keeper stopped the run for the signal.
+        let mut run = facts(ProgramEnd::Signaled(libc::SIGKILL));
+        run.killed_for = Some(KillReason::Interrupted(libc::SIGINT));
+        run.cpu_time = Duration::from_secs(5);
+        let result = run.into_result(Some(Duration::from_secs(1)), Vec::new());
+        assert_eq!(result.status, ExecutionStatus::Signaled);
+        assert_eq!(result.message, "Interrupted");
+        assert_eq!(
+            (result.signal, result.exit_code),
+            (Some(libc::SIGINT), None)
+        );
+        assert!(result.killed);
     }
 
     #[test]

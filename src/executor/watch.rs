@@ -204,8 +204,12 @@ struct Clocks<'a> {
 }
 
 impl Clocks<'_> {
-    /// The limit the box is past at `now`, if any.
+    /// The limit the box is past at `now`, if any; an interruption of the
+    /// keeper comes first.
     fn limit_passed(&mut self, now: Instant) -> Option<KillReason> {
+        if let Some(signal) = sys::interruption() {
+            return Some(KillReason::Interrupted(signal));
+        }
         if self.wall_deadline.is_some_and(|deadline| now >= deadline) {
             return Some(KillReason::WallTime);
         }
@@ -286,6 +290,11 @@ impl ProcessExecutor {
             entries.clear();
             if ended.is_none() {
                 entries.push(sys::poll_entry(ended_fd.as_raw_fd(), sys::POLLIN));
+                // Only to wake up: the byte stays, and the next round finds
+                // the signal through `limit_passed`.
+                if let Some(fd) = sys::interruption_fd().filter(|_| clocks.killed_for.is_none()) {
+                    entries.push(sys::poll_entry(fd.as_raw_fd(), sys::POLLIN));
+                }
             }
             streams.poll_entries(&mut entries);
             let timeout = wake_at.map(|at| at.saturating_duration_since(now));

@@ -14,6 +14,7 @@ use std::path::Path;
 
 mod fd;
 mod ids;
+mod interrupt;
 mod mount;
 mod path;
 mod process;
@@ -23,6 +24,7 @@ pub use fd::{
     POLLERR_OR_HUP, POLLIN, POLLOUT,
 };
 pub use ids::{as_caller, drop_set_id, is_set_id, real_ids, take_root_group};
+pub use interrupt::{catch_interruptions, interruption, interruption_fd, INTERRUPTION_SIGNALS};
 pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{

@@ -13,6 +13,9 @@
 //! | `isolate_judge0.rs`   | 10–19   |
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
+//! | `isolate_piston.rs`   | 70      |
+//! | `isolate_interrupt.rs`| 71      |
+//! | `isolate_parity.rs`   | 72      |
 //! | `hostile_syscalls_policy.rs` | 57 |
 //! | `hostile_mount_points.rs` | 80  |
 //! | `hostile_review3.rs`  | 84      |

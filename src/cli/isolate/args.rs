@@ -78,7 +78,7 @@ pub struct IsolateArgs {
     pub fsize_kib: Option<u64>,
     /// `--core`: largest core file, KiB (default 0).
     pub core_kib: u64,
-    /// `-n`: open files (default 64; 0 = unlimited, `None`).
+    /// `-n`: open files (default 1024 as in isolate 2.6; 0 = unlimited, `None`).
     pub open_files: Option<u64>,
     /// `-p`: processes (default 1; bare `-p` or 0 = unlimited, `None`).
     pub processes: Option<u64>,
@@ -135,7 +135,7 @@ impl Default for IsolateArgs {
             stack_kib: None,
             fsize_kib: None,
             core_kib: 0,
-            open_files: Some(64),
+            open_files: Some(1024),
             processes: Some(1),
             quota: None,
             env: Vec::new(),
@@ -395,7 +395,7 @@ Options:
 -k, --stack=<size>      Stack limit in KiB (default: unlimited)
 -m, --mem=<size>        Address space limit of each process in KiB
 -M, --meta=<file>       Write the meta file (- for standard output)
--n, --open-files=<max>  Open files per process (default 64; 0 = unlimited)
+-n, --open-files=<max>  Open files per process (default 1024; 0 = unlimited)
 -o, --stdout=<file>     Standard output, opened inside the box (relative to /box)
 -p, --processes[=<max>] Processes and threads (default 1; -p alone = unlimited)
 -q, --quota=<blk>,<ino> With --init: a box file system of <blk> KiB and <ino> inodes

@@ -137,7 +137,8 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
     let config = BoxesConfig::load(&config_path)?;
     if parsed.verbose > 0 {
         eprintln!(
-            "isobox: configuration {}, boxes in {}",
+            "{}: configuration {}, boxes in {}",
+            crate::cli::program_name(),
             config_path.display(),
             config.box_root.display()
         );
@@ -154,6 +155,9 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
                 config.box_root.display(),
                 config.first_uid
             );
+            if parsed.verbose > 1 {
+                print!("{}", isolate_config_dump(&config));
+            }
             Ok(0)
         }
         Action::PrintCgRoot => {
@@ -301,6 +305,28 @@ fn explain(error: BoxError, parsed: &IsolateArgs) -> anyhow::Error {
     }
 }
 
+/// What `isolate --check-config -vv` prints: the parsed configuration in
+/// isolate 2.6's words (`first_uids` is isolate's spelling).
+fn isolate_config_dump(config: &BoxesConfig) -> String {
+    let cg_root = match &config.cg_root {
+        boxes::CgRoot::Installation => "auto".to_string(),
+        boxes::CgRoot::Path(path) => path.display().to_string(),
+        boxes::CgRoot::Auto(file) => format!("auto:{}", file.display()),
+    };
+    format!(
+        "Config: box_root={} lock_root={} cg_root={cg_root}\n\
+         Config: first_uids={} first_gid={} num_boxes={}\n\
+         Config: restricted_init={} syscall_flags={}\n",
+        config.box_root.display(),
+        config.lock_root.display(),
+        config.first_uid,
+        config.first_gid,
+        config.num_boxes,
+        u8::from(config.restricted_init),
+        config.syscall_flags as i32,
+    )
+}
+
 /// `--run`: runs the command in the box and reports like isolate.
 fn run(
     config: &BoxesConfig,
@@ -318,6 +344,10 @@ fn run(
     }
     check_sources(config, parsed, caller_uid)?;
     let locked = lock(config, parsed)?;
+    // From here on the box is handed over and a run cgroup made: a signal
+    // must stop the run and leave the box as any run leaves it (before,
+    // with `--wait`, it still ends the wait as it always did).
+    crate::cli::catch_interruptions();
     // The state file is read once: its owner is checked first, as for the
     // other actions, then whether the box can run.
     let ready = locked.ready_for_run(parsed.cg);
@@ -504,7 +534,7 @@ mod tests {
         assert_eq!(config.memory_limit, Some(2000 * 1024));
         assert_eq!(config.stack_limit, Some(64 * 1024));
         assert_eq!(config.file_size_limit, Some(8 * 1024));
-        assert_eq!(config.open_files_limit, Some(64));
+        assert_eq!(config.open_files_limit, Some(1024));
         assert_eq!(config.core_limit, 0);
         assert_eq!(config.output_limit, None);
         assert!(config.use_cgroups && config.inherit_stdout_stderr);

@@ -105,12 +105,20 @@ enum Outcome {
     Ok,
     Exited(i32, String),
     Signaled(i32),
-    Timeout { killed: bool, message: String },
+    /// The keeper was interrupted by this signal.
+    Interrupted(i32),
+    Timeout {
+        killed: bool,
+        message: String,
+    },
     Failed(String),
 }
 
 fn outcome(result: &ExecutionResult) -> Outcome {
     use ExecutionStatus::*;
+    if let Some(KillReason::Interrupted(signal)) = result.kill_reason {
+        return Outcome::Interrupted(signal);
+    }
     match result.status {
         Success => Outcome::Ok,
         InternalError => Outcome::Failed(one_line(&result.message)),
@@ -176,6 +184,19 @@ impl Meta {
                 stats.push(status(Verdict::Signal));
                 stats.push(("message", message.clone()));
                 (Verdict::Signal, message, stats)
+            }
+            // isolate's keeper loop: `exitsig`, then err("SG: Interrupted"),
+            // whose exit kills the box (`killed:1`) and adds the figures.
+            Outcome::Interrupted(signal) => {
+                let message = "Interrupted".to_string();
+                let mut lines = vec![
+                    ("exitsig", signal.to_string()),
+                    status(Verdict::Signal),
+                    ("message", message.clone()),
+                    ("killed", "1".to_string()),
+                ];
+                lines.extend(stats);
+                (Verdict::Signal, message, lines)
             }
             Outcome::Timeout {
                 killed: true,
@@ -528,6 +549,23 @@ mod tests {
             Some("Time limit exceeded (wall clock)")
         );
         assert_eq!(meta.verdict().exit_status(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_keeper_writes_what_isolate_writes() {
+        // Whatever the program's end looked like (the keeper stopped it).
+        let mut run = result(ExecutionStatus::Signaled);
+        run.signal = Some(libc::SIGTERM);
+        run.killed = true;
+        run.kill_reason = Some(KillReason::Interrupted(libc::SIGTERM));
+        let meta = Meta::from_result(&run, true);
+        assert_eq!(
+            meta.to_string(),
+            "exitsig:15\nstatus:SG\nmessage:Interrupted\nkilled:1\ntime:0.001\n\
+             time-wall:0.011\nmax-rss:1112\ncsw-voluntary:6\ncsw-forced:1\ncg-mem:512\n"
+        );
+        assert_eq!(meta.verdict().exit_status(), 1);
+        assert_eq!(meta.message(), "Interrupted");
     }
 
     #[test]

@@ -20,10 +20,40 @@ use args::{parse, Action, USAGE};
 use driver::{execute, MetaFile};
 use meta::Meta;
 
-use super::{print_error, EXIT_TROUBLE};
+use super::{print_error, program_name, set_program_name, EXIT_TROUBLE};
+
+/// The version of isolate whose command line, configuration file and meta
+/// file this face follows.
+pub const ISOLATE_VERSION: &str = "2.6";
+
+/// The text of `isolate --version`. The first line is isolate's own:
+/// front-ends read the version as what follows `The process isolator `
+/// on it (or only look for that phrase), so nothing else may be on it.
+pub fn version_text() -> String {
+    format!(
+        "The process isolator {ISOLATE_VERSION}\n\
+         isobox {}, a sandbox that follows isolate {ISOLATE_VERSION}; not isolate itself\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Prints [`version_text`] on stdout; an unwritable stdout is not an error
+/// (as for clap's `--version`).
+pub fn print_version() {
+    use std::io::Write;
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(version_text().as_bytes());
+}
 
 /// Runs the isolate face on `args` (argv, program name first).
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    if let Some(name) = args
+        .first()
+        .and_then(|program| std::path::Path::new(program).file_name())
+    {
+        set_program_name(name.to_string_lossy().into_owned());
+    }
     let mut words = Vec::with_capacity(args.len());
     for (index, arg) in args.into_iter().enumerate().skip(1) {
         match arg.into_string() {
@@ -40,7 +70,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     let parsed = match parse(&words) {
         Ok(parsed) => parsed,
         Err(message) => {
-            print_error(&format!("{message} (see isolate --help)"));
+            print_error(&format!("{message} (see {} --help)", program_name()));
             return ExitCode::from(EXIT_TROUBLE);
         }
     };
@@ -50,10 +80,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Action::Version => {
-            println!(
-                "The process isolator, as isobox {} (compatible with isolate 2.x)",
-                env!("CARGO_PKG_VERSION")
-            );
+            print_version();
             return ExitCode::SUCCESS;
         }
         _ => {}

@@ -96,6 +96,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
     let copies_out = files::plan_copy_out(&args.copy_out)?;
     // From here on the box directory exists; every return below drops it,
     // which removes it.
+    crate::cli::catch_interruptions();
     let box_dir = create_box_dir()?;
     files::copy_in(box_dir.path(), &copies_in)?;
     let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
