@@ -6,7 +6,7 @@
 //! The caller is a bare numeric uid with the group as a supplementary one
 //! (no account is created, so none is left behind). A caller who is not
 //! root cannot name a private configuration, so these tests use the default
-//! installation, boxes of slot 73 (730–734, uids 60730–60734) of the table
+//! installation, boxes of slot 73 (730–737, uids 60730–60737) of the table
 //! in `tests/isolate_support/mod.rs`, apart from the test configuration's
 //! uids.
 //!
@@ -172,7 +172,11 @@ fn assert_ok(output: &Output, what: &str) {
 
 fn assert_cleaned_up(installation: &Installation, boxed: &BoxGuard<'_>, cleanup: &[&str]) {
     assert_ok(&installation.as_caller(cleanup), "cleanup");
-    assert!(!boxed.dir().exists(), "{} survived --cleanup", boxed.dir().display());
+    assert!(
+        !boxed.dir().exists(),
+        "{} survived --cleanup",
+        boxed.dir().display()
+    );
 }
 
 /// CMS's flow (tests/isolate_cms.rs): `--box-id=N --cg --init`, its `--run`
@@ -257,7 +261,11 @@ fn judge0_flow_as_a_group_member() {
     fs::write(&script, "read n\necho $((n * 2))\necho \"to stderr\" >&2\n").unwrap();
     std::os::unix::fs::chown(&script, Some(CALLER), Some(CALLER)).unwrap();
     let streams = installation.work();
-    for (name, content) in [("stdin.txt", "21\n"), ("stdout.txt", ""), ("stderr.txt", "")] {
+    for (name, content) in [
+        ("stdin.txt", "21\n"),
+        ("stdout.txt", ""),
+        ("stderr.txt", ""),
+    ] {
         fs::write(streams.join(name), content).unwrap();
         std::os::unix::fs::chown(streams.join(name), Some(CALLER), Some(CALLER)).unwrap();
     }
@@ -282,12 +290,18 @@ fn judge0_flow_as_a_group_member() {
     );
     let stderr = fs::read_to_string(streams.join("stderr.txt")).unwrap();
     assert_eq!(run.status.code(), Some(0), "{run:?}\n{stderr}");
-    assert_eq!(fs::read_to_string(streams.join("stdout.txt")).unwrap(), "42\n");
+    assert_eq!(
+        fs::read_to_string(streams.join("stdout.txt")).unwrap(),
+        "42\n"
+    );
     assert!(stderr.contains("to stderr"), "{stderr}");
     let log = callers_meta(&meta);
     assert_eq!(log.get("exitcode"), Some("0"));
     assert_eq!(log.get("status"), None);
-    assert!(log.get("cg-mem").is_some(), "--cg-timing run without cg-mem");
+    assert!(
+        log.get("cg-mem").is_some(),
+        "--cg-timing run without cg-mem"
+    );
     assert_cleaned_up(&installation, &boxed, &["--cg", "-b", &id_arg, "--cleanup"]);
 }
 
@@ -305,7 +319,10 @@ fn piston_flow_as_a_group_member() {
     let boxed = guard(&installation, id);
     let init = installation.as_caller(&["--init", "--cg", &format!("-b{id}")]);
     assert_ok(&init, "init");
-    let dir = PathBuf::from(format!("{}/box", String::from_utf8_lossy(&init.stdout).trim()));
+    let dir = PathBuf::from(format!(
+        "{}/box",
+        String::from_utf8_lossy(&init.stdout).trim()
+    ));
     assert!(dir.is_dir(), "{init:?}");
     let submission = dir.join("submission");
     fs::create_dir(&submission).unwrap();
@@ -331,7 +348,12 @@ fn piston_flow_as_a_group_member() {
         .arg("PISTON_LANGUAGE=bash")
         .arg(format!("--dir={}", pkgdir.display()))
         .args(["--dir=/etc:noexec", "--processes=64", "--open-files=2048"])
-        .args(["--fsize=10000", "--wall-time=30", "--time=5", "--extra-time=0"])
+        .args([
+            "--fsize=10000",
+            "--wall-time=30",
+            "--time=5",
+            "--extra-time=0",
+        ])
         .args(["--cg-mem=256000", "--", "/bin/bash"])
         .arg(pkgdir.join("run"))
         .arg("main.sh")
@@ -356,4 +378,295 @@ fn piston_flow_as_a_group_member() {
         &boxed,
         &["--cleanup", "--cg", &format!("-b{id}")],
     );
+}
+
+/// Root's files for the attacks, in root's directory next to the binary
+/// (mode 0755): `shared/` (0755) holds `secret` (0600) and `private/`
+/// (0700) with `key` (0644) in it.
+struct RootFiles {
+    shared: PathBuf,
+}
+
+impl RootFiles {
+    fn new(installation: &Installation) -> Self {
+        let shared = installation.root_dir().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(shared.join("secret"), "ROOT SECRET\n").unwrap();
+        fs::set_permissions(shared.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+        let private = shared.join("private");
+        fs::create_dir(&private).unwrap();
+        fs::write(private.join("key"), "ROOT KEY\n").unwrap();
+        fs::set_permissions(private.join("key"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+        Self { shared }
+    }
+
+    /// Both files still hold what root wrote, and nothing was added.
+    fn assert_untouched(&self) {
+        assert_eq!(
+            fs::read_to_string(self.shared.join("secret")).unwrap(),
+            "ROOT SECRET\n"
+        );
+        assert_eq!(
+            fs::read_to_string(self.shared.join("private/key")).unwrap(),
+            "ROOT KEY\n"
+        );
+        let names = |dir: &Path| {
+            let mut names: Vec<_> = fs::read_dir(dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&self.shared), ["private", "secret"]);
+        assert_eq!(names(&self.shared.join("private")), ["key"]);
+    }
+}
+
+/// Attack: name, for `--meta`, a root-only file, a new file in a directory
+/// only root may write, and one behind a 0700 root directory. Each run is
+/// refused; nothing is created, truncated or written.
+#[test]
+fn meta_files_the_caller_cannot_write_are_refused() {
+    skip_unless_privileged!();
+    let Some(installation) = Installation::new() else {
+        return;
+    };
+    let files = RootFiles::new(&installation);
+    let id = slot_id(73, 3);
+    let boxed = guard(&installation, id);
+    let id_arg = id.to_string();
+    assert_ok(
+        &installation.as_caller(&["--cg", "-b", &id_arg, "--init"]),
+        "init",
+    );
+    for target in [
+        files.shared.join("secret"),
+        files.shared.join("planted"),
+        files.shared.join("private/key"),
+        files.shared.join("private/planted"),
+    ] {
+        let meta = format!("--meta={}", target.display());
+        let run = installation.as_caller(&[
+            "--cg",
+            "-b",
+            &id_arg,
+            &meta,
+            "--run",
+            "--",
+            "/bin/echo",
+            "PWNED",
+        ]);
+        assert_eq!(run.status.code(), Some(2), "{target:?}: {run:?}");
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains("cannot open the meta file"),
+            "{target:?}: {run:?}"
+        );
+        files.assert_untouched();
+    }
+    assert_cleaned_up(&installation, &boxed, &["--cg", "-b", &id_arg, "--cleanup"]);
+}
+
+/// Attack: read and overwrite root's files through the program's streams.
+/// The caller may bind the readable `shared/` directory, then names the
+/// root-only file, and the key behind the 0700 directory, as `--stdin` and
+/// `--stdout`: the program never sees their contents and they stay as
+/// they were.
+#[test]
+fn stream_files_the_caller_cannot_open_are_refused() {
+    skip_unless_privileged!();
+    let Some(installation) = Installation::new() else {
+        return;
+    };
+    let files = RootFiles::new(&installation);
+    let id = slot_id(73, 4);
+    let boxed = guard(&installation, id);
+    let id_arg = id.to_string();
+    assert_ok(
+        &installation.as_caller(&["--cg", "-b", &id_arg, "--init"]),
+        "init",
+    );
+    let bind = format!("--dir=/shared={}", files.shared.display());
+    for inside in ["/shared/secret", "/shared/private/key"] {
+        for stream in ["--stdin", "--stdout"] {
+            let redirect = format!("{stream}={inside}");
+            let run = installation.as_caller(&[
+                "--cg", "-b", &id_arg, &bind, &redirect, "--run", "--", "/bin/cat",
+            ]);
+            assert_eq!(run.status.code(), Some(2), "{redirect}: {run:?}");
+            assert!(
+                String::from_utf8_lossy(&run.stderr).contains("setting up stdio failed"),
+                "{redirect}: {run:?}"
+            );
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(!stdout.contains("ROOT"), "{redirect}: {run:?}");
+            files.assert_untouched();
+        }
+    }
+    // The same bind with readable streams works: the refusals above are
+    // the files', not the rule's.
+    let run = installation.as_caller(&[
+        "--cg", "-b", &id_arg, &bind, "--run", "--", "/bin/ls", "/shared",
+    ]);
+    assert_ok(&run, "listing /shared");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "private\nsecret\n");
+    assert_cleaned_up(&installation, &boxed, &["--cg", "-b", &id_arg, "--cleanup"]);
+}
+
+/// Attack: bind what the caller cannot read: root's home (0700), a file in
+/// it, the root-only file, the 0700 directory and a file behind it, also
+/// with `:maybe`. Each rule is refused before anything runs.
+#[test]
+fn rule_sources_the_caller_cannot_read_are_refused() {
+    skip_unless_privileged!();
+    let Some(installation) = Installation::new() else {
+        return;
+    };
+    let files = RootFiles::new(&installation);
+    let id = slot_id(73, 5);
+    let boxed = guard(&installation, id);
+    let id_arg = id.to_string();
+    assert_ok(
+        &installation.as_caller(&["--cg", "-b", &id_arg, "--init"]),
+        "init",
+    );
+    assert_eq!(
+        fs::metadata("/root").unwrap().permissions().mode() & 0o077,
+        0,
+        "root's home is readable by others on this machine"
+    );
+    let rules = [
+        "/box/x=/root".to_string(),
+        "/box/x=/root/.bashrc".into(),
+        format!("/box/x={}", files.shared.join("secret").display()),
+        format!("/box/x={}", files.shared.join("private").display()),
+        format!("/box/x={}", files.shared.join("private/key").display()),
+        format!(
+            "/box/x={}:maybe",
+            files.shared.join("private/key").display()
+        ),
+    ];
+    for rule in &rules {
+        let run = installation.as_caller(&[
+            "--cg", "-b", &id_arg, "-d", rule, "--run", "--", "/bin/cat", "/box/x",
+        ]);
+        assert_eq!(run.status.code(), Some(2), "{rule}: {run:?}");
+        assert!(!String::from_utf8_lossy(&run.stdout).contains("ROOT"));
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains("may not"),
+            "{rule}: {run:?}"
+        );
+    }
+    files.assert_untouched();
+    assert_cleaned_up(&installation, &boxed, &["--cg", "-b", &id_arg, "--cleanup"]);
+}
+
+/// Attack: point `ISOBOX_CONFIG` at a configuration the caller wrote (box
+/// root in its own directory, box uids from 0, no cgroups), with the
+/// logging variable turned up too. The caller who is not root gets no say:
+/// the request is refused, nothing appears in its box root, and without
+/// that variable (the rest of the hostile environment kept) the box is the
+/// installed one.
+#[test]
+fn a_callers_configuration_is_not_honoured() {
+    skip_unless_privileged!();
+    let Some(installation) = Installation::new() else {
+        return;
+    };
+    let id = slot_id(73, 6);
+    let boxed = guard(&installation, id);
+    let id_arg = id.to_string();
+    let hostile_root = installation.work().join("boxes");
+    let config = installation.work().join("hostile.conf");
+    fs::write(
+        &config,
+        format!(
+            "box_root = {}\nlock_root = {}\nfirst_uid = 0\nfirst_gid = 0\nnum_boxes = 1000\n\
+             use_cgroups = false\n",
+            hostile_root.display(),
+            installation.work().join("locks").display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&config, Some(CALLER), Some(CALLER)).unwrap();
+    let hostile_env = [
+        ("ISOBOX_LOG", "trace"),
+        ("HOME", "/root"),
+        ("TMPDIR", "/root"),
+    ];
+    let refused = output_of(
+        installation
+            .caller()
+            .env("ISOBOX_CONFIG", &config)
+            .envs(hostile_env)
+            .args(["-b", &id_arg, "--init"]),
+    );
+    assert_ne!(refused.status.code(), Some(0), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("ISOBOX_CONFIG"),
+        "{refused:?}"
+    );
+    assert!(!hostile_root.exists(), "the caller's box root was used");
+    assert!(!boxed.dir().exists(), "a refused init made a box");
+    let init = output_of(
+        installation
+            .caller()
+            .envs(hostile_env)
+            .args(["--cg", "-b", &id_arg, "--init"]),
+    );
+    assert_ok(&init, "init");
+    assert_eq!(
+        String::from_utf8_lossy(&init.stdout).trim_end(),
+        boxed.dir().display().to_string()
+    );
+    assert!(!hostile_root.exists(), "the caller's box root was used");
+    let run = output_of(installation.caller().envs(hostile_env).args([
+        "--cg",
+        "-b",
+        &id_arg,
+        "--run",
+        "--",
+        "/usr/bin/id",
+        "-u",
+    ]));
+    assert_ok(&run, "run");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim_end(),
+        (60000 + id).to_string(),
+        "the program does not run as the installed box's uid"
+    );
+    assert_cleaned_up(&installation, &boxed, &["--cg", "-b", &id_arg, "--cleanup"]);
+}
+
+/// A local user outside the group cannot execute the installation at all,
+/// and a group member who is not root still cannot act as another uid.
+#[test]
+fn only_the_group_may_run_it() {
+    skip_unless_privileged!();
+    let Some(installation) = Installation::new() else {
+        return;
+    };
+    let id_arg = slot_id(73, 7).to_string();
+    let mut outsider = installation.command_as(OUTSIDER, &[]);
+    outsider.args(["-b", &id_arg, "--init"]);
+    let error = loop {
+        match outsider.output() {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.expect_err("an outsider ran the installation"),
+        }
+    };
+    assert_eq!(error.raw_os_error(), Some(libc::EACCES), "{error}");
+    let boxed = guard(&installation, slot_id(73, 7));
+    assert!(!boxed.dir().exists());
+    let as_root = installation.as_caller(&["--as-uid=0", "--as-gid=0", "-b", &id_arg, "--init"]);
+    assert_eq!(as_root.status.code(), Some(2), "{as_root:?}");
+    assert!(
+        String::from_utf8_lossy(&as_root.stderr).contains("must be root"),
+        "{as_root:?}"
+    );
+    assert!(!boxed.dir().exists());
 }

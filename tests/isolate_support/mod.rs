@@ -16,6 +16,7 @@
 //! | `isolate_piston.rs`   | 70      |
 //! | `isolate_interrupt.rs`| 71      |
 //! | `isolate_parity.rs`   | 72      |
+//! | `isolate_setuid_flows.rs` | 73–79 (default installation) |
 //! | `hostile_syscalls_policy.rs` | 57 |
 //! | `hostile_mount_points.rs` | 80  |
 //! | `hostile_review3.rs`  | 84      |
