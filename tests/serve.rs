@@ -1037,12 +1037,13 @@ fn cpu_controls_and_proc_peak() {
     // peak cannot be started over, so no figure is given.
     let peak = server.run(sh("sleep 0.2 & sleep 0.2 & wait"));
     assert_eq!(peak["status"], "Accepted", "{peak}");
-    let counted = v2 && Path::new(if v2 {
-        "/sys/fs/cgroup/isobox/pids.peak"
-    } else {
-        "/sys/fs/cgroup/pids/isobox/pids.peak"
-    })
-    .exists();
+    let counted = v2
+        && Path::new(if v2 {
+            "/sys/fs/cgroup/isobox/pids.peak"
+        } else {
+            "/sys/fs/cgroup/pids/isobox/pids.peak"
+        })
+        .exists();
     if counted {
         assert_eq!(peak["procPeak"], 3, "{peak}");
     } else {
