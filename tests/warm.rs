@@ -227,10 +227,10 @@ fn cpu_time_and_process_peak_are_the_runs_own() {
     let before = box_pid(&pool);
     let busy = run(
         &pool,
-        "sleep 1 & sleep 1 & sleep 1 & i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; wait",
+        "sleep 1 & sleep 1 & sleep 1 & i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; wait",
     );
     assert_eq!(busy.status, ExecutionStatus::Success, "{busy:?}");
-    assert!(busy.cpu_time >= 0.05, "{busy:?}");
+    assert!(busy.cpu_time >= 0.01, "{busy:?}");
     let small = run(&pool, "true");
     assert_eq!(small.status, ExecutionStatus::Success, "{small:?}");
     assert!(small.cpu_time < busy.cpu_time / 2.0, "{busy:?} then {small:?}");
