@@ -156,7 +156,6 @@ fn a_background_process_dies_with_its_run_and_costs_the_next_nothing() {
     );
     assert_eq!(result.stdout, "left\n", "{result:?}");
     assert_eq!(holder_pids(&pool).len(), 1, "the spinner outlived its run");
-    assert_eq!(pids_in(&pool, "held-"), Vec::<i32>::new(), "in a run's cgroup");
     assert_eq!(run_cgroups_left(&pool), Vec::<String>::new());
     let result = run(&pool, "sleep 0.5; ls /proc | grep -c '^[0-9]'");
     assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
@@ -233,7 +232,10 @@ fn cpu_time_and_process_peak_are_the_runs_own() {
     assert!(busy.cpu_time >= 0.01, "{busy:?}");
     let small = run(&pool, "true");
     assert_eq!(small.status, ExecutionStatus::Success, "{small:?}");
-    assert!(small.cpu_time < busy.cpu_time / 2.0, "{busy:?} then {small:?}");
+    assert!(
+        small.cpu_time < busy.cpu_time / 2.0,
+        "{busy:?} then {small:?}"
+    );
     // A v1 warm box's cgroup outlives its runs: no process peak there.
     // v2 (Linux 6.1 and later) counts each run's own.
     if let Some(peak) = busy.process_peak {
