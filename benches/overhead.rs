@@ -131,6 +131,8 @@ enum Row {
     Version,
     NativeRun,
     Library,
+    /// The library row with warm boxes off: every run builds its box.
+    LibraryCold,
 }
 
 impl Row {
@@ -143,6 +145,7 @@ impl Row {
             Row::Version => "`--version` (start-up)",
             Row::NativeRun => "`isobox run -- /bin/true`",
             Row::Library => "library `execute` of /bin/true (executor reused)",
+            Row::LibraryCold => "library `execute` of /bin/true (executor reused, `warm: false`)",
         }
     }
 
@@ -310,6 +313,12 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
     };
     let lib_dir = workdir("isobox-bench-lib-");
     let mut executor = ProcessExecutor::new(box_config(lib_dir.path(), 61990)).unwrap();
+    let cold_dir = workdir("isobox-bench-lib-cold-");
+    let mut cold = ProcessExecutor::new(IsolateConfig {
+        warm: false,
+        ..box_config(cold_dir.path(), 61991)
+    })
+    .unwrap();
     let command = true_command();
 
     let mut samplers = vec![
@@ -320,6 +329,13 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         Sampler::new(false, Row::Library, || {
             let start = Instant::now();
             let result = executor.execute(&command, None).unwrap();
+            let elapsed = start.elapsed();
+            assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+            elapsed
+        }),
+        Sampler::new(false, Row::LibraryCold, || {
+            let start = Instant::now();
+            let result = cold.execute(&command, None).unwrap();
             let elapsed = start.elapsed();
             assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
             elapsed
@@ -353,6 +369,7 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         reference.quietly(&["--cg", "-b", "2", "--cleanup"]);
     }
     executor.cleanup().unwrap();
+    cold.cleanup().unwrap();
     Latencies { samples }
 }
 
@@ -423,6 +440,7 @@ fn main() {
         Row::Version,
         Row::NativeRun,
         Row::Library,
+        Row::LibraryCold,
     ] {
         let ours = lat.median(false, row).unwrap();
         let theirs = lat.median(true, row);

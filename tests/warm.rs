@@ -2,7 +2,8 @@
 //! test runs something through a box that is meant to survive into the next
 //! run, then checks from the next run (and from the host) that it did not.
 //! A box stays warm when its holder (pid 1 of the box) lives on: the shell's
-//! pid grows from run to run instead of being 2 every time.
+//! pid grows from run to run instead of being 2 every time. Boxes are held
+//! on cgroup v1 and v2 alike (on v2 each run in a cgroup of its own).
 
 mod common;
 
@@ -67,17 +68,13 @@ fn install(lease: &Lease, host_path: &str, name: &str) -> String {
     format!("/box/{name}")
 }
 
-/// Whether boxes are held here: cgroup v1 (on v2 every run is cold, and
-/// only the checks that hold for any box run).
-fn warm_here() -> bool {
-    let held = matches!(
+/// Whether the executor's cgroups are cgroup v2's: each warm run then has
+/// a cgroup of its own (`held-<n>`), a sibling of the holder's.
+fn cgroup_v2() -> bool {
+    matches!(
         isobox::cgroup::CgroupController::detect(None),
-        Ok((isobox::cgroup::CgroupVersion::V1, _))
-    );
-    if !held {
-        eprintln!("cgroup v2: boxes are not held; checking only what any box must do");
-    }
-    held
+        Ok((isobox::cgroup::CgroupVersion::V2, _))
+    )
 }
 
 /// The shell's pid inside the box: 2 in a fresh box, more in a warm one.
@@ -87,13 +84,15 @@ fn box_pid(pool: &Pool) -> u32 {
     result.stdout.trim().parse().unwrap()
 }
 
-/// Host pids of every process in the box's holder cgroup (`warm-<n>`).
-fn holder_pids(pool: &Pool) -> Vec<i32> {
+/// Host pids of every process in the executor's cgroups whose names start
+/// with `prefix`: `warm-` for the box's holder, `held-` for the cgroups of
+/// warm runs (v2).
+fn pids_in(pool: &Pool, prefix: &str) -> Vec<i32> {
     let lease = pool.acquire().unwrap();
     let mut pids = Vec::new();
     for dir in lease.cgroup_paths() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            if entry.file_name().to_string_lossy().starts_with("warm-") {
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
                 let procs = std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap();
                 pids.extend(procs.lines().map(|line| line.parse::<i32>().unwrap()));
             }
@@ -102,6 +101,25 @@ fn holder_pids(pool: &Pool) -> Vec<i32> {
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+fn holder_pids(pool: &Pool) -> Vec<i32> {
+    pids_in(pool, "warm-")
+}
+
+/// Names of the cgroups of warm runs (`held-<n>`) left in the executor's.
+fn run_cgroups_left(pool: &Pool) -> Vec<String> {
+    let lease = pool.acquire().unwrap();
+    let mut left = Vec::new();
+    for dir in lease.cgroup_paths() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("held-") {
+                left.push(name);
+            }
+        }
+    }
+    left
 }
 
 fn finish(pool: Pool, base_dir: &Path) {
@@ -114,16 +132,16 @@ fn finish(pool: Pool, base_dir: &Path) {
 fn a_pooled_box_stays_warm_and_its_holder_is_alone_between_runs() {
     skip_unless_privileged!();
     let (pool, base_dir) = pool("alive");
-    if !warm_here() {
-        return finish(pool, &base_dir);
-    }
     let first = box_pid(&pool);
+    let holders = holder_pids(&pool);
     let second = box_pid(&pool);
     assert!(
         second > first,
         "the box was rebuilt: pids {first}, {second}"
     );
-    assert_eq!(holder_pids(&pool).len(), 1, "only the holder between runs");
+    assert_eq!(holders.len(), 1, "only the holder between runs");
+    assert_eq!(holder_pids(&pool), holders, "the same holder");
+    assert_eq!(run_cgroups_left(&pool), Vec::<String>::new());
     finish(pool, &base_dir);
 }
 
@@ -137,9 +155,8 @@ fn a_background_process_dies_with_its_run_and_costs_the_next_nothing() {
         "setsid sh -c 'sh -c \"while :; do :; done\" & exit 0' & sleep 0.2; echo left",
     );
     assert_eq!(result.stdout, "left\n", "{result:?}");
-    if warm_here() {
-        assert_eq!(holder_pids(&pool).len(), 1, "the spinner outlived its run");
-    }
+    assert_eq!(holder_pids(&pool).len(), 1, "the spinner outlived its run");
+    assert_eq!(run_cgroups_left(&pool), Vec::<String>::new());
     let result = run(&pool, "sleep 0.5; ls /proc | grep -c '^[0-9]'");
     assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
     // The shell, ls and grep (the holder runs as root: hidden by hidepid).
@@ -184,6 +201,7 @@ fn peak_memory_is_the_runs_own() {
     skip_unless_privileged!();
     let (pool, base_dir) = pool("peak");
     let alloc = program("alloc_touch");
+    let before = box_pid(&pool);
     let big = run_in(
         &pool,
         |lease| {
@@ -197,6 +215,40 @@ fn peak_memory_is_the_runs_own() {
     let small = run(&pool, "true");
     assert_eq!(small.status, ExecutionStatus::Success, "{small:?}");
     assert!(small.memory_peak < 32 << 20, "{small:?}");
+    assert!(box_pid(&pool) > before, "the box was rebuilt");
+    finish(pool, &base_dir);
+}
+
+#[test]
+fn cpu_time_and_process_peak_are_the_runs_own() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("counters");
+    let before = box_pid(&pool);
+    let busy = run(
+        &pool,
+        "sleep 1 & sleep 1 & sleep 1 & i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; wait",
+    );
+    assert_eq!(busy.status, ExecutionStatus::Success, "{busy:?}");
+    assert!(busy.cpu_time >= 0.01, "{busy:?}");
+    let small = run(&pool, "true");
+    assert_eq!(small.status, ExecutionStatus::Success, "{small:?}");
+    assert!(
+        small.cpu_time < busy.cpu_time / 2.0,
+        "{busy:?} then {small:?}"
+    );
+    // A v1 warm box's cgroup outlives its runs: no process peak there.
+    // v2 (Linux 6.1 and later) counts each run's own.
+    if let Some(peak) = busy.process_peak {
+        assert!(peak >= 4, "{busy:?}");
+        assert_eq!(small.process_peak, Some(1), "{small:?}");
+    }
+    if cgroup_v2() {
+        let lease = pool.acquire().unwrap();
+        let counted = lease.cgroup_paths()[0].join("pids.peak").exists();
+        drop(lease);
+        assert_eq!(busy.process_peak.is_some(), counted, "{busy:?}");
+    }
+    assert!(box_pid(&pool) > before, "the box was rebuilt");
     finish(pool, &base_dir);
 }
 
@@ -237,7 +289,6 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
     let syscalls = hostile("syscalls");
     let killall = hostile("killall");
     let before = box_pid(&pool);
-    let warm = warm_here();
     let result = run_in(
         &pool,
         |lease| {
@@ -260,7 +311,7 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
     let result = run(&pool, "kill -USR1 1; kill -KILL 1; kill -STOP 1; echo $?");
     assert!(result.stdout.ends_with("1\n"), "{result:?}");
     assert!(
-        !warm || box_pid(&pool) > before,
+        box_pid(&pool) > before,
         "the holder was hurt: the box was rebuilt"
     );
     finish(pool, &base_dir);
@@ -270,9 +321,6 @@ fn the_program_can_neither_kill_nor_trace_the_holder() {
 fn a_holder_killed_from_outside_is_replaced() {
     skip_unless_privileged!();
     let (pool, base_dir) = pool("killed");
-    if !warm_here() {
-        return finish(pool, &base_dir);
-    }
     assert!(box_pid(&pool) >= 2);
     let holders = holder_pids(&pool);
     assert_eq!(holders.len(), 1);
@@ -306,10 +354,8 @@ fn a_killed_run_leaves_a_working_box() {
     );
     assert_eq!(cpu.status, ExecutionStatus::TimeLimit, "{cpu:?}");
     assert!(cpu.cpu_time >= 0.2 && cpu.cpu_time < 1.0, "{cpu:?}");
-    assert!(
-        !warm_here() || box_pid(&pool) > before,
-        "the box survived its killed runs"
-    );
+    assert!(box_pid(&pool) > before, "the box survived its killed runs");
+    assert_eq!(run_cgroups_left(&pool), Vec::<String>::new());
     finish(pool, &base_dir);
 }
 

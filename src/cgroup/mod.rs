@@ -550,7 +550,8 @@ impl CgroupController {
     /// `memory.max_usage_in_bytes` to the current usage. Counters that
     /// cannot be reset (OOM kills, pids-limit hits) are read before and
     /// after a run instead. `Ok(false)` where the counters cannot be reset
-    /// this way (cgroup v2 is not supported yet).
+    /// this way: on cgroup v2 a warm box gives each run a cgroup of its own
+    /// instead.
     pub fn reset_counters(&self) -> Result<bool, CgroupError> {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.reset_counters().map(|()| true),

@@ -3,17 +3,27 @@
 //! is a fork of the holder.
 //!
 //! The holder lives in a cgroup of its own below the executor's
-//! (`warm-<n>`), and so does every run it forks: no run is moved between
-//! cgroups. Before a run the keeper writes the run's limits into it and
-//! starts its CPU-time and peak-memory counters over; the counters that
-//! cannot start over (OOM kills, pids-limit hits) are read before and after
-//! the run. Memory the cgroup still holds from earlier runs (files left in
-//! the working directory) is added to the limit and taken off the peak, so
-//! the program gets its whole limit and its own peak.
+//! (`warm-<n>`). No run is ever moved between cgroups:
 //!
-//! A run that cannot be held (see [`JailSpec::can_be_held`], cgroup v2),
-//! whose plan does not fit the holder's shared memory, or whose box could
-//! not be built runs cold. A holder that died, failed to renew the box or
+//! - cgroup v1: every run the holder forks is born in `warm-<n>` too.
+//!   Before a run the keeper writes the run's limits into it and starts
+//!   its CPU-time and peak-memory counters over; the counters that cannot
+//!   start over (OOM kills, pids-limit hits) are read before and after the
+//!   run. Memory the cgroup still holds from earlier runs (files left in
+//!   the working directory) is added to the limit and taken off the peak,
+//!   so the program gets its whole limit and its own peak.
+//! - cgroup v2: counters cannot start over (`memory.peak` is resettable
+//!   only from Linux 6.12), so each run gets a fresh cgroup `held-<run>`
+//!   with its limits, a sibling of `warm-<n>` below the executor's cgroup
+//!   (which holds no process and hands the controllers down to both). The
+//!   keeper sends its directory with the run's descriptors and the holder
+//!   creates the inmate straight into it (`clone3(CLONE_INTO_CGROUP)`): every
+//!   figure of the run is its own, read and the cgroup removed as after a
+//!   cold run.
+//!
+//! A run that cannot be held (see [`JailSpec::can_be_held`]), whose plan
+//! does not fit the holder's shared memory, or whose box could not be built
+//! runs cold. A holder that died, failed to renew the box or
 //! ran into a keeper error is dropped (killed, its cgroup removed) and the
 //! next run builds a new one.
 //!
@@ -30,6 +40,7 @@ use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, CgroupVersion};
 use crate::config::IsolateConfig;
 use crate::dirs::DirRule;
 use crate::error::Result;
+use crate::jail::CgroupEntry;
 use crate::jail::{self, Holder};
 
 /// What of the configuration is built into a warm box: when it changes,
@@ -102,10 +113,7 @@ impl ProcessExecutor {
         let holdable = self.config.warm
             && self.namespaces
             && self.config.proxy_record.is_none()
-            && self
-                .cgroup
-                .as_ref()
-                .is_some_and(|cgroup| cgroup.version() == CgroupVersion::V1);
+            && self.cgroup.is_some();
         let key = BoxKey::of(&self.config);
         if !holdable || self.warmth.refused.as_ref() == Some(&key) {
             return Err(stdin);
@@ -161,11 +169,11 @@ impl ProcessExecutor {
         if !plan.spec.can_be_held() {
             return Ok(None);
         }
-        let Some(tasks) = cgroup.self_join_files()? else {
-            return Ok(None);
+        let holder = match (cgroup.self_join_files()?, cgroup.directory_fd()) {
+            (Some(tasks), _) => Holder::spawn(&plan.spec, CgroupEntry::Join(&tasks))?,
+            (None, Some(dir)) => Holder::spawn(&plan.spec, CgroupEntry::Born(dir))?,
+            (None, None) => return Ok(None),
         };
-        let holder = Holder::spawn(&plan.spec, &tasks)?;
-        drop(tasks);
         let footprint = cgroup.memory_usage()?;
         let usage = cgroup.usage()?;
         tracing::debug!(pid = holder.proxy().pid, footprint, "warm box built");
@@ -186,9 +194,18 @@ impl ProcessExecutor {
         spec: &jail::JailSpec,
         stdin: Stdin,
     ) -> (Result<RunFacts>, bool) {
-        let leftover = match self.ready_cgroup(warm) {
-            Ok(leftover) => leftover,
-            Err(err) => return (Err(err), false),
+        // v2: the run's own cgroup; v1: the box's, made ready for the run.
+        let (run_cgroup, leftover) = if warm.cgroup.version() == CgroupVersion::V2 {
+            match self.open_held_cgroup() {
+                Ok(run_cgroup) => (Some(run_cgroup), 0),
+                // Nothing of the run started: the box is as good as before.
+                Err(err) => return (Err(err), true),
+            }
+        } else {
+            match self.ready_cgroup(warm) {
+                Ok(leftover) => (None, leftover),
+                Err(err) => return (Err(err), false),
+            }
         };
         let (box_ends, keeper) = match self.pipes(stdin) {
             Ok(pipes) => pipes,
@@ -201,12 +218,15 @@ impl ProcessExecutor {
             ..
         } = keeper;
         let start = Instant::now();
-        let started = warm.holder.go([
-            box_ends.stdin.as_fd(),
-            box_ends.stdout.as_fd(),
-            box_ends.stderr.as_fd(),
-            box_ends.report.as_fd(),
-        ]);
+        let started = warm.holder.go(
+            [
+                box_ends.stdin.as_fd(),
+                box_ends.stdout.as_fd(),
+                box_ends.stderr.as_fd(),
+                box_ends.report.as_fd(),
+            ],
+            run_cgroup.as_ref().and_then(CgroupController::directory_fd),
+        );
         // The holder has its own copies now; ours would keep the pipes
         // from ever reporting end of file.
         drop(box_ends);
@@ -217,7 +237,7 @@ impl ProcessExecutor {
         let watched = self.watch(
             warm.holder.proxy(),
             warm.holder.ended_fd(),
-            Some(&warm.cgroup),
+            Some(run_cgroup.as_ref().unwrap_or(&warm.cgroup)),
             &mut streams,
             start,
         );
@@ -251,6 +271,23 @@ impl ProcessExecutor {
             ..RunFacts::default()
         };
         self.take_reports(&mut facts, spec, reports, holder_status);
+        if let Some(run_cgroup) = run_cgroup {
+            // The holder reaped every process of the run: its cgroup is
+            // empty (else `remove` kills what is left).
+            return match self.close_run_cgroup(run_cgroup) {
+                Ok(usage) => {
+                    // A cold run's cgroup also holds its proxy, which the
+                    // process peak leaves out; this one holds the program
+                    // alone.
+                    facts.measured_by(&CgroupUsage {
+                        pids_peak: usage.pids_peak.map(|peak| peak.saturating_add(1)),
+                        ..usage
+                    });
+                    (Ok(facts), healthy)
+                }
+                Err(err) => (Err(err), false),
+            };
+        }
         let after = match warm.cgroup.usage() {
             Ok(after) => after,
             Err(err) => return (Err(err.into()), false),
@@ -267,6 +304,24 @@ impl ProcessExecutor {
             pids_peak: None,
         });
         (Ok(facts), healthy)
+    }
+
+    /// cgroup v2: a fresh cgroup for the next run, a sibling of the
+    /// holder's, with the run's limits. Unlike a cold run's, the holder
+    /// (pid 1 of the box) is not in it: the program's process limit is the
+    /// cgroup's.
+    fn open_held_cgroup(&self) -> Result<CgroupController> {
+        let Some(parent) = &self.cgroup else {
+            return Err(crate::error::IsolateError::Config(
+                "a warm box without a cgroup".into(),
+            ));
+        };
+        let run = parent.create_child(&format!("held-{}", self.runs))?;
+        run.apply_limits(&CgroupLimits {
+            pids: self.config.process_limit,
+            ..self.run_limits()
+        })?;
+        Ok(run)
     }
 
     /// Writes the run's limits into the box's cgroup (where they changed)

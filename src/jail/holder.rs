@@ -36,8 +36,8 @@ use super::mounts::{RenewMark, MAX_RENEWED};
 use super::proxy::{self, INMATE_PID};
 use super::report::{read_reports, ChildReport, RawReport};
 use super::{
-    credentials, fail, fail_at, inmate, namespaces, JailError, JailSpec, Proxy, Rlimits, Stage,
-    MAX_TASK_FILES,
+    credentials, fail, fail_at, inmate, namespaces, CgroupEntry, JailError, JailSpec, Proxy,
+    Rlimits, Stage, MAX_TASK_FILES,
 };
 use crate::sys::errno;
 
@@ -59,6 +59,10 @@ const GO: u8 = 2;
 const DONE: u8 = 3;
 /// Holder to keeper: the box could not be renewed; the holder exits.
 const BROKEN: u8 = 4;
+
+/// Descriptors a [`GO`] carries at most: stdin, stdout, stderr, the status
+/// pipe and (cgroup v2) the run's cgroup directory.
+const MAX_GO_FDS: usize = 5;
 
 /// The keeper's socket as the holder's `SIGIO` handler sees it.
 static SOCKET: AtomicI32 = AtomicI32::new(-1);
@@ -243,12 +247,17 @@ pub(crate) struct Holder {
 }
 
 impl Holder {
-    /// Clones the holder into `spec`'s namespaces, joining the cgroup
-    /// behind the `tasks` files `tasks` (cgroup v1), and waits until it has
-    /// built the box. `spec` gives everything that stays the same from run
-    /// to run; its command is never run. A failed setup step is an error
-    /// naming it.
-    pub(crate) fn spawn(spec: &JailSpec, tasks: &[File]) -> Result<Self, JailError> {
+    /// Clones the holder into `spec`'s namespaces and the box's cgroup
+    /// (`cgroup`: born in it on v2, joining it through its `tasks` files
+    /// on v1), and waits until it has built the box. `spec` gives
+    /// everything that stays the same from run to run; its command is never
+    /// run. A failed setup step is an error naming it.
+    pub(crate) fn spawn(spec: &JailSpec, cgroup: CgroupEntry<'_>) -> Result<Self, JailError> {
+        let (tasks, born_in): (&[File], _) = match cgroup {
+            CgroupEntry::None => (&[], None),
+            CgroupEntry::Join(tasks) => (tasks, None),
+            CgroupEntry::Born(fd) => (&[], Some(fd.as_raw_fd())),
+        };
         if tasks.len() > MAX_TASK_FILES {
             return Err(syscall_error(
                 "joining the warm box's cgroup",
@@ -277,7 +286,7 @@ impl Holder {
         let plan = region.base.cast_const().cast::<RunPlan>();
         // SAFETY: the child branch runs only holder_main, which is
         // async-signal-safe and never returns.
-        let cloned = unsafe { namespaces::clone_box(spec.namespaces, None) }
+        let cloned = unsafe { namespaces::clone_box(spec.namespaces, born_in) }
             .map_err(|source| syscall_error("clone3", source))?;
         let (pid, pidfd) = match cloned {
             namespaces::Cloned::Child => {
@@ -415,9 +424,19 @@ impl Holder {
     }
 
     /// Starts the prepared run with these stdin, stdout, stderr and
-    /// status-pipe write end.
-    pub(crate) fn go(&self, fds: [BorrowedFd<'_>; 4]) -> Result<(), JailError> {
-        let raw = fds.map(|fd| fd.as_raw_fd());
+    /// status-pipe write end; on cgroup v2 with `cgroup`, the directory of
+    /// the run's own cgroup, which the inmate is born into.
+    pub(crate) fn go(
+        &self,
+        fds: [BorrowedFd<'_>; 4],
+        cgroup: Option<BorrowedFd<'_>>,
+    ) -> Result<(), JailError> {
+        let mut raw = [-1 as RawFd; MAX_GO_FDS];
+        for (slot, fd) in raw.iter_mut().zip(fds.into_iter().chain(cgroup)) {
+            *slot = fd.as_raw_fd();
+        }
+        let count = if cgroup.is_some() { 5 } else { 4 };
+        let raw = &raw[..count];
         let mut byte = GO;
         let mut iov = libc::iovec {
             iov_base: (&mut byte as *mut u8).cast(),
@@ -429,12 +448,12 @@ impl Holder {
         message.msg_iov = &mut iov;
         message.msg_iovlen = 1;
         message.msg_control = control.as_mut_ptr().cast();
-        let data_len = std::mem::size_of_val(&raw) as u32;
+        let data_len = std::mem::size_of_val(raw) as u32;
         // SAFETY: CMSG_SPACE only computes a size.
         message.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as usize;
         // SAFETY: the control buffer is 64 bytes, aligned for cmsghdr, and
-        // holds CMSG_SPACE(16) = 32 bytes; the header and its data are
-        // written inside it.
+        // holds CMSG_SPACE(20) = 40 bytes at most; the header and its data
+        // are written inside it.
         unsafe {
             let header = libc::CMSG_FIRSTHDR(&message);
             (*header).cmsg_level = libc::SOL_SOCKET;
@@ -656,12 +675,13 @@ fn send_byte(socket: RawFd, byte: u8) -> bool {
     unsafe { libc::send(socket, (&byte as *const u8).cast(), 1, libc::MSG_NOSIGNAL) == 1 }
 }
 
-/// Waits for [`GO`] and its four descriptors; exits when the keeper is
-/// gone or breaks the protocol.
+/// Waits for [`GO`] and its four descriptors, and the run's cgroup
+/// directory as a fifth on cgroup v2 (-1 when absent); exits when the
+/// keeper is gone or breaks the protocol.
 ///
 /// # Safety
 /// A step of [`holder_main`].
-unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
+unsafe fn receive_go(socket: RawFd) -> [RawFd; MAX_GO_FDS] {
     let mut byte = 0u8;
     let mut iov = libc::iovec {
         iov_base: (&mut byte as *mut u8).cast(),
@@ -680,7 +700,7 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
         if got < 0 && errno() == libc::EINTR {
             continue;
         }
-        let mut fds = [-1 as RawFd; 4];
+        let mut fds = [-1 as RawFd; MAX_GO_FDS];
         let mut count = 0;
         // SAFETY: the control buffer was filled by recvmsg; the header
         // macros stay within msg_controllen.
@@ -692,7 +712,7 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
                 && (*header).cmsg_type == libc::SCM_RIGHTS
             {
                 let data = (*header).cmsg_len - libc::CMSG_LEN(0) as usize;
-                count = (data / std::mem::size_of::<RawFd>()).min(4);
+                count = (data / std::mem::size_of::<RawFd>()).min(MAX_GO_FDS);
                 std::ptr::copy_nonoverlapping(
                     libc::CMSG_DATA(header),
                     fds.as_mut_ptr().cast::<u8>(),
@@ -700,8 +720,10 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; 4] {
                 );
             }
         }
-        let whole =
-            got == 1 && byte == GO && count == 4 && message.msg_flags & libc::MSG_CTRUNC == 0;
+        let whole = got == 1
+            && byte == GO
+            && (count == 4 || count == 5)
+            && message.msg_flags & libc::MSG_CTRUNC == 0;
         if !whole {
             // Closed by the keeper (0), or not our protocol: end the box.
             // SAFETY: _exit is async-signal-safe.
@@ -726,7 +748,7 @@ unsafe fn serve(
 ) {
     let socket = fds.socket;
     // SAFETY: as on this function.
-    let [stdin, stdout, stderr, report] = unsafe { receive_go(socket) };
+    let [stdin, stdout, stderr, report, run_cgroup] = unsafe { receive_go(socket) };
     // The inmate must be the OOM killer's first choice, never immune.
     set_oom_score(oom_score, b"0");
     let start = InmateStart {
@@ -735,23 +757,47 @@ unsafe fn serve(
         stdio: [stdin, stdout, stderr],
         report,
     };
+    let start_arg = (&start as *const InmateStart<'_>).cast_mut().cast();
     // Like vfork: the inmate borrows the holder's memory (no page table
     // to copy, however large the keeper was when it made the holder) on
     // a stack of its own, and the holder sleeps until it has executed
     // or exited.
-    // SAFETY: the child runs only warm_inmate on its own stack, writing
-    // nothing of the holder's but errno, while the holder is suspended;
-    // `start` outlives it for the same reason. glibc's clone runs no
-    // handlers and takes no lock.
-    let inmate = unsafe {
-        libc::clone(
-            inmate_entry,
-            fds.stack.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&start as *const InmateStart<'_>).cast_mut().cast(),
-        )
+    let (inmate, fork_errno) = if run_cgroup >= 0 {
+        // cgroup v2: born straight into the run's own cgroup, so that
+        // every counter of it is this run's alone (no move, no reset).
+        // SAFETY: the child runs only warm_inmate on the stack below
+        // `fds.stack` (the guard page under it), writing nothing of the
+        // holder's but errno, while the holder is suspended; `start`
+        // outlives it for the same reason.
+        let pid = unsafe {
+            namespaces::clone_vfork_into_cgroup(
+                run_cgroup,
+                fds.stack.sub(INMATE_STACK),
+                INMATE_STACK,
+                inmate_entry,
+                start_arg,
+            )
+        };
+        // SAFETY: our copy of the run's cgroup directory, not used again.
+        unsafe { libc::close(run_cgroup) };
+        if pid < 0 {
+            (-1, -pid)
+        } else {
+            (pid, 0)
+        }
+    } else {
+        // SAFETY: as above; glibc's clone runs no handlers and takes no
+        // lock.
+        let pid = unsafe {
+            libc::clone(
+                inmate_entry,
+                fds.stack.cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                start_arg,
+            )
+        };
+        (pid, errno())
     };
-    let fork_errno = errno();
     set_oom_score(oom_score, b"-1000");
     for fd in [stdin, stdout, stderr] {
         // SAFETY: our copies of the run's streams: the keeper sees end of

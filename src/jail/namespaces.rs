@@ -159,3 +159,102 @@ pub(crate) unsafe fn set_box_hostname() -> Result<(), i32> {
         Err(crate::sys::errno())
     }
 }
+
+/// Child side: starts `entry(arg)` in a child born inside the cgroup
+/// directory `cgroup_fd` (`clone3` with `CLONE_INTO_CGROUP`), sharing the
+/// caller's memory and running on the stack `[stack, stack + stack_size)`,
+/// while the caller sleeps until the child has executed or exited
+/// (`CLONE_VM | CLONE_VFORK`). The child exits with what `entry` returns.
+/// Returns the child's pid, or `-errno`.
+///
+/// glibc exports no `clone3` wrapper, and a plain `syscall(SYS_clone3)`
+/// cannot be used with a new stack: the child would return into the
+/// wrapper's frame on a stack that holds none. The child's path is
+/// therefore written out in assembly: it calls `entry` on its own stack
+/// and exits, touching nothing of the caller's frame. Other architectures
+/// clone like `fork` (a copy of the address space, no `CLONE_VM`), which is
+/// slower for a large caller but the same to the child.
+///
+/// # Safety
+/// Only async-signal-safe calls in the caller's process; `stack` is mapped,
+/// writable, page aligned and used by nothing else while the child runs;
+/// `entry` may only do async-signal-safe work, must not return into the
+/// caller's frames, and `arg` stays valid until the child has executed or
+/// exited.
+pub(crate) unsafe fn clone_vfork_into_cgroup(
+    cgroup_fd: RawFd,
+    stack: *mut u8,
+    stack_size: usize,
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> libc::pid_t {
+    let mut args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack as u64,
+        stack_size: stack_size as u64,
+        cgroup: cgroup_fd as u64,
+        ..CloneArgs::default()
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ret: i64;
+        // SAFETY: `args` is a valid clone_args block that lives across the
+        // call. The parent gets the syscall's result in rax (rcx and r11
+        // are clobbered by `syscall`; every other register is kept). The
+        // child starts at the instruction after `syscall` with rax 0 and
+        // rsp at the top of `stack` (16-byte aligned, so rsp is as the ABI
+        // wants at a call); it calls `entry(arg)` from r12/r13, which it
+        // inherited, and exits with its result without ever returning into
+        // Rust code of the caller's frame.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "xor ebp, ebp",
+                "mov rdi, r12",
+                "call r13",
+                "mov edi, eax",
+                "mov eax, {exit}",
+                "syscall",
+                "ud2",
+                "2:",
+                exit = const libc::SYS_exit,
+                inlateout("rax") libc::SYS_clone3 => ret,
+                in("rdi") &mut args as *mut CloneArgs,
+                in("rsi") std::mem::size_of::<CloneArgs>(),
+                in("r12") arg,
+                in("r13") entry,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret as libc::pid_t
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        args.flags &= !(libc::CLONE_VM as u64);
+        args.stack = 0;
+        args.stack_size = 0;
+        // SAFETY: as in `clone_box`: without a new stack the child runs
+        // on a private copy of this one, as after fork(2).
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match ret {
+            0 => {
+                let status = entry(arg);
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(status) }
+            }
+            -1 => -crate::sys::errno(),
+            pid => pid as libc::pid_t,
+        }
+    }
+}
