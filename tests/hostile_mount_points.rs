@@ -391,3 +391,49 @@ fn cli_relative_dir_source_is_the_callers_directory() {
     );
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
+
+/// A rule may mount a fresh filesystem only of a type isolate 2.5 allows
+/// (`proc`, `sysfs`, `tmpfs`, `devpts`): `debugfs`, `bpf`, `tracefs` and
+/// the like would hand the program kernel interfaces of the host, and in a
+/// setuid installation the caller writes the rules.
+#[test]
+fn rules_mount_only_safe_filesystem_types() {
+    skip_unless_privileged!();
+    for fstype in [
+        "debugfs",
+        "bpf",
+        "tracefs",
+        "securityfs",
+        "configfs",
+        "cgroup2",
+        "mqueue",
+    ] {
+        let mut executor = ProcessExecutor::new(limited(IsolateConfig {
+            dir_rules: vec![format!("/kernel={fstype}:fs").parse().unwrap()],
+            ..IsolateConfig::default()
+        }))
+        .expect("strict executor");
+        let outcome = executor.execute(&argv(&["/bin/true"]), None);
+        executor.cleanup().expect("cleanup");
+        match outcome {
+            Err(err) => assert!(
+                err.to_string().contains("not a filesystem a box may mount"),
+                "{fstype}: {err}"
+            ),
+            Ok(result) => panic!("{fstype} was mounted: {result:?}"),
+        }
+    }
+    let mut executor = ProcessExecutor::new(limited(IsolateConfig {
+        dir_rules: vec!["/scratch=tmpfs:fs,rw".parse().unwrap()],
+        ..IsolateConfig::default()
+    }))
+    .expect("strict executor");
+    let result = executor
+        .execute(
+            &argv(&["/bin/sh", "-c", "touch /scratch/f && ls /scratch"]),
+            None,
+        )
+        .expect("a tmpfs rule runs");
+    executor.cleanup().expect("cleanup");
+    assert_eq!(result.stdout.trim(), "f", "{result:?}");
+}

@@ -17,6 +17,13 @@ mod enter;
 
 pub(crate) use enter::{make_mounts_private, RenewMark, MAX_RENEWED};
 
+/// The filesystem types a directory rule may mount fresh (`IN=TYPE:fs`),
+/// as isolate 2.5 limits them: others (`debugfs`, `tracefs`, `bpf`,
+/// `securityfs`, `configfs`, cgroup hierarchies, ...) would hand the
+/// program a kernel interface of the host, and a setuid caller may write
+/// rules.
+pub(crate) const BOX_FILESYSTEMS: [&str; 4] = ["proc", "sysfs", "tmpfs", "devpts"];
+
 /// Host directory the box root is mounted on. Every box mounts its own
 /// tmpfs there inside its own mount namespace, so one directory serves all.
 pub(crate) const NEW_ROOT: &str = "/run/isobox/root";
@@ -422,6 +429,15 @@ impl MountPlan {
                     builder.bind(source, path, is_dir, rule, !rule.options.norec)?;
                 }
                 DirAction::Filesystem(fstype) => {
+                    if !BOX_FILESYSTEMS.contains(&fstype.as_str()) {
+                        return Err(JailError::UnsafeSource {
+                            rule: rule.inside.display().to_string(),
+                            reason: format!(
+                                "{fstype:?} is not a filesystem a box may mount (only {})",
+                                BOX_FILESYSTEMS.join(", ")
+                            ),
+                        });
+                    }
                     let mut attributes = MOUNT_ATTR_NOSUID;
                     if !rule.options.rw {
                         attributes |= MOUNT_ATTR_RDONLY;
