@@ -145,6 +145,30 @@ fn a_pooled_box_stays_warm_and_its_holder_is_alone_between_runs() {
     finish(pool, &base_dir);
 }
 
+/// The holder empties the capability bounding set once for all its runs
+/// (the inmate no longer does it per run): every run's program still has
+/// no capability of any kind, in the bounding set included.
+#[test]
+fn every_warm_run_has_no_capability_at_all() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("caps");
+    let first = box_pid(&pool);
+    for _ in 0..3 {
+        let result = run(
+            &pool,
+            "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status",
+        );
+        assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+        let lines: Vec<&str> = result.stdout.lines().collect();
+        assert_eq!(lines.len(), 5, "{result:?}");
+        for line in lines {
+            assert!(line.ends_with("\t0000000000000000"), "{line}");
+        }
+    }
+    assert!(box_pid(&pool) > first, "the box was rebuilt between runs");
+    finish(pool, &base_dir);
+}
+
 #[test]
 fn a_background_process_dies_with_its_run_and_costs_the_next_nothing() {
     skip_unless_privileged!();
