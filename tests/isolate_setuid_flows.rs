@@ -532,14 +532,15 @@ fn rule_sources_the_caller_cannot_read_are_refused() {
         &installation.as_caller(&["--cg", "-b", &id_arg, "--init"]),
         "init",
     );
-    assert_eq!(
-        fs::metadata("/root").unwrap().permissions().mode() & 0o077,
-        0,
-        "root's home is readable by others on this machine"
-    );
+    // Root's home is 0700 on our machines, but not in the VM of
+    // scripts/vm-test (the host's root over 9p): there only the test's own
+    // root-only files are attacked.
+    let home_is_private = fs::metadata("/root").unwrap().permissions().mode() & 0o077 == 0;
+    if !home_is_private {
+        eprintln!("*** /root is readable by others here: its rules are not attacked ***");
+    }
+    let home_rules = ["/box/x=/root".to_string(), "/box/x=/root/.bashrc".into()];
     let rules = [
-        "/box/x=/root".to_string(),
-        "/box/x=/root/.bashrc".into(),
         format!("/box/x={}", files.shared.join("secret").display()),
         format!("/box/x={}", files.shared.join("private").display()),
         format!("/box/x={}", files.shared.join("private/key").display()),
@@ -548,7 +549,8 @@ fn rule_sources_the_caller_cannot_read_are_refused() {
             files.shared.join("private/key").display()
         ),
     ];
-    for rule in &rules {
+    let home_rules = home_rules.iter().filter(|_| home_is_private);
+    for rule in rules.iter().chain(home_rules) {
         let run = installation.as_caller(&[
             "--cg", "-b", &id_arg, "-d", rule, "--run", "--", "/bin/cat", "/box/x",
         ]);
