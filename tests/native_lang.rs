@@ -189,9 +189,9 @@ fn hostile_c_source(name: &str, dir: &Path) -> String {
     file
 }
 
-/// Every case of the hostile suite's table whose program is C or Python:
-/// the verdict `isobox run --lang c|python --json` gives it, with the
-/// limits the library box has, in go-judge's words.
+/// The verdict `isobox run --lang c|python --json` gives a C or Python case
+/// of the hostile suite's table, in go-judge's words, under the limits of
+/// the library box it is compared with; and what isobox printed.
 fn through_the_preset(case: &Case, dir: &Path) -> (&'static str, String) {
     let python = is_python(case.program);
     let (lang, source) = if python {
@@ -210,7 +210,6 @@ fn through_the_preset(case: &Case, dir: &Path) -> (&'static str, String) {
     };
     let time = format!("{}", cpu as f64 / 1e9);
     let wall = format!("{}", clock as f64 / 1e9);
-    let mem = format!("{}M", 128);
     let mut args = vec![
         "run",
         "--json",
@@ -221,7 +220,7 @@ fn through_the_preset(case: &Case, dir: &Path) -> (&'static str, String) {
         "--wall-time",
         &wall,
         "--mem",
-        &mem,
+        "128M",
         "--processes",
         "16",
         "--fsize",
