@@ -5,14 +5,20 @@
 //! as through the library.
 
 mod common;
+#[path = "common/hostile_cases.rs"]
+mod hostile_cases;
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{hostile, skip_unless_privileged, temp_dir, TestBox};
+use common::{hostile, skip_unless_privileged, temp_dir};
+use hostile_cases::{
+    cases, go_judge_of, is_python, through_the_library, Case, Measured, CLOCK, CPU, INPUT,
+    PYTHON_CPU,
+};
+use isobox::ExecutionStatus;
 
 /// `(preset, source file name, hello world, A+B)`.
 const PROGRAMS: [(&str, &str, &str, &str); 7] = [
@@ -183,131 +189,126 @@ fn hostile_c_source(name: &str, dir: &Path) -> String {
     file
 }
 
-/// One hostile program, run through a preset and through the library.
-struct Case {
-    name: &'static str,
-    /// `c` (a hostile `.c` program) or `python` (a `.py` script).
-    lang: &'static str,
-    args: &'static [&'static str],
-    time: u64,
-    mem_mib: u64,
-    expected: &'static str,
+/// The verdict `isobox run --lang c|python --json` gives a C or Python case
+/// of the hostile suite's table, in go-judge's words, under the limits of
+/// the library box it is compared with; and what isobox printed.
+fn through_the_preset(case: &Case, dir: &Path) -> (&'static str, String) {
+    let python = is_python(case.program);
+    let (lang, source) = if python {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/programs/hostile")
+            .join(case.program);
+        fs::copy(from, dir.join(case.program)).unwrap();
+        ("python", case.program.to_string())
+    } else {
+        ("c", hostile_c_source(case.program, dir))
+    };
+    let (cpu, clock) = if python {
+        (PYTHON_CPU, 60_000_000_000)
+    } else {
+        (CPU, CLOCK)
+    };
+    let time = format!("{}", cpu as f64 / 1e9);
+    let wall = format!("{}", clock as f64 / 1e9);
+    let mut args = vec![
+        "run",
+        "--json",
+        "--lang",
+        lang,
+        "--time",
+        &time,
+        "--wall-time",
+        &wall,
+        "--mem",
+        "128M",
+        "--processes",
+        "16",
+        "--fsize",
+        "16M",
+        "--open-files",
+        "256",
+        "--output-limit",
+        "64K",
+    ];
+    if case.input {
+        fs::write(dir.join("input.txt"), INPUT).unwrap();
+        args.extend(["--copy-in", "input.txt"]);
+    }
+    args.push(&source);
+    if !case.args.is_empty() {
+        args.push("--");
+        args.extend(case.args.iter().map(String::as_str));
+    }
+    let (code, stdout, stderr) = isobox_in(dir, &args);
+    let details = format!("exit {code:?}: {stdout} {stderr}");
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&stdout) else {
+        return ("(no JSON)", details);
+    };
+    let status: ExecutionStatus = serde_json::from_value(json["status"].clone()).unwrap();
+    let expected_code = if status == ExecutionStatus::Success {
+        0
+    } else {
+        1
+    };
+    if code != Some(expected_code) {
+        return ("(wrong exit status)", details);
+    }
+    let measured = Measured {
+        status,
+        signal: json["signal"].as_i64().map(|signal| signal as i32),
+        // The JSON has no errno: the preset's program (./solution,
+        // python3) exists, so a failed exec is not an outcome here.
+        exec_failed: false,
+        cpu_time: json["cpu_time"].as_f64().unwrap(),
+        memory_peak: json["memory_peak"].as_u64().unwrap(),
+    };
+    (go_judge_of(&measured, cpu), details)
 }
 
 #[test]
 fn hostile_programs_get_the_same_verdicts_through_the_presets() {
     skip_unless_privileged!();
-    let cases = [
-        Case {
-            name: "forkbomb",
-            lang: "c",
-            args: &[],
-            time: 1,
-            mem_mib: 128,
-            expected: "TimeLimit",
-        },
-        Case {
-            name: "threadbomb",
-            lang: "c",
-            args: &[],
-            time: 2,
-            mem_mib: 128,
-            expected: "ProcessLimit",
-        },
-        Case {
-            name: "memory",
-            lang: "c",
-            args: &["heap"],
-            time: 2,
-            mem_mib: 64,
-            expected: "MemoryLimit",
-        },
-        Case {
-            name: "cpu",
-            lang: "c",
-            args: &["spin"],
-            time: 1,
-            mem_mib: 128,
-            expected: "TimeLimit",
-        },
-        Case {
-            name: "pymemory.py",
-            lang: "python",
-            args: &[],
-            time: 30,
-            mem_mib: 64,
-            expected: "MemoryLimit",
-        },
-    ];
-    for case in &cases {
+    let host_dir = temp_dir("isobox-lang-host-", 0o755);
+    // Shell scripts have no preset; every C and Python case runs.
+    let (scripts, cases): (Vec<Case>, Vec<Case>) = cases(&host_dir.path().display().to_string())
+        .into_iter()
+        .partition(|case| case.program.ends_with(".sh"));
+    let scripts: Vec<&str> = scripts.iter().map(|case| case.program).collect();
+    let message =
+        format!("\n*** NOT through a preset (shell scripts, no shell preset): {scripts:?} ***\n");
+    let _ = std::io::stderr().write_all(message.as_bytes());
+    assert!(cases.len() >= 30, "only {} C and Python cases", cases.len());
+    // Compiled once, before the side-by-side runs.
+    let paths: Vec<String> = cases.iter().map(|case| hostile(case.program)).collect();
+    let mut failures = Vec::new();
+    for (case, path) in cases.iter().zip(&paths) {
+        let name = format!("{} {}", case.program, case.args.join(" "));
         let dir = temp_dir("isobox-lang-hostile-", 0o755);
-        let source = if case.lang == "c" {
-            hostile_c_source(case.name, dir.path())
-        } else {
-            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/programs/hostile")
-                .join(case.name);
-            fs::copy(from, dir.path().join(case.name)).unwrap();
-            case.name.to_string()
-        };
-        // The limits of the suite's hostile box.
-        let time = case.time.to_string();
-        let mem = format!("{}M", case.mem_mib);
-        let mut args = vec![
-            "run",
-            "--json",
-            "--lang",
-            case.lang,
-            "--time",
-            &time,
-            "--wall-time",
-            "60",
-            "--mem",
-            &mem,
-            "--processes",
-            "16",
-            "--fsize",
-            "16M",
-            "--open-files",
-            "256",
-            "--output-limit",
-            "64K",
-            &source,
-        ];
-        if !case.args.is_empty() {
-            args.push("--");
-            args.extend(case.args);
+        // Side by side, as the service test: the verdicts are of CPU time
+        // and memory, which the other run does not change.
+        let ((library, library_details), (preset, preset_details)) = std::thread::scope(|scope| {
+            let library = scope.spawn(|| through_the_library(case, path));
+            let preset = through_the_preset(case, dir.path());
+            (library.join().expect("the library run"), preset)
+        });
+        eprintln!("{name}: library {library}, preset {preset}");
+        if !case.expected.contains(&library) {
+            failures.push(format!(
+                "{name}: the library gave {library}, expected one of {:?}: {library_details}",
+                case.expected
+            ));
         }
-        let (code, stdout, stderr) = isobox_in(dir.path(), &args);
-        assert_eq!(code, Some(1), "{}: {stdout} {stderr}", case.name);
-        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(
-            json["status"], case.expected,
-            "{}: {stdout} {stderr}",
-            case.name
-        );
-
-        let mut test_box = TestBox::hostile();
-        test_box.config.time_limit = Some(Duration::from_secs(case.time));
-        test_box.config.wall_time_limit = Some(Duration::from_secs(60));
-        test_box.config.memory_limit = Some(case.mem_mib << 20);
-        let result = if case.lang == "c" {
-            let program = test_box.install(&hostile(case.name));
-            let words: Vec<&str> = [program.as_str()]
-                .into_iter()
-                .chain(case.args.iter().copied())
-                .collect();
-            test_box.run_hostile(&words)
-        } else {
-            let script = test_box.install(&hostile(case.name));
-            test_box.run_hostile(&["/usr/bin/python3", &script])
-        };
-        assert_eq!(
-            result.status.as_str(),
-            case.expected,
-            "{}: library {result:?}",
-            case.name
-        );
-        test_box.remove();
+        if !case.expected.contains(&preset) {
+            failures.push(format!(
+                "{name}: the preset gave {preset}, expected one of {:?}: {preset_details}",
+                case.expected
+            ));
+        }
+        if case.expected.len() == 1 && preset != library {
+            failures.push(format!(
+                "{name}: the preset gave {preset}, the library {library}: {preset_details}"
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
