@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use isobox::boxes::BoxesConfig;
 use isobox::dirs::DirRule;
+use isobox::{ExecutionResult, ExecutionStatus, KillReason};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -32,9 +33,15 @@ mod env;
 #[path = "../src/cli/isolate/getopt.rs"]
 mod getopt;
 #[allow(dead_code, unused_imports, clippy::all)]
+#[path = "../src/cli/isolate/meta.rs"]
+mod meta;
+#[path = "../src/cli/text.rs"]
+mod text;
+#[allow(dead_code, unused_imports, clippy::all)]
 #[path = "../src/cli/units.rs"]
 mod units;
 mod cli {
+    pub(crate) use super::text::one_line;
     pub(crate) use super::{env, units};
 }
 
@@ -376,5 +383,114 @@ fn corpus_requests_parse() {
     // would only exercise the error paths.
     for line in include_str!("fuzz_corpus/requests.json").lines() {
         serde_json::from_str::<model::Request>(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+    }
+}
+
+fn status() -> impl Strategy<Value = ExecutionStatus> {
+    proptest::sample::select(
+        &[
+            ExecutionStatus::Success,
+            ExecutionStatus::TimeLimit,
+            ExecutionStatus::MemoryLimit,
+            ExecutionStatus::RuntimeError,
+            ExecutionStatus::Signaled,
+            ExecutionStatus::InternalError,
+            ExecutionStatus::SecurityViolation,
+            ExecutionStatus::ProcessLimit,
+            ExecutionStatus::FileSizeLimit,
+            ExecutionStatus::OutputLimit,
+        ][..],
+    )
+}
+
+fn kill_reason() -> impl Strategy<Value = Option<KillReason>> {
+    proptest::option::of(prop_oneof![
+        Just(KillReason::CpuTime),
+        Just(KillReason::WallTime),
+        any::<i32>().prop_map(KillReason::Interrupted),
+    ])
+}
+
+/// Any result the executor could hand the meta writer, the message included
+/// (it carries text from the program's failed `exec` and from the kernel).
+fn execution_result() -> impl Strategy<Value = ExecutionResult> {
+    let float = prop_oneof![
+        0.0f64..1e7,
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(-1.0),
+        Just(f64::MAX)
+    ];
+    (
+        (status(), any::<Option<i32>>(), any::<Option<i32>>()),
+        (float.clone(), float, any::<u64>(), any::<u64>()),
+        (
+            any::<Option<u64>>(),
+            any::<bool>(),
+            any::<bool>(),
+            kill_reason(),
+        ),
+        (any::<u64>(), any::<u64>(), any::<Option<i32>>()),
+        prop_oneof![any::<String>(), "[a-z \r\n:]{0,12}"],
+    )
+        .prop_map(
+            |(
+                (status, exit_code, signal),
+                (cpu_time, wall_time, memory_peak, max_rss),
+                (process_peak, oom_killed, killed, kill_reason),
+                (dropped, switches, exec_errno),
+                message,
+            )| ExecutionResult {
+                status,
+                exit_code,
+                signal,
+                stdout: String::new(),
+                stderr: String::new(),
+                cpu_time,
+                wall_time,
+                memory_peak,
+                max_rss,
+                process_peak,
+                oom_killed,
+                killed,
+                kill_reason,
+                voluntary_context_switches: switches,
+                involuntary_context_switches: switches / 2,
+                stdout_dropped: dropped,
+                stderr_dropped: dropped / 3,
+                exec_errno,
+                message,
+                absent_protections: Vec::new(),
+            },
+        )
+}
+
+/// Reads a meta file the way CMS does (line by line with universal
+/// newlines, each line split at its first `:`) and requires it to give back
+/// exactly the pairs that were written.
+fn assert_reads_back(meta: &meta::Meta) -> Result<(), TestCaseError> {
+    let text = meta.to_string();
+    let read: Vec<(&str, &str)> = text
+        .split_terminator('\n')
+        .flat_map(|line| line.split('\r'))
+        .map(|line| line.split_once(':').unwrap_or((line, "<no colon>")))
+        .collect();
+    let written: Vec<(&str, &str)> = meta
+        .lines()
+        .iter()
+        .map(|(key, value)| (*key, value.trim()))
+        .collect();
+    prop_assert_eq!(read, written, "meta file {:?}", text);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    #[test]
+    fn meta_files_read_back(result in execution_result(), cgroups in any::<bool>(),
+                            error in any::<String>()) {
+        assert_reads_back(&meta::Meta::from_result(&result, cgroups))?;
+        assert_reads_back(&meta::Meta::sandbox_error(&error))?;
     }
 }
