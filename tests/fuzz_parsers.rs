@@ -220,7 +220,7 @@ fn isolate_arguments_seeds_never_panic() {
 }
 
 proptest! {
-    #![proptest_config(cases(4000))]
+    #![proptest_config(cases(2500))]
 
     /// The whole isolate command line, parsed as `main` parses it.
     #[test]
@@ -352,29 +352,10 @@ fn config_seeds() -> Vec<String> {
         .collect()
 }
 
-/// A valid request from the corpus with a few bytes overwritten, inserted or
-/// cut, so that most inputs get deep into the model before they break.
+/// A valid request from the corpus, mutated, so that most inputs get deep
+/// into the model before they break.
 fn mutated_request() -> impl Strategy<Value = Vec<u8>> {
-    let seeds: Vec<Vec<u8>> = include_str!("fuzz_corpus/requests.json")
-        .lines()
-        .map(|line| line.as_bytes().to_vec())
-        .collect();
-    let edit = (any::<usize>(), any::<u8>(), 0u8..3);
-    (
-        proptest::sample::select(seeds),
-        proptest::collection::vec(edit, 0..4),
-    )
-        .prop_map(|(mut body, edits)| {
-            for (at, byte, kind) in edits {
-                let at = at % (body.len() + 1);
-                match kind {
-                    0 if at < body.len() => body[at] = byte,
-                    1 => body.insert(at, byte),
-                    _ => body.truncate(at),
-                }
-            }
-            body
-        })
+    mutated(include_str!("fuzz_corpus/requests.json"))
 }
 
 #[test]
@@ -492,5 +473,82 @@ proptest! {
                             error in any::<String>()) {
         assert_reads_back(&meta::Meta::from_result(&result, cgroups))?;
         assert_reads_back(&meta::Meta::sandbox_error(&error))?;
+    }
+}
+
+/// An executor that only compiles its system-call filter: no cgroup, no
+/// namespaces, nothing run, so each case costs a file write and a compile.
+fn compile_extension(path: &Path) -> Result<isobox::ProcessExecutor, isobox::IsolateError> {
+    let mut config = isobox::IsolateConfig::default();
+    config.use_cgroups = false;
+    config.namespaces = false;
+    config.strict_mode = false;
+    config.seccomp = true;
+    config.seccomp_policy = Some(path.to_path_buf());
+    isobox::ProcessExecutor::new(config)
+}
+
+#[test]
+fn seccomp_extension_seeds_compile_or_fail_cleanly() {
+    let dir = tempfile_dir("seeds");
+    let path = dir.join("policy.json");
+    let seeds: Vec<&str> = include_str!("fuzz_corpus/seccomp_extensions.json")
+        .lines()
+        .collect();
+    let mut compiled = 0;
+    for seed in &seeds {
+        std::fs::write(&path, seed).unwrap();
+        compiled += usize::from(compile_extension(&path).is_ok());
+    }
+    // The corpus holds both kinds, so the mutations below start from both.
+    assert!(
+        compiled > 0 && compiled < seeds.len(),
+        "{compiled} of {}",
+        seeds.len()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A scratch directory of this test process, removed by the test.
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("isobox-fuzz-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A seed from the corpus with bytes overwritten, inserted or cut.
+fn mutated(seeds: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let seeds: Vec<Vec<u8>> = seeds.lines().map(|line| line.as_bytes().to_vec()).collect();
+    let edit = (any::<usize>(), any::<u8>(), 0u8..3);
+    (
+        proptest::sample::select(seeds),
+        proptest::collection::vec(edit, 0..4),
+    )
+        .prop_map(|(mut body, edits)| {
+            for (at, byte, kind) in edits {
+                let at = at % (body.len() + 1);
+                match kind {
+                    0 if at < body.len() => body[at] = byte,
+                    1 => body.insert(at, byte),
+                    _ => body.truncate(at),
+                }
+            }
+            body
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(400))]
+
+    #[test]
+    fn seccomp_extensions_never_panic(body in prop_oneof![
+            mutated(include_str!("fuzz_corpus/seccomp_extensions.json")),
+            proptest::collection::vec(any::<u8>(), 0..32),
+        ]) {
+        let dir = tempfile_dir("cases");
+        let path = dir.join("policy.json");
+        std::fs::write(&path, &body).unwrap();
+        let _ = compile_extension(&path);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
