@@ -479,12 +479,14 @@ proptest! {
 /// An executor that only compiles its system-call filter: no cgroup, no
 /// namespaces, nothing run, so each case costs a file write and a compile.
 fn compile_extension(path: &Path) -> Result<isobox::ProcessExecutor, isobox::IsolateError> {
-    let mut config = isobox::IsolateConfig::default();
-    config.use_cgroups = false;
-    config.namespaces = false;
-    config.strict_mode = false;
-    config.seccomp = true;
-    config.seccomp_policy = Some(path.to_path_buf());
+    let config = isobox::IsolateConfig {
+        use_cgroups: false,
+        namespaces: false,
+        strict_mode: false,
+        seccomp: true,
+        seccomp_policy: Some(path.to_path_buf()),
+        ..Default::default()
+    };
     isobox::ProcessExecutor::new(config)
 }
 
