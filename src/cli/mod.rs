@@ -11,7 +11,10 @@ pub mod check;
 pub mod env;
 pub mod isolate;
 pub mod native;
+mod text;
 pub mod units;
+
+pub use text::one_line;
 
 /// Exit status for bad usage and for anything that kept isobox from running
 /// the program or from knowing how it ended.
@@ -104,16 +107,6 @@ pub fn catch_interruptions() {
         // The run can go on; a signal would then end it the old way.
         tracing::warn!("cannot catch interruption signals: {error}");
     }
-}
-
-/// `text` trimmed, with every line break (`\n`, `\r`) turned into a space:
-/// error lines, summary lines and meta file values are read line by line,
-/// so a message must never start a new one.
-pub fn one_line(text: &str) -> String {
-    text.trim()
-        .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
