@@ -120,7 +120,12 @@ impl Plan {
             Kind::Spin => sh("while :; do :; done"),
             Kind::Memory => vec!["{bin}/memory".to_string(), "heap".into()],
             Kind::ForkBomb => vec!["{bin}/forkbomb".to_string()],
-            Kind::Flood => sh("while :; do echo floodfloodfloodfloodfloodfloodflood; done"),
+            // Finite: past the limit the keeper drops output but lets the
+            // program run, and a flood running into the CPU limit is a
+            // TimeLimit. 4000 lines of 36 bytes are over every output limit.
+            Kind::Flood => sh(
+                "i=0; while [ $i -lt 4000 ]; do echo floodfloodfloodfloodfloodfloodflood; i=$((i+1)); done",
+            ),
             Kind::Segv => sh("kill -SEGV $$"),
             Kind::Abort => sh("kill -ABRT $$"),
         };
