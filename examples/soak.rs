@@ -217,11 +217,17 @@ fn parse_args() -> Result<Args, String> {
 struct Counts {
     processes: u64,
     cgroups: u64,
+    /// Cgroup directories of warm boxes (`warm-*`): a box held between
+    /// runs, at most one per executor, dropped after a run that killed it
+    /// and made again by the next one, so their number goes up and down.
+    warm: u64,
     mounts: u64,
     fds: u64,
     rss_kib: u64,
     server_fds: u64,
     server_rss_kib: u64,
+    /// Whether these are a server's counts (its warm boxes are its own).
+    server: bool,
     box_files: u64,
     temp: u64,
     locks: u64,
@@ -230,10 +236,11 @@ struct Counts {
 impl Counts {
     fn line(&self, face: &str, done: u64) -> String {
         format!(
-            "[{face}] after {done} runs: procs={} cgroups={} mounts={} fds={} rss={}KiB \
+            "[{face}] after {done} runs: procs={} cgroups={} warm={} mounts={} fds={} rss={}KiB \
              server_fds={} server_rss={}KiB box_files={} temp={} locks={}",
             self.processes,
             self.cgroups,
+            self.warm,
             self.mounts,
             self.fds,
             self.rss_kib,
@@ -247,16 +254,36 @@ impl Counts {
 
     /// The kinds of leak `self` shows against `base`, the counts after the
     /// first batch (boxes and pools warm).
-    fn leaks(&self, base: &Counts) -> Vec<String> {
+    fn leaks(&self, base: &Counts, warm_ceiling: u64) -> Vec<String> {
         let mut found = Vec::new();
         if self.processes > 0 {
             found.push(format!("{} box processes alive", self.processes));
         }
+        if self.warm > warm_ceiling {
+            found.push(format!(
+                "{} warm cgroups (at most {warm_ceiling})",
+                self.warm
+            ));
+        }
+        // A warm box holds its cgroup directories open (one descriptor
+        // each), in the keeper or in the server.
+        let (fds, base_fds) = if self.server {
+            (self.fds, base.fds)
+        } else {
+            (
+                self.fds.saturating_sub(self.warm),
+                base.fds.saturating_sub(base.warm),
+            )
+        };
+        let (server_fds, base_server_fds) = (
+            self.server_fds.saturating_sub(self.warm),
+            base.server_fds.saturating_sub(base.warm),
+        );
         let grew = [
             ("cgroups", self.cgroups, base.cgroups),
             ("mounts", self.mounts, base.mounts),
-            ("fds", self.fds, base.fds),
-            ("server_fds", self.server_fds, base.server_fds),
+            ("fds", fds, base_fds),
+            ("server_fds", server_fds, base_server_fds),
             ("box_files", self.box_files, base.box_files),
             ("temp", self.temp, base.temp),
             ("locks", self.locks, base.locks),
@@ -304,13 +331,17 @@ impl Scope {
             None => (0, 0),
         };
         let root = self.root.display().to_string();
+        let (mut cgroups, mut warm) = (0, 0);
+        for dir in &self.cgroup_dirs {
+            let (plain, warm_dirs) = count_dirs(dir, self.cgroup_prefix.as_deref());
+            cgroups += plain;
+            warm += warm_dirs;
+        }
         Counts {
             processes: box_processes(&self.uids, self.ancestor),
-            cgroups: self
-                .cgroup_dirs
-                .iter()
-                .map(|dir| count_dirs(dir, self.cgroup_prefix.as_deref()))
-                .sum(),
+            cgroups,
+            warm,
+            server: self.server.is_some(),
             mounts: fs::read_to_string("/proc/self/mountinfo")
                 .unwrap_or_default()
                 .lines()
@@ -388,22 +419,30 @@ fn box_processes(uids: &std::ops::Range<u32>, ancestor: Option<u32>) -> u64 {
 }
 
 /// Directories below `dir` (recursively), counting only top-level ones
-/// whose name starts with `prefix` when given.
-fn count_dirs(dir: &Path, prefix: Option<&str>) -> u64 {
+/// whose name starts with `prefix` when given: (others, `warm-*` ones and
+/// what is below them).
+fn count_dirs(dir: &Path, prefix: Option<&str>) -> (u64, u64) {
     let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
+        return (0, 0);
     };
-    let mut count = 0;
+    let (mut plain, mut warm) = (0, 0);
     for entry in entries.flatten() {
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        if prefix.is_some_and(|p| !entry.file_name().to_string_lossy().starts_with(p)) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefix.is_some_and(|p| !name.starts_with(p)) {
             continue;
         }
-        count += 1 + count_dirs(&entry.path(), None);
+        let (below, below_warm) = count_dirs(&entry.path(), None);
+        if name.starts_with("warm-") {
+            warm += 1 + below + below_warm;
+        } else {
+            plain += 1 + below;
+            warm += below_warm;
+        }
     }
-    count
+    (plain, warm)
 }
 
 /// Files and directories below `dir`, recursively, without following links.
@@ -527,6 +566,7 @@ fn soak(face: &dyn Face, args: &Args, seed: u64) -> Summary {
     let mut last = Counts::default();
     let mut leaks = BTreeSet::new();
     let mut done = 0;
+    let warm_ceiling = u64::from(args.boxes) * cgroup_hierarchies().len() as u64;
     while done < args.runs {
         let end = (done + CHECK_EVERY).min(args.runs);
         std::thread::scope(|scope| {
@@ -553,7 +593,7 @@ fn soak(face: &dyn Face, args: &Args, seed: u64) -> Summary {
         println!("{}", last.line(face.name(), done));
         match &base {
             None => base = Some(last.clone()),
-            Some(base) => leaks.extend(last.leaks(base)),
+            Some(base) => leaks.extend(last.leaks(base, warm_ceiling)),
         }
         if last.processes > 0 {
             leaks.insert(format!("{} box processes alive", last.processes));
@@ -697,9 +737,7 @@ impl Face for Library {
         use ExecutionStatus as S;
         let right = match plan.kind {
             Kind::True | Kind::Busy => result.status == S::Success,
-            Kind::Echo => {
-                result.status == S::Success && result.stdout.trim_end() == plan.token
-            }
+            Kind::Echo => result.status == S::Success && result.stdout.trim_end() == plan.token,
             Kind::Spin => result.status == S::TimeLimit,
             Kind::Memory => result.status == S::MemoryLimit,
             // A bomb spins into the CPU limit; when the first fork is
@@ -1015,9 +1053,7 @@ impl Face for Serve {
             }
             Kind::Spin => status == "Time Limit Exceeded",
             Kind::Memory => status == "Memory Limit Exceeded",
-            Kind::ForkBomb => {
-                status == "Time Limit Exceeded" || status == "Nonzero Exit Status"
-            }
+            Kind::ForkBomb => status == "Time Limit Exceeded" || status == "Nonzero Exit Status",
             Kind::Flood => status == "Output Limit Exceeded",
             Kind::Segv | Kind::Abort => status == "Signalled",
         };
@@ -1044,7 +1080,10 @@ fn main() -> ExitCode {
     }
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/isobox");
     if args.faces.iter().any(|f| *f != "library") && !binary.exists() {
-        eprintln!("soak: build {} first (cargo build --release)", binary.display());
+        eprintln!(
+            "soak: build {} first (cargo build --release)",
+            binary.display()
+        );
         return ExitCode::from(2);
     }
     println!(
