@@ -926,7 +926,8 @@ fn extra_directory_rules() {
     assert!(!shared.path().join("new").exists());
 }
 
-/// The run cgroups (`run-N`) of `server`'s boxes in `hierarchy` (a v1
+/// The cgroups a run of `server`'s boxes can be born in (`run-N` cold,
+/// `held-N` warm on v2, `warm-N` warm on v1) in `hierarchy` (a v1
 /// controller's mount, or the v2 root), with `file` in them.
 fn run_cgroup_files(server_pid: u32, hierarchy: &Path, file: &str) -> Vec<PathBuf> {
     let Ok(instances) = std::fs::read_dir(hierarchy.join("isobox")) else {
@@ -947,7 +948,11 @@ fn run_cgroup_files(server_pid: u32, hierarchy: &Path, file: &str) -> Vec<PathBu
             .flatten()
         {
             let path = run.path().join(file);
-            if run.file_name().to_string_lossy().starts_with("run-") && path.exists() {
+            let name = run.file_name().to_string_lossy().into_owned();
+            let a_run_cgroup = ["run-", "held-", "warm-"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix));
+            if a_run_cgroup && path.exists() {
                 found.push(path);
             }
         }
@@ -986,18 +991,27 @@ fn cpu_controls_and_proc_peak() {
         "cpuRateLimit": 250,
     });
     let pid = server.pid();
+    let unlimited = if v2 { "max 100000" } else { "-1" };
     let quota = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
+            // A cgroup is made with no quota and given the run's limits
+            // before the program is born in it: a look between the two
+            // sees no quota, so only a quota seen counts.
             let deadline = Instant::now() + Duration::from_secs(5);
+            let mut seen = None;
             while Instant::now() < deadline {
-                if let Some(path) = run_cgroup_files(pid, &hierarchy, file).first() {
+                for path in run_cgroup_files(pid, &hierarchy, file) {
                     if let Ok(text) = std::fs::read_to_string(path) {
-                        return Some(text.trim().to_string());
+                        let text = text.trim().to_string();
+                        if text != unlimited {
+                            return Some(text);
+                        }
+                        seen = Some(text);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            None
+            seen
         });
         let throttled = server.run(spinner.clone());
         assert_eq!(throttled["status"], "Time Limit Exceeded", "{throttled}");
