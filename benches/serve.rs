@@ -138,9 +138,22 @@ fn served(iterations: usize) -> (Duration, Duration) {
     time_each(iterations, || post(&client, &server.url))
 }
 
+/// What a throughput run did: runs per second, and the CPU time each run
+/// cost the client (this process) and the server (with its boxes and
+/// programs), in microseconds.
+struct Throughput {
+    runs_per_second: f64,
+    client_cpu_us: f64,
+    server_cpu_us: f64,
+}
+
 /// Runs per second with `connections` clients posting for `seconds`.
-fn throughput(parallelism: usize, connections: usize, seconds: f64) -> f64 {
+fn throughput(parallelism: usize, connections: usize, seconds: f64) -> Throughput {
     let server = Server::start(parallelism);
+    // The pool's boxes are built at the start; let that finish first.
+    post(&reqwest::blocking::Client::new(), &server.url);
+    let server_pid = server.child.id();
+    let (client_before, server_before) = (own_cpu(), tree_cpu(server_pid));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let total: usize = std::thread::scope(|scope| {
@@ -162,7 +175,58 @@ fn throughput(parallelism: usize, connections: usize, seconds: f64) -> f64 {
             .map(|worker| worker.join().unwrap())
             .sum()
     });
-    total as f64 / started.elapsed().as_secs_f64()
+    let elapsed = started.elapsed().as_secs_f64();
+    let per_run = |cpu: Duration| cpu.as_secs_f64() * 1e6 / total as f64;
+    Throughput {
+        runs_per_second: total as f64 / elapsed,
+        client_cpu_us: per_run(own_cpu() - client_before),
+        server_cpu_us: per_run(tree_cpu(server_pid).saturating_sub(server_before)),
+    }
+}
+
+/// CPU time of this process so far (every thread).
+fn own_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage into the buffer it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU time of `pid` and its descendants: their own and that of the
+/// children they reaped (a box's holder reaps its programs).
+fn tree_cpu(pid: u32) -> Duration {
+    let ticks = || {
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        per_second as f64
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name, which may hold spaces: utime is the
+    // 14th field of the line, so the 12th after the name.
+    let after_name = &stat[stat.rfind(')').map_or(0, |end| end + 2)..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let sum: u64 = fields[11..15]
+        .iter()
+        .map(|field| field.parse::<u64>().unwrap_or(0))
+        .sum();
+    let mut cpu = Duration::from_secs_f64(sum as f64 / ticks());
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            cpu += tree_cpu(child);
+        }
+    }
+    cpu
 }
 
 fn ms(duration: Duration) -> String {
@@ -202,8 +266,31 @@ fn main() {
     let one = throughput(1, 4, 5.0);
     let two = throughput(2, 4, 5.0);
     println!();
-    println!("| workers (--parallelism) | 4 connections, runs/s |");
-    println!("| --- | --- |");
-    println!("| 1 | {one:.0} |");
-    println!("| 2 | {two:.0} ({:.2}× one worker) |", two / one);
+    println!("| workers (--parallelism) | 4 connections, runs/s | CPU per run: client µs | server, boxes and programs µs |");
+    println!("| --- | --- | --- | --- |");
+    for (workers, figures) in [(1, &one), (2, &two)] {
+        let rate = if workers == 1 {
+            format!("{:.0}", figures.runs_per_second)
+        } else {
+            format!(
+                "{:.0} ({:.2}× one worker)",
+                figures.runs_per_second,
+                figures.runs_per_second / one.runs_per_second
+            )
+        };
+        println!(
+            "| {workers} | {rate} | {:.0} | {:.0} |",
+            figures.client_cpu_us, figures.server_cpu_us
+        );
+    }
+    // Two CPUs shared by the client and the server: once one worker's runs
+    // keep more than one CPU busy, a second worker cannot double them.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = one.runs_per_second * (one.client_cpu_us + one.server_cpu_us) / 1e6;
+    println!();
+    println!(
+        "One worker keeps {busy:.2} of {cpus:.0} CPUs busy (client and server): \
+         at most {:.2}× with more workers on this machine.",
+        cpus / busy
+    );
 }
