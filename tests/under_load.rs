@@ -138,7 +138,7 @@ fn report(face: &str, samples: &[Sample], rounds: u32) {
 /// Every box runs both programs in each round, half of them the long one
 /// first, so that short and long runs overlap.
 fn order(slot: u32) -> [bool; 2] {
-    if slot % 2 == 0 {
+    if slot.is_multiple_of(2) {
         [false, true]
     } else {
         [true, false]
