@@ -5,10 +5,10 @@
 //! regression cases. `PROPTEST_CASES=100000 cargo test --test fuzz_parsers`
 //! runs longer (see docs/RELIABILITY.md).
 //!
-//! The isolate face's parsers and the service's request model live in the
-//! binary crate; they are self-contained modules, so they are compiled here
-//! from the same source files and called in process, the way `main` calls
-//! them.
+//! The isolate face's parsers and the service's request model and
+//! `prepare` live in the binary crate; they are self-contained modules, so
+//! they are compiled here from the same source files and called in process,
+//! the way `main` and the server call them.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -48,6 +48,15 @@ mod cli {
 #[allow(dead_code, unused_imports, clippy::all)]
 #[path = "../src/server/model.rs"]
 mod model;
+// The service's `prepare` and what `run.rs` expects beside it:
+// `super::{confine, model, store}`.
+use isobox::confine;
+#[allow(dead_code, unused_imports, clippy::all)]
+#[path = "../src/server/run.rs"]
+mod run;
+#[allow(dead_code, unused_imports, clippy::all)]
+#[path = "../src/server/store.rs"]
+mod store;
 
 use env::EnvRule;
 use units::{parse_count, parse_size, parse_time, MAX_SECONDS};
@@ -552,5 +561,386 @@ proptest! {
         std::fs::write(&path, &body).unwrap();
         let _ = compile_extension(&path);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+// ------------------------------------------------------- the service's prepare
+
+/// The settings of a server started as a judge would start it:
+/// `--limits-cap cpu=5,clock=15,memory=512m,procs=32,output=16m,copyout=8m,
+/// copyouttotal=64m,cmds=8,cpurate=1500,cpuset=0-1 --cpu-controls
+/// --src-prefix /etc` on a 4-CPU host (`copy_in_files` lowered too, so
+/// that its cap is reachable); or, with `plain`, the defaults of a bare
+/// `isobox serve` on that host (no CPU controls, no host files).
+fn server_settings(plain: bool) -> run::Settings {
+    let host_cpus = run::CpuList::first(4);
+    if plain {
+        return run::Settings {
+            caps: run::Caps::default(),
+            src_prefixes: Vec::new(),
+            cpu_controls: false,
+            host_cpus,
+        };
+    }
+    run::Settings {
+        caps: run::Caps {
+            cpu: Duration::from_secs(5),
+            clock: Duration::from_secs(15),
+            memory: 512 << 20,
+            procs: 32,
+            output: 16 << 20,
+            copy_out: 8 << 20,
+            copy_out_total: 64 << 20,
+            file_size: 64 << 20,
+            copy_in_files: 3,
+            cmds: 8,
+            cpu_rate: Some(1500),
+            cpuset: Some(run::CpuList::parse("0-1").unwrap()),
+        },
+        src_prefixes: vec![std::fs::canonicalize("/etc").unwrap()],
+        cpu_controls: true,
+        host_cpus,
+    }
+}
+
+/// A path of the box as `BoxPath` must leave it: relative, and no
+/// component that climbs out.
+fn assert_inside(path: &confine::BoxPath) -> Result<(), TestCaseError> {
+    let relative = path.relative();
+    prop_assert!(
+        !relative.is_empty() && !relative.starts_with('/'),
+        "{relative:?}"
+    );
+    prop_assert!(!relative.contains('\0'), "{relative:?}");
+    prop_assert!(
+        relative
+            .split('/')
+            .all(|part| !matches!(part, "" | "." | "..")),
+        "{relative:?}"
+    );
+    Ok(())
+}
+
+/// What `prepare` accepted is within the server's caps and well formed.
+fn assert_within_caps(job: &run::Job, settings: &run::Settings) -> Result<(), TestCaseError> {
+    let caps = &settings.caps;
+    prop_assert!(job.args.first().is_some_and(|arg| !arg.is_empty()));
+    prop_assert!(job.args.iter().all(|arg| !arg.contains('\0')));
+    for (name, value) in &job.env {
+        prop_assert!(!name.is_empty() && !name.contains(['=', '\0']), "{name:?}");
+        prop_assert!(!value.contains('\0'), "{value:?}");
+    }
+    prop_assert!(job.env.iter().any(|(name, _)| name == "HOME"));
+    prop_assert!(!job.cpu.is_zero() && job.cpu <= caps.cpu, "{:?}", job.cpu);
+    prop_assert!(
+        !job.clock.is_zero() && job.clock <= caps.clock,
+        "{:?}",
+        job.clock
+    );
+    prop_assert!(job.memory > 0 && job.memory <= caps.memory);
+    prop_assert!(job.stack > 0 && job.stack <= job.memory);
+    prop_assert!(job.procs > 0 && job.procs <= caps.procs);
+    for output in [&job.stdout, &job.stderr] {
+        if let run::Output::Collect { name, max } = output {
+            prop_assert!(!name.is_empty());
+            prop_assert!(*max <= caps.output);
+        }
+    }
+    if let (run::Output::Collect { name: a, .. }, run::Output::Collect { name: b, .. }) =
+        (&job.stdout, &job.stderr)
+    {
+        prop_assert_ne!(a, b);
+    }
+    prop_assert!(job.copy_in.len() + job.symlinks.len() <= caps.copy_in_files);
+    let sources = job
+        .copy_in
+        .iter()
+        .map(|(_, _, source)| source)
+        .chain(job.stdin.as_ref());
+    for source in sources {
+        if let run::Source::Host(path) = source {
+            prop_assert!(
+                settings
+                    .src_prefixes
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix)),
+                "{path:?} is outside every --src-prefix"
+            );
+        }
+    }
+    for (_, path, _) in &job.copy_in {
+        assert_inside(path)?;
+    }
+    for (_, path, target) in &job.symlinks {
+        assert_inside(path)?;
+        prop_assert!(!target.contains('\0'));
+    }
+    for (_, path, _, _) in &job.copy_out {
+        assert_inside(path)?;
+    }
+    prop_assert!(job.copy_out_max > 0 && job.copy_out_max <= caps.copy_out);
+    prop_assert_eq!(job.copy_out_total, caps.copy_out_total);
+    if !settings.cpu_controls {
+        prop_assert!(job.cpu_bandwidth.is_none() && job.cpuset.is_none());
+    }
+    let allowed = caps.cpuset.as_ref().unwrap_or(&settings.host_cpus);
+    let cpus = match &job.cpuset {
+        Some(set) => {
+            let set = run::CpuList::parse(set);
+            prop_assert!(set.is_ok(), "the cpuset {set:?} does not read back");
+            let set = set.unwrap();
+            prop_assert!(set.count() > 0 && set.is_subset(allowed), "{set}");
+            set.count()
+        }
+        None => allowed.count(),
+    };
+    if let Some(bandwidth) = job.cpu_bandwidth {
+        let thousandths = bandwidth.quota.as_micros() * 1000 / bandwidth.period.as_micros();
+        prop_assert!(bandwidth.quota >= Duration::from_millis(1), "{bandwidth:?}");
+        // A quota of every CPU the run has would throttle nothing.
+        prop_assert!(thousandths < u128::from(cpus) * 1000, "{bandwidth:?}");
+        if let Some(cap) = caps.cpu_rate {
+            prop_assert!(thousandths <= u128::from(cap), "{bandwidth:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Deserialises a request body and prepares its commands the way
+/// `POST /run` does (the request-level checks first), each command even
+/// after one is refused; checks every accepted one. How many were
+/// accepted, for the seeds' test.
+fn prepare_body(body: &[u8], settings: &run::Settings) -> Result<usize, TestCaseError> {
+    let Ok(request) = serde_json::from_slice::<model::Request>(body) else {
+        return Ok(0);
+    };
+    if request.cmd.is_empty() || request.cmd.len() > settings.caps.cmds {
+        return Ok(0);
+    }
+    let mut accepted = 0;
+    for cmd in &request.cmd {
+        if let Ok(job) = run::prepare(cmd, settings) {
+            assert_within_caps(&job, settings)?;
+            accepted += 1;
+        }
+    }
+    Ok(accepted)
+}
+
+/// A number where the caps and the parsers have edges: zero, one, just
+/// around each cap, the extremes of the types, and anything.
+fn edge_number() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        60 => proptest::sample::select(
+            &[
+                0,
+                1,
+                9,
+                10,
+                999,
+                1000,
+                1500,
+                1501,
+                4000,
+                32,
+                33,
+                64,
+                1 << 20,
+                8 << 20,
+                (8 << 20) + 1,
+                (16 << 20) + 1,
+                512 << 20,
+                (512 << 20) + 1,
+                1_000_000_000,
+                5_000_000_000,
+                5_000_000_001,
+                15_000_000_001,
+                i64::MAX as u64,
+                u64::MAX,
+            ][..]
+        )
+        .prop_map(serde_json::Value::from),
+        20 => any::<u64>().prop_map(serde_json::Value::from),
+        // Rare: one refused number refuses the whole request.
+        1 => Just(serde_json::json!(-1)),
+        1 => Just(serde_json::json!(1.5)),
+    ]
+}
+
+/// A string from the words `prepare` treats specially, or anything.
+fn edge_string(words: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => proptest::sample::select(words).prop_map(str::to_string),
+        1 => any::<String>(),
+    ]
+}
+
+/// Mostly a word `prepare` accepts, else one of the words it refuses or
+/// anything: a command has many fields, and each refusal ends it.
+fn mostly(
+    good: &'static [&'static str],
+    bad: &'static [&'static str],
+) -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => proptest::sample::select(good).prop_map(str::to_string),
+        1 => edge_string(bad),
+    ]
+}
+
+const BOX_NAMES: &[&str] = &[
+    "a.c",
+    "stdout",
+    "stderr",
+    "/w/a",
+    "/w/",
+    "/w",
+    "/wx/a",
+    "a/../b",
+    "../a",
+    "..",
+    ".",
+    "",
+    "/etc/passwd",
+    "a//b/./c",
+    "x?",
+    "?",
+    "a\0b",
+];
+
+const HOST_FILES: &[&str] = &[
+    "/etc/hostname",
+    "/etc/passwd",
+    "/etc/../etc/passwd",
+    "/etc/os-release",
+    "/proc/self/root/etc/passwd",
+    "/etc/nonexistent",
+    "/tmp",
+    "etc/passwd",
+    "",
+];
+
+/// One file of a command: every shape the model takes, the ones each
+/// slot accepts most often.
+fn cmd_file() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        4 => Just(serde_json::Value::Null),
+        4 => (mostly(&["stdout", "stderr", "out"], BOX_NAMES), edge_number())
+            .prop_map(|(name, max)| serde_json::json!({ "name": name, "max": max })),
+        4 => edge_string(&["", "int main(){}", "\0"])
+            .prop_map(|c| serde_json::json!({ "content": c })),
+        1 => Just(serde_json::json!({})),
+        1 => edge_string(HOST_FILES).prop_map(|src| serde_json::json!({ "src": src })),
+        1 => edge_string(&["abc", "", "../x"]).prop_map(|id| serde_json::json!({ "fileId": id })),
+        1 => edge_string(&["../../etc/passwd", "/etc", "", "a\0"])
+            .prop_map(|target| serde_json::json!({ "symlink": target })),
+        1 => Just(serde_json::json!({ "pipe": true })),
+        1 => Just(serde_json::json!({ "streamOut": true, "name": "stdout" })),
+    ]
+}
+
+/// A `copyIn` entry (never `null`): mostly a file with content.
+fn copy_in_file() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        4 => edge_string(&["", "int main(){}"]).prop_map(|c| serde_json::json!({ "content": c })),
+        1 => cmd_file().prop_filter("null is no copyIn entry", |file| !file.is_null()),
+    ]
+}
+
+/// A command built field by field from values near every edge of
+/// `prepare`, serialised so that it goes through the model too.
+fn structured_request() -> impl Strategy<Value = Vec<u8>> {
+    let words = proptest::collection::vec(mostly(&["/bin/true", "x", "-"], &["", "a\0b"]), 1..3);
+    let env = proptest::collection::vec(
+        mostly(
+            &["PATH=/bin", "HOME=/w", "A=b=c", "A="],
+            &["=x", "A", "A=\0", "HOME"],
+        ),
+        0..3,
+    );
+    let files = proptest::collection::vec(cmd_file(), 0..4);
+    let limits = proptest::collection::vec(edge_number(), 9);
+    let cpuset = mostly(
+        &["", "", "", "0", "0-1", "1"],
+        &[" ", "3", "0-3", "0-8191", "0-4294967295", "1,,2", "2-1"],
+    );
+    let good_names = &["a.c", "stdout", "/w/a", "a//b/./c", "x?", "dir/f"];
+    let copy_in =
+        proptest::collection::btree_map(mostly(good_names, BOX_NAMES), copy_in_file(), 0..5);
+    let copy_out = proptest::collection::vec(mostly(good_names, BOX_NAMES), 0..4);
+    let cached = proptest::collection::vec(mostly(good_names, BOX_NAMES), 0..3);
+    let flags = proptest::collection::vec(any::<bool>(), 6);
+    // A terminal is refused: rarely asked for.
+    let tty = proptest::bool::weighted(0.05);
+    let cmds = 1..10usize;
+    (
+        (words, env, files, limits, cpuset),
+        (copy_in, copy_out, cached, flags, cmds, tty),
+    )
+        .prop_map(
+            |(
+                (args, env, files, limits, cpuset),
+                (copy_in, copy_out, cached, flags, cmds, tty),
+            )| {
+                let cmd = serde_json::json!({
+                    "args": args,
+                    "env": env,
+                    "files": files,
+                    "cpuLimit": limits[0],
+                    "realCpuLimit": limits[1],
+                    "clockLimit": limits[2],
+                    "memoryLimit": limits[3],
+                    "stackLimit": limits[4],
+                    "procLimit": limits[5],
+                    // A rate is refused without --cpu-controls: often none.
+                    "cpuRateLimit": if flags[5] { limits[6].clone() } else { 0.into() },
+                    "cpuSetLimit": cpuset,
+                    "copyIn": copy_in,
+                    "copyOut": copy_out,
+                    "copyOutCached": cached,
+                    "copyOutMax": limits[7],
+                    "copyOutTruncate": flags[0],
+                    "tty": tty,
+                    "copyOutDir": if flags[1] { "d" } else { "" },
+                    "strictMemoryLimit": flags[2],
+                    "dataSegmentLimit": flags[3],
+                    "addressSpaceLimit": flags[4],
+                });
+                // Now and then more commands than the cap allows.
+                let count = if limits[8].as_u64().is_some_and(|n| n.is_multiple_of(8)) {
+                    cmds
+                } else {
+                    1
+                };
+                serde_json::to_vec(&serde_json::json!({ "cmd": vec![cmd; count] })).unwrap()
+            },
+        )
+}
+
+#[test]
+fn corpus_requests_are_prepared_within_the_caps() {
+    // Most seeds get through prepare with both settings, so that their
+    // mutations reach its checks and not only the model's.
+    for plain in [false, true] {
+        let settings = server_settings(plain);
+        let mut accepted = 0;
+        for line in include_str!("fuzz_corpus/requests.json").lines() {
+            accepted += prepare_body(line.as_bytes(), &settings).unwrap();
+        }
+        assert!(
+            accepted >= 3,
+            "only {accepted} commands of the seeds accepted"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(2500))]
+
+    #[test]
+    fn prepare_never_panics_and_keeps_the_caps(
+        body in prop_oneof![mutated_request(), structured_request()],
+        plain in any::<bool>(),
+    ) {
+        prepare_body(&body, &server_settings(plain))?;
     }
 }

@@ -166,36 +166,38 @@ pub enum Output {
     Collect { name: String, max: u64 },
 }
 
-/// A command checked, capped and ready to run.
+/// A command checked, capped and ready to run. The fields are visible to
+/// the crate so that `tests/fuzz_parsers.rs`, which compiles this module,
+/// can check that what [`prepare`] accepts stays within the caps.
 #[derive(Debug)]
 pub struct Job {
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    stdin: Option<Source>,
-    stdout: Output,
-    stderr: Output,
-    cpu: Duration,
-    clock: Duration,
-    memory: u64,
-    stack: u64,
-    procs: u64,
-    address_space: bool,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) stdin: Option<Source>,
+    pub(crate) stdout: Output,
+    pub(crate) stderr: Output,
+    pub(crate) cpu: Duration,
+    pub(crate) clock: Duration,
+    pub(crate) memory: u64,
+    pub(crate) stack: u64,
+    pub(crate) procs: u64,
+    pub(crate) address_space: bool,
     /// `RLIMIT_DATA` at the memory limit (go-judge's `dataSegmentLimit`, and
     /// `strictMemoryLimit`, its older name).
-    data_segment: bool,
-    cpu_bandwidth: Option<CpuBandwidth>,
-    cpuset: Option<String>,
-    copy_in: Vec<(String, BoxPath, Source)>,
-    symlinks: Vec<(String, BoxPath, String)>,
+    pub(crate) data_segment: bool,
+    pub(crate) cpu_bandwidth: Option<CpuBandwidth>,
+    pub(crate) cpuset: Option<String>,
+    pub(crate) copy_in: Vec<(String, BoxPath, Source)>,
+    pub(crate) symlinks: Vec<(String, BoxPath, String)>,
     /// (name as given without `?`, path, optional, cached)
-    copy_out: Vec<(String, BoxPath, bool, bool)>,
+    pub(crate) copy_out: Vec<(String, BoxPath, bool, bool)>,
     /// Collector names whose output goes to the file store.
-    cached_collectors: BTreeSet<String>,
-    copy_out_max: u64,
-    copy_out_total: u64,
-    copy_out_truncate: bool,
+    pub(crate) cached_collectors: BTreeSet<String>,
+    pub(crate) copy_out_max: u64,
+    pub(crate) copy_out_total: u64,
+    pub(crate) copy_out_truncate: bool,
     /// copyOut names that could not be parsed: reported as file errors.
-    bad_copy_out: Vec<(String, String)>,
+    pub(crate) bad_copy_out: Vec<(String, String)>,
 }
 
 fn nanos(ns: u64) -> Duration {
