@@ -13,6 +13,7 @@
 //! | `isolate_judge0.rs`   | 10–19   |
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
+//! | `scripts/package-test` | 69 (box 690, the installed package) |
 //! | `isolate_piston.rs`   | 70      |
 //! | `isolate_interrupt.rs`| 71      |
 //! | `isolate_parity.rs`   | 72      |
