@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Face::Native) => {
-            let _ = writeln!(std::io::stdout(), "isobox {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(std::io::stdout(), "isobox {}", cli::VERSION);
             return ExitCode::SUCCESS;
         }
         None => {}

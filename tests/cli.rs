@@ -436,7 +436,11 @@ fn help_and_version_print_normally() {
         assert_eq!(run.code, Some(0), "{run:?}");
         assert_eq!(
             run.stdout,
-            format!("isobox {}\n", env!("CARGO_PKG_VERSION")),
+            format!(
+                "isobox {} (commit {})\n",
+                env!("CARGO_PKG_VERSION"),
+                env!("ISOBOX_COMMIT")
+            ),
             "{run:?}"
         );
     }

@@ -202,7 +202,11 @@ fn version_text_parses_as_isolates() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&native.stdout),
-        format!("isobox {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "isobox {} (commit {})\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("ISOBOX_COMMIT")
+        )
     );
 }
 

@@ -8,7 +8,9 @@ use std::ffi::OsString;
 use std::io::Write;
 
 pub mod check;
+mod conf_page;
 pub mod env;
+pub mod generate;
 pub mod isolate;
 pub mod native;
 mod text;
@@ -16,12 +18,22 @@ pub mod units;
 
 pub use text::one_line;
 
+/// The version and the commit it was built from (`build.rs`), as
+/// `isobox --version` prints them after the name: `0.1.0 (commit
+/// 0123456789ab)`, or `(commit unknown)` where the build could not tell.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ISOBOX_COMMIT"),
+    ")"
+);
+
 /// Exit status for bad usage and for anything that kept isobox from running
 /// the program or from knowing how it ended.
 pub const EXIT_TROUBLE: u8 = 2;
 
 /// The native subcommands, as the face dispatch must recognise them.
-const NATIVE_SUBCOMMANDS: [&str; 4] = ["run", "check-environment", "serve", "help"];
+const NATIVE_SUBCOMMANDS: [&str; 5] = ["run", "check-environment", "serve", "generate", "help"];
 
 /// isolate's commands: an argument list with one of them is the isolate
 /// face's, whatever else it holds.

@@ -56,7 +56,7 @@ warm pool of boxes; `isobox serve --help` lists its options.";
 #[command(
     name = "isobox serve",
     bin_name = "isobox serve",
-    version,
+    version = crate::cli::VERSION,
     about = "Serve go-judge's REST API (POST /run, /file, /version, /config) from a warm pool of boxes",
     after_help = "SIZE: bytes or a number with K, M, G (powers of 1024). TIME: seconds (0.5, 2).\n\
 --limits-cap takes KEY=VALUE[,KEY=VALUE...]: cpu=TIME, clock=TIME, memory=SIZE, procs=N,\n\

@@ -12,7 +12,10 @@ use std::process::ExitCode;
 mod args;
 mod driver;
 mod getopt;
+mod manual;
 mod meta;
+
+pub use manual::manual_page;
 
 pub use args::FACE_SUMMARY;
 
@@ -33,7 +36,7 @@ pub fn version_text() -> String {
     format!(
         "The process isolator {ISOLATE_VERSION}\n\
          isobox {}, a sandbox that follows isolate {ISOLATE_VERSION}; not isolate itself\n",
-        env!("CARGO_PKG_VERSION")
+        super::VERSION
     )
 }
 

@@ -15,7 +15,7 @@ use crate::cli::units::{parse_count, parse_size, parse_time};
 #[command(
     name = "isobox",
     bin_name = "isobox",
-    version,
+    version = crate::cli::VERSION,
     propagate_version = true,
     about = "Run untrusted programs with hard limits and exact measurements"
 )]
@@ -51,6 +51,9 @@ pub(super) enum Command {
     /// transparent huge pages. Exit status 0 when strict mode works here,
     /// 1 when it does not.
     CheckEnvironment,
+    /// Write the manual pages or a shell completion script (for
+    /// packagers).
+    Generate(crate::cli::generate::GenerateArgs),
 }
 
 /// Text after the options of `isobox run -h`.

@@ -32,6 +32,12 @@ use report::{describe_io_error, exit_status, report};
 /// Name prefix of throwaway box directories in the temporary directory.
 const BOX_DIR_PREFIX: &str = "isobox-run-";
 
+/// The native command line's clap definition (for pages and completions).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
 /// Runs the native command line on `args` (argv, program name first) and
 /// returns the exit status.
 pub fn main(args: Vec<OsString>) -> ExitCode {
@@ -53,6 +59,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             EXIT_TROUBLE
         }),
         Command::CheckEnvironment => return super::check::main(),
+        Command::Generate(args) => return super::generate::main(args),
     };
     ExitCode::from(code)
 }
