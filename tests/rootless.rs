@@ -1,0 +1,279 @@
+//! Rootless mode: `isobox run` called by a user who is not root builds the
+//! box in a user namespace (the caller's uid mapped to 1000 inside), with
+//! the same PID, mount, network, IPC and UTS namespaces, filesystem and
+//! filter as root's boxes; without a delegated cgroup the limits are
+//! rlimits and the result names what was absent.
+//!
+//! The tests start as root only to become an unprivileged caller: each
+//! runs the binary as a test uid of its own, then checks that nothing of
+//! that uid is left.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::{skip_unless_privileged, temp_dir};
+use serde_json::Value;
+
+/// An unprivileged caller: its uid, and a directory it can read and
+/// execute from holding a copy of the binary and the test programs.
+struct Caller {
+    uid: u32,
+    dir: tempfile::TempDir,
+}
+
+impl Caller {
+    fn new() -> Self {
+        let caller = Self {
+            uid: common::next_uid(),
+            dir: temp_dir("isobox-rootless-", 0o755),
+        };
+        common::copy_executable(env!("CARGO_BIN_EXE_isobox"), &caller.path("isobox"));
+        caller
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Installs a hostile test program next to the binary.
+    fn install(&self, name: &str) -> String {
+        common::copy_executable(&common::hostile(name), &self.path(name));
+        format!("./{name}")
+    }
+
+    /// A command that runs `isobox ARGS` as this caller, from its
+    /// directory, with a bare environment.
+    fn isobox(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(self.path("isobox"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            // std clears the supplementary groups when root changes uid.
+            .uid(self.uid)
+            .gid(self.uid);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.isobox(args).output().expect("running isobox")
+    }
+
+    /// `isobox run --json ARGS`, parsed.
+    fn run_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["run", "--json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all);
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+            panic!(
+                "{err}: stdout {:?} stderr {:?}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        // The directory box roots are mounted on (in each box's own mount
+        // namespace) is the caller's, made at its first run.
+        let _ = std::fs::remove_dir(format!("/tmp/isobox-root-{}", self.uid));
+        if !std::thread::panicking() {
+            common::assert_no_process_of_uid(self.uid);
+        }
+    }
+}
+
+fn stdout_lines(result: &Value) -> Vec<String> {
+    result["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a run without root and without a delegated cgroup goes without.
+fn expected_absent() -> Value {
+    serde_json::json!(["cgroup", "separate_user"])
+}
+
+#[test]
+fn a_caller_without_root_gets_a_box_of_its_own() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let result = caller.run_json(&[
+        "--",
+        "/bin/sh",
+        "-c",
+        "id -u; id -g; hostname; echo $$; ls /proc | grep -c '^[0-9]'; ls /; \
+         cat /proc/self/uid_map",
+    ]);
+    assert_eq!(result["status"], "Success", "{result}");
+    assert_eq!(result["absent_protections"], expected_absent(), "{result}");
+    let lines = stdout_lines(&result);
+    assert_eq!(lines[0..2], ["1000", "1000"], "{result}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(lines[2], host.trim(), "the box has its own hostname");
+    assert_eq!(
+        lines[3], "2",
+        "the shell is the first process after the proxy"
+    );
+    let processes: u32 = lines[4].parse().unwrap();
+    assert!(
+        processes <= 4,
+        "the box sees only its own processes: {result}"
+    );
+    let root: Vec<&str> = lines[5..lines.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for private in ["home", "root", "etc", "run", "var"] {
+        assert!(
+            !root.contains(&private),
+            "/{private} of the host is not in the box: {root:?}"
+        );
+    }
+    let map: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["1000", &caller.uid.to_string(), "1"], "{result}");
+}
+
+/// Everything a program could try against its own user namespace:
+/// rewriting its maps, regaining groups or uid 0, a nested user or mount
+/// namespace, mounting, joining another namespace, renaming the host.
+#[test]
+fn attacks_on_the_user_namespace_are_refused() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let program = caller.install("userns");
+    let result = caller.run_json(&["--time", "2", "--", &program]);
+    assert_eq!(result["status"], "Success", "{result}");
+    let lines = stdout_lines(&result);
+    let attempts: Vec<&String> = lines.iter().filter(|l| !l.starts_with("capeff")).collect();
+    assert!(attempts.len() >= 14, "{result}");
+    for attempt in attempts {
+        assert!(
+            attempt.contains(" errno "),
+            "succeeded: {attempt}\n{result}"
+        );
+    }
+    let capabilities = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("capeff "))
+        .unwrap_or_else(|| panic!("no capeff line: {result}"));
+    assert_eq!(capabilities, "0000000000000000", "{result}");
+}
+
+/// The program runs as the caller's uid on the host, so the PID namespace
+/// and the private filesystem are all that keep it from the caller's other
+/// processes and files: a kill of everything it can see spares them, and
+/// the caller's files in the host's /tmp are not there.
+#[test]
+fn the_callers_processes_and_files_are_out_of_reach() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let secret = PathBuf::from(format!("/tmp/isobox-rootless-secret-{}", caller.uid));
+    std::fs::write(&secret, "secret\n").unwrap();
+    std::os::unix::fs::chown(&secret, Some(caller.uid), Some(caller.uid)).unwrap();
+    let mut outside = Command::new("/bin/sleep")
+        .arg("60")
+        .uid(caller.uid)
+        .gid(caller.uid)
+        .spawn()
+        .unwrap();
+    let script = format!(
+        "kill -9 -1; cat {} || echo no secret; ls /tmp | wc -l",
+        secret.display()
+    );
+    let result = caller.run_json(&["--", "/bin/sh", "-c", &script]);
+    let still_there = outside.try_wait().unwrap().is_none();
+    let _ = outside.kill();
+    let _ = outside.wait();
+    let _ = std::fs::remove_file(&secret);
+    assert!(still_there, "the caller's own process was killed: {result}");
+    let lines = stdout_lines(&result);
+    assert_eq!(lines, ["no secret", "0"], "{result}");
+}
+
+/// Without a cgroup the limits are rlimits, and they hold: CPU time,
+/// output, file size, processes; nothing of the caller's uid is left.
+#[test]
+fn limits_hold_without_a_cgroup() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let spin = caller.run_json(&[
+        "--time",
+        "0.3",
+        "--",
+        "/bin/sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    assert_eq!(spin["status"], "TimeLimit", "{spin}");
+    let flood = caller.run_json(&[
+        "--output-limit",
+        "4K",
+        "--",
+        "/bin/sh",
+        "-c",
+        "yes | head -c 100000",
+    ]);
+    assert_eq!(flood["status"], "OutputLimit", "{flood}");
+    let big = caller.run_json(&[
+        "--fsize",
+        "64K",
+        "--",
+        "/bin/sh",
+        "-c",
+        "head -c 200000 /dev/zero > /tmp/big",
+    ]);
+    assert_ne!(big["status"], "Success", "{big}");
+    let forks = caller.install("forkbomb");
+    let bomb = caller.run_json(&["--processes", "8", "--time", "1", "--", &forks]);
+    assert_ne!(bomb["status"], "Success", "{bomb}");
+    assert_eq!(bomb["absent_protections"], expected_absent(), "{bomb}");
+}
+
+#[test]
+fn strict_mode_without_a_delegated_cgroup_is_refused_in_one_line() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let output = caller.run(&["run", "--strict", "--", "/bin/true"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("delegated"), "{stderr}");
+}
+
+#[test]
+fn check_environment_says_what_rootless_mode_has() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let output = caller.run(&["check-environment"]);
+    let report = String::from_utf8_lossy(&output.stdout);
+    let line = |topic: &str| {
+        report
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some(topic))
+            .unwrap_or_else(|| panic!("no {topic} line in:\n{report}"))
+            .to_string()
+    };
+    let userns = line("rootless:");
+    assert!(userns.starts_with("OK"), "{report}");
+    assert!(
+        userns.contains("isolate boxes in a user namespace"),
+        "{report}"
+    );
+    // No subtree is delegated to a test uid, on v1 or in the v2 VM.
+    let cgroup = report
+        .lines()
+        .find(|line| line.contains("rootless cgroup:"))
+        .unwrap_or_else(|| panic!("no rootless cgroup line in:\n{report}"));
+    assert!(cgroup.starts_with("WARN"), "{report}");
+}
