@@ -57,11 +57,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Carries out `isobox run` and returns the exit status.
-///
-/// Errors are everything that makes the outcome of the program unknown;
-/// they are reported by the caller as one line with exit status 2.
-
 /// Refuses a run that would go without what the caller did not accept to
 /// lose (`--unisolated`): namespaces, and for `--mem` a memory cgroup. A
 /// caller without root who has namespaces (a user namespace) but no
@@ -109,6 +104,10 @@ pub(super) fn check_isolation(
     Ok(())
 }
 
+/// Carries out `isobox run` and returns the exit status.
+///
+/// Errors are everything that makes the outcome of the program unknown;
+/// they are reported by the caller as one line with exit status 2.
 fn run(mut args: RunArgs) -> Result<u8> {
     if let (Some(source), None) = (&args.source, &args.lang) {
         bail!(
