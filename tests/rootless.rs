@@ -277,3 +277,126 @@ fn check_environment_says_what_rootless_mode_has() {
         .unwrap_or_else(|| panic!("no rootless cgroup line in:\n{report}"));
     assert!(cgroup.starts_with("WARN"), "{report}");
 }
+
+/// A cgroup v2 subtree root made for a test caller, as an operator (or
+/// systemd's `Delegate=yes`) would: owned by the caller, with the memory,
+/// pids and cpu controllers available, and a leaf `caller` for the
+/// caller's own processes (a cgroup with controllers for its children may
+/// hold no process itself). Removed when dropped.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Delegated {
+    fn new(uid: u32) -> Self {
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        std::fs::write(root.join("cgroup.subtree_control"), "+memory +pids +cpu")
+            .expect("enabling controllers at the root");
+        let dir = root.join(format!("isobox-test-rootless-{uid}"));
+        std::fs::create_dir(&dir).expect("mkdir of the delegated cgroup");
+        let delegated = Self { dir };
+        for path in [
+            delegated.dir.clone(),
+            delegated.dir.join("cgroup.procs"),
+            delegated.dir.join("cgroup.subtree_control"),
+            delegated.dir.join("cgroup.threads"),
+        ] {
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).expect("chown");
+        }
+        std::fs::create_dir(delegated.dir.join("caller")).expect("mkdir caller");
+        delegated
+    }
+
+    /// `isobox run --cgroup DIR ARGS` as `caller`, started in the leaf.
+    fn run_json(&self, caller: &Caller, args: &[&str]) -> Value {
+        let leaf = self.dir.join("caller/cgroup.procs");
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(r#"echo $$ > "$1" && shift && exec "$@""#)
+            .arg("sh")
+            .arg(&leaf)
+            .args(["setpriv", "--reuid", &caller.uid.to_string()])
+            .args(["--regid", &caller.uid.to_string(), "--clear-groups", "--"])
+            .arg(caller.path("isobox"))
+            .args(["run", "--json", "--cgroup"])
+            .arg(&self.dir)
+            .args(args)
+            .current_dir(caller.dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null());
+        let output = command.output().expect("running isobox");
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+            panic!(
+                "{err}: stdout {:?} stderr {:?}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    }
+
+    /// The cgroups below the delegated root other than the caller's leaf.
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.path().is_dir() && entry.file_name() != "caller")
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.dir.join("caller"));
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// With a cgroup v2 subtree delegated to the caller, a rootless box has
+/// cgroup limits and measurements exactly as root's: a memory limit is an
+/// OOM kill with the peak measured, the process limit holds, strict mode
+/// is allowed, and only the separate uid is absent. On cgroup v1 there is
+/// no delegation: naming a directory there is refused in one line.
+#[test]
+fn a_delegated_cgroup_gives_rootless_boxes_cgroup_limits() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let output = caller.run(&[
+            "run",
+            "--cgroup",
+            "/sys/fs/cgroup/memory",
+            "--",
+            "/bin/true",
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cgroup v2"), "{stderr}");
+        return;
+    }
+    let delegated = Delegated::new(caller.uid);
+    let plain = delegated.run_json(&caller, &["--", "/bin/true"]);
+    assert_eq!(plain["status"], "Success", "{plain}");
+    assert_eq!(
+        plain["absent_protections"],
+        serde_json::json!(["separate_user"]),
+        "{plain}"
+    );
+    let memory = caller.install("memory");
+    let hog = delegated.run_json(
+        &caller,
+        &["--mem", "32M", "--time", "5", "--", &memory, "heap"],
+    );
+    assert_eq!(hog["status"], "MemoryLimit", "{hog}");
+    assert_eq!(hog["oom_killed"], true, "{hog}");
+    let peak = hog["memory_peak"].as_u64().unwrap();
+    assert!(peak > 16 << 20 && peak <= 40 << 20, "{hog}");
+    let forks = caller.install("forkbomb");
+    let bomb = delegated.run_json(&caller, &["--processes", "8", "--time", "1", "--", &forks]);
+    assert_ne!(bomb["status"], "Success", "{bomb}");
+    let strict = delegated.run_json(&caller, &["--strict", "--", "/bin/true"]);
+    assert_eq!(strict["status"], "Success", "{strict}");
+    assert_eq!(delegated.leftovers(), Vec::<String>::new());
+}

@@ -386,10 +386,22 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
                 || config.cpuset_mems.is_some(),
         },
     );
+    let named = config
+        .cgroup_parent
+        .as_deref()
+        .filter(|parent| parent.is_absolute());
     match placed {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(err) if config.strict_mode => Err(IsolateError::Config(format!(
             "strict mode needs a usable cgroup hierarchy: {err}"
+        ))),
+        // A cgroup the caller named is what they asked for: not a run
+        // without one.
+        Err(err) if named.is_some() => Err(IsolateError::Config(format!(
+            "the cgroup {} cannot hold boxes: {err}",
+            named
+                .map(|parent| parent.display().to_string())
+                .unwrap_or_default()
         ))),
         Err(err) => {
             tracing::warn!(

@@ -333,6 +333,7 @@ fn build_config(
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
+        cgroup_parent: args.cgroup.clone(),
         time_limit: time,
         extra_time,
         wall_time_limit: match args.wall_time {
