@@ -400,3 +400,96 @@ fn a_delegated_cgroup_gives_rootless_boxes_cgroup_limits() {
     assert_eq!(strict["status"], "Success", "{strict}");
     assert_eq!(delegated.leftovers(), Vec::<String>::new());
 }
+
+/// `isobox serve` without root: refused in one line without a delegated
+/// cgroup (its boxes are always strict); with one (cgroup v2), it serves
+/// go-judge requests from rootless boxes, limits memory, and leaves
+/// nothing behind when stopped.
+#[test]
+fn the_service_runs_rootless_in_a_delegated_cgroup() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let refused = caller.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--cgroup"), "{stderr}");
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return;
+    }
+    let delegated = Delegated::new(caller.uid);
+    let run_dir = PathBuf::from(format!("/tmp/isobox-{}", caller.uid));
+    let mut server = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"echo $$ > "$1" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(delegated.dir.join("caller/cgroup.procs"))
+        .args(["setpriv", "--reuid", &caller.uid.to_string()])
+        .args(["--regid", &caller.uid.to_string(), "--clear-groups", "--"])
+        .arg(caller.path("isobox"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--parallelism",
+            "2",
+            "--cgroup",
+        ])
+        .arg(&delegated.dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stderr.take().unwrap()));
+    let address = lines.by_ref().map_while(Result::ok).find_map(|line| {
+        line.strip_prefix("isobox serve: listening on ")
+            .map(str::to_string)
+    });
+    std::thread::spawn(move || lines.for_each(drop));
+    let stop = |server: &mut std::process::Child| {
+        // SAFETY: kill sends a signal to the server this test started and
+        // has not reaped yet.
+        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        server.wait().unwrap()
+    };
+    let Some(address) = address else {
+        let status = stop(&mut server);
+        panic!("the rootless server did not start: {status}");
+    };
+    let client = reqwest::blocking::Client::new();
+    let post = |cmd: Value| -> Value {
+        let answer = client
+            .post(format!("http://{address}/run"))
+            .json(&serde_json::json!({ "cmd": [cmd] }))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap();
+        answer[0].clone()
+    };
+    let who = post(serde_json::json!({
+        "args": ["/bin/sh", "-c", "id -u"],
+        "env": ["PATH=/usr/bin:/bin"],
+        "files": [{"content": ""}, {"name": "stdout", "max": 1000}, {"name": "stderr", "max": 1000}],
+        "cpuLimit": 1_000_000_000u64, "memoryLimit": 64u64 << 20, "procLimit": 10,
+    }));
+    let hog = post(serde_json::json!({
+        "args": ["/usr/bin/python3", "-c", "x = bytearray(200 << 20)"],
+        "env": ["PATH=/usr/bin:/bin"],
+        "files": [{"content": ""}, {"name": "stdout", "max": 1000}, {"name": "stderr", "max": 1000}],
+        "cpuLimit": 5_000_000_000u64, "memoryLimit": 64u64 << 20, "procLimit": 10,
+    }));
+    let status = stop(&mut server);
+    assert!(status.success(), "the server stopped with {status}");
+    assert_eq!(who["status"], "Accepted", "{who}");
+    assert_eq!(who["files"]["stdout"], "1000\n", "{who}");
+    assert_eq!(hog["status"], "Memory Limit Exceeded", "{hog}");
+    assert_eq!(delegated.leftovers(), Vec::<String>::new());
+    let left: Vec<_> = std::fs::read_dir(&run_dir)
+        .map(|dir| dir.flatten().map(|entry| entry.file_name()).collect())
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir(&run_dir);
+    assert!(left.is_empty(), "left in {}: {left:?}", run_dir.display());
+}
