@@ -9,12 +9,17 @@
 //! that uid is left.
 
 mod common;
+#[path = "common/hostile_cases.rs"]
+mod hostile_cases;
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use common::{skip_unless_privileged, temp_dir};
+use hostile_cases::{
+    cases, go_judge_of, is_python, Case, Measured, INPUT, MLE, NONZERO, SIGNALLED, TLE,
+};
 use serde_json::Value;
 
 /// An unprivileged caller: its uid, and a directory it can read and
@@ -309,6 +314,11 @@ impl Delegated {
 
     /// `isobox run --cgroup DIR ARGS` as `caller`, started in the leaf.
     fn run_json(&self, caller: &Caller, args: &[&str]) -> Value {
+        self.run_json_in(caller, caller.dir.path(), args)
+    }
+
+    /// [`Delegated::run_json`] from the directory `cwd`.
+    fn run_json_in(&self, caller: &Caller, cwd: &std::path::Path, args: &[&str]) -> Value {
         let leaf = self.dir.join("caller/cgroup.procs");
         let mut command = Command::new("/bin/sh");
         command
@@ -322,7 +332,7 @@ impl Delegated {
             .args(["run", "--json", "--cgroup"])
             .arg(&self.dir)
             .args(args)
-            .current_dir(caller.dir.path())
+            .current_dir(cwd)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::null());
@@ -492,4 +502,143 @@ fn the_service_runs_rootless_in_a_delegated_cgroup() {
         .unwrap_or_default();
     let _ = std::fs::remove_dir(&run_dir);
     assert!(left.is_empty(), "left in {}: {left:?}", run_dir.display());
+}
+
+/// The hostile suite's table through `isobox run` by a caller without
+/// root. With a delegated cgroup (cgroup v2) every case must earn what it
+/// earns as root. Without one (cgroup v1 here) the limits are rlimits, as
+/// for root without a cgroup: every attack must still fail exactly as
+/// there; only the memory cases may end otherwise (see
+/// [`without_cgroup_also`]).
+#[test]
+fn the_hostile_suite_holds_rootless() {
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let host_dir = temp_dir("isobox-rootless-host-", 0o755);
+    let delegated = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers")
+        .exists()
+        .then(|| Delegated::new(caller.uid));
+    let mut failures = Vec::new();
+    for case in cases(&host_dir.path().display().to_string()) {
+        let name = format!("{} {}", case.program, case.args.join(" "));
+        let (verdict, details) = rootless_run(&caller, delegated.as_ref(), &case);
+        eprintln!("{name}: {verdict}");
+        let right = case.expected.contains(&verdict)
+            || (delegated.is_none() && without_cgroup_also(&case).contains(&verdict));
+        if !right {
+            failures.push(format!(
+                "{name}: {verdict}, expected one of {:?}: {details}",
+                case.expected
+            ));
+        }
+    }
+    if let Some(delegated) = &delegated {
+        assert_eq!(delegated.leftovers(), Vec::<String>::new());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One case of the table as `isobox run --json` by `caller`, under the
+/// hostile suite's limits, in go-judge's words; and the JSON.
+fn rootless_run(
+    caller: &Caller,
+    delegated: Option<&Delegated>,
+    case: &Case,
+) -> (&'static str, String) {
+    let dir = temp_dir("isobox-rootless-case-", 0o755);
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs/hostile")
+        .join(case.program);
+    let script = case.program.ends_with(".sh") || is_python(case.program);
+    let program = if script {
+        std::fs::copy(&source, dir.path().join(case.program)).unwrap();
+        case.program.to_string()
+    } else {
+        common::copy_executable(
+            &common::hostile(case.program),
+            &dir.path().join(case.program),
+        );
+        format!("./{}", case.program)
+    };
+    let (cpu, wall) = if is_python(case.program) {
+        (hostile_cases::PYTHON_CPU, 60_000_000_000u64)
+    } else {
+        (hostile_cases::CPU, hostile_cases::CLOCK)
+    };
+    let time = format!("{}", cpu as f64 / 1e9);
+    let wall = format!("{}", wall as f64 / 1e9);
+    let mut args: Vec<&str> = vec![
+        "--time",
+        &time,
+        "--wall-time",
+        &wall,
+        "--mem",
+        "128M",
+        "--processes",
+        "16",
+        "--fsize",
+        "16M",
+        "--open-files",
+        "256",
+        "--output-limit",
+        "64K",
+    ];
+    if case.input {
+        std::fs::write(dir.path().join("input.txt"), INPUT).unwrap();
+        args.extend(["--copy-in", "input.txt"]);
+    }
+    if script {
+        args.extend(["--copy-in", case.program, "--"]);
+        args.push(if is_python(case.program) {
+            "/usr/bin/python3"
+        } else {
+            "/bin/sh"
+        });
+    } else {
+        args.push("--");
+    }
+    args.push(&program);
+    args.extend(case.args.iter().map(String::as_str));
+    let result = match delegated {
+        Some(delegated) => delegated.run_json_in(caller, dir.path(), &args),
+        None => {
+            let mut all = vec!["run", "--json"];
+            all.extend_from_slice(&args);
+            let output = caller
+                .isobox(&all)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            serde_json::from_slice(&output.stdout)
+                .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&output.stderr)))
+        }
+    };
+    let Ok(status) = serde_json::from_value::<isobox::ExecutionStatus>(result["status"].clone())
+    else {
+        return ("(no status)", result.to_string());
+    };
+    let measured = Measured {
+        status,
+        signal: result["signal"].as_i64().map(|signal| signal as i32),
+        // Every program of the table exists in the box: a failed exec is
+        // not an outcome here.
+        exec_failed: false,
+        cpu_time: result["cpu_time"].as_f64().unwrap_or_default(),
+        memory_peak: result["memory_peak"].as_u64().unwrap_or_default(),
+    };
+    (go_judge_of(&measured, cpu), result.to_string())
+}
+
+/// What a case may also earn where no cgroup limits memory: a memory hog
+/// meets `RLIMIT_AS` (a failed allocation, or a signal) or spins into the
+/// CPU limit, and `memfd_create` is refused outright (its pages are in no
+/// address space an rlimit bounds).
+fn without_cgroup_also(case: &Case) -> &'static [&'static str] {
+    if case.program == "memfd" {
+        &[NONZERO]
+    } else if case.expected.contains(&MLE) {
+        &[NONZERO, SIGNALLED, TLE]
+    } else {
+        &[]
+    }
 }
