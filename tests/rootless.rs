@@ -642,3 +642,77 @@ fn without_cgroup_also(case: &Case) -> &'static [&'static str] {
         &[]
     }
 }
+
+/// Set in the copy of this test binary that
+/// [`the_library_isolates_a_caller_without_root`] runs as the caller.
+const LIBRARY_CHILD: &str = "ISOBOX_ROOTLESS_LIBRARY_CHILD";
+
+/// `ProcessExecutor` in a process without root: the test binary runs
+/// itself as the caller, and that copy uses the library directly.
+#[test]
+fn the_library_isolates_a_caller_without_root() {
+    if std::env::var_os(LIBRARY_CHILD).is_some() {
+        library_as_the_caller();
+        return;
+    }
+    skip_unless_privileged!();
+    let caller = Caller::new();
+    let me = caller.path("rootless-tests");
+    common::copy_executable(std::env::current_exe().unwrap().to_str().unwrap(), &me);
+    let output = Command::new(&me)
+        .args(["--exact", "the_library_isolates_a_caller_without_root"])
+        .args(["--nocapture", "--test-threads", "1"])
+        .current_dir(caller.dir.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env(LIBRARY_CHILD, "1")
+        .uid(caller.uid)
+        .gid(caller.uid)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("library as the caller: done"),
+        "{output:?}"
+    );
+}
+
+/// What [`the_library_isolates_a_caller_without_root`]'s copy checks.
+fn library_as_the_caller() {
+    use isobox::{ExecutionStatus, IsolateConfig, ProcessExecutor, Protection};
+    assert_ne!(
+        isobox::sys::effective_uid(),
+        0,
+        "the copy runs without root"
+    );
+    let workdir = tempfile::tempdir().unwrap();
+    let config = IsolateConfig {
+        workdir: workdir.path().to_path_buf(),
+        time_limit: Some(std::time::Duration::from_millis(300)),
+        wall_time_limit: Some(std::time::Duration::from_secs(10)),
+        ..IsolateConfig::default()
+    };
+    let mut executor = ProcessExecutor::new(config).unwrap();
+    assert_eq!(
+        executor.absent_protections(),
+        [Protection::Cgroup, Protection::SeparateUser]
+    );
+    let command =
+        |script: &str| -> Vec<String> { ["/bin/sh", "-c", script].map(str::to_string).to_vec() };
+    let who = executor
+        .execute(
+            &command("id -u; echo $$; ls /proc | grep -c '^[0-9]'"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(who.status, ExecutionStatus::Success, "{who:?}");
+    let lines: Vec<&str> = who.stdout.lines().collect();
+    assert_eq!(lines[..2], ["1000", "2"], "{who:?}");
+    assert!(lines[2].parse::<u32>().unwrap() <= 4, "{who:?}");
+    let spin = executor
+        .execute(&command("while :; do :; done"), None)
+        .unwrap();
+    assert_eq!(spin.status, ExecutionStatus::TimeLimit, "{spin:?}");
+    executor.cleanup().unwrap();
+    println!("library as the caller: done");
+}
