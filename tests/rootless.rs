@@ -319,7 +319,19 @@ impl Delegated {
 
     /// [`Delegated::run_json`] from the directory `cwd`.
     fn run_json_in(&self, caller: &Caller, cwd: &std::path::Path, args: &[&str]) -> Value {
-        let leaf = self.dir.join("caller/cgroup.procs");
+        self.run_json_from(&self.dir.join("caller"), caller, cwd, args)
+    }
+
+    /// [`Delegated::run_json_in`], with isobox started in the cgroup
+    /// `start` (the caller's leaf, or the delegated root itself).
+    fn run_json_from(
+        &self,
+        start: &std::path::Path,
+        caller: &Caller,
+        cwd: &std::path::Path,
+        args: &[&str],
+    ) -> Value {
+        let leaf = start.join("cgroup.procs");
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
@@ -346,12 +358,17 @@ impl Delegated {
         })
     }
 
-    /// The cgroups below the delegated root other than the caller's leaf.
+    /// The cgroups below the delegated root other than the caller's leaf
+    /// and the keeper's (see `the_keeper_leaves_its_own_delegated_cgroup`).
     fn leftovers(&self) -> Vec<String> {
         std::fs::read_dir(&self.dir)
             .unwrap()
             .flatten()
-            .filter(|entry| entry.path().is_dir() && entry.file_name() != "caller")
+            .filter(|entry| {
+                entry.path().is_dir()
+                    && entry.file_name() != "caller"
+                    && entry.file_name() != isobox::cgroup::KEEPER_LEAF
+            })
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect()
     }
@@ -360,6 +377,7 @@ impl Delegated {
 impl Drop for Delegated {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(self.dir.join("caller"));
+        let _ = std::fs::remove_dir(self.dir.join(isobox::cgroup::KEEPER_LEAF));
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
@@ -715,4 +733,36 @@ fn library_as_the_caller() {
     assert_eq!(spin.status, ExecutionStatus::TimeLimit, "{spin:?}");
     executor.cleanup().unwrap();
     println!("library as the caller: done");
+}
+
+/// systemd's `Delegate=yes` hands a service or scope the cgroup its
+/// processes are in; a keeper started there, alone, given that cgroup,
+/// moves into a leaf of its own so that the cgroup can give controllers to
+/// the boxes (cgroup v2 only).
+#[test]
+fn the_keeper_leaves_its_own_delegated_cgroup() {
+    skip_unless_privileged!();
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // No delegation on cgroup v1: a_delegated_cgroup_gives_rootless_
+        // boxes_cgroup_limits checks the refusal there.
+        return;
+    }
+    let caller = Caller::new();
+    let delegated = Delegated::new(caller.uid);
+    let memory = caller.install("memory");
+    let hog = delegated.run_json_from(
+        &delegated.dir,
+        &caller,
+        caller.dir.path(),
+        &["--mem", "32M", "--time", "5", "--", &memory, "heap"],
+    );
+    assert_eq!(hog["status"], "MemoryLimit", "{hog}");
+    assert_eq!(
+        hog["absent_protections"],
+        serde_json::json!(["separate_user"]),
+        "{hog}"
+    );
+    let procs = std::fs::read_to_string(delegated.dir.join("cgroup.procs")).unwrap();
+    assert_eq!(procs, "", "nothing is left in the delegated root");
+    assert_eq!(delegated.leftovers(), Vec::<String>::new());
 }

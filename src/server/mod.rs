@@ -118,7 +118,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     box_dir: Option<PathBuf>,
     /// An existing cgroup v2 directory for the boxes' cgroups (a subtree
-    /// delegated to the server's user); needed without root.
+    /// delegated to the server's user), or `self` for the one the server
+    /// runs in (systemd's `Delegate=yes`); needed without root.
     #[arg(long, value_name = "DIR")]
     cgroup: Option<PathBuf>,
     /// Honour cpuRateLimit and cpuSetLimit (refused without): the boxes
@@ -418,7 +419,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let mut template = box_template(&caps, &rules, cpu_controls)?;
-    template.cgroup_parent = args.cgroup.clone();
+    template.cgroup_parent = args
+        .cgroup
+        .as_deref()
+        .map(crate::cli::cgroup_option)
+        .transpose()?;
     if !root {
         tracing::warn!(
             "not root: boxes are rootless (user namespaces, the server's own uid on the host) \

@@ -246,7 +246,8 @@ pub(super) struct RunArgs {
     pub(super) strict: bool,
 
     /// An existing cgroup v2 directory to put the box's cgroups below (a
-    /// subtree delegated to the caller, e.g. by systemd's Delegate=yes);
+    /// subtree delegated to the caller), or `self` for the cgroup isobox
+    /// runs in (what systemd's Delegate=yes hands a scope or service);
     /// without root this is how a box gets cgroup limits
     #[arg(long, value_name = "DIR")]
     pub(super) cgroup: Option<PathBuf>,

@@ -333,7 +333,11 @@ fn build_config(
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
-        cgroup_parent: args.cgroup.clone(),
+        cgroup_parent: args
+            .cgroup
+            .as_deref()
+            .map(crate::cli::cgroup_option)
+            .transpose()?,
         time_limit: time,
         extra_time,
         wall_time_limit: match args.wall_time {
