@@ -277,6 +277,7 @@ pub fn place(root: Option<&Path>, parent: Option<&Path>) -> Result<Placement, Cg
             missing.join(", ")
         )));
     }
+    leave_for_a_leaf(&root, &given)?;
     let parent = given
         .strip_prefix(&root)
         .map(Path::to_path_buf)
@@ -287,6 +288,43 @@ pub fn place(root: Option<&Path>, parent: Option<&Path>) -> Result<Placement, Cg
         parent,
         given: true,
     })
+}
+
+/// The cgroup v2 directory (below the hierarchy mounted at `root`) this
+/// process is in, from `/proc/self/cgroup`; `None` without a v2 entry.
+pub fn own_cgroup(root: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = text.lines().find_map(|line| line.strip_prefix("0::"))?;
+    Some(root.join(own.trim_start_matches('/')))
+}
+
+/// The leaf a keeper moves into when it runs in the very cgroup it was
+/// given (see [`leave_for_a_leaf`]).
+pub const KEEPER_LEAF: &str = "isobox-keeper";
+
+/// A cgroup handed to a service or scope with systemd's `Delegate=yes`
+/// holds its processes, the keeper among them; cgroup v2 lets a cgroup
+/// give controllers to its children only while it holds no process. So a
+/// keeper that runs in `given` itself moves (its whole process) into the
+/// leaf [`KEEPER_LEAF`] below it, made if missing and kept for the next
+/// keeper. Processes other than the keeper left in `given` still stop
+/// the controllers from being enabled; the error then says so.
+fn leave_for_a_leaf(root: &Path, given: &Path) -> Result<(), CgroupError> {
+    if own_cgroup(root).as_deref() != Some(given) {
+        return Ok(());
+    }
+    let leaf = given.join(KEEPER_LEAF);
+    let failed = |source| CgroupError::Io {
+        path: leaf.clone(),
+        source,
+    };
+    match std::fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(failed(err)),
+    }
+    // "0" is the writer's whole thread group.
+    std::fs::write(leaf.join("cgroup.procs"), "0").map_err(failed)
 }
 
 /// Refuses names that would leave the parent cgroup or be ambiguous.

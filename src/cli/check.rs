@@ -88,6 +88,7 @@ fn check_all() -> Vec<Finding> {
     let mut findings = vec![check_kernel(), check_root(root)];
     let cgroup = check_cgroups(root, &mut findings);
     findings.push(check_namespaces());
+    check_rootless(root, &mut findings);
     findings.push(check_seccomp());
     findings.push(check_strict_run(root, cgroup.is_some()));
     findings.push(check_swap());
@@ -155,10 +156,10 @@ fn check_root(root: bool) -> Finding {
         finding(Level::Ok, "user", "running as root")
     } else {
         finding(
-            Level::Fail,
+            Level::Warn,
             "user",
-            "not root: strict mode needs root (without it isobox runs without \
-             namespaces, cgroups or a box user)",
+            "not root: boxes go in a user namespace (rootless, see below), run as the \
+             caller's own uid on the host, and need a delegated cgroup for cgroup limits",
         )
     }
 }
@@ -343,6 +344,147 @@ fn check_namespaces() -> Finding {
             Level::Fail,
             TOPIC,
             format!("unavailable: {}", bad.join(", ")),
+        )
+    }
+}
+
+/// What rootless mode (a caller without root, boxes in a user namespace)
+/// has here: user namespaces the caller may use, subordinate id ranges,
+/// and a cgroup v2 subtree delegated to the caller.
+fn check_rootless(root: bool, findings: &mut Vec<Finding>) {
+    const TOPIC: &str = "rootless";
+    let mut blockers = Vec::new();
+    match read_trimmed("/proc/sys/user/max_user_namespaces").and_then(|v| v.parse::<u64>().ok()) {
+        Some(0) => blockers.push("user.max_user_namespaces is 0".to_string()),
+        None => blockers.push("no user namespaces in this kernel".to_string()),
+        Some(_) => {}
+    }
+    // Debian's and older Ubuntu's switch for unprivileged user namespaces.
+    if read_trimmed("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        blockers.push("kernel.unprivileged_userns_clone is 0".to_string());
+    }
+    // Ubuntu 23.10 and later: the namespace is made, its capabilities
+    // are withheld unless an AppArmor profile allows them.
+    if read_trimmed("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref()
+        == Some("1")
+    {
+        blockers.push(
+            "kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor withholds \
+             capabilities in user namespaces unless a profile allows them)"
+                .to_string(),
+        );
+    }
+    let level = if !root && !isobox::sys::user_namespaces_usable() {
+        if blockers.is_empty() {
+            blockers.push("a user and mount namespace could not be made and used".to_string());
+        }
+        Level::Fail
+    } else if blockers.is_empty() {
+        Level::Ok
+    } else {
+        Level::Warn
+    };
+    findings.push(finding(
+        level,
+        TOPIC,
+        if blockers.is_empty() {
+            if root {
+                "user namespaces are open to callers without root (boxes of a caller \
+                 without root go in one)"
+                    .to_string()
+            } else {
+                "this caller can isolate boxes in a user namespace".to_string()
+            }
+        } else {
+            format!(
+                "user namespaces unusable without root: {}",
+                blockers.join("; ")
+            )
+        },
+    ));
+    findings.push(check_subids());
+    findings.push(check_delegated_cgroup(root));
+}
+
+/// Subordinate id ranges of the caller, which `newuidmap` would map.
+fn check_subids() -> Finding {
+    const TOPIC: &str = "rootless ids";
+    let uid = isobox::sys::effective_uid();
+    let name = fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid.to_string()).then(|| name.to_string())
+        });
+    let ranges = fs::read_to_string("/etc/subuid")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| {
+            let owner = line.split(':').next().unwrap_or_default();
+            owner == uid.to_string() || Some(owner) == name.as_deref()
+        })
+        .count();
+    let newuidmap = Path::new("/usr/bin/newuidmap").exists();
+    finding(
+        Level::Ok,
+        TOPIC,
+        format!(
+            "a box's program runs as uid {} inside, the caller's own uid outside; \
+             /etc/subuid ranges for uid {uid}: {ranges}, newuidmap {}",
+            isobox::sys::ROOTLESS_INSIDE_ID,
+            if newuidmap { "present" } else { "absent" }
+        ),
+    )
+}
+
+/// A cgroup v2 directory the caller may write, with the memory and pids
+/// controllers: the caller's own cgroup when something (systemd's
+/// `Delegate=yes`) handed it over.
+fn check_delegated_cgroup(root: bool) -> Finding {
+    const TOPIC: &str = "rootless cgroup";
+    if root {
+        return finding(Level::Ok, TOPIC, "not needed as root");
+    }
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("0::").map(str::to_string));
+    let Some(own) = own.filter(|_| Path::new("/sys/fs/cgroup/cgroup.controllers").exists()) else {
+        return finding(
+            Level::Warn,
+            TOPIC,
+            "no cgroup v2 hierarchy: limits are rlimits and the result names the absent \
+             cgroup",
+        );
+    };
+    let dir = Path::new("/sys/fs/cgroup").join(own.trim_start_matches('/'));
+    let uid = isobox::sys::effective_uid();
+    use std::os::unix::fs::MetadataExt;
+    let owned = fs::metadata(&dir).is_ok_and(|meta| meta.uid() == uid);
+    let controllers = read_trimmed(dir.join("cgroup.controllers")).unwrap_or_default();
+    let has = |name: &str| controllers.split_whitespace().any(|c| c == name);
+    if owned && has("memory") && has("pids") {
+        finding(
+            Level::Ok,
+            TOPIC,
+            format!(
+                "{} is delegated to this caller (memory, pids); give it as the cgroup \
+                 parent",
+                dir.display()
+            ),
+        )
+    } else {
+        finding(
+            Level::Warn,
+            TOPIC,
+            format!(
+                "{} is not delegated to this caller with memory and pids: limits are \
+                 rlimits (run under `systemd-run --user --scope -p Delegate=yes`, or have \
+                 root make and chown a cgroup)",
+                dir.display()
+            ),
         )
     }
 }

@@ -121,6 +121,21 @@ pub fn catch_interruptions() {
     }
 }
 
+/// The cgroup a `--cgroup` option names: a directory, or `self`, the cgroup
+/// v2 directory the caller runs in (what systemd delegated to a service or
+/// scope with `Delegate=yes`; isobox moves itself into a leaf below it).
+pub fn cgroup_option(value: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    if value != std::path::Path::new("self") {
+        return Ok(value.to_path_buf());
+    }
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").exists() {
+        anyhow::bail!("--cgroup self: no cgroup v2 hierarchy at /sys/fs/cgroup");
+    }
+    isobox::cgroup::own_cgroup(root)
+        .ok_or_else(|| anyhow::anyhow!("--cgroup self: /proc/self/cgroup names no cgroup v2"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

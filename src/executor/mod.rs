@@ -62,6 +62,12 @@ pub struct ProcessExecutor {
     /// each process's address space: see [`memory_bound`].
     memory_guard: Option<CgroupController>,
     namespaces: bool,
+    /// A caller without root: the box's namespaces sit in a user namespace
+    /// of their own, with these ids.
+    user_namespace: Option<sys::IdMapping>,
+    /// The host directory box roots are mounted on (in each box's own
+    /// mount namespace).
+    new_root: PathBuf,
     seccomp: Option<SeccompPolicy>,
     /// The empty network namespace every run of this executor joins.
     network: Option<OwnedFd>,
@@ -91,31 +97,65 @@ impl ProcessExecutor {
     pub fn new(config: IsolateConfig) -> Result<Self> {
         check_tmpfs_sizes(&config)?;
         let root = sys::is_root();
-        if config.strict_mode && !root {
+        let delegated = config
+            .cgroup_parent
+            .as_deref()
+            .is_some_and(|parent| parent.is_absolute());
+        if config.strict_mode && !root && !delegated {
             return Err(IsolateError::Config(
-                "strict mode needs root (run isobox as root or without strict mode)".into(),
+                "strict mode needs root, or without root a cgroup v2 subtree delegated to the \
+                 caller (see isobox check-environment)"
+                    .into(),
             ));
         }
-        let cgroup = place_cgroup(&config)?;
+        // Without root only a subtree delegated to the caller can be
+        // written; the hierarchy's own tree is not tried.
+        let cgroup = if root || delegated {
+            place_cgroup(&config)?
+        } else {
+            tracing::debug!("not root and no delegated cgroup: limits are rlimits");
+            None
+        };
         let memory_guard = match memory_bound(&config) {
             Some(_) if root && !config.use_cgroups => place_memory_guard(&config),
             _ => None,
         };
-        let namespaces = config.namespaces && root;
-        if config.namespaces && !root {
-            tracing::warn!("not root: running without namespaces");
+        // Without root, the namespaces are built inside a user namespace
+        // where the kernel allows one.
+        let user_namespace = (config.namespaces && !root && sys::user_namespaces_usable())
+            .then(sys::IdMapping::for_caller);
+        let namespaces = config.namespaces && (root || user_namespace.is_some());
+        if config.strict_mode && config.namespaces && !namespaces {
+            return Err(IsolateError::Config(
+                "strict mode without root needs user namespaces, which this host does not \
+                 allow the caller (see isobox check-environment)"
+                    .into(),
+            ));
+        }
+        if config.namespaces && !namespaces {
+            tracing::warn!(
+                "not root and no usable user namespaces: running without namespaces \
+                 (see isobox check-environment)"
+            );
         }
         let (credentials, uid_claim) = uid::box_credentials(&config, root)?;
-        if namespaces {
-            jail::mounts::ensure_new_root()?;
-        }
-        let network = network_namespace(&config, namespaces)?;
-        let seccomp = seccomp_policy(&config, cgroup.is_some())?;
+        let new_root = if namespaces {
+            jail::mounts::new_root(user_namespace.is_some())?
+        } else {
+            PathBuf::new()
+        };
+        // A box in a user namespace makes its network namespace at birth:
+        // one the keeper made could not be joined from there (and a caller
+        // without root cannot make one outside).
+        let network = network_namespace(&config, namespaces && user_namespace.is_none())?;
+        let seccomp = seccomp_policy(&config, cgroup.is_some(), user_namespace.is_some())?;
         Ok(Self {
             config,
             cgroup,
             memory_guard,
             namespaces,
+            user_namespace,
+            new_root,
             seccomp,
             network,
             cpus: online_cpus(),
@@ -236,6 +276,8 @@ impl ProcessExecutor {
             (!self.namespaces, Protection::Namespaces),
             (self.cgroup.is_none(), Protection::Cgroup),
             (self.seccomp.is_none(), Protection::Seccomp),
+            // In a user namespace the program's uid is the caller's own on
+            // the host.
             (self.credentials.is_none(), Protection::SeparateUser),
         ];
         absent
@@ -344,10 +386,22 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
                 || config.cpuset_mems.is_some(),
         },
     );
+    let named = config
+        .cgroup_parent
+        .as_deref()
+        .filter(|parent| parent.is_absolute());
     match placed {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(err) if config.strict_mode => Err(IsolateError::Config(format!(
             "strict mode needs a usable cgroup hierarchy: {err}"
+        ))),
+        // A cgroup the caller named is what they asked for: not a run
+        // without one.
+        Err(err) if named.is_some() => Err(IsolateError::Config(format!(
+            "the cgroup {} cannot hold boxes: {err}",
+            named
+                .map(|parent| parent.display().to_string())
+                .unwrap_or_default()
         ))),
         Err(err) => {
             tracing::warn!(
@@ -452,14 +506,20 @@ fn count_cpu_list(list: &str) -> Option<u32> {
 }
 
 /// The system-call filter of every run, compiled once.
-fn seccomp_policy(config: &IsolateConfig, has_cgroup: bool) -> Result<Option<SeccompPolicy>> {
+fn seccomp_policy(
+    config: &IsolateConfig,
+    has_cgroup: bool,
+    in_user_namespace: bool,
+) -> Result<Option<SeccompPolicy>> {
     if !config.seccomp {
         return Ok(None);
     }
+    let memory_without_cgroup = config.rlimit_only_memory(has_cgroup).is_some();
     let options = PolicyOptions {
         syscall_flags: config.syscall_flags,
         share_net: config.share_net,
-        memory_without_cgroup: config.rlimit_only_memory(has_cgroup).is_some(),
+        memory_without_cgroup,
+        ipc_unsized: memory_without_cgroup && in_user_namespace,
     };
     let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)?;
     Ok(Some(policy))

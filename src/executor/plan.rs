@@ -89,8 +89,15 @@ impl ProcessExecutor {
             });
         }
         // The box joins the executor's own empty network namespace, or
-        // (with share_net) stays in the host's.
-        let namespaces = jail::namespaces::BOX_NAMESPACES & !(libc::CLONE_NEWNET as u64);
+        // (with share_net) stays in the host's; a box in a user namespace
+        // makes its own (unless it shares the host's).
+        let mut namespaces = jail::namespaces::BOX_NAMESPACES & !(libc::CLONE_NEWNET as u64);
+        if self.user_namespace.is_some() {
+            namespaces |= libc::CLONE_NEWUSER as u64;
+            if !self.config.share_net {
+                namespaces |= libc::CLONE_NEWNET as u64;
+            }
+        }
         // Relative sources follow isolate: the directory holding the box.
         // A temporary workdir has no meaningful parent, so there they are
         // refused rather than looked up in the temporary directory.
@@ -120,18 +127,23 @@ impl ProcessExecutor {
             .as_ref()
             .expect("the workdir is set up before a run")
             .dir;
-        let mounts = MountPlan::new(&rules, workdir, sizes).map_err(|err| match err {
-            JailError::MissingSource { .. } | JailError::UnsafeSource { .. } => {
-                IsolateError::Config(err.to_string())
-            }
-            other => other.into(),
-        })?;
+        let mounts =
+            MountPlan::new_in(&rules, workdir, sizes, &self.new_root).map_err(|err| match err {
+                JailError::MissingSource { .. } | JailError::UnsafeSource { .. } => {
+                    IsolateError::Config(err.to_string())
+                }
+                other => other.into(),
+            })?;
         Ok(jail::Isolation {
             namespaces,
             mounts: Some(mounts),
             seccomp: self.seccomp.clone(),
             network_namespace: self.network.as_ref().map(AsRawFd::as_raw_fd),
-            ipc_limits: rlimit_memory.map(jail::ipc::IpcLimits::for_memory),
+            // A box in a user namespace may not write its IPC sysctls: the
+            // filter refuses the segments and queues they would bound.
+            ipc_limits: rlimit_memory
+                .filter(|_| self.user_namespace.is_none())
+                .map(jail::ipc::IpcLimits::for_memory),
         })
     }
 

@@ -236,6 +236,14 @@ impl ProcessExecutor {
         if let Some(cgroup) = cgroup.filter(|_| !proxy.in_cgroup) {
             cgroup.add_process(proxy.pid)?;
         }
+        if let Some(mapping) = &self.user_namespace {
+            // Until its maps are written the proxy is nobody in its user
+            // namespace; it waits for the go-ahead before its first step
+            // that needs an id.
+            mapping
+                .write_for(proxy.pid)
+                .map_err(io_err("writing the box's uid and gid maps"))?;
+        }
         self.record_proxy(proxy.pid)?;
         File::from(go)
             .write_all(&[1])

@@ -110,8 +110,11 @@ impl ProcessExecutor {
         command: &[String],
         stdin: Stdin,
     ) -> std::result::Result<Result<RunFacts>, Stdin> {
+        // A holder is built by root (its id maps and cgroup moves): a box
+        // in a user namespace runs cold.
         let holdable = self.config.warm
             && self.namespaces
+            && self.user_namespace.is_none()
             && self.config.proxy_record.is_none()
             && self.cgroup.is_some();
         let key = BoxKey::of(&self.config);

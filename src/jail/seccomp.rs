@@ -55,6 +55,10 @@ pub(crate) struct PolicyOptions {
     pub share_net: bool,
     /// A memory limit is set but no memory cgroup enforces it.
     pub memory_without_cgroup: bool,
+    /// The box's IPC namespace could not be sized to the memory limit (a
+    /// box in a user namespace may not write its IPC sysctls), while no
+    /// memory cgroup bounds what its System V segments and queues hold.
+    pub ipc_unsized: bool,
 }
 
 impl Default for PolicyOptions {
@@ -63,6 +67,7 @@ impl Default for PolicyOptions {
             syscall_flags: syscall_flags::ALL,
             share_net: false,
             memory_without_cgroup: false,
+            ipc_unsized: false,
         }
     }
 }
@@ -139,6 +144,7 @@ struct When {
     flags_clear: Option<u32>,
     share_net: Option<bool>,
     memory_without_cgroup: Option<bool>,
+    ipc_unsized: Option<bool>,
 }
 
 impl When {
@@ -152,6 +158,9 @@ impl When {
             && self
                 .memory_without_cgroup
                 .is_none_or(|want| options.memory_without_cgroup == want)
+            && self
+                .ipc_unsized
+                .is_none_or(|want| options.ipc_unsized == want)
     }
 }
 
@@ -954,6 +963,7 @@ mod tests {
                         syscall_flags: flags,
                         share_net,
                         memory_without_cgroup,
+                        ipc_unsized: memory_without_cgroup,
                     };
                     SeccompPolicy::with_options(None, &options)
                         .unwrap_or_else(|err| panic!("{options:?}: {err}"));
@@ -1111,6 +1121,7 @@ mod tests {
                 syscall_flags: 0,
                 share_net: true,
                 memory_without_cgroup: true,
+                ipc_unsized: true,
             },
         ] {
             let selected = selected(&options);
@@ -1138,6 +1149,7 @@ mod tests {
                         syscall_flags: flags,
                         share_net,
                         memory_without_cgroup,
+                        ipc_unsized: memory_without_cgroup,
                     });
                     let ours = native_programs(&selected, "default").unwrap();
                     let json = json_programs(&selected);
@@ -1287,6 +1299,7 @@ mod tests {
                         syscall_flags: flags,
                         share_net,
                         memory_without_cgroup,
+                        ipc_unsized: memory_without_cgroup,
                     };
                     let selected = selected(&options);
                     let foreign = flags & syscall_flags::LEGACY_ARCH == 0;

@@ -117,11 +117,44 @@ pub struct ServeArgs {
     /// Directory holding the boxes (created 0700, removed at stop).
     #[arg(long, value_name = "DIR")]
     box_dir: Option<PathBuf>,
+    /// An existing cgroup v2 directory for the boxes' cgroups (a subtree
+    /// delegated to the server's user), or `self` for the one the server
+    /// runs in (systemd's `Delegate=yes`); needed without root.
+    #[arg(long, value_name = "DIR")]
+    cgroup: Option<PathBuf>,
     /// Honour cpuRateLimit and cpuSetLimit (refused without): the boxes
     /// join the cpu and cpuset controllers, which costs two cgroup
     /// directories per run on cgroup v1 (nothing on v2).
     #[arg(long)]
     cpu_controls: bool,
+}
+
+/// Where a server without root keeps its boxes and files: the user's
+/// runtime directory (`$XDG_RUNTIME_DIR/isobox`) when it has one of its
+/// own, else `/tmp/isobox-<uid>`; made 0700 and checked to be the user's.
+fn rootless_run_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = isobox::sys::effective_uid();
+    let owned = |dir: &std::path::Path| {
+        std::fs::symlink_metadata(dir)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == uid && meta.mode() & 0o022 == 0)
+    };
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(runtime) if owned(&runtime) => runtime.join("isobox"),
+        _ => PathBuf::from(format!("/tmp/isobox-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err).with_context(|| format!("creating {}", dir.display())),
+    }
+    if !owned(&dir) {
+        bail!(
+            "{} is not a directory only this user can write",
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// The host's CPUs, as the kernel lists them; the first
@@ -332,16 +365,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .max(1);
     let warm = args.pool.unwrap_or(parallelism).min(parallelism);
     let pid = std::process::id();
+    let root = isobox::sys::is_root();
+    if !root && args.cgroup.is_none() {
+        bail!(
+            "not root: isobox serve needs a cgroup v2 subtree delegated to its user (--cgroup \
+             DIR) to limit and measure memory; see isobox check-environment"
+        );
+    }
+    let run_dir = if root {
+        PathBuf::from(sweep::RUN_DIR)
+    } else {
+        rootless_run_dir()?
+    };
     let box_dir = args
         .box_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/run/isobox/serve-{pid}")));
+        .unwrap_or_else(|| run_dir.join(format!("serve-{pid}")));
     let file_dir = args
         .file_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/run/isobox/serve-{pid}-files")));
+        .unwrap_or_else(|| run_dir.join(format!("serve-{pid}-files")));
 
-    let swept = sweep::sweep();
+    let swept = sweep::sweep(&run_dir, args.cgroup.as_deref());
     if !swept.is_empty() {
         tracing::warn!(
             "removed what killed servers left: {}",
@@ -373,14 +418,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             bail!("--limits-cap cpuset={cpuset}: the host's CPUs are {host_cpus}");
         }
     }
-    let template = box_template(&caps, &rules, cpu_controls)?;
+    let mut template = box_template(&caps, &rules, cpu_controls)?;
+    template.cgroup_parent = args
+        .cgroup
+        .as_deref()
+        .map(crate::cli::cgroup_option)
+        .transpose()?;
+    if !root {
+        tracing::warn!(
+            "not root: boxes are rootless (user namespaces, the server's own uid on the host) \
+             and have no tmpfs of their own, so --box-size does not bound what a program \
+             writes; file sizes are still capped"
+        );
+    }
     let pool = Pool::new(PoolConfig {
         template,
         base_dir: box_dir,
         size: parallelism,
         warm,
         queue: args.queue,
-        box_size: Some(args.box_size),
+        // Mounting a box's tmpfs on the host needs root.
+        box_size: root.then_some(args.box_size),
     })
     .context("making the pool of boxes")?;
     let cgroup_version = pool

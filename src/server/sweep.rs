@@ -1,14 +1,16 @@
 //! What a killed server left: a SIGKILL gives it no chance to remove its
 //! boxes. At start, the remains of servers whose process is gone are
-//! removed: their box tmpfs mounts and directories under `/run/isobox`,
-//! their file stores there, and their boxes' cgroups (`<pid>-<n>-box<k>`
-//! below `isobox` in every hierarchy).
+//! removed: their box tmpfs mounts and directories under `/run/isobox`
+//! (a rootless server's own runtime directory without root), their file
+//! stores there, and their boxes' cgroups (`<pid>-<n>-box<k>` below
+//! `isobox` in every hierarchy, or below the delegated cgroup a rootless
+//! server was given).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Where servers keep their boxes and files by default.
-const RUN_DIR: &str = "/run/isobox";
+/// Where servers run by root keep their boxes and files by default.
+pub const RUN_DIR: &str = "/run/isobox";
 
 /// The pid in a name `serve-<pid>` or `serve-<pid>-files`.
 fn server_pid(name: &str) -> Option<u32> {
@@ -28,12 +30,14 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Removes the remains of dead servers; returns what it removed.
-pub fn sweep() -> Vec<PathBuf> {
+/// Removes the remains of dead servers in `run_dir` and in their cgroups:
+/// below `cgroup_parent` when the server was given one, else below
+/// `isobox` in every hierarchy; returns what it removed.
+pub fn sweep(run_dir: &Path, cgroup_parent: Option<&Path>) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let own = std::process::id();
     let dead = |pid: u32| pid != own && !alive(pid);
-    if let Ok(entries) = fs::read_dir(RUN_DIR) {
+    if let Ok(entries) = fs::read_dir(run_dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(pid) = server_pid(&name) else {
@@ -55,7 +59,11 @@ pub fn sweep() -> Vec<PathBuf> {
             }
         }
     }
-    for hierarchy in cgroup_dirs() {
+    let hierarchies = match cgroup_parent {
+        Some(parent) => vec![parent.to_path_buf()],
+        None => cgroup_dirs(),
+    };
+    for hierarchy in hierarchies {
         for entry in fs::read_dir(&hierarchy).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !box_cgroup_pid(&name).is_some_and(dead) {

@@ -18,6 +18,7 @@ mod interrupt;
 mod mount;
 mod path;
 mod process;
+mod userns;
 
 pub use fd::{
     above_stdio, dup_for_child, open_lock_file, pipe, poll, poll_entry, set_nonblocking, PollFd,
@@ -31,6 +32,7 @@ pub use process::{
     kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time, take_back_terminal, wait4,
     Rusage, SigpipeBlocked,
 };
+pub use userns::{user_namespaces_usable, IdMapping, ROOTLESS_INSIDE_ID};
 
 /// The calling thread's `errno`. Async-signal-safe (a read of a
 /// thread-local), so the child side may call it between fork and exec.

@@ -79,12 +79,17 @@ Output:
   cgroup, seccomp, separate_user; empty when fully isolated).
 
 Privileges:
-  isobox run needs root. A caller who is not root is refused (exit status 2)
-  unless they pass --unisolated, which runs the program with none of the
-  isolation: as the caller, seeing the host, limited by rlimits only.
-  --mem where no memory cgroup is usable is refused the same way (it would
-  bound each process's address space only, not kernel memory or /tmp)
-  unless --unisolated accepts that.
+  As root, each box has its own uid, namespaces and cgroup. A caller who is
+  not root gets rootless boxes: the same namespaces, filesystem and seccomp
+  filter inside a user namespace, where the program is uid 1000 (the
+  caller's own uid on the host). Its limits are cgroup limits when --cgroup
+  names a cgroup v2 subtree delegated to the caller, otherwise rlimits, and
+  absent_protections says what the run went without (isobox
+  check-environment shows what this host offers). Where user namespaces are
+  not allowed the run is refused (exit status 2) unless --unisolated accepts
+  running with none of the isolation. As root, --mem where no memory cgroup
+  is usable is refused the same way (it would bound each process's address
+  space only, not kernel memory or /tmp).
 
 Files:
   The box starts empty. A program named with a relative path (./solution) is
@@ -237,16 +242,24 @@ pub(super) struct RunArgs {
     #[arg(long)]
     pub(super) share_net: bool,
 
-    /// Refuse to run unless isobox is root with usable cgroups, and treat
-    /// any limit that cannot be applied as an error
+    /// Refuse to run unless the box has usable cgroups (as root, or without
+    /// root in a delegated --cgroup), and treat any limit that cannot be
+    /// applied as an error
     #[arg(long)]
     pub(super) strict: bool,
 
-    /// Run even without the privileges for isolation (not root): no
-    /// namespaces, no separate user, no cgroup; the program sees and can
-    /// touch everything the caller can
+    /// An existing cgroup v2 directory to put the box's cgroups below (a
+    /// subtree delegated to the caller), or `self` for the cgroup isobox
+    /// runs in (what systemd's Delegate=yes hands a scope or service);
+    /// without root this is how a box gets cgroup limits
+    #[arg(long, value_name = "DIR")]
+    pub(super) cgroup: Option<PathBuf>,
+
+    /// Run even when the program cannot be isolated (not root and no user
+    /// namespaces here): no namespaces, no separate user, no cgroup; the
+    /// program sees and can touch everything the caller can
     ///
-    /// Without this option a caller who is not root is refused.
+    /// Without this option such a run is refused.
     #[arg(long, conflicts_with = "strict")]
     pub(super) unisolated: bool,
 

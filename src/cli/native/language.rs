@@ -97,12 +97,12 @@ fn compile_in_box(
         ..IsolateConfig::default()
     };
     let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
-    if compile.mem.is_some() && !executor.has_memory_cgroup() && !args.unisolated {
-        bail!(
-            "no usable memory cgroup for the compile box: fix the cgroup hierarchy (see isobox \
-             check-environment) or pass --unisolated"
-        );
-    }
+    super::check_isolation(
+        &executor,
+        args.unisolated,
+        compile.mem.is_some(),
+        "compile box",
+    )?;
     let outcome = executor.execute_with_stdin(&compile.command, Stdin::Null);
     let cleaned = executor.cleanup();
     drop(executor);

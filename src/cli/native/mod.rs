@@ -64,6 +64,53 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Refuses a run that would go without what the caller did not accept to
+/// lose (`--unisolated`): namespaces, and for `--mem` a memory cgroup. A
+/// caller without root who has namespaces (a user namespace) but no
+/// cgroup is told what the run lacks and goes on: rlimits are all that
+/// place has, and the result names what was absent. `box_name` names the
+/// box in messages ("" for the run's box).
+pub(super) fn check_isolation(
+    executor: &ProcessExecutor,
+    unisolated: bool,
+    mem_limited: bool,
+    box_name: &str,
+) -> Result<()> {
+    if unisolated {
+        return Ok(());
+    }
+    let absent = executor.absent_protections();
+    let of_box = if box_name.is_empty() {
+        String::new()
+    } else {
+        format!(" for the {box_name}")
+    };
+    if absent.contains(&isobox::Protection::Namespaces) {
+        bail!(
+            "not root (uid {}) and no usable user namespace{of_box}: isobox run cannot isolate \
+             the program (see isobox check-environment); pass --unisolated to run it without \
+             isolation",
+            isobox::sys::effective_uid()
+        );
+    }
+    if mem_limited && !executor.has_memory_cgroup() && isobox::sys::is_root() {
+        bail!(
+            "no usable memory cgroup{of_box}: --mem would only limit each process's address \
+                 space, not kernel memory or /tmp; fix the cgroup hierarchy (see isobox \
+                 check-environment) or pass --unisolated to run with that weaker limit"
+        );
+    }
+    if !absent.is_empty() && !isobox::sys::is_root() {
+        let names: Vec<&str> = absent.iter().map(|p| p.as_str()).collect();
+        tracing::warn!(
+            "not root: the run{of_box} goes without {} (rlimits stand in for a cgroup; see \
+             isobox check-environment)",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Carries out `isobox run` and returns the exit status.
 ///
 /// Errors are everything that makes the outcome of the program unknown;
@@ -78,13 +125,6 @@ fn run(mut args: RunArgs) -> Result<u8> {
     }
     if args.command.first().is_some_and(String::is_empty) {
         bail!("the program name is empty");
-    }
-    if !isobox::sys::is_root() && !args.unisolated {
-        bail!(
-            "not root (uid {}): isobox run needs root for namespaces, a separate user and \
-             cgroups; pass --unisolated to run the program without isolation",
-            isobox::sys::effective_uid()
-        );
     }
     let mut prepared = Vec::new();
     if let Some(lang) = args.lang.clone() {
@@ -109,13 +149,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
     let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
 
     let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
-    if args.mem.is_some() && !executor.has_memory_cgroup() && !args.unisolated {
-        bail!(
-            "no usable memory cgroup: --mem would only limit each process's address space, not \
-             kernel memory or /tmp; fix the cgroup hierarchy (see isobox check-environment) or \
-             pass --unisolated to run with that weaker limit"
-        );
-    }
+    check_isolation(&executor, args.unisolated, args.mem.is_some(), "")?;
     let redirect = files::Redirect::install(stdout, stderr)?;
     let outcome = executor.execute_with_stdin(&args.command, stdin);
     let restored = redirect.restore();
@@ -306,6 +340,11 @@ fn build_config(
     Ok(IsolateConfig {
         workdir: box_dir.to_path_buf(),
         strict_mode: args.strict,
+        cgroup_parent: args
+            .cgroup
+            .as_deref()
+            .map(crate::cli::cgroup_option)
+            .transpose()?,
         time_limit: time,
         extra_time,
         wall_time_limit: match args.wall_time {

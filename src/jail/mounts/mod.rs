@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use crate::dirs::{DirAction, DirRule};
 
@@ -28,12 +28,47 @@ pub(crate) const BOX_FILESYSTEMS: [&str; 4] = ["proc", "sysfs", "tmpfs", "devpts
 /// tmpfs there inside its own mount namespace, so one directory serves all.
 pub(crate) const NEW_ROOT: &str = "/run/isobox/root";
 
-/// Makes sure [`NEW_ROOT`] exists.
-pub(crate) fn ensure_new_root() -> Result<(), JailError> {
-    std::fs::create_dir_all(NEW_ROOT).map_err(|source| JailError::Syscall {
-        call: "mkdir /run/isobox/root",
-        source,
-    })
+/// The host directory a box's root is mounted on, made if missing: root's
+/// [`NEW_ROOT`], or for a caller without root (a box in a user namespace)
+/// a directory of the caller's own, in `$XDG_RUNTIME_DIR` when the caller
+/// has one, else in `/tmp`. The box never sees it; it only needs to exist
+/// and to be outside every bind source, which a fixed name no rule uses
+/// is.
+pub(crate) fn new_root(rootless: bool) -> Result<PathBuf, JailError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let failed = |call| move |source| JailError::Syscall { call, source };
+    if !rootless {
+        std::fs::create_dir_all(NEW_ROOT).map_err(failed("mkdir /run/isobox/root"))?;
+        return Ok(PathBuf::from(NEW_ROOT));
+    }
+    let uid = crate::sys::effective_uid();
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| {
+            std::fs::symlink_metadata(dir)
+                .is_ok_and(|meta| meta.is_dir() && meta.uid() == uid && meta.mode() & 0o022 == 0)
+        });
+    let dir = match runtime {
+        Some(runtime) => runtime.join("isobox-root"),
+        None => PathBuf::from(format!("/tmp/isobox-root-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(failed("mkdir of the rootless box root")(err)),
+    }
+    // In /tmp anyone may have made it first, as a link or a directory of
+    // theirs: only the caller's own directory will do.
+    let meta = std::fs::symlink_metadata(&dir).map_err(failed("lstat of the box root"))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        return Err(failed("checking the box root")(std::io::Error::other(
+            format!(
+                "{} is not a directory only the caller can write",
+                dir.display()
+            ),
+        )));
+    }
+    Ok(dir)
 }
 
 /// Device nodes of the fresh `/dev`: name, major, minor (the memory
@@ -373,8 +408,19 @@ impl Builder {
 }
 
 impl MountPlan {
+    /// [`MountPlan::new_in`] on root's [`NEW_ROOT`].
+    #[cfg(test)]
+    pub(crate) fn new(
+        rules: &[DirRule],
+        workdir: &sys::HostPath,
+        sizes: TmpfsSizes,
+    ) -> Result<Self, JailError> {
+        Self::new_in(rules, workdir, sizes, Path::new(NEW_ROOT))
+    }
+
     /// Plans the box's filesystem from `rules` (already merged with the
-    /// defaults). `workdir` is the host directory behind
+    /// defaults), its root mounted on the host directory `root` (see
+    /// [`new_root`]). `workdir` is the host directory behind
     /// [`DirAction::WorkDir`], as the keeper opened it.
     ///
     /// Every bind source is looked up on the host now, following only
@@ -382,10 +428,11 @@ impl MountPlan {
     /// [`sys::resolve_host_path`]); the proxy finds the same file again
     /// without following any link. A bind whose source is missing is an
     /// error unless the rule says `maybe`, in which case it is skipped.
-    pub(crate) fn new(
+    pub(crate) fn new_in(
         rules: &[DirRule],
         workdir: &sys::HostPath,
         sizes: TmpfsSizes,
+        root: &Path,
     ) -> Result<Self, JailError> {
         let mut rules: Vec<&DirRule> = rules.iter().collect();
         // Parents before children, otherwise keeping the rules' order.
@@ -501,7 +548,7 @@ impl MountPlan {
                 .any(|dir| *dir != inside && inside.starts_with(dir))
         });
         Ok(Self {
-            root: c_path(Path::new(NEW_ROOT))?,
+            root: c_path(root)?,
             steps: builder.steps,
             descriptions: builder.descriptions,
             renew: builder.renew,
