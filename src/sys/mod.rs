@@ -12,6 +12,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+mod daemon;
 mod fd;
 mod ids;
 mod interrupt;
@@ -19,6 +20,7 @@ mod mount;
 mod path;
 mod process;
 
+pub use daemon::spawn_root_daemon;
 pub use fd::{
     above_stdio, dup_for_child, open_lock_file, pipe, poll, poll_entry, set_nonblocking, PollFd,
     POLLERR_OR_HUP, POLLIN, POLLOUT,
