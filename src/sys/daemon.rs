@@ -49,14 +49,26 @@ pub fn spawn_root_daemon(
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
     pointers.push(std::ptr::null());
     let environment: [*const libc::c_char; 1] = [std::ptr::null()];
-    let mut limits = [libc::rlimit {
+    let zero = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
-    }; RESOURCES.len()];
-    for (resource, limit) in RESOURCES.iter().zip(limits.iter_mut()) {
+    };
+    // Init's limits, and, where they cannot be had (a hard limit the
+    // caller lowered, without CAP_SYS_RESOURCE), the nearest below the
+    // current hard limit.
+    let mut limits = [(zero, zero); RESOURCES.len()];
+    for (resource, (wanted, fallback)) in RESOURCES.iter().zip(limits.iter_mut()) {
+        let mut own = zero;
         // SAFETY: prlimit with a null new limit only writes the old one
-        // into `limit`, a valid rlimit.
-        check(unsafe { libc::prlimit(1, *resource, std::ptr::null(), limit) })?;
+        // into `wanted` and `own`, valid rlimits.
+        unsafe {
+            check(libc::prlimit(1, *resource, std::ptr::null(), wanted))?;
+            check(libc::prlimit(0, *resource, std::ptr::null(), &mut own))?;
+        }
+        *fallback = libc::rlimit {
+            rlim_cur: wanted.rlim_cur.min(own.rlim_max),
+            rlim_max: wanted.rlim_max.min(own.rlim_max),
+        };
     }
     let null = c"/dev/null";
     let root = c"/";
@@ -79,8 +91,10 @@ pub fn spawn_root_daemon(
             && libc::chdir(root.as_ptr()) == 0
             && libc::setpriority(libc::PRIO_PROCESS, 0, 0) == 0;
         libc::umask(0o022);
-        for (resource, limit) in RESOURCES.iter().zip(limits.iter()) {
-            ok = ok && libc::setrlimit(*resource, limit) == 0;
+        for (resource, (wanted, fallback)) in RESOURCES.iter().zip(limits.iter()) {
+            ok = ok
+                && (libc::setrlimit(*resource, wanted) == 0
+                    || libc::setrlimit(*resource, fallback) == 0);
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         ok = ok

@@ -13,6 +13,7 @@
 //! | `isolate_judge0.rs`   | 10–19   |
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
+//! | `isolate_warm.rs`     | 65–69   |
 //! | `isolate_piston.rs`   | 70      |
 //! | `isolate_interrupt.rs`| 71      |
 //! | `isolate_parity.rs`   | 72      |

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{BoxesConfig, LockedBox, Sandbox};
 use isobox::sys::{self, poll_entry, POLLIN};
-use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{CgroupController, ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
@@ -204,7 +204,7 @@ pub(super) fn run(
     let client = match connect(&path) {
         Ok(client) => client,
         Err(_) if !mark_path(locked).exists() => return Route::Cold { mark: true },
-        Err(_) => match start(config_path, locked.id(), &path) {
+        Err(error) => match start_after(locked, error, config_path, &path) {
             Ok(client) => client,
             Err(error) => {
                 tracing::debug!("cannot start the agent of box {}: {error:#}", locked.id());
@@ -229,15 +229,15 @@ pub(super) fn run(
     }
     fds.push(stdout.as_fd());
     fds.push(stderr.as_fd());
-    client.run(&Request::Run(Box::new(request)), &fds)
+    client.run(locked, &Request::Run(Box::new(request)), &fds)
 }
 
 impl Client {
     /// Sends the run and waits for its end, forwarding an interruption.
-    fn run(self, request: &Request, fds: &[BorrowedFd<'_>]) -> Route {
+    fn run(self, locked: &LockedBox, request: &Request, fds: &[BorrowedFd<'_>]) -> Route {
         if let Err(error) = send(&self.socket, request, fds) {
             tracing::debug!("cannot send the run to the agent: {error}");
-            self.wait_gone();
+            self.wait_gone(Some(locked));
             return Route::Cold { mark: false };
         }
         let mut accepted = false;
@@ -272,14 +272,14 @@ impl Client {
                 }
                 Ok(Some((Reply::Refused(why), _))) => {
                     tracing::debug!("the box's agent refused the run: {why}");
-                    self.wait_gone();
+                    self.wait_gone(Some(locked));
                     return Route::Cold { mark: false };
                 }
                 Ok(Some((Reply::Stopped, _))) | Ok(None) | Err(_) if !accepted => {
                     // The agent left before taking the run (it was idle
                     // and leaving, or was killed): once it is gone, the
                     // box is as a cold run leaves it.
-                    self.wait_gone();
+                    self.wait_gone(Some(locked));
                     return Route::Cold { mark: false };
                 }
                 _ => {
@@ -293,8 +293,16 @@ impl Client {
     }
 
     /// Waits until the agent's process is gone, killing it after
-    /// [`STOP_WAIT`].
-    fn wait_gone(&self) {
+    /// [`STOP_WAIT`]; then, for a run, until what it held in `locked`'s
+    /// cgroup is gone too.
+    fn wait_gone(&self, locked: Option<&LockedBox>) {
+        self.wait_exit();
+        if let Some(locked) = locked {
+            sweep(locked);
+        }
+    }
+
+    fn wait_exit(&self) {
         let Ok(pidfd) = sys::pidfd_open(self.pid) else {
             return;
         };
@@ -340,8 +348,39 @@ pub(super) fn stop(config: &BoxesConfig, id: u32) {
             let _ = receive::<Reply>(&client.socket);
         }
     }
-    client.wait_gone();
+    client.wait_gone(None);
     let _ = std::fs::remove_file(&path);
+}
+
+/// Starts the box's agent after `connect` failed with `error`: an agent
+/// that was killed (its socket left, nobody listening) may have left its
+/// holder dying in the box's cgroup, waited for first.
+fn start_after(
+    locked: &LockedBox,
+    error: io::Error,
+    config_path: &Path,
+    path: &Path,
+) -> Result<Client> {
+    if error.kind() != io::ErrorKind::NotFound {
+        sweep(locked);
+    }
+    start(config_path, locked.id(), path)
+}
+
+/// Kills whatever a dead agent left in the box's cgroup (its holder dies
+/// with it, and its box's processes with the holder, but not at once) and
+/// waits until the cgroup is empty. Called with the box's lock held and no
+/// agent alive, so nothing there is anyone's.
+fn sweep(locked: &LockedBox) {
+    let Ok(placement) = locked.cgroup_placement() else {
+        return;
+    };
+    if let Ok(Some(cgroup)) = CgroupController::existing(&placement, &locked.cgroup_name()) {
+        if let Err(error) = cgroup.kill_all() {
+            tracing::warn!("box {}: {error}", locked.id());
+        }
+        cgroup.keep();
+    }
 }
 
 /// Connects to the agent listening at `path`, which must run as root.
