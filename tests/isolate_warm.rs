@@ -373,3 +373,122 @@ fn an_interrupted_or_killed_client_stops_its_run() {
         .iter()
         .all(|dir| !dir.exists()));
 }
+
+/// A set-user-ID copy of isobox (mode 4750, root and a group the caller
+/// is in), as in `tests/isolate_setuid_flows.rs`: its callers get an agent
+/// that owes them nothing (root through and through, no environment), and
+/// their meta files are still theirs.
+#[test]
+fn set_user_id_callers_get_a_root_agent() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    const GROUP: u32 = 64730;
+    const CALLER: u32 = 64731;
+    skip_unless_privileged!();
+    let dir = common::temp_dir("isobox-warm-setuid-", 0o755);
+    let binary = dir.path().join("isolate");
+    fs::copy(env!("CARGO_BIN_EXE_isobox"), &binary).unwrap();
+    std::os::unix::fs::chown(&binary, Some(0), Some(GROUP)).unwrap();
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o4750)).unwrap();
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(CALLER), Some(CALLER)).unwrap();
+    let id = slot_id(67, 0).to_string();
+    let run = |args: &[&str]| -> Outcome {
+        let mut command = std::process::Command::new(&binary);
+        command
+            .current_dir(&work)
+            .stdin(std::process::Stdio::null())
+            .env_remove("ISOBOX_CONFIG")
+            .env("SECRET", "caller's")
+            .args(args);
+        // SAFETY: setgroups, setgid and setuid are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgroups(1, &GROUP) != 0
+                    || libc::setgid(CALLER) != 0
+                    || libc::setuid(CALLER) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        for _ in 0..100 {
+            match command.output() {
+                Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other.unwrap().into(),
+            }
+        }
+        panic!("the setuid copy stayed busy");
+    };
+    let agents = || -> Vec<i32> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                cmdline(*pid).is_some_and(|words| {
+                    words.len() == 4 && words[1] == "--isobox-agent" && words[3] == id
+                })
+            })
+            .collect()
+    };
+    struct Cleanup<'a>(&'a Path, String);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(self.0)
+                .env_remove("ISOBOX_CONFIG")
+                .args(["--cg", "-b", &self.1, "--cleanup"])
+                .output();
+        }
+    }
+    let _cleanup = Cleanup(&binary, id.clone());
+    let init = run(&["--cg", "-b", &id, "--init"]);
+    assert_eq!(init.code, 0, "{init:?}");
+    for round in 0..4 {
+        let meta = format!("meta-{round}");
+        let outcome = run(&[
+            "--cg",
+            "-b",
+            &id,
+            "-M",
+            &meta,
+            "-p",
+            "-e",
+            "--run",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $SECRET; id -u",
+        ]);
+        assert_eq!(outcome.code, 0, "round {round}: {outcome:?}");
+        // -e hands the caller's environment to the program, as ever.
+        assert!(outcome.stdout.starts_with("caller's\n"), "{outcome:?}");
+        let owner = fs::metadata(work.join(&meta)).unwrap();
+        assert_eq!((owner.uid(), owner.gid()), (CALLER, CALLER));
+    }
+    let found = agents();
+    assert!(!found.is_empty(), "no agent after four runs");
+    for pid in &found {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ids = |key: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(key))
+                .unwrap()
+                .split_whitespace()
+                .skip(1)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("Uid:"), ["0", "0", "0", "0"], "pid {pid}");
+        assert_eq!(ids("Gid:"), ["0", "0", "0", "0"], "pid {pid}");
+        let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(environ.is_empty(), "pid {pid}: {environ:?}");
+    }
+    let cleanup = run(&["--cg", "-b", &id, "--cleanup"]);
+    assert_eq!(cleanup.code, 0, "{cleanup:?}");
+    assert!(agents().is_empty());
+}

@@ -49,27 +49,6 @@ pub fn spawn_root_daemon(
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
     pointers.push(std::ptr::null());
     let environment: [*const libc::c_char; 1] = [std::ptr::null()];
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // Init's limits, and, where they cannot be had (a hard limit the
-    // caller lowered, without CAP_SYS_RESOURCE), the nearest below the
-    // current hard limit.
-    let mut limits = [(zero, zero); RESOURCES.len()];
-    for (resource, (wanted, fallback)) in RESOURCES.iter().zip(limits.iter_mut()) {
-        let mut own = zero;
-        // SAFETY: prlimit with a null new limit only writes the old one
-        // into `wanted` and `own`, valid rlimits.
-        unsafe {
-            check(libc::prlimit(1, *resource, std::ptr::null(), wanted))?;
-            check(libc::prlimit(0, *resource, std::ptr::null(), &mut own))?;
-        }
-        *fallback = libc::rlimit {
-            rlim_cur: wanted.rlim_cur.min(own.rlim_max),
-            rlim_max: wanted.rlim_max.min(own.rlim_max),
-        };
-    }
     let null = c"/dev/null";
     let root = c"/";
     let stdin = stdin.as_raw_fd();
@@ -91,10 +70,26 @@ pub fn spawn_root_daemon(
             && libc::chdir(root.as_ptr()) == 0
             && libc::setpriority(libc::PRIO_PROCESS, 0, 0) == 0;
         libc::umask(0o022);
-        for (resource, (wanted, fallback)) in RESOURCES.iter().zip(limits.iter()) {
+        // Init's limits (read once root, as a caller who is not root
+        // may not), or, where they cannot be had (a hard limit the caller
+        // lowered, without CAP_SYS_RESOURCE), the nearest below the
+        // current hard limit.
+        for resource in RESOURCES {
+            let mut wanted = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let mut own = wanted;
             ok = ok
-                && (libc::setrlimit(*resource, wanted) == 0
-                    || libc::setrlimit(*resource, fallback) == 0);
+                && libc::prlimit(1, resource, std::ptr::null(), &mut wanted) == 0
+                && libc::prlimit(0, resource, std::ptr::null(), &mut own) == 0;
+            let fallback = libc::rlimit {
+                rlim_cur: wanted.rlim_cur.min(own.rlim_max),
+                rlim_max: wanted.rlim_max.min(own.rlim_max),
+            };
+            ok = ok
+                && (libc::setrlimit(resource, &wanted) == 0
+                    || libc::setrlimit(resource, &fallback) == 0);
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         ok = ok

@@ -444,8 +444,13 @@ fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
     .into_iter()
     .map(CString::new)
     .collect::<Result<Vec<_>, _>>()?;
-    let pid = sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd())
-        .context("starting the agent")?;
+    let pid = match sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd()) {
+        Ok(pid) => pid,
+        Err(error) => {
+            let _ = std::fs::remove_file(path);
+            return Err(error).context("starting the agent");
+        }
+    };
     tracing::debug!(pid, "agent of box {id} started");
     drop(listener);
     // This connection may come before the agent listens again: its peer
@@ -603,7 +608,13 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
             return agent.leave(&listener);
         }
         if ready == 0 {
-            // Idle: leaves once no client holds the box.
+            // Idle: leaves once no client holds the box, or at once when
+            // its socket is gone (the installation was removed by hand:
+            // taking the lock would make its directory again).
+            if !agent.socket.exists() {
+                agent.close();
+                return Ok(());
+            }
             if let Ok(_locked) = agent.config.sandbox(agent.id)?.lock(false) {
                 agent.close();
                 return Ok(());
