@@ -492,3 +492,47 @@ fn set_user_id_callers_get_a_root_agent() {
     assert_eq!(cleanup.code, 0, "{cleanup:?}");
     assert!(agents().is_empty());
 }
+
+/// An agent nobody asks leaves by itself (after 30 s), leaving the box as
+/// a cold run does: no process, no socket, the box's cgroup with nothing
+/// below it; the next runs start over.
+#[test]
+fn an_idle_agent_leaves_the_box_as_a_cold_run_does() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(65, 7), true);
+    for _ in 0..3 {
+        assert_eq!(sandbox.run(&[], &["/bin/true"]).0.code, 0);
+    }
+    assert!(agent(&isolate, sandbox.id).is_some());
+    let start = Instant::now();
+    while !agent_processes(&isolate, sandbox.id).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the agent stays");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        start.elapsed() > Duration::from_secs(20),
+        "it left too soon"
+    );
+    assert!(!socket(&isolate, sandbox.id).exists());
+    assert!(processes_of(sandbox.uid()).is_empty());
+    let kept: Vec<PathBuf> = box_cgroups(&isolate, sandbox.id)
+        .into_iter()
+        .filter(|dir| dir.exists())
+        .collect();
+    assert!(!kept.is_empty(), "a box's cgroup stays until --cleanup");
+    for dir in kept {
+        let below: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+            .map(|entry| entry.path())
+            .collect();
+        assert!(below.is_empty(), "{below:?}");
+    }
+    for _ in 0..3 {
+        let (outcome, meta) = sandbox.run(&[], &["/bin/true"]);
+        assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    }
+    assert!(agent(&isolate, sandbox.id).is_some());
+}
