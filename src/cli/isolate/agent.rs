@@ -644,6 +644,13 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
                 let _ = send(&connection, &Reply::Stopped, &[]);
                 return Ok(());
             }
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                // A client this agent does not understand (the binary was
+                // upgraded under it): it leaves, and the client runs cold.
+                agent.close();
+                let _ = send(&connection, &Reply::Refused(error.to_string()), &[]);
+                return Ok(());
+            }
             _ => {}
         }
     }
