@@ -12,6 +12,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+mod daemon;
 mod fd;
 mod ids;
 mod interrupt;
@@ -20,6 +21,7 @@ mod path;
 mod process;
 mod userns;
 
+pub use daemon::spawn_root_daemon;
 pub use fd::{
     above_stdio, dup_for_child, open_lock_file, pipe, poll, poll_entry, set_nonblocking, PollFd,
     POLLERR_OR_HUP, POLLIN, POLLOUT,

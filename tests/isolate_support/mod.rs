@@ -14,6 +14,7 @@
 //! | `isolate_lifecycle.rs`| 20–39   |
 //! | `isolate_usage.rs`    | 40–49   |
 //! | `under_load.rs`       | 50–52   |
+//! | `isolate_warm.rs`     | 65–68   |
 //! | `scripts/package-test` | 69 (box 690 of the installed package's own configuration, after the tests) |
 //! | `isolate_piston.rs`   | 70      |
 //! | `isolate_interrupt.rs`| 71      |

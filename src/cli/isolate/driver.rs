@@ -17,6 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{self, BoxError, BoxState, BoxesConfig, LockedBox, Quota};
 use isobox::{IsolateConfig, ProcessExecutor, Stdin};
 
+use super::agent;
 use super::args::{Action, IsolateArgs};
 use super::meta::{self, Meta, Verdict};
 use crate::cli::env::{self, Environment, WhenAbsent};
@@ -114,7 +115,7 @@ impl MetaFile {
 
 /// Carries out every action but `--help` and `--version`; returns the exit
 /// status, or an error that is a sandbox error.
-pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
+pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFile) -> Result<u8> {
     if !isobox::sys::is_root() {
         bail!("isolate must be run as root or installed set-user-ID root (isobox needs root to build boxes)");
     }
@@ -178,6 +179,7 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
             }
             let locked = lock(&config, parsed)?;
             check_owner(&locked, caller_uid)?;
+            agent::stop(&config, locked.id());
             let state = BoxState {
                 cgroups: parsed.cg,
                 owner_uid: owner.0,
@@ -195,10 +197,19 @@ pub(super) fn execute(parsed: &IsolateArgs, meta: &mut MetaFile) -> Result<u8> {
         Action::Cleanup => {
             let locked = lock(&config, parsed)?;
             check_owner(&locked, caller_uid)?;
+            agent::stop(&config, locked.id());
             locked.cleanup().map_err(|error| explain(error, parsed))?;
             Ok(0)
         }
-        Action::Run(command) => run(&config, parsed, command, caller_uid, meta),
+        Action::Run(command) => {
+            let how = Invocation {
+                config: &config,
+                config_path: &config_path,
+                parsed,
+                words,
+            };
+            run(&how, command, caller_uid, meta)
+        }
         Action::Help | Action::Version => Ok(0),
     }
 }
@@ -327,14 +338,23 @@ fn isolate_config_dump(config: &BoxesConfig) -> String {
     )
 }
 
+/// What `--run` was given: the installation and the arguments.
+struct Invocation<'a> {
+    config: &'a BoxesConfig,
+    config_path: &'a Path,
+    parsed: &'a IsolateArgs,
+    /// The arguments as given (an agent parses them again).
+    words: &'a [String],
+}
+
 /// `--run`: runs the command in the box and reports like isolate.
 fn run(
-    config: &BoxesConfig,
-    parsed: &IsolateArgs,
+    how: &Invocation<'_>,
     command: &[String],
     caller_uid: u32,
     meta: &mut MetaFile,
 ) -> Result<u8> {
+    let (config, parsed) = (how.config, how.parsed);
     if let Ok(sandbox) = config.sandbox(parsed.box_id) {
         let device = std::fs::symlink_metadata(sandbox.box_dir()).map(|meta| {
             use std::os::unix::fs::MetadataExt;
@@ -387,11 +407,34 @@ fn run(
         None => inherited_stdin(),
     };
 
-    let mut executor = ProcessExecutor::new(run_config)?;
-    let outcome = executor.execute_with_stdin(command, stdin);
-    // The box's cgroup stays until --cleanup (each run has its own below
-    // it); what a dead keeper left there was stopped above.
-    let cleaned = executor.close_keeping_cgroups();
+    let route = if agent::eligible(parsed) {
+        agent::run(
+            &locked,
+            config,
+            how.config_path,
+            how.words,
+            &run_config,
+            &stdin,
+        )
+    } else {
+        // A box's agent holds its cgroup: it goes before a cold run.
+        agent::stop(config, locked.id());
+        agent::Route::Cold { mark: false }
+    };
+    let (outcome, cleaned) = match route {
+        agent::Route::Done(outcome) => (*outcome, Ok(())),
+        agent::Route::Cold { mark } => {
+            let mut executor = ProcessExecutor::new(run_config)?;
+            let outcome = executor.execute_with_stdin(command, stdin);
+            // The box's cgroup stays until --cleanup (each run has its own
+            // below it); what a dead keeper left there was stopped above.
+            let cleaned = executor.close_keeping_cgroups();
+            if mark {
+                agent::mark(&locked);
+            }
+            (outcome.map_err(anyhow::Error::from), cleaned)
+        }
+    };
     let given_back = locked.give_back(&state, parsed.special_files);
     let result = outcome?;
     // The program's verdict stands; these only need the admin's eyes.
@@ -465,7 +508,7 @@ fn kib(value: u64) -> u64 {
 
 /// The run's configuration from isolate's options (the box fills in its
 /// own part: directory, ids, cgroup).
-fn build_config(parsed: &IsolateArgs, environment: Environment) -> IsolateConfig {
+pub(super) fn build_config(parsed: &IsolateArgs, environment: Environment) -> IsolateConfig {
     // isolate checks -x only together with -t.
     let extra_time = parsed.time.and(parsed.extra_time);
     IsolateConfig {

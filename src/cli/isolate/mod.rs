@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+mod agent;
 mod args;
 mod driver;
 mod getopt;
@@ -70,6 +71,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             }
         }
     }
+    if words.first().map(String::as_str) == Some(agent::AGENT_FLAG) {
+        return agent::main(&words[1..]);
+    }
     let parsed = match parse(&words) {
         Ok(parsed) => parsed,
         Err(message) => {
@@ -89,7 +93,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         _ => {}
     }
     let mut meta = MetaFile::new(parsed.meta.as_deref());
-    let code = execute(&parsed, &mut meta).unwrap_or_else(|error| {
+    let code = execute(&parsed, &words, &mut meta).unwrap_or_else(|error| {
         // isolate's die(): status XX in the meta file, the message on
         // stderr, exit status 2.
         let message = format!("{error:#}");

@@ -1,0 +1,869 @@
+//! The per-box agent: a process that outlives one `--run` and keeps an
+//! executor with a warm box (see `executor/warm.rs`), so that the box's
+//! later runs are forks of a holder that already lives in the box's
+//! namespaces, root and cgroup, instead of a new box each time.
+//!
+//! A box that is initialized, run once and cleaned up never meets an agent:
+//! its first `--run` runs cold and leaves a mark ([`MARK_FILE`], next to the
+//! box's state file); the second starts the agent. The client (the `--run`
+//! process) still does everything it does for a cold run (arguments,
+//! checks, the lock, the box's hand-over, the meta file, the verdict): only
+//! the executor's part moves to the agent. It sends the run's arguments and
+//! computed environment with its standard input, output and error
+//! (`SCM_RIGHTS`) over a `SOCK_SEQPACKET` socket in a root-only directory
+//! of the installation's lock root, and gets the `ExecutionResult` back.
+//!
+//! Trust goes both ways through `SO_PEERCRED`: the agent serves only
+//! peers whose effective uid is root (the isolate binary itself, also when
+//! installed set-user-ID), and the client talks only to an agent running as
+//! root. The agent is started through [`isobox::sys::spawn_root_daemon`]
+//! with nothing of the caller's. It serves one client at a time, and only
+//! clients that hold the box's lock; it leaves by itself after [`IDLE`]
+//! once it can take the lock, and `--init`, `--cleanup` and runs it cannot
+//! serve ([`eligible`]) stop it first. Whenever anything does not fit, the
+//! client runs cold.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use isobox::boxes::{BoxesConfig, LockedBox, Sandbox};
+use isobox::sys::{self, poll_entry, POLLIN};
+use isobox::{CgroupController, ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+use serde::{Deserialize, Serialize};
+
+use super::args::{parse, Action, IsolateArgs};
+use super::driver::build_config;
+use crate::cli::{print_error, EXIT_TROUBLE};
+
+/// The hidden first argument that makes the isolate face an agent.
+pub(super) const AGENT_FLAG: &str = "--isobox-agent";
+
+/// How long an agent waits for a run before it leaves.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// The mark of a box that ran once, in `<box_root>/<N>` (not in `box`:
+/// the program never sees it); `--init` and `--cleanup` remove it with the
+/// box.
+const MARK_FILE: &str = ".isobox-ran";
+
+/// The directory of the agents' sockets, in the lock root.
+const AGENTS_DIR: &str = "agents";
+
+/// The largest message: a run's arguments and environment.
+const MAX_MESSAGE: usize = 256 * 1024;
+
+/// How long `--init` and `--cleanup` wait for an agent to leave before
+/// killing it.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// What a client asks.
+#[derive(Serialize, Deserialize)]
+enum Request {
+    /// Run this, with the descriptors that come along.
+    Run(Box<RunRequest>),
+    /// Forward this interruption signal to the run under way.
+    Interrupt(i32),
+    /// Leave the box as a cold run would, then exit.
+    Stop,
+}
+
+/// A run: what the client parsed and computed; the agent rebuilds the
+/// configuration from it and must arrive at the same one.
+#[derive(Serialize, Deserialize)]
+struct RunRequest {
+    words: Vec<String>,
+    environment: Vec<(String, String)>,
+    fields: BoxFields,
+    /// The client's configuration, `Debug`-printed.
+    fingerprint: String,
+    /// Whether the first descriptor is the program's stdin (then stdout
+    /// and stderr follow).
+    stdin: bool,
+}
+
+/// The part of the configuration that comes from the box and the
+/// installation, not from the arguments.
+#[derive(Serialize, Deserialize)]
+struct BoxFields {
+    instance_id: String,
+    network_namespace: Option<PathBuf>,
+    workdir: PathBuf,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    cgroup_parent: Option<PathBuf>,
+    cgroup_root: Option<PathBuf>,
+    cpuset_cpus: Option<String>,
+    cpuset_mems: Option<String>,
+    syscall_flags: u32,
+}
+
+impl BoxFields {
+    fn of(config: &IsolateConfig) -> Self {
+        Self {
+            instance_id: config.instance_id.clone(),
+            network_namespace: config.network_namespace.clone(),
+            workdir: config.workdir.clone(),
+            uid: config.uid,
+            gid: config.gid,
+            cgroup_parent: config.cgroup_parent.clone(),
+            cgroup_root: config.cgroup_root.clone(),
+            cpuset_cpus: config.cpuset_cpus.clone(),
+            cpuset_mems: config.cpuset_mems.clone(),
+            syscall_flags: config.syscall_flags,
+        }
+    }
+
+    fn apply(self, config: &mut IsolateConfig) {
+        config.instance_id = self.instance_id;
+        config.network_namespace = self.network_namespace;
+        config.workdir = self.workdir;
+        config.uid = self.uid;
+        config.gid = self.gid;
+        config.cgroup_parent = self.cgroup_parent;
+        config.cgroup_root = self.cgroup_root;
+        config.cpuset_cpus = self.cpuset_cpus;
+        config.cpuset_mems = self.cpuset_mems;
+        config.syscall_flags = self.syscall_flags;
+    }
+}
+
+/// What the agent answers.
+#[derive(Serialize, Deserialize)]
+enum Reply {
+    /// The run starts (from here on the run is the agent's).
+    Accepted,
+    /// How it went.
+    Done(Box<ExecutionResult>),
+    /// The sandbox failed: the message a cold run would have died with.
+    Failed(String),
+    /// Nothing ran and the agent is gone: run cold.
+    Refused(String),
+    /// The agent left the box as a cold run would and is exiting.
+    Stopped,
+}
+
+/// Whether a run of these arguments can go to an agent: a warm box needs
+/// a cgroup, and the descriptors and terminal of the caller cannot be held.
+pub(super) fn eligible(parsed: &IsolateArgs) -> bool {
+    parsed.cg && !parsed.inherit_fds && !parsed.tty_hack
+}
+
+/// Where the agent of box `id` listens.
+fn socket_path(config: &BoxesConfig, id: u32) -> PathBuf {
+    config.lock_root.join(AGENTS_DIR).join(format!("{id}.sock"))
+}
+
+fn mark_path(sandbox: &Sandbox) -> PathBuf {
+    sandbox.dir().join(MARK_FILE)
+}
+
+/// Marks a box that ran once (cold): its next run starts an agent.
+pub(super) fn mark(locked: &LockedBox) {
+    if let Err(error) = File::create(mark_path(locked)) {
+        tracing::debug!("cannot mark box {} as used: {error}", locked.id());
+    }
+}
+
+/// How `--run` goes.
+pub(super) enum Route {
+    /// The agent ran it.
+    Done(Box<Result<ExecutionResult>>),
+    /// Run cold; `mark` when this is the box's first run.
+    Cold { mark: bool },
+}
+
+/// The client's side of a connection, with the agent's pid.
+struct Client {
+    socket: OwnedFd,
+    pid: libc::pid_t,
+}
+
+/// Runs the command through the box's agent, starting it on the box's
+/// second run; [`Route::Cold`] when the run must go cold.
+pub(super) fn run(
+    locked: &LockedBox,
+    config: &BoxesConfig,
+    config_path: &Path,
+    words: &[String],
+    run_config: &IsolateConfig,
+    stdin: &Stdin,
+) -> Route {
+    let path = socket_path(config, locked.id());
+    let client = match connect(&path) {
+        Ok(client) => client,
+        Err(_) if !mark_path(locked).exists() => return Route::Cold { mark: true },
+        Err(error) => match start_after(locked, error, config_path, &path) {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::debug!("cannot start the agent of box {}: {error:#}", locked.id());
+                return Route::Cold { mark: false };
+            }
+        },
+    };
+    let mut fingerprinted = run_config.clone();
+    fingerprinted.proxy_record = None;
+    let request = RunRequest {
+        words: words.to_vec(),
+        environment: run_config.environment.clone(),
+        fields: BoxFields::of(run_config),
+        fingerprint: format!("{fingerprinted:?}"),
+        stdin: matches!(stdin, Stdin::File(_)),
+    };
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let mut fds = Vec::with_capacity(3);
+    if let Stdin::File(file) = stdin {
+        fds.push(file.as_fd());
+    }
+    fds.push(stdout.as_fd());
+    fds.push(stderr.as_fd());
+    client.run(locked, &Request::Run(Box::new(request)), &fds)
+}
+
+impl Client {
+    /// Sends the run and waits for its end, forwarding an interruption.
+    fn run(self, locked: &LockedBox, request: &Request, fds: &[BorrowedFd<'_>]) -> Route {
+        if let Err(error) = send(&self.socket, request, fds) {
+            tracing::debug!("cannot send the run to the agent: {error}");
+            self.wait_gone(Some(locked));
+            return Route::Cold { mark: false };
+        }
+        let mut accepted = false;
+        let mut forwarded = false;
+        loop {
+            let wake = sys::interruption_fd().filter(|_| !forwarded);
+            let mut entries = vec![poll_entry(self.socket.as_raw_fd(), POLLIN)];
+            if let Some(wake) = wake {
+                entries.push(poll_entry(wake.as_raw_fd(), POLLIN));
+            }
+            if let Err(error) = sys::poll(&mut entries, None) {
+                return Route::Done(Box::new(Err(anyhow!(
+                    "waiting for the box's agent: {error}"
+                ))));
+            }
+            if !forwarded {
+                if let Some(signal) = sys::interruption() {
+                    // A failed send means the agent is gone: the end of
+                    // the connection says the rest.
+                    let _ = send(&self.socket, &Request::Interrupt(signal), &[]);
+                    forwarded = true;
+                }
+            }
+            if entries[0].revents == 0 {
+                continue;
+            }
+            match receive::<Reply>(&self.socket) {
+                Ok(Some((Reply::Accepted, _))) => accepted = true,
+                Ok(Some((Reply::Done(result), _))) => return Route::Done(Box::new(Ok(*result))),
+                Ok(Some((Reply::Failed(message), _))) => {
+                    return Route::Done(Box::new(Err(anyhow!(message))))
+                }
+                Ok(Some((Reply::Refused(why), _))) => {
+                    tracing::debug!("the box's agent refused the run: {why}");
+                    self.wait_gone(Some(locked));
+                    return Route::Cold { mark: false };
+                }
+                Ok(Some((Reply::Stopped, _))) | Ok(None) | Err(_) if !accepted => {
+                    // The agent left before taking the run (it was idle
+                    // and leaving, or was killed): once it is gone, the
+                    // box is as a cold run leaves it.
+                    self.wait_gone(Some(locked));
+                    return Route::Cold { mark: false };
+                }
+                _ => {
+                    return Route::Done(Box::new(Err(anyhow!(
+                        "the box's agent (pid {}) ended during the run",
+                        self.pid
+                    ))))
+                }
+            }
+        }
+    }
+
+    /// Waits until the agent's process is gone, killing it after
+    /// [`STOP_WAIT`]; then, for a run, until what it held in `locked`'s
+    /// cgroup is gone too.
+    fn wait_gone(&self, locked: Option<&LockedBox>) {
+        self.wait_exit();
+        if let Some(locked) = locked {
+            sweep(locked);
+        }
+    }
+
+    fn wait_exit(&self) {
+        let Ok(pidfd) = sys::pidfd_open(self.pid) else {
+            return;
+        };
+        let gone = |timeout| {
+            let mut entries = [poll_entry(pidfd.as_raw_fd(), POLLIN)];
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match sys::poll(&mut entries, Some(left)) {
+                    Ok(1..) => return true,
+                    Ok(0) if left.is_zero() => return false,
+                    Ok(0) => continue,
+                    Err(_) => return false,
+                }
+            }
+        };
+        if !gone(STOP_WAIT) {
+            tracing::warn!("the box's agent (pid {}) does not leave: killed", self.pid);
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            gone(STOP_WAIT);
+        }
+    }
+}
+
+/// Stops box `id`'s agent, if it has one, and waits until it is gone:
+/// `--init`, `--cleanup` and runs the agent cannot serve do this first,
+/// with the box's lock held.
+pub(super) fn stop(config: &BoxesConfig, id: u32) {
+    let path = socket_path(config, id);
+    let client = match connect(&path) {
+        Ok(client) => client,
+        Err(error) => {
+            if error.kind() != io::ErrorKind::NotFound {
+                // A socket nobody listens on: an agent that was killed.
+                let _ = std::fs::remove_file(&path);
+            }
+            return;
+        }
+    };
+    if send(&client.socket, &Request::Stop, &[]).is_ok() {
+        let mut entries = [poll_entry(client.socket.as_raw_fd(), POLLIN)];
+        if sys::poll(&mut entries, Some(STOP_WAIT)).is_ok_and(|ready| ready > 0) {
+            let _ = receive::<Reply>(&client.socket);
+        }
+    }
+    client.wait_gone(None);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Starts the box's agent after `connect` failed with `error`: an agent
+/// that was killed (its socket left, nobody listening) may have left its
+/// holder dying in the box's cgroup, waited for first.
+fn start_after(
+    locked: &LockedBox,
+    error: io::Error,
+    config_path: &Path,
+    path: &Path,
+) -> Result<Client> {
+    if error.kind() != io::ErrorKind::NotFound {
+        sweep(locked);
+    }
+    start(config_path, locked.id(), path)
+}
+
+/// Kills whatever a dead agent left in the box's cgroup (its holder dies
+/// with it, and its box's processes with the holder, but not at once) and
+/// waits until the cgroup is empty. Called with the box's lock held and no
+/// agent alive, so nothing there is anyone's.
+fn sweep(locked: &LockedBox) {
+    let Ok(placement) = locked.cgroup_placement() else {
+        return;
+    };
+    if let Ok(Some(cgroup)) = CgroupController::existing(&placement, &locked.cgroup_name()) {
+        if let Err(error) = cgroup.kill_all() {
+            tracing::warn!("box {}: {error}", locked.id());
+        }
+        cgroup.keep();
+    }
+}
+
+/// Connects to the agent listening at `path`, which must run as root.
+fn connect(path: &Path) -> io::Result<Client> {
+    let socket = connect_socket(path)?;
+    // The credentials of whoever last called `listen`: the agent itself
+    // (it listens again as it starts, before it serves anyone).
+    let peer = rustix::net::sockopt::socket_peercred(&socket)?;
+    if !peer.uid.is_root() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("the agent's socket {} is not root's", path.display()),
+        ));
+    }
+    Ok(Client {
+        socket,
+        pid: peer.pid.as_raw_nonzero().get(),
+    })
+}
+
+fn connect_socket(path: &Path) -> io::Result<OwnedFd> {
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&socket, &SocketAddrUnix::new(path)?)?;
+    Ok(socket)
+}
+
+/// Starts box `id`'s agent listening at `path`, and connects to it. The
+/// socket is bound and listening before the agent starts, so the run sent
+/// next waits in its queue.
+fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
+    let dir = path.parent().context("no agents directory")?;
+    private_directory(dir)?;
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(error).context("removing a stale agent socket")
+        }
+        _ => {}
+    }
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::bind(&listener, &SocketAddrUnix::new(path)?)?;
+    rustix::net::listen(&listener, 8)?;
+    let config_path = config_path
+        .to_str()
+        .context("the configuration's path is not UTF-8")?;
+    let argv = [
+        crate::cli::program_name(),
+        AGENT_FLAG,
+        config_path,
+        &id.to_string(),
+    ]
+    .into_iter()
+    .map(CString::new)
+    .collect::<Result<Vec<_>, _>>()?;
+    let pid = match sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd()) {
+        Ok(pid) => pid,
+        Err(error) => {
+            let _ = std::fs::remove_file(path);
+            return Err(error).context("starting the agent");
+        }
+    };
+    tracing::debug!(pid, "agent of box {id} started");
+    drop(listener);
+    // This connection may come before the agent listens again: its peer
+    // credentials may still be this process's, so the pid is the spawned
+    // one.
+    Ok(Client {
+        socket: connect_socket(path)?,
+        pid,
+    })
+}
+
+/// Makes sure `dir` is a directory only root can enter.
+fn private_directory(dir: &Path) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(error).with_context(|| format!("creating {}", dir.display()))
+        }
+        _ => {}
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        bail!(
+            "{} is not a directory only root can enter: no agent",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Sends one message with `fds`.
+fn send(socket: &OwnedFd, message: &impl Serialize, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let bytes = serde_json::to_vec(message)?;
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("too many descriptors"));
+    }
+    let sent = rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(&bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    if sent != bytes.len() {
+        return Err(io::Error::other("a message was cut"));
+    }
+    Ok(())
+}
+
+/// Receives one message and the descriptors that came with it; `None` at
+/// the end of the connection.
+fn receive<T: for<'de> Deserialize<'de>>(
+    socket: &OwnedFd,
+) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut bytes = vec![0; MAX_MESSAGE];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(&mut bytes)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if got.bytes == 0 {
+        return Ok(None);
+    }
+    if got
+        .flags
+        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+    {
+        return Err(io::Error::other("a message was cut"));
+    }
+    let message = serde_json::from_slice(&bytes[..got.bytes])?;
+    Ok(Some((message, fds)))
+}
+
+/// The agent's entry point: `isolate --isobox-agent <config> <box>`, with
+/// the listening socket as standard input.
+pub(super) fn main(words: &[String]) -> ExitCode {
+    // Only the isolate face starts an agent, as root through and through:
+    // a caller of a set-user-ID installation who names the flag is refused.
+    if sys::real_ids() != (0, 0) || sys::is_set_id() || !sys::is_root() {
+        print_error("the agent is started by isolate itself");
+        return ExitCode::from(EXIT_TROUBLE);
+    }
+    let [config_path, id] = words else {
+        print_error("usage: --isobox-agent <configuration> <box>");
+        return ExitCode::from(EXIT_TROUBLE);
+    };
+    match serve(Path::new(config_path), id) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::warn!("agent of box {id}: {error:#}");
+            ExitCode::from(EXIT_TROUBLE)
+        }
+    }
+}
+
+/// The agent: its executor, the box it serves, and `/dev/null`, which
+/// stands for stdout and stderr between runs.
+struct Agent {
+    executor: Option<(IsolateConfig, ProcessExecutor)>,
+    config: BoxesConfig,
+    id: u64,
+    socket: PathBuf,
+    null: File,
+}
+
+fn serve(config_path: &Path, id: &str) -> Result<()> {
+    let listener = io::stdin().as_fd().try_clone_to_owned()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    if !rustix::net::sockopt::socket_acceptconn(&listener)? {
+        bail!("standard input is not a listening socket");
+    }
+    // Listening again makes this process the one clients see at the
+    // other end (`SO_PEERCRED`), not the client that started it.
+    rustix::net::listen(&listener, 8)?;
+    let config = BoxesConfig::load(config_path)?;
+    let id: u64 = id.parse().context("the box number")?;
+    let sandbox = config.sandbox(id)?;
+    let socket = socket_path(&config, sandbox.id());
+    crate::cli::catch_interruptions();
+    let mut agent = Agent {
+        executor: None,
+        config,
+        id,
+        socket,
+        null,
+    };
+    loop {
+        let wake = sys::interruption_fd().context("no interruption pipe")?;
+        let mut entries = [
+            poll_entry(listener.as_raw_fd(), POLLIN),
+            poll_entry(wake.as_raw_fd(), POLLIN),
+        ];
+        let ready = sys::poll(&mut entries, Some(IDLE))?;
+        if sys::interruption().is_some() {
+            // Asked to leave (by a signal): at once, but only while no
+            // client can be starting a run, as below.
+            return agent.leave(&listener);
+        }
+        if ready == 0 {
+            // Idle: leaves once no client holds the box, or at once when
+            // its socket is gone (the installation was removed by hand:
+            // taking the lock would make its directory again).
+            if !agent.socket.exists() {
+                agent.close();
+                return Ok(());
+            }
+            if let Ok(_locked) = agent.config.sandbox(agent.id)?.lock(false) {
+                agent.close();
+                return Ok(());
+            }
+            continue;
+        }
+        if entries[0].revents == 0 {
+            continue;
+        }
+        let Ok(connection) = rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) else {
+            continue;
+        };
+        let root =
+            rustix::net::sockopt::socket_peercred(&connection).is_ok_and(|peer| peer.uid.is_root());
+        if !root {
+            continue;
+        }
+        match receive::<Request>(&connection) {
+            Ok(Some((Request::Run(request), fds))) => {
+                let serving = agent.run(&connection, *request, fds);
+                if !serving {
+                    return Ok(());
+                }
+            }
+            Ok(Some((Request::Stop, _))) => {
+                agent.close();
+                let _ = send(&connection, &Reply::Stopped, &[]);
+                return Ok(());
+            }
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                // A client this agent does not understand (the binary was
+                // upgraded under it): it leaves, and the client runs cold.
+                agent.close();
+                let _ = send(&connection, &Reply::Refused(error.to_string()), &[]);
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Agent {
+    /// Leaves the box as a cold run would: the holder killed and its
+    /// cgroup removed, the box's cgroup kept; the socket removed.
+    fn close(&mut self) {
+        if let Some((_, executor)) = self.executor.take() {
+            if let Err(error) = executor.close_keeping_cgroups() {
+                tracing::warn!("agent of box {}: {error}", self.id);
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Leaves when told to by a signal: with the box's lock, or, when a
+    /// client holds it, after refusing that client's run (the client
+    /// waits for this process to be gone before it runs cold).
+    fn leave(&mut self, listener: &OwnedFd) -> Result<()> {
+        loop {
+            if let Ok(_locked) = self.config.sandbox(self.id)?.lock(false) {
+                self.close();
+                return Ok(());
+            }
+            let mut entries = [poll_entry(listener.as_raw_fd(), POLLIN)];
+            if sys::poll(&mut entries, Some(Duration::from_millis(20)))? == 0 {
+                continue;
+            }
+            if let Ok(connection) = rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+                self.close();
+                let _ = send(&connection, &Reply::Refused("leaving".into()), &[]);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Serves one run; `false` when the agent must leave afterwards (it
+    /// has then closed and answered).
+    fn run(&mut self, connection: &OwnedFd, request: RunRequest, fds: Vec<OwnedFd>) -> bool {
+        let (config, command) = match rebuild(request, fds.len(), self.id) {
+            Ok(rebuilt) => rebuilt,
+            Err(why) => {
+                self.close();
+                let _ = send(connection, &Reply::Refused(why), &[]);
+                return false;
+            }
+        };
+        if send(connection, &Reply::Accepted, &[]).is_err() {
+            return true;
+        }
+        let reply = match self.execute(connection, config, &command, fds) {
+            Ok(result) => Reply::Done(Box::new(result)),
+            Err(error) => Reply::Failed(format!("{error:#}")),
+        };
+        // An interrupted run ends the agent (the interruption stays
+        // recorded); it leaves before answering, so the client, which
+        // holds the box, finds it gone.
+        let leaving = sys::interruption().is_some();
+        if leaving {
+            self.close();
+        }
+        let _ = send(connection, &reply, &[]);
+        !leaving
+    }
+
+    /// Runs `command` under `config` with the client's descriptors.
+    fn execute(
+        &mut self,
+        connection: &OwnedFd,
+        config: IsolateConfig,
+        command: &[String],
+        mut fds: Vec<OwnedFd>,
+    ) -> Result<ExecutionResult> {
+        let key = executor_key(&config);
+        let executor = match &mut self.executor {
+            Some((current, executor)) if *current == key => {
+                *executor.config_mut() = config;
+                executor
+            }
+            _ => {
+                if let Some((_, old)) = self.executor.take() {
+                    if let Err(error) = old.close_keeping_cgroups() {
+                        tracing::warn!("agent of box {}: {error}", self.id);
+                    }
+                }
+                let executor = ProcessExecutor::new(config)?;
+                &mut self.executor.insert((key, executor)).1
+            }
+        };
+        let stderr = fds.pop().context("no stderr")?;
+        let stdout = fds.pop().context("no stdout")?;
+        let stdin = fds
+            .pop()
+            .map_or(Stdin::Null, |fd| Stdin::File(File::from(fd)));
+        // The program writes to the client's stdout and stderr directly,
+        // as it does to the keeper's in a cold run; they are the agent's
+        // own for the run.
+        rustix::stdio::dup2_stdout(&stdout)?;
+        rustix::stdio::dup2_stderr(&stderr)?;
+        drop((stdout, stderr));
+        let watcher = Watcher::start(connection)?;
+        let outcome = executor.execute_with_stdin(command, stdin);
+        watcher.stop();
+        rustix::stdio::dup2_stdout(&self.null)?;
+        rustix::stdio::dup2_stderr(&self.null)?;
+        Ok(outcome?)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The run's configuration from the request, as the client built it, or
+/// why not.
+fn rebuild(
+    request: RunRequest,
+    descriptors: usize,
+    id: u64,
+) -> std::result::Result<(IsolateConfig, Vec<String>), String> {
+    let parsed = parse(&request.words)?;
+    if parsed.box_id != id {
+        return Err(format!("a run for box {}", parsed.box_id));
+    }
+    let Action::Run(command) = &parsed.action else {
+        return Err("not a run".into());
+    };
+    if !eligible(&parsed) {
+        return Err("a run an agent cannot serve".into());
+    }
+    if descriptors != 2 + usize::from(request.stdin) {
+        return Err(format!("{descriptors} descriptors"));
+    }
+    let mut config = build_config(&parsed, request.environment);
+    request.fields.apply(&mut config);
+    if format!("{config:?}") != request.fingerprint {
+        return Err("the configuration differs from the client's".into());
+    }
+    Ok((config, command.clone()))
+}
+
+/// What of a configuration an executor settles when it is made (see
+/// [`ProcessExecutor::config_mut`]): runs whose keys differ need another
+/// executor.
+fn executor_key(config: &IsolateConfig) -> IsolateConfig {
+    IsolateConfig {
+        time_limit: None,
+        extra_time: None,
+        wall_time_limit: None,
+        memory_limit: None,
+        address_space_limit: None,
+        process_limit: None,
+        file_size_limit: None,
+        stack_limit: None,
+        open_files_limit: None,
+        core_limit: 0,
+        environment: Vec::new(),
+        default_dirs: true,
+        dir_rules: Vec::new(),
+        inner_workdir: PathBuf::new(),
+        stdin_file: None,
+        stdout_file: None,
+        stderr_file: None,
+        stderr_to_stdout: false,
+        ..config.clone()
+    }
+}
+
+/// Watches the client during a run: an interruption it forwards, or its
+/// end (killed), becomes the same signal for this process, which the
+/// executor's loop turns into a stopped run.
+struct Watcher {
+    done: OwnedFd,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watcher {
+    fn start(connection: &OwnedFd) -> io::Result<Self> {
+        let connection = connection.try_clone()?;
+        let (quiet, done) = sys::pipe()?;
+        let thread = std::thread::spawn(move || {
+            let mut entries = [
+                poll_entry(connection.as_raw_fd(), POLLIN),
+                poll_entry(quiet.as_raw_fd(), POLLIN),
+            ];
+            loop {
+                if sys::poll(&mut entries, None).is_err() || entries[1].revents != 0 {
+                    return;
+                }
+                if entries[0].revents == 0 {
+                    continue;
+                }
+                let signal = match receive::<Request>(&connection) {
+                    Ok(Some((Request::Interrupt(signal), _)))
+                        if sys::INTERRUPTION_SIGNALS.contains(&signal) =>
+                    {
+                        signal
+                    }
+                    _ => libc::SIGTERM,
+                };
+                let _ = sys::kill(std::process::id() as libc::pid_t, signal);
+                return;
+            }
+        });
+        Ok(Self { done, thread })
+    }
+
+    fn stop(self) {
+        drop(self.done);
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,118 @@
+//! A long-lived helper started from a keeper (the isolate face's per-box
+//! agent): a process that owes nothing to whoever started the keeper.
+//!
+//! In a set-user-ID installation the keeper's caller chose its real ids,
+//! environment, working directory, umask, rlimits, signal mask and
+//! dispositions and nice value. A helper that outlives the caller and
+//! serves other callers must keep none of them, so the child takes every
+//! one from a fixed source before it executes the program: root's ids, an
+//! empty environment, `/`, umask 022, init's rlimits, no blocked or ignored
+//! signal, nice 0, a session of its own and no controlling terminal.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use super::check;
+
+/// Every resource `setrlimit` knows (`RLIMIT_CPU` to `RLIMIT_RTTIME`).
+const RESOURCES: [libc::__rlimit_resource_t; 16] = [
+    libc::RLIMIT_CPU,
+    libc::RLIMIT_FSIZE,
+    libc::RLIMIT_DATA,
+    libc::RLIMIT_STACK,
+    libc::RLIMIT_CORE,
+    libc::RLIMIT_RSS,
+    libc::RLIMIT_NPROC,
+    libc::RLIMIT_NOFILE,
+    libc::RLIMIT_MEMLOCK,
+    libc::RLIMIT_AS,
+    libc::RLIMIT_LOCKS,
+    libc::RLIMIT_SIGPENDING,
+    libc::RLIMIT_MSGQUEUE,
+    libc::RLIMIT_NICE,
+    libc::RLIMIT_RTPRIO,
+    libc::RLIMIT_RTTIME,
+];
+
+/// Starts `program` with `argv` as a detached root process (see the module
+/// documentation) whose standard input is `stdin` and whose standard
+/// output and error are `/dev/null`; returns its pid. The caller must be
+/// single-threaded and have root as its effective uid.
+pub fn spawn_root_daemon(
+    program: &CStr,
+    argv: &[CString],
+    stdin: BorrowedFd<'_>,
+) -> io::Result<libc::pid_t> {
+    // Everything the child needs is made before the fork: it only makes
+    // system calls.
+    let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    let environment: [*const libc::c_char; 1] = [std::ptr::null()];
+    let null = c"/dev/null";
+    let root = c"/";
+    let stdin = stdin.as_raw_fd();
+    // SAFETY: the caller is single-threaded; the child below makes only
+    // async-signal-safe system calls on memory prepared above, then
+    // executes or exits.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid > 0 {
+        return Ok(pid);
+    }
+    // SAFETY: the child's steps, each a plain system call on values built
+    // before the fork; any failure ends the child with status 127 before
+    // the program runs, so no half-reset helper ever starts.
+    unsafe {
+        let mut ok = libc::setsid() >= 0
+            && libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(0, 0, 0) == 0
+            && libc::setresuid(0, 0, 0) == 0
+            && libc::chdir(root.as_ptr()) == 0
+            && libc::setpriority(libc::PRIO_PROCESS, 0, 0) == 0;
+        libc::umask(0o022);
+        // Init's limits (read once root, as a caller who is not root
+        // may not), or, where they cannot be had (a hard limit the caller
+        // lowered, without CAP_SYS_RESOURCE), the nearest below the
+        // current hard limit.
+        for resource in RESOURCES {
+            let mut wanted = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let mut own = wanted;
+            ok = ok
+                && libc::prlimit(1, resource, std::ptr::null(), &mut wanted) == 0
+                && libc::prlimit(0, resource, std::ptr::null(), &mut own) == 0;
+            let fallback = libc::rlimit {
+                rlim_cur: wanted.rlim_cur.min(own.rlim_max),
+                rlim_max: wanted.rlim_max.min(own.rlim_max),
+            };
+            ok = ok
+                && (libc::setrlimit(resource, &wanted) == 0
+                    || libc::setrlimit(resource, &fallback) == 0);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        ok = ok
+            && libc::sigemptyset(&mut empty) == 0
+            && libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == 0;
+        for signal in 1..libc::SIGRTMAX() {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                // Signals glibc keeps for itself refuse; nothing to reset.
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+        let devnull = libc::open(null.as_ptr(), libc::O_RDWR);
+        ok = ok
+            && devnull >= 0
+            && libc::dup2(stdin, 0) == 0
+            && libc::dup2(devnull, 1) == 1
+            && libc::dup2(devnull, 2) == 2;
+        if ok {
+            if devnull > 2 {
+                libc::close(devnull);
+            }
+            libc::execve(program.as_ptr(), pointers.as_ptr(), environment.as_ptr());
+        }
+        libc::_exit(127)
+    }
+}
