@@ -163,9 +163,20 @@ impl LockedBox {
         let Some(dir) = directory(&self.dir) else {
             return Err(BoxError::NotInitialized(self.id));
         };
-        let state = fs::read_to_string(self.dir.join(STATE_FILE))
-            .ok()
-            .and_then(|text| BoxState::parse(&text));
+        let state_path = self.dir.join(STATE_FILE);
+        let state = match fs::read_to_string(&state_path) {
+            Ok(text) => BoxState::parse(&text),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            // A box that cannot be read now (no descriptor left, say) is
+            // not a half-made one: told so, a judge would `--init` it
+            // again and lose its files.
+            Err(source) => {
+                return Err(BoxError::Io {
+                    context: format!("cannot read {}", state_path.display()),
+                    source,
+                })
+            }
+        };
         let (Some(state), Some(box_dir)) = (state, directory(&self.box_dir)) else {
             return Err(BoxError::HalfInitialized(self.id));
         };

@@ -82,6 +82,24 @@ pub fn program_name() -> &'static str {
     PROGRAM_NAME.get().map_or("isobox", String::as_str)
 }
 
+/// An error and its causes in one line, `a: b: c` as `{:#}` gives them,
+/// leaving out a cause whose text the line already ends with (an error
+/// whose own text includes its source, as the library's `Io` variants do,
+/// would otherwise say it twice).
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
 /// Prints `isobox: <message>` (or the name given to [`set_program_name`])
 /// as exactly one line on stderr.
 ///
