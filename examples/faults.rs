@@ -23,6 +23,7 @@ const FIRST_UID: u32 = 64_000;
 fn main() -> ExitCode {
     let mut kills: u64 = 1000;
     let mut seed: u64 = 0;
+    let mut only: Option<String> = None;
     let mut binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/isobox");
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -32,8 +33,9 @@ fn main() -> ExitCode {
             ("--kills", Some(v)) => kills = v,
             ("--seed", Some(v)) => seed = v,
             ("--binary", _) if value.is_some() => binary = value.unwrap_or_default().into(),
+            ("--only", _) if value.is_some() => only = value,
             _ => {
-                eprintln!("usage: faults [--kills N] [--seed S] [--binary PATH]");
+                eprintln!("usage: faults [--kills N] [--seed S] [--binary PATH] [--only keeper,box,serve,disk,fds]");
                 return ExitCode::from(2);
             }
         }
@@ -59,25 +61,43 @@ fn main() -> ExitCode {
     let mut rng = Rng::new(seed);
     let started = std::time::Instant::now();
     let install = Install::new(&root, &binary, FIRST_UID, 100, None);
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|w| w == name))
+    };
     // Of the kills: 3/5 to the keeper, 1/5 to the box's processes, 1/5 to
     // the server.
-    let keeper = support::keeper_kills(&install, 0, kills * 3 / 5, &mut rng);
-    support::print_table("keeper killed", &keeper);
-    let inmates = support::inmate_kills(&install, 1, kills / 5, &mut rng);
-    support::print_table("box processes killed during --run", &inmates);
-    let server = support::server_kills(&binary, kills / 5, &mut rng);
-    support::print_table("isobox serve killed during a request", &server);
-    let disk = support::disk_full(&root.join("disk"), &binary, FIRST_UID, 10);
-    let mut disk_rows = disk;
-    disk_rows.extend(support::serve_disk_full(&root.join("disk"), &binary));
-    support::print_table("disk full", &disk_rows);
-    let mut fds = support::descriptors(&install, 20, 3..=40);
-    fds.extend(support::serve_descriptors(
-        &binary,
-        &[16, 20, 24, 32, 48, 64],
-        16,
-    ));
-    support::print_table("descriptors", &fds);
+    let mut keeper = Vec::new();
+    if wanted("keeper") {
+        keeper = support::keeper_kills(&install, 0, kills * 3 / 5, &mut rng);
+        support::print_table("keeper killed", &keeper);
+    }
+    let mut inmates = Vec::new();
+    if wanted("box") {
+        inmates = support::inmate_kills(&install, 1, kills / 5, &mut rng);
+        support::print_table("box processes killed during --run", &inmates);
+    }
+    let mut server = Vec::new();
+    if wanted("serve") {
+        server = support::server_kills(&binary, kills / 5, &mut rng);
+        support::print_table("isobox serve killed during a request", &server);
+    }
+    let mut disk_rows = Vec::new();
+    if wanted("disk") {
+        disk_rows = support::disk_full(&root.join("disk"), &binary, FIRST_UID, 10);
+        disk_rows.extend(support::serve_disk_full(&root.join("disk"), &binary));
+        support::print_table("disk full", &disk_rows);
+    }
+    let mut fds = Vec::new();
+    if wanted("fds") {
+        fds = support::descriptors(&install, 20, 3..=40);
+        fds.extend(support::serve_descriptors(
+            &binary,
+            &[16, 20, 24, 32, 48, 64],
+            16,
+        ));
+        support::print_table("descriptors", &fds);
+    }
 
     let all: Vec<&Row> = keeper
         .iter()

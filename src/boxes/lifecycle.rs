@@ -444,6 +444,22 @@ mod tests {
     }
 
     #[test]
+    fn a_state_file_that_cannot_be_read_is_not_a_half_made_box() {
+        // Under a keeper out of descriptors the read fails with EMFILE; a
+        // directory in its place fails the same way (EISDIR) without
+        // starving the test. "Not initialized completely" would tell the
+        // judge to --init the box again, losing its files.
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 902);
+        fs::create_dir_all(locked.box_dir()).unwrap();
+        fs::create_dir(locked.dir().join(STATE_FILE)).unwrap();
+        let error = locked.state().unwrap_err();
+        assert!(matches!(error, BoxError::Io { .. }), "{error}");
+        assert!(error.to_string().contains(STATE_FILE), "{error}");
+        locked.cleanup().unwrap();
+    }
+
+    #[test]
     fn cleanup_does_not_follow_symlinks() {
         let root = tempfile::tempdir().unwrap();
         let outside = root.path().join("precious");

@@ -141,6 +141,29 @@ mod tests {
     }
 
     #[test]
+    fn an_error_says_its_cause_once() {
+        // BoxError::Io shows its source in its own text, as many of the
+        // library's errors do; anyhow's `{:#}` said it twice.
+        let io = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let error = anyhow::Error::new(isobox::boxes::BoxError::Io {
+            context: "cannot reset /b/0/box".into(),
+            source: io,
+        });
+        assert_eq!(
+            error_text(&error),
+            "cannot reset /b/0/box: Too many open files (os error 24)"
+        );
+        // Causes that add something are all kept, in order.
+        let error = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("cannot write /m")
+            .context("reporting");
+        assert_eq!(
+            error_text(&error),
+            "reporting: cannot write /m: No space left on device (os error 28)"
+        );
+    }
+
+    #[test]
     fn options_before_a_subcommand_move_after_it() {
         assert_eq!(
             reorder(&["isobox", "--json", "--time", "1", "run", "--", "/bin/true"]).unwrap(),

@@ -274,8 +274,21 @@ pub struct Outcome {
 impl Outcome {
     /// Exit status 2 with exactly one line on stderr, no panic: isolate's
     /// sandbox error.
+    /// Log lines (` WARN ...`) aside: the keeper may say what it did
+    /// without, as long as the error itself is one line.
     pub fn clear_error(&self) -> bool {
-        self.code == 2 && self.stderr.lines().count() == 1 && !self.panicked()
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| !line.contains(" WARN "))
+            .collect();
+        self.code == 2 && lines.len() == 1 && !self.panicked() && !self.misleading()
+    }
+
+    /// Whether stderr says something that cannot be true of a box the
+    /// harness initialized, or that only a bug says (EBADF).
+    pub fn misleading(&self) -> bool {
+        self.stderr.contains("not initialized") || self.stderr.contains("Bad file descriptor")
     }
 
     /// Whether stderr shows a Rust panic.
@@ -477,6 +490,17 @@ impl Install {
                 + count_owned(Path::new("/tmp"), uids)
                 + count_owned(Path::new("/dev/shm"), uids),
             locks: count_entries(&self.lock_root),
+        }
+    }
+}
+
+impl Drop for Install {
+    /// Removes the installation's own cgroup directories (isobox keeps
+    /// them for its next boxes); `rmdir` fails on any that still holds a
+    /// box.
+    fn drop(&mut self) {
+        for dir in &self.cgroups {
+            let _ = fs::remove_dir(dir);
         }
     }
 }
@@ -943,7 +967,11 @@ pub fn post_run(
     if code != 200 {
         return Err(format!("HTTP {code}: {answer}"));
     }
-    Ok(answer[0]["status"].as_str().unwrap_or("").to_string())
+    let status = answer[0]["status"].as_str().unwrap_or("");
+    Ok(match answer[0]["error"].as_str() {
+        Some(error) if !error.is_empty() && status != "Accepted" => format!("{status}: {error}"),
+        _ => status.to_string(),
+    })
 }
 
 /// What a dead server `pid` left: its cgroups, its processes, its mounts
@@ -1112,7 +1140,9 @@ pub fn disk_full(root: &Path, binary: &Path, first_uid: u32, id: u32) -> Vec<Row
     let mut row = Row::named("box root full: --init, --run");
     let tiny = Tmpfs::mount(&root.join("tiny"), "size=256k,nr_inodes=64,mode=755");
     let install = Install::new(root, binary, first_uid, id + 2, Some(&tiny.0.join("boxes")));
-    let before = install.census(&uids);
+    let mut before = install.census(&uids);
+    // Lock files stay, as isolate's do: one per box used.
+    before.locks += 2;
     let result = (|| -> Result<(), String> {
         install.must(id, &["--init"])?;
         install.run_ok(id)?;
@@ -1158,8 +1188,9 @@ pub fn disk_full(root: &Path, binary: &Path, first_uid: u32, id: u32) -> Vec<Row
     // The meta file's directory on a full tmpfs.
     let mut row = Row::named("meta directory full: --run");
     let install = Install::new(root, binary, first_uid, id + 2, None);
-    let before = install.census(&uids);
     let metafs = Tmpfs::mount(&root.join("metafs"), "size=16k,nr_inodes=16,mode=755");
+    let mut before = install.census(&uids);
+    before.locks += 1;
     let result = (|| -> Result<(), String> {
         install.must(id, &["--init"])?;
         let filler = metafs.fill();
@@ -1192,11 +1223,12 @@ pub fn disk_full(root: &Path, binary: &Path, first_uid: u32, id: u32) -> Vec<Row
     }
     row.leak(install.census(&uids).leaks(&before));
     let _ = install.isolate(id, &["--cleanup"]);
-    drop(metafs);
     rows.push(row);
 
     // The program fills its own box (a 1 MiB quota).
     let mut row = Row::named("program fills its box");
+    drop(metafs);
+    let before = install.census(&uids);
     let result = (|| -> Result<(), String> {
         install.must(id, &["--init", "--quota=1024,64"])?;
         for script in [
@@ -1214,11 +1246,16 @@ pub fn disk_full(root: &Path, binary: &Path, first_uid: u32, id: u32) -> Vec<Row
                 row.fail(format!("{script}: {run:?}, meta {meta:?}"));
             }
         }
-        // Still usable, and its cleanup removes everything.
-        install.run_ok(id).or_else(|_| {
-            install.must(id, &["--init", "--quota=1024,64"])?;
-            Err("the full box could not run again".to_string())
-        })?;
+        // Nothing the program wrote is lost: its owner gets the files
+        // back, removes them, and the box runs again.
+        let inside = install.box_dir(id);
+        if fs::metadata(inside.join("big")).map_or(0, |m| m.len()) < 512 * 1024 {
+            return Err("the program's big file is not in the box".into());
+        }
+        for entry in fs::read_dir(&inside).map_err(|e| e.to_string())?.flatten() {
+            let _ = fs::remove_file(entry.path());
+        }
+        install.run_ok(id)?;
         install.must(id, &["--cleanup"])?;
         Ok(())
     })();
@@ -1253,12 +1290,14 @@ pub fn serve_disk_full(root: &Path, binary: &Path) -> Vec<Row> {
         )?;
         let pid = server.child.id();
         let client = client();
+        // Full once the server made its store (at start it empties it).
+        let filler = files.fill();
         row.attempts += 1;
         let upload = client
             .post(format!("{}/file", server.base))
             .multipart(reqwest::blocking::multipart::Form::new().part(
                 "file",
-                reqwest::blocking::multipart::Part::bytes(vec![b'x'; 256 * 1024]).file_name("big"),
+                reqwest::blocking::multipart::Part::bytes(vec![b'x'; 8 * 1024]).file_name("small"),
             ))
             .send()
             .map_err(|e| format!("POST /file: {e}"))?;
@@ -1269,12 +1308,27 @@ pub fn serve_disk_full(root: &Path, binary: &Path) -> Vec<Row> {
         }
         row.attempts += 1;
         match post_run(&client, &server.base, "cat /dev/zero > big; exit 3") {
-            Ok(status) if status == "Nonzero Exit Status" => {}
+            Ok(status) if status.starts_with("Nonzero Exit Status") => {}
             other => row.fail(format!("a program filling its box: {other:?}")),
         }
         match post_run(&client, &server.base, "echo ok") {
             Ok(status) if status == "Accepted" => {}
             other => row.fail(format!("the next request: {other:?}")),
+        }
+        // Room again: the store takes the file.
+        for file in filler {
+            let _ = fs::remove_file(file);
+        }
+        let upload = client
+            .post(format!("{}/file", server.base))
+            .multipart(reqwest::blocking::multipart::Form::new().part(
+                "file",
+                reqwest::blocking::multipart::Part::bytes(vec![b'x'; 8 * 1024]).file_name("small"),
+            ))
+            .send()
+            .map_err(|e| format!("POST /file: {e}"))?;
+        if !upload.status().is_success() {
+            row.fail(format!("upload once there is room: {}", upload.status()));
         }
         if server.panicked() {
             row.fail("the server panicked".into());
@@ -1299,7 +1353,7 @@ pub fn serve_disk_full(root: &Path, binary: &Path) -> Vec<Row> {
 /// `isolate --init/--run/--cleanup` under `prlimit --nofile=N` for every
 /// N in `limits`: exit 0, or a clear sandbox error, never a panic; the
 /// next commands at the normal limit work and nothing is left.
-pub fn descriptors(install: &Install, id: u32, limits: std::ops::RangeInclusive<u32>) -> Vec<Row> {
+pub fn descriptors(install: &Install, id: u32, limits: impl IntoIterator<Item = u32>) -> Vec<Row> {
     let uids = install.first_uid + id..install.first_uid + id + 1;
     let (live, _) = baselines(install, id, &uids);
     let mut row = Row::named("isolate under prlimit --nofile");
@@ -1318,7 +1372,10 @@ pub fn descriptors(install: &Install, id: u32, limits: std::ops::RangeInclusive<
             let isolate = command.get_program().to_os_string();
             let mut limited = Command::new("prlimit");
             limited
-                .arg(format!("--nofile={limit}"))
+                // The soft limit only, as `ulimit -Sn`: the inmate may
+                // still set its own (raising a hard limit needs
+                // CAP_SYS_RESOURCE, which root lacks in some containers).
+                .arg(format!("--nofile={limit}:"))
                 .arg(isolate)
                 .args(command.get_args());
             for (key, value) in command.get_envs() {
@@ -1335,7 +1392,12 @@ pub fn descriptors(install: &Install, id: u32, limits: std::ops::RangeInclusive<
                 .stderr(fs::File::create(out.join(format!("{id}.stderr"))).expect("stderr"));
             let outcome = install.finish(id, limited);
             let fine = outcome.code == 0 || (stage == Stage::Run && outcome.code == 1);
-            if !fine {
+            if outcome.panicked() || outcome.misleading() {
+                row.fail(format!(
+                    "{stage:?} at --nofile={limit}: {} {:?}",
+                    outcome.code, outcome.stderr
+                ));
+            } else if !fine {
                 *row.stages.entry(format!("{stage:?} refused")).or_default() += 1;
                 if !outcome.clear_error() {
                     row.fail(format!(
@@ -1369,7 +1431,7 @@ pub fn descriptors(install: &Install, id: u32, limits: std::ops::RangeInclusive<
 pub fn serve_descriptors(binary: &Path, limits: &[u32], parallel: usize) -> Vec<Row> {
     let mut row = Row::named("serve under prlimit --nofile");
     for &limit in limits {
-        let nofile = format!("--nofile={limit}");
+        let nofile = format!("--nofile={limit}:");
         row.attempts += 1;
         let server = match Server::start(binary, &["prlimit", &nofile], &["--parallelism", "2"]) {
             Ok(server) => server,
@@ -1383,17 +1445,29 @@ pub fn serve_descriptors(binary: &Path, limits: &[u32], parallel: usize) -> Vec<
             }
         };
         let pid = server.child.id();
-        let client = client();
+        // Whether the server can run anything at all with this few: below
+        // some limit every run fails, which it must say clearly.
+        let idle = post_run(&client(), &server.base, "echo ok");
+        let serves = idle.as_deref() == Ok("Accepted");
+        if !serves {
+            *row.stages.entry("too few to run".into()).or_default() += 1;
+            let said = format!("{idle:?}");
+            if !said.contains("Too many open files") {
+                row.fail(format!("--nofile={limit}: an idle request: {said}"));
+            }
+        }
+        // Each request on a connection of its own, all dropped after the
+        // burst: idle keep-alive connections would hold descriptors.
         let threads: Vec<_> = (0..parallel)
             .map(|_| {
-                let (client, base) = (client.clone(), server.base.clone());
-                std::thread::spawn(move || post_run(&client, &base, "echo ok"))
+                let base = server.base.clone();
+                std::thread::spawn(move || post_run(&client(), &base, "echo ok"))
             })
             .collect();
         for thread in threads {
             let key = match thread.join() {
                 Ok(Ok(status)) if status == "Accepted" => "answered".to_string(),
-                Ok(Ok(status)) => format!("status {status}"),
+                Ok(Ok(status)) => format!("status {}", status.split(':').next().unwrap_or("")),
                 Ok(Err(err)) if err.starts_with("HTTP") => {
                     err.split(':').next().unwrap_or("HTTP").to_string()
                 }
@@ -1403,6 +1477,7 @@ pub fn serve_descriptors(binary: &Path, limits: &[u32], parallel: usize) -> Vec<
             *row.stages.entry(key).or_default() += 1;
         }
         // Load gone: the next request works.
+        let client = client();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut last = Err(String::new());
         while Instant::now() < deadline {
@@ -1412,7 +1487,7 @@ pub fn serve_descriptors(binary: &Path, limits: &[u32], parallel: usize) -> Vec<
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        if last.as_deref() != Ok("Accepted") {
+        if serves && last.as_deref() != Ok("Accepted") {
             row.fail(format!("--nofile={limit}: after the load: {last:?}"));
         }
         if server.panicked() {
