@@ -810,16 +810,20 @@ pub fn inmate_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
         let _ = fs::remove_file(inside.join("done"));
         let _ = fs::remove_file(install.meta(id));
         // Kill the first, second... process seen in the box's cgroup.
-        let skip = rng.next() % 3;
+        let skip = rng.next() % 6;
         let mut child = install.command(id, &args).spawn().expect("isolate");
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut seen = 0;
         let mut victim = None;
         while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-            let pids = processes_in_cgroups(&needle);
-            if let Some(&pid) = pids.first() {
+            let mut pids = processes_in_cgroups(&needle);
+            pids.sort_unstable();
+            if !pids.is_empty() {
                 if seen >= skip {
-                    victim = Some(pid);
+                    // The proxy (the lowest pid) or the newest process,
+                    // the inmate or the program.
+                    let pick = if skip % 2 == 0 { 0 } else { pids.len() - 1 };
+                    victim = Some(pids[pick]);
                     break;
                 }
                 seen += 1;
@@ -834,7 +838,11 @@ pub fn inmate_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
             };
             if signal(pid, Signal::KILL) {
                 row.kills += 1;
-                let what = if uid { "program" } else { "proxy" };
+                let what = if uid {
+                    "a box-uid process"
+                } else {
+                    "the proxy or the inmate before its uid change"
+                };
                 *row.stages.entry(format!("{what} in {stage}")).or_default() += 1;
             }
         }
@@ -1345,7 +1353,53 @@ pub fn serve_disk_full(root: &Path, binary: &Path) -> Vec<Row> {
     if let Err(err) = result {
         row.fail(err);
     }
-    vec![row]
+    drop(files);
+
+    // The box directory on a full tmpfs: the server refuses to start, or
+    // fails its runs, saying why; with room again it serves.
+    let mut second = Row::named("serve: box directory full");
+    let boxes = Tmpfs::mount(&root.join("boxfs"), "size=16k,nr_inodes=8,mode=755");
+    let box_dir = boxes.0.join("boxes").display().to_string();
+    let extra = ["--parallelism", "1", "--box-dir", &box_dir];
+    let filler = boxes.fill();
+    second.attempts += 1;
+    match Server::start(binary, &[], &extra) {
+        Err(err) if err.contains("panicked") || !err.contains("No space left") => {
+            second.fail(format!("starting on a full box directory: {err}"))
+        }
+        Err(_) => *second.stages.entry("refused to start".into()).or_default() += 1,
+        Ok(server) => {
+            let pid = server.child.id();
+            match post_run(&client(), &server.base, "echo ok") {
+                Ok(status) if status.contains("No space left") => {}
+                other => second.fail(format!("a run on a full box directory: {other:?}")),
+            }
+            let _ = server.stop();
+            second.leak(server_remains(pid));
+        }
+    }
+    for file in filler {
+        let _ = fs::remove_file(file);
+    }
+    second.attempts += 1;
+    match Server::start(binary, &[], &extra) {
+        Ok(server) => {
+            let pid = server.child.id();
+            match post_run(&client(), &server.base, "echo ok") {
+                Ok(status) if status == "Accepted" => {}
+                other => second.fail(format!("a run once there is room: {other:?}")),
+            }
+            if server.stop().is_none_or(|s| !s.success()) {
+                second.fail("the server did not stop cleanly".into());
+            }
+            second.leak(server_remains(pid));
+            if Path::new(&box_dir).exists() {
+                second.leak(vec!["files: the box directory stayed".into()]);
+            }
+        }
+        Err(err) => second.fail(format!("starting once there is room: {err}")),
+    }
+    vec![row, second]
 }
 
 // ------------------------------------------------------------ descriptors
