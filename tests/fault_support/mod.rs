@@ -642,7 +642,7 @@ fn observe(install: &Install, id: u32, stage: Stage) -> &'static str {
 fn set_up(install: &Install, id: u32, stage: Stage, rng: &mut Rng) -> Result<(), String> {
     match stage {
         Stage::Init => {
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 install.must(id, &["--cleanup"])
             } else {
                 install.must(id, &["--init"])?;
@@ -822,7 +822,11 @@ pub fn inmate_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
                 if seen >= skip {
                     // The proxy (the lowest pid) or the newest process,
                     // the inmate or the program.
-                    let pick = if skip % 2 == 0 { 0 } else { pids.len() - 1 };
+                    let pick = if skip.is_multiple_of(2) {
+                        0
+                    } else {
+                        pids.len() - 1
+                    };
                     victim = Some(pids[pick]);
                     break;
                 }
