@@ -78,7 +78,7 @@ fn too_few_descriptors_give_clear_errors_and_leave_nothing() {
     let install = install(&root);
     let mut rows =
         fault_support::descriptors(&install, slot_id(64, 0), [3, 4, 5, 6, 8, 12, 16, 17, 20]);
-    rows.extend(fault_support::serve_descriptors(binary(), &[16, 32, 64], 8));
+    rows.extend(fault_support::serve_descriptors(binary(), &[16, 48, 64], 8));
     assert_clean(&rows, 0);
     // Some limit is too low for each command, and each says so clearly.
     assert!(rows[0].stages.values().sum::<u64>() > 0, "{:?}", rows[0]);

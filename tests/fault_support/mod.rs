@@ -1011,9 +1011,22 @@ fn server_remains(pid: u32) -> Vec<String> {
     if processes > 0 {
         found.push(format!("processes: {processes}"));
     }
-    let mounts = mounts_naming(&format!("/serve-{pid}"));
-    if mounts > 0 {
-        found.push(format!("mounts: {mounts}"));
+    // Exactly this server's directories (`/serve-12` is no part of
+    // `/serve-123`).
+    let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| {
+            line.split_whitespace().nth(4).is_some_and(|point| {
+                point.split('/').any(|part| {
+                    part == format!("serve-{pid}") || part == format!("serve-{pid}-files")
+                })
+            })
+        })
+        .map(str::to_string)
+        .collect();
+    if !mounts.is_empty() {
+        found.push(format!("mounts: {mounts:?}"));
     }
     for name in [format!("serve-{pid}"), format!("serve-{pid}-files")] {
         if Path::new("/run/isobox").join(&name).exists() {
@@ -1178,6 +1191,13 @@ pub fn disk_full(root: &Path, binary: &Path, first_uid: u32, id: u32) -> Vec<Row
         if !ok && !error {
             row.fail(format!("--run on a full box root: {run:?}, meta {meta:?}"));
         }
+        let said = if ok {
+            "--run OK".to_string()
+        } else {
+            format!("--run XX ({})", run.stderr.trim())
+        };
+        *row.stages.entry(said).or_default() += 1;
+        *row.stages.entry(format!("--init: {}", init.stderr.trim())).or_default() += 1;
         for file in filler {
             let _ = fs::remove_file(file);
         }
