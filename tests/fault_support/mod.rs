@@ -27,6 +27,10 @@ use serde_json::{json, Value};
 /// hung (a stale lock, a keeper waiting on something dead).
 const HUNG: Duration = Duration::from_secs(30);
 
+/// The stage under which a known failure is counted: the next `--run`
+/// found the box's cgroup still busy after its 5 s wait.
+pub const KNOWN_BUSY: &str = "KNOWN: next --run found the cgroup busy";
+
 /// xorshift64*: reproducible from the seed.
 pub struct Rng(u64);
 
@@ -771,7 +775,18 @@ pub fn keeper_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
             if sig == Signal::TERM && outcome.code == 2 && !outcome.clear_error() {
                 row.fail(format!("unclear error: {:?}", outcome.stderr));
             }
-            match recover(install, id, stage) {
+            let recovered = match recover(install, id, stage) {
+                // Known and not fixed yet (docs/RELIABILITY.md): now and
+                // then something of the killed run outlives the next
+                // keeper's 5 s wait on the box's cgroup. Counted apart;
+                // the command after that must work.
+                Err(err) if err.contains("still has processes after being killed") => {
+                    *row.stages.entry(KNOWN_BUSY.to_string()).or_default() += 1;
+                    recover(install, id, stage)
+                }
+                other => other,
+            };
+            match recovered {
                 Ok(is_live) => {
                     let base = if is_live { &live } else { &gone };
                     row.leak(install.census(&uids).leaks(base));
@@ -1197,7 +1212,9 @@ pub fn disk_full(root: &Path, binary: &Path, first_uid: u32, id: u32) -> Vec<Row
             format!("--run XX ({})", run.stderr.trim())
         };
         *row.stages.entry(said).or_default() += 1;
-        *row.stages.entry(format!("--init: {}", init.stderr.trim())).or_default() += 1;
+        *row.stages
+            .entry(format!("--init: {}", init.stderr.trim()))
+            .or_default() += 1;
         for file in filler {
             let _ = fs::remove_file(file);
         }
@@ -1339,6 +1356,10 @@ pub fn serve_disk_full(root: &Path, binary: &Path) -> Vec<Row> {
             row.fail(format!("upload to a full store: {code} {body:?}"));
         }
         row.attempts += 1;
+        // A fresh connection: the server closes the one whose upload it
+        // refused before reading it all, and a pooled client may not
+        // notice in time.
+        let client = self::client();
         match post_run(&client, &server.base, "cat /dev/zero > big; exit 3") {
             Ok(status) if status.starts_with("Nonzero Exit Status") => {}
             other => row.fail(format!("a program filling its box: {other:?}")),
