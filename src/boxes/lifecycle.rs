@@ -163,9 +163,20 @@ impl LockedBox {
         let Some(dir) = directory(&self.dir) else {
             return Err(BoxError::NotInitialized(self.id));
         };
-        let state = fs::read_to_string(self.dir.join(STATE_FILE))
-            .ok()
-            .and_then(|text| BoxState::parse(&text));
+        let state_path = self.dir.join(STATE_FILE);
+        let state = match fs::read_to_string(&state_path) {
+            Ok(text) => BoxState::parse(&text),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            // A box that cannot be read now (no descriptor left, say) is
+            // not a half-made one: told so, a judge would `--init` it
+            // again and lose its files.
+            Err(source) => {
+                return Err(BoxError::Io {
+                    context: format!("cannot read {}", state_path.display()),
+                    source,
+                })
+            }
+        };
         let (Some(state), Some(box_dir)) = (state, directory(&self.box_dir)) else {
             return Err(BoxError::HalfInitialized(self.id));
         };
@@ -430,6 +441,22 @@ mod tests {
         ));
         locked.cleanup().unwrap();
         assert!(!locked.dir().exists());
+    }
+
+    #[test]
+    fn a_state_file_that_cannot_be_read_is_not_a_half_made_box() {
+        // Under a keeper out of descriptors the read fails with EMFILE; a
+        // directory in its place fails the same way (EISDIR) without
+        // starving the test. "Not initialized completely" would tell the
+        // judge to --init the box again, losing its files.
+        let root = tempfile::tempdir().unwrap();
+        let locked = locked_test_box(root.path(), 902);
+        fs::create_dir_all(locked.box_dir()).unwrap();
+        fs::create_dir(locked.dir().join(STATE_FILE)).unwrap();
+        let error = locked.state().unwrap_err();
+        assert!(matches!(error, BoxError::Io { .. }), "{error}");
+        assert!(error.to_string().contains(STATE_FILE), "{error}");
+        locked.cleanup().unwrap();
     }
 
     #[test]

@@ -94,6 +94,24 @@ pub fn program_name() -> &'static str {
     PROGRAM_NAME.get().map_or("isobox", String::as_str)
 }
 
+/// An error and its causes in one line, `a: b: c` as `{:#}` gives them,
+/// leaving out a cause whose text the line already ends with (an error
+/// whose own text includes its source, as the library's `Io` variants do,
+/// would otherwise say it twice).
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
 /// Prints `isobox: <message>` (or the name given to [`set_program_name`])
 /// as exactly one line on stderr.
 ///
@@ -147,6 +165,29 @@ mod tests {
                 .map(|arg| arg.into_string().unwrap())
                 .collect()
         })
+    }
+
+    #[test]
+    fn an_error_says_its_cause_once() {
+        // BoxError::Io shows its source in its own text, as many of the
+        // library's errors do; anyhow's `{:#}` said it twice.
+        let io = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let error = anyhow::Error::new(isobox::boxes::BoxError::Io {
+            context: "cannot reset /b/0/box".into(),
+            source: io,
+        });
+        assert_eq!(
+            error_text(&error),
+            "cannot reset /b/0/box: Too many open files (os error 24)"
+        );
+        // Causes that add something are all kept, in order.
+        let error = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("cannot write /m")
+            .context("reporting");
+        assert_eq!(
+            error_text(&error),
+            "reporting: cannot write /m: No space left on device (os error 28)"
+        );
     }
 
     #[test]

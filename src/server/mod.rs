@@ -323,7 +323,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match serve(parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            print_error(&format!("serve: {error:#}"));
+            print_error(&format!("serve: {}", crate::cli::error_text(&error)));
             ExitCode::from(EXIT_TROUBLE)
         }
     }

@@ -160,7 +160,23 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
                     reopened
                 }
                 // A link or a file: reported below from the O_PATH view.
-                _ => entry,
+                (_, Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)) | (Err(_), _) => {
+                    entry
+                }
+                // Anything else (no descriptor left, say) is the error: an
+                // O_PATH descriptor in its place would fail every fchmod
+                // later with a puzzling EBADF.
+                (Ok(_), Err(err)) => {
+                    let err = io::Error::from(err);
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!(
+                            "{}: {}",
+                            walked(&stack, &name).display(),
+                            strerror(err.raw_os_error().unwrap_or(libc::EIO))
+                        ),
+                    ));
+                }
             }
         } else {
             entry

@@ -21,6 +21,7 @@
 //! | `isolate_parity.rs`   | 72      |
 //! | `isolate_setuid_flows.rs` | 73–79 (default installation) |
 //! | `hostile_syscalls_policy.rs` | 57 |
+//! | `faults.rs`           | 60–64   |
 //! | `hostile_mount_points.rs` | 80  |
 //! | `hostile_review3.rs`  | 84      |
 //! | `hostile_process.rs`  | 86      |

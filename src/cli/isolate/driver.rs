@@ -91,11 +91,12 @@ impl MetaFile {
         }
     }
 
-    pub(super) fn write(&mut self, meta: &Meta) {
-        if let Err(error) = self.open() {
-            print_error(&format!("{error:#}"));
-            return;
-        }
+    /// Writes `meta`; the error, in one line, when it could not be (the
+    /// caller says it: a judge must not take a run whose meta file is
+    /// missing or cut short for one that went well).
+    pub(super) fn write(&mut self, meta: &Meta) -> std::result::Result<(), String> {
+        self.open()
+            .map_err(|error| crate::cli::error_text(&error))?;
         let written = match self {
             Self::None | Self::Pending { .. } => Ok(()),
             Self::Stdout => std::io::stdout()
@@ -103,13 +104,13 @@ impl MetaFile {
                 .write_all(meta.to_string().as_bytes()),
             Self::File(_, file) => meta::write_meta_file(file, meta),
         };
-        if let Err(error) = written {
+        written.map_err(|error| {
             let name = match self {
                 Self::File(path, _) => path.display().to_string(),
                 _ => "-".to_string(),
             };
-            print_error(&format!("cannot write the meta file {name}: {error}"));
-        }
+            format!("cannot write the meta file {name}: {error}")
+        })
     }
 }
 
@@ -457,7 +458,12 @@ fn run(
         );
     }
     let report = Meta::from_result(&result, parsed.cg);
-    meta.write(&report);
+    if let Err(problem) = meta.write(&report) {
+        // isolate would exit 0 with a meta file cut short (it never checks
+        // its writes); the run's figures are lost, which is a sandbox error.
+        print_error(&problem);
+        return Ok(crate::cli::EXIT_TROUBLE);
+    }
     let verdict = report.verdict();
     match verdict {
         Verdict::SandboxError => print_error(report.message()),

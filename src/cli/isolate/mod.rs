@@ -96,8 +96,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     let code = execute(&parsed, &words, &mut meta).unwrap_or_else(|error| {
         // isolate's die(): status XX in the meta file, the message on
         // stderr, exit status 2.
-        let message = format!("{error:#}");
-        meta.write(&Meta::sandbox_error(&message));
+        let mut message = crate::cli::error_text(&error);
+        if let Err(problem) = meta.write(&Meta::sandbox_error(&message)) {
+            // One line still: the error, then why the meta file lacks it.
+            message = format!("{message}; and {problem}");
+        }
         print_error(&message);
         EXIT_TROUBLE
     });

@@ -1,0 +1,85 @@
+//! Fault injection, CI-sized: the keeper killed (SIGKILL, SIGTERM) at
+//! random points of `--init`, `--run` and `--cleanup`, the box's own
+//! processes killed from outside, `isobox serve` killed during a request,
+//! full disks and too few descriptors. After each fault the next command
+//! works and nothing is left. The long run is `examples/faults.rs`; both
+//! drive `tests/fault_support`.
+//!
+//! Run as root with cgroups (privileged tests). Box ids: slots 60–64.
+#![cfg(feature = "serve")]
+
+mod common;
+#[path = "fault_support/mod.rs"]
+mod fault_support;
+mod isolate_support;
+
+use std::path::Path;
+
+use common::skip_unless_privileged;
+use fault_support::{Install, Rng, Row};
+use isolate_support::{slot_id, FIRST_UID};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_isobox"))
+}
+
+fn install(root: &tempfile::TempDir) -> Install {
+    Install::new(root.path(), binary(), FIRST_UID, 1000, None)
+}
+
+/// Every row clean, and at least `kills` kills in all.
+fn assert_clean(rows: &[Row], kills: u64) {
+    fault_support::print_table("faults", rows);
+    for row in rows {
+        assert!(row.clean(), "{}: {row:?}", row.name);
+    }
+    let done: u64 = rows.iter().map(|row| row.kills).sum();
+    assert!(done >= kills, "only {done} kills of {kills}");
+}
+
+#[test]
+fn a_killed_keeper_leaves_nothing_and_the_next_command_works() {
+    skip_unless_privileged!();
+    let root = common::temp_dir("isobox-faults-", 0o755);
+    let install = install(&root);
+    let rows = fault_support::keeper_kills(&install, slot_id(60, 0), 36, &mut Rng::new(60));
+    assert_clean(&rows, 36);
+}
+
+#[test]
+fn killing_the_box_processes_during_a_run_gives_a_report_and_leaves_nothing() {
+    skip_unless_privileged!();
+    let root = common::temp_dir("isobox-faults-", 0o755);
+    let install = install(&root);
+    let rows = fault_support::inmate_kills(&install, slot_id(61, 0), 12, &mut Rng::new(61));
+    assert_clean(&rows, 12);
+}
+
+#[test]
+fn a_killed_server_is_swept_by_the_next_one() {
+    skip_unless_privileged!();
+    let rows = fault_support::server_kills(binary(), 12, &mut Rng::new(62));
+    assert_clean(&rows, 12);
+}
+
+#[test]
+fn full_disks_give_clear_errors_and_lose_nothing() {
+    skip_unless_privileged!();
+    let root = common::temp_dir("isobox-faults-", 0o755);
+    let mut rows = fault_support::disk_full(root.path(), binary(), FIRST_UID, slot_id(63, 0));
+    rows.extend(fault_support::serve_disk_full(root.path(), binary()));
+    assert_clean(&rows, 0);
+}
+
+#[test]
+fn too_few_descriptors_give_clear_errors_and_leave_nothing() {
+    skip_unless_privileged!();
+    let root = common::temp_dir("isobox-faults-", 0o755);
+    let install = install(&root);
+    let mut rows =
+        fault_support::descriptors(&install, slot_id(64, 0), [3, 4, 5, 6, 8, 12, 16, 17, 20]);
+    rows.extend(fault_support::serve_descriptors(binary(), &[16, 48, 64], 8));
+    assert_clean(&rows, 0);
+    // Some limit is too low for each command, and each says so clearly.
+    assert!(rows[0].stages.values().sum::<u64>() > 0, "{:?}", rows[0]);
+}
