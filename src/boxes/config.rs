@@ -62,7 +62,8 @@ pub struct PerBoxConfig {
 /// `restricted_init` (0 or 1), `syscall_flags` (isolate's system-call
 /// restrictions, a number as in isolate: 65535 all, 0 none), and per box
 /// `box<N>.cpus` and `box<N>.mems`; isobox adds `box_quota = BLOCKS,INODES`,
-/// the file system of a box made without `-q`.
+/// the file system of a box made without `-q`, and `box_agent` (0 or 1),
+/// whether a box's repeated `--run`s go to an agent holding a warm box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxesConfig {
     /// Directory holding box N at `<box_root>/<N>`.
@@ -86,6 +87,9 @@ pub struct BoxesConfig {
     /// The file system of a box initialized without `-q` (key
     /// `box_quota = BLOCKS,INODES`, an isobox extension).
     pub default_quota: Quota,
+    /// A box's second and later `--run`s go to its agent, which keeps a
+    /// warm box (key `box_agent`, an isobox extension; default 1).
+    pub box_agent: bool,
 }
 
 impl Default for BoxesConfig {
@@ -101,6 +105,7 @@ impl Default for BoxesConfig {
             syscall_flags: crate::config::syscall_flags::ALL,
             per_box: BTreeMap::new(),
             default_quota: DEFAULT_QUOTA,
+            box_agent: true,
         }
     }
 }
@@ -272,6 +277,13 @@ impl BoxesConfig {
             "first_uid" => self.first_uid = number(key, value)?,
             "first_gid" => self.first_gid = number(key, value)?,
             "num_boxes" => self.num_boxes = number(key, value)?,
+            "box_agent" => {
+                self.box_agent = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(format!("box_agent must be 0 or 1, not {value:?}")),
+                }
+            }
             "restricted_init" => {
                 self.restricted_init = match value {
                     "0" => false,
@@ -811,6 +823,9 @@ mod tests {
     #[test]
     fn zero_quotas_are_refused() {
         assert!(parse("box_quota = 0,100").is_err());
+        assert!(parse("").unwrap().box_agent);
+        assert!(!parse("box_agent = 0").unwrap().box_agent);
+        assert!(parse("box_agent = yes").is_err());
         assert!(parse("box_quota = 100,0").is_err());
         assert_eq!(
             parse("box_quota = 2048,64").unwrap().default_quota,

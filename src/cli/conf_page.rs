@@ -95,6 +95,15 @@ const KEYS: &[Key] = &[
                made by --init without -q. Both at least 1. Default: 1048576,65536 (1 GiB).",
     },
     Key {
+        name: "box_agent",
+        value: "0 | 1",
+        example: "1",
+        text: "isobox only: 1 lets a box's second and later --run (with --cg) go to an \
+               agent process of the box that keeps its namespaces, root and cgroup warm \
+               between runs and exits after 30 s idle or at --cleanup; 0 runs every --run \
+               cold, with no process left between runs. Default: 1.",
+    },
+    Key {
         name: "box<N>.cpus",
         value: "LIST",
         example: "0-1",

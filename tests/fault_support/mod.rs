@@ -352,7 +352,9 @@ impl Install {
             &config,
             format!(
                 "# written by the fault injection\nbox_root = {}\nlock_root = {}\n\
-                 first_uid = {first_uid}\nfirst_gid = {first_uid}\nnum_boxes = {num_boxes}\n",
+                 first_uid = {first_uid}\nfirst_gid = {first_uid}\nnum_boxes = {num_boxes}\n\
+                 # the cold path; tests/isolate_warm.rs kills the box agent's runs\n\
+                 box_agent = 0\n",
                 box_root.display(),
                 lock_root.display()
             ),

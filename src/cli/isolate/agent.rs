@@ -154,9 +154,16 @@ enum Reply {
     Stopped,
 }
 
-/// Whether a run of these arguments can go to an agent: a warm box needs
-/// a cgroup, and the descriptors and terminal of the caller cannot be held.
-pub(super) fn eligible(parsed: &IsolateArgs) -> bool {
+/// Whether a run of these arguments can go to an agent: the installation
+/// allows agents (`box_agent`), a warm box needs a cgroup, and the
+/// descriptors and terminal of the caller cannot be held.
+pub(super) fn eligible(parsed: &IsolateArgs, config: &BoxesConfig) -> bool {
+    config.box_agent && servable(parsed)
+}
+
+/// Whether a warm box can serve a run of these arguments (see
+/// [`eligible`]).
+fn servable(parsed: &IsolateArgs) -> bool {
     parsed.cg && !parsed.inherit_fds && !parsed.tty_hack
 }
 
@@ -782,7 +789,7 @@ fn rebuild(
     let Action::Run(command) = &parsed.action else {
         return Err("not a run".into());
     };
-    if !eligible(&parsed) {
+    if !servable(&parsed) {
         return Err("a run an agent cannot serve".into());
     }
     if descriptors != 2 + usize::from(request.stdin) {

@@ -408,7 +408,7 @@ fn run(
         None => inherited_stdin(),
     };
 
-    let route = if agent::eligible(parsed) {
+    let route = if agent::eligible(parsed, config) {
         agent::run(
             &locked,
             config,
