@@ -168,6 +168,9 @@ pub struct Counts {
     pub server_rss_kib: u64,
     /// Whether these are a server's counts (its warm boxes are its own).
     server: bool,
+    /// Whether the warm boxes are held by the isolate face's box agents,
+    /// processes of their own, not by the keeper.
+    agents: bool,
     box_files: u64,
     temp: u64,
     locks: u64,
@@ -207,7 +210,7 @@ impl Counts {
         }
         // A warm box holds its cgroup directories open (one descriptor
         // each), in the keeper or in the server.
-        let (fds, base_fds) = if self.server {
+        let (fds, base_fds) = if self.server || self.agents {
             (self.fds, base.fds)
         } else {
             (
@@ -282,6 +285,7 @@ impl Scope {
             cgroups,
             warm,
             server: self.server.is_some(),
+            agents: self.lock_dir.is_some(),
             mounts: fs::read_to_string("/proc/self/mountinfo")
                 .unwrap_or_default()
                 .lines()
