@@ -1555,9 +1555,18 @@ pub fn serve_descriptors(binary: &Path, limits: &[u32], parallel: usize) -> Vec<
         let idle = post_run(&client(), &server.base, "echo ok");
         let serves = idle.as_deref() == Ok("Accepted");
         if !serves {
-            *row.stages.entry("too few to run".into()).or_default() += 1;
             let said = format!("{idle:?}");
-            if !said.contains("Too many open files") {
+            // With fewer still the server cannot even accept a connection:
+            // the client sees it closed, and the server lives on.
+            let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let alive = state
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'));
+            if said.contains("Too many open files") {
+                *row.stages.entry("too few to run".into()).or_default() += 1;
+            } else if said.contains("error sending request") && alive {
+                *row.stages.entry("too few to accept".into()).or_default() += 1;
+            } else {
                 row.fail(format!("--nofile={limit}: an idle request: {said}"));
             }
         }
