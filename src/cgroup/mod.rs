@@ -299,7 +299,9 @@ pub fn own_cgroup(root: &Path) -> Option<PathBuf> {
 }
 
 /// The leaf a keeper moves into when it runs in the very cgroup it was
-/// given (see [`leave_for_a_leaf`]).
+/// given: a systemd scope or service with `Delegate=yes` holds its own
+/// processes, and a cgroup that holds any cannot give controllers to its
+/// children.
 pub const KEEPER_LEAF: &str = "isobox-keeper";
 
 /// A cgroup handed to a service or scope with systemd's `Delegate=yes`
