@@ -127,17 +127,7 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
         };
         let entry = match entry {
             Ok(entry) => entry,
-            Err(err) => {
-                let err = io::Error::from(err);
-                return Err(io::Error::new(
-                    err.kind(),
-                    format!(
-                        "{}: {}",
-                        walked(&stack, &name).display(),
-                        strerror(err.raw_os_error().unwrap_or(libc::EIO))
-                    ),
-                ));
-            }
+            Err(err) => return Err(located(&walked(&stack, &name), err)),
         };
         // A readable descriptor of the same directory, opened again from
         // its parent without following a link, for fchown and fchmod.
@@ -166,17 +156,7 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
                 // Anything else (no descriptor left, say) is the error: an
                 // O_PATH descriptor in its place would fail every fchmod
                 // later with a puzzling EBADF.
-                (Ok(_), Err(err)) => {
-                    let err = io::Error::from(err);
-                    return Err(io::Error::new(
-                        err.kind(),
-                        format!(
-                            "{}: {}",
-                            walked(&stack, &name).display(),
-                            strerror(err.raw_os_error().unwrap_or(libc::EIO))
-                        ),
-                    ));
-                }
+                (Ok(_), Err(err)) => return Err(located(&walked(&stack, &name), err)),
             }
         } else {
             entry
@@ -245,4 +225,17 @@ pub fn resolve_host_path(path: &std::path::Path, how: Resolve) -> io::Result<Hos
         is_dir: FileType::from_raw_mode(stat.st_mode) == FileType::Directory,
         created,
     })
+}
+
+/// `err` with the path it happened at, said once: `<path>: <strerror>`.
+fn located(path: &std::path::Path, err: rustix::io::Errno) -> io::Error {
+    let err = io::Error::from(err);
+    io::Error::new(
+        err.kind(),
+        format!(
+            "{}: {}",
+            path.display(),
+            strerror(err.raw_os_error().unwrap_or(libc::EIO))
+        ),
+    )
 }
