@@ -100,9 +100,9 @@ fn dispatch(mut args: Vec<OsString>) -> ExitCode {
     let help = matches!(first, Some("--help" | "-h")) || (first == Some("help") && args.len() == 2);
     let code = cli::native::main(args);
     if help {
-        println!("\n{}", cli::isolate::FACE_SUMMARY);
+        cli::print_out(format_args!("\n{}\n", cli::isolate::FACE_SUMMARY));
         #[cfg(feature = "serve")]
-        println!("\n{}", server::SUMMARY);
+        cli::print_out(format_args!("\n{}\n", server::SUMMARY));
     }
     code
 }

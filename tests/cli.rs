@@ -414,6 +414,53 @@ fn malformed_env_is_a_usage_error() {
     isobox(&["run", "--env=", "--time", "1", "--", "/bin/true"]).assert_usage_error();
 }
 
+/// A reader that stops early (`isobox help | head -1`) closes the pipe under
+/// the help text: the binary must end quietly, not report a panic.
+#[test]
+fn help_into_a_closed_pipe_is_not_an_internal_error() {
+    let isolate_name = temp_dir("isobox-cli-name-", 0o755);
+    let isolate = isolate_name.path().join("isolate");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_isobox"), &isolate).expect("symlink");
+    // A completion script cut short is an error worth a line and exit 2 (the
+    // file it was meant for is incomplete); help text cut short is not.
+    let cases: [(&std::path::Path, &[&str], i32); 5] = [
+        (env!("CARGO_BIN_EXE_isobox").as_ref(), &["help"], 0),
+        (env!("CARGO_BIN_EXE_isobox").as_ref(), &["--help"], 0),
+        (env!("CARGO_BIN_EXE_isobox").as_ref(), &["run", "--help"], 0),
+        (
+            env!("CARGO_BIN_EXE_isobox").as_ref(),
+            &["generate", "completions", "bash"],
+            2,
+        ),
+        (&isolate, &["--help"], 0),
+    ];
+    for (program, args, code) in cases {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = Command::new(program)
+            .args(args)
+            .env_remove("ISOBOX_LOG")
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .output()
+            .expect("isobox runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("internal error"),
+            "{program:?} {args:?}: {stderr}"
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{program:?} {args:?}: {stderr}"
+        );
+        assert!(
+            stderr.lines().count() <= 1,
+            "{program:?} {args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn help_and_version_print_normally() {
     let run = isobox(&["--help"]);

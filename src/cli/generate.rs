@@ -48,7 +48,7 @@ pub fn main(args: GenerateArgs) -> ExitCode {
     let done = match args.what {
         What::Man { dir } => write_pages(&dir).map(|pages| {
             for page in pages {
-                println!("{}", page.display());
+                crate::cli::print_out(format_args!("{}\n", page.display()));
             }
         }),
         What::Completions { shell } => {

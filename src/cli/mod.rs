@@ -112,6 +112,19 @@ pub fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
+/// Writes `text` to stdout, ignoring a stdout that is closed or full:
+/// `isobox help | head` must not turn into a panic after the reader has
+/// gone, and `println!` panics on any write error.
+pub fn print_out(text: impl std::fmt::Display) {
+    let _ = write!(std::io::stdout().lock(), "{text}");
+}
+
+/// [`print_out`]'s counterpart for stderr, for the lines a face prints there
+/// that are not errors (isolate's verdict line, verbose notes).
+pub fn print_note(text: impl std::fmt::Display) {
+    let _ = write!(std::io::stderr().lock(), "{text}");
+}
+
 /// Prints `isobox: <message>` (or the name given to [`set_program_name`])
 /// as exactly one line on stderr.
 ///

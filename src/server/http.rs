@@ -74,10 +74,10 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
     if let Some(metrics_listener) = metrics_listener {
-        eprintln!(
-            "isobox serve: metrics on {}",
+        crate::cli::print_note(format_args!(
+            "isobox serve: metrics on {}\n",
             metrics_listener.local_addr()?
-        );
+        ));
         let app = Router::new()
             .route("/metrics", get(metrics_handler))
             .with_state(state.clone());
@@ -92,7 +92,10 @@ pub async fn serve(
     }
     // Tests and scripts wait for this line to know the service is up
     // (the metrics line, when asked for, comes before it).
-    eprintln!("isobox serve: listening on {}", listener.local_addr()?);
+    crate::cli::print_note(format_args!(
+        "isobox serve: listening on {}\n",
+        listener.local_addr()?
+    ));
     tracing::info!("listening on {}", listener.local_addr()?);
     let mut stop = stop_rx;
     axum::serve(listener, router(state))

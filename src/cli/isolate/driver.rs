@@ -138,27 +138,27 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
     let config_path = boxes::config_path(from_env.as_deref());
     let config = BoxesConfig::load(&config_path)?;
     if parsed.verbose > 0 {
-        eprintln!(
-            "{}: configuration {}, boxes in {}",
+        crate::cli::print_note(format_args!(
+            "{}: configuration {}, boxes in {}\n",
             crate::cli::program_name(),
             config_path.display(),
             config.box_root.display()
-        );
+        ));
     }
     match &parsed.action {
         Action::CheckConfig => {
             if parsed.cg {
                 config.cgroup_placement()?;
             }
-            println!(
-                "{}: fine ({} boxes in {}, uids from {})",
+            crate::cli::print_out(format_args!(
+                "{}: fine ({} boxes in {}, uids from {})\n",
                 config_path.display(),
                 config.num_boxes,
                 config.box_root.display(),
                 config.first_uid
-            );
+            ));
             if parsed.verbose > 1 {
-                print!("{}", isolate_config_dump(&config));
+                crate::cli::print_out(isolate_config_dump(&config));
             }
             Ok(0)
         }
@@ -171,7 +171,7 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
             } else {
                 placement.root
             };
-            println!("{}", shown.display());
+            crate::cli::print_out(format_args!("{}\n", shown.display()));
             Ok(0)
         }
         Action::Init => {
@@ -192,7 +192,7 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
             locked
                 .init(state, quota)
                 .map_err(|error| explain(error, parsed))?;
-            println!("{}", locked.dir().display());
+            crate::cli::print_out(format_args!("{}\n", locked.dir().display()));
             Ok(0)
         }
         Action::Cleanup => {
@@ -451,11 +451,11 @@ fn run(
 
     if let Some(errno) = result.exec_errno {
         // isolate's inside process says this on the program's stderr.
-        eprintln!(
-            "execve(\"{}\"): {}",
+        crate::cli::print_note(format_args!(
+            "execve(\"{}\"): {}\n",
             command[0],
             isobox::sys::strerror(errno)
-        );
+        ));
     }
     let report = Meta::from_result(&result, parsed.cg);
     if let Err(problem) = meta.write(&report) {
@@ -468,12 +468,12 @@ fn run(
     match verdict {
         Verdict::SandboxError => print_error(report.message()),
         _ if parsed.silent > 0 => {}
-        Verdict::Ok => eprintln!(
-            "OK ({} sec real, {} sec wall)",
+        Verdict::Ok => crate::cli::print_note(format_args!(
+            "OK ({} sec real, {} sec wall)\n",
             report.get("time").unwrap_or("0.000"),
             report.get("time-wall").unwrap_or("0.000")
-        ),
-        _ => eprintln!("{}", report.message()),
+        )),
+        _ => crate::cli::print_note(format_args!("{}\n", report.message())),
     }
     Ok(verdict.exit_status())
 }

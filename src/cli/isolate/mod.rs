@@ -83,7 +83,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     match parsed.action {
         Action::Help => {
-            println!("{USAGE}");
+            crate::cli::print_out(format_args!("{USAGE}\n"));
             return ExitCode::SUCCESS;
         }
         Action::Version => {
