@@ -272,10 +272,11 @@ pub struct IsolateConfig {
     /// controlling terminal, even when its stdio is a terminal.
     pub keep_terminal: bool,
     /// Keep the box warm between runs of one executor (on by default):
-    /// from an executor's second run on, its namespaces, filesystem and
-    /// cgroup are built once, by a long-lived holder process (pid 1 of the
-    /// box), and each run is a fork of it; a one-shot executor never builds
-    /// one. Between runs every
+    /// from an executor's second run on (or ahead of time, with
+    /// [`ProcessExecutor::prepare_warm_box`]), its namespaces, filesystem
+    /// and cgroup are built once, by a long-lived holder process (pid 1 of
+    /// the box), and each run is a fork of it; a one-shot executor never
+    /// builds one. Between runs every
     /// process of the run is killed, `/tmp` and `/dev/shm` are mounted
     /// afresh, each run gets a new IPC namespace, and the cgroup's counters
     /// start over, so a run sees and measures nothing of the one before.
@@ -284,7 +285,9 @@ pub struct IsolateConfig {
     /// namespaces and a cgroup, no `inherit_fds`, `keep_terminal` or
     /// `proxy_record`); any other run, and any run after the holder failed,
     /// builds its box anew as without this setting. [`crate::pool`] keeps
-    /// it on for its boxes.
+    /// it on for its boxes and builds them ahead of time.
+    ///
+    /// [`ProcessExecutor::prepare_warm_box`]: crate::ProcessExecutor::prepare_warm_box
     pub warm: bool,
 }
 

@@ -6,9 +6,10 @@
 //! base directory. A [`Lease`] hands it out; dropping the lease resets it:
 //! the configuration goes back to the box's own, everything the run left in
 //! the working directory is removed, and the directory is checked to be
-//! empty, owned by root and not a link. Boxes are warm from their second run
-//! ([`IsolateConfig::warm`]): their namespaces, filesystem and cgroup
-//! outlive a run, and the box itself renews `/tmp` and `/dev/shm`, kills
+//! empty, owned by root and not a link. Boxes are warm from their first run
+//! ([`IsolateConfig::warm`], built with the box by
+//! [`ProcessExecutor::prepare_warm_box`]): their namespaces, filesystem and
+//! cgroup outlive a run, and the box itself renews `/tmp` and `/dev/shm`, kills
 //! what a run left and starts its counters over between runs. A box that
 //! fails its reset is destroyed and a new one is made in its place when
 //! next needed.
@@ -443,13 +444,18 @@ impl Shared {
             warm: true,
             ..self.config.template.clone()
         };
-        let executor = match ProcessExecutor::new(config.clone()) {
+        let mut executor = match ProcessExecutor::new(config.clone()) {
             Ok(executor) => executor,
             Err(err) => {
                 remove_box_dir(&workdir, self.config.box_size.is_some());
                 return Err(err.into());
             }
         };
+        // Built here rather than in the box's second run, so that a run
+        // never waits for it; a box that cannot be built runs cold.
+        if let Err(err) = executor.prepare_warm_box() {
+            tracing::warn!("box {id} runs cold: {err}");
+        }
         Ok(WarmBox {
             executor,
             config,

@@ -118,10 +118,15 @@ fn repeated_runs_reuse_the_agent_and_its_box() {
         assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
         namespaces.push(outcome.stdout.clone());
         agents.push(agent(&isolate, id).expect("an agent from the second run on"));
+        // Between two runs the agent has built the box for the next one:
+        // its holder (a clone of it) waits beside it.
+        eventually("the agent builds the box after its first run", || {
+            agent_processes(&isolate, id).len() == 2
+        });
     }
     assert!(agents.iter().all(|pid| *pid == agents[0]), "{agents:?}");
-    // The agent's first run builds the box (cold), its next ones are
-    // forks of the same holder, in the same PID namespace.
+    // The agent's first run is cold and builds the box after it, so its
+    // next ones are forks of the same holder, in the same PID namespace.
     assert!(
         namespaces[1..].iter().all(|ns| *ns == namespaces[1]),
         "{namespaces:?}"

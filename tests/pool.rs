@@ -164,3 +164,44 @@ fn a_pool_that_cannot_make_its_boxes_fails_cleanly() {
     assert!(matches!(made, Err(PoolError::Isolate(_))), "{made:?}");
     assert!(!base_dir.exists());
 }
+
+/// Pids in the box's holder cgroup (`warm-<n>`) below each of `dirs`.
+fn holder_pids(dirs: &[PathBuf]) -> Vec<String> {
+    let mut pids = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("warm-") {
+                let procs = std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap();
+                pids.extend(procs.lines().map(str::to_owned));
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// A box made ahead of time is built ahead of time too: its holder is alive
+/// before anything ran, and the first run is born in it (pid 2 of the
+/// holder's namespace, the holder staying the same).
+#[test]
+fn a_box_made_ahead_is_warm_before_its_first_run() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("ahead", 1, 4);
+    let mut lease = pool.acquire().unwrap();
+    let holders = holder_pids(&lease.cgroup_paths());
+    assert_eq!(holders.len(), 1, "one holder before any run: {holders:?}");
+    let result = lease.executor().execute(&sh("echo $$"), None).unwrap();
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    assert_eq!(result.stdout, "2\n", "the first process of the held box");
+    assert_eq!(
+        holder_pids(&lease.cgroup_paths()),
+        holders,
+        "the same holder"
+    );
+    let result = lease.executor().execute(&sh("echo $$"), None).unwrap();
+    assert_ne!(result.stdout, "2\n", "the second run is in the same box");
+    drop(lease);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}

@@ -110,13 +110,7 @@ impl ProcessExecutor {
         command: &[String],
         stdin: Stdin,
     ) -> std::result::Result<Result<RunFacts>, Stdin> {
-        // A holder is built by root (its id maps and cgroup moves): a box
-        // in a user namespace runs cold.
-        let holdable = self.config.warm
-            && self.namespaces
-            && self.user_namespace.is_none()
-            && self.config.proxy_record.is_none()
-            && self.cgroup.is_some();
+        let holdable = self.holdable();
         let key = BoxKey::of(&self.config);
         if !holdable || self.warmth.refused.as_ref() == Some(&key) {
             return Err(stdin);
@@ -157,6 +151,62 @@ impl ProcessExecutor {
             self.warmth.warm_box = Some(warm);
         }
         Ok(facts)
+    }
+
+    /// Builds the warm box now rather than on the executor's second run,
+    /// for an executor that is known to serve run after run (a pool's box
+    /// made ahead of time, an isolate box's agent between two runs): the
+    /// next run then starts in a ready box. `Ok(false)` when this
+    /// configuration runs cold (see [`IsolateConfig::warm`]); a box that
+    /// is already built and alive is kept.
+    ///
+    /// The working directory is opened but not handed to the box's user:
+    /// that stays the business of each run, and an isolate box's client
+    /// may still be giving the files of the last run back to their owner.
+    ///
+    /// [`IsolateConfig::warm`]: crate::config::IsolateConfig::warm
+    pub fn prepare_warm_box(&mut self) -> Result<bool> {
+        let key = BoxKey::of(&self.config);
+        if !self.holdable() || self.warmth.refused.as_ref() == Some(&key) {
+            return Ok(false);
+        }
+        if let Some(warm) = &self.warmth.warm_box {
+            if warm.key == key && warm.holder.is_alive() {
+                return Ok(true);
+            }
+        }
+        self.warmth.drop_box();
+        if self.workdir.is_none() {
+            self.workdir = Some(super::workdir::Workdir::open(&self.config.workdir)?);
+        }
+        // The holder's plan needs a command only to be a whole plan: the
+        // holder never runs it, every run brings its own.
+        let placeholder = [String::from("/bin/true")];
+        match self.build_warm_box(&placeholder, key.clone()) {
+            Ok(Some(warm)) => {
+                self.warmth.warm_box = Some(warm);
+                Ok(true)
+            }
+            Ok(None) => {
+                self.warmth.refused = Some(key);
+                Ok(false)
+            }
+            Err(err) => {
+                self.warmth.refused = Some(key);
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether this executor's runs can be held at all: a holder is built
+    /// by root (its id maps and cgroup moves), so a box in a user namespace
+    /// runs cold, as does one without a cgroup or with a proxy record.
+    fn holdable(&self) -> bool {
+        self.config.warm
+            && self.namespaces
+            && self.user_namespace.is_none()
+            && self.config.proxy_record.is_none()
+            && self.cgroup.is_some()
     }
 
     /// Builds the box for runs like `command`: its cgroup, then the holder

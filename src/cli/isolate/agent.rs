@@ -722,6 +722,17 @@ impl Agent {
             self.close();
         }
         let _ = send(connection, &reply, &[]);
+        if !leaving {
+            // The box's next run, usually the judge's next test case, finds
+            // the box built (the executor would otherwise build it during
+            // its second run): built now, while the client writes the meta
+            // file and gives the box's files back.
+            if let Some((_, executor)) = &mut self.executor {
+                if let Err(error) = executor.prepare_warm_box() {
+                    tracing::warn!("agent of box {}: {error}", self.id);
+                }
+            }
+        }
         !leaving
     }
 
