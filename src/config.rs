@@ -45,6 +45,12 @@ pub fn search_path(environment: &[(String, String)]) -> &str {
         .map_or(DEFAULT_PATH, |(_, value)| value.as_str())
 }
 
+/// [`IsolateConfig::open_files_limit`] for as many open files as the kernel
+/// lets a process have (`fs.nr_open`): what a limit of 0 asks for in both
+/// command-line faces. A caller that may not raise its own hard limit gets
+/// that hard limit instead.
+pub const OPEN_FILES_UNLIMITED: u64 = u64::MAX;
+
 /// Bytes of each of stdout and stderr a run keeps by default
 /// ([`IsolateConfig::output_limit`]; `isobox run` uses the same): the keeper
 /// holds captured output in its own memory, outside every limit of the box.
@@ -169,7 +175,9 @@ pub struct IsolateConfig {
     pub file_size_limit: Option<u64>,
     /// Stack size limit in bytes (`RLIMIT_STACK`); `None` leaves it unlimited.
     pub stack_limit: Option<u64>,
-    /// Maximum number of open file descriptors (`RLIMIT_NOFILE`).
+    /// Maximum number of open file descriptors (`RLIMIT_NOFILE`); `None`
+    /// is the kernel's default for a fresh process (1024, hard 4096),
+    /// [`OPEN_FILES_UNLIMITED`] the kernel's maximum.
     pub open_files_limit: Option<u64>,
     /// Largest core dump in bytes; 0 (the default) turns core dumps off.
     pub core_limit: u64,

@@ -1,6 +1,7 @@
 //! Directory rules: what of the host the box sees, in isolate's syntax.
 //!
-//! A rule is `IN=OUT[:OPTIONS]` (bind host path OUT at IN inside the box),
+//! A rule is `IN=OUT[:OPTIONS]` (bind host path OUT at IN inside the box;
+//! OPTIONS separated by `:` as isolate writes them, or by `,`),
 //! `IN[:OPTIONS]` (the same path on both sides), or `IN=` (remove the rule
 //! for IN). Options: `rw`, `dev`, `noexec`, `maybe` (skip when OUT is
 //! missing), `fs` (OUT names a filesystem type to mount fresh: `proc`,
@@ -94,7 +95,7 @@ impl FromStr for DirRule {
         };
         let mut options = DirOptions::default();
         let (mut fs, mut tmp) = (false, false);
-        for option in option_list.into_iter().flat_map(|o| o.split(',')) {
+        for option in option_list.into_iter().flat_map(|o| o.split([':', ','])) {
             match option {
                 "rw" => options.rw = true,
                 "dev" => options.dev = true,
@@ -258,6 +259,11 @@ mod tests {
         let relative = parse("box=./box:rw,maybe,norec,dev");
         assert_eq!(relative.action, DirAction::Bind("./box".into()));
         assert!(relative.options.maybe && relative.options.norec && relative.options.dev);
+        // isolate's own separator between options is a colon.
+        let colons = parse("/x=/srv/x:noexec:maybe:rw");
+        assert_eq!(colons.action, DirAction::Bind("/srv/x".into()));
+        assert!(colons.options.noexec && colons.options.maybe && colons.options.rw);
+        assert!("/x=/srv/x:noexec:bogus".parse::<DirRule>().is_err());
     }
 
     #[test]

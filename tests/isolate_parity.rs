@@ -277,3 +277,41 @@ fn check_config_vv_prints_the_parsed_configuration_as_isolate_does() {
     let quiet = isolate.isolate(&["--check-config"]);
     assert!(!quiet.stdout.contains("Config: "), "{quiet:?}");
 }
+
+/// `-n 0` is "no limit on open files" as in isolate's usage text, not the
+/// default 1024: the kernel's most (`fs.nr_open`), or as many as this
+/// process may have where it may not raise its own hard limit.
+#[test]
+fn open_files_zero_is_no_limit() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(72, 6), false);
+    let limits = |options: &[&str]| {
+        let (outcome, meta) = sandbox.run(options, &["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"]);
+        assert_eq!(outcome.code, 0, "{options:?}: {outcome:?}\n{meta}");
+        let values: Vec<u64> = outcome.stdout.lines().map(|l| l.parse().unwrap()).collect();
+        values
+    };
+    assert_eq!(limits(&[]), [1024, 1024], "isolate's default");
+    assert_eq!(limits(&["-n", "77"]), [77, 77]);
+    let nr_open: u64 = fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let own_hard: u64 = fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(4))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let unlimited = limits(&["-n", "0"]);
+    assert_eq!(unlimited[0], unlimited[1], "{unlimited:?}");
+    assert!(
+        unlimited[0] == nr_open || unlimited[0] == own_hard.max(1024),
+        "{unlimited:?}, nr_open {nr_open}, our hard limit {own_hard}"
+    );
+    assert!(unlimited[0] > 1024 || own_hard <= 1024, "{unlimited:?}");
+}

@@ -62,6 +62,15 @@ pub(crate) struct Rlimits {
     entries: [Option<Entry>; MAX_RLIMITS],
 }
 
+/// `fs.nr_open`, the most descriptors the kernel lets one process have
+/// (read before the fork; its default when it cannot be read).
+fn kernel_open_files_maximum() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1 << 20)
+}
+
 fn seconds_ceil(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
@@ -119,6 +128,13 @@ impl Rlimits {
             None => add(libc::RLIMIT_STACK, INFINITY, INFINITY, false),
         }
         match request.open_files {
+            // No resource limit can be infinite here: the kernel refuses
+            // more than `fs.nr_open`, and a caller without the privilege
+            // to raise its own hard limit gets that (best effort below).
+            Some(crate::config::OPEN_FILES_UNLIMITED) => {
+                let most = kernel_open_files_maximum();
+                add(libc::RLIMIT_NOFILE, most, most, false)
+            }
             Some(count) => add(libc::RLIMIT_NOFILE, count, count, true),
             None => add(
                 libc::RLIMIT_NOFILE,

@@ -255,7 +255,13 @@ pub fn parse(args: &[String]) -> Result<IsolateArgs, String> {
             Key::InheritFds => parsed.inherit_fds = true,
             Key::Mem => parsed.mem_kib = limit(spelled, value)?,
             Key::Meta => parsed.meta = Some(PathBuf::from(value)),
-            Key::OpenFiles => parsed.open_files = limit(spelled, value)?,
+            // 0 asks for no limit. isolate then leaves the caller's own in
+            // place; isobox sets every limit itself (nothing of the
+            // caller's reaches the box), so it gives the kernel's most.
+            Key::OpenFiles => {
+                parsed.open_files =
+                    Some(limit(spelled, value)?.unwrap_or(isobox::config::OPEN_FILES_UNLIMITED))
+            }
             Key::Processes => {
                 parsed.processes = match &given.value {
                     Some(value) => limit(spelled, value)?,
@@ -586,7 +592,10 @@ mod tests {
         assert_eq!(run.time, Some(Duration::from_secs(1)));
         assert_eq!(ok(&["-sb", "7", "--init"]).box_id, 7);
         // -n exists (isolate 1.10 lost it).
-        assert_eq!(ok(&["-n", "0", "--run", "--", "a"]).open_files, None);
+        assert_eq!(
+            ok(&["-n", "0", "--run", "--", "a"]).open_files,
+            Some(isobox::config::OPEN_FILES_UNLIMITED)
+        );
         assert_eq!(ok(&["-n128", "--run", "--", "a"]).open_files, Some(128));
     }
 

@@ -151,7 +151,7 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
     pub(super) stack: Option<u64>,
 
-    /// Maximum number of open files of each process
+    /// Maximum number of open files of each process [default: 1024; 0: as many as the kernel allows]
     #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     pub(super) open_files: Option<u64>,
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Parser;
+use isobox::config::OPEN_FILES_UNLIMITED;
 use isobox::dirs::DirRule;
 use isobox::{IsolateConfig, ProcessExecutor, Stdin};
 
@@ -355,7 +356,9 @@ fn build_config(
         process_limit: args.processes.and_then(unlimited_if_zero),
         file_size_limit: args.fsize.and_then(unlimited_if_zero),
         stack_limit: args.stack.and_then(unlimited_if_zero),
-        open_files_limit: args.open_files.and_then(unlimited_if_zero),
+        open_files_limit: args
+            .open_files
+            .map(|count| unlimited_if_zero(count).unwrap_or(OPEN_FILES_UNLIMITED)),
         output_limit: output_limit(args),
         environment: build_environment(&args.env, lookup)?,
         dir_rules,
@@ -529,7 +532,8 @@ mod tests {
         assert_eq!(zeros.process_limit, None);
         assert_eq!(zeros.file_size_limit, None);
         assert_eq!(zeros.stack_limit, None);
-        assert_eq!(zeros.open_files_limit, None);
+        // Open files always have a limit; 0 asks for the kernel's most.
+        assert_eq!(zeros.open_files_limit, Some(OPEN_FILES_UNLIMITED));
         assert_eq!(zeros.output_limit, None);
         assert_eq!(
             config(&["--wall-time", "0", "--time", "1"]).wall_time_limit,
