@@ -82,26 +82,7 @@ impl Installation {
     /// The binary run as `uid` with primary gid `uid` and `groups`, in
     /// `/`, without stdin and without `ISOBOX_CONFIG`.
     fn command_as(&self, uid: u32, groups: &[u32]) -> Command {
-        let groups = groups.to_vec();
-        let mut command = Command::new(&self.binary);
-        command
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .env_remove("ISOBOX_CONFIG");
-        // SAFETY: setgroups, setgid and setuid are async-signal-safe; the
-        // group list was allocated before the fork.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(uid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        command
+        command_of(&self.binary, uid, groups)
     }
 
     /// The binary as the judge: [`CALLER`] in [`GROUP`].
@@ -113,6 +94,31 @@ impl Installation {
     fn as_caller(&self, args: &[&str]) -> Output {
         output_of(self.caller().args(args))
     }
+}
+
+/// `program` run as `uid` with primary gid `uid` and `groups`, in `/`,
+/// without stdin and without `ISOBOX_CONFIG`.
+fn command_of(program: &Path, uid: u32, groups: &[u32]) -> Command {
+    let groups = groups.to_vec();
+    let mut command = Command::new(program);
+    command
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .env_remove("ISOBOX_CONFIG");
+    // SAFETY: setgroups, setgid and setuid are async-signal-safe; the
+    // group list was allocated before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(uid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 /// `command`'s output, retried while the kernel says the binary is busy:
@@ -679,4 +685,41 @@ fn only_the_group_may_run_it() {
         "{as_root:?}"
     );
     assert!(!boxed.dir().exists());
+}
+
+/// The other faces drop the set-user-ID privilege first and then run as
+/// the caller would run a plain copy: `isobox run` by a group member is a
+/// rootless run (a user namespace of the caller's), not an error because
+/// the kernel left the process undumpable after the set-user-ID exec.
+#[test]
+fn isobox_run_by_a_group_member_is_the_callers_own_rootless_run() {
+    skip_unless_privileged!();
+    let Some(installation) = Installation::new() else {
+        return;
+    };
+    let native = installation.root_dir().join("isobox");
+    std::os::unix::fs::symlink(&installation.binary, &native).expect("symlink isobox");
+    let plain = installation.root_dir().join("plain-isobox");
+    fs::copy(env!("CARGO_BIN_EXE_isobox"), &plain).expect("copying isobox");
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    let run = |program: &Path| {
+        output_of(
+            command_of(program, CALLER, &[GROUP])
+                .env("TMPDIR", "/tmp")
+                .args(["run", "--time", "2", "--", "/usr/bin/id", "-u"]),
+        )
+    };
+    let own = run(&plain);
+    let installed = run(&native);
+    assert_eq!(
+        installed.status.code(),
+        own.status.code(),
+        "{installed:?}\n{own:?}"
+    );
+    assert_eq!(installed.stdout, own.stdout, "{installed:?}\n{own:?}");
+    // Where the caller may make user namespaces at all (every machine the
+    // tests run on), it is a run, as the box's uid 1000.
+    if own.status.success() {
+        assert_eq!(String::from_utf8_lossy(&own.stdout), "1000\n", "{own:?}");
+    }
 }

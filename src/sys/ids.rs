@@ -34,6 +34,15 @@ pub fn drop_set_id() -> io::Result<()> {
     if failed || is_set_id() {
         return Err(io::Error::last_os_error());
     }
+    // The kernel made this process undumpable at the set-user-ID exec,
+    // which also gives its /proc files to root: a rootless run could not
+    // write its child's uid and gid maps (the child inherits the flag).
+    // With every id the caller's again there is nothing of root's left to
+    // guard, so the process becomes what a plain exec by the caller makes.
+    // SAFETY: prctl with scalar arguments; changes only this process.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
