@@ -137,13 +137,39 @@ fn an_interruption_before_the_program_starts_still_stops_it() {
 }
 
 /// `isobox run` interrupted: the program stops and its throwaway box
-/// directory and cgroups go.
+/// directory and cgroups go; so do the compile box's, when `--lang`'s
+/// compile step is what the interruption stops (no run follows it).
 #[test]
 fn isobox_run_interrupted_leaves_nothing_behind() {
     skip_unless_privileged!();
+    let presets = common::temp_dir("isobox-interrupt-presets-", 0o755);
+    let source = presets.path().join("a.txt");
+    fs::write(&source, "never run\n").unwrap();
+    let preset_file = presets.path().join("slow.toml");
+    fs::write(
+        &preset_file,
+        "[slow]\nname = \"Slow\"\nrequires = []\nsource = \"a.txt\"\n\
+         compile.command = [\"/bin/sleep\", \"1000\"]\ncompile.output = [\"a.txt\"]\n\
+         run.command = [\"/bin/cat\", \"a.txt\"]\n",
+    )
+    .unwrap();
+    let compile: Vec<&str> = vec![
+        "run",
+        "--presets",
+        preset_file.to_str().unwrap(),
+        "--lang",
+        "slow",
+        source.to_str().unwrap(),
+    ];
+    for args in [vec!["run", "--", "/bin/sleep", "1000"], compile] {
+        interrupted_run_leaves_nothing_behind(&args);
+    }
+}
+
+fn interrupted_run_leaves_nothing_behind(args: &[&str]) {
     let before = throwaway_boxes();
     let child = Command::new(env!("CARGO_BIN_EXE_isobox"))
-        .args(["run", "--", "/bin/sleep", "1000"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,7 +182,12 @@ fn isobox_run_interrupted_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let outcome = interrupt(child, libc::SIGTERM);
-    assert_ne!(outcome.code, 0, "{outcome:?}");
+    assert_ne!(outcome.code, 0, "{args:?}: {outcome:?}");
+    assert!(
+        outcome.stderr.contains("Interrupted"),
+        "{args:?}: {outcome:?}"
+    );
+    assert!(!outcome.stdout.contains("never run"), "{outcome:?}");
     let left: Vec<_> = throwaway_boxes().difference(&before).cloned().collect();
     assert!(left.is_empty(), "throwaway boxes survived: {left:?}");
     let cgroups: Vec<_> = ["/sys/fs/cgroup/isobox".to_string()]

@@ -116,6 +116,13 @@ fn compile_in_box(
             isobox::sys::strerror(errno)
         );
     }
+    if isobox::sys::interruption().is_some() {
+        // Stopped by the caller: the compile step's result is the outcome
+        // (as the run's would be), and no run follows.
+        report(&result, args.json)?;
+        box_dir.remove().map_err(|error| anyhow!(error))?;
+        return Ok(Err(super::report::exit_status(result.status)));
+    }
     if result.status != isobox::ExecutionStatus::Success {
         if args.json {
             report(&result, true)?;

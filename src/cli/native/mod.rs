@@ -127,6 +127,10 @@ fn run(mut args: RunArgs) -> Result<u8> {
     if args.command.first().is_some_and(String::is_empty) {
         bail!("the program name is empty");
     }
+    // From here on boxes exist (the compile box first, with --lang): an
+    // interruption ends the run under way, which then cleans up as any
+    // run does, instead of ending isobox and leaving the box behind.
+    crate::cli::catch_interruptions();
     let mut prepared = Vec::new();
     if let Some(lang) = args.lang.clone() {
         match language::prepare(&mut args, &lang)? {
@@ -144,7 +148,6 @@ fn run(mut args: RunArgs) -> Result<u8> {
     let copies_out = files::plan_copy_out(&args.copy_out)?;
     // From here on the box directory exists; every return below drops it,
     // which removes it.
-    crate::cli::catch_interruptions();
     let box_dir = create_box_dir()?;
     files::copy_in(box_dir.path(), &copies_in)?;
     let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
