@@ -409,6 +409,21 @@ fn unreadable_stdin_file_is_a_usage_error() {
 }
 
 #[test]
+fn lang_without_a_source_asks_for_the_source() {
+    for args in [
+        &["run", "--lang", "c"][..],
+        &["run", "--lang=c", "--time", "1"],
+    ] {
+        let run = isobox(args);
+        run.assert_usage_error();
+        assert!(run.stderr.contains("--lang needs a source file"), "{run:?}");
+    }
+    let run = isobox(&["run", "--time", "1"]);
+    run.assert_usage_error();
+    assert!(run.stderr.contains("no command given"), "{run:?}");
+}
+
+#[test]
 fn malformed_env_is_a_usage_error() {
     isobox(&["run", "--env", "=x", "--time", "1", "--", "/bin/true"]).assert_usage_error();
     isobox(&["run", "--env=", "--time", "1", "--", "/bin/true"]).assert_usage_error();

@@ -42,12 +42,27 @@ pub fn command() -> clap::Command {
 /// Runs the native command line on `args` (argv, program name first) and
 /// returns the exit status.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    let asks_for_a_language = args.iter().any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == "--lang" || arg.starts_with("--lang=")
+    });
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         // --help and --version come back as "errors" that belong on stdout.
         Err(error) if !error.use_stderr() => {
             let _ = error.print();
             return ExitCode::SUCCESS;
+        }
+        // With --lang what is missing is the source file, not a command.
+        Err(error)
+            if asks_for_a_language
+                && error.kind() == clap::error::ErrorKind::MissingRequiredArgument =>
+        {
+            print_error(
+                "--lang needs a source file; usage: isobox run [OPTIONS] --lang LANG SOURCE \
+                 [-- ARGS...]",
+            );
+            return ExitCode::from(EXIT_TROUBLE);
         }
         Err(error) => {
             print_error(&first_line_of_clap_error(&error));
