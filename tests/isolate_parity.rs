@@ -315,3 +315,28 @@ fn open_files_zero_is_no_limit() {
     );
     assert!(unlimited[0] > 1024 || own_hard <= 1024, "{unlimited:?}");
 }
+
+/// A box pinned to a CPU the machine does not have fails every run with
+/// one clear line naming the cgroup file, cold (first run) or through the
+/// box's agent (the next ones) alike, and the box stays usable for
+/// `--cleanup`.
+#[test]
+fn a_pinning_the_kernel_refuses_is_one_line_per_run() {
+    skip_unless_privileged!();
+    let id = slot_id(72, 7);
+    let isolate = Isolate::with_extra_config(&format!("box{id}.cpus = 4095\n"));
+    let sandbox = isolate.open_box(id, true);
+    for run in 0..3 {
+        let (outcome, _) = sandbox.run(&[], &["/bin/true"]);
+        assert_eq!(outcome.code, 2, "run {run}: {outcome:?}");
+        let lines: Vec<&str> = outcome.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "run {run}: {outcome:?}");
+        assert!(lines[0].contains("cpuset.cpus"), "run {run}: {outcome:?}");
+        let reason = lines[0].rsplit(": ").next().unwrap();
+        assert_eq!(
+            lines[0].matches(reason).count(),
+            1,
+            "run {run}: the reason said twice: {outcome:?}"
+        );
+    }
+}

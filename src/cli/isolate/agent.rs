@@ -712,7 +712,7 @@ impl Agent {
         }
         let reply = match self.execute(connection, config, &command, fds) {
             Ok(result) => Reply::Done(Box::new(result)),
-            Err(error) => Reply::Failed(format!("{error:#}")),
+            Err(error) => Reply::Failed(crate::cli::error_text(&error)),
         };
         // An interrupted run ends the agent (the interruption stays
         // recorded); it leaves before answering, so the client, which
