@@ -870,6 +870,16 @@ impl Isolate {
                 Err(err) => problems.push(err),
             }
         }
+        // The installation's own cgroup directories stay after its boxes'
+        // `--cleanup` (as isolate's `cg_root` does); the soak's
+        // installation ends with the soak.
+        for dir in &self.scope.cgroup_dirs {
+            if let Err(err) = fs::remove_dir(dir) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    problems.push(format!("removing {}: {err}", dir.display()));
+                }
+            }
+        }
         // `--cleanup` stops the box's agent.
         let deadline = Instant::now() + Duration::from_secs(5);
         while box_agents(&self.config).0 > 0 {

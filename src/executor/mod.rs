@@ -392,6 +392,9 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
         .filter(|parent| parent.is_absolute());
     match placed {
         Ok(cgroup) => Ok(Some(cgroup)),
+        // A hierarchy that works, with someone in the cgroup: that is
+        // what to say, in strict mode or not.
+        Err(err @ crate::cgroup::CgroupError::InUse(_)) => Err(err.into()),
         Err(err) if config.strict_mode => Err(IsolateError::Config(format!(
             "strict mode needs a usable cgroup hierarchy: {err}"
         ))),
