@@ -124,7 +124,10 @@ impl LockedBox {
         let killed = if left.is_empty() {
             Ok(())
         } else {
-            tracing::warn!("killing what is left of an earlier run of box {}: {left:?}", self.id);
+            tracing::warn!(
+                "killing what is left of an earlier run of box {}: {left:?}",
+                self.id
+            );
             cgroup.kill_all()
         };
         cgroup.keep();
