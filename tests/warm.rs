@@ -455,6 +455,57 @@ fn stops_at_every_point_of_warm_runs_leave_every_verdict_right() {
     finish(pool, &base_dir);
 }
 
+/// A run the keeper must kill (the holder takes longer than the stop's
+/// grace to reap it and renew the box: 300 MiB of `/tmp` to free) while
+/// the holder finishes just before the kill lands. The keeper's test hook
+/// holds the kill back, so that the holder answers in between every time;
+/// in real use this needs a holder answering within microseconds of the
+/// grace's end (4 runs in 34,000 of the long soak). The killed holder must
+/// never serve the next run: it used to, and the next run died of SIGKILL.
+#[test]
+fn a_holder_killed_just_after_it_answered_is_not_used_again() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("answered");
+    let mut lease = pool.acquire().unwrap();
+    let config = lease.executor().config_mut();
+    config.memory_limit = Some(1 << 30);
+    config.tmp_size = 1 << 30;
+    config.time_limit = Some(Duration::from_secs(10));
+    isobox::executor::HARD_KILL_DELAY_FOR_TESTS
+        .store(1_000_000, std::sync::atomic::Ordering::Relaxed);
+    let mut replaced = 0;
+    for round in 0..3 {
+        lease.executor().config_mut().wall_time_limit = Some(Duration::from_secs(3));
+        let killed = lease
+            .executor()
+            .execute(
+                &sh("head -c 300000000 /dev/zero > /tmp/big; : > /tmp/written; sleep 60"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            killed.status,
+            ExecutionStatus::TimeLimit,
+            "round {round}: {killed:?}"
+        );
+        let next = lease.executor().execute(&sh("echo $$"), None).unwrap();
+        assert_eq!(
+            next.status,
+            ExecutionStatus::Success,
+            "round {round}: {next:?}"
+        );
+        if next.stdout == "2\n" {
+            replaced += 1;
+        }
+    }
+    isobox::executor::HARD_KILL_DELAY_FOR_TESTS.store(0, std::sync::atomic::Ordering::Relaxed);
+    // The holder never freed 300 MiB within the grace: every box was
+    // killed, and replaced.
+    assert!(replaced > 0, "no run outlasted the stop's grace");
+    drop(lease);
+    finish(pool, &base_dir);
+}
+
 #[test]
 fn a_killed_run_leaves_a_working_box() {
     skip_unless_privileged!();

@@ -362,6 +362,10 @@ impl ProcessExecutor {
                 return Ok(());
             }
             clocks.hard_killed = true;
+            let delay = super::HARD_KILL_DELAY_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_micros(delay));
+            }
             sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL)
                 .map_err(|source| IsolateError::io("killing the box", source))?;
             if !self.namespaces {
