@@ -417,8 +417,8 @@ fn a_holder_killed_just_before_a_run_leaves_the_run_right() {
 /// Stops that land at every point of a warm run (before the inmate
 /// exists, while it starts, while it runs, while the holder reaps and
 /// renews the box): each run gets its own verdict, and the run after it
-/// too. A stop whose grace ran out just as the holder answered used to
-/// kill the holder after its answer, and the next run died with it.
+/// too (the stop's race with the holder's answer is made certain by
+/// `a_holder_killed_just_after_it_answered_is_not_used_again`).
 #[test]
 fn stops_at_every_point_of_warm_runs_leave_every_verdict_right() {
     skip_unless_privileged!();
