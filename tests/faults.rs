@@ -134,3 +134,31 @@ fn a_process_left_in_the_boxs_cgroup_does_not_stop_the_next_run() {
         Some(libc::SIGKILL)
     );
 }
+
+/// A keeper killed while it started a box leaves its lock with the proxy
+/// it cloned, which still holds the descriptor until it closes it or dies
+/// of the parent-death signal. Here the lock's owner (a shell) exits and a
+/// child that inherited it lets go 300 ms later: the next `--run` waits for
+/// that lock, which is no one's, and runs; it used to fail at once with
+/// "box N is in use by another process".
+#[test]
+fn a_lock_left_by_a_dead_keeper_to_its_child_does_not_stop_the_next_run() {
+    skip_unless_privileged!();
+    let root = common::temp_dir("isobox-faults-", 0o755);
+    let install = install(&root);
+    let id = slot_id(60, 2);
+    install.must(id, &["--init"]).unwrap();
+    let lock = install.lock_root.join(id.to_string());
+    let taken = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec 9>\"$1\"; flock -n 9 || exit 1; sleep 0.3 & exit 0")
+        .arg("sh")
+        .arg(&lock)
+        .status()
+        .unwrap();
+    assert!(taken.success(), "the lock was not free");
+    let ran = install.run_ok(id);
+    let cleanup = install.must(id, &["--cleanup"]);
+    ran.unwrap();
+    cleanup.unwrap();
+}

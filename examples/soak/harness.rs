@@ -360,7 +360,14 @@ fn box_agents(config: &Path) -> (u64, u64) {
             continue;
         }
         let cmdline = fs::read(format!("/proc/{name}/cmdline")).unwrap_or_default();
-        if cmdline.windows(wanted.len()).any(|part| part == wanted) {
+        // An agent's warm box holder is a clone of it, with its command
+        // line, but in the box's PID namespace (two pids on `NSpid`).
+        let in_box = fs::read_to_string(format!("/proc/{name}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("NSpid:"))
+            .is_some_and(|pids| pids.split_whitespace().count() > 1);
+        if !in_box && cmdline.windows(wanted.len()).any(|part| part == wanted) {
             count += 1;
             rss += process_figures(&name).1;
         }
