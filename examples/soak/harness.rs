@@ -171,6 +171,10 @@ pub struct Counts {
     /// Whether the warm boxes are held by the isolate face's box agents,
     /// processes of their own, not by the keeper.
     agents: bool,
+    /// The isolate face's box agents alive (root processes serving the
+    /// installation's boxes), at most one per box, and their summed VmRSS.
+    pub agents_alive: u64,
+    pub agents_rss_kib: u64,
     box_files: u64,
     temp: u64,
     locks: u64,
@@ -180,7 +184,8 @@ impl Counts {
     fn line(&self, face: &str, done: u64) -> String {
         format!(
             "[{face}] after {done} runs: procs={} cgroups={} warm={} mounts={} fds={} rss={}KiB \
-             server_fds={} server_rss={}KiB box_files={} temp={} locks={}",
+             server_fds={} server_rss={}KiB agents={} agents_rss={}KiB box_files={} temp={} \
+             locks={}",
             self.processes,
             self.cgroups,
             self.warm,
@@ -189,6 +194,8 @@ impl Counts {
             self.rss_kib,
             self.server_fds,
             self.server_rss_kib,
+            self.agents_alive,
+            self.agents_rss_kib,
             self.box_files,
             self.temp,
             self.locks
@@ -197,10 +204,16 @@ impl Counts {
 
     /// The kinds of leak `self` shows against `base`, the counts after the
     /// first batch (boxes and pools warm).
-    fn leaks(&self, base: &Counts, warm_ceiling: u64) -> Vec<String> {
+    fn leaks(&self, base: &Counts, warm_ceiling: u64, boxes: u64) -> Vec<String> {
         let mut found = Vec::new();
         if self.processes > 0 {
             found.push(format!("{} box processes alive", self.processes));
+        }
+        if self.agents_alive > boxes {
+            found.push(format!(
+                "{} box agents alive (at most {boxes})",
+                self.agents_alive
+            ));
         }
         if self.warm > warm_ceiling {
             found.push(format!(
@@ -239,6 +252,12 @@ impl Counts {
         for (name, now, then) in [
             ("rss", self.rss_kib, base.rss_kib),
             ("server_rss", self.server_rss_kib, base.server_rss_kib),
+            // Per agent: agents come and go (one leaves after 30 s idle).
+            (
+                "agent_rss",
+                self.agents_rss_kib / self.agents_alive.max(1),
+                base.agents_rss_kib / base.agents_alive.max(1),
+            ),
         ] {
             if now > then + RSS_SLACK_KIB {
                 found.push(format!("{name} {then} -> {now} KiB"));
@@ -264,6 +283,8 @@ struct Scope {
     box_dirs: Vec<PathBuf>,
     lock_dir: Option<PathBuf>,
     server: Option<u32>,
+    /// The configuration file whose box agents are this face's.
+    agent_config: Option<PathBuf>,
 }
 
 impl Scope {
@@ -271,6 +292,10 @@ impl Scope {
         let (fds, rss_kib) = process_figures("self");
         let (server_fds, server_rss_kib) = match self.server {
             Some(pid) => process_figures(&pid.to_string()),
+            None => (0, 0),
+        };
+        let (agents_alive, agents_rss_kib) = match &self.agent_config {
+            Some(config) => box_agents(config),
             None => (0, 0),
         };
         let root = self.root.display().to_string();
@@ -286,6 +311,8 @@ impl Scope {
             warm,
             server: self.server.is_some(),
             agents: self.lock_dir.is_some(),
+            agents_alive,
+            agents_rss_kib,
             mounts: fs::read_to_string("/proc/self/mountinfo")
                 .unwrap_or_default()
                 .lines()
@@ -314,6 +341,38 @@ fn process_figures(pid: &str) -> (u64, u64) {
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     (fds, rss)
+}
+
+/// The isolate face's box agents of the installation configured by
+/// `config` (`isolate --isobox-agent <config> <box>`): how many, and their
+/// summed VmRSS in KiB.
+fn box_agents(config: &Path) -> (u64, u64) {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return (0, 0);
+    };
+    let mut wanted = b"--isobox-agent\0".to_vec();
+    wanted.extend_from_slice(config.as_os_str().as_encoded_bytes());
+    wanted.push(0);
+    let (mut count, mut rss) = (0, 0);
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmdline = fs::read(format!("/proc/{name}/cmdline")).unwrap_or_default();
+        // An agent's warm box holder is a clone of it, with its command
+        // line, but in the box's PID namespace (two pids on `NSpid`).
+        let in_box = fs::read_to_string(format!("/proc/{name}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("NSpid:"))
+            .is_some_and(|pids| pids.split_whitespace().count() > 1);
+        if !in_box && cmdline.windows(wanted.len()).any(|part| part == wanted) {
+            count += 1;
+            rss += process_figures(&name).1;
+        }
+    }
+    (count, rss)
 }
 
 /// A field of `/proc/<pid>/status` (its first number).
@@ -544,7 +603,7 @@ fn soak(face: &dyn Face, options: &Options, seed: u64) -> Summary {
         println!("{}", last.line(face.name(), done));
         match &base {
             None => base = Some(last.clone()),
-            Some(base) => leaks.extend(last.leaks(base, warm_ceiling)),
+            Some(base) => leaks.extend(last.leaks(base, warm_ceiling, u64::from(options.boxes))),
         }
         if last.processes > 0 {
             leaks.insert(format!("{} box processes alive", last.processes));
@@ -621,6 +680,7 @@ impl Library {
                 box_dirs,
                 lock_dir: None,
                 server: None,
+                agent_config: None,
             },
             parent,
         })
@@ -693,8 +753,13 @@ impl Face for Library {
             Kind::Spin => result.status == S::TimeLimit,
             Kind::Memory => result.status == S::MemoryLimit,
             // A bomb spins into the CPU limit; when the first fork is
-            // refused at once it fails on the process limit instead.
-            Kind::ForkBomb => matches!(result.status, S::TimeLimit | S::ProcessLimit),
+            // refused at once it fails on the process limit instead; its
+            // processes may also fill the memory limit first, and then the
+            // OOM killer ends it.
+            Kind::ForkBomb => {
+                matches!(result.status, S::TimeLimit | S::ProcessLimit)
+                    || (result.status == S::MemoryLimit && result.oom_killed)
+            }
             Kind::Flood => result.status == S::OutputLimit,
             Kind::Segv | Kind::Abort => result.status == S::Signaled,
         };
@@ -750,6 +815,7 @@ impl Isolate {
         let link = root.join("isolate");
         std::os::unix::fs::symlink(&options.binary, &link).map_err(|e| e.to_string())?;
         let name = installation_name(&box_root, &lock_root);
+        let agent_config = Some(config.clone());
         let face = Self {
             link,
             config,
@@ -767,6 +833,7 @@ impl Isolate {
                 box_dirs: vec![box_root],
                 lock_dir: Some(lock_root),
                 server: None,
+                agent_config,
             },
         };
         for slot in 0..boxes {
@@ -809,6 +876,28 @@ impl Isolate {
                 )),
                 Err(err) => problems.push(err),
             }
+        }
+        // The installation's own cgroup directories stay after its boxes'
+        // `--cleanup` (as isolate's `cg_root` does); the soak's
+        // installation ends with the soak.
+        for dir in &self.scope.cgroup_dirs {
+            if let Err(err) = fs::remove_dir(dir) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    problems.push(format!("removing {}: {err}", dir.display()));
+                }
+            }
+        }
+        // `--cleanup` stops the box's agent.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while box_agents(&self.config).0 > 0 {
+            if Instant::now() > deadline {
+                problems.push(format!(
+                    "{} box agents alive after --cleanup",
+                    box_agents(&self.config).0
+                ));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         problems
     }
@@ -857,7 +946,13 @@ impl Face for Isolate {
             Kind::Echo => status.is_empty() && stdout.trim_end() == plan.token,
             Kind::Spin => status == "TO",
             Kind::Memory => field("cg-oom-killed") == "1",
-            Kind::ForkBomb => status == "TO" || status == "RE",
+            // isolate says a memory limit was hit by `SG` with SIGKILL
+            // and `cg-oom-killed:1`.
+            Kind::ForkBomb => {
+                status == "TO"
+                    || status == "RE"
+                    || (status == "SG" && signal == "9" && field("cg-oom-killed") == "1")
+            }
             Kind::Flood => status == "SG" && signal == "25",
             Kind::Segv => status == "SG" && signal == "11",
             Kind::Abort => status == "SG" && signal == "6",
@@ -937,6 +1032,7 @@ impl Serve {
                 box_dirs: vec![box_dir],
                 lock_dir: None,
                 server: Some(pid),
+                agent_config: None,
             },
         })
     }
@@ -1007,7 +1103,10 @@ impl Face for Serve {
             }
             Kind::Spin => status == "Time Limit Exceeded",
             Kind::Memory => status == "Memory Limit Exceeded",
-            Kind::ForkBomb => status == "Time Limit Exceeded" || status == "Nonzero Exit Status",
+            Kind::ForkBomb => matches!(
+                status,
+                "Time Limit Exceeded" | "Nonzero Exit Status" | "Memory Limit Exceeded"
+            ),
             Kind::Flood => status == "Output Limit Exceeded",
             Kind::Segv | Kind::Abort => status == "Signalled",
         };

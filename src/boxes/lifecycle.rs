@@ -84,7 +84,7 @@ impl Sandbox {
         let locked = if wait {
             file.lock()
         } else {
-            match file.try_lock() {
+            match try_lock_after_the_dead(&file) {
                 Ok(()) => Ok(()),
                 Err(fs::TryLockError::WouldBlock) => return Err(BoxError::Busy(self.id)),
                 Err(fs::TryLockError::Error(err)) => Err(err),
@@ -98,6 +98,67 @@ impl Sandbox {
             sandbox: self,
             _lock: file,
         })
+    }
+}
+
+/// How long a lock whose owner is dead may stay held by the processes that
+/// inherited it (see [`try_lock_after_the_dead`]).
+const DEAD_OWNER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the lock without waiting for a living holder. A lock whose owner
+/// (the process that took it) is dead is still held while a process it
+/// cloned keeps the descriptor: a keeper killed while it started a box
+/// leaves its proxy holding the lock for the moment it takes the proxy to
+/// close it, or to die of the parent-death signal. That lock is waited for
+/// (at most [`DEAD_OWNER_GRACE`]): it is no one's, and the next command
+/// must not fail on it.
+fn try_lock_after_the_dead(file: &File) -> Result<(), fs::TryLockError> {
+    let deadline = std::time::Instant::now() + DEAD_OWNER_GRACE;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Err(fs::TryLockError::WouldBlock)
+                if std::time::Instant::now() < deadline && lock_owner_is_dead(file) =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the process that took the `flock` on `file` is gone (or a
+/// zombie), as `/proc/locks` names it. Unknown counts as alive.
+fn lock_owner_is_dead(file: &File) -> bool {
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    let (dev, ino) = (meta.dev(), meta.ino());
+    // `/proc/locks` names a file `MAJOR:MINOR:INODE`, the first two in hex.
+    let wanted = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let Ok(locks) = fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`; a lock others
+    // wait for is listed again below it, after `->`.
+    let owner = locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, file, ..] if *file == wanted => pid.parse::<u32>().ok(),
+            _ => None,
+        }
+    });
+    let Some(pid) = owner.filter(|pid| *pid > 0) else {
+        return false;
+    };
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(err) => err.kind() == io::ErrorKind::NotFound,
     }
 }
 

@@ -50,6 +50,11 @@ pub enum CgroupError {
     /// Processes were still in the cgroup after it was killed.
     #[error("cgroup {0} still has processes after being killed")]
     Busy(PathBuf),
+    /// An instance cgroup to be created already holds processes: another
+    /// executor's of the same instance id, or those of a run still ending.
+    /// Nothing was killed.
+    #[error("cgroup {0} already holds processes (of another executor with the same instance id, or of a run still ending)")]
+    InUse(PathBuf),
 }
 
 /// Which cgroup interface the kernel offers.
@@ -404,7 +409,7 @@ impl CgroupController {
     /// every failed write is an error; otherwise it is logged and skipped.
     ///
     /// An existing `isobox/<name>` that still holds processes is
-    /// [`CgroupError::Busy`]: it belongs to someone else.
+    /// [`CgroupError::InUse`]: it belongs to someone else.
     pub fn new(root: Option<&Path>, name: &str, strict: bool) -> Result<Self, CgroupError> {
         Self::with_controllers(root, name, strict, OptionalControllers::ALL)
     }

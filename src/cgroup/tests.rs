@@ -274,7 +274,7 @@ fn v1_refuses_a_populated_instance() {
     let procs = root.path().join("pids/isobox/box/cgroup.procs");
     fs::write(&procs, format!("{IMPOSSIBLE_PID}\n")).unwrap();
     let error = CgroupController::new(Some(root.path()), "box", false).unwrap_err();
-    assert!(matches!(error, CgroupError::Busy(_)), "{error}");
+    assert!(matches!(error, CgroupError::InUse(_)), "{error}");
     fs::write(&procs, "").unwrap();
 }
 

@@ -151,7 +151,7 @@ impl V1Cgroup {
             if files::make_dir(&dir)? {
                 created.push(dir.clone());
             } else if !files::is_empty(std::slice::from_ref(&dir))? {
-                return Err(CgroupError::Busy(dir));
+                return Err(CgroupError::InUse(dir));
             }
             self.fill_cpuset(hierarchy, &dir)?;
         }

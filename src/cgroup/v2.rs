@@ -132,7 +132,7 @@ impl V2Cgroup {
             if files::make_dir(&dir)? {
                 created.push(dir.clone());
             } else if !files::is_empty(std::slice::from_ref(&dir))? {
-                return Err(CgroupError::Busy(dir.clone()));
+                return Err(CgroupError::InUse(dir.clone()));
             }
             // The instance never holds processes itself, so it can pass
             // the controllers on to the per-run children.

@@ -37,6 +37,15 @@ use crate::sys;
 use uid::UidClaim;
 use workdir::Workdir;
 
+/// Not an API, a test hook: microseconds the keeper waits between deciding
+/// to kill a box that did not stop in time and sending the `SIGKILL`. It
+/// widens the window in which a warm box's holder can finish the run just
+/// before the kill, so that a test can show that such a holder is never
+/// used again. Always 0 outside tests.
+#[doc(hidden)]
+pub static HARD_KILL_DELAY_FOR_TESTS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// Where the program's standard input comes from.
 #[derive(Debug, Default)]
 pub enum Stdin {
@@ -392,6 +401,9 @@ fn place_cgroup(config: &IsolateConfig) -> Result<Option<CgroupController>> {
         .filter(|parent| parent.is_absolute());
     match placed {
         Ok(cgroup) => Ok(Some(cgroup)),
+        // A hierarchy that works, with someone in the cgroup: that is
+        // what to say, in strict mode or not.
+        Err(err @ crate::cgroup::CgroupError::InUse(_)) => Err(err.into()),
         Err(err) if config.strict_mode => Err(IsolateError::Config(format!(
             "strict mode needs a usable cgroup hierarchy: {err}"
         ))),

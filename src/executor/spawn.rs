@@ -133,7 +133,7 @@ impl ProcessExecutor {
             let ended = proxy.pidfd.as_fd();
             self.watch(&proxy, ended, cgroup, &mut streams, start)
         });
-        let (killed_for, wall) = match watched {
+        let (killed_for, wall, _) = match watched {
             Ok(watched) => watched,
             Err(err) => {
                 kill_and_reap(&proxy);

@@ -35,11 +35,12 @@ use std::time::Instant;
 
 use super::spawn::{io_err, KeeperEnds};
 use super::verdict::RunFacts;
+use super::watch::Streams;
 use super::{ProcessExecutor, Stdin};
 use crate::cgroup::{CgroupController, CgroupLimits, CgroupUsage, CgroupVersion};
 use crate::config::IsolateConfig;
 use crate::dirs::DirRule;
-use crate::error::Result;
+use crate::error::{IsolateError, Result};
 use crate::jail::CgroupEntry;
 use crate::jail::{self, Holder};
 
@@ -146,11 +147,20 @@ impl ProcessExecutor {
             self.warmth.warm_box = Some(warm);
             return Err(stdin);
         }
-        let (facts, healthy) = self.run_held(&mut warm, &plan.spec, stdin);
-        if healthy {
-            self.warmth.warm_box = Some(warm);
+        match self.run_held(&mut warm, &plan.spec, stdin) {
+            Ok((facts, healthy)) => {
+                if healthy {
+                    self.warmth.warm_box = Some(warm);
+                }
+                Ok(facts)
+            }
+            // The box goes with `warm`; the run after this cold one builds
+            // a new one.
+            Err(stdin) => {
+                tracing::debug!("the warm box died before the run started: running cold");
+                Err(stdin)
+            }
         }
-        Ok(facts)
     }
 
     /// Builds the warm box now rather than on the executor's second run,
@@ -240,30 +250,40 @@ impl ProcessExecutor {
         }))
     }
 
-    /// One run in `warm`: the facts, and whether the box can serve another.
+    /// One run in `warm`: the facts, and whether the box can serve another;
+    /// or, when the holder was gone before the program started, `stdin`
+    /// back for a cold run.
     fn run_held(
         &self,
         warm: &mut WarmBox,
         spec: &jail::JailSpec,
         stdin: Stdin,
-    ) -> (Result<RunFacts>, bool) {
+    ) -> std::result::Result<(Result<RunFacts>, bool), Stdin> {
         // v2: the run's own cgroup; v1: the box's, made ready for the run.
         let (run_cgroup, leftover) = if warm.cgroup.version() == CgroupVersion::V2 {
             match self.open_held_cgroup() {
                 Ok(run_cgroup) => (Some(run_cgroup), 0),
                 // Nothing of the run started: the box is as good as before.
-                Err(err) => return (Err(err), true),
+                Err(err) => return Ok((Err(err), true)),
             }
         } else {
             match self.ready_cgroup(warm) {
                 Ok(leftover) => (None, leftover),
-                Err(err) => return (Err(err), false),
+                Err(err) => return Ok((Err(err), false)),
             }
         };
+        // A file is shared with the box by descriptor: a copy of it gives
+        // the stdin of a run that never started back (bytes come back from
+        // the streams).
+        let spare_file = match &stdin {
+            Stdin::File(file) => file.try_clone().ok(),
+            _ => None,
+        };
+        let stdin_was_file = matches!(stdin, Stdin::File(_));
         let (box_ends, keeper) = match self.pipes(stdin) {
             Ok(pipes) => pipes,
             // Nothing of the run started: the box is as good as before.
-            Err(err) => return (Err(err), true),
+            Err(err) => return Ok((Err(err), true)),
         };
         let KeeperEnds {
             mut streams,
@@ -283,9 +303,31 @@ impl ProcessExecutor {
         // The holder has its own copies now; ours would keep the pipes
         // from ever reporting end of file.
         drop(box_ends);
-        if let Err(err) = started {
+        // A holder gone before it took up the run (killed between runs,
+        // and not yet seen dead) leaves the run to a cold box: never an
+        // error or a verdict of its own.
+        let not_started = |warm: &mut WarmBox, streams: &mut Streams, run_cgroup| {
             warm.holder.kill();
-            return (Err(err.into()), false);
+            if let Some(run_cgroup) = run_cgroup {
+                if let Err(err) = self.close_run_cgroup(run_cgroup) {
+                    tracing::warn!("removing a warm run's cgroup: {err}");
+                }
+            }
+            let stdin = match (stdin_was_file, streams.take_stdin_data()) {
+                (true, _) => spare_file.map(Stdin::File),
+                (false, data) if data.is_empty() => Some(Stdin::Null),
+                (false, data) => Some(Stdin::Bytes(data)),
+            };
+            stdin.ok_or_else(|| {
+                IsolateError::Config("the warm box died and its stdin cannot be reopened".into())
+            })
+        };
+        if let Err(err) = started {
+            tracing::debug!("the warm box is gone: {err}");
+            return match not_started(warm, &mut streams, run_cgroup) {
+                Ok(stdin) => Err(stdin),
+                Err(err) => Ok((Err(err), false)),
+            };
         }
         let watched = self.watch(
             warm.holder.proxy(),
@@ -294,14 +336,24 @@ impl ProcessExecutor {
             &mut streams,
             start,
         );
-        let (killed_for, wall) = match watched {
+        let (killed_for, wall, hard_killed) = match watched {
             Ok(watched) => watched,
             Err(err) => {
                 warm.holder.kill();
-                return (Err(err), false);
+                return Ok((Err(err), false));
             }
         };
-        let healthy = warm.holder.finish();
+        // A holder sent SIGKILL may have answered just before it: it is
+        // dead or dying all the same, and must not serve the next run.
+        let healthy = warm.holder.finish() && !hard_killed;
+        // Dead before it started the inmate: nothing of the run ran, not
+        // even when a limit passed while the keeper waited for it.
+        if !healthy && !warm.holder.started() {
+            return match not_started(warm, &mut streams, run_cgroup) {
+                Ok(stdin) => Err(stdin),
+                Err(err) => Ok((Err(err), false)),
+            };
+        }
         // A holder that did not finish the run is killed: with it goes
         // every process of the box, and its end tells how the run ended.
         let holder_status = if healthy { 0 } else { warm.holder.kill() };
@@ -309,7 +361,7 @@ impl ProcessExecutor {
             Ok(reports) => reports,
             Err(err) => {
                 warm.holder.kill();
-                return (Err(io_err("reading the box's status")(err)), false);
+                return Ok((Err(io_err("reading the box's status")(err)), false));
             }
         };
         let (stdout, stderr) = streams.finish();
@@ -336,14 +388,14 @@ impl ProcessExecutor {
                         pids_peak: usage.pids_peak.map(|peak| peak.saturating_add(1)),
                         ..usage
                     });
-                    (Ok(facts), healthy)
+                    Ok((Ok(facts), healthy))
                 }
-                Err(err) => (Err(err), false),
+                Err(err) => Ok((Err(err), false)),
             };
         }
         let after = match warm.cgroup.usage() {
             Ok(after) => after,
-            Err(err) => return (Err(err.into()), false),
+            Err(err) => return Ok((Err(err.into()), false)),
         };
         let (oom_kills, pids_limit_hits) = warm.counted;
         warm.counted = (after.oom_kills, after.pids_limit_hits);
@@ -356,7 +408,7 @@ impl ProcessExecutor {
             // cannot be started over: no figure rather than a wrong one.
             pids_peak: None,
         });
-        (Ok(facts), healthy)
+        Ok((Ok(facts), healthy))
     }
 
     /// cgroup v2: a fresh cgroup for the next run, a sibling of the

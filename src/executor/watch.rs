@@ -81,7 +81,11 @@ impl OutputSink {
 
 /// The keeper's ends of one run's pipes, and what flowed through them.
 pub(super) struct Streams {
-    stdin: Option<(File, Vec<u8>, usize)>,
+    /// The pipe and how much of `stdin_data` went into it.
+    stdin: Option<(File, usize)>,
+    /// Kept whole until the run is over: a warm run whose box died before
+    /// the program started gives it back for a cold run.
+    stdin_data: Vec<u8>,
     stdout: Option<File>,
     stderr: Option<File>,
     stdout_sink: OutputSink,
@@ -100,14 +104,19 @@ impl Streams {
         limit: Option<u64>,
         pass_through: bool,
     ) -> std::io::Result<Self> {
+        let (stdin, stdin_data) = match stdin {
+            Some((fd, data)) => (Some((File::from(fd), 0)), data),
+            None => (None, Vec::new()),
+        };
         let streams = Self {
-            stdin: stdin.map(|(fd, data)| (File::from(fd), data, 0)),
+            stdin,
+            stdin_data,
             stdout: stdout.map(File::from),
             stderr: stderr.map(File::from),
             stdout_sink: OutputSink::new(limit, pass_through.then_some(1)),
             stderr_sink: OutputSink::new(limit, pass_through.then_some(2)),
         };
-        let stdin = streams.stdin.as_ref().map(|(file, _, _)| file);
+        let stdin = streams.stdin.as_ref().map(|(file, _)| file);
         for file in [stdin, streams.stdout.as_ref(), streams.stderr.as_ref()]
             .into_iter()
             .flatten()
@@ -115,6 +124,12 @@ impl Streams {
             sys::set_nonblocking(file.as_fd())?;
         }
         Ok(streams)
+    }
+
+    /// The bytes meant for stdin, whether or not they were fed.
+    pub(super) fn take_stdin_data(&mut self) -> Vec<u8> {
+        self.stdin = None;
+        std::mem::take(&mut self.stdin_data)
     }
 
     /// What the program wrote to stdout and stderr.
@@ -131,7 +146,7 @@ impl Streams {
         for file in [&self.stdout, &self.stderr].into_iter().flatten() {
             entries.push(sys::poll_entry(file.as_raw_fd(), sys::POLLIN));
         }
-        if let Some((file, _, _)) = &self.stdin {
+        if let Some((file, _)) = &self.stdin {
             entries.push(sys::poll_entry(file.as_raw_fd(), sys::POLLOUT));
         }
     }
@@ -147,7 +162,7 @@ impl Streams {
         if self
             .stdin
             .as_ref()
-            .is_some_and(|(f, _, _)| ready(f.as_raw_fd()))
+            .is_some_and(|(f, _)| ready(f.as_raw_fd()))
         {
             self.pump_stdin();
         }
@@ -172,7 +187,8 @@ impl Streams {
     /// Writes as much stdin as the pipe takes; closes it when done or when
     /// the program stopped reading.
     fn pump_stdin(&mut self) {
-        while let Some((file, data, written)) = &mut self.stdin {
+        let data = &self.stdin_data;
+        while let Some((file, written)) = &mut self.stdin {
             if *written == data.len() {
                 self.stdin = None;
                 return;
@@ -201,6 +217,9 @@ struct Clocks<'a> {
     killed_for: Option<KillReason>,
     /// When the proxy, asked to stop, is killed instead.
     hard_kill_at: Option<Instant>,
+    /// The proxy was sent `SIGKILL`: a warm box's holder may have been
+    /// taken with it even when it had already answered.
+    hard_killed: bool,
 }
 
 impl Clocks<'_> {
@@ -246,7 +265,8 @@ impl ProcessExecutor {
     /// The keeper's loop: moves data, enforces the clocks, and returns once
     /// the run has ended (`ended_fd` readable: the proxy's pidfd, or a warm
     /// box's socket) and the output is drained. Returns why the box was
-    /// killed, if it was, and the wall time until the run ended.
+    /// killed, if it was, the wall time until the run ended, and whether the
+    /// proxy had to be sent `SIGKILL`.
     pub(super) fn watch(
         &self,
         proxy: &jail::Proxy,
@@ -254,7 +274,7 @@ impl ProcessExecutor {
         cgroup: Option<&CgroupController>,
         streams: &mut Streams,
         start: Instant,
-    ) -> Result<(Option<KillReason>, Duration)> {
+    ) -> Result<(Option<KillReason>, Duration, bool)> {
         // Blocked for this thread while it feeds stdin, so a program that
         // closes its stdin costs an EPIPE, not the keeper's life.
         let _sigpipe = sys::SigpipeBlocked::new()
@@ -267,6 +287,7 @@ impl ProcessExecutor {
             next_cpu_check: start,
             killed_for: None,
             hard_kill_at: None,
+            hard_killed: false,
         };
         // Once the proxy is gone: the wall time of the run, and until when
         // output may still be drained.
@@ -278,12 +299,12 @@ impl ProcessExecutor {
             let wake_at = match ended {
                 Some((wall, drain_deadline)) => {
                     if streams.is_drained() || now >= drain_deadline {
-                        return Ok((clocks.killed_for, wall));
+                        return Ok((clocks.killed_for, wall, clocks.hard_killed));
                     }
                     Some(drain_deadline)
                 }
                 None => {
-                    self.enforce_limits(&mut clocks, proxy, now)?;
+                    self.enforce_limits(&mut clocks, proxy, ended_fd, now)?;
                     clocks.wake_at()
                 }
             };
@@ -320,6 +341,7 @@ impl ProcessExecutor {
         &self,
         clocks: &mut Clocks<'_>,
         proxy: &jail::Proxy,
+        ended_fd: std::os::fd::BorrowedFd<'_>,
         now: Instant,
     ) -> Result<()> {
         if clocks.killed_for.is_none() {
@@ -332,6 +354,18 @@ impl ProcessExecutor {
         }
         if clocks.hard_kill_at.is_some_and(|at| now >= at) {
             clocks.hard_kill_at = None;
+            // The run may have ended since the last poll (a warm holder's
+            // answer is waiting): then there is nothing left to kill, and a
+            // kill would take a holder that is ready for the next run.
+            let mut entries = [sys::poll_entry(ended_fd.as_raw_fd(), sys::POLLIN)];
+            if sys::poll(&mut entries, Some(Duration::ZERO)).is_ok_and(|ready| ready > 0) {
+                return Ok(());
+            }
+            clocks.hard_killed = true;
+            let delay = super::HARD_KILL_DELAY_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_micros(delay));
+            }
             sys::pidfd_send_signal(proxy.pidfd.as_fd(), libc::SIGKILL)
                 .map_err(|source| IsolateError::io("killing the box", source))?;
             if !self.namespaces {

@@ -30,7 +30,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::mounts::{RenewMark, MAX_RENEWED};
 use super::proxy::{self, INMATE_PID};
@@ -81,6 +81,9 @@ struct RunPlan {
     stdio_files: [*const libc::c_char; 3],
     stderr_to_stdout: bool,
     rlimits: Rlimits,
+    /// Set by the holder just before it starts the inmate: a holder that
+    /// died with this unset never started the run, which can then go cold.
+    started: AtomicBool,
 }
 
 /// Memory shared between the keeper and its holder.
@@ -372,15 +375,28 @@ impl Holder {
         if self.reaped.is_some() {
             return false;
         }
-        let mut entries = [crate::sys::poll_entry(
-            self.proxy.pidfd.as_raw_fd(),
-            crate::sys::POLLIN,
-        )];
-        // A pidfd is readable once its process has exited.
+        // A pidfd is readable once its process has exited; a dying holder
+        // closes its socket well before that, and a living one never
+        // writes between runs.
+        let mut entries = [
+            crate::sys::poll_entry(self.proxy.pidfd.as_raw_fd(), crate::sys::POLLIN),
+            crate::sys::poll_entry(
+                self.socket.as_raw_fd(),
+                crate::sys::POLLIN | libc::POLLRDHUP,
+            ),
+        ];
         matches!(
             crate::sys::poll(&mut entries, Some(std::time::Duration::ZERO)),
             Ok(0)
         )
+    }
+
+    /// After the holder ended without an answer: whether it had started the
+    /// inmate of the run last sent. When not, nothing of that run ran.
+    pub(crate) fn started(&self) -> bool {
+        // SAFETY: the region starts with the RunPlan written by `prepare`;
+        // the holder writes only `started` in it, atomically.
+        unsafe { &(*self.region.base.cast::<RunPlan>()).started }.load(Ordering::Acquire)
     }
 
     /// Writes the plan of the next run of `spec` (its command, environment,
@@ -412,6 +428,7 @@ impl Holder {
                 stdio_files,
                 stderr_to_stdout: spec.stderr_to_stdout,
                 rlimits: spec.rlimits,
+                started: AtomicBool::new(false),
             })
         };
         let Some(plan) = written() else {
@@ -764,6 +781,22 @@ unsafe fn serve(
         report,
     };
     let start_arg = (&start as *const InmateStart<'_>).cast_mut().cast();
+    // The stop signal waits until the inmate's pid is recorded: the holder
+    // is suspended while the inmate sets up, and a stop taken at the end
+    // of the clone, before the store, would find no inmate to kill (the
+    // keeper would then kill the whole holder). A stop left from an
+    // earlier run was taken before GO arrived, so none waits here.
+    // SAFETY: sigset_t is plain old data; all-zero is a valid value.
+    let mut stop: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `stop` is a valid sigset_t to fill in; the mask is this
+    // process's own, and the inmate empties its copy.
+    unsafe {
+        libc::sigemptyset(&mut stop);
+        libc::sigaddset(&mut stop, proxy::STOP_SIGNAL);
+        libc::sigprocmask(libc::SIG_BLOCK, &stop, std::ptr::null_mut());
+    }
+    // SAFETY: the keeper's plan of this run, in the shared region.
+    unsafe { &(*plan).started }.store(true, Ordering::Release);
     // Like vfork: the inmate borrows the holder's memory (no page table
     // to copy, however large the keeper was when it made the holder) on
     // a stack of its own, and the holder sleeps until it has executed
@@ -804,6 +837,11 @@ unsafe fn serve(
         };
         (pid, errno())
     };
+    if inmate > 0 {
+        INMATE_PID.store(inmate, Ordering::Relaxed);
+    }
+    // SAFETY: as for the block that blocked it.
+    unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &stop, std::ptr::null_mut()) };
     set_oom_score(oom_score, b"-1000");
     for fd in [stdin, stdout, stderr] {
         // SAFETY: our copies of the run's streams: the keeper sees end of
@@ -813,7 +851,6 @@ unsafe fn serve(
     if inmate < 0 {
         RawReport::setup_failed(Stage::ForkInmate, fork_errno, 0).send(report);
     } else {
-        INMATE_PID.store(inmate, Ordering::Relaxed);
         // A keeper that went while the inmate was starting (its SIGIO came
         // before the pid was known) still ends the run.
         keeper_gone(libc::SIGIO);

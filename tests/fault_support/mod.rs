@@ -27,10 +27,6 @@ use serde_json::{json, Value};
 /// hung (a stale lock, a keeper waiting on something dead).
 const HUNG: Duration = Duration::from_secs(30);
 
-/// The stage under which a known failure is counted: the next `--run`
-/// found the box's cgroup still busy after its 5 s wait.
-pub const KNOWN_BUSY: &str = "KNOWN: next --run found the cgroup busy";
-
 /// xorshift64*: reproducible from the seed.
 pub struct Rng(u64);
 
@@ -777,18 +773,7 @@ pub fn keeper_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
             if sig == Signal::TERM && outcome.code == 2 && !outcome.clear_error() {
                 row.fail(format!("unclear error: {:?}", outcome.stderr));
             }
-            let recovered = match recover(install, id, stage) {
-                // Known and not fixed yet (docs/RELIABILITY.md): now and
-                // then something of the killed run outlives the next
-                // keeper's 5 s wait on the box's cgroup. Counted apart;
-                // the command after that must work.
-                Err(err) if err.contains("still has processes after being killed") => {
-                    *row.stages.entry(KNOWN_BUSY.to_string()).or_default() += 1;
-                    recover(install, id, stage)
-                }
-                other => other,
-            };
-            match recovered {
+            match recover(install, id, stage) {
                 Ok(is_live) => {
                     let base = if is_live { &live } else { &gone };
                     row.leak(install.census(&uids).leaks(base));

@@ -425,6 +425,10 @@ fn run(
     let (outcome, cleaned) = match route {
         agent::Route::Done(outcome) => (*outcome, Ok(())),
         agent::Route::Cold { mark } => {
+            // A keeper killed before it recorded its proxy leaves the box's
+            // processes ending on their own: the new run's cgroup must not
+            // find them there.
+            locked.kill_leftovers()?;
             let mut executor = ProcessExecutor::new(run_config)?;
             let outcome = executor.execute_with_stdin(command, stdin);
             // The box's cgroup stays until --cleanup (each run has its own
