@@ -28,7 +28,7 @@ fn pool(name: &str) -> (Pool, PathBuf) {
         box_size: Some(16 << 20),
     })
     .unwrap();
-    // A box is built for an executor's second run: the first is cold.
+    // The pool builds the box when it makes it; one run shows it works.
     let first = run(&pool, "true");
     assert_eq!(first.status, ExecutionStatus::Success, "{first:?}");
     (pool, base_dir)
