@@ -85,13 +85,21 @@ pub(super) struct WarmBox {
     counted: (u64, u64),
 }
 
+/// Builds of one configuration that may fail in a row before its runs go
+/// cold for good: each failed build costs a run the time of a build.
+const BUILD_ATTEMPTS: u32 = 3;
+
 /// The executor's warm box, if any, and what it knows about building one.
 #[derive(Debug, Default)]
 pub(super) struct Warmth {
     warm_box: Option<WarmBox>,
-    /// A box of this configuration could not be built or held: its runs
-    /// go cold until the configuration changes.
+    /// A box of this configuration cannot be held, or failed to build
+    /// [`BUILD_ATTEMPTS`] times in a row: its runs go cold until the
+    /// configuration changes.
     refused: Option<BoxKey>,
+    /// Builds that failed in a row (a transient failure, such as running
+    /// out of descriptors, must not cost the warm path for good).
+    failed_builds: u32,
     /// Boxes built so far (names their cgroups).
     built: u64,
 }
@@ -121,15 +129,11 @@ impl ProcessExecutor {
             // A box costs what a cold run costs: built only for an
             // executor that is being reused.
             _ if self.runs < 2 => return Err(stdin),
-            _ => match self.build_warm_box(command, key.clone()) {
+            _ => match self.build_or_refuse(command, key) {
                 Ok(Some(warm)) => warm,
-                Ok(None) => {
-                    self.warmth.refused = Some(key);
-                    return Err(stdin);
-                }
+                Ok(None) => return Err(stdin),
                 Err(err) => {
                     tracing::warn!("cannot build a warm box, running cold: {err}");
-                    self.warmth.refused = Some(key);
                     return Err(stdin);
                 }
             },
@@ -192,20 +196,28 @@ impl ProcessExecutor {
         // The holder's plan needs a command only to be a whole plan: the
         // holder never runs it, every run brings its own.
         let placeholder = [String::from("/bin/true")];
-        match self.build_warm_box(&placeholder, key.clone()) {
-            Ok(Some(warm)) => {
-                self.warmth.warm_box = Some(warm);
-                Ok(true)
-            }
-            Ok(None) => {
-                self.warmth.refused = Some(key);
-                Ok(false)
-            }
-            Err(err) => {
-                self.warmth.refused = Some(key);
-                Err(err)
+        let warm = self.build_or_refuse(&placeholder, key)?;
+        let built = warm.is_some();
+        self.warmth.warm_box = warm;
+        Ok(built)
+    }
+
+    /// [`build_warm_box`](Self::build_warm_box), keeping count: a
+    /// configuration that cannot be held, or whose builds failed
+    /// [`BUILD_ATTEMPTS`] times in a row, is refused from then on.
+    fn build_or_refuse(&mut self, command: &[String], key: BoxKey) -> Result<Option<WarmBox>> {
+        let built = self.build_warm_box(command, key.clone());
+        match &built {
+            Ok(Some(_)) => self.warmth.failed_builds = 0,
+            Ok(None) => self.warmth.refused = Some(key),
+            Err(_) => {
+                self.warmth.failed_builds += 1;
+                if self.warmth.failed_builds >= BUILD_ATTEMPTS {
+                    self.warmth.refused = Some(key);
+                }
             }
         }
+        built
     }
 
     /// Whether this executor's runs can be held at all: a holder is built
