@@ -152,6 +152,9 @@ impl tracing::Subscriber for Warnings {
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
 
     fn event(&self, event: &tracing::Event<'_>) {
+        if cli::logs_silenced() {
+            return;
+        }
         let metadata = event.metadata();
         let mut line = format!("{:>5} {}: ", metadata.level(), metadata.target());
         let mut fields = FieldText {

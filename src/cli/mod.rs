@@ -112,6 +112,22 @@ pub fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
+/// Whether warnings are held back: set by the isolate face's agent while a
+/// run has the client's stderr as its own (the agent's warnings, about its
+/// warm box, are not the client's business and would break its one-line
+/// errors; outside a run the agent's stderr is `/dev/null` anyway).
+static LOGS_SILENCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Holds warnings back (`true`) or lets them through again.
+pub fn silence_logs(silenced: bool) {
+    LOGS_SILENCED.store(silenced, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`silence_logs`] holds warnings back now.
+pub fn logs_silenced() -> bool {
+    LOGS_SILENCED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Writes `text` to stdout, ignoring a stdout that is closed or full:
 /// `isobox help | head` must not turn into a panic after the reader has
 /// gone, and `println!` panics on any write error.

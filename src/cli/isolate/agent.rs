@@ -768,6 +768,7 @@ impl Agent {
         // The program writes to the client's stdout and stderr directly,
         // as it does to the keeper's in a cold run; they are the agent's
         // own for the run.
+        crate::cli::silence_logs(true);
         rustix::stdio::dup2_stdout(&stdout)?;
         rustix::stdio::dup2_stderr(&stderr)?;
         drop((stdout, stderr));
@@ -776,6 +777,7 @@ impl Agent {
         watcher.stop();
         rustix::stdio::dup2_stdout(&self.null)?;
         rustix::stdio::dup2_stderr(&self.null)?;
+        crate::cli::silence_logs(false);
         Ok(outcome?)
     }
 }
