@@ -175,7 +175,10 @@ fn tiocsti_without_seccomp() {
          tiocsti after steal: EPERM\n",
         "{json}"
     );
-    assert_eq!(json["absent_protections"], serde_json::json!(["seccomp"]));
+    assert_eq!(
+        json["absent_protections"],
+        common::absent_protections_json(&[Protection::Seccomp])
+    );
     drop(master);
 }
 
@@ -477,6 +480,6 @@ fn isolated_runs_lack_nothing() {
     let test_box = TestBox::new();
     let result = test_box.run(&["/bin/true"]);
     assert_eq!(result.status, ExecutionStatus::Success, "{:?}", result);
-    assert_eq!(result.absent_protections, Vec::<Protection>::new());
+    assert_eq!(result.absent_protections, common::absent_protections(&[]));
     test_box.remove();
 }

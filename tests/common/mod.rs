@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Protection, Stdin};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
@@ -226,6 +226,50 @@ pub fn has_cgroup() -> bool {
 
 /// The uid a rootless box's program has inside its user namespace.
 pub const ROOTLESS_BOX_UID: u32 = 1000;
+
+/// What a run lacks in this [`Mode`] besides `turned_off`: no cgroup
+/// without a delegated one, never a separate uid rootless. In the order
+/// the library lists them.
+pub fn absent_protections(turned_off: &[Protection]) -> Vec<Protection> {
+    let mode_lacks = [
+        (!has_cgroup(), Protection::Cgroup),
+        (rootless(), Protection::SeparateUser),
+    ];
+    let lacking: Vec<Protection> = mode_lacks
+        .into_iter()
+        .filter_map(|(lacks, protection)| lacks.then_some(protection))
+        .chain(turned_off.iter().copied())
+        .collect();
+    [
+        Protection::Namespaces,
+        Protection::Cgroup,
+        Protection::Seccomp,
+        Protection::SeparateUser,
+    ]
+    .into_iter()
+    .filter(|protection| lacking.contains(protection))
+    .collect()
+}
+
+/// [`absent_protections`] as `isobox run --json` writes them.
+pub fn absent_protections_json(turned_off: &[Protection]) -> serde_json::Value {
+    serde_json::to_value(absent_protections(turned_off)).expect("protections serialize")
+}
+
+/// The arguments of `isobox run` that ask for strict mode in this [`Mode`]:
+/// `--strict` as root; rootless, `--strict --cgroup DIR` with the
+/// delegated cgroup, nothing without one (strict mode would be refused).
+pub fn strict_run_args() -> Vec<String> {
+    match mode() {
+        Mode::Root => vec!["--strict".to_string()],
+        Mode::Rootless { cgroup: Some(dir) } => vec![
+            "--strict".to_string(),
+            "--cgroup".to_string(),
+            dir.display().to_string(),
+        ],
+        Mode::Rootless { cgroup: None } => Vec::new(),
+    }
+}
 
 /// A temporary directory named `<prefix>...`, with mode `mode`, owned by
 /// the keeper (root); removed when dropped.
@@ -657,7 +701,9 @@ fn leftovers(dir: &Path, test_box: &TestBox, depth: u32, found: &mut Vec<PathBuf
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
-        let ours = meta.uid() == test_box.uid || meta.gid() == test_box.uid;
+        // Rootless, the box's uid is this process's own, whose files are
+        // everywhere: only the marker tells the box's apart.
+        let ours = !rootless() && (meta.uid() == test_box.uid || meta.gid() == test_box.uid);
         let named = entry
             .file_name()
             .to_string_lossy()
@@ -675,12 +721,15 @@ fn leftovers(dir: &Path, test_box: &TestBox, depth: u32, found: &mut Vec<PathBuf
 /// Live (not zombie) processes whose real, effective, saved or filesystem
 /// uid is `uid`, as `(pid, "Name State")`.
 ///
-/// In the rootless pass the boxes' uid is this process's own: it is left
-/// out, and the pass runs one test at a time so that no other test's box
-/// or helper can be alive when a test looks.
+/// In the rootless pass the boxes' uid is this process's own: it and its
+/// ancestors are left out, and the pass runs one test at a time so that no
+/// other test's box or helper can be alive when a test looks.
 pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
-    let myself = (rootless() && uid == isobox::sys::effective_uid())
-        .then(|| std::process::id() as i32);
+    let ourselves = if rootless() && uid == isobox::sys::effective_uid() {
+        ancestors()
+    } else {
+        Vec::new()
+    };
     let mut found = Vec::new();
     let Ok(entries) = fs::read_dir("/proc") else {
         return found;
@@ -693,7 +742,7 @@ pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
         else {
             continue;
         };
-        if Some(pid) == myself {
+        if ourselves.contains(&pid) {
             continue;
         }
         // The process may be gone by now; that is fine.
@@ -718,6 +767,25 @@ pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
         }
     }
     found
+}
+
+/// This process and its ancestors (a test binary may run itself as a
+/// child, which is then one of them).
+fn ancestors() -> Vec<i32> {
+    let mut pids = vec![std::process::id() as i32];
+    while let Some(parent) = fs::read_to_string(format!("/proc/{}/status", pids[pids.len() - 1]))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("PPid:"))
+                .and_then(|pid| pid.trim().parse::<i32>().ok())
+        })
+        .filter(|&pid| pid > 1 && pids.len() < 64)
+    {
+        pids.push(parent);
+    }
+    pids
 }
 
 /// Panics if a process of `uid` is still alive half a second from now (the
