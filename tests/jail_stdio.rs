@@ -39,9 +39,7 @@ fn unreadable_stdin_file_is_an_internal_error() {
     let mut test_box = TestBox::new();
     let secret = test_box.workdir().join("secret.txt");
     fs::write(&secret, "root only\n").unwrap();
-    // Rootless, the box's user is the file's owner: only mode 0 keeps it out.
-    let mode = if common::rootless() { 0o000 } else { 0o600 };
-    fs::set_permissions(&secret, fs::Permissions::from_mode(mode)).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
     test_box.config.stdin_file = Some(PathBuf::from("secret.txt"));
     let result = test_box.run(&["/bin/cat"]);
     assert_status(&result, ExecutionStatus::InternalError);
