@@ -105,6 +105,8 @@ fn non_strict_mode_runs_without_cgroup() {
     let mut test_box = TestBox::new();
     test_box.config.strict_mode = false;
     test_box.config.cgroup_root = Some(PathBuf::from("/nonexistent"));
+    // Rootless, a delegated cgroup named is no degrade but a refusal.
+    test_box.config.cgroup_parent = None;
     let mut executor = ProcessExecutor::new(test_box.config.clone()).expect("non-strict new");
     assert!(!executor.has_cgroup());
     assert!(executor.cgroup_paths().is_empty());
