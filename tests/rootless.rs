@@ -779,22 +779,11 @@ fn the_keeper_leaves_its_own_delegated_cgroup() {
 /// without root), and `serve`, which `the_service_runs_rootless_in_a_
 /// delegated_cgroup` covers. `hostile_resources` is left out for its time
 /// (two minutes as root, one test at a time); its table of limits is the
-/// hostile table that `the_hostile_suite_holds_rootless` runs.
+/// hostile table that `the_hostile_suite_holds_rootless` runs. The longest
+/// come first (see [`the_suites_hold_rootless`]).
 const PASS: &[(&str, &[(&str, &str)])] = &[
-    ("executor_limits", &[]),
-    ("executor_measure", &[]),
     ("executor_lifecycle", &[]),
-    (
-        "jail_stdio",
-        &[(
-            "unreadable_stdin_file_is_an_internal_error",
-            "rootless, the box's user owns every file the caller puts in the box: none is \
-             unreadable to it",
-        )],
-    ),
-    ("hostile_env", &[]),
-    ("hostile_ordinary", &[]),
-    ("hostile_network", &[]),
+    ("executor_limits", &[]),
     (
         "hostile_process",
         &[
@@ -812,14 +801,17 @@ const PASS: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
-    ("hostile_privilege", &[]),
+    ("hostile_cleanup", &[]),
+    ("executor_measure", &[]),
     (
-        "hostile_filesystem",
+        "jail_stdio",
         &[(
-            "hard_link_to_a_setuid_binary",
-            "plants a set-user-ID root binary, which only root can make",
+            "unreadable_stdin_file_is_an_internal_error",
+            "rootless, the box's user owns every file the caller puts in the box: none is \
+             unreadable to it",
         )],
     ),
+    ("hostile_privilege", &[]),
     (
         "hostile_syscalls_policy",
         &[
@@ -831,6 +823,15 @@ const PASS: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        "hostile_filesystem",
+        &[(
+            "hard_link_to_a_setuid_binary",
+            "plants a set-user-ID root binary, which only root can make",
+        )],
+    ),
+    ("hostile_network", &[]),
+    ("hostile_ordinary", &[]),
     (
         "hostile_review3",
         &[
@@ -846,7 +847,7 @@ const PASS: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
-    ("hostile_cleanup", &[]),
+    ("hostile_env", &[]),
 ];
 
 /// Why the isolate face's tests are root's only.
@@ -890,25 +891,25 @@ fn newest_source(dir: &std::path::Path) -> std::time::SystemTime {
     newest
 }
 
-/// The rootless pass: the binaries of [`PASS`] run again, as a user
-/// without root (a test uid of its own, with its own home, runtime and
-/// temporary directories), one test at a time, with
-/// `ISOBOX_REQUIRE_PRIVILEGED=1` so that a test skipped for want of
-/// privilege fails instead of hiding: only the listed exclusions are
-/// left out. The shared helpers (`tests/common`) see
-/// [`common::ROOTLESS_PASS`] and build rootless boxes; on cgroup v2 (the
-/// VM) the user gets a delegated subtree, made as an operator would, and
-/// the tests start in a leaf of it; on cgroup v1 (no delegation) the boxes
-/// have rlimits only and the tests that depend on it assert that path.
+/// The rootless pass: the binaries of [`PASS`] run again, as users
+/// without root, each binary one test at a time, with
+/// `ISOBOX_REQUIRE_PRIVILEGED=1`: only the listed exclusions are left out.
+/// The shared helpers (`tests/common`) see [`common::ROOTLESS_PASS`] and
+/// build rootless boxes; on cgroup v2 (the VM) the user gets a delegated
+/// subtree, made as an operator would, and the tests start in a leaf of
+/// it; on cgroup v1 (no delegation) the boxes have rlimits only and the
+/// tests whose verdicts depend on it assert that path. Two workers share
+/// the binaries, each a test uid of its own with its own home, runtime
+/// and temporary directories (and cgroup), so that a leftover of one is
+/// never taken for the other's.
 #[test]
 fn the_suites_hold_rootless() {
     skip_unless_privileged!();
-    use std::os::unix::fs::PermissionsExt;
     let deps = std::env::current_exe().unwrap();
     let deps = deps.parent().unwrap().to_path_buf();
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let sources = newest_source(&manifest.join("src")).max(newest_source(&manifest.join("tests")));
-    let binaries: Vec<(&str, PathBuf, &[(&str, &str)])> = PASS
+    let binaries: Vec<PassBinary> = PASS
         .iter()
         .map(|(name, excluded)| {
             let (path, built) = sibling(&deps, name).unwrap_or_else(|| {
@@ -919,9 +920,55 @@ fn the_suites_hold_rootless() {
                 "{} is older than the sources: build every test binary (cargo test)",
                 path.display()
             );
-            (*name, path, *excluded)
+            PassBinary {
+                name,
+                path,
+                excluded,
+            }
         })
         .collect();
+    for binary in &binaries {
+        for (test, why) in binary.excluded {
+            eprintln!("*** rootless pass: {}::{test} left out: {why}", binary.name);
+        }
+    }
+    // The longest binaries come first in PASS; dealing them out in turn
+    // gives the two workers about the same time.
+    let (first, second): (Vec<_>, Vec<_>) = binaries
+        .into_iter()
+        .enumerate()
+        .partition(|(index, _)| index % 2 == 0);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = [first, second]
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    let share: Vec<PassBinary> =
+                        share.into_iter().map(|(_, binary)| binary).collect();
+                    pass_as_a_user(&share)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("a worker of the rootless pass"))
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A test binary of the rootless pass.
+struct PassBinary {
+    name: &'static str,
+    path: PathBuf,
+    excluded: &'static [(&'static str, &'static str)],
+}
+
+/// Runs `binaries` one after the other as a new test uid (see
+/// [`the_suites_hold_rootless`]) and returns what failed; panics if
+/// anything of the uid is left behind.
+fn pass_as_a_user(binaries: &[PassBinary]) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
     let uid = common::next_uid();
     let id = uid.to_string();
     let base = temp_dir("isobox-rootless-pass-", 0o755);
@@ -940,10 +987,7 @@ fn the_suites_hold_rootless() {
         .exists()
         .then(|| Delegated::new(uid));
     let mut failures = Vec::new();
-    for (name, binary, excluded) in binaries {
-        for (test, why) in excluded {
-            eprintln!("*** rootless pass: {name}::{test} left out: {why}");
-        }
+    for binary in binaries {
         let mut command = match &delegated {
             Some(delegated) => {
                 let mut command = Command::new("/bin/sh");
@@ -959,12 +1003,12 @@ fn the_suites_hold_rootless() {
         };
         command
             .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-            .arg(&binary)
+            .arg(&binary.path)
             .args(["--test-threads", "1", "-q"]);
-        for (test, _) in excluded {
+        for (test, _) in binary.excluded {
             command.args(["--skip", test]);
         }
-        if !excluded.is_empty() {
+        if !binary.excluded.is_empty() {
             command.arg("--exact");
         }
         command
@@ -989,12 +1033,14 @@ fn the_suites_hold_rootless() {
             .rfind(|line| line.starts_with("test result:"))
             .unwrap_or("no result");
         eprintln!(
-            "rootless pass: {name}: {summary} ({:.1} s)",
+            "rootless pass: {} as uid {uid}: {summary} ({:.1} s)",
+            binary.name,
             start.elapsed().as_secs_f64()
         );
         if !output.status.success() {
             failures.push(format!(
-                "{name}: {}\n{stdout}\n{}",
+                "{} as uid {uid}: {}\n{stdout}\n{}",
+                binary.name,
                 output.status,
                 String::from_utf8_lossy(&output.stderr)
             ));
@@ -1004,7 +1050,36 @@ fn the_suites_hold_rootless() {
     if let Some(delegated) = &delegated {
         assert_eq!(delegated.leftovers(), Vec::<String>::new());
     }
+    drop(delegated);
+    drop(base);
     let roots = PathBuf::from(format!("/tmp/isobox-root-{uid}"));
     assert!(!roots.exists(), "{} was made", roots.display());
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let mut left = Vec::new();
+    for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
+        files_of_uid(std::path::Path::new(dir), uid, 2, &mut left);
+    }
+    for path in &left {
+        let _ = common::remove_tree(path);
+    }
+    assert!(left.is_empty(), "uid {uid} left files: {left:?}");
+    failures
+}
+
+/// Collects what belongs to `uid` under `dir`, `depth` levels down, without
+/// following links or descending into what it collects.
+fn files_of_uid(dir: &std::path::Path, uid: u32, depth: u32, found: &mut Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if meta.uid() == uid {
+            found.push(entry.path());
+        } else if meta.is_dir() && depth > 0 {
+            files_of_uid(&entry.path(), uid, depth - 1, found);
+        }
+    }
 }
