@@ -198,7 +198,11 @@ fn oom_does_not_leak_into_the_next_run() {
     } else {
         // RLIMIT_AS refuses the allocation: no OOM kill without a cgroup.
         assert_status(&first, ExecutionStatus::RuntimeError);
-        assert!(first.stderr.contains("malloc failed"), "{:?}", Brief(&first));
+        assert!(
+            first.stderr.contains("malloc failed"),
+            "{:?}",
+            Brief(&first)
+        );
     }
     assert_no_process_of_uid(test_box.uid);
 

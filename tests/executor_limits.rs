@@ -203,7 +203,11 @@ fn memory_bomb_is_memory_limit() {
         // Rootless without a delegated cgroup: RLIMIT_AS refuses the
         // allocation, which the bomb reports; no OOM kill to tell of.
         assert_status(&result, ExecutionStatus::RuntimeError);
-        assert!(result.stderr.contains("malloc failed"), "{:?}", Brief(&result));
+        assert!(
+            result.stderr.contains("malloc failed"),
+            "{:?}",
+            Brief(&result)
+        );
         assert!(!result.oom_killed, "{:?}", Brief(&result));
     }
     assert!(result.memory_peak >= limit / 2, "{:?}", Brief(&result));

@@ -297,7 +297,10 @@ impl Sentinel {
         let keeper = fs::metadata("/proc/self").expect("stat /proc/self");
         let (uid, gid) = (keeper.uid(), keeper.gid());
         let dir = fs::symlink_metadata(self.dir.path()).expect("the sentinel is gone");
-        assert_eq!((dir.uid(), dir.gid(), dir.mode() & 0o7777), (uid, gid, 0o700));
+        assert_eq!(
+            (dir.uid(), dir.gid(), dir.mode() & 0o7777),
+            (uid, gid, 0o700)
+        );
         let file = fs::symlink_metadata(self.dir.path().join("precious")).expect("precious");
         assert_eq!(
             (file.uid(), file.gid(), file.mode() & 0o7777),
@@ -488,12 +491,21 @@ fn memfd_create_and_fexecve() {
     if !common::has_cgroup() {
         // Rootless without a cgroup: a memfd's pages are in no address
         // space an rlimit bounds, so memfd_create is refused.
-        assert_eq!(result.stdout, "memfd_create: EPERM\n", "{:?}", common::Brief(&result));
+        assert_eq!(
+            result.stdout,
+            "memfd_create: EPERM\n",
+            "{:?}",
+            common::Brief(&result)
+        );
         assert_status(&result, ExecutionStatus::RuntimeError);
         test_box.remove();
         return;
     }
-    let setuid_zero = if common::rootless() { "EINVAL" } else { "EPERM" };
+    let setuid_zero = if common::rootless() {
+        "EINVAL"
+    } else {
+        "EPERM"
+    };
     let expected = if memfd_noexec.trim() == "2" {
         "fexecve: EACCES\n".to_string()
     } else {

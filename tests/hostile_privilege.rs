@@ -53,7 +53,11 @@ fn setuid_zero_and_capabilities() {
     let uid = test_box.uid_inside();
     // Rootless, uid and gid 0 are not mapped in the box's user namespace:
     // the kernel refuses them as invalid before any privilege check.
-    let zero = if common::rootless() { "EINVAL" } else { "EPERM" };
+    let zero = if common::rootless() {
+        "EINVAL"
+    } else {
+        "EPERM"
+    };
     let none = "0000000000000000";
     assert_output(
         &result,

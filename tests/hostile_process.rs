@@ -147,8 +147,7 @@ fn tiocsti_without_seccomp() {
     let programs = tty.parent().expect("the programs directory");
     let (master, slave) = raw_pty();
     let mut command = Command::new(env!("CARGO_BIN_EXE_isobox"));
-    command.args([
-        "run",
+    command.arg("run").args(common::cgroup_run_args()).args([
         "--no-seccomp",
         "--json",
         "--time",

@@ -85,6 +85,10 @@ fn process_limit_counts_only_the_program() {
         // RLIMIT_NPROC refuses the fork; no pids counter says it was the
         // limit.
         assert_status(&forking, ExecutionStatus::RuntimeError);
-        assert!(forking.stderr.contains("Cannot fork"), "{:?}", Brief(&forking));
+        assert!(
+            forking.stderr.contains("Cannot fork"),
+            "{:?}",
+            Brief(&forking)
+        );
     }
 }

@@ -256,6 +256,18 @@ pub fn absent_protections_json(turned_off: &[Protection]) -> serde_json::Value {
     serde_json::to_value(absent_protections(turned_off)).expect("protections serialize")
 }
 
+/// The arguments of `isobox run` that give its box this [`Mode`]'s cgroup:
+/// none as root (the executor's own), `--cgroup DIR` rootless with the
+/// delegated cgroup.
+pub fn cgroup_run_args() -> Vec<String> {
+    match mode() {
+        Mode::Rootless { cgroup: Some(dir) } => {
+            vec!["--cgroup".to_string(), dir.display().to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The arguments of `isobox run` that ask for strict mode in this [`Mode`]:
 /// `--strict` as root; rootless, `--strict --cgroup DIR` with the
 /// delegated cgroup, nothing without one (strict mode would be refused).
