@@ -927,7 +927,7 @@ fn newest_source(dir: &std::path::Path) -> std::time::SystemTime {
 /// subtree, made as an operator would, and the tests start in a leaf of
 /// it; on cgroup v1 (no delegation) the boxes have rlimits only and the
 /// tests whose verdicts depend on it assert that path. Two workers share
-/// the binaries, each a test uid of its own with its own home, runtime
+/// the binaries, each with a test uid of its own with its own home, runtime
 /// and temporary directories (and cgroup), so that a leftover of one is
 /// never taken for the other's.
 #[test]
@@ -963,22 +963,12 @@ fn the_suites_hold_rootless() {
             eprintln!("*** rootless pass: {}::{test} left out: {why}", binary.name);
         }
     }
-    // The longest binaries come first in PASS; dealing them out in turn
-    // gives the two workers about the same time.
-    let (first, second): (Vec<_>, Vec<_>) = binaries
-        .into_iter()
-        .enumerate()
-        .partition(|(index, _)| index % 2 == 0);
+    // Each worker takes the next binary when it is done with one: with
+    // the longest first, the two end at about the same time.
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let failures: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = [first, second]
-            .into_iter()
-            .map(|share| {
-                scope.spawn(move || {
-                    let share: Vec<PassBinary> =
-                        share.into_iter().map(|(_, binary)| binary).collect();
-                    pass_as_a_user(&share)
-                })
-            })
+        let workers: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| pass_as_a_user(&binaries, &next)))
             .collect();
         workers
             .into_iter()
@@ -995,10 +985,10 @@ struct PassBinary {
     excluded: &'static [(&'static str, &'static str)],
 }
 
-/// Runs `binaries` one after the other as a new test uid (see
-/// [`the_suites_hold_rootless`]) and returns what failed; panics if
-/// anything of the uid is left behind.
-fn pass_as_a_user(binaries: &[PassBinary]) -> Vec<String> {
+/// Runs binaries of `binaries`, the next one not yet taken (`next`) each
+/// time, as a new test uid (see [`the_suites_hold_rootless`]) and returns
+/// what failed; panics if anything of the uid is left behind.
+fn pass_as_a_user(binaries: &[PassBinary], next: &std::sync::atomic::AtomicUsize) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     let uid = common::next_uid();
     let id = uid.to_string();
@@ -1018,7 +1008,7 @@ fn pass_as_a_user(binaries: &[PassBinary]) -> Vec<String> {
         .exists()
         .then(|| Delegated::new(uid));
     let mut failures = Vec::new();
-    for binary in binaries {
+    while let Some(binary) = binaries.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
         let mut command = match &delegated {
             Some(delegated) => {
                 let mut command = Command::new("/bin/sh");
