@@ -55,6 +55,12 @@ fn strict_mode_starts_and_cleanup_removes_the_cgroup() {
     skip_unless_privileged!();
     let test_box = TestBox::new();
     let mut executor = test_box.executor();
+    if !common::has_cgroup() {
+        // Rootless without a delegated cgroup: no strict mode, no cgroup.
+        assert!(!test_box.config.strict_mode);
+        assert!(!executor.has_cgroup() && executor.cgroup_paths().is_empty());
+        return;
+    }
     assert!(executor.has_cgroup());
     let result = executor
         .execute(&argv(&["/bin/echo", "hi"]), None)
@@ -82,6 +88,10 @@ fn drop_without_cleanup_removes_the_cgroup() {
         .expect("execute");
     assert_status(&result, ExecutionStatus::Success);
     let paths = executor.cgroup_paths();
+    if !common::has_cgroup() {
+        assert!(paths.is_empty(), "{paths:?}");
+        return;
+    }
     assert!(!paths.is_empty(), "a strict executor without cgroup paths");
     assert!(paths.iter().all(|path| path.is_dir()), "{paths:?}");
     drop(executor);
@@ -95,6 +105,8 @@ fn non_strict_mode_runs_without_cgroup() {
     let mut test_box = TestBox::new();
     test_box.config.strict_mode = false;
     test_box.config.cgroup_root = Some(PathBuf::from("/nonexistent"));
+    // Rootless, a delegated cgroup named is no degrade but a refusal.
+    test_box.config.cgroup_parent = None;
     let mut executor = ProcessExecutor::new(test_box.config.clone()).expect("non-strict new");
     assert!(!executor.has_cgroup());
     assert!(executor.cgroup_paths().is_empty());
@@ -180,8 +192,18 @@ fn oom_does_not_leak_into_the_next_run() {
     let mut executor = test_box.executor();
 
     let first = executor.execute(&argv(&[&bomb]), None).expect("execute");
-    assert_status(&first, ExecutionStatus::MemoryLimit);
-    assert!(first.oom_killed, "{:?}", Brief(&first));
+    if common::has_cgroup() {
+        assert_status(&first, ExecutionStatus::MemoryLimit);
+        assert!(first.oom_killed, "{:?}", Brief(&first));
+    } else {
+        // RLIMIT_AS refuses the allocation: no OOM kill without a cgroup.
+        assert_status(&first, ExecutionStatus::RuntimeError);
+        assert!(
+            first.stderr.contains("malloc failed"),
+            "{:?}",
+            Brief(&first)
+        );
+    }
     assert_no_process_of_uid(test_box.uid);
 
     let second = executor

@@ -62,10 +62,9 @@ fn command_line_keeps_its_secret() {
     skip_unless_privileged!();
     let output = Command::new(env!("CARGO_BIN_EXE_isobox"))
         .env(SECRET_NAME, SECRET_VALUE)
+        .args(["run", "--json"])
+        .args(common::strict_run_args())
         .args([
-            "run",
-            "--json",
-            "--strict",
             "--time",
             "1",
             "--wall-time",

@@ -147,8 +147,7 @@ fn tiocsti_without_seccomp() {
     let programs = tty.parent().expect("the programs directory");
     let (master, slave) = raw_pty();
     let mut command = Command::new(env!("CARGO_BIN_EXE_isobox"));
-    command.args([
-        "run",
+    command.arg("run").args(common::cgroup_run_args()).args([
         "--no-seccomp",
         "--json",
         "--time",
@@ -175,7 +174,10 @@ fn tiocsti_without_seccomp() {
          tiocsti after steal: EPERM\n",
         "{json}"
     );
-    assert_eq!(json["absent_protections"], serde_json::json!(["seccomp"]));
+    assert_eq!(
+        json["absent_protections"],
+        common::absent_protections_json(&[Protection::Seccomp])
+    );
     drop(master);
 }
 
@@ -477,6 +479,6 @@ fn isolated_runs_lack_nothing() {
     let test_box = TestBox::new();
     let result = test_box.run(&["/bin/true"]);
     assert_eq!(result.status, ExecutionStatus::Success, "{:?}", result);
-    assert_eq!(result.absent_protections, Vec::<Protection>::new());
+    assert_eq!(result.absent_protections, common::absent_protections(&[]));
     test_box.remove();
 }

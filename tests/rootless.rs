@@ -766,3 +766,341 @@ fn the_keeper_leaves_its_own_delegated_cgroup() {
     assert_eq!(procs, "", "nothing is left in the delegated root");
     assert_eq!(delegated.leftovers(), Vec::<String>::new());
 }
+
+/// The library-face integration and hostile test binaries that the
+/// rootless pass ([`the_suites_hold_rootless`]) runs again as an
+/// unprivileged user, each with the tests it leaves out and why.
+///
+/// Not in the pass at all, by their nature: the isolate face (`isolate_*`,
+/// `cli`: box ids, `/etc/isobox.conf`, uids of isolate's boxes, all
+/// root's), setuid and installation tests (`isolate_setuid_flows`,
+/// `hostile_installations`, `packaging`), the cgroup hierarchy's own tests
+/// (`cgroup_real`), the warm boxes (`warm`, `isolate_warm`, `pool`: none
+/// without root), and `serve`, which `the_service_runs_rootless_in_a_
+/// delegated_cgroup` covers. Of `hostile_resources` the four slowest tests
+/// are left out for time; the hostile table that
+/// `the_hostile_suite_holds_rootless` runs has their limits. The longest
+/// binaries come first (see [`the_suites_hold_rootless`]).
+const PASS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "hostile_resources",
+        &[
+            ("output_floods", SLOW),
+            ("endless_programs", SLOW),
+            ("deep_directory_nesting", SLOW),
+            ("catching_sigxcpu_without_a_cgroup", SLOW),
+        ],
+    ),
+    ("executor_lifecycle", &[]),
+    ("executor_limits", &[]),
+    (
+        "hostile_process",
+        &[
+            ("orphans_cannot_hide_cpu_time_from_isolate", ISOLATE_FACE),
+            (
+                "self_sent_sigxcpu_is_no_time_limit_for_isolate",
+                ISOLATE_FACE,
+            ),
+            ("tiocsti_through_the_isolate_face", ISOLATE_FACE),
+            (
+                "tty_hack_lends_the_terminal_and_takes_it_back",
+                ISOLATE_FACE,
+            ),
+            (
+                "non_root_gets_a_rootless_box",
+                "becomes `nobody` itself to test rootless runs: root's test",
+            ),
+            (
+                "rlimits_are_set_not_inherited",
+                "gives isobox raised hard limits and a raised priority, which only root can",
+            ),
+        ],
+    ),
+    ("hostile_cleanup", &[]),
+    ("executor_measure", &[]),
+    (
+        "jail_stdio",
+        &[(
+            "unreadable_stdin_file_is_an_internal_error",
+            "rootless, the box's user owns every file the caller puts in the box: none is \
+             unreadable to it",
+        )],
+    ),
+    ("hostile_privilege", &[]),
+    (
+        "hostile_syscalls_policy",
+        &[
+            (
+                "isolate_face_syscalls_option_and_configuration_key",
+                ISOLATE_FACE,
+            ),
+            (
+                "memory_outside_the_address_space_without_a_cgroup",
+                "root's memory guard without --cg; rootless, the hostile table's memfd case \
+                 and host_system_v_ipc cover the path without a cgroup",
+            ),
+        ],
+    ),
+    (
+        "hostile_filesystem",
+        &[(
+            "hard_link_to_a_setuid_binary",
+            "plants a set-user-ID root binary, which only root can make",
+        )],
+    ),
+    ("hostile_network", &[]),
+    ("hostile_ordinary", &[]),
+    (
+        "hostile_review3",
+        &[
+            (
+                "a_raised_cpu_rlimit_and_sigxcpu_is_no_time_limit_for_isolate",
+                ISOLATE_FACE,
+            ),
+            ("memory_in_the_box_tmpfs_without_a_cgroup", ISOLATE_FACE),
+            ("setuid_callers_bind_only_what_they_can_read", SETUID),
+            ("setuid_callers_use_only_their_own_boxes", SETUID),
+            (
+                "setuid_install_never_writes_the_meta_file_as_root_for_a_user",
+                SETUID,
+            ),
+            (
+                "memory_in_socket_buffers_without_a_cgroup",
+                "root's memory guard cgroup bounds kernel memory without --cg; rootless there \
+                 is none and kernel memory is unbounded (docs/SECURITY.md)",
+            ),
+        ],
+    ),
+    ("hostile_env", &[]),
+];
+
+/// Why the slowest tests of `hostile_resources` are left out: 8 to 21 s
+/// each as root, one test at a time, and about four times that in the VM.
+const SLOW: &str = "time: one of the four slowest, 55 s of the binary's 80; the hostile table \
+                    above runs its limits rootless";
+
+/// Why the isolate face's tests are root's only.
+const ISOLATE_FACE: &str = "the isolate face (box ids, isolate's uids) needs root";
+
+/// Why the set-user-ID installation's tests are root's only.
+const SETUID: &str = "a set-user-ID root installation, which only root can make";
+
+/// The newest test binary `<name>-<hash>` in `deps`, cargo's directory of
+/// test binaries, where this one is too.
+fn sibling(deps: &std::path::Path, name: &str) -> Option<(PathBuf, std::time::SystemTime)> {
+    let prefix = format!("{name}-");
+    std::fs::read_dir(deps)
+        .ok()?
+        .flatten()
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file.strip_prefix(&prefix)
+                .is_some_and(|hash| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .filter_map(|entry| Some((entry.path(), entry.metadata().ok()?.modified().ok()?)))
+        .max_by_key(|(_, modified)| *modified)
+}
+
+/// The newest change to the sources under `dir` (the crate's `src` and
+/// `tests`). A test binary older than that may predate what it should test:
+/// `cargo test --test rootless` builds only this binary.
+fn newest_source(dir: &std::path::Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        let modified = if meta.is_dir() {
+            newest_source(&entry.path())
+        } else {
+            meta.modified().unwrap()
+        };
+        newest = newest.max(modified);
+    }
+    newest
+}
+
+/// The rootless pass: the binaries of [`PASS`] run again, as users
+/// without root, each binary one test at a time, with
+/// `ISOBOX_REQUIRE_PRIVILEGED=1`: only the listed exclusions are left out.
+/// The shared helpers (`tests/common`) see [`common::ROOTLESS_PASS`] and
+/// build rootless boxes; on cgroup v2 (the VM) the user gets a delegated
+/// subtree, made as an operator would, and the tests start in a leaf of
+/// it; on cgroup v1 (no delegation) the boxes have rlimits only and the
+/// tests whose verdicts depend on it assert that path. Two workers share
+/// the binaries, each with a test uid of its own with its own home, runtime
+/// and temporary directories (and cgroup), so that a leftover of one is
+/// never taken for the other's.
+#[test]
+fn the_suites_hold_rootless() {
+    skip_unless_privileged!();
+    let deps = std::env::current_exe().unwrap();
+    let deps = deps.parent().unwrap().to_path_buf();
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = newest_source(&manifest.join("src")).max(newest_source(&manifest.join("tests")));
+    let binaries: Vec<PassBinary> = PASS
+        .iter()
+        .map(|(name, excluded)| {
+            let (path, built) = sibling(&deps, name).unwrap_or_else(|| {
+                panic!(
+                    "no test binary {name} in {}: build them all (cargo test)",
+                    deps.display()
+                )
+            });
+            assert!(
+                built >= sources,
+                "{} is older than the sources: build every test binary (cargo test)",
+                path.display()
+            );
+            PassBinary {
+                name,
+                path,
+                excluded,
+            }
+        })
+        .collect();
+    for binary in &binaries {
+        for (test, why) in binary.excluded {
+            eprintln!("*** rootless pass: {}::{test} left out: {why}", binary.name);
+        }
+    }
+    // Each worker takes the next binary when it is done with one: with
+    // the longest first, the two end at about the same time.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| pass_as_a_user(&binaries, &next)))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("a worker of the rootless pass"))
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A test binary of the rootless pass.
+struct PassBinary {
+    name: &'static str,
+    path: PathBuf,
+    excluded: &'static [(&'static str, &'static str)],
+}
+
+/// Runs binaries of `binaries`, the next one not yet taken (`next`) each
+/// time, as a new test uid (see [`the_suites_hold_rootless`]) and returns
+/// what failed; panics if anything of the uid is left behind.
+fn pass_as_a_user(binaries: &[PassBinary], next: &std::sync::atomic::AtomicUsize) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = common::next_uid();
+    let id = uid.to_string();
+    let base = temp_dir("isobox-rootless-pass-", 0o755);
+    let private = |name: &str, mode: u32| {
+        let dir = base.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    };
+    let home = private("home", 0o700);
+    let runtime = private("run", 0o700);
+    // The test programs are built here, and must be searchable by others.
+    let tmp = private("tmp", 0o755);
+    let delegated = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers")
+        .exists()
+        .then(|| Delegated::new(uid));
+    let mut failures = Vec::new();
+    while let Some(binary) = binaries.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+        let mut command = match &delegated {
+            Some(delegated) => {
+                let mut command = Command::new("/bin/sh");
+                command
+                    .arg("-c")
+                    .arg(r#"echo $$ > "$1" && shift && exec "$@""#)
+                    .arg("sh")
+                    .arg(delegated.dir.join("caller/cgroup.procs"))
+                    .arg("setpriv");
+                command
+            }
+            None => Command::new("setpriv"),
+        };
+        command
+            .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+            .arg(&binary.path)
+            .args(["--test-threads", "1", "-q"]);
+        for (test, _) in binary.excluded {
+            command.args(["--skip", test]);
+        }
+        if !binary.excluded.is_empty() {
+            command.arg("--exact");
+        }
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("TMPDIR", &tmp)
+            .env("RUST_BACKTRACE", "1")
+            .env("ISOBOX_REQUIRE_PRIVILEGED", "1")
+            .env(common::ROOTLESS_PASS, "1")
+            .stdin(Stdio::null());
+        if let Some(delegated) = &delegated {
+            command.env(common::ROOTLESS_CGROUP, &delegated.dir);
+        }
+        let start = std::time::Instant::now();
+        let output = command.output().expect("running a test binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary = stdout
+            .lines()
+            .rfind(|line| line.starts_with("test result:"))
+            .unwrap_or("no result");
+        eprintln!(
+            "rootless pass: {} as uid {uid}: {summary} ({:.1} s)",
+            binary.name,
+            start.elapsed().as_secs_f64()
+        );
+        if !output.status.success() {
+            failures.push(format!(
+                "{} as uid {uid}: {}\n{stdout}\n{}",
+                binary.name,
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        common::assert_no_process_of_uid(uid);
+    }
+    if let Some(delegated) = &delegated {
+        assert_eq!(delegated.leftovers(), Vec::<String>::new());
+    }
+    drop(delegated);
+    drop(base);
+    let roots = PathBuf::from(format!("/tmp/isobox-root-{uid}"));
+    assert!(!roots.exists(), "{} was made", roots.display());
+    let mut left = Vec::new();
+    for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
+        files_of_uid(std::path::Path::new(dir), uid, 2, &mut left);
+    }
+    for path in &left {
+        let _ = common::remove_tree(path);
+    }
+    assert!(left.is_empty(), "uid {uid} left files: {left:?}");
+    failures
+}
+
+/// Collects what belongs to `uid` under `dir`, `depth` levels down, without
+/// following links or descending into what it collects.
+fn files_of_uid(dir: &std::path::Path, uid: u32, depth: u32, found: &mut Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if meta.uid() == uid {
+            found.push(entry.path());
+        } else if meta.is_dir() && depth > 0 {
+            files_of_uid(&entry.path(), uid, depth - 1, found);
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor, Protection, Stdin};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
@@ -143,6 +143,9 @@ pub fn test_name(here: &'static str) -> &'static str {
 pub fn privileged(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
+    if !root && rootless_pass() {
+        return true;
+    }
     let cgroups = isobox::cgroup::CgroupController::detect(None).err();
     let why = match (root, cgroups) {
         (true, None) => return true,
@@ -156,6 +159,128 @@ pub fn privileged(test: &str) -> bool {
     let message = format!("\n*** SKIPPED (needs root and cgroups): {test} ({why}) ***\n");
     let _ = std::io::stderr().write_all(message.as_bytes());
     false
+}
+
+/// Set (to `1`) by the rootless pass of `tests/rootless.rs`
+/// (`the_suites_hold_rootless`) in the environment of the test binaries it
+/// runs as an unprivileged user: there, the tests that [`privileged`] lets
+/// run build rootless boxes (see [`rootless`]).
+pub const ROOTLESS_PASS: &str = "ISOBOX_TEST_ROOTLESS";
+
+/// The cgroup v2 directory delegated to the rootless pass's user, if any
+/// (the VM's cgroup v2; none on a cgroup v1 host, where no delegation
+/// exists): the boxes' `cgroup_parent`.
+pub const ROOTLESS_CGROUP: &str = "ISOBOX_TEST_CGROUP";
+
+/// Whether this process is the rootless pass: not root, and told so by
+/// its driver. A user without root who runs `cargo test` by hand is not:
+/// the privileged tests skip (loudly) for them as before, instead of
+/// failing wherever a test has not been made to run rootless.
+pub fn rootless_pass() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root && std::env::var(ROOTLESS_PASS).as_deref() == Ok("1")
+}
+
+/// How the boxes of this test process are isolated, for the assertions
+/// that differ between the modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// As root: a uid of the box's own, the executor's cgroups.
+    Root,
+    /// The rootless pass: a user namespace mapping this process's uid
+    /// (1000 inside), and the delegated cgroup when there is one
+    /// (otherwise rlimits only, and no strict mode).
+    Rootless {
+        /// The delegated cgroup v2 directory the boxes go below.
+        cgroup: Option<PathBuf>,
+    },
+}
+
+/// This process's [`Mode`].
+pub fn mode() -> Mode {
+    if rootless_pass() {
+        Mode::Rootless {
+            cgroup: std::env::var_os(ROOTLESS_CGROUP)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from),
+        }
+    } else {
+        Mode::Root
+    }
+}
+
+/// Whether this is the rootless pass (see [`mode`]).
+pub fn rootless() -> bool {
+    mode() != Mode::Root
+}
+
+/// Whether the boxes have a cgroup: always as root (the privileged tests
+/// need one), with a delegated directory in the rootless pass.
+pub fn has_cgroup() -> bool {
+    match mode() {
+        Mode::Root => true,
+        Mode::Rootless { cgroup } => cgroup.is_some(),
+    }
+}
+
+/// The uid a rootless box's program has inside its user namespace.
+pub const ROOTLESS_BOX_UID: u32 = 1000;
+
+/// What a run lacks in this [`Mode`] besides `turned_off`: no cgroup
+/// without a delegated one, never a separate uid rootless. In the order
+/// the library lists them.
+pub fn absent_protections(turned_off: &[Protection]) -> Vec<Protection> {
+    let mode_lacks = [
+        (!has_cgroup(), Protection::Cgroup),
+        (rootless(), Protection::SeparateUser),
+    ];
+    let lacking: Vec<Protection> = mode_lacks
+        .into_iter()
+        .filter_map(|(lacks, protection)| lacks.then_some(protection))
+        .chain(turned_off.iter().copied())
+        .collect();
+    [
+        Protection::Namespaces,
+        Protection::Cgroup,
+        Protection::Seccomp,
+        Protection::SeparateUser,
+    ]
+    .into_iter()
+    .filter(|protection| lacking.contains(protection))
+    .collect()
+}
+
+/// [`absent_protections`] as `isobox run --json` writes them.
+pub fn absent_protections_json(turned_off: &[Protection]) -> serde_json::Value {
+    serde_json::to_value(absent_protections(turned_off)).expect("protections serialize")
+}
+
+/// The arguments of `isobox run` that give its box this [`Mode`]'s cgroup:
+/// none as root (the executor's own), `--cgroup DIR` rootless with the
+/// delegated cgroup.
+pub fn cgroup_run_args() -> Vec<String> {
+    match mode() {
+        Mode::Rootless { cgroup: Some(dir) } => {
+            vec!["--cgroup".to_string(), dir.display().to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The arguments of `isobox run` that ask for strict mode in this [`Mode`]:
+/// `--strict` as root; rootless, `--strict --cgroup DIR` with the
+/// delegated cgroup, nothing without one (strict mode would be refused).
+pub fn strict_run_args() -> Vec<String> {
+    match mode() {
+        Mode::Root => vec!["--strict".to_string()],
+        Mode::Rootless { cgroup: Some(dir) } => vec![
+            "--strict".to_string(),
+            "--cgroup".to_string(),
+            dir.display().to_string(),
+        ],
+        Mode::Rootless { cgroup: None } => Vec::new(),
+    }
 }
 
 /// A temporary directory named `<prefix>...`, with mode `mode`, owned by
@@ -368,6 +493,9 @@ impl TestBox {
     /// Default limits: 5 s CPU, 10 s wall, 256 MiB memory, 32 processes,
     /// 64 MiB files, 4 MiB of output per stream.
     pub fn new() -> Self {
+        if let Mode::Rootless { cgroup } = mode() {
+            return Self::rootless(cgroup);
+        }
         let uid = next_uid();
         let workdir = temp_dir("isobox-box-", 0o755);
         let config = IsolateConfig {
@@ -388,6 +516,42 @@ impl TestBox {
             marker: format!("isobox-mark-{uid}-{}", std::process::id()),
             config,
             workdir,
+        }
+    }
+
+    /// [`new`](Self::new) in the rootless pass: the program runs as this
+    /// process's uid (its only mappable id), below the delegated cgroup
+    /// when there is one, strict only then (strict mode needs a cgroup).
+    fn rootless(cgroup: Option<PathBuf>) -> Self {
+        let uid = isobox::sys::effective_uid();
+        let workdir = temp_dir("isobox-box-", 0o755);
+        let config = IsolateConfig {
+            workdir: workdir.path().to_path_buf(),
+            strict_mode: cgroup.is_some(),
+            cgroup_parent: cgroup,
+            time_limit: Some(Duration::from_secs(5)),
+            wall_time_limit: Some(Duration::from_secs(10)),
+            memory_limit: Some(256 * MIB),
+            process_limit: Some(32),
+            file_size_limit: Some(64 * MIB),
+            output_limit: Some(4 * MIB),
+            ..IsolateConfig::default()
+        };
+        Self {
+            uid,
+            marker: format!("isobox-mark-{uid}-{}", std::process::id()),
+            config,
+            workdir,
+        }
+    }
+
+    /// The uid the program sees itself as: the box uid as root,
+    /// [`ROOTLESS_BOX_UID`] in the rootless pass's user namespace.
+    pub fn uid_inside(&self) -> u32 {
+        if rootless() {
+            ROOTLESS_BOX_UID
+        } else {
+            self.uid
         }
     }
 
@@ -549,7 +713,9 @@ fn leftovers(dir: &Path, test_box: &TestBox, depth: u32, found: &mut Vec<PathBuf
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
-        let ours = meta.uid() == test_box.uid || meta.gid() == test_box.uid;
+        // Rootless, the box's uid is this process's own, whose files are
+        // everywhere: only the marker tells the box's apart.
+        let ours = !rootless() && (meta.uid() == test_box.uid || meta.gid() == test_box.uid);
         let named = entry
             .file_name()
             .to_string_lossy()
@@ -566,7 +732,16 @@ fn leftovers(dir: &Path, test_box: &TestBox, depth: u32, found: &mut Vec<PathBuf
 
 /// Live (not zombie) processes whose real, effective, saved or filesystem
 /// uid is `uid`, as `(pid, "Name State")`.
+///
+/// In the rootless pass the boxes' uid is this process's own: it and its
+/// ancestors are left out, and the pass runs one test at a time so that no
+/// other test's box or helper can be alive when a test looks.
 pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
+    let ourselves = if rootless() && uid == isobox::sys::effective_uid() {
+        ancestors()
+    } else {
+        Vec::new()
+    };
     let mut found = Vec::new();
     let Ok(entries) = fs::read_dir("/proc") else {
         return found;
@@ -579,6 +754,9 @@ pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
         else {
             continue;
         };
+        if ourselves.contains(&pid) {
+            continue;
+        }
         // The process may be gone by now; that is fine.
         let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
             continue;
@@ -601,6 +779,25 @@ pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
         }
     }
     found
+}
+
+/// This process and its ancestors (a test binary may run itself as a
+/// child, which is then one of them).
+fn ancestors() -> Vec<i32> {
+    let mut pids = vec![std::process::id() as i32];
+    while let Some(parent) = fs::read_to_string(format!("/proc/{}/status", pids[pids.len() - 1]))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("PPid:"))
+                .and_then(|pid| pid.trim().parse::<i32>().ok())
+        })
+        .filter(|&pid| pid > 1 && pids.len() < 64)
+    {
+        pids.push(parent);
+    }
+    pids
 }
 
 /// Panics if a process of `uid` is still alive half a second from now (the
