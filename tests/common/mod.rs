@@ -296,10 +296,23 @@ pub fn temp_dir(prefix: &str, mode: u32) -> tempfile::TempDir {
 
 /// Copies the host file `host_path` to `target` as an executable (mode
 /// 0755, owned by the keeper).
+///
+/// The copy is written by `install`, in a process of its own: a
+/// descriptor this process held open for writing would be inherited by any
+/// child another test thread forks meanwhile, and until that child's
+/// `execve` running the copy fails with `ETXTBSY`.
 pub fn copy_executable(host_path: &str, target: &Path) {
-    fs::copy(host_path, target)
-        .unwrap_or_else(|err| panic!("copying {host_path} to {}: {err}", target.display()));
-    fs::set_permissions(target, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    let status = std::process::Command::new("install")
+        .args(["-m", "0755", "--"])
+        .arg(host_path)
+        .arg(target)
+        .status()
+        .unwrap_or_else(|err| panic!("running install: {err}"));
+    assert!(
+        status.success(),
+        "copying {host_path} to {}: install {status}",
+        target.display()
+    );
 }
 
 /// Absolute path of `tests/programs/<name>.c` compiled with
