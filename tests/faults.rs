@@ -102,15 +102,32 @@ fn a_process_left_in_the_boxs_cgroup_does_not_stop_the_next_run() {
         .spawn()
         .unwrap();
     // Every hierarchy the box's cgroup is in (not the hybrid layout's
-    // empty `unified` one).
+    // empty `unified` one). On cgroup v2 the box's cgroup hands its
+    // controllers down and so can hold no process itself (EBUSY): there a
+    // dead run's proxy is left in that run's cgroup, `run-1` (each `--run`
+    // process counts its runs from 1).
     let mut moved = 0;
     for dir in &install.cgroups {
-        let procs = dir.join(format!("box-{id}")).join("cgroup.procs");
-        if procs.exists() {
-            std::fs::write(&procs, leftover.id().to_string())
-                .unwrap_or_else(|err| panic!("{}: {err}", procs.display()));
-            moved += 1;
+        let box_dir = dir.join(format!("box-{id}"));
+        let procs = box_dir.join("cgroup.procs");
+        if !procs.exists() {
+            continue;
         }
+        let pid = leftover.id().to_string();
+        let procs = match std::fs::write(&procs, &pid) {
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) => {
+                let run = box_dir.join("run-1");
+                std::fs::create_dir_all(&run).unwrap();
+                run.join("cgroup.procs")
+            }
+            other => {
+                other.unwrap_or_else(|err| panic!("{}: {err}", procs.display()));
+                moved += 1;
+                continue;
+            }
+        };
+        std::fs::write(&procs, &pid).unwrap_or_else(|err| panic!("{}: {err}", procs.display()));
+        moved += 1;
     }
     assert!(moved > 0, "no cgroup of box {id} in {:?}", install.cgroups);
     let ran = install.run_ok(id);
