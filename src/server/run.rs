@@ -512,6 +512,17 @@ impl Cancel {
                 if !child.file_type().is_ok_and(|kind| kind.is_dir()) {
                     continue;
                 }
+                // On cgroup v2 a warm run has a cgroup of its own (`held-N`)
+                // and the box's holder another (`warm-N`): killing the run's
+                // ends it, and the holder reaps it, answers and serves the
+                // next run. `cgroup.kill` on the holder's would kill it
+                // asynchronously, and the next run could start in a holder
+                // still dying (it was then SIGKILLed with it). On v1 a warm
+                // run shares the holder's cgroup, so both die, at once.
+                let holders = child.file_name().to_string_lossy().starts_with("warm-");
+                if holders && run.join("cgroup.kill").exists() {
+                    continue;
+                }
                 if std::fs::write(run.join("cgroup.kill"), "1").is_ok() {
                     continue;
                 }
