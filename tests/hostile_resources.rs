@@ -77,7 +77,13 @@ fn fork_bomb() {
         "{:?}",
         Brief(&result)
     );
-    assert!(result.cpu_time < 2.0, "{:?}", Brief(&result));
+    // The whole bomb's CPU time is bounded where a cgroup counts it. Without
+    // one (rootless, no delegated subtree) each process has an RLIMIT_CPU
+    // of its own and the wall-time limit ends the whole: the total then
+    // depends on how the machine shares its CPUs among the bomb's processes.
+    if common::has_cgroup() {
+        assert!(result.cpu_time < 2.0, "{:?}", Brief(&result));
+    }
     test_box.remove();
 }
 
