@@ -949,6 +949,20 @@ impl Server {
     }
 }
 
+/// A scenario that ends early (an error on the way) still stops its server:
+/// nothing of it may outlive the harness.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal(self.child.id(), Signal::TERM);
+            if wait_for(&mut self.child, HUNG).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
