@@ -505,49 +505,33 @@ impl Default for TestBox {
 impl TestBox {
     /// Default limits: 5 s CPU, 10 s wall, 256 MiB memory, 32 processes,
     /// 64 MiB files, 4 MiB of output per stream.
+    ///
+    /// In the rootless pass the program runs as this process's uid (its
+    /// only mappable id), below the delegated cgroup when there is one,
+    /// strict only then (strict mode needs a cgroup).
     pub fn new() -> Self {
-        if let Mode::Rootless { cgroup } = mode() {
-            return Self::rootless(cgroup);
-        }
-        let uid = next_uid();
-        let workdir = temp_dir("isobox-box-", 0o755);
-        let config = IsolateConfig {
-            workdir: workdir.path().to_path_buf(),
-            strict_mode: true,
-            time_limit: Some(Duration::from_secs(5)),
-            wall_time_limit: Some(Duration::from_secs(10)),
-            memory_limit: Some(256 * MIB),
-            process_limit: Some(32),
-            file_size_limit: Some(64 * MIB),
-            output_limit: Some(4 * MIB),
-            uid: Some(uid),
-            gid: Some(uid),
-            ..IsolateConfig::default()
+        let (uid, box_ids, strict_mode, cgroup_parent) = match mode() {
+            Mode::Root => {
+                let uid = next_uid();
+                (uid, Some(uid), true, None)
+            }
+            Mode::Rootless { cgroup } => {
+                (isobox::sys::effective_uid(), None, cgroup.is_some(), cgroup)
+            }
         };
-        Self {
-            uid,
-            marker: format!("isobox-mark-{uid}-{}", std::process::id()),
-            config,
-            workdir,
-        }
-    }
-
-    /// [`new`](Self::new) in the rootless pass: the program runs as this
-    /// process's uid (its only mappable id), below the delegated cgroup
-    /// when there is one, strict only then (strict mode needs a cgroup).
-    fn rootless(cgroup: Option<PathBuf>) -> Self {
-        let uid = isobox::sys::effective_uid();
         let workdir = temp_dir("isobox-box-", 0o755);
         let config = IsolateConfig {
             workdir: workdir.path().to_path_buf(),
-            strict_mode: cgroup.is_some(),
-            cgroup_parent: cgroup,
+            strict_mode,
+            cgroup_parent,
             time_limit: Some(Duration::from_secs(5)),
             wall_time_limit: Some(Duration::from_secs(10)),
             memory_limit: Some(256 * MIB),
             process_limit: Some(32),
             file_size_limit: Some(64 * MIB),
             output_limit: Some(4 * MIB),
+            uid: box_ids,
+            gid: box_ids,
             ..IsolateConfig::default()
         };
         Self {
