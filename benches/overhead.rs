@@ -13,6 +13,8 @@
 //! Knobs (environment):
 //! - `ISOBOX_BENCH_ISOLATE`: the reference isolate binary (none by default)
 //! - `ISOBOX_BENCH_ROUNDS`: rounds of interleaved samples (default 150)
+//! - `ISOBOX_BENCH_BIN`: the isobox executable to time (default: the one
+//!   `cargo build --release` makes, built first; see `support`)
 //! - `ISOBOX_BENCH_SPAN_MS`: length of one throughput span (default 1000;
 //!   three spans each of one box and of two boxes, alternating)
 //! - `ISOBOX_BENCH_ACCURACY=0`: skip the accuracy rows (CPU time, peak
@@ -26,6 +28,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use isobox::{ExecutionStatus, IsolateConfig, ProcessExecutor};
+
+mod support;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -304,7 +308,7 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
     )
     .unwrap();
     let isobox = Tool {
-        program: PathBuf::from(env!("CARGO_BIN_EXE_isobox")),
+        program: support::shipped_isobox(),
         env: vec![("ISOBOX_CONFIG", config.into_os_string())],
     };
     let bare = Tool {

@@ -6,11 +6,15 @@
 //! docs/BENCHMARKS.md.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use isobox::pool::{Pool, PoolConfig};
 use isobox::{ExecutionStatus, IsolateConfig};
+
+mod support;
 
 fn iterations() -> usize {
     std::env::var("ISOBOX_BENCH_RUNS")
@@ -87,7 +91,9 @@ struct Server {
 
 impl Server {
     fn start(parallelism: usize) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_isobox"))
+        static ISOBOX: OnceLock<PathBuf> = OnceLock::new();
+        let isobox = ISOBOX.get_or_init(support::shipped_isobox);
+        let mut child = Command::new(isobox)
             .args(["serve", "--listen", "127.0.0.1:0", "--parallelism"])
             .arg(parallelism.to_string())
             .stdin(Stdio::null())

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod support;
+
 const EVENTS: &[&str] = &[
     "sched:sched_process_exec",
     "sched:sched_process_fork",
@@ -341,7 +343,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let isobox = PathBuf::from(env!("CARGO_BIN_EXE_isobox"));
+    let isobox = support::shipped_isobox();
     let isobox_env = vec![("ISOBOX_CONFIG", config.into_os_string())];
     let mut cases = vec![Case {
         name: "isobox run -- /bin/true".into(),

@@ -1,0 +1,40 @@
+//! What the benches share: which `isobox` executable they time.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `isobox` executable as `cargo build --release` makes it, which is
+/// the one users install.
+///
+/// `CARGO_BIN_EXE_isobox` alone is not that binary: to build a bench, cargo
+/// unifies the dev-dependencies' features into the crates they share with
+/// the executable (reqwest adds hyper's client, proptest all of
+/// regex-syntax's Unicode tables), so the bench's copy is a megabyte larger
+/// with 20,500 start-up relocations instead of 11,900, and each invocation
+/// started 0.1–0.2 ms later than the shipped one. Cargo writes both kinds to
+/// the same `target/release/isobox`, whichever was built last; building the
+/// release one here makes that the one timed.
+///
+/// `ISOBOX_BENCH_BIN` names an executable instead (the cgroup v2 VM, where
+/// there is no cargo: `scripts/vm-test` builds the release one on the host).
+pub fn shipped_isobox() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ISOBOX_BENCH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_isobox"));
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        eprintln!(
+            "warning: not run by cargo (no CARGO): timing {} as it is, which may be the \
+             bench build with its dev-dependencies' features",
+            path.display()
+        );
+        return path;
+    };
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bin", "isobox"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo to build the release isobox");
+    assert!(status.success(), "cargo build --release failed: {status}");
+    path
+}
