@@ -433,19 +433,30 @@ fn runs_of(answers: impl IntoIterator<Item = (u32, Answer)>) -> Vec<(u32, Answer
 
 /// The front of the merged program (the call number loaded): a search
 /// over ranges of call numbers that answers at once for every call no
-/// refusal rule names (`ALLOW` when the allowlist has it, `unknown_errno`
-/// otherwise), so those calls skip the refusal sections, whose rules
-/// compare call numbers one by one. Calls a refusal names go on to the
-/// sections. The kernel, which runs the filter for every call number when
-/// it installs it, then also finds the plainly allowed calls in a few
-/// steps and caches them as always allowed.
+/// refusal rule needs to judge (`ALLOW` when the allowlist has it,
+/// `unknown_errno` otherwise, the errno of [`refused_outright`] for the
+/// calls refused whatever their arguments), so those calls skip the
+/// refusal sections, whose rules compare call numbers one by one. Calls
+/// whose arguments decide go on to the sections. The kernel, which runs
+/// the filter for every call number when it installs it, then also finds
+/// the plainly allowed calls in a few steps and caches them as always
+/// allowed.
 fn shortcut(selected: &Selected, allowed: &BTreeSet<u32>) -> Result<BpfProgram, SeccompError> {
+    let outright = refused_outright(selected)?;
     let judged = judged_numbers(selected)?;
-    let highest = allowed.iter().chain(&judged).max().copied().unwrap_or(0);
+    let highest = allowed
+        .iter()
+        .chain(&judged)
+        .chain(outright.keys())
+        .max()
+        .copied()
+        .unwrap_or(0);
     // Every number up to one past the highest listed: the last run takes
     // everything above (the x32 guard has killed the rest).
     let answers = (0..=highest + 1).map(|nr| {
-        let answer = if judged.contains(&nr) {
+        let answer = if let Some(errno) = outright.get(&nr) {
+            Answer::Return(libc::SECCOMP_RET_ERRNO | errno)
+        } else if judged.contains(&nr) {
             Answer::Judge
         } else if allowed.contains(&nr) {
             Answer::Return(libc::SECCOMP_RET_ALLOW)
@@ -465,14 +476,49 @@ fn shortcut(selected: &Selected, allowed: &BTreeSet<u32>) -> Result<BpfProgram, 
     Ok(program)
 }
 
-/// The call numbers some refusal rule names.
+/// The calls whose answer no argument changes, with that answer's errno:
+/// those that the highest errno naming them refuses whatever their
+/// arguments (every rule it has for them is without conditions). That
+/// errno's section would answer first and always refuse, so the sections
+/// need not see them at all, which keeps the program short: the kernel
+/// compiles it at every installation, once per run, in time that grows
+/// with its length (about 0.17 µs an instruction here).
+fn refused_outright(selected: &Selected) -> Result<BTreeMap<u32, u32>, SeccompError> {
+    let mut decided = BTreeSet::new();
+    let mut outright = BTreeMap::new();
+    for (errno, rules) in selected.refusals.iter().rev() {
+        let mut named = BTreeSet::new();
+        let mut conditional = BTreeSet::new();
+        for rule in rules {
+            let nr = native_number(&rule.syscall, "default")?;
+            named.insert(nr);
+            if !rule.args.is_empty() {
+                conditional.insert(nr);
+            }
+        }
+        for nr in named {
+            // Named by a higher errno too: that section decides first,
+            // outright or by the arguments.
+            if decided.insert(nr) && !conditional.contains(&nr) {
+                outright.insert(nr, *errno);
+            }
+        }
+    }
+    Ok(outright)
+}
+
+/// The call numbers the refusal sections judge: those some refusal rule
+/// names, less those [`refused_outright`].
 fn judged_numbers(selected: &Selected) -> Result<BTreeSet<u32>, SeccompError> {
-    selected
-        .refusals
-        .values()
-        .flatten()
-        .map(|rule| native_number(&rule.syscall, "default"))
-        .collect()
+    let outright = refused_outright(selected)?;
+    let mut judged = BTreeSet::new();
+    for rule in selected.refusals.values().flatten() {
+        let nr = native_number(&rule.syscall, "default")?;
+        if !outright.contains_key(&nr) {
+            judged.insert(nr);
+        }
+    }
+    Ok(judged)
 }
 
 /// The allowlist's answer for the calls the refusal sections let through,
@@ -513,9 +559,19 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
         .collect::<Result<BTreeSet<u32>, _>>()?;
     // Of two errno answers the kernel keeps the one of the filter installed
     // last: the highest errno first.
+    // The calls refused outright never reach the sections.
+    let judged = judged_numbers(selected)?;
     let mut refusals = Vec::new();
     for (errno, rules) in selected.refusals.iter().rev() {
-        refusals.push(refusal_program(*errno, rules, "default")?);
+        let mut section_rules = Vec::new();
+        for rule in rules {
+            if judged.contains(&native_number(&rule.syscall, "default")?) {
+                section_rules.push(rule.clone());
+            }
+        }
+        if !section_rules.is_empty() {
+            refusals.push(refusal_program(*errno, &section_rules, "default")?);
+        }
     }
     let mut program: BpfProgram = x32_guard().to_vec();
     program.push(stmt(BPF_LD_W_ABS, DATA_ARCH));
