@@ -169,6 +169,29 @@ fn every_warm_run_has_no_capability_at_all() {
     finish(pool, &base_dir);
 }
 
+/// The holder sets every signal back to its default once when it starts
+/// (its keeper, a Rust program, ignores SIGPIPE), so that an inmate undoes
+/// only the holder's own handlers: every run's program still starts with
+/// no signal ignored and none blocked.
+#[test]
+fn every_warm_run_starts_with_no_signal_ignored_or_blocked() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("signals");
+    let first = box_pid(&pool);
+    for _ in 0..3 {
+        let command = ["/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"];
+        let result = run_in(&pool, |_| {}, command.map(String::from).to_vec());
+        assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+        let lines: Vec<&str> = result.stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{result:?}");
+        for line in lines {
+            assert!(line.ends_with("\t0000000000000000"), "{line}");
+        }
+    }
+    assert!(box_pid(&pool) > first, "the box was rebuilt between runs");
+    finish(pool, &base_dir);
+}
+
 #[test]
 fn a_background_process_dies_with_its_run_and_costs_the_next_nothing() {
     skip_unless_privileged!();

@@ -595,7 +595,12 @@ extern "C" fn keeper_gone(_signal: libc::c_int) {
 /// has the contract of the proxy's: it runs once, in this child, in order.
 unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> ! {
     let report = fds.report;
+    // Every disposition the keeper had (Rust ignores SIGPIPE) back to the
+    // default once, so that an inmate needs to undo only the holder's own
+    // two handlers (see `warm_inmate`) instead of every signal per run.
     // SAFETY: the holder's first step (see the function's contract).
+    unsafe { inmate::reset_signals(report) };
+    // SAFETY: as above.
     unsafe { holder_signals(fds.socket) };
     // SAFETY: as above; the descriptors are the keeper's `tasks` files.
     unsafe { proxy::join_cgroup(&fds.cgroup_tasks, report) };
@@ -914,6 +919,30 @@ impl Iterator for CStrings {
     }
 }
 
+/// The inmate's signals as a cold inmate leaves them (default dispositions,
+/// an empty mask): the holder set every disposition to the default when it
+/// started but for its own two handlers, so only those are undone. (Caught
+/// signals would be reset by `execve` anyway; these must not run the
+/// holder's code in the inmate before it, and an ignored signal would
+/// survive it, but the holder ignores none.)
+///
+/// # Safety
+/// A step of [`warm_inmate`].
+unsafe fn reset_holder_signals(report: RawFd) {
+    for signal in [proxy::STOP_SIGNAL, libc::SIGIO] {
+        // SAFETY: signal changes only this process's disposition.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // SAFETY: sigset_t is plain old data; all-zero is a valid value.
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `empty` is a valid sigset_t to fill in.
+    unsafe { libc::sigemptyset(&mut empty) };
+    // SAFETY: `empty` is initialised; the old mask is not asked for.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) } != 0 {
+        fail(report, Stage::Signals, errno());
+    }
+}
+
 /// The inmate of a warm run: the received streams on 0–2, every other
 /// descriptor closed, a fresh IPC namespace (no System V object or POSIX
 /// message queue of an earlier run is reachable), then the cold inmate's
@@ -943,7 +972,7 @@ unsafe fn warm_inmate(spec: &JailSpec, plan: &RunPlan, stdio: [RawFd; 3], report
     // SAFETY: each call is a step of the cold inmate, in its order, on
     // memory prepared before the fork.
     unsafe {
-        inmate::reset_signals(report);
+        reset_holder_signals(report);
         inmate::change_dir(text(plan.box_dir), report);
         if let Err(errno) = plan.rlimits.apply() {
             fail(report, Stage::Rlimits, errno);

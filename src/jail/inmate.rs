@@ -65,10 +65,24 @@ pub(super) unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
 /// # Safety
 /// A step of [`inmate_main`].
 pub(super) unsafe fn reset_signals(report: RawFd) {
-    for signal in 1..libc::SIGRTMAX() {
+    // The kernel's `struct sigaction` on x86_64 (handler, flags, restorer,
+    // mask), all zero: SIG_DFL. Not glibc's wrapper, which refuses the two
+    // signals it keeps for itself (32 and 33): one of those left ignored by
+    // whoever started the keeper would stay ignored through `execve`.
+    let default = [0u64; 4];
+    for signal in 1..=libc::SIGRTMAX() {
         // Fails harmlessly for SIGKILL and SIGSTOP.
-        // SAFETY: signal changes only this process's disposition.
-        unsafe { libc::signal(signal, libc::SIG_DFL) };
+        // SAFETY: rt_sigaction reads 32 bytes of `default`, the kernel's
+        // layout, and changes only this process's disposition.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
     // SAFETY: sigset_t is plain old data; all-zero is a valid value.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
