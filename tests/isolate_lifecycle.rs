@@ -232,6 +232,60 @@ fn the_box_cgroup_lasts_until_cleanup_and_a_killed_run_never_counts_in_the_next(
     assert_box_gone(&isolate, sandbox.id);
 }
 
+/// The box's network namespace, as the program sees it.
+fn network_namespace_of_run(sandbox: &isolate_support::BoxGuard<'_>) -> String {
+    let (outcome, meta) = sandbox.run(&["-w", "30"], &["/bin/readlink", "/proc/self/ns/net"]);
+    assert_eq!(outcome.code, 0, "{outcome:?}\n{meta}");
+    outcome.stdout.trim().to_string()
+}
+
+/// `--init` makes no network namespace (an init and cleanup without a run
+/// never pays for one); the box's first run makes one, pinned in the box's
+/// directory, which its later runs join and `--cleanup` releases. One
+/// left unpinned by a command killed halfway is made again.
+#[test]
+fn the_first_run_makes_the_boxs_network_namespace_and_later_runs_join_it() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let host = fs::read_link("/proc/self/ns/net").unwrap();
+    let host = host.to_string_lossy();
+    // Without --cg every run is cold: each makes its own keeper.
+    let sandbox = isolate.open_box(slot_id(34, 0), false);
+    let pinned = sandbox.dir.join(".isobox-netns");
+    assert!(
+        fs::symlink_metadata(&pinned).is_err(),
+        "--init made a network namespace"
+    );
+    let first = network_namespace_of_run(&sandbox);
+    assert!(first.starts_with("net:["), "{first}");
+    assert_ne!(first, host, "the box runs in the host's network namespace");
+    assert!(pinned.is_file(), "the first run did not pin its namespace");
+    assert_eq!(network_namespace_of_run(&sandbox), first);
+    assert_eq!(network_namespace_of_run(&sandbox), first);
+    let other = isolate.open_box(slot_id(34, 1), false);
+    let others = network_namespace_of_run(&other);
+    assert_ne!(others, first, "two boxes share a network namespace");
+    assert_ne!(others, host);
+
+    // A plain file where the namespace should be pinned.
+    let cleanup = sandbox.isolate(&["--cleanup"]);
+    assert_eq!(cleanup.code, 0, "{cleanup:?}");
+    assert_box_gone(&isolate, sandbox.id);
+    let init = sandbox.isolate(&["--init"]);
+    assert_eq!(init.code, 0, "{init:?}");
+    fs::write(&pinned, "").unwrap();
+    let renewed = network_namespace_of_run(&sandbox);
+    assert!(renewed.starts_with("net:["), "{renewed}");
+    assert_ne!(renewed, host);
+    assert_ne!(renewed, others);
+    assert_eq!(network_namespace_of_run(&sandbox), renewed);
+    for guard in [&sandbox, &other] {
+        let cleanup = guard.isolate(&["--cleanup"]);
+        assert_eq!(cleanup.code, 0, "{cleanup:?}");
+        assert_box_gone(&isolate, guard.id);
+    }
+}
+
 #[test]
 fn warnings_are_one_line_each_with_level_and_target() {
     skip_unless_privileged!();

@@ -17,8 +17,9 @@ use super::{io_error, BoxError, Quota, Sandbox};
 /// sees it: only `box` is mounted into the sandbox.
 const STATE_FILE: &str = ".isobox-state";
 
-/// The box's empty network namespace, kept by a bind mount from `--init`
-/// to `--cleanup`: making one costs about a millisecond, on every run.
+/// The box's empty network namespace, kept by a bind mount from the box's
+/// first run to `--cleanup`: making one costs about half a millisecond,
+/// which every later run saves.
 const NETNS_FILE: &str = ".isobox-netns";
 
 /// How a box was initialized, as recorded in its state file.
@@ -178,6 +179,13 @@ impl std::ops::Deref for LockedBox {
     }
 }
 
+/// Whether `path` is a namespace pinned by a bind mount (a file of the
+/// kernel's `nsfs`), not a plain file or nothing.
+fn is_namespace_file(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    rustix::fs::statfs(path).is_ok_and(|stat| stat.f_type == NSFS_MAGIC)
+}
+
 impl LockedBox {
     /// Creates the box, after removing whatever was there (isolate 2.x
     /// resets an existing box): `<box_root>/<N>` (0755) and `box` (0700,
@@ -209,7 +217,6 @@ impl LockedBox {
             .map_err(io_error(format!("cannot chown {}", self.box_dir.display())))?;
         fs::set_permissions(&self.box_dir, fs::Permissions::from_mode(0o700))
             .map_err(io_error(format!("cannot chmod {}", self.box_dir.display())))?;
-        self.keep_network_namespace()?;
         let state_path = self.dir.join(STATE_FILE);
         fs::write(&state_path, state.render())
             .map_err(io_error(format!("cannot write {}", state_path.display())))?;
@@ -387,9 +394,17 @@ impl LockedBox {
     /// configuration file. Runs join the box's own empty network namespace.
     pub fn configure(&self, config: &mut IsolateConfig) -> Result<(), BoxError> {
         config.instance_id = self.cgroup_name();
+        // Made by the box's first run rather than by `--init`, so that a
+        // box initialized and cleaned up without a run (or one whose runs
+        // all go to its agent) never pays for one: making a network
+        // namespace takes a kernel-wide lock, and destroying one is
+        // deferred work that still costs the machine. A file left unpinned
+        // by a command killed halfway is pinned again.
         let netns = self.dir.join(NETNS_FILE);
-        // A box made before namespaces were kept gets a fresh one per run.
-        config.network_namespace = netns.exists().then_some(netns);
+        if !is_namespace_file(&netns) {
+            self.keep_network_namespace()?;
+        }
+        config.network_namespace = Some(netns);
         config.workdir = self.box_dir.clone();
         config.uid = Some(self.uid);
         config.gid = Some(self.gid);
