@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -160,6 +160,103 @@ pub(super) fn read_keyed_or_zero(path: &Path, key: &str) -> Result<u64, CgroupEr
         Some(content) => Ok(parse_keyed(path, &content, key)?.unwrap_or(0)),
         None => Ok(0),
     }
+}
+
+/// Counter files of a cgroup kept open from run to run: a warm box on v1
+/// keeps its cgroup, and each of its runs reads five files and writes two
+/// (`memory.usage_in_bytes`, the peak, OOM and pids counters, the resets),
+/// where an `open` (a walk of some ten cgroupfs path components) and a
+/// `close` cost more than the `pread` or `pwrite` at offset 0 itself, which
+/// makes cgroupfs regenerate or parse the content as a fresh descriptor
+/// would. A descriptor that fails is dropped and the file opened again
+/// once, in case the directory was made anew.
+#[derive(Debug, Default)]
+pub(super) struct KeptFiles {
+    /// By path, and whether opened for writing.
+    files: Mutex<Vec<(PathBuf, bool, Arc<File>)>>,
+}
+
+impl KeptFiles {
+    fn open(&self, path: &Path, write: bool, fresh: bool) -> io::Result<Arc<File>> {
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = files
+            .iter()
+            .position(|(kept, for_writing, _)| *for_writing == write && kept == path);
+        match at {
+            Some(at) if !fresh => return Ok(Arc::clone(&files[at].2)),
+            Some(at) => {
+                files.swap_remove(at);
+            }
+            None => {}
+        }
+        let file = Arc::new(OpenOptions::new().read(!write).write(write).open(path)?);
+        files.push((path.to_path_buf(), write, Arc::clone(&file)));
+        Ok(file)
+    }
+
+    /// `operation` on the kept descriptor of `path`, retried once on a
+    /// fresh one when it fails.
+    fn with_file<T>(
+        &self,
+        path: &Path,
+        write: bool,
+        operation: impl Fn(&File) -> io::Result<T>,
+    ) -> io::Result<T> {
+        match operation(&*self.open(path, write, false)?) {
+            Ok(value) => Ok(value),
+            Err(_) => operation(&*self.open(path, write, true)?),
+        }
+    }
+
+    /// [`read_optional`] through a kept descriptor.
+    pub(super) fn read_optional(&self, path: &Path) -> Result<Option<String>, CgroupError> {
+        match self.with_file(path, false, read_from_start) {
+            Ok(content) => Ok(Some(content)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(path, e)),
+        }
+    }
+
+    /// [`read_required`] through a kept descriptor.
+    pub(super) fn read_required(&self, path: &Path) -> Result<String, CgroupError> {
+        self.with_file(path, false, read_from_start)
+            .map_err(|e| io_error(path, e))
+    }
+
+    /// [`write_file`] through a kept descriptor: one `pwrite` at offset 0.
+    pub(super) fn write(&self, path: &Path, value: &str) -> io::Result<()> {
+        self.with_file(path, true, |file| {
+            let written = file.write_at(value.as_bytes(), 0)?;
+            // What a longer value left behind in a plain file (a fake
+            // cgroup tree) goes, as the truncating open of `write_file`
+            // made it; cgroupfs files have no size.
+            if file.metadata()?.len() > written as u64 {
+                file.set_len(written as u64)?;
+            }
+            if written == value.len() {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    ErrorKind::WriteZero,
+                    format!("short write ({written} of {} bytes)", value.len()),
+                ))
+            }
+        })
+    }
+}
+
+/// The whole content of `file` from offset 0, by `pread`.
+fn read_from_start(file: &File) -> io::Result<String> {
+    let mut content = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = file.read_at(&mut chunk, content.len() as u64)?;
+        if read == 0 {
+            break;
+        }
+        content.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8(content).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
 }
 
 /// The format of the file a [`CpuCounter`] reads.

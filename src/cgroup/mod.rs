@@ -607,11 +607,13 @@ impl CgroupController {
     /// Memory the cgroup's tasks and files hold now, in bytes (v1
     /// `memory.usage_in_bytes`, v2 `memory.current`).
     pub fn memory_usage(&self) -> Result<u64, CgroupError> {
-        let path = match &self.backend {
-            Backend::V1(cgroup) => cgroup.memory_file("memory.usage_in_bytes"),
-            Backend::V2(cgroup) => cgroup.paths()[0].join("memory.current"),
-        };
-        files::parse_single(&path, &files::read_required(&path)?)
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.memory_usage(),
+            Backend::V2(cgroup) => {
+                let path = cgroup.paths()[0].join("memory.current");
+                files::parse_single(&path, &files::read_required(&path)?)
+            }
+        }
     }
 
     /// Kills every task and waits until the cgroup is empty.

@@ -376,13 +376,20 @@ fn v1_reads_usage() {
     assert_eq!(cgroup.usage().unwrap(), expected);
     assert_eq!(cgroup.cpu_time().unwrap(), Duration::from_millis(2500));
 
-    // Older kernels lack pids.events and the oom_kill line.
+    // A counter read again is read anew (the cgroup keeps its files open
+    // from run to run).
+    touch(&dir("pids"), &[("pids.events", "max 5\n")]);
+    assert_eq!(cgroup.usage().unwrap().pids_limit_hits, 5);
+
+    // Older kernels lack pids.events and the oom_kill line (a cgroup
+    // opened there, which never kept those files).
     fs::remove_file(dir("pids").join("pids.events")).unwrap();
     fs::remove_file(dir("pids").join("pids.peak")).unwrap();
     touch(
         &dir("memory"),
         &[("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n")],
     );
+    let cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
     let usage = cgroup.usage().unwrap();
     assert_eq!((usage.oom_kills, usage.pids_limit_hits), (0, 0));
     assert_eq!(usage.pids_peak, None);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
-use super::files::{self, CpuCounter, CpuFormat, WritePolicy};
+use super::files::{self, CpuCounter, CpuFormat, KeptFiles, WritePolicy};
 use super::{CgroupError, CgroupLimits, CgroupUsage, OptionalControllers};
 
 /// Where each controller isobox uses is mounted.
@@ -89,6 +89,8 @@ pub(super) struct V1Cgroup {
     relative: PathBuf,
     policy: WritePolicy,
     cpu: CpuCounter,
+    /// The counters read and reset on every run.
+    counters: KeptFiles,
 }
 
 impl V1Cgroup {
@@ -134,6 +136,7 @@ impl V1Cgroup {
             relative,
             policy,
             cpu,
+            counters: KeptFiles::default(),
         }
     }
 
@@ -368,20 +371,41 @@ impl V1Cgroup {
     pub(super) fn usage(&self) -> Result<CgroupUsage, CgroupError> {
         let memory = self.dir(&self.hierarchies.memory);
         let peak_path = memory.join("memory.max_usage_in_bytes");
-        let memory_peak = files::parse_single(&peak_path, &files::read_required(&peak_path)?)?;
+        let memory_peak =
+            files::parse_single(&peak_path, &self.counters.read_required(&peak_path)?)?;
         let oom_path = memory.join("memory.oom_control");
-        let oom_kills =
-            files::parse_keyed(&oom_path, &files::read_required(&oom_path)?, "oom_kill")?
-                .unwrap_or(0);
+        let oom_kills = files::parse_keyed(
+            &oom_path,
+            &self.counters.read_required(&oom_path)?,
+            "oom_kill",
+        )?
+        .unwrap_or(0);
         let pids = self.dir(&self.hierarchies.pids);
-        let pids_limit_hits = files::read_keyed_or_zero(&pids.join("pids.events"), "max")?;
+        let events_path = pids.join("pids.events");
+        let pids_limit_hits = match self.counters.read_optional(&events_path)? {
+            Some(content) => files::parse_keyed(&events_path, &content, "max")?.unwrap_or(0),
+            None => 0,
+        };
+        // Only some kernels offer it on v1 (6.18 does).
+        let peak_path = pids.join("pids.peak");
+        let pids_peak = self
+            .counters
+            .read_optional(&peak_path)
+            .and_then(|content| {
+                content
+                    .map(|text| files::parse_single(&peak_path, &text))
+                    .transpose()
+            })
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "an optional cgroup counter is unreadable");
+                None
+            });
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
             memory_peak,
             oom_kills,
             pids_limit_hits,
-            // Only some kernels offer it on v1 (6.18 does).
-            pids_peak: files::read_report_only(&pids.join("pids.peak")),
+            pids_peak,
         })
     }
 
@@ -389,11 +413,21 @@ impl V1Cgroup {
         // Strict whatever the policy: a counter left running would put an
         // earlier run's figures into the next one.
         let cpu = self.dir(&self.hierarchies.cpuacct).join("cpuacct.usage");
-        files::write_file(&cpu, "0").map_err(|source| files::io_error(&cpu, source))?;
+        self.counters
+            .write(&cpu, "0")
+            .map_err(|source| files::io_error(&cpu, source))?;
         let peak = self
             .dir(&self.hierarchies.memory)
             .join("memory.max_usage_in_bytes");
-        files::write_file(&peak, "0").map_err(|source| files::io_error(&peak, source))
+        self.counters
+            .write(&peak, "0")
+            .map_err(|source| files::io_error(&peak, source))
+    }
+
+    /// Bytes the cgroup's memory holds now.
+    pub(super) fn memory_usage(&self) -> Result<u64, CgroupError> {
+        let path = self.memory_file("memory.usage_in_bytes");
+        files::parse_single(&path, &self.counters.read_required(&path)?)
     }
 
     pub(super) fn memory_file(&self, name: &str) -> PathBuf {
