@@ -169,15 +169,34 @@ pub(super) fn read_keyed_or_zero(path: &Path, key: &str) -> Result<u64, CgroupEr
 /// `close` cost more than the `pread` or `pwrite` at offset 0 itself, which
 /// makes cgroupfs regenerate or parse the content as a fresh descriptor
 /// would. A descriptor that fails is dropped and the file opened again
-/// once, in case the directory was made anew.
-#[derive(Debug, Default)]
+/// once, in case the directory was made anew. A process allowed fewer than
+/// [`KEEP_MIN_OPEN_FILES`] descriptors keeps none (each warm box would hold
+/// seven): there the descriptors matter more than the microseconds.
+#[derive(Debug)]
 pub(super) struct KeptFiles {
+    keep: bool,
     /// By path, and whether opened for writing.
     files: Mutex<Vec<(PathBuf, bool, Arc<File>)>>,
 }
 
+/// The soft `RLIMIT_NOFILE` from which [`KeptFiles`] keeps its files open.
+const KEEP_MIN_OPEN_FILES: u64 = 1024;
+
 impl KeptFiles {
+    pub(super) fn new() -> Self {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        Self {
+            keep: limit.current.is_none_or(|soft| soft >= KEEP_MIN_OPEN_FILES),
+            files: Mutex::new(Vec::new()),
+        }
+    }
+
     fn open(&self, path: &Path, write: bool, fresh: bool) -> io::Result<Arc<File>> {
+        if !self.keep {
+            return Ok(Arc::new(
+                OpenOptions::new().read(!write).write(write).open(path)?,
+            ));
+        }
         let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         let at = files
             .iter()

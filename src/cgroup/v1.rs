@@ -136,7 +136,7 @@ impl V1Cgroup {
             relative,
             policy,
             cpu,
-            counters: KeptFiles::default(),
+            counters: KeptFiles::new(),
         }
     }
 
