@@ -13,8 +13,12 @@
 //! errno first, then the allowlist (a binary search over the allowed call
 //! numbers, built here). A refusal section that matches returns its errno;
 //! one that does not jumps to the next section, and the allowlist answers
-//! `ENOSYS` or allows. That is exactly what the kernel made of the same
-//! sections installed as separate filters, allowlist first (the strictest
+//! `ENOSYS` or allows. In front of the sections, a search over ranges of
+//! call numbers answers every call whose answer no argument changes (allowed,
+//! unknown, or refused outright by the highest errno naming it), so only
+//! calls whose arguments decide reach the sections. That is exactly what
+//! the kernel made of the same sections installed as separate filters,
+//! allowlist first (the strictest
 //! answer wins, and of two errno answers the one of the filter installed
 //! last), at the price of one installation instead of one per errno
 //! (each installation JIT-compiles its filter and runs it for every call
