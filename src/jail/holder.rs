@@ -595,11 +595,16 @@ extern "C" fn keeper_gone(_signal: libc::c_int) {
 /// has the contract of the proxy's: it runs once, in this child, in order.
 unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> ! {
     let report = fds.report;
-    // Every disposition the keeper had (Rust ignores SIGPIPE) back to the
-    // default once, so that an inmate needs to undo only the holder's own
-    // two handlers (see `warm_inmate`) instead of every signal per run.
+    // Every disposition the keeper had back to the default once, so that
+    // an inmate needs to undo only the holder's own three (see
+    // `warm_inmate`) instead of every signal per run. SIGPIPE stays
+    // ignored, as the keeper (a Rust program) had it: a status pipe whose
+    // reader gave up on a run must be an EPIPE for the holder, not its end.
     // SAFETY: the holder's first step (see the function's contract).
-    unsafe { inmate::reset_signals(report) };
+    unsafe {
+        inmate::reset_signals(report);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     // SAFETY: as above.
     unsafe { holder_signals(fds.socket) };
     // SAFETY: as above; the descriptors are the keeper's `tasks` files.
@@ -921,15 +926,15 @@ impl Iterator for CStrings {
 
 /// The inmate's signals as a cold inmate leaves them (default dispositions,
 /// an empty mask): the holder set every disposition to the default when it
-/// started but for its own two handlers, so only those are undone. (Caught
-/// signals would be reset by `execve` anyway; these must not run the
-/// holder's code in the inmate before it, and an ignored signal would
-/// survive it, but the holder ignores none.)
+/// started but for its own two handlers and the ignored SIGPIPE, so only
+/// those are undone. (Caught signals would be reset by `execve` anyway, but
+/// must not run the holder's code in the inmate before it; an ignored one
+/// would survive it.)
 ///
 /// # Safety
 /// A step of [`warm_inmate`].
 unsafe fn reset_holder_signals(report: RawFd) {
-    for signal in [proxy::STOP_SIGNAL, libc::SIGIO] {
+    for signal in [proxy::STOP_SIGNAL, libc::SIGIO, libc::SIGPIPE] {
         // SAFETY: signal changes only this process's disposition.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
     }
