@@ -75,6 +75,11 @@ pub(super) fn write_file(path: &Path, value: &str) -> io::Result<()> {
     // cgroupfs parses each write(2) separately, so the value must go in one
     // call; a short write would leave the kernel with half a number.
     let written = file.write(value.as_bytes())?;
+    whole_write(written, value)
+}
+
+/// An error unless all of `value` was written.
+fn whole_write(written: usize, value: &str) -> io::Result<()> {
     if written == value.len() {
         Ok(())
     } else {
@@ -118,7 +123,15 @@ pub(super) fn parse_single(path: &Path, content: &str) -> Result<u64, CgroupErro
 /// judged by, such as `pids.peak`: `None` when the kernel has no such file,
 /// and (with a warning) when it cannot be read, which must not fail a run.
 pub(super) fn read_report_only(path: &Path) -> Option<u64> {
-    read_optional(path)
+    report_only(path, read_optional(path))
+}
+
+/// [`read_report_only`] on `content` already read from `path`.
+pub(super) fn report_only(
+    path: &Path,
+    content: Result<Option<String>, CgroupError>,
+) -> Option<u64> {
+    content
         .and_then(|content| content.map(|text| parse_single(path, &text)).transpose())
         .unwrap_or_else(|error| {
             tracing::warn!(%error, "an optional cgroup counter is unreadable");
@@ -156,7 +169,16 @@ pub(super) fn parse_keyed(
 /// Reads `key` of an optional flat-keyed file; 0 when the file or the key
 /// is missing (the controller is off, or the kernel predates the key).
 pub(super) fn read_keyed_or_zero(path: &Path, key: &str) -> Result<u64, CgroupError> {
-    match read_optional(path)? {
+    keyed_or_zero(path, read_optional(path)?, key)
+}
+
+/// [`read_keyed_or_zero`] on `content` already read from `path`.
+pub(super) fn keyed_or_zero(
+    path: &Path,
+    content: Option<String>,
+    key: &str,
+) -> Result<u64, CgroupError> {
+    match content {
         Some(content) => Ok(parse_keyed(path, &content, key)?.unwrap_or(0)),
         None => Ok(0),
     }
@@ -252,14 +274,7 @@ impl KeptFiles {
             if file.metadata()?.len() > written as u64 {
                 file.set_len(written as u64)?;
             }
-            if written == value.len() {
-                Ok(())
-            } else {
-                Err(io::Error::new(
-                    ErrorKind::WriteZero,
-                    format!("short write ({written} of {} bytes)", value.len()),
-                ))
-            }
+            whole_write(written, value)
         })
     }
 }

@@ -382,24 +382,14 @@ impl V1Cgroup {
         .unwrap_or(0);
         let pids = self.dir(&self.hierarchies.pids);
         let events_path = pids.join("pids.events");
-        let pids_limit_hits = match self.counters.read_optional(&events_path)? {
-            Some(content) => files::parse_keyed(&events_path, &content, "max")?.unwrap_or(0),
-            None => 0,
-        };
+        let pids_limit_hits = files::keyed_or_zero(
+            &events_path,
+            self.counters.read_optional(&events_path)?,
+            "max",
+        )?;
         // Only some kernels offer it on v1 (6.18 does).
         let peak_path = pids.join("pids.peak");
-        let pids_peak = self
-            .counters
-            .read_optional(&peak_path)
-            .and_then(|content| {
-                content
-                    .map(|text| files::parse_single(&peak_path, &text))
-                    .transpose()
-            })
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "an optional cgroup counter is unreadable");
-                None
-            });
+        let pids_peak = files::report_only(&peak_path, self.counters.read_optional(&peak_path));
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
             memory_peak,

@@ -938,14 +938,8 @@ unsafe fn reset_holder_signals(report: RawFd) {
         // SAFETY: signal changes only this process's disposition.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
     }
-    // SAFETY: sigset_t is plain old data; all-zero is a valid value.
-    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `empty` is a valid sigset_t to fill in.
-    unsafe { libc::sigemptyset(&mut empty) };
-    // SAFETY: `empty` is initialised; the old mask is not asked for.
-    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) } != 0 {
-        fail(report, Stage::Signals, errno());
-    }
+    // SAFETY: as on this function.
+    unsafe { inmate::empty_signal_mask(report) };
 }
 
 /// The inmate of a warm run: the received streams on 0–2, every other

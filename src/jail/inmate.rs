@@ -63,7 +63,7 @@ pub(super) unsafe fn inmate_main(spec: &JailSpec, report: RawFd) -> ! {
 /// Default dispositions for every signal and an empty signal mask.
 ///
 /// # Safety
-/// A step of [`inmate_main`].
+/// A step of [`inmate_main`], or the first of a warm box's holder.
 pub(super) unsafe fn reset_signals(report: RawFd) {
     // The kernel's `struct sigaction` on x86_64 (handler, flags, restorer,
     // mask), all zero: SIG_DFL. Not glibc's wrapper, which refuses the two
@@ -84,6 +84,15 @@ pub(super) unsafe fn reset_signals(report: RawFd) {
             )
         };
     }
+    // SAFETY: as on this function.
+    unsafe { empty_signal_mask(report) };
+}
+
+/// Unblocks every signal.
+///
+/// # Safety
+/// A step of [`inmate_main`] or of a warm box's inmate.
+pub(super) unsafe fn empty_signal_mask(report: RawFd) {
     // SAFETY: sigset_t is plain old data; all-zero is a valid value.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `empty` is a valid sigset_t to fill in.

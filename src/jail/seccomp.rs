@@ -18,14 +18,13 @@
 //! unknown, or refused outright by the highest errno naming it), so only
 //! calls whose arguments decide reach the sections. That is exactly what
 //! the kernel made of the same sections installed as separate filters,
-//! allowlist first (the strictest
-//! answer wins, and of two errno answers the one of the filter installed
-//! last), at the price of one installation instead of one per errno
-//! (each installation JIT-compiles its filter and runs it for every call
-//! number to fill the kernel's cache of always-allowed calls). The
-//! filters of a policy extension file (seccompiler's own JSON format) stay
-//! separate filters installed after it, so an extension can only take more
-//! away.
+//! allowlist first (the strictest answer wins, and of two errno answers
+//! the one of the filter installed last), at the price of one installation
+//! instead of one per errno (each installation JIT-compiles its filter and
+//! runs it for every call number to fill the kernel's cache of
+//! always-allowed calls). The filters of a policy extension file
+//! (seccompiler's own JSON format) stay separate filters installed after
+//! it, so an extension can only take more away.
 //!
 //! Two checks no JSON rule can express come in front: x32 system-call
 //! numbers (bit 30 set) kill the process, and so do calls through the i386
@@ -438,19 +437,18 @@ fn runs_of(answers: impl IntoIterator<Item = (u32, Answer)>) -> Vec<(u32, Answer
 /// The front of the merged program (the call number loaded): a search
 /// over ranges of call numbers that answers at once for every call no
 /// refusal rule needs to judge (`ALLOW` when the allowlist has it,
-/// `unknown_errno` otherwise, the errno of [`refused_outright`] for the
+/// `unknown_errno` otherwise, the errno of [`Triage::outright`] for the
 /// calls refused whatever their arguments), so those calls skip the
 /// refusal sections, whose rules compare call numbers one by one. Calls
 /// whose arguments decide go on to the sections. The kernel, which runs
 /// the filter for every call number when it installs it, then also finds
 /// the plainly allowed calls in a few steps and caches them as always
 /// allowed.
-fn shortcut(selected: &Selected, allowed: &BTreeSet<u32>) -> Result<BpfProgram, SeccompError> {
-    let outright = refused_outright(selected)?;
-    let judged = judged_numbers(selected)?;
+fn shortcut(selected: &Selected, allowed: &BTreeSet<u32>, triage: &Triage) -> BpfProgram {
+    let Triage { outright, judged } = triage;
     let highest = allowed
         .iter()
-        .chain(&judged)
+        .chain(judged)
         .chain(outright.keys())
         .max()
         .copied()
@@ -477,17 +475,24 @@ fn shortcut(selected: &Selected, allowed: &BTreeSet<u32>) -> Result<BpfProgram, 
             instruction.k = (end - at - 1) as u32;
         }
     }
-    Ok(program)
+    program
 }
 
-/// The calls whose answer no argument changes, with that answer's errno:
-/// those that the highest errno naming them refuses whatever their
-/// arguments (every rule it has for them is without conditions). That
-/// errno's section would answer first and always refuse, so the sections
-/// need not see them at all, which keeps the program short: the kernel
-/// compiles it at every installation, once per run, in time that grows
-/// with its length (about 0.17 µs an instruction here).
-fn refused_outright(selected: &Selected) -> Result<BTreeMap<u32, u32>, SeccompError> {
+/// The call numbers the refusal rules name, in two kinds.
+struct Triage {
+    /// The calls whose answer no argument changes, with that answer's
+    /// errno: those that the highest errno naming them refuses whatever
+    /// their arguments (every rule it has for them is without conditions).
+    /// That errno's section would answer first and always refuse, so the
+    /// sections need not see them at all, which keeps the program short:
+    /// the kernel compiles it at every installation, once per run, in time
+    /// that grows with its length (about 0.17 µs an instruction here).
+    outright: BTreeMap<u32, u32>,
+    /// The others, which the refusal sections judge by their arguments.
+    judged: BTreeSet<u32>,
+}
+
+fn triage(selected: &Selected) -> Result<Triage, SeccompError> {
     let mut decided = BTreeSet::new();
     let mut outright = BTreeMap::new();
     for (errno, rules) in selected.refusals.iter().rev() {
@@ -508,31 +513,22 @@ fn refused_outright(selected: &Selected) -> Result<BTreeMap<u32, u32>, SeccompEr
             }
         }
     }
-    Ok(outright)
-}
-
-/// The call numbers the refusal sections judge: those some refusal rule
-/// names, less those [`refused_outright`].
-fn judged_numbers(selected: &Selected) -> Result<BTreeSet<u32>, SeccompError> {
-    let outright = refused_outright(selected)?;
-    let mut judged = BTreeSet::new();
-    for rule in selected.refusals.values().flatten() {
-        let nr = native_number(&rule.syscall, "default")?;
-        if !outright.contains_key(&nr) {
-            judged.insert(nr);
-        }
-    }
-    Ok(judged)
+    let judged = decided
+        .into_iter()
+        .filter(|nr| !outright.contains_key(nr))
+        .collect();
+    Ok(Triage { outright, judged })
 }
 
 /// The allowlist's answer for the calls the refusal sections let through,
-/// which are only those [`judged_numbers`] names: a search over their
+/// which are only those of [`Triage::judged`]: a search over their
 /// ranges, the numbers between them left to either neighbour.
 fn judged_allowlist(
     selected: &Selected,
     allowed: &BTreeSet<u32>,
-) -> Result<BpfProgram, SeccompError> {
-    let answers = judged_numbers(selected)?.into_iter().map(|nr| {
+    judged: &BTreeSet<u32>,
+) -> BpfProgram {
+    let answers = judged.iter().map(|&nr| {
         let answer = if allowed.contains(&nr) {
             libc::SECCOMP_RET_ALLOW
         } else {
@@ -547,7 +543,7 @@ fn judged_allowlist(
     } else {
         range_tree(&runs, &mut program);
     }
-    Ok(program)
+    program
 }
 
 /// The whole default policy as one program (see the module's
@@ -561,15 +557,18 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
         .iter()
         .map(|name| native_number(name, "default"))
         .collect::<Result<BTreeSet<u32>, _>>()?;
+    let triage = triage(selected)?;
     // Of two errno answers the kernel keeps the one of the filter installed
-    // last: the highest errno first.
-    // The calls refused outright never reach the sections.
-    let judged = judged_numbers(selected)?;
+    // last: the highest errno first. The calls refused outright never reach
+    // the sections.
     let mut refusals = Vec::new();
     for (errno, rules) in selected.refusals.iter().rev() {
         let mut section_rules = Vec::new();
         for rule in rules {
-            if judged.contains(&native_number(&rule.syscall, "default")?) {
+            if triage
+                .judged
+                .contains(&native_number(&rule.syscall, "default")?)
+            {
                 section_rules.push(rule.clone());
             }
         }
@@ -583,7 +582,7 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
     let not_native = program.len();
     program.push(stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS));
     program.push(stmt(BPF_LD_W_ABS, DATA_NR));
-    program.extend(shortcut(selected, &allowed)?);
+    program.extend(shortcut(selected, &allowed, &triage));
     for section in &refusals {
         let body = without_arch_check(section)?;
         let end = program.len() + body.len();
@@ -609,7 +608,7 @@ fn merged_program(selected: &Selected, foreign_arches: bool) -> Result<BpfProgra
             }
         }
     }
-    program.extend(judged_allowlist(selected, &allowed)?);
+    program.extend(judged_allowlist(selected, &allowed, &triage.judged));
     if foreign_arches {
         program[not_native] = stmt(BPF_JA, (program.len() - not_native - 1) as u32);
         program.extend(i386_program(selected)?);
