@@ -63,6 +63,7 @@ fn pooled(iterations: usize) -> (Duration, Duration) {
         warm: 1,
         queue: 1,
         box_size: Some(256 << 20),
+        box_cpus: None,
     })
     .unwrap();
     let command = vec!["/bin/true".to_string()];
@@ -90,12 +91,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(parallelism: usize) -> Self {
+    fn start(parallelism: usize, pinning: &str) -> Self {
         static ISOBOX: OnceLock<PathBuf> = OnceLock::new();
         let isobox = ISOBOX.get_or_init(support::shipped_isobox);
         let mut child = Command::new(isobox)
             .args(["serve", "--listen", "127.0.0.1:0", "--parallelism"])
             .arg(parallelism.to_string())
+            .args(["--cpu-pinning", pinning])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -139,7 +141,7 @@ fn post(client: &reqwest::blocking::Client, url: &str) {
 }
 
 fn served(iterations: usize) -> (Duration, Duration) {
-    let server = Server::start(1);
+    let server = Server::start(1, "auto");
     let client = reqwest::blocking::Client::new();
     time_each(iterations, || post(&client, &server.url))
 }
@@ -352,25 +354,28 @@ fn main() {
         ms(served.1),
         ratio(served)
     );
-    // Both servers up at once, their spans alternating (three each), so
-    // that a change in the machine's load hits both alike.
-    let servers = [Server::start(1), Server::start(2)];
+    // The servers up at once, their spans alternating (three each), so
+    // that a change in the machine's load hits all alike. The last one
+    // shows what placing each box on a CPU of its own is worth.
+    let kinds = [(1, "auto"), (2, "auto"), (2, "off")];
+    let servers = kinds.map(|(workers, pinning)| Server::start(workers, pinning));
     for server in &servers {
         // The pool's boxes are built at the start; let that finish first.
         post(&reqwest::blocking::Client::new(), &server.url);
     }
-    let mut spans: [Vec<Throughput>; 2] = [Vec::new(), Vec::new()];
+    let mut spans: [Vec<Throughput>; 3] = Default::default();
     for _ in 0..3 {
         for (server, spans) in servers.iter().zip(&mut spans) {
             spans.push(throughput(server, 4, 2.0));
         }
     }
-    let [one, two] = spans.map(|spans| median_of(&spans));
+    let figures = spans.map(|spans| median_of(&spans));
+    let one = &figures[0];
     println!();
-    println!("| workers (--parallelism) | 4 connections, runs/s | CPU per run: client µs | server, boxes and programs µs |");
-    println!("| --- | --- | --- | --- |");
-    for (workers, figures) in [(1, &one), (2, &two)] {
-        let rate = if workers == 1 {
+    println!("| workers (--parallelism) | --cpu-pinning | 4 connections, runs/s | CPU per run: client µs | server, boxes and programs µs |");
+    println!("| --- | --- | --- | --- | --- |");
+    for ((workers, pinning), figures) in kinds.iter().zip(&figures) {
+        let rate = if *workers == 1 {
             format!("{:.0}", figures.runs_per_second)
         } else {
             format!(
@@ -380,7 +385,7 @@ fn main() {
             )
         };
         println!(
-            "| {workers} | {rate} | {:.0} | {:.0} |",
+            "| {workers} | {pinning} | {rate} | {:.0} | {:.0} |",
             figures.client_cpu_us, figures.server_cpu_us
         );
     }

@@ -193,6 +193,13 @@ pub struct IsolateConfig {
     pub cpuset_cpus: Option<String>,
     /// Memory nodes the run may use (cpuset syntax); `None` inherits.
     pub cpuset_mems: Option<String>,
+    /// CPUs the box's processes are placed on (their scheduler affinity,
+    /// set before anything of the box runs); `None` leaves them where the
+    /// keeper's are. A placement, not a limit: the program may move itself,
+    /// and a cgroup cpuset ([`cpuset_cpus`](Self::cpuset_cpus)) decides
+    /// where both apply. A warm box keeps its processes on one CPU this
+    /// way, instead of each run hopping between CPUs.
+    pub cpu_affinity: Option<crate::cpus::CpuList>,
     /// A CPU bandwidth limit of the run (needs the `cpu` controller);
     /// `None` (the default) leaves it unthrottled.
     pub cpu_bandwidth: Option<CpuBandwidth>,
@@ -323,6 +330,7 @@ impl Default for IsolateConfig {
             cpu_shares: DEFAULT_CPU_SHARES,
             cpuset_cpus: None,
             cpuset_mems: None,
+            cpu_affinity: None,
             cpu_bandwidth: None,
             cpu_controllers: false,
             environment: default_environment(),

@@ -25,6 +25,7 @@ pub mod boxes;
 pub mod cgroup;
 pub mod config;
 pub mod confine;
+pub mod cpus;
 pub mod dirs;
 pub mod error;
 pub mod executor;

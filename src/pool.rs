@@ -29,6 +29,7 @@
 //!     warm: 2,
 //!     queue: 16,
 //!     box_size: Some(256 << 20),
+//!     box_cpus: None,
 //! })?;
 //! let mut lease = pool.acquire()?;
 //! let result = lease.executor().execute(&["/bin/true".to_string()], None)?;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::cpus::CpuList;
 use crate::{IsolateConfig, IsolateError, ProcessExecutor};
 
 /// How a pool is made.
@@ -68,6 +70,11 @@ pub struct PoolConfig {
     /// in total, not only per file; `None` leaves the directory on the
     /// base directory's file system.
     pub box_size: Option<u64>,
+    /// Spread the boxes over these CPUs, one CPU each (the one fewest live
+    /// boxes have), as their [`IsolateConfig::cpu_affinity`]: a box's runs
+    /// then stay on one CPU, and with no more boxes than CPUs no two boxes
+    /// share one. `None` keeps the template's affinity.
+    pub box_cpus: Option<CpuList>,
 }
 
 /// Errors of the pool.
@@ -113,6 +120,8 @@ struct WarmBox {
     /// The configuration the box was made with, put back after every run.
     config: IsolateConfig,
     workdir: PathBuf,
+    /// The box's CPU of [`PoolConfig::box_cpus`].
+    cpu: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +134,8 @@ struct State {
     next_id: u64,
     /// Boxes destroyed after a failed reset.
     replaced: u64,
+    /// Live boxes placed on each CPU of [`PoolConfig::box_cpus`].
+    boxes_per_cpu: Vec<(u32, usize)>,
 }
 
 impl State {
@@ -416,7 +427,41 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The CPU a new box goes on: of the pool's CPUs, one with the fewest
+    /// live boxes.
+    fn take_cpu(&self) -> Option<u32> {
+        let cpus = self.config.box_cpus.as_ref()?;
+        let mut state = self.lock();
+        if state.boxes_per_cpu.is_empty() {
+            state.boxes_per_cpu = cpus.iter().map(|cpu| (cpu, 0)).collect();
+        }
+        let (cpu, boxes) = state
+            .boxes_per_cpu
+            .iter_mut()
+            .min_by_key(|(_, boxes)| *boxes)?;
+        *boxes += 1;
+        Some(*cpu)
+    }
+
+    fn release_cpu(&self, cpu: Option<u32>) {
+        if let Some(cpu) = cpu {
+            let mut state = self.lock();
+            if let Some((_, boxes)) = state.boxes_per_cpu.iter_mut().find(|(at, _)| *at == cpu) {
+                *boxes -= 1;
+            }
+        }
+    }
+
     fn make_box(&self, id: u64) -> Result<WarmBox, PoolError> {
+        let cpu = self.take_cpu();
+        let made = self.make_box_on(id, cpu);
+        if made.is_err() {
+            self.release_cpu(cpu);
+        }
+        made
+    }
+
+    fn make_box_on(&self, id: u64, cpu: Option<u32>) -> Result<WarmBox, PoolError> {
         let workdir = self.config.base_dir.join(format!("box-{id}"));
         match fs::symlink_metadata(&workdir) {
             Ok(_) => crate::fstree::remove_tree(&workdir)
@@ -442,6 +487,9 @@ impl Shared {
             instance_id: format!("{}-box{id}", self.config.template.instance_id),
             // A pooled box serves run after run: keep it built.
             warm: true,
+            cpu_affinity: cpu
+                .map(|cpu| std::iter::once(cpu).collect())
+                .or_else(|| self.config.template.cpu_affinity.clone()),
             ..self.config.template.clone()
         };
         let mut executor = match ProcessExecutor::new(config.clone()) {
@@ -460,6 +508,7 @@ impl Shared {
             executor,
             config,
             workdir,
+            cpu,
         })
     }
 
@@ -469,6 +518,7 @@ impl Shared {
         }
         drop(warm_box.executor);
         remove_box_dir(&warm_box.workdir, self.config.box_size.is_some());
+        self.release_cpu(warm_box.cpu);
     }
 
     /// Takes a box back: reset and idle, or destroyed when the reset fails
@@ -596,6 +646,11 @@ impl Lease {
             .as_mut()
             .expect("a lease holds its box")
             .executor
+    }
+
+    /// The CPU the box is placed on, if any.
+    pub fn cpu(&self) -> Option<u32> {
+        self.warm_box().cpu
     }
 
     /// The box's working directory on the host (empty when handed out).

@@ -7,10 +7,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::skip_unless_privileged;
-use isobox::pool::{Pool, PoolConfig, PoolError};
+use isobox::cpus::CpuList;
+use isobox::pool::{Lease, Pool, PoolConfig, PoolError};
 use isobox::{ExecutionStatus, IsolateConfig};
 
 fn pool(name: &str, size: usize, queue: usize) -> (Pool, PathBuf) {
+    pool_on(name, size, queue, None, false)
+}
+
+/// A pool whose boxes are spread over `box_cpus`; `cpu_controls` has them
+/// join the cpu and cpuset controllers (a run may then get a cpuset).
+fn pool_on(
+    name: &str,
+    size: usize,
+    queue: usize,
+    box_cpus: Option<CpuList>,
+    cpu_controls: bool,
+) -> (Pool, PathBuf) {
     let base_dir = PathBuf::from(format!(
         "/run/isobox/test-pool-{}-{name}",
         std::process::id()
@@ -22,6 +35,7 @@ fn pool(name: &str, size: usize, queue: usize) -> (Pool, PathBuf) {
             wall_time_limit: Some(Duration::from_secs(5)),
             memory_limit: Some(128 << 20),
             process_limit: Some(16),
+            cpu_controllers: cpu_controls,
             ..IsolateConfig::default()
         },
         base_dir: base_dir.clone(),
@@ -29,6 +43,7 @@ fn pool(name: &str, size: usize, queue: usize) -> (Pool, PathBuf) {
         warm: size,
         queue,
         box_size: Some(16 << 20),
+        box_cpus,
     })
     .unwrap();
     (pool, base_dir)
@@ -160,6 +175,7 @@ fn a_pool_that_cannot_make_its_boxes_fails_cleanly() {
         warm: 2,
         queue: 1,
         box_size: Some(1 << 20),
+        box_cpus: None,
     });
     assert!(matches!(made, Err(PoolError::Isolate(_))), "{made:?}");
     assert!(!base_dir.exists());
@@ -201,6 +217,69 @@ fn a_box_made_ahead_is_warm_before_its_first_run() {
     );
     let result = lease.executor().execute(&sh("echo $$"), None).unwrap();
     assert_ne!(result.stdout, "2\n", "the second run is in the same box");
+    drop(lease);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}
+
+/// The CPUs the program of a run in `lease` may run on, as it sees them.
+fn cpus_seen(lease: &mut Lease) -> String {
+    let command = ["/bin/grep", "Cpus_allowed_list", "/proc/self/status"].map(String::from);
+    let result = lease.executor().execute(&command, None).unwrap();
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    result
+        .stdout
+        .trim()
+        .strip_prefix("Cpus_allowed_list:")
+        .unwrap_or_else(|| panic!("{result:?}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn boxes_are_spread_over_the_pools_cpus_and_their_runs_stay_there() {
+    skip_unless_privileged!();
+    let mine = CpuList::of_this_thread().unwrap();
+    let cpus: CpuList = mine.iter().take(2).collect();
+    if cpus.count() < 2 {
+        eprintln!("NOTE: one CPU here ({mine}): both boxes share it, no spread to see");
+    }
+    let (pool, base_dir) = pool_on("cpus", 2, 4, Some(cpus.clone()), true);
+    let mut leases = [pool.acquire().unwrap(), pool.acquire().unwrap()];
+    let mut placed = Vec::new();
+    for lease in &mut leases {
+        let cpu = lease.cpu().expect("a box of a pool with CPUs has one");
+        // Run after run of a warm box, on its CPU alone.
+        for _ in 0..3 {
+            assert_eq!(cpus_seen(lease), cpu.to_string());
+        }
+        placed.push(cpu);
+    }
+    let placed: CpuList = placed.into_iter().collect();
+    assert_eq!(placed, cpus, "one box on each CPU");
+
+    if let Some(other) = mine.iter().find(|cpu| Some(*cpu) != leases[0].cpu()) {
+        // A run's cpuset is a limit and decides; the next run is back on
+        // the box's CPU.
+        let lease = &mut leases[0];
+        lease.executor().config_mut().cpuset_cpus = Some(other.to_string());
+        assert_eq!(cpus_seen(lease), other.to_string());
+        lease.executor().config_mut().cpuset_cpus = None;
+        assert_eq!(cpus_seen(lease), lease.cpu().unwrap().to_string());
+    }
+    drop(leases);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}
+
+#[test]
+fn a_pool_without_cpus_leaves_its_boxes_where_the_caller_runs() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("floating", 1, 4);
+    let mut lease = pool.acquire().unwrap();
+    assert_eq!(lease.cpu(), None);
+    let seen = CpuList::parse(&cpus_seen(&mut lease)).unwrap();
+    assert_eq!(seen, CpuList::of_this_thread().unwrap());
     drop(lease);
     pool.shutdown();
     assert!(!base_dir.exists());

@@ -1077,6 +1077,66 @@ fn cpu_controls_and_proc_peak() {
     assert_eq!(status, 400, "{answer}");
 }
 
+/// The CPUs a run may use, as its program sees them.
+fn cpus_of_run(server: &Server) -> String {
+    let result = server.run(sh("sleep 0.3; grep Cpus_allowed_list /proc/self/status"));
+    assert_eq!(result["status"], "Accepted", "{result}");
+    let stdout = result["files"]["stdout"].as_str().unwrap();
+    stdout
+        .trim()
+        .strip_prefix("Cpus_allowed_list:")
+        .unwrap_or_else(|| panic!("{result}"))
+        .trim()
+        .to_string()
+}
+
+/// With no more boxes than CPUs, each box runs on a CPU of its own
+/// (`--cpu-pinning auto`, the default): runs at once are on different
+/// CPUs. With `off`, or more boxes than CPUs, a run may use every CPU.
+#[test]
+fn each_box_is_on_a_cpu_of_its_own_unless_pinning_is_off() {
+    skip_unless_privileged!();
+    let mine = isobox::cpus::CpuList::of_this_thread().unwrap();
+    let boxes = mine.count().min(2) as usize;
+    if boxes < 2 {
+        eprintln!("NOTE: one CPU here ({mine}): one box, no spread to see");
+    }
+    let server = Server::start(&["--parallelism", &boxes.to_string()]);
+    let seen: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..boxes)
+            .map(|_| scope.spawn(|| cpus_of_run(&server)))
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let placed: isobox::cpus::CpuList = seen
+        .iter()
+        .map(|cpus| {
+            cpus.parse::<u32>()
+                .unwrap_or_else(|_| panic!("one CPU per box: {seen:?}"))
+        })
+        .collect();
+    assert_eq!(placed.count() as usize, boxes, "a CPU each: {seen:?}");
+    assert!(placed.is_subset(&mine), "{seen:?} outside {mine}");
+    drop(server);
+
+    let everywhere = mine.to_string();
+    let off = Server::start(&["--parallelism", "1", "--cpu-pinning", "off"]);
+    assert_eq!(cpus_of_run(&off), everywhere);
+    drop(off);
+    let crowded = Server::start(&["--parallelism", &(mine.count() + 1).to_string()]);
+    assert_eq!(cpus_of_run(&crowded), everywhere);
+    drop(crowded);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_isobox"))
+        .args(["serve", "--cpu-pinning", "sideways"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("sideways"), "{stderr}");
+}
+
 /// `addressSpaceLimit` is `RLIMIT_AS` at the memory limit, `stackLimit` is
 /// `RLIMIT_STACK` (0: the memory limit), and `tty` is refused, not ignored.
 #[test]

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{copy_executable, hostile, program, skip_unless_privileged};
+use isobox::cpus::CpuList;
 use isobox::pool::{Lease, Pool, PoolConfig};
-use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, ProcessExecutor};
+use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor};
 
 fn pool(name: &str) -> (Pool, PathBuf) {
     let base_dir = PathBuf::from(format!(
@@ -26,6 +27,7 @@ fn pool(name: &str) -> (Pool, PathBuf) {
         warm: 1,
         queue: 4,
         box_size: Some(16 << 20),
+        box_cpus: None,
     })
     .unwrap();
     // The pool builds the box when it makes it; one run shows it works.
@@ -592,6 +594,47 @@ fn warm_and_cold_runs_agree() {
     assert_eq!(stdin.stdout, "fed\n", "{stdin:?}");
     cold.cleanup().unwrap();
     finish(pool, &base_dir);
+}
+
+/// `IsolateConfig::cpu_affinity` places every process of the box, in cold
+/// runs (an executor's first run, or every run with `warm` off) and warm
+/// ones alike; a CPU no affinity mask holds is refused before anything runs.
+#[test]
+fn cold_and_warm_runs_are_placed_on_the_configured_cpus() {
+    skip_unless_privileged!();
+    let last = CpuList::of_this_thread().unwrap().iter().last().unwrap();
+    let workdir = common::temp_dir("isobox-warm-cpus-", 0o755);
+    for warm in [false, true] {
+        let mut executor = ProcessExecutor::new(IsolateConfig {
+            workdir: workdir.path().join("box"),
+            cpu_affinity: Some(std::iter::once(last).collect()),
+            warm,
+            ..template()
+        })
+        .unwrap();
+        for run in 0..3 {
+            let command = ["/bin/grep", "Cpus_allowed_list", "/proc/self/status"].map(String::from);
+            let result = executor.execute(&command, None).unwrap();
+            assert_eq!(
+                result.stdout,
+                format!("Cpus_allowed_list:\t{last}\n"),
+                "warm {warm}, run {run}: {result:?}"
+            );
+        }
+        executor.cleanup().unwrap();
+    }
+    let mut beyond = ProcessExecutor::new(IsolateConfig {
+        workdir: workdir.path().join("box"),
+        cpu_affinity: Some(CpuList::parse("5000").unwrap()),
+        ..template()
+    })
+    .unwrap();
+    let refused = beyond.execute(&sh("true"), None).unwrap_err();
+    assert!(
+        matches!(&refused, IsolateError::Config(text) if text.contains("5000")),
+        "{refused}"
+    );
+    beyond.cleanup().unwrap();
 }
 
 /// `isobox serve --parallelism 1` on a free port: the child and its URL.

@@ -82,9 +82,23 @@ impl ProcessExecutor {
 
     /// Namespaces, filesystem and seccomp filter of the next run.
     fn isolation(&self) -> Result<jail::Isolation> {
+        let cpu_affinity = self
+            .config
+            .cpu_affinity
+            .as_ref()
+            .map(|cpus| {
+                cpus.mask().ok_or_else(|| {
+                    IsolateError::Config(format!(
+                        "cpu_affinity {cpus}: a CPU beyond the {} an affinity mask holds",
+                        rustix::thread::CpuSet::MAX_CPU
+                    ))
+                })
+            })
+            .transpose()?;
         if !self.namespaces {
             return Ok(jail::Isolation {
                 seccomp: self.seccomp.clone(),
+                cpu_affinity,
                 ..jail::Isolation::default()
             });
         }
@@ -144,6 +158,7 @@ impl ProcessExecutor {
             ipc_limits: rlimit_memory
                 .filter(|_| self.user_namespace.is_none())
                 .map(jail::ipc::IpcLimits::for_memory),
+            cpu_affinity,
         })
     }
 

@@ -53,6 +53,8 @@ pub(super) struct BoxKey {
     tmp_size: u64,
     shm_size: u64,
     share_net: bool,
+    /// The holder is placed on these CPUs when it starts.
+    cpu_affinity: Option<crate::cpus::CpuList>,
 }
 
 impl BoxKey {
@@ -63,6 +65,7 @@ impl BoxKey {
             tmp_size: config.tmp_size,
             shm_size: config.shm_size,
             share_net: config.share_net,
+            cpu_affinity: config.cpu_affinity.clone(),
         }
     }
 }

@@ -609,6 +609,7 @@ unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> 
     unsafe { holder_signals(fds.socket) };
     // SAFETY: as above; the descriptors are the keeper's `tasks` files.
     unsafe { proxy::join_cgroup(&fds.cgroup_tasks, report) };
+    proxy::place_on_cpus(spec, report);
     for target in 0..3 {
         // SAFETY: dup2 on descriptors of this child's own table; `null`
         // is above 2.
@@ -791,6 +792,15 @@ unsafe fn serve(
         report,
     };
     let start_arg = (&start as *const InmateStart<'_>).cast_mut().cast();
+    // Back on the box's CPUs before every run: before Linux 6.2, writing
+    // a cpuset of the holder's cgroup (a run's, on cgroup v1) set the mask
+    // of every task in it outright, the holder's included; later kernels
+    // keep what a task asked for. When that cpuset leaves none of the
+    // box's CPUs the kernel refuses, and the cpuset's mask stays: the
+    // cpuset is the limit.
+    if let Some(cpus) = &spec.cpu_affinity {
+        let _ = rustix::thread::sched_setaffinity(None, cpus);
+    }
     // The stop signal waits until the inmate's pid is recorded: the holder
     // is suspended while the inmate sets up, and a stop taken at the end
     // of the clone, before the store, would find no inmate to kill (the

@@ -111,6 +111,7 @@ pub(crate) struct JailSpec {
     seccomp: Option<SeccompPolicy>,
     network_namespace: Option<RawFd>,
     ipc_limits: Option<ipc::IpcLimits>,
+    cpu_affinity: Option<rustix::thread::CpuSet>,
 }
 
 /// Where the program runs and what its standard streams are, as the
@@ -151,6 +152,8 @@ pub(crate) struct Isolation {
     pub network_namespace: Option<RawFd>,
     /// Sizes of the new IPC namespace's pools (needs `CLONE_NEWIPC`).
     pub ipc_limits: Option<ipc::IpcLimits>,
+    /// The CPUs the box's processes are placed on.
+    pub cpu_affinity: Option<rustix::thread::CpuSet>,
 }
 
 impl JailSpec {
@@ -209,6 +212,7 @@ impl JailSpec {
             seccomp: isolation.seccomp,
             network_namespace: isolation.network_namespace,
             ipc_limits: isolation.ipc_limits,
+            cpu_affinity: isolation.cpu_affinity,
         })
     }
 

@@ -68,6 +68,7 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
     // SAFETY: as above; the descriptors are the keeper's `tasks` files,
     // open in this child.
     unsafe { join_cgroup(&fds.cgroup_tasks, report) };
+    place_on_cpus(spec, report);
     // SAFETY: as above; `fds` are the keeper's descriptors, open in this child.
     unsafe { wire_stdio(fds) };
     let netns = spec.network_namespace.unwrap_or(-1);
@@ -172,6 +173,19 @@ pub(super) unsafe fn join_cgroup(tasks: &[RawFd], report: RawFd) {
         }
         // SAFETY: our own copy of the descriptor, not used again.
         unsafe { libc::close(fd) };
+    }
+}
+
+/// Places this process, and so everything of the box it starts, on the
+/// box's CPUs. After [`join_cgroup`]: joining a cgroup v1 cpuset sets the
+/// mask to the cpuset's.
+///
+/// A step of [`proxy_main`] (and of the holder's setup): one system call.
+pub(super) fn place_on_cpus(spec: &JailSpec, report: RawFd) {
+    if let Some(cpus) = &spec.cpu_affinity {
+        if let Err(errno) = rustix::thread::sched_setaffinity(None, cpus) {
+            fail(report, Stage::Affinity, errno.raw_os_error());
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) enum Stage {
     Session,
     /// Joining the run's cgroup (cgroup v1).
     Cgroup,
+    /// Placing the box on its CPUs.
+    Affinity,
 }
 
 impl Stage {
@@ -71,6 +73,7 @@ impl Stage {
             15 => Self::IpcLimits,
             16 => Self::Session,
             17 => Self::Cgroup,
+            18 => Self::Affinity,
             _ => return None,
         })
     }
@@ -95,6 +98,7 @@ impl Stage {
             Self::IpcLimits => "sizing the IPC namespace",
             Self::Session => "starting a new session",
             Self::Cgroup => "joining the run's cgroup",
+            Self::Affinity => "placing the box on its CPUs",
         }
     }
 }

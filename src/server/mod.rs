@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// Boxes made ahead of time (at most --parallelism); default: all.
     #[arg(long)]
     pool: Option<usize>,
+    /// `auto`: when --parallelism is at most the CPUs runs may use, each
+    /// box is placed on a CPU of its own, so that a box's runs stay on one
+    /// CPU and two boxes never share one; `off`: the scheduler places them.
+    #[arg(long, value_enum, default_value_t = CpuPinning::Auto)]
+    cpu_pinning: CpuPinning,
     /// Requests waiting for a box at most; more get 503.
     #[arg(long, default_value_t = 64)]
     queue: usize,
@@ -127,6 +132,31 @@ pub struct ServeArgs {
     /// directories per run on cgroup v1 (nothing on v2).
     #[arg(long)]
     cpu_controls: bool,
+}
+
+/// Whether the boxes get a CPU each (`--cpu-pinning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CpuPinning {
+    Auto,
+    Off,
+}
+
+/// The CPUs the boxes are spread over, one each: those runs may use (the
+/// cpuset cap, or the host's) that the server itself may run on, when
+/// there are at least as many as boxes. More boxes than CPUs would share
+/// them anyway, and then the scheduler balances better than a fixed
+/// placement.
+fn box_cpus(
+    pinning: CpuPinning,
+    boxes: usize,
+    runs_may_use: &run::CpuList,
+    server_may_use: Option<run::CpuList>,
+) -> Option<run::CpuList> {
+    if pinning == CpuPinning::Off {
+        return None;
+    }
+    let usable = runs_may_use.intersection(&server_may_use?);
+    (boxes as u64 <= usable.count()).then_some(usable)
 }
 
 /// Where a server without root keeps its boxes and files: the user's
@@ -431,6 +461,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
              writes; file sizes are still capped"
         );
     }
+    let box_cpus = box_cpus(
+        args.cpu_pinning,
+        parallelism,
+        caps.cpuset.as_ref().unwrap_or(&host_cpus),
+        run::CpuList::of_this_thread(),
+    );
+    match &box_cpus {
+        Some(cpus) => tracing::info!("each box on a CPU of its own, of {cpus}"),
+        None if args.cpu_pinning == CpuPinning::Auto => tracing::info!(
+            "{parallelism} boxes and fewer CPUs to place them on: the scheduler places them"
+        ),
+        None => {}
+    }
     let pool = Pool::new(PoolConfig {
         template,
         base_dir: box_dir,
@@ -439,6 +482,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         queue: args.queue,
         // Mounting a box's tmpfs on the host needs root.
         box_size: root.then_some(args.box_size),
+        box_cpus,
     })
     .context("making the pool of boxes")?;
     let cgroup_version = pool

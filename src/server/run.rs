@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use isobox::config::CpuBandwidth;
+pub use isobox::cpus::CpuList;
 use isobox::pool::Lease;
 use isobox::{ExecutionResult, ExecutionStatus, Stdin};
 
@@ -79,75 +80,6 @@ pub struct Settings {
     pub cpu_controls: bool,
     /// The CPUs of the host (`/sys/devices/system/cpu/online`).
     pub host_cpus: CpuList,
-}
-
-/// A set of CPU numbers, in the kernel's list syntax (`0-3,6`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CpuList(BTreeSet<u32>);
-
-impl CpuList {
-    /// Most CPUs a list may name: far beyond any host, small enough that
-    /// a range such as `0-4294967295` cannot fill the server's memory.
-    const MAX_CPU: u32 = 8192;
-
-    /// `0..count`.
-    pub fn first(count: u32) -> Self {
-        Self((0..count).collect())
-    }
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut cpus = BTreeSet::new();
-        for part in text.trim().split(',') {
-            let number = |word: &str| {
-                word.trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|cpu| *cpu < Self::MAX_CPU)
-                    .ok_or_else(|| format!("{text:?} is not a CPU list such as 0-1,3"))
-            };
-            let (low, high) = match part.split_once('-') {
-                Some((low, high)) => (number(low)?, number(high)?),
-                None => (number(part)?, number(part)?),
-            };
-            if low > high {
-                return Err(format!("{text:?}: the range {part} runs backwards"));
-            }
-            cpus.extend(low..=high);
-        }
-        Ok(Self(cpus))
-    }
-
-    pub fn count(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    pub fn is_subset(&self, of: &Self) -> bool {
-        self.0.is_subset(&of.0)
-    }
-}
-
-impl std::fmt::Display for CpuList {
-    /// Ranges where the CPUs follow each other: the form the kernel reads.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut cpus = self.0.iter().copied().peekable();
-        let mut first = true;
-        while let Some(low) = cpus.next() {
-            let mut high = low;
-            while cpus.peek() == Some(&(high + 1)) {
-                high = cpus.next().expect("peeked");
-            }
-            if !first {
-                f.write_str(",")?;
-            }
-            first = false;
-            if low == high {
-                write!(f, "{low}")?;
-            } else {
-                write!(f, "{low}-{high}")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Where an input comes from.
@@ -925,19 +857,6 @@ mod tests {
             cpu_set_limit: set.into(),
             ..Cmd::default()
         }
-    }
-
-    #[test]
-    fn cpu_lists_read_and_print_as_the_kernel_does() {
-        let list = CpuList::parse("3,0-1, 5-6\n").unwrap();
-        assert_eq!(list.to_string(), "0-1,3,5-6");
-        assert_eq!(list.count(), 5);
-        assert_eq!(CpuList::parse("2").unwrap().to_string(), "2");
-        for bad in ["", "a", "1-", "3-1", "0-4294967295", "1,,2", "-1"] {
-            assert!(CpuList::parse(bad).is_err(), "{bad:?}");
-        }
-        assert!(CpuList::parse("1-2").unwrap().is_subset(&CpuList::first(4)));
-        assert!(!CpuList::parse("3-4").unwrap().is_subset(&CpuList::first(4)));
     }
 
     #[test]
