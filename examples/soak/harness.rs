@@ -603,6 +603,12 @@ fn soak(face: &dyn Face, options: &Options, seed: u64) -> Summary {
         println!("{}", last.line(face.name(), done));
         match &base {
             None => base = Some(last.clone()),
+            // The base was taken while a box was between two holders (a
+            // run killed outright takes its holder along; the box's next
+            // run builds the next one): a warm box holds more descriptors than its cgroup
+            // directories (on v1 its kept counter files), so the first
+            // check with more boxes warm is the base instead.
+            Some(then) if last.warm > then.warm => base = Some(last.clone()),
             Some(base) => leaks.extend(last.leaks(base, warm_ceiling, u64::from(options.boxes))),
         }
         if last.processes > 0 {
