@@ -658,6 +658,12 @@ impl Lease {
         &self.warm_box().workdir
     }
 
+    /// Kills the box's run from another thread (see
+    /// [`RunKiller`](crate::executor::RunKiller)).
+    pub fn run_killer(&self) -> crate::executor::RunKiller {
+        self.warm_box().executor.run_killer()
+    }
+
     /// The cgroup directories of the box (empty without cgroups); each run
     /// makes a child cgroup below them.
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {

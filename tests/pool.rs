@@ -284,3 +284,33 @@ fn a_pool_without_cpus_leaves_its_boxes_where_the_caller_runs() {
     pool.shutdown();
     assert!(!base_dir.exists());
 }
+
+/// `Lease::run_killer` stops the box's run from another thread, and the
+/// box serves the next run.
+#[test]
+fn a_run_killed_from_another_thread_ends_and_the_box_serves_on() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("killer", 1, 4);
+    let mut lease = pool.acquire().unwrap();
+    let killer = lease.run_killer();
+    let started = std::time::Instant::now();
+    let killed = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            killer.kill();
+        });
+        lease.executor().execute(&sh("sleep 4"), None).unwrap()
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}: {killed:?}",
+        started.elapsed()
+    );
+    assert_ne!(killed.status, ExecutionStatus::Success, "{killed:?}");
+    assert_eq!(killed.signal, Some(libc::SIGKILL), "{killed:?}");
+    let next = lease.executor().execute(&sh("echo on"), None).unwrap();
+    assert_eq!(next.stdout, "on\n", "{next:?}");
+    drop(lease);
+    pool.shutdown();
+    assert!(!base_dir.exists());
+}

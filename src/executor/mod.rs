@@ -322,6 +322,14 @@ impl ProcessExecutor {
             .map_or_else(Vec::new, CgroupController::paths)
     }
 
+    /// A handle that kills this executor's run from another thread (see
+    /// [`RunKiller`]).
+    pub fn run_killer(&self) -> RunKiller {
+        RunKiller {
+            cgroups: self.cgroup_paths(),
+        }
+    }
+
     /// Like [`cleanup`](Self::cleanup) and drop, but hands the executor's
     /// cgroup (and memory-only cgroup) on instead of removing it: it stays
     /// for the next executor of the same
@@ -535,6 +543,59 @@ fn seccomp_policy(
     };
     let policy = SeccompPolicy::with_options(config.seccomp_policy.as_deref(), &options)?;
     Ok(Some(policy))
+}
+
+/// Kills whatever runs in an executor's box, from any thread, while the
+/// executor's own thread waits for the run: for a caller whose client went
+/// away. The run then ends killed (its verdict says so), and a warm box
+/// stays usable. Needs the executor's cgroups; without them it does
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunKiller {
+    cgroups: Vec<PathBuf>,
+}
+
+impl RunKiller {
+    /// Kills every process of the runs below the executor's cgroups: with
+    /// `cgroup.kill` (v2) at once, otherwise each pid listed. A cold run's
+    /// proxy (pid 1 of the box) is among them, and the box dies with it.
+    pub fn kill(&self) {
+        for path in &self.cgroups {
+            let Ok(children) = std::fs::read_dir(path) else {
+                continue;
+            };
+            for child in children.flatten() {
+                if !child.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    continue;
+                }
+                let run = child.path();
+                // On cgroup v2 a warm run has a cgroup of its own and the
+                // box's holder another: killing the run's ends it, and the
+                // holder reaps it, answers and serves the next run.
+                // `cgroup.kill` on the holder's would kill it
+                // asynchronously, and the next run could start in a holder
+                // still dying. On v1 a warm run shares the holder's cgroup,
+                // so both die, at once, and the next run builds a new box.
+                let holders = warm::is_holder_cgroup(&child.file_name());
+                if holders && run.join("cgroup.kill").exists() {
+                    continue;
+                }
+                if std::fs::write(run.join("cgroup.kill"), "1").is_ok() {
+                    continue;
+                }
+                let Ok(pids) = std::fs::read_to_string(run.join("cgroup.procs")) else {
+                    continue;
+                };
+                for pid in pids
+                    .lines()
+                    .filter_map(|line| line.trim().parse::<i32>().ok())
+                    .filter_map(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

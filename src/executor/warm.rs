@@ -44,6 +44,15 @@ use crate::error::{IsolateError, Result};
 use crate::jail::CgroupEntry;
 use crate::jail::{self, Holder};
 
+/// The name of a holder's cgroup starts so; a run's does not.
+const HOLDER_CGROUP_PREFIX: &str = "warm-";
+
+/// Whether a cgroup directory named `name` is a holder's (not a run's).
+pub(super) fn is_holder_cgroup(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes()
+        .starts_with(HOLDER_CGROUP_PREFIX.as_bytes())
+}
+
 /// What of the configuration is built into a warm box: when it changes,
 /// the box is built anew.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,7 +250,8 @@ impl ProcessExecutor {
             return Ok(None);
         };
         self.warmth.built += 1;
-        let cgroup = parent.create_child(&format!("warm-{}", self.warmth.built))?;
+        let cgroup =
+            parent.create_child(&format!("{HOLDER_CGROUP_PREFIX}{}", self.warmth.built))?;
         cgroup.apply_limits(&self.run_limits())?;
         let plan = self.plan(command, true)?;
         if !plan.spec.can_be_held() {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use isobox::config::CpuBandwidth;
 pub use isobox::cpus::CpuList;
+use isobox::executor::RunKiller;
 use isobox::pool::Lease;
 use isobox::{ExecutionResult, ExecutionStatus, Stdin};
 
@@ -388,8 +389,8 @@ pub fn prepare(cmd: &Cmd, settings: &Settings) -> Result<Job, String> {
 pub struct Cancel {
     cancelled: AtomicBool,
     done: AtomicBool,
-    /// The cgroups of the box running now; its run cgroup is below them.
-    cgroups: Mutex<Vec<PathBuf>>,
+    /// What kills the runs of the boxes this request is running in.
+    killers: Mutex<Vec<RunKiller>>,
 }
 
 impl Cancel {
@@ -409,67 +410,32 @@ impl Cancel {
         self.cancelled.store(true, Ordering::SeqCst);
     }
 
-    /// Adds the cgroups of a box this request is running in.
-    fn add_cgroups(&self, paths: &[PathBuf]) {
-        self.cgroups
+    /// Adds a box this request is running in.
+    fn add_box(&self, killer: &RunKiller) {
+        self.killers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .extend_from_slice(paths);
+            .push(killer.clone());
     }
 
-    /// Forgets a box's cgroups once its run is over: the box goes back to
-    /// the pool and its next run is someone else's.
-    fn forget_cgroups(&self, paths: &[PathBuf]) {
-        self.cgroups
+    /// Forgets a box once its run is over: the box goes back to the pool
+    /// and its next run is someone else's.
+    fn forget_box(&self, killer: &RunKiller) {
+        self.killers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|known| !paths.contains(known));
+            .retain(|known| known != killer);
     }
 
-    /// Kills whatever runs in the box's run cgroups: with `cgroup.kill`
-    /// (v2) at once, otherwise every pid listed. The box's pid 1 is among
-    /// them, and the box dies with it.
+    /// Kills the runs of the boxes this request is running in.
     pub fn kill_runs(&self) {
-        let paths = self
-            .cgroups
+        let killers = self
+            .killers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        for path in paths {
-            let Ok(children) = std::fs::read_dir(&path) else {
-                continue;
-            };
-            for child in children.flatten() {
-                let run = child.path();
-                if !child.file_type().is_ok_and(|kind| kind.is_dir()) {
-                    continue;
-                }
-                // On cgroup v2 a warm run has a cgroup of its own (`held-N`)
-                // and the box's holder another (`warm-N`): killing the run's
-                // ends it, and the holder reaps it, answers and serves the
-                // next run. `cgroup.kill` on the holder's would kill it
-                // asynchronously, and the next run could start in a holder
-                // still dying (it was then SIGKILLed with it). On v1 a warm
-                // run shares the holder's cgroup, so both die, at once.
-                let holders = child.file_name().to_string_lossy().starts_with("warm-");
-                if holders && run.join("cgroup.kill").exists() {
-                    continue;
-                }
-                if std::fs::write(run.join("cgroup.kill"), "1").is_ok() {
-                    continue;
-                }
-                let Ok(pids) = std::fs::read_to_string(run.join("cgroup.procs")) else {
-                    continue;
-                };
-                for pid in pids
-                    .lines()
-                    .filter_map(|line| line.trim().parse::<i32>().ok())
-                {
-                    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                    }
-                }
-            }
+        for killer in killers {
+            killer.kill();
         }
     }
 }
@@ -547,10 +513,10 @@ pub fn execute(
     cancel: &Cancel,
     wiring: Wiring,
 ) -> CmdResult {
-    let cgroups = lease.cgroup_paths();
-    cancel.add_cgroups(&cgroups);
+    let killer = lease.run_killer();
+    cancel.add_box(&killer);
     let result = execute_in(job, lease, store, cancel, wiring);
-    cancel.forget_cgroups(&cgroups);
+    cancel.forget_box(&killer);
     // The box is emptied by the pool when the lease goes back.
     result
 }
