@@ -616,4 +616,26 @@ mod tests {
             assert!(parse_caps(&[bad.into()]).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn boxes_get_a_cpu_each_only_when_there_are_cpus_enough() {
+        let list = |text: &str| run::CpuList::parse(text).unwrap();
+        let auto = CpuPinning::Auto;
+        assert_eq!(
+            box_cpus(auto, 2, &list("0-3"), Some(list("0-3"))),
+            Some(list("0-3"))
+        );
+        // Only CPUs the server may run on, within the cap.
+        assert_eq!(
+            box_cpus(auto, 2, &list("0-3"), Some(list("1-2"))),
+            Some(list("1-2"))
+        );
+        assert_eq!(box_cpus(auto, 3, &list("0-3"), Some(list("1-2"))), None);
+        assert_eq!(box_cpus(auto, 1, &list("2"), Some(list("0-1"))), None);
+        assert_eq!(box_cpus(auto, 1, &list("0"), None), None);
+        assert_eq!(
+            box_cpus(CpuPinning::Off, 1, &list("0-3"), Some(list("0-3"))),
+            None
+        );
+    }
 }
