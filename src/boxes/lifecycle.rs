@@ -116,30 +116,51 @@ const DEAD_OWNER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 fn try_lock_after_the_dead(file: &File) -> Result<(), fs::TryLockError> {
     let deadline = std::time::Instant::now() + DEAD_OWNER_GRACE;
     let mut pause = std::time::Duration::from_millis(1);
+    // A lock let go between `try_lock` and the look at `/proc/locks` is
+    // listed no more: that is worth trying again, a few times.
+    let mut unlisted_tries = 3;
     loop {
         match file.try_lock() {
-            Err(fs::TryLockError::WouldBlock)
-                if std::time::Instant::now() < deadline && lock_owner_is_dead(file) =>
-            {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                match lock_owner(file) {
+                    LockOwner::Dead => {
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                    }
+                    LockOwner::Unlisted if unlisted_tries > 0 => unlisted_tries -= 1,
+                    LockOwner::Alive | LockOwner::Unlisted => {
+                        return Err(fs::TryLockError::WouldBlock)
+                    }
+                }
             }
             other => return other,
         }
     }
 }
 
-/// Whether the process that took the `flock` on `file` is gone (or a
-/// zombie), as `/proc/locks` names it. Unknown counts as alive.
-fn lock_owner_is_dead(file: &File) -> bool {
+/// What `/proc/locks` says of the process that took a `flock`.
+#[derive(Debug, PartialEq, Eq)]
+enum LockOwner {
+    /// Alive, or not known (`/proc/locks` unreadable, the file's identity
+    /// unknown).
+    Alive,
+    /// Gone, or a zombie.
+    Dead,
+    /// No `flock` on the file is listed.
+    Unlisted,
+}
+
+/// The state of the process that took the `flock` on `file`, as
+/// `/proc/locks` names it.
+fn lock_owner(file: &File) -> LockOwner {
     let Ok(meta) = file.metadata() else {
-        return false;
+        return LockOwner::Alive;
     };
     let (dev, ino) = (meta.dev(), meta.ino());
     // `/proc/locks` names a file `MAJOR:MINOR:INODE`, the first two in hex.
     let wanted = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
     let Ok(locks) = fs::read_to_string("/proc/locks") else {
-        return false;
+        return LockOwner::Alive;
     };
     // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`; a lock others
     // wait for is listed again below it, after `->`.
@@ -150,16 +171,23 @@ fn lock_owner_is_dead(file: &File) -> bool {
             _ => None,
         }
     });
-    let Some(pid) = owner.filter(|pid| *pid > 0) else {
-        return false;
+    let pid = match owner {
+        None => return LockOwner::Unlisted,
+        Some(0) => return LockOwner::Alive,
+        Some(pid) => pid,
     };
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+    let dead = match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the command name, which is in parentheses.
         Ok(stat) => stat
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .is_some_and(|state| state == "Z" || state == "X"),
         Err(err) => err.kind() == io::ErrorKind::NotFound,
+    };
+    if dead {
+        LockOwner::Dead
+    } else {
+        LockOwner::Alive
     }
 }
 
