@@ -236,6 +236,59 @@ fn system_v_ipc_of_one_run_is_gone_in_the_next() {
     finish(pool, &base_dir);
 }
 
+/// With a memory bound that no memory cgroup enforces (an address-space
+/// limit alone), the box's System V pools are sized from it: in the box's
+/// first run and in every warm run after it, each in a fresh IPC namespace;
+/// and a box whose bound changes is another box (pools and /tmp).
+#[test]
+fn warm_runs_keep_the_ipc_pools_sized_without_a_memory_cgroup() {
+    skip_unless_privileged!();
+    let base_dir = PathBuf::from(format!(
+        "/run/isobox/test-warm-{}-ipc-sized",
+        std::process::id()
+    ));
+    let limit: u64 = 256 << 20;
+    let pool = Pool::new(PoolConfig {
+        template: IsolateConfig {
+            memory_limit: None,
+            address_space_limit: Some(limit),
+            ..template()
+        },
+        base_dir: base_dir.clone(),
+        size: 1,
+        warm: 1,
+        queue: 4,
+        box_size: Some(16 << 20),
+        box_cpus: None,
+    })
+    .unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let result = run(
+            &pool,
+            "ipcmk -M 4096 >/dev/null; echo $$ $(cat /proc/sys/kernel/shmmax) $(ipcs -m | grep -c '^0x')",
+        );
+        assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+        let words: Vec<&str> = result.stdout.split_whitespace().collect();
+        assert_eq!(words[1..], [limit.to_string().as_str(), "1"], "{result:?}");
+        pids.push(words[0].parse::<u32>().unwrap());
+    }
+    assert!(pids[2] > 2, "the runs were not warm: shell pids {pids:?}");
+    // A smaller bound is a box of another size, and its pools follow.
+    let smaller: u64 = 128 << 20;
+    let result = run_in(
+        &pool,
+        |lease| lease.executor().config_mut().address_space_limit = Some(smaller),
+        sh("cat /proc/sys/kernel/shmmax; df -k /tmp | tail -n 1"),
+    );
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    let lines: Vec<&str> = result.stdout.lines().collect();
+    assert_eq!(lines[0], smaller.to_string(), "{result:?}");
+    let tmp_kib: u64 = lines[1].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(tmp_kib <= smaller / 1024, "{result:?}");
+    finish(pool, &base_dir);
+}
+
 #[test]
 fn peak_memory_is_the_runs_own() {
     skip_unless_privileged!();

@@ -62,6 +62,9 @@ pub(super) struct BoxKey {
     tmp_size: u64,
     shm_size: u64,
     share_net: bool,
+    /// The memory bound no memory cgroup enforces: it sizes the box's
+    /// tmpfs mounts and its IPC pools, which the holder sets up.
+    unenforced_memory: Option<u64>,
     /// The holder is placed on these CPUs when it starts.
     cpu_affinity: Option<crate::cpus::CpuList>,
 }
@@ -74,6 +77,8 @@ impl BoxKey {
             tmp_size: config.tmp_size,
             shm_size: config.shm_size,
             share_net: config.share_net,
+            // Only a box with a cgroup is held.
+            unenforced_memory: config.rlimit_only_memory(true),
             cpu_affinity: config.cpu_affinity.clone(),
         }
     }

@@ -625,7 +625,7 @@ unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> 
         unsafe { proxy::join_network(fds.netns, report) };
     }
     // SAFETY: as for the first step.
-    unsafe { proxy::set_up_namespaces(spec, report) };
+    let sysctl_dir = unsafe { proxy::set_up_namespaces(spec, report) };
     // SAFETY: as for the first step; opened while /proc is the host's.
     let oom_score = unsafe { proxy::open_flag_file(c"/proc/self/oom_score_adj", libc::O_WRONLY) };
     if let Some(mounts) = &spec.mounts {
@@ -669,7 +669,27 @@ unsafe fn holder_main(spec: &JailSpec, fds: HolderFds, plan: *const RunPlan) -> 
     loop {
         // SAFETY: the holder's loop, after its setup (see above); the
         // region is mapped at `plan` in this process too.
-        unsafe { serve(spec, plan, fds, oom_score, &mut marks) };
+        unsafe { serve(spec, plan, fds, oom_score, sysctl_dir, &mut marks) };
+    }
+}
+
+/// Moves the holder to a new IPC namespace, its pools sized through
+/// `sysctl_dir` when the box's are (see [`proxy::set_up_namespaces`]);
+/// `false` when that fails.
+///
+/// # Safety
+/// A step of [`serve`], after the inmate's clone returned.
+unsafe fn fresh_ipc_namespace(spec: &JailSpec, sysctl_dir: RawFd) -> bool {
+    // SAFETY: unshare on the calling process, which is root in the box.
+    if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
+        return false;
+    }
+    match spec.ipc_limits {
+        // SAFETY: in the new namespace; the values were formatted before
+        // the holder was cloned.
+        Some(limits) if sysctl_dir >= 0 => unsafe { limits.apply(sysctl_dir) }.is_ok(),
+        Some(_) => false,
+        None => true,
     }
 }
 
@@ -767,9 +787,10 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; MAX_GO_FDS] {
     }
 }
 
-/// One run: fork the inmate with the received descriptors, reap it and
-/// report, kill and reap whatever else the run left, renew the box, and
-/// tell the keeper.
+/// One run: fork the inmate with the received descriptors, move on to a
+/// fresh IPC namespace for the next run while it runs, reap it and report,
+/// kill and reap whatever else the run left, renew the box, and tell the
+/// keeper.
 ///
 /// # Safety
 /// A step of [`holder_main`].
@@ -778,6 +799,7 @@ unsafe fn serve(
     plan: *const RunPlan,
     fds: HolderFds,
     oom_score: RawFd,
+    sysctl_dir: RawFd,
     marks: &mut [Option<RenewMark>; MAX_RENEWED],
 ) {
     let socket = fds.socket;
@@ -868,6 +890,14 @@ unsafe fn serve(
         // file only once they are closed.
         unsafe { libc::close(fd) };
     }
+    // The next run's System V objects and message queues start from
+    // nothing, sized as the first run's were: the holder leaves the
+    // namespace this run's inmate inherited for a fresh one, while the
+    // program runs (the clone returns once it has executed or failed),
+    // instead of each inmate making one before its program starts. The
+    // run's namespace goes with its last process.
+    // SAFETY: as on this function; the inmate no longer shares our memory.
+    let ipc_fresh = unsafe { fresh_ipc_namespace(spec, sysctl_dir) };
     if inmate < 0 {
         RawReport::setup_failed(Stage::ForkInmate, fork_errno, 0).send(report);
     } else {
@@ -889,6 +919,9 @@ unsafe fn serve(
         Some(mounts) => unsafe { mounts.renew(marks, true) }.is_ok(),
         None => true,
     };
+    // A holder that could not leave the run's IPC namespace must not serve
+    // another run in it.
+    let renewed = renewed && ipc_fresh;
     if !send_byte(socket, if renewed { DONE } else { BROKEN }) || !renewed {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(0) };
@@ -953,9 +986,10 @@ unsafe fn reset_holder_signals(report: RawFd) {
 }
 
 /// The inmate of a warm run: the received streams on 0–2, every other
-/// descriptor closed, a fresh IPC namespace (no System V object or POSIX
-/// message queue of an earlier run is reachable), then the cold inmate's
-/// steps on the run's plan.
+/// descriptor closed, then the cold inmate's steps on the run's plan. Its
+/// IPC namespace is the one the holder moved to after the last run (see
+/// [`fresh_ipc_namespace`]): no System V object or POSIX message queue of
+/// an earlier run is reachable.
 ///
 /// # Safety
 /// Runs in a child forked by the holder; only async-signal-safe calls.
@@ -967,13 +1001,9 @@ unsafe fn warm_inmate(spec: &JailSpec, plan: &RunPlan, stdio: [RawFd; 3], report
             fail(report, Stage::Stdio, errno());
         }
     }
-    // SAFETY: nothing the program may keep: the socket, the OOM file and
-    // the received copies all go.
+    // SAFETY: nothing the program may keep: the socket, the OOM file, the
+    // sysctl directory and the received copies all go.
     unsafe { proxy::close_all_except(3, [report, -1, -1]) };
-    // SAFETY: unshare on the calling process, still root.
-    if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
-        fail(report, Stage::IpcLimits, errno());
-    }
     let text = |pointer: *const libc::c_char| {
         // SAFETY: a C string the keeper wrote into the region.
         unsafe { CStr::from_ptr(pointer) }

@@ -3,17 +3,19 @@
 //! live in the box's IPC namespace, not in any process, so `RLIMIT_AS` does
 //! not see them. The proxy, pid 1 of a fresh IPC namespace and still root,
 //! sizes that namespace's pools from the memory limit before the program
-//! starts. The values are formatted before the fork.
+//! starts; a warm box's holder does the same for the fresh namespace it
+//! moves to after each run. The values are formatted before the fork.
 
 use std::ffi::CStr;
 
 /// Longest value written (a decimal `u64`, or the four numbers of `sem`).
 const VALUE_MAX: usize = 96;
 
-/// One sysctl of the IPC namespace and the text to write into it.
+/// One sysctl of the IPC namespace (a file of `/proc/sys/kernel`) and the
+/// text to write into it.
 #[derive(Debug, Clone, Copy)]
 struct Setting {
-    path: &'static CStr,
+    name: &'static CStr,
     value: [u8; VALUE_MAX],
     len: usize,
 }
@@ -31,11 +33,30 @@ const SHM_SEGMENTS: u64 = 64;
 /// Bytes a message queue may hold (the kernel's default, `MSGMNB`).
 const QUEUE_BYTES: u64 = 16384;
 
-fn setting(path: &'static CStr, text: &str) -> Setting {
+fn setting(name: &'static CStr, text: &str) -> Setting {
     let mut value = [0u8; VALUE_MAX];
     let len = text.len().min(VALUE_MAX);
     value[..len].copy_from_slice(&text.as_bytes()[..len]);
-    Setting { path, value, len }
+    Setting { name, value, len }
+}
+
+/// Opens `/proc/sys/kernel` (negative when it fails). Opened through a
+/// writable `/proc` (the host's, before the box's root replaces it), it
+/// stays the way to the sysctls of whatever IPC namespace the caller is in
+/// when it opens a file below it: the kernel resolves each name in the
+/// opener's namespace, while a file opened earlier keeps writing to the
+/// namespace it was opened in.
+///
+/// # Safety
+/// Async-signal-safe; the caller owns the descriptor.
+pub(crate) unsafe fn open_sysctl_dir() -> libc::c_int {
+    // SAFETY: a static C string; open is async-signal-safe.
+    unsafe {
+        libc::open(
+            c"/proc/sys/kernel".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    }
 }
 
 impl IpcLimits {
@@ -52,31 +73,36 @@ impl IpcLimits {
         let sets = semaphores.div_ceil(per_set).clamp(1, 32000);
         Self {
             settings: [
-                setting(c"/proc/sys/kernel/shmmax", &bytes.to_string()),
-                setting(c"/proc/sys/kernel/shmall", &(bytes / page).to_string()),
-                setting(c"/proc/sys/kernel/shmmni", &SHM_SEGMENTS.to_string()),
-                setting(c"/proc/sys/kernel/msgmnb", &queue_bytes.to_string()),
-                setting(c"/proc/sys/kernel/msgmni", &queues.to_string()),
-                setting(
-                    c"/proc/sys/kernel/sem",
-                    &format!("{per_set} {semaphores} 32 {sets}"),
-                ),
+                setting(c"shmmax", &bytes.to_string()),
+                setting(c"shmall", &(bytes / page).to_string()),
+                setting(c"shmmni", &SHM_SEGMENTS.to_string()),
+                setting(c"msgmnb", &queue_bytes.to_string()),
+                setting(c"msgmni", &queues.to_string()),
+                setting(c"sem", &format!("{per_set} {semaphores} 32 {sets}")),
             ],
         }
     }
 
-    /// Proxy side: writes every setting. Must run in the box's new IPC
-    /// namespace, with the privileges to write its sysctls. Returns the
-    /// index of the failed setting and the errno.
+    /// Child side: writes every setting into the files of `sysctl_dir`
+    /// ([`open_sysctl_dir`]). Must run in the box's new IPC namespace, with
+    /// the privileges to write its sysctls. Returns the index of the failed
+    /// setting and the errno.
     ///
     /// # Safety
     /// Only async-signal-safe calls; meant for the time between clone and
-    /// exec.
-    pub(crate) unsafe fn apply(&self) -> Result<(), (u32, i32)> {
+    /// exec, or a holder's.
+    pub(crate) unsafe fn apply(&self, sysctl_dir: libc::c_int) -> Result<(), (u32, i32)> {
         for (index, setting) in self.settings.iter().enumerate() {
             let failed = |index: usize| (index as u32, crate::sys::errno());
-            // SAFETY: a NUL-terminated path; the descriptor is ours.
-            let fd = unsafe { libc::open(setting.path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            // SAFETY: a NUL-terminated name below a directory of ours; the
+            // descriptor is ours.
+            let fd = unsafe {
+                libc::openat(
+                    sysctl_dir,
+                    setting.name.as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                )
+            };
             if fd < 0 {
                 return Err(failed(index));
             }

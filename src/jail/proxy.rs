@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::report::RawReport;
-use super::{fail, fail_at, inmate, mounts, namespaces, JailSpec, RawBoxFds, Stage};
+use super::{fail, fail_at, inmate, ipc, mounts, namespaces, JailSpec, RawBoxFds, Stage};
 use crate::sys::errno;
 
 /// The signal the keeper sends the proxy to end a run: the proxy kills the
@@ -84,7 +84,11 @@ pub(super) unsafe fn proxy_main(spec: &JailSpec, fds: RawBoxFds) -> ! {
     // SAFETY: as for the first step.
     unsafe { wait_for_go_ahead(fds.go) };
     // SAFETY: as for the first step.
-    unsafe { set_up_namespaces(spec, report) };
+    let sysctl_dir = unsafe { set_up_namespaces(spec, report) };
+    if sysctl_dir >= 0 {
+        // SAFETY: opened above, ours, not used again.
+        unsafe { libc::close(sysctl_dir) };
+    }
     // Opened while /proc is still the host's; after the pivot the box
     // may have no /proc at all.
     // SAFETY: as for the first step.
@@ -255,11 +259,13 @@ unsafe fn wait_for_go_ahead(go: RawFd) {
 }
 
 /// In the box's new namespaces, still root: mounts private, the box's
-/// hostname, the IPC namespace's pools sized.
+/// hostname, the IPC namespace's pools sized. Returns the open
+/// `/proc/sys/kernel` when the pools were sized (for a holder, which sizes
+/// every namespace it moves to), else -1.
 ///
 /// # Safety
 /// A step of [`proxy_main`].
-pub(super) unsafe fn set_up_namespaces(spec: &JailSpec, report: RawFd) {
+pub(super) unsafe fn set_up_namespaces(spec: &JailSpec, report: RawFd) -> RawFd {
     if spec.namespaces & libc::CLONE_NEWNS as u64 != 0 {
         // SAFETY: in our own mount namespace, before anything else mounts.
         if let Err(errno) = unsafe { mounts::make_mounts_private() } {
@@ -276,12 +282,20 @@ pub(super) unsafe fn set_up_namespaces(spec: &JailSpec, report: RawFd) {
         .ipc_limits
         .filter(|_| spec.namespaces & libc::CLONE_NEWIPC as u64 != 0)
     {
-        // SAFETY: in our own IPC namespace; the values were formatted
-        // before the clone.
-        if let Err((setting, errno)) = unsafe { limits.apply() } {
+        // SAFETY: in our own IPC namespace, before the box's root hides
+        // the host's writable /proc; the values were formatted before the
+        // clone.
+        let sysctl_dir = unsafe { ipc::open_sysctl_dir() };
+        if sysctl_dir < 0 {
+            fail_at(report, Stage::IpcLimits, errno(), 0);
+        }
+        // SAFETY: as above.
+        if let Err((setting, errno)) = unsafe { limits.apply(sysctl_dir) } {
             fail_at(report, Stage::IpcLimits, errno, setting);
         }
+        return sysctl_dir;
     }
+    -1
 }
 
 /// `open(path, flags | O_CLOEXEC)`; negative when it fails.
