@@ -25,7 +25,7 @@ mod watch;
 mod workdir;
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::cgroup::{CgroupController, OptionalControllers};
@@ -56,6 +56,29 @@ pub enum Stdin {
     Bytes(Vec<u8>),
     /// An open file, handed to the program as it is.
     File(File),
+}
+
+/// Something outside the box that a run must answer to as well: a
+/// client's connection whose end, or whose message, stops the run. The
+/// executor's loop polls `fd` beside the run and, the first time it turns
+/// readable, calls `on_ready` with it on the executor's own thread, once;
+/// `Some(signal)` stops the run as an interruption by `signal` would
+/// (`KillReason::Interrupted`), `None` lets it go on, and `fd` is not
+/// polled again during that run. This costs a run nothing a thread of the
+/// caller's watching `fd` would.
+pub struct OutsideEvent {
+    /// Polled for `POLLIN` (which end of file and a hang-up also raise).
+    pub fd: OwnedFd,
+    /// Decides what the event means for the run.
+    pub on_ready: Box<dyn Fn(BorrowedFd<'_>) -> Option<i32> + Send>,
+}
+
+impl std::fmt::Debug for OutsideEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutsideEvent")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs programs under one [`IsolateConfig`].
@@ -93,6 +116,9 @@ pub struct ProcessExecutor {
     runs: u64,
     /// The warm box, when the configuration asks for one.
     warmth: warm::Warmth,
+    /// What the run under way also answers to (see
+    /// [`execute_watching`](Self::execute_watching)).
+    outside: Option<OutsideEvent>,
 }
 
 impl ProcessExecutor {
@@ -174,6 +200,7 @@ impl ProcessExecutor {
             last_usage: (0.0, 0),
             runs: 0,
             warmth: warm::Warmth::default(),
+            outside: None,
         })
     }
 
@@ -212,6 +239,20 @@ impl ProcessExecutor {
     ) -> Result<ExecutionResult> {
         let stdin = stdin.map_or(Stdin::Null, |bytes| Stdin::Bytes(bytes.to_vec()));
         self.execute_with_stdin(command, stdin)
+    }
+
+    /// Like [`execute_with_stdin`](Self::execute_with_stdin), stopping the
+    /// run when `outside` says so (see [`OutsideEvent`]).
+    pub fn execute_watching(
+        &mut self,
+        command: &[String],
+        stdin: Stdin,
+        outside: OutsideEvent,
+    ) -> Result<ExecutionResult> {
+        self.outside = Some(outside);
+        let result = self.execute_with_stdin(command, stdin);
+        self.outside = None;
+        result
     }
 
     /// Runs `command` with any [`Stdin`].

@@ -220,13 +220,17 @@ struct Clocks<'a> {
     /// The proxy was sent `SIGKILL`: a warm box's holder may have been
     /// taken with it even when it had already answered.
     hard_killed: bool,
+    /// The signal the executor's [`OutsideEvent`] stopped the run with.
+    ///
+    /// [`OutsideEvent`]: super::OutsideEvent
+    outside_interruption: Option<i32>,
 }
 
 impl Clocks<'_> {
     /// The limit the box is past at `now`, if any; an interruption of the
     /// keeper comes first.
     fn limit_passed(&mut self, now: Instant) -> Option<KillReason> {
-        if let Some(signal) = sys::interruption() {
+        if let Some(signal) = sys::interruption().or(self.outside_interruption) {
             return Some(KillReason::Interrupted(signal));
         }
         if self.wall_deadline.is_some_and(|deadline| now >= deadline) {
@@ -288,7 +292,10 @@ impl ProcessExecutor {
             killed_for: None,
             hard_kill_at: None,
             hard_killed: false,
+            outside_interruption: None,
         };
+        // Polled until it first turns readable.
+        let mut outside = self.outside.as_ref();
         // Once the proxy is gone: the wall time of the run, and until when
         // output may still be drained.
         let mut ended: Option<(Duration, Instant)> = None;
@@ -316,6 +323,9 @@ impl ProcessExecutor {
                 if let Some(fd) = sys::interruption_fd().filter(|_| clocks.killed_for.is_none()) {
                     entries.push(sys::poll_entry(fd.as_raw_fd(), sys::POLLIN));
                 }
+                if let Some(event) = outside.filter(|_| clocks.killed_for.is_none()) {
+                    entries.push(sys::poll_entry(event.fd.as_raw_fd(), sys::POLLIN));
+                }
             }
             streams.poll_entries(&mut entries);
             let timeout = wake_at.map(|at| at.saturating_duration_since(now));
@@ -326,6 +336,10 @@ impl ProcessExecutor {
                     .iter()
                     .any(|entry| entry.fd == fd && entry.revents != 0)
             };
+            if let Some(event) = outside.filter(|event| ready(event.fd.as_raw_fd())) {
+                outside = None;
+                clocks.outside_interruption = (event.on_ready)(event.fd.as_fd());
+            }
             streams.pump_ready(ready, &mut buffer);
             if ended.is_none() && ready(ended_fd.as_raw_fd()) {
                 let now = Instant::now();

@@ -34,6 +34,12 @@ extern "C" fn note_interruption(signal: libc::c_int) {
     if unsafe { libc::getpid() } != KEEPER_PID.load(Ordering::Relaxed) {
         return;
     }
+    record(signal);
+}
+
+/// Records `signal` as received and wakes [`interruption_fd`]; what the
+/// handler does, and async-signal-safe as it is.
+fn record(signal: libc::c_int) {
     let _ = RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     let fd = WAKE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
@@ -85,6 +91,16 @@ pub fn catch_interruptions() -> io::Result<()> {
         check(unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) })?;
     }
     Ok(())
+}
+
+/// Records `signal` as if it had been received (for a process that learns
+/// of an interruption some other way, such as a message from the client it
+/// runs for), at once and on the calling thread. Does nothing unless
+/// [`catch_interruptions`] was called.
+pub fn record_interruption(signal: i32) {
+    if WAKE_PIPE.get().is_some() {
+        record(signal);
+    }
 }
 
 /// The first interruption signal received since [`catch_interruptions`].

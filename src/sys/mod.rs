@@ -27,7 +27,9 @@ pub use fd::{
     POLLERR_OR_HUP, POLLIN, POLLOUT,
 };
 pub use ids::{as_caller, drop_set_id, is_set_id, real_ids, take_root_group};
-pub use interrupt::{catch_interruptions, interruption, interruption_fd, INTERRUPTION_SIGNALS};
+pub use interrupt::{
+    catch_interruptions, interruption, interruption_fd, record_interruption, INTERRUPTION_SIGNALS,
+};
 pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{

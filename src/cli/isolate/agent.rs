@@ -36,7 +36,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{BoxesConfig, LockedBox, Sandbox};
 use isobox::sys::{self, poll_entry, POLLIN};
-use isobox::{CgroupController, ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{
+    CgroupController, ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, Stdin,
+};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
@@ -510,9 +512,19 @@ fn send(socket: &OwnedFd, message: &impl Serialize, fds: &[BorrowedFd<'_>]) -> i
 /// Receives one message and the descriptors that came with it; `None` at
 /// the end of the connection.
 fn receive<T: for<'de> Deserialize<'de>>(
-    socket: &OwnedFd,
+    socket: impl AsFd,
 ) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
-    let mut bytes = vec![0; MAX_MESSAGE];
+    let socket = socket.as_fd();
+    // The message's length first (a peek that takes nothing, not even its
+    // descriptors): most messages are a few hundred bytes, and a buffer
+    // of the largest size is a mapping made and dropped per message.
+    let length = loop {
+        match rustix::net::recv(socket, &mut [0u8; 0], RecvFlags::PEEK | RecvFlags::TRUNC) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other?.1,
+        }
+    };
+    let mut bytes = vec![0; length.clamp(1, MAX_MESSAGE)];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = loop {
@@ -772,9 +784,25 @@ impl Agent {
         rustix::stdio::dup2_stdout(&stdout)?;
         rustix::stdio::dup2_stderr(&stderr)?;
         drop((stdout, stderr));
-        let watcher = Watcher::start(connection)?;
-        let outcome = executor.execute_with_stdin(command, stdin);
-        watcher.stop();
+        // The client's interruption, or its end (killed), stops the run and
+        // is recorded as this process's own interruption, which makes the
+        // agent leave after answering.
+        let client = OutsideEvent {
+            fd: connection.try_clone()?,
+            on_ready: Box::new(|connection| {
+                let signal = match receive::<Request>(&connection) {
+                    Ok(Some((Request::Interrupt(signal), _)))
+                        if sys::INTERRUPTION_SIGNALS.contains(&signal) =>
+                    {
+                        signal
+                    }
+                    _ => libc::SIGTERM,
+                };
+                sys::record_interruption(signal);
+                Some(signal)
+            }),
+        };
+        let outcome = executor.execute_watching(command, stdin, client);
         rustix::stdio::dup2_stdout(&self.null)?;
         rustix::stdio::dup2_stderr(&self.null)?;
         crate::cli::silence_logs(false);
@@ -840,50 +868,5 @@ fn executor_key(config: &IsolateConfig) -> IsolateConfig {
         stderr_file: None,
         stderr_to_stdout: false,
         ..config.clone()
-    }
-}
-
-/// Watches the client during a run: an interruption it forwards, or its
-/// end (killed), becomes the same signal for this process, which the
-/// executor's loop turns into a stopped run.
-struct Watcher {
-    done: OwnedFd,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Watcher {
-    fn start(connection: &OwnedFd) -> io::Result<Self> {
-        let connection = connection.try_clone()?;
-        let (quiet, done) = sys::pipe()?;
-        let thread = std::thread::spawn(move || {
-            let mut entries = [
-                poll_entry(connection.as_raw_fd(), POLLIN),
-                poll_entry(quiet.as_raw_fd(), POLLIN),
-            ];
-            loop {
-                if sys::poll(&mut entries, None).is_err() || entries[1].revents != 0 {
-                    return;
-                }
-                if entries[0].revents == 0 {
-                    continue;
-                }
-                let signal = match receive::<Request>(&connection) {
-                    Ok(Some((Request::Interrupt(signal), _)))
-                        if sys::INTERRUPTION_SIGNALS.contains(&signal) =>
-                    {
-                        signal
-                    }
-                    _ => libc::SIGTERM,
-                };
-                let _ = sys::kill(std::process::id() as libc::pid_t, signal);
-                return;
-            }
-        });
-        Ok(Self { done, thread })
-    }
-
-    fn stop(self) {
-        drop(self.done);
-        let _ = self.thread.join();
     }
 }
