@@ -351,3 +351,75 @@ fn printable_noise(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// An outside event (`execute_watching`): a run ends as interrupted once
+/// the watched descriptor turns readable and the callback says so, cold
+/// (the executor's first run) and warm (its third) alike; a callback that
+/// lets the run go on is asked once and the run finishes on its own.
+#[test]
+fn an_outside_event_stops_the_run_when_its_callback_says_so() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    skip_unless_privileged!();
+    let test_box = TestBox::new();
+    let mut executor = test_box.executor();
+    let event = |stop: bool, calls: Arc<AtomicU32>| {
+        let (read, write) = isobox::sys::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            rustix::io::write(&write, b"x").unwrap();
+            // Held open until the run has seen the byte.
+            std::thread::sleep(Duration::from_millis(700));
+        });
+        let outside = isobox::OutsideEvent {
+            fd: read,
+            on_ready: Box::new(move |fd| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let mut byte = [0u8; 1];
+                assert_eq!(rustix::io::read(fd, &mut byte).unwrap(), 1);
+                stop.then_some(libc::SIGTERM)
+            }),
+        };
+        (outside, writer)
+    };
+    for run in 1..=3 {
+        let calls = Arc::new(AtomicU32::new(0));
+        let (outside, writer) = event(true, calls.clone());
+        let started = Instant::now();
+        let result = executor
+            .execute_watching(&argv(&["/bin/sleep", "10"]), Stdin::Null, outside)
+            .unwrap();
+        writer.join().unwrap();
+        assert!(result.killed, "run {run}: {:?}", Brief(&result));
+        assert_eq!(
+            result.message,
+            "Interrupted",
+            "run {run}: {:?}",
+            Brief(&result)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "run {run} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "run {run}");
+    }
+    let calls = Arc::new(AtomicU32::new(0));
+    let (outside, writer) = event(false, calls.clone());
+    let result = executor
+        .execute_watching(
+            &argv(&["/bin/sh", "-c", "sleep 0.6; echo done"]),
+            Stdin::Null,
+            outside,
+        )
+        .unwrap();
+    writer.join().unwrap();
+    assert_status(&result, ExecutionStatus::Success);
+    assert_output(&result, "done\n");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Without an event the executor's next run is an ordinary one.
+    let result = executor.execute(&argv(&["/bin/true"]), None).unwrap();
+    assert_status(&result, ExecutionStatus::Success);
+    executor.cleanup().unwrap();
+}
