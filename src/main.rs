@@ -1,6 +1,9 @@
 //! The `isobox` binary: sets up logging, picks the face that matches how it
 //! was called and turns whatever happens into an exit status.
 
+// The C runtime calls `main` below directly: see there.
+#![no_main]
+
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -11,7 +14,38 @@ mod cli;
 #[cfg(feature = "serve")]
 mod server;
 
-fn main() -> ExitCode {
+/// The process's entry, called by the C runtime instead of Rust's own
+/// wrapper. That wrapper first asks glibc for the main thread's stack
+/// bounds (glibc reads `/proc/self/maps` for them) and maps an alternate
+/// signal stack, to print a message on a stack overflow: about 40 µs of
+/// every command-line invocation, before any of isobox's work, where a
+/// judge calls the command three times per test case. What of the wrapper
+/// isobox relies on is done here: standard input, output and error open
+/// (so that no file this possibly set-user-ID program opens becomes one of
+/// them), `SIGPIPE` ignored (a closed pipe is a write error, not death),
+/// and standard output flushed on the way out (`std::process::exit`).
+/// A stack overflow is then an ordinary `SIGSEGV`. The arguments come from
+/// `std::env`, which glibc hands to Rust's standard library before `main`.
+#[no_mangle]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    if isobox::sys::open_standard_fds().is_err() {
+        std::process::exit(i32::from(cli::EXIT_TROUBLE));
+    }
+    isobox::sys::ignore_sigpipe();
+    let code = run();
+    // `ExitCode` keeps its number to itself on stable Rust (its
+    // `exit_process` is not stable yet): the number is found by comparison.
+    let status = (0..=u8::MAX)
+        .find(|&number| ExitCode::from(number) == code)
+        .unwrap_or(cli::EXIT_TROUBLE);
+    // Flushes standard output as Rust's wrapper would on the way out.
+    std::process::exit(i32::from(status))
+}
+
+fn run() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     match asks_only_for_the_version(&args) {
         // What the face would print, without building the whole command

@@ -216,3 +216,29 @@ fn an_unwritable_meta_file_is_an_error_before_anything_runs() {
     assert_one_line_error(&outcome, "cannot open the meta file /nonexistent-dir/meta");
     assert!(!sandbox.box_dir().join("ran").exists());
 }
+
+/// Started with its standard output closed (a careless caller of a
+/// set-user-ID program), the command gets `/dev/null` there before it
+/// opens anything: what `--init` prints must not land in the box's lock
+/// file, which would otherwise take descriptor 1.
+#[test]
+fn closed_standard_descriptors_are_not_taken_by_the_commands_files() {
+    use std::os::unix::process::CommandExt;
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.adopt_box(slot_id(43, 0), false);
+    let mut command = isolate.command();
+    command.args(["-b", &sandbox.id.to_string(), "--init"]);
+    // SAFETY: close is async-signal-safe; the child closes its own copies.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let status = command.status().expect("running isolate --init");
+    assert!(status.success(), "{status:?}");
+    assert!(sandbox.dir.join("box").is_dir());
+    let lock = isolate.root().join("locks").join(sandbox.id.to_string());
+    assert_eq!(fs::read(&lock).expect("the box's lock file"), b"");
+}

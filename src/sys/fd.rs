@@ -19,6 +19,30 @@ pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     dup_for_child(fd.as_fd())
 }
 
+/// Opens `/dev/null` on whichever of descriptors 0, 1 and 2 is closed, so
+/// that no file the process opens later takes one of their numbers (what
+/// Rust's own start-up does for a program it starts; see `main`).
+pub fn open_standard_fds() -> io::Result<()> {
+    let mut entries = [0, 1, 2].map(|fd| poll_entry(fd, 0));
+    poll(&mut entries, Some(Duration::ZERO))?;
+    for entry in entries {
+        if entry.revents & libc::POLLNVAL == 0 {
+            continue;
+        }
+        // SAFETY: a static C string; the descriptor, when opened, takes
+        // the lowest free number, which is this closed standard one.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != entry.fd {
+            return Err(if fd < 0 {
+                io::Error::last_os_error()
+            } else {
+                io::Error::other("/dev/null did not take a closed standard descriptor")
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A close-on-exec pipe as (read end, write end), both numbered above 2.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];

@@ -23,8 +23,8 @@ mod userns;
 
 pub use daemon::spawn_root_daemon;
 pub use fd::{
-    above_stdio, dup_for_child, open_lock_file, pipe, poll, poll_entry, set_nonblocking, PollFd,
-    POLLERR_OR_HUP, POLLIN, POLLOUT,
+    above_stdio, dup_for_child, open_lock_file, open_standard_fds, pipe, poll, poll_entry,
+    set_nonblocking, PollFd, POLLERR_OR_HUP, POLLIN, POLLOUT,
 };
 pub use ids::{as_caller, drop_set_id, is_set_id, real_ids, take_root_group};
 pub use interrupt::{
@@ -33,8 +33,8 @@ pub use interrupt::{
 pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{
-    kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time, take_back_terminal, wait4,
-    Rusage, SigpipeBlocked,
+    ignore_sigpipe, kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time,
+    take_back_terminal, wait4, Rusage, SigpipeBlocked,
 };
 pub use userns::{user_namespaces_usable, IdMapping, ROOTLESS_INSIDE_ID};
 

@@ -118,6 +118,13 @@ pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
+/// Ignores `SIGPIPE` from now on (a write to a closed pipe is then an
+/// `EPIPE` error), as Rust's own start-up does for a program it starts.
+pub fn ignore_sigpipe() {
+    // SAFETY: changes only this process's disposition of SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Keeps `SIGPIPE` blocked in the calling thread while alive, so writing
 /// stdin to a program that closed it yields `EPIPE` instead of killing the
 /// keeper; a pending `SIGPIPE` is discarded on drop.
