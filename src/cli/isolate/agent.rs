@@ -141,11 +141,11 @@ impl BoxFields {
     }
 }
 
-/// What the agent answers.
+/// What the agent answers: once per run, at its end (an answer when the
+/// run starts would wake the client in the middle of every run, for the
+/// rare agent that is killed in between).
 #[derive(Serialize, Deserialize)]
 enum Reply {
-    /// The run starts (from here on the run is the agent's).
-    Accepted,
     /// How it went.
     Done(Box<ExecutionResult>),
     /// The sandbox failed: the message a cold run would have died with.
@@ -249,7 +249,6 @@ impl Client {
             self.wait_gone(Some(locked));
             return Route::Cold { mark: false };
         }
-        let mut accepted = false;
         let mut forwarded = false;
         loop {
             let wake = sys::interruption_fd().filter(|_| !forwarded);
@@ -274,7 +273,6 @@ impl Client {
                 continue;
             }
             match receive::<Reply>(&self.socket) {
-                Ok(Some((Reply::Accepted, _))) => accepted = true,
                 Ok(Some((Reply::Done(result), _))) => return Route::Done(Box::new(Ok(*result))),
                 Ok(Some((Reply::Failed(message), _))) => {
                     return Route::Done(Box::new(Err(anyhow!(message))))
@@ -284,18 +282,16 @@ impl Client {
                     self.wait_gone(Some(locked));
                     return Route::Cold { mark: false };
                 }
-                Ok(Some((Reply::Stopped, _))) | Ok(None) | Err(_) if !accepted => {
-                    // The agent left before taking the run (it was idle
-                    // and leaving, or was killed): once it is gone, the
-                    // box is as a cold run leaves it.
+                Ok(Some((Reply::Stopped, _))) | Ok(None) | Err(_) => {
+                    // The agent was killed, before the run or during it:
+                    // the program may have run, and written to the
+                    // caller's output, so it is not run again. Once the
+                    // agent is gone, the box is as a cold run leaves it.
                     self.wait_gone(Some(locked));
-                    return Route::Cold { mark: false };
-                }
-                _ => {
                     return Route::Done(Box::new(Err(anyhow!(
-                        "the box's agent (pid {}) ended during the run",
+                        "the box's agent (pid {}) ended before it answered",
                         self.pid
-                    ))))
+                    ))));
                 }
             }
         }
@@ -719,9 +715,6 @@ impl Agent {
                 return false;
             }
         };
-        if send(connection, &Reply::Accepted, &[]).is_err() {
-            return true;
-        }
         let reply = match self.execute(connection, config, &command, fds) {
             Ok(result) => Reply::Done(Box::new(result)),
             Err(error) => Reply::Failed(crate::cli::error_text(&error)),
