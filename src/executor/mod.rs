@@ -103,6 +103,12 @@ pub struct ProcessExecutor {
     seccomp: Option<SeccompPolicy>,
     /// The empty network namespace every run of this executor joins.
     network: Option<OwnedFd>,
+    /// The runs are to join an empty network namespace of the executor's
+    /// own that is not made yet: the first run's box makes one at birth
+    /// instead (an executor used once, such as `isobox run`'s, never pays
+    /// for a thread to make one), and the second run makes the one the
+    /// later runs join.
+    network_pending: bool,
     /// CPUs the box may run on at once: CPU time can grow this much faster
     /// than the wall clock.
     cpus: u32,
@@ -183,6 +189,8 @@ impl ProcessExecutor {
         // one the keeper made could not be joined from there (and a caller
         // without root cannot make one outside).
         let network = network_namespace(&config, namespaces && user_namespace.is_none())?;
+        let network_pending =
+            network.is_none() && namespaces && user_namespace.is_none() && !config.share_net;
         let seccomp = seccomp_policy(&config, cgroup.is_some(), user_namespace.is_some())?;
         Ok(Self {
             config,
@@ -193,6 +201,7 @@ impl ProcessExecutor {
             new_root,
             seccomp,
             network,
+            network_pending,
             cpus: online_cpus(),
             credentials,
             _uid_claim: uid_claim,
@@ -266,6 +275,9 @@ impl ProcessExecutor {
         }
         self.hand_over_workdir()?;
         self.runs += 1;
+        if self.runs >= 2 {
+            self.make_network()?;
+        }
         let stdin = match self.run_warm(command, stdin) {
             Ok(facts) => return self.finish_warm_run(facts),
             Err(stdin) => stdin,
@@ -517,25 +529,37 @@ fn place_memory_guard(config: &IsolateConfig) -> Option<CgroupController> {
         .ok()
 }
 
-/// The empty network namespace every run of the executor joins: the
-/// configured one, or a new one; none without namespaces or with
-/// `share_net`.
+/// The configured network namespace every run of the executor joins;
+/// none without namespaces, with `share_net`, or when none is configured
+/// (the executor then makes its own, see `network_pending`).
 fn network_namespace(config: &IsolateConfig, namespaces: bool) -> Result<Option<OwnedFd>> {
     if !namespaces || config.share_net {
         return Ok(None);
     }
-    if let Some(path) = &config.network_namespace {
-        let file = File::open(path).map_err(|source| {
-            IsolateError::io(
-                format!("opening the network namespace {}", path.display()),
-                source,
-            )
-        })?;
-        return Ok(Some(OwnedFd::from(file)));
+    let Some(path) = &config.network_namespace else {
+        return Ok(None);
+    };
+    let file = File::open(path).map_err(|source| {
+        IsolateError::io(
+            format!("opening the network namespace {}", path.display()),
+            source,
+        )
+    })?;
+    Ok(Some(OwnedFd::from(file)))
+}
+
+impl ProcessExecutor {
+    /// Makes the empty network namespace the runs join, if it is still to
+    /// be made (see `network_pending`).
+    fn make_network(&mut self) -> Result<()> {
+        if self.network_pending {
+            let netns = sys::new_network_namespace()
+                .map_err(|source| IsolateError::io("unshare(CLONE_NEWNET)", source))?;
+            self.network = Some(netns);
+            self.network_pending = false;
+        }
+        Ok(())
     }
-    let netns = sys::new_network_namespace()
-        .map_err(|source| IsolateError::io("unshare(CLONE_NEWNET)", source))?;
-    Ok(Some(netns))
 }
 
 /// How many CPUs are online: an upper bound of how many the box can use at

@@ -103,9 +103,13 @@ impl ProcessExecutor {
             });
         }
         // The box joins the executor's own empty network namespace, or
-        // (with share_net) stays in the host's; a box in a user namespace
-        // makes its own (unless it shares the host's).
+        // (with share_net) stays in the host's; a box in a user namespace,
+        // or one whose executor has not made its namespace yet, makes its
+        // own (unless it shares the host's).
         let mut namespaces = jail::namespaces::BOX_NAMESPACES & !(libc::CLONE_NEWNET as u64);
+        if self.network_pending {
+            namespaces |= libc::CLONE_NEWNET as u64;
+        }
         if self.user_namespace.is_some() {
             namespaces |= libc::CLONE_NEWUSER as u64;
             if !self.config.share_net {
