@@ -258,8 +258,11 @@ fn reset_inode(
     }
     let old = stat.st_mode & 0o7777;
     let new = mode.unwrap_or(old & !STRIPPED_BITS);
-    // chown cleared set-id bits of a file by itself; say the mode anyway.
-    if new != old || stat.st_uid != reset.uid {
+    // A chown may clear set-id bits by itself (never set any): the mode is
+    // said again after one unless it has none to lose and is already
+    // right, which spares each run two calls on the box directory.
+    let chowned = stat.st_uid != reset.uid || stat.st_gid != reset.gid;
+    if new != old || (chowned && old & 0o6000 != 0) {
         chmod_fd(fd, new)?;
     }
     Ok(())

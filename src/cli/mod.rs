@@ -138,7 +138,11 @@ pub fn print_out(text: impl std::fmt::Display) {
 /// [`print_out`]'s counterpart for stderr, for the lines a face prints there
 /// that are not errors (isolate's verdict line, verbose notes).
 pub fn print_note(text: impl std::fmt::Display) {
-    let _ = write!(std::io::stderr().lock(), "{text}");
+    // Formatted first and written at once: stderr is unbuffered, and a
+    // line formatted straight into it costs a write per piece.
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(text.to_string().as_bytes());
 }
 
 /// Prints `isobox: <message>` (or the name given to [`set_program_name`])
