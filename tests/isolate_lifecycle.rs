@@ -286,6 +286,36 @@ fn the_first_run_makes_the_boxs_network_namespace_and_later_runs_join_it() {
     }
 }
 
+/// A box whose later runs go to its agent (`--cg`): its first run gets a
+/// network namespace of its own and pins none (a box used once never
+/// pays for one); the second run pins the box's, which the agent's runs
+/// join. None of them is the host's.
+#[test]
+fn with_an_agent_the_first_run_pins_no_network_namespace() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let host = fs::read_link("/proc/self/ns/net").unwrap();
+    let host = host.to_string_lossy();
+    let sandbox = isolate.open_box(slot_id(34, 2), true);
+    let pinned = sandbox.dir.join(".isobox-netns");
+    let first = network_namespace_of_run(&sandbox);
+    assert!(first.starts_with("net:["), "{first}");
+    assert_ne!(first, host, "the box runs in the host's network namespace");
+    assert!(
+        fs::symlink_metadata(&pinned).is_err(),
+        "the box's first run pinned a network namespace"
+    );
+    let second = network_namespace_of_run(&sandbox);
+    assert!(second.starts_with("net:["), "{second}");
+    assert_ne!(second, host);
+    assert!(pinned.is_file(), "the second run did not pin the namespace");
+    assert_eq!(network_namespace_of_run(&sandbox), second);
+    assert_eq!(network_namespace_of_run(&sandbox), second);
+    let cleanup = sandbox.isolate(&["--cleanup"]);
+    assert_eq!(cleanup.code, 0, "{cleanup:?}");
+    assert_box_gone(&isolate, sandbox.id);
+}
+
 #[test]
 fn warnings_are_one_line_each_with_level_and_target() {
     skip_unless_privileged!();

@@ -419,20 +419,28 @@ impl LockedBox {
     /// Points `config` at this box: its directory as the working
     /// directory, its uid and gid, its cgroup name and place (when the run
     /// uses cgroups), its proxy record, and its cpuset from the
-    /// configuration file. Runs join the box's own empty network namespace.
-    pub fn configure(&self, config: &mut IsolateConfig) -> Result<(), BoxError> {
+    /// configuration file. Runs join the box's own empty network namespace,
+    /// made and pinned now when `keep_network` and not made yet; without
+    /// `keep_network` a run of a box that has none gets a fresh one of its
+    /// own (the box's first run, when its later runs go to its agent: a box
+    /// used once never pins one).
+    pub fn configure(
+        &self,
+        config: &mut IsolateConfig,
+        keep_network: bool,
+    ) -> Result<(), BoxError> {
         config.instance_id = self.cgroup_name();
-        // Made by the box's first run rather than by `--init`, so that a
-        // box initialized and cleaned up without a run (or one whose runs
-        // all go to its agent) never pays for one: making a network
+        // Made by a run rather than by `--init`, so that a box initialized
+        // and cleaned up without a run never pays for one: making a network
         // namespace takes a kernel-wide lock, and destroying one is
         // deferred work that still costs the machine. A file left unpinned
         // by a command killed halfway is pinned again.
         let netns = self.dir.join(NETNS_FILE);
-        if !is_namespace_file(&netns) {
+        let pinned = is_namespace_file(&netns);
+        if !pinned && keep_network {
             self.keep_network_namespace()?;
         }
-        config.network_namespace = Some(netns);
+        config.network_namespace = (pinned || keep_network).then_some(netns);
         config.workdir = self.box_dir.clone();
         config.uid = Some(self.uid);
         config.gid = Some(self.gid);

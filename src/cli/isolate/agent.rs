@@ -178,6 +178,12 @@ fn mark_path(sandbox: &Sandbox) -> PathBuf {
     sandbox.dir().join(MARK_FILE)
 }
 
+/// Whether the box has had its first run (which leaves the mark an agent
+/// is started by).
+pub(super) fn ran_before(locked: &LockedBox) -> bool {
+    mark_path(locked).exists()
+}
+
 /// Marks a box that ran once (cold): its next run starts an agent.
 pub(super) fn mark(locked: &LockedBox) {
     if let Err(error) = File::create(mark_path(locked)) {

@@ -401,7 +401,11 @@ fn run(
         },
     );
     let mut run_config = build_config(parsed, environment);
-    locked.configure(&mut run_config)?;
+    // A box's first run, when the later ones go to its agent, leaves no
+    // network namespace pinned: the agent's runs need one, a box used once
+    // does not.
+    let keep_network = !agent::eligible(parsed, config) || agent::ran_before(&locked);
+    locked.configure(&mut run_config, keep_network)?;
     run_config.syscall_flags = parsed.syscalls.unwrap_or(config.syscall_flags);
     let stdin = match parsed.stdin {
         Some(_) => Stdin::Null,
