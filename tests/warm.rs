@@ -15,13 +15,14 @@ use isobox::cpus::CpuList;
 use isobox::pool::{Lease, Pool, PoolConfig};
 use isobox::{ExecutionResult, ExecutionStatus, IsolateConfig, IsolateError, ProcessExecutor};
 
-fn pool(name: &str) -> (Pool, PathBuf) {
+/// A pool of one warm box made from `template`, and its directory.
+fn new_pool(name: &str, template: IsolateConfig) -> (Pool, PathBuf) {
     let base_dir = PathBuf::from(format!(
         "/run/isobox/test-warm-{}-{name}",
         std::process::id()
     ));
     let pool = Pool::new(PoolConfig {
-        template: template(),
+        template,
         base_dir: base_dir.clone(),
         size: 1,
         warm: 1,
@@ -30,6 +31,11 @@ fn pool(name: &str) -> (Pool, PathBuf) {
         box_cpus: None,
     })
     .unwrap();
+    (pool, base_dir)
+}
+
+fn pool(name: &str) -> (Pool, PathBuf) {
+    let (pool, base_dir) = new_pool(name, template());
     // The pool builds the box when it makes it; one run shows it works.
     let first = run(&pool, "true");
     assert_eq!(first.status, ExecutionStatus::Success, "{first:?}");
@@ -243,25 +249,15 @@ fn system_v_ipc_of_one_run_is_gone_in_the_next() {
 #[test]
 fn warm_runs_keep_the_ipc_pools_sized_without_a_memory_cgroup() {
     skip_unless_privileged!();
-    let base_dir = PathBuf::from(format!(
-        "/run/isobox/test-warm-{}-ipc-sized",
-        std::process::id()
-    ));
     let limit: u64 = 256 << 20;
-    let pool = Pool::new(PoolConfig {
-        template: IsolateConfig {
+    let (pool, base_dir) = new_pool(
+        "ipc-sized",
+        IsolateConfig {
             memory_limit: None,
             address_space_limit: Some(limit),
             ..template()
         },
-        base_dir: base_dir.clone(),
-        size: 1,
-        warm: 1,
-        queue: 4,
-        box_size: Some(16 << 20),
-        box_cpus: None,
-    })
-    .unwrap();
+    );
     let mut pids = Vec::new();
     for _ in 0..3 {
         let result = run(
