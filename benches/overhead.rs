@@ -309,7 +309,7 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
     .unwrap();
     let isobox = Tool {
         program: support::shipped_isobox(),
-        env: vec![("ISOBOX_CONFIG", config.into_os_string())],
+        env: vec![("ISOBOX_CONFIG", config.clone().into_os_string())],
     };
     let bare = Tool {
         program: "/bin/true".into(),
@@ -369,6 +369,7 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         .map(|s| (s.isolate, s.row, s.samples))
         .collect();
     isobox.quietly(&["--cg", "-b", "2", "--cleanup"]);
+    support::remove_installation_cgroups(&config);
     if let Some(reference) = reference {
         reference.quietly(&["--cg", "-b", "2", "--cleanup"]);
     }

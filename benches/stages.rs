@@ -344,7 +344,7 @@ fn main() {
     )
     .unwrap();
     let isobox = support::shipped_isobox();
-    let isobox_env = vec![("ISOBOX_CONFIG", config.into_os_string())];
+    let isobox_env = vec![("ISOBOX_CONFIG", config.clone().into_os_string())];
     let mut cases = vec![Case {
         name: "isobox run -- /bin/true".into(),
         program: isobox.clone(),
@@ -426,4 +426,5 @@ fn main() {
             previous
         );
     }
+    support::remove_installation_cgroups(&config);
 }

@@ -18,6 +18,11 @@
 //! callers wait for one, and one more is refused with
 //! [`PoolError::QueueFull`] rather than queued without bound.
 //!
+//! [`Pool::shutdown`] waits for every leased box to come back, then
+//! destroys them all; a pool dropped without it destroys its idle boxes at
+//! once and each leased one when it comes back, so an early return or a
+//! panic leaves no holder, mount or cgroup behind.
+//!
 //! ```no_run
 //! use isobox::pool::{Pool, PoolConfig};
 //! use isobox::IsolateConfig;
@@ -131,6 +136,9 @@ struct State {
     alive: usize,
     waiting: usize,
     closed: bool,
+    /// Dropped without [`Pool::shutdown`]: the last leased box to come
+    /// back removes the base directory.
+    dropped: bool,
     next_id: u64,
     /// Boxes destroyed after a failed reset.
     replaced: u64,
@@ -407,13 +415,33 @@ impl Pool {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         drop(state);
-        if let Err(err) = crate::fstree::remove_tree(&shared.config.base_dir) {
-            if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(
-                    "removing the pool directory {}: {err}",
-                    shared.config.base_dir.display()
-                );
-            }
+        shared.remove_base_dir();
+    }
+}
+
+impl Drop for Pool {
+    /// A pool dropped without [`shutdown`](Pool::shutdown) (a caller that
+    /// returned early or panicked) still leaves nothing behind: its idle
+    /// boxes (holders, mounts, cgroups) are destroyed now, and each leased
+    /// one when it comes back, the last of them taking the base directory
+    /// along. It never waits for a lease, which may belong to the thread
+    /// dropping the pool.
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        state.closed = true;
+        state.dropped = true;
+        shared.changed.notify_all();
+        for warm_box in std::mem::take(&mut state.idle) {
+            state.alive -= 1;
+            drop(state);
+            shared.destroy(warm_box);
+            state = shared.lock();
+        }
+        let nothing_leased = state.alive == 0;
+        drop(state);
+        if nothing_leased {
+            shared.remove_base_dir();
         }
     }
 }
@@ -541,10 +569,29 @@ impl Shared {
                 }
                 drop(state);
                 self.destroy(warm_box);
-                self.lock().alive -= 1;
+                let mut state = self.lock();
+                state.alive -= 1;
+                // The last box of a pool dropped while it was leased.
+                let last_of_a_dropped_pool = state.closed && state.alive == 0 && state.dropped;
+                drop(state);
+                if last_of_a_dropped_pool {
+                    self.remove_base_dir();
+                }
             }
         }
         self.changed.notify_all();
+    }
+
+    /// Removes the pool's base directory and whatever is left in it.
+    fn remove_base_dir(&self) {
+        if let Err(err) = crate::fstree::remove_tree(&self.config.base_dir) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(
+                    "removing the pool directory {}: {err}",
+                    self.config.base_dir.display()
+                );
+            }
+        }
     }
 }
 

@@ -314,3 +314,57 @@ fn a_run_killed_from_another_thread_ends_and_the_box_serves_on() {
     pool.shutdown();
     assert!(!base_dir.exists());
 }
+
+/// Mount points at or below `dir`.
+fn mounts_below(dir: &std::path::Path) -> usize {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| std::path::Path::new(point).starts_with(dir))
+        .count()
+}
+
+/// A pool dropped without `shutdown` (a caller that returned early or
+/// panicked) leaves nothing behind: its idle box goes at once, holder,
+/// mount and cgroups, while a leased box serves on until it comes back,
+/// and the last box back takes the base directory along.
+#[test]
+fn a_pool_dropped_without_shutdown_leaves_nothing_behind() {
+    skip_unless_privileged!();
+    let (pool, base_dir) = pool("dropped", 2, 4);
+    let mut leased = pool.acquire().unwrap();
+    let idle = pool.acquire().unwrap();
+    let idle_cgroups = idle.cgroup_paths();
+    let idle_holders = holder_pids(&idle_cgroups);
+    assert_eq!(
+        idle_holders.len(),
+        1,
+        "the idle box is warm: {idle_holders:?}"
+    );
+    drop(idle);
+    assert_eq!(mounts_below(&base_dir), 2, "each box has its tmpfs");
+    let leased_cgroups = leased.cgroup_paths();
+
+    drop(pool);
+    assert_eq!(mounts_below(&base_dir), 1, "the idle box's tmpfs is gone");
+    for dir in &idle_cgroups {
+        assert!(!dir.exists(), "{} survived", dir.display());
+    }
+    for pid in idle_holders {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the idle box's holder {pid} survived"
+        );
+    }
+    let result = leased.executor().execute(&sh("echo on"), None).unwrap();
+    assert_eq!(result.status, ExecutionStatus::Success, "{result:?}");
+    assert_eq!(result.stdout, "on\n");
+
+    drop(leased);
+    assert_eq!(mounts_below(&base_dir), 0);
+    for dir in &leased_cgroups {
+        assert!(!dir.exists(), "{} survived", dir.display());
+    }
+    assert!(!base_dir.exists(), "{} survived", base_dir.display());
+}

@@ -38,3 +38,23 @@ pub fn shipped_isobox() -> PathBuf {
     assert!(status.success(), "cargo build --release failed: {status}");
     path
 }
+
+/// Removes the cgroups `isobox` made for the installation configured in
+/// `config` (`isobox/boxes-<hash>` in each hierarchy) once its boxes are
+/// cleaned up: each bench run's installation lives in a temporary
+/// directory of its own, so its cgroups would otherwise stay behind, one
+/// set per run. A directory still in use stays (`rmdir` refuses).
+// The serve bench shares this module and makes no installation.
+#[allow(dead_code)]
+pub fn remove_installation_cgroups(config: &std::path::Path) {
+    let Ok(config) = isobox::boxes::BoxesConfig::load(config) else {
+        return;
+    };
+    if let Ok(placement) = config.cgroup_placement() {
+        if !placement.given {
+            for dir in placement.parent_dirs() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
