@@ -136,9 +136,6 @@ struct State {
     alive: usize,
     waiting: usize,
     closed: bool,
-    /// Dropped without [`Pool::shutdown`]: the last leased box to come
-    /// back removes the base directory.
-    dropped: bool,
     next_id: u64,
     /// Boxes destroyed after a failed reset.
     replaced: u64,
@@ -396,26 +393,14 @@ impl Pool {
     /// directory.
     pub fn shutdown(&self) {
         let shared = &self.shared;
-        let mut state = shared.lock();
-        state.closed = true;
-        shared.changed.notify_all();
-        loop {
-            for warm_box in std::mem::take(&mut state.idle) {
-                state.alive -= 1;
-                drop(state);
-                shared.destroy(warm_box);
-                state = shared.lock();
-            }
-            if state.alive == 0 {
-                break;
-            }
+        let mut state = shared.close();
+        while state.alive != 0 {
             state = shared
                 .changed
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        drop(state);
-        shared.remove_base_dir();
+        shared.remove_base_dir_once_empty(&state);
     }
 }
 
@@ -427,22 +412,8 @@ impl Drop for Pool {
     /// along. It never waits for a lease, which may belong to the thread
     /// dropping the pool.
     fn drop(&mut self) {
-        let shared = &self.shared;
-        let mut state = shared.lock();
-        state.closed = true;
-        state.dropped = true;
-        shared.changed.notify_all();
-        for warm_box in std::mem::take(&mut state.idle) {
-            state.alive -= 1;
-            drop(state);
-            shared.destroy(warm_box);
-            state = shared.lock();
-        }
-        let nothing_leased = state.alive == 0;
-        drop(state);
-        if nothing_leased {
-            shared.remove_base_dir();
-        }
+        let state = self.shared.close();
+        self.shared.remove_base_dir_once_empty(&state);
     }
 }
 
@@ -571,19 +542,37 @@ impl Shared {
                 self.destroy(warm_box);
                 let mut state = self.lock();
                 state.alive -= 1;
-                // The last box of a pool dropped while it was leased.
-                let last_of_a_dropped_pool = state.closed && state.alive == 0 && state.dropped;
-                drop(state);
-                if last_of_a_dropped_pool {
-                    self.remove_base_dir();
-                }
+                // The last box of a closed pool takes the base directory.
+                self.remove_base_dir_once_empty(&state);
             }
         }
         self.changed.notify_all();
     }
 
-    /// Removes the pool's base directory and whatever is left in it.
-    fn remove_base_dir(&self) {
+    /// Refuses new leases and destroys the idle boxes (a leased box is
+    /// destroyed when it comes back, see [`give_back`](Self::give_back));
+    /// the state afterwards, still locked.
+    fn close(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.closed = true;
+        self.changed.notify_all();
+        for warm_box in std::mem::take(&mut state.idle) {
+            state.alive -= 1;
+            drop(state);
+            self.destroy(warm_box);
+            state = self.lock();
+        }
+        state
+    }
+
+    /// Removes the pool's base directory and whatever is left in it once
+    /// the pool is closed and no box is left. Called with the state locked
+    /// (`state`), so that a shutdown and the last lease to come back never
+    /// walk the directory at once; the later of them finds nothing.
+    fn remove_base_dir_once_empty(&self, state: &State) {
+        if !state.closed || state.alive != 0 {
+            return;
+        }
         if let Err(err) = crate::fstree::remove_tree(&self.config.base_dir) {
             if err.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(
