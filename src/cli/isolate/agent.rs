@@ -288,6 +288,14 @@ impl Client {
                     self.wait_gone(Some(locked));
                     return Route::Cold { mark: false };
                 }
+                Err(error) if !forwarded && never_read(&error) => {
+                    // The agent left with the request unread (a client
+                    // killed during the last run makes it leave, and this
+                    // one connected meanwhile): nothing of this run ran,
+                    // so it runs cold.
+                    self.wait_gone(Some(locked));
+                    return Route::Cold { mark: false };
+                }
                 Ok(Some((Reply::Stopped, _))) | Ok(None) | Err(_) => {
                     // The agent was killed, before the run or during it:
                     // the program may have run, and written to the
@@ -492,6 +500,14 @@ fn private_directory(dir: &Path) -> Result<()> {
 }
 
 /// Sends one message with `fds`.
+/// Whether a connection's error says that its peer closed it with what was
+/// sent to it still unread: the kernel resets a stream or sequenced-packet
+/// connection closed with data in its queue, or never accepted, where a
+/// peer that read everything leaves a plain end of file.
+fn never_read(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ECONNRESET)
+}
+
 fn send(socket: &OwnedFd, message: &impl Serialize, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let bytes = serde_json::to_vec(message)?;
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
@@ -867,5 +883,65 @@ fn executor_key(config: &IsolateConfig) -> IsolateConfig {
         stderr_file: None,
         stderr_to_stdout: false,
         ..config.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(dir: &Path) -> (OwnedFd, PathBuf) {
+        let path = dir.join("agent.sock");
+        let listener = rustix::net::socket_with(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let address = rustix::net::SocketAddrUnix::new(&path).unwrap();
+        rustix::net::bind(&listener, &address).unwrap();
+        rustix::net::listen(&listener, 8).unwrap();
+        (listener, path)
+    }
+
+    /// What [`never_read`] relies on, on the real kernel: an agent that
+    /// leaves without accepting a connection resets it, and so does one
+    /// that accepted it without reading the request; one that read the
+    /// request and left ends it plainly, and the client must not run again
+    /// what may have run.
+    #[test]
+    fn only_a_request_left_unread_reads_as_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = Request::Stop;
+
+        let (agent, path) = listener(dir.path());
+        let client = connect_socket(&path).unwrap();
+        send(&client, &request, &[]).unwrap();
+        drop(agent);
+        let Err(error) = receive::<Reply>(&client) else {
+            panic!("an answer from an agent that left");
+        };
+        assert!(never_read(&error), "not accepted: {error}");
+        std::fs::remove_file(&path).unwrap();
+
+        let (agent, path) = listener(dir.path());
+        let client = connect_socket(&path).unwrap();
+        send(&client, &request, &[]).unwrap();
+        let accepted = rustix::net::accept(&agent).unwrap();
+        drop((accepted, agent));
+        let Err(error) = receive::<Reply>(&client) else {
+            panic!("an answer from an agent that left");
+        };
+        assert!(never_read(&error), "accepted, not read: {error}");
+        std::fs::remove_file(&path).unwrap();
+
+        let (agent, path) = listener(dir.path());
+        let client = connect_socket(&path).unwrap();
+        send(&client, &request, &[]).unwrap();
+        let accepted = rustix::net::accept(&agent).unwrap();
+        assert!(receive::<Request>(&accepted).unwrap().is_some());
+        drop((accepted, agent));
+        assert!(matches!(receive::<Reply>(&client), Ok(None)));
     }
 }
