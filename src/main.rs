@@ -7,6 +7,8 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+
+use isobox::sys::early;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
@@ -50,20 +52,6 @@ extern "C" fn main(
 #[cfg_attr(test, allow(dead_code))]
 fn run() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    match asks_only_for_the_version(&args) {
-        // What the face would print, without building the whole command
-        // tree (and the logger) first; an unwritable stdout is not an error
-        // here either.
-        Some(Face::Isolate) => {
-            cli::isolate::print_version();
-            return ExitCode::SUCCESS;
-        }
-        Some(Face::Native) => {
-            let _ = writeln!(std::io::stdout(), "isobox {}", cli::VERSION);
-            return ExitCode::SUCCESS;
-        }
-        None => {}
-    }
     init_logging();
     install_panic_hook();
     // Unwinding instead of exiting from the hook lets the throwaway box
@@ -74,28 +62,34 @@ fn run() -> ExitCode {
     }
 }
 
-/// Which face answers a version request.
-enum Face {
-    /// Called as `isolate`.
-    Isolate,
-    /// Called by any other name.
-    Native,
-}
+// The entry point: version requests are answered before the C library
+// starts (see `isobox::sys::early`); the test harness keeps its own.
+#[cfg(not(test))]
+isobox::early_entry!(answer_early);
 
-/// `--version` (or, not called as `isolate`, `-V`) and nothing else: the
-/// face whose version text to print.
-fn asks_only_for_the_version(args: &[OsString]) -> Option<Face> {
-    let [program, flag] = args else {
-        return None;
+/// Answers what needs nothing of the C library, as the faces would answer
+/// it: `--version` alone when called as `isolate`, `--version` or `-V`
+/// alone by any other name (`dispatch` sends exactly these to the version
+/// printers). Anything else returns, and the program starts as usual.
+/// Keeps the rules of `isobox::sys::early`, which `tests/early_start.rs`
+/// checks on the built executable.
+#[cfg_attr(test, allow(dead_code))]
+fn answer_early(start: &early::Start) {
+    let (2, Some(program), Some(flag)) = (start.argc(), start.arg(0), start.arg(1)) else {
+        return;
     };
-    let called_isolate = std::path::Path::new(program)
-        .file_name()
-        .is_some_and(|name| name == "isolate");
-    match (called_isolate, flag.to_str()) {
-        (true, Some("--version")) => Some(Face::Isolate),
-        (false, Some("--version" | "-V")) => Some(Face::Native),
-        _ => None,
-    }
+    let text = if early::same_bytes(early::file_name(program), b"isolate") {
+        if !early::same_bytes(flag, b"--version") {
+            return;
+        }
+        cli::isolate::VERSION_TEXT
+    } else if early::same_bytes(flag, b"--version") || early::same_bytes(flag, b"-V") {
+        cli::NATIVE_VERSION_TEXT
+    } else {
+        return;
+    };
+    early::write_stdout(text.as_bytes());
+    early::exit(0)
 }
 
 /// Hands the arguments to the face that should handle them.

@@ -21,12 +21,25 @@ pub use text::one_line;
 /// The version and the commit it was built from (`build.rs`), as
 /// `isobox --version` prints them after the name: `0.1.0 (commit
 /// 0123456789ab)`, or `(commit unknown)` where the build could not tell.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("ISOBOX_COMMIT"),
-    ")"
-);
+pub const VERSION: &str = version_literal!();
+
+/// [`VERSION`] as a literal, for texts built with `concat!` (which takes
+/// only literals): the version texts are constants, printed before the C
+/// library starts (`sys::early`).
+macro_rules! version_literal {
+    () => {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (commit ",
+            env!("ISOBOX_COMMIT"),
+            ")"
+        )
+    };
+}
+pub(crate) use version_literal;
+
+/// What `isobox --version` (and `-V`) prints, as clap prints it.
+pub const NATIVE_VERSION_TEXT: &str = concat!("isobox ", version_literal!(), "\n");
 
 /// Exit status for bad usage and for anything that kept isobox from running
 /// the program or from knowing how it ended.

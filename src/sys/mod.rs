@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 mod daemon;
+pub mod early;
 mod fd;
 mod ids;
 mod interrupt;

@@ -27,27 +27,31 @@ use meta::Meta;
 use super::{print_error, program_name, set_program_name, EXIT_TROUBLE};
 
 /// The version of isolate whose command line, configuration file and meta
-/// file this face follows.
-pub const ISOLATE_VERSION: &str = "2.6";
+/// file this face follows, as a literal for `concat!`.
+macro_rules! isolate_version {
+    () => {
+        "2.6"
+    };
+}
 
 /// The text of `isolate --version`. The first line is isolate's own:
 /// front-ends read the version as what follows `The process isolator `
 /// on it (or only look for that phrase), so nothing else may be on it.
-pub fn version_text() -> String {
-    format!(
-        "The process isolator {ISOLATE_VERSION}\n\
-         isobox {}, a sandbox that follows isolate {ISOLATE_VERSION}; not isolate itself\n",
-        super::VERSION
-    )
-}
+pub const VERSION_TEXT: &str = concat!(
+    "The process isolator ",
+    isolate_version!(),
+    "\nisobox ",
+    super::version_literal!(),
+    ", a sandbox that follows isolate ",
+    isolate_version!(),
+    "; not isolate itself\n"
+);
 
-/// Prints [`version_text`] on stdout; an unwritable stdout is not an error
+/// Prints [`VERSION_TEXT`] on stdout; an unwritable stdout is not an error
 /// (as for clap's `--version`).
 pub fn print_version() {
     use std::io::Write;
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(version_text().as_bytes());
+    let _ = std::io::stdout().lock().write_all(VERSION_TEXT.as_bytes());
 }
 
 /// Runs the isolate face on `args` (argv, program name first).
@@ -105,4 +109,19 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         EXIT_TROUBLE
     });
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_text_names_the_isolate_version_it_follows() {
+        let mut lines = VERSION_TEXT.lines();
+        assert_eq!(lines.next(), Some("The process isolator 2.6"));
+        let second = lines.next().unwrap();
+        assert!(second.starts_with(&format!("isobox {}, ", crate::cli::VERSION)));
+        assert!(second.ends_with("follows isolate 2.6; not isolate itself"));
+        assert_eq!(lines.next(), None);
+    }
 }
