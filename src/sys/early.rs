@@ -9,19 +9,24 @@
 //! everything else goes on to glibc's own `_start` with the stack as the
 //! kernel left it.
 //!
-//! Code that runs this early lives by rules the compiler does not check,
-//! so `tests/early_start.rs` checks them on the built executable:
+//! A debug build's entry point first applies the executable's
+//! relocations (see [`early_entry!`](crate::early_entry)); what else glibc
+//! sets up is missing. Code that runs this early lives by rules the
+//! compiler does not check, so `tests/early_start.rs` checks them on the
+//! built executable:
 //!
 //! - no C library: system calls are made here by hand, not through glibc
 //!   (or rustix, whose wrappers may call `memcpy`, which in a static glibc
-//!   is resolved only once glibc has started);
+//!   is an indirect function resolved only once glibc has started);
 //! - no call to `memcpy`, `memset`, `memcmp` or `strlen`, which the
 //!   compiler may emit for a loop or a large copy: loops here read through
 //!   `read_volatile`, which it leaves alone;
-//! - no panic and no allocation (neither exists yet);
-//! - no static data holding an address (a table of string slices, a
-//!   vtable): the executable is position-independent and has not applied
-//!   its relocations yet, so such an address would be wrong.
+//! - no thread-local storage, no allocation and no panic (none of them
+//!   exists yet; in a debug build the compiler's checks still have panic
+//!   paths, which the test allows there and refuses in a release build);
+//! - in a release build, no word that needs relocating: no static data
+//!   holding an address (a table of string slices, a vtable), no call
+//!   through the GOT.
 
 use std::arch::asm;
 
@@ -59,21 +64,101 @@ impl Start {
         }
         // SAFETY: index < argc, and the kernel wrote argc pointers.
         let text = unsafe { self.argv.add(index).read() };
-        if text.is_null() {
-            return None;
-        }
-        let mut length = 0;
-        // SAFETY: the kernel's argument strings end with a NUL, and
-        // nothing before it is out of the string. The volatile read keeps
-        // the compiler from turning the loop into a call to `strlen`.
-        while unsafe { text.add(length).read_volatile() } != 0 {
-            length += 1;
-        }
-        // SAFETY: `length` bytes from `text` are the argument, which lives
-        // on the initial stack as long as the process does; nothing writes
-        // to it.
-        Some(unsafe { std::slice::from_raw_parts(text, length) })
+        // SAFETY: the kernel's argument strings end with a NUL and live on
+        // the initial stack as long as the process; nothing writes them.
+        (!text.is_null()).then(|| unsafe { c_bytes(text) })
     }
+}
+
+impl Start {
+    /// The environment's entries, which follow the arguments' terminating
+    /// null pointer.
+    fn environment(&self) -> *const *const u8 {
+        // SAFETY: argv has argc pointers and then a null one; the
+        // environment's pointers start after it.
+        unsafe { self.argv.add(self.argc + 1) }
+    }
+
+    /// The value of environment variable `name`, if it is set.
+    pub fn env_var(&self, name: &[u8]) -> Option<&'static [u8]> {
+        let mut index = 0;
+        while let Some(entry) = self.env_entry(index) {
+            let after = name.len().saturating_add(1);
+            if let (Some(key), Some(b'='), Some(value)) = (
+                entry.get(..name.len()),
+                entry.get(name.len()),
+                entry.get(after..),
+            ) {
+                if same_bytes(key, name) {
+                    return Some(value);
+                }
+            }
+            index += 1;
+        }
+        None
+    }
+
+    /// Environment entry `index` (`NAME=value`), without its NUL.
+    fn env_entry(&self, index: usize) -> Option<&'static [u8]> {
+        // SAFETY: the environment's pointers end with a null one, and
+        // `index` never passes it (the walk stops there).
+        let text = unsafe { self.environment().add(index).read() };
+        // SAFETY: a pointer the kernel wrote to a NUL-terminated string.
+        (!text.is_null()).then(|| unsafe { c_bytes(text) })
+    }
+
+    /// The arguments and the environment as the kernel laid them out: one
+    /// run of NUL-terminated strings, the arguments first. With the
+    /// number of environment entries; `None` if they are not laid out so.
+    pub fn strings(&self) -> Option<(&'static [u8], usize)> {
+        let first = self.arg(0)?;
+        let mut end = first.as_ptr_range().end;
+        let mut check = |next: &'static [u8]| {
+            // Each string starts right after the previous one's NUL.
+            // SAFETY: `end` points at the previous string's NUL.
+            let contiguous = next.as_ptr() == unsafe { end.add(1) };
+            end = next.as_ptr_range().end;
+            contiguous
+        };
+        for index in 1..self.argc {
+            if !check(self.arg(index)?) {
+                return None;
+            }
+        }
+        let mut entries = 0;
+        while let Some(entry) = self.env_entry(entries) {
+            if !check(entry) {
+                return None;
+            }
+            entries += 1;
+        }
+        // SAFETY: from the first argument to the last string's NUL, all
+        // of it the kernel's strings, checked above to be one run.
+        let length = unsafe { end.offset_from(first.as_ptr()) } as usize + 1;
+        // SAFETY: as above; the run lives as long as the process.
+        Some((
+            unsafe { std::slice::from_raw_parts(first.as_ptr(), length) },
+            entries,
+        ))
+    }
+}
+
+/// The bytes of a NUL-terminated string, without the NUL.
+///
+/// # Safety
+///
+/// `text` points to a NUL-terminated string that lives, unchanged, as
+/// long as the process.
+unsafe fn c_bytes(text: *const u8) -> &'static [u8] {
+    let mut length = 0;
+    // SAFETY: the string ends with a NUL, and nothing before it is out of
+    // the string. The volatile read keeps the compiler from turning the
+    // loop into a call to `strlen`.
+    while unsafe { text.add(length).read_volatile() } != 0 {
+        length += 1;
+    }
+    // SAFETY: `length` bytes from `text` are the string, which lives on.
+    unsafe { std::slice::from_raw_parts(text, length) }
 }
 
 /// Whether two byte strings are equal, without `memcmp` (see the module's
@@ -201,7 +286,7 @@ pub fn exit(status: u8) -> ! {
 macro_rules! early_entry {
     ($handler:path) => {
         // r12 is callee-saved: it carries the kernel's stack pointer across
-        // the call. At the kernel's entry rdx holds the function glibc
+        // the calls. At the kernel's entry rdx holds the function glibc
         // would register with atexit (none for a static executable): zero
         // again, whatever the handler left there.
         ::std::arch::global_asm!(
@@ -209,7 +294,8 @@ macro_rules! early_entry {
             ".type isobox_entry,@function",
             "isobox_entry:",
             "mov r12, rsp",
-            "mov rdi, rsp",
+            "call isobox_relocate",
+            "mov rdi, r12",
             "and rsp, -16",
             "call {early}",
             "mov rsp, r12",
@@ -217,6 +303,69 @@ macro_rules! early_entry {
             "jmp _start",
             ".size isobox_entry, . - isobox_entry",
             early = sym isobox_early,
+        );
+
+        // A debug build calls even its own functions through the GOT, and
+        // its checks keep addresses in data: it applies the executable's
+        // relocations first, as glibc's start-up would (every
+        // R_X86_64_RELATIVE entry of DT_RELA: the word at base + offset
+        // becomes base + addend; glibc applies them again later, to the
+        // same values). In assembly, because nothing compiled from Rust
+        // may run before it; `__ehdr_start` is the load address,
+        // `_DYNAMIC` the dynamic section, both defined by the linker. A
+        // release build does without (the pass costs about 0.14 ms here,
+        // in page faults), and `tests/early_start.rs` checks there that
+        // the early code needs no relocated word.
+        #[cfg(debug_assertions)]
+        ::std::arch::global_asm!(
+            ".type isobox_relocate,@function",
+            "isobox_relocate:",
+            "lea rsi, [rip + __ehdr_start]",
+            "lea rdi, [rip + _DYNAMIC]",
+            "xor ecx, ecx",
+            "xor edx, edx",
+            "2:",
+            "mov rax, [rdi]",
+            "test rax, rax",
+            "jz 5f",
+            "cmp rax, 7",
+            "jne 3f",
+            "mov rcx, [rdi + 8]",
+            "3:",
+            "cmp rax, 8",
+            "jne 4f",
+            "mov rdx, [rdi + 8]",
+            "4:",
+            "add rdi, 16",
+            "jmp 2b",
+            "5:",
+            "test rcx, rcx",
+            "jz 8f",
+            "add rcx, rsi",
+            "add rdx, rcx",
+            "6:",
+            "cmp rcx, rdx",
+            "jae 8f",
+            "cmp dword ptr [rcx + 8], 8",
+            "jne 7f",
+            "mov rax, [rcx + 16]",
+            "add rax, rsi",
+            "mov r8, [rcx]",
+            "mov [rsi + r8], rax",
+            "7:",
+            "add rcx, 24",
+            "jmp 6b",
+            "8:",
+            "ret",
+            ".size isobox_relocate, . - isobox_relocate",
+        );
+
+        #[cfg(not(debug_assertions))]
+        ::std::arch::global_asm!(
+            ".type isobox_relocate,@function",
+            "isobox_relocate:",
+            "ret",
+            ".size isobox_relocate, . - isobox_relocate",
         );
 
         /// Called by `isobox_entry` with the process's initial stack.
