@@ -70,26 +70,29 @@ isobox::early_entry!(answer_early);
 /// Answers what needs nothing of the C library, as the faces would answer
 /// it: `--version` alone when called as `isolate`, `--version` or `-V`
 /// alone by any other name (`dispatch` sends exactly these to the version
-/// printers). Anything else returns, and the program starts as usual.
-/// Keeps the rules of `isobox::sys::early`, which `tests/early_start.rs`
-/// checks on the built executable.
+/// printers); and hands a root caller's `--run` in the isolate face
+/// (chosen as `dispatch` chooses it) to the box's agent when it has one.
+/// Anything else returns, and the program starts as usual. Keeps the
+/// rules of `isobox::sys::early`, which `tests/early_start.rs` checks on
+/// the built executable.
 #[cfg_attr(test, allow(dead_code))]
 fn answer_early(start: &early::Start) {
-    let (2, Some(program), Some(flag)) = (start.argc(), start.arg(0), start.arg(1)) else {
+    let (Some(program), Some(first)) = (start.arg(0), start.arg(1)) else {
         return;
     };
-    let text = if early::same_bytes(early::file_name(program), b"isolate") {
-        if !early::same_bytes(flag, b"--version") {
-            return;
-        }
-        cli::isolate::VERSION_TEXT
-    } else if early::same_bytes(flag, b"--version") || early::same_bytes(flag, b"-V") {
-        cli::NATIVE_VERSION_TEXT
-    } else {
-        return;
-    };
-    early::write_stdout(text.as_bytes());
-    early::exit(0)
+    let called_isolate = early::same_bytes(early::file_name(program), b"isolate");
+    let version = early::same_bytes(first, b"--version");
+    if start.argc() == 2 && (version || (!called_isolate && early::same_bytes(first, b"-V"))) {
+        early::write_stdout(if called_isolate {
+            cli::isolate::VERSION_TEXT.as_bytes()
+        } else {
+            cli::NATIVE_VERSION_TEXT.as_bytes()
+        });
+        early::exit(0)
+    }
+    if called_isolate || first.first() == Some(&b'-') {
+        cli::isolate::front::forward(start);
+    }
 }
 
 /// Hands the arguments to the face that should handle them.

@@ -182,26 +182,6 @@ fn named_address(text: &str) -> Option<u64> {
     u64::from_str_radix(word, 16).ok()
 }
 
-/// The executable's relocations: where each word goes, by its address.
-fn relocations() -> BTreeMap<u64, (String, u64)> {
-    let listing = tool("readelf", &["-rW", BINARY]);
-    let mut relocations = BTreeMap::new();
-    for line in listing.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // offset info type [symbol value, name +] addend
-        if let [offset, _, kind, .., addend] = fields[..] {
-            let (Ok(offset), Ok(addend)) = (
-                u64::from_str_radix(offset, 16),
-                u64::from_str_radix(addend, 16),
-            ) else {
-                continue;
-            };
-            relocations.insert(offset, (kind.to_string(), addend));
-        }
-    }
-    relocations
-}
-
 /// Whether the function of this (mangled) name only reports a failed
 /// check: the way into a panic.
 fn panics(name: &str) -> bool {
@@ -220,19 +200,19 @@ fn panics(name: &str) -> bool {
 /// Everything that runs from the entry point until it hands over to
 /// glibc's `_start` keeps the early rules (`src/sys/early.rs`): it calls
 /// and jumps only into Rust code of the executable (never into glibc, so
-/// never `memcpy`, nor an indirect function glibc has not resolved yet),
-/// directly or (in a debug build, whose entry applies the relocations)
-/// through a GOT slot the relocation pass fills, and uses no thread-local
-/// storage. In a release build, which applies no relocation early and has
-/// no debug checks, it also has no way into a panic, no branch through a
-/// register and no reference to a word that needs relocating (the GOT,
-/// `.data.rel.ro`).
+/// never `memcpy`, nor anything through the GOT, which is not relocated
+/// yet), has no way into a panic, no branch through a register, no
+/// reference to a word that needs relocating (the GOT, `.data.rel.ro`),
+/// and uses no thread-local storage.
 #[test]
 fn the_early_path_needs_nothing_the_c_library_sets_up() {
-    let release = !cfg!(debug_assertions);
+    assert!(
+        !cfg!(debug_assertions),
+        "isobox was built with debug assertions, which turn its early path off: \
+         Cargo.toml's dev profile builds it without them"
+    );
     let symbols = Symbols::read();
     let sections = sections();
-    let relocations = relocations();
     let section_of = |address: u64| {
         sections
             .iter()
@@ -240,7 +220,6 @@ fn the_early_path_needs_nothing_the_c_library_sets_up() {
             .map_or("none", |(name, _, _)| name.as_str())
     };
     let entry = symbols.named("isobox_entry");
-    let relocate = symbols.named("isobox_relocate");
     let handover = symbols.named("_start");
     let mut pending = vec![entry];
     let mut seen = BTreeSet::new();
@@ -258,9 +237,7 @@ fn the_early_path_needs_nothing_the_c_library_sets_up() {
             continue;
         }
         if panics(name) {
-            if release {
-                problems.push(format!("a way into a panic: {name}"));
-            }
+            problems.push(format!("a way into a panic: {name}"));
             continue;
         }
         let listing = tool(
@@ -284,43 +261,22 @@ fn the_early_path_needs_nothing_the_c_library_sets_up() {
                 problems.push(format!("thread-local storage in {context}"));
             }
             let branch = mnemonic.starts_with('j') || mnemonic.starts_with("call");
-            if start == entry && !branch {
-                // The relocation pass reads the ELF header and the dynamic
-                // section, which is what it is for.
+            if branch && instruction.contains('*') {
+                problems.push(format!("an indirect branch in {context}"));
                 continue;
             }
-            let target = named_address(instruction);
-            match target.map(section_of) {
-                Some(".got") if !release => {
-                    // Through a slot: what the relocation pass puts there.
-                    match relocations.get(&target.unwrap()) {
-                        Some((kind, address)) if kind == "R_X86_64_RELATIVE" => {
-                            if section_of(*address) == ".text" {
-                                pending.push(*address);
-                            }
-                        }
-                        other => problems.push(format!(
-                            "a GOT slot the entry does not fill ({other:?}) in {context}"
-                        )),
-                    }
-                }
-                Some(".text") if branch && !instruction.contains('*') => {
-                    let target = target.unwrap();
+            let Some(target) = named_address(instruction) else {
+                continue;
+            };
+            match section_of(target) {
+                ".text" if branch => {
                     let local = (start..start + size).contains(&target);
-                    let handing_over = start == entry && [handover, relocate].contains(&target);
-                    if !local && !handing_over {
+                    if !local && !(start == entry && target == handover) {
                         pending.push(target);
                     }
                 }
-                Some(".rodata") if !branch => {}
-                Some(".data.rel.ro") if !branch && !release => {}
-                Some(section) => {
-                    problems.push(format!("a reference into {section} in {context}"));
-                }
-                None if branch && instruction.contains('*') && release => {
-                    problems.push(format!("a branch through a register in {context}"));
-                }
-                None => {}
+                ".rodata" if !branch => {}
+                section => problems.push(format!("a reference into {section} in {context}")),
             }
         }
     }

@@ -541,3 +541,113 @@ fn an_idle_agent_leaves_the_box_as_a_cold_run_does() {
     }
     assert!(agent(&isolate, sandbox.id).is_some());
 }
+
+/// `isolate ARGS` (ARGS naming the box), with umask 077, `FROM_CALLER`
+/// in its environment and `stdin` as standard input; when `filtered`,
+/// killed at its first `arch_prctl` (glibc's start-up makes it to set up
+/// thread-local storage): a run that gets through then went to the agent
+/// whole, before the C library started (`src/cli/isolate/front.rs`).
+fn run_as_caller(
+    isolate: &Isolate,
+    args: &[String],
+    stdin: &Path,
+    filtered: bool,
+) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let filter = seccompiler::SeccompFilter::new(
+        [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::KillProcess,
+        seccompiler::TargetArch::x86_64,
+    )
+    .unwrap();
+    let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+    let mut command = isolate.command();
+    command
+        .args(args)
+        .env("FROM_CALLER", "kept")
+        .stdin(fs::File::open(stdin).unwrap());
+    // SAFETY: between fork and exec the child only sets its umask and,
+    // when filtered, makes the two system calls of apply_filter, on a
+    // program built before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            libc::umask(0o077);
+            if filtered {
+                seccompiler::apply_filter(&program).map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        });
+    }
+    command.output().unwrap()
+}
+
+/// A root caller's warm run goes to the agent before the C library
+/// starts, and is the same run as a cold one: the caller's standard input,
+/// output and error, environment (`-E`), current directory (a relative
+/// meta file) and umask (the meta file's mode) are the agent's for the
+/// run. A run the agent cannot serve is left to the ordinary path.
+#[test]
+fn a_root_callers_warm_run_goes_to_the_agent_whole() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(65, 8), true);
+    let input = isolate.root().join("input");
+    fs::write(&input, "hello\n").unwrap();
+    let meta = isolate.root().join("relative-meta");
+    let script = "read line; echo \"$line $FOO $FROM_CALLER\"; echo to-stderr >&2; exit 3";
+    let args = sandbox.with_box(&[
+        "-M",
+        "relative-meta",
+        "-E",
+        "FOO=bar",
+        "-E",
+        "FROM_CALLER",
+        "--run",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    // The box's first run is cold and its second starts the agent: the
+    // ordinary path both times, which the filter stops.
+    for _ in 0..2 {
+        let output = run_as_caller(&isolate, &args, &input, true);
+        assert_eq!(output.status.signal(), Some(libc::SIGSYS), "{output:?}");
+        assert_eq!(sandbox.run(&[], &["/bin/true"]).0.code, 0);
+    }
+    // A run an agent cannot serve stops the agent and runs cold: the
+    // ordinary path (stopped by the filter first, to show that the front
+    // leaves it alone).
+    let inherit = sandbox.with_box(&["--inherit-fds", "--run", "--", "/bin/true"]);
+    let output = run_as_caller(&isolate, &inherit, &input, true);
+    assert_eq!(output.status.signal(), Some(libc::SIGSYS), "{output:?}");
+    let output = run_as_caller(&isolate, &inherit, &input, false);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(agent(&isolate, sandbox.id), None);
+    let cold = run_as_caller(&isolate, &args, &input, false);
+    let cold_meta = verdict_lines(&fs::read_to_string(&meta).unwrap());
+    let cold_mode = fs::metadata(&meta).unwrap().permissions().mode() & 0o777;
+    fs::remove_file(&meta).unwrap();
+    assert_eq!(cold.status.code(), Some(1), "{cold:?}");
+    assert_eq!(String::from_utf8_lossy(&cold.stdout), "hello bar kept\n");
+    assert_eq!(cold_mode, 0o600, "the caller's umask");
+
+    // The agent again, then the same run through the front.
+    assert_eq!(sandbox.run(&[], &["/bin/true"]).0.code, 0);
+    assert!(agent(&isolate, sandbox.id).is_some());
+    let warm = run_as_caller(&isolate, &args, &input, true);
+    assert_eq!(warm.status.code(), Some(1), "{warm:?}");
+    assert_eq!(warm.stdout, cold.stdout, "{warm:?}");
+    assert_eq!(warm.stderr, cold.stderr, "{warm:?}");
+    assert_eq!(
+        verdict_lines(&fs::read_to_string(&meta).unwrap()),
+        cold_meta
+    );
+    assert_eq!(
+        fs::metadata(&meta).unwrap().permissions().mode() & 0o777,
+        cold_mode
+    );
+}

@@ -9,11 +9,8 @@
 //! everything else goes on to glibc's own `_start` with the stack as the
 //! kernel left it.
 //!
-//! A debug build's entry point first applies the executable's
-//! relocations (see [`early_entry!`](crate::early_entry)); what else glibc
-//! sets up is missing. Code that runs this early lives by rules the
-//! compiler does not check, so `tests/early_start.rs` checks them on the
-//! built executable:
+//! Code that runs this early lives by rules the compiler does not check,
+//! so `tests/early_start.rs` checks them on the built executable:
 //!
 //! - no C library: system calls are made here by hand, not through glibc
 //!   (or rustix, whose wrappers may call `memcpy`, which in a static glibc
@@ -21,12 +18,18 @@
 //! - no call to `memcpy`, `memset`, `memcmp` or `strlen`, which the
 //!   compiler may emit for a loop or a large copy: loops here read through
 //!   `read_volatile`, which it leaves alone;
+//! - every function here `#[inline]`, so that it is compiled into the
+//!   executable's own crate: a call from there into another crate's
+//!   function goes through the GOT, a word that needs relocating;
 //! - no thread-local storage, no allocation and no panic (none of them
-//!   exists yet; in a debug build the compiler's checks still have panic
-//!   paths, which the test allows there and refuses in a release build);
-//! - in a release build, no word that needs relocating: no static data
-//!   holding an address (a table of string slices, a vtable), no call
-//!   through the GOT.
+//!   exists yet);
+//! - no word that needs relocating (the executable has not applied its
+//!   relocations yet): no static data holding an address (a table of
+//!   string slices, a vtable), no call through the GOT.
+//!
+//! Only optimized code without debug checks keeps them, which is why
+//! Cargo.toml builds isobox so in the dev profile too; a build with debug
+//! assertions skips the early path.
 
 use std::arch::asm;
 
@@ -45,6 +48,7 @@ impl Start {
     /// `stack` must be the stack pointer as the kernel set it at
     /// `execve` (`argc`, then `argc` argument pointers), and nothing may
     /// have written to that part of the stack since.
+    #[inline]
     pub unsafe fn from_stack(stack: *const usize) -> Self {
         // SAFETY: by the caller's promise, the first word is argc and the
         // argument pointers follow it.
@@ -53,11 +57,13 @@ impl Start {
     }
 
     /// How many arguments there are, the program's name included.
+    #[inline]
     pub fn argc(&self) -> usize {
         self.argc
     }
 
     /// Argument `index`, without its terminating NUL.
+    #[inline]
     pub fn arg(&self, index: usize) -> Option<&'static [u8]> {
         if index >= self.argc {
             return None;
@@ -73,6 +79,7 @@ impl Start {
 impl Start {
     /// The environment's entries, which follow the arguments' terminating
     /// null pointer.
+    #[inline]
     fn environment(&self) -> *const *const u8 {
         // SAFETY: argv has argc pointers and then a null one; the
         // environment's pointers start after it.
@@ -80,6 +87,7 @@ impl Start {
     }
 
     /// The value of environment variable `name`, if it is set.
+    #[inline]
     pub fn env_var(&self, name: &[u8]) -> Option<&'static [u8]> {
         let mut index = 0;
         while let Some(entry) = self.env_entry(index) {
@@ -99,6 +107,7 @@ impl Start {
     }
 
     /// Environment entry `index` (`NAME=value`), without its NUL.
+    #[inline]
     fn env_entry(&self, index: usize) -> Option<&'static [u8]> {
         // SAFETY: the environment's pointers end with a null one, and
         // `index` never passes it (the walk stops there).
@@ -110,6 +119,7 @@ impl Start {
     /// The arguments and the environment as the kernel laid them out: one
     /// run of NUL-terminated strings, the arguments first. With the
     /// number of environment entries; `None` if they are not laid out so.
+    #[inline]
     pub fn strings(&self) -> Option<(&'static [u8], usize)> {
         let first = self.arg(0)?;
         let mut end = first.as_ptr_range().end;
@@ -149,6 +159,7 @@ impl Start {
 ///
 /// `text` points to a NUL-terminated string that lives, unchanged, as
 /// long as the process.
+#[inline]
 unsafe fn c_bytes(text: *const u8) -> &'static [u8] {
     let mut length = 0;
     // SAFETY: the string ends with a NUL, and nothing before it is out of
@@ -163,6 +174,7 @@ unsafe fn c_bytes(text: *const u8) -> &'static [u8] {
 
 /// Whether two byte strings are equal, without `memcmp` (see the module's
 /// rules).
+#[inline]
 pub fn same_bytes(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
@@ -186,6 +198,7 @@ pub fn same_bytes(left: &[u8], right: &[u8]) -> bool {
 }
 
 /// What follows the last `/` of a path (the whole path when it has none).
+#[inline]
 pub fn file_name(path: &[u8]) -> &[u8] {
     let mut start = path.len();
     while start > 0 {
@@ -228,19 +241,38 @@ unsafe fn syscall4(number: usize, a: usize, b: usize, c: usize, d: usize) -> isi
     result
 }
 
+const SYS_READ: usize = 0;
 const SYS_WRITE: usize = 1;
+const SYS_CLOSE: usize = 3;
+const SYS_POLL: usize = 7;
 const SYS_RT_SIGPROCMASK: usize = 14;
+const SYS_SOCKET: usize = 41;
+const SYS_CONNECT: usize = 42;
+const SYS_SENDMSG: usize = 46;
+const SYS_SENDTO: usize = 44;
+const SYS_RECVFROM: usize = 45;
+const SYS_GETSOCKOPT: usize = 55;
+const SYS_UMASK: usize = 95;
+const SYS_GETUID: usize = 102;
+const SYS_GETEUID: usize = 107;
 const SYS_EXIT_GROUP: usize = 231;
+const SYS_OPENAT: usize = 257;
+const SYS_SIGNALFD4: usize = 289;
 /// `-EINTR`, as a system call returns it.
 const INTERRUPTED: isize = -4;
+/// `-ECONNRESET`.
+const CONNECTION_RESET: isize = -104;
 
-/// Writes all of `bytes` to standard output; a failed write (a closed
-/// descriptor, a reader gone) ends it quietly, as an unwritable standard
-/// output ends `--version` in the rest of the program.
-pub fn write_stdout(mut bytes: &[u8]) {
-    // A reader that went away must not kill the process with SIGPIPE
-    // (glibc's start-up has not ignored it yet): blocked, the signal stays
-    // pending, the write fails with EPIPE and the exit discards the signal.
+/// Standard output and error, for [`write_all`].
+pub const STDOUT: i32 = 1;
+/// See [`STDOUT`].
+pub const STDERR: i32 = 2;
+
+/// Makes a write to a pipe whose reader is gone fail with EPIPE instead of
+/// killing the process (glibc's start-up has not ignored SIGPIPE yet):
+/// blocked, the signal stays pending, and the exit discards it.
+#[inline]
+fn block_sigpipe() {
     let pipe_signal: u64 = 1 << (libc::SIGPIPE - 1);
     // SAFETY: rt_sigprocmask(SIG_BLOCK, &set, NULL, sizeof set) only
     // reads the set, which lives on this stack for the call.
@@ -253,9 +285,25 @@ pub fn write_stdout(mut bytes: &[u8]) {
             std::mem::size_of::<u64>(),
         );
     }
+}
+
+/// Writes all of `bytes` to `fd`; a failed write (a closed descriptor, a
+/// reader gone) ends it quietly, as an unwritable standard output ends
+/// `--version` in the rest of the program.
+#[inline]
+pub fn write_all(fd: i32, mut bytes: &[u8]) {
+    block_sigpipe();
     while !bytes.is_empty() {
-        // SAFETY: write(1, bytes, len) only reads `bytes`.
-        let written = unsafe { syscall4(SYS_WRITE, 1, bytes.as_ptr() as usize, bytes.len(), 0) };
+        // SAFETY: write(fd, bytes, len) only reads `bytes`.
+        let written = unsafe {
+            syscall4(
+                SYS_WRITE,
+                fd as usize,
+                bytes.as_ptr() as usize,
+                bytes.len(),
+                0,
+            )
+        };
         match written {
             INTERRUPTED => continue,
             // `written` is at most bytes.len(): the rest is in bounds.
@@ -265,7 +313,14 @@ pub fn write_stdout(mut bytes: &[u8]) {
     }
 }
 
+/// Writes all of `bytes` to standard output (see [`write_all`]).
+#[inline]
+pub fn write_stdout(bytes: &[u8]) {
+    write_all(STDOUT, bytes);
+}
+
 /// Ends the process with `status`.
+#[inline]
 pub fn exit(status: u8) -> ! {
     loop {
         // SAFETY: exit_group takes a number and does not return.
@@ -273,6 +328,510 @@ pub fn exit(status: u8) -> ! {
             syscall4(SYS_EXIT_GROUP, usize::from(status), 0, 0, 0);
         }
     }
+}
+
+/// Whether the real and the effective user are both root (not a caller of
+/// a set-user-ID installation).
+#[inline]
+pub fn caller_is_root() -> bool {
+    // SAFETY: getuid and geteuid take nothing and cannot fail.
+    unsafe { syscall4(SYS_GETUID, 0, 0, 0, 0) == 0 && syscall4(SYS_GETEUID, 0, 0, 0, 0) == 0 }
+}
+
+/// The process's file-creation mask (read by setting it and setting it
+/// back).
+#[inline]
+pub fn umask() -> u32 {
+    // SAFETY: umask takes a number and cannot fail.
+    let mask = unsafe { syscall4(SYS_UMASK, 0o022, 0, 0, 0) };
+    // SAFETY: as above; this puts the old mask back.
+    unsafe { syscall4(SYS_UMASK, mask as usize, 0, 0, 0) };
+    mask as u32
+}
+
+/// Bytes built on the stack, without `memcpy` (see the module's rules).
+pub struct Text<const N: usize> {
+    bytes: [std::mem::MaybeUninit<u8>; N],
+    length: usize,
+}
+
+impl<const N: usize> Text<N> {
+    /// An empty text.
+    #[inline]
+    pub fn new() -> Self {
+        Self {
+            bytes: [const { std::mem::MaybeUninit::uninit() }; N],
+            length: 0,
+        }
+    }
+
+    /// Appends `bytes`; `false` (and nothing appended) when they do not
+    /// fit.
+    #[inline]
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > N - self.length {
+            return false;
+        }
+        let mut index = 0;
+        while index < bytes.len() {
+            // SAFETY: index < bytes.len(), and length + index < N by the
+            // check above. Volatile, so that no `memcpy` replaces the loop.
+            unsafe {
+                let byte = bytes.as_ptr().add(index).read_volatile();
+                self.bytes
+                    .as_mut_ptr()
+                    .add(self.length + index)
+                    .cast::<u8>()
+                    .write_volatile(byte);
+            }
+            index += 1;
+        }
+        self.length += bytes.len();
+        true
+    }
+
+    /// Appends `number` in decimal.
+    #[inline]
+    pub fn push_decimal(&mut self, mut number: u64) -> bool {
+        let mut digits = [0u8; 20];
+        let mut first = digits.len();
+        loop {
+            first -= 1;
+            // SAFETY: a u64 has at most 20 digits, so `first` stays in
+            // bounds.
+            unsafe { *digits.as_mut_ptr().add(first) = b'0' + (number % 10) as u8 };
+            number /= 10;
+            if number == 0 {
+                break;
+            }
+        }
+        self.push(digits.get(first..).unwrap_or_default())
+    }
+
+    /// What was appended.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the first `length` bytes were written by `push`.
+        unsafe { std::slice::from_raw_parts(self.bytes.as_ptr().cast(), self.length) }
+    }
+}
+
+impl<const N: usize> Default for Text<N> {
+    #[inline]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A descriptor this early code opened; closed when dropped.
+pub struct Descriptor(i32);
+
+impl Descriptor {
+    /// The descriptor's number.
+    #[inline]
+    pub fn raw(&self) -> i32 {
+        self.0
+    }
+
+    /// A descriptor from what a system call returned, if it succeeded.
+    #[inline]
+    fn from_result(result: isize) -> Option<Self> {
+        (result >= 0).then_some(Self(result as i32))
+    }
+}
+
+impl Drop for Descriptor {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this descriptor is this value's own.
+        unsafe { syscall4(SYS_CLOSE, self.0 as usize, 0, 0, 0) };
+    }
+}
+
+/// Opens `path`, which must end with a NUL, with `flags` (close-on-exec
+/// is added).
+#[inline]
+fn open(path: &[u8], flags: i32) -> Option<Descriptor> {
+    if path.last() != Some(&0) {
+        return None;
+    }
+    // SAFETY: a NUL-terminated path, read by the kernel only.
+    let result = unsafe {
+        syscall4(
+            SYS_OPENAT,
+            libc::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            (flags | libc::O_CLOEXEC) as usize,
+            0,
+        )
+    };
+    Descriptor::from_result(result)
+}
+
+/// Reads the file at `path` (ending with a NUL) into `buffer`; `None` if
+/// it cannot be read or does not fit.
+#[inline]
+pub fn read_file<'a>(path: &[u8], buffer: &'a mut [std::mem::MaybeUninit<u8>]) -> Option<&'a [u8]> {
+    let file = open(path, libc::O_RDONLY)?;
+    let mut length = 0;
+    loop {
+        let room = buffer.len() - length;
+        if room == 0 {
+            return None;
+        }
+        // SAFETY: read(fd, buffer + length, room) writes at most `room`
+        // bytes, all inside `buffer`.
+        let got = unsafe {
+            syscall4(
+                SYS_READ,
+                file.raw() as usize,
+                buffer.as_mut_ptr().add(length) as usize,
+                room,
+                0,
+            )
+        };
+        match got {
+            0 => break,
+            INTERRUPTED => continue,
+            1.. => length += got as usize,
+            _ => return None,
+        }
+    }
+    // SAFETY: the first `length` bytes were written by read.
+    Some(unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast(), length) })
+}
+
+/// The current directory, opened as a path (to be sent along).
+#[inline]
+pub fn open_current_directory() -> Option<Descriptor> {
+    open(b".\0", libc::O_PATH | libc::O_DIRECTORY)
+}
+
+/// Connects a sequenced-packet socket to the Unix socket at `path` (no
+/// NUL), whose listener must be root.
+#[inline]
+pub fn connect_to_root(path: &[u8]) -> Option<Descriptor> {
+    let mut address = libc::sockaddr_un {
+        sun_family: libc::AF_UNIX as libc::sa_family_t,
+        sun_path: [0; 108],
+    };
+    if path.len() >= address.sun_path.len() {
+        return None;
+    }
+    let mut index = 0;
+    while index < path.len() {
+        // SAFETY: index < path.len() < sun_path's length. Volatile: no
+        // `memcpy`.
+        unsafe {
+            let byte = path.as_ptr().add(index).read_volatile();
+            address
+                .sun_path
+                .as_mut_ptr()
+                .add(index)
+                .write_volatile(byte as libc::c_char);
+        }
+        index += 1;
+    }
+    // SAFETY: socket takes numbers only.
+    let socket = Descriptor::from_result(unsafe {
+        syscall4(
+            SYS_SOCKET,
+            libc::AF_UNIX as usize,
+            (libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC) as usize,
+            0,
+            0,
+        )
+    })?;
+    let length = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    // SAFETY: connect reads `length` bytes of `address`, which holds the
+    // path and its NUL (sun_path was zeroed).
+    let connected = unsafe {
+        syscall4(
+            SYS_CONNECT,
+            socket.raw() as usize,
+            std::ptr::addr_of!(address) as usize,
+            length,
+            0,
+        )
+    };
+    if connected != 0 {
+        return None;
+    }
+    let mut peer = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut peer_length = std::mem::size_of::<libc::ucred>() as u32;
+    // The credentials of whoever listens there, which must be root.
+    // SAFETY: getsockopt(SO_PEERCRED) writes a ucred into `peer`, at most
+    // `peer_length` bytes.
+    let asked = unsafe {
+        syscall6(
+            SYS_GETSOCKOPT,
+            socket.raw() as usize,
+            libc::SOL_SOCKET as usize,
+            libc::SO_PEERCRED as usize,
+            std::ptr::addr_of_mut!(peer) as usize,
+            std::ptr::addr_of_mut!(peer_length) as usize,
+            0,
+        )
+    };
+    (asked == 0 && peer.uid == 0).then_some(socket)
+}
+
+/// Sends `header` and `body` as one message on `socket`, with `fds`.
+#[inline]
+pub fn send_with_descriptors(
+    socket: &Descriptor,
+    header: &[u8],
+    body: &[u8],
+    fds: [i32; 4],
+) -> bool {
+    #[repr(C)]
+    struct Control {
+        header: libc::cmsghdr,
+        fds: [i32; 4],
+    }
+    let mut control = Control {
+        header: libc::cmsghdr {
+            cmsg_len: std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<[i32; 4]>(),
+            cmsg_level: libc::SOL_SOCKET,
+            cmsg_type: libc::SCM_RIGHTS,
+        },
+        fds,
+    };
+    let mut parts = [
+        libc::iovec {
+            iov_base: header.as_ptr() as *mut libc::c_void,
+            iov_len: header.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: a msghdr is plain data; zero is a valid value for each field.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = parts.as_mut_ptr();
+    message.msg_iovlen = parts.len();
+    message.msg_control = std::ptr::addr_of_mut!(control).cast();
+    message.msg_controllen = std::mem::size_of::<Control>();
+    loop {
+        // SAFETY: sendmsg reads the message, its two parts and its
+        // control data, all alive for the call.
+        let sent = unsafe {
+            syscall4(
+                SYS_SENDMSG,
+                socket.raw() as usize,
+                std::ptr::addr_of!(message) as usize,
+                libc::MSG_NOSIGNAL as usize,
+                0,
+            )
+        };
+        if sent != INTERRUPTED {
+            return sent >= 0 && sent as usize == header.len() + body.len();
+        }
+    }
+}
+
+/// Sends `bytes` as one message on `socket`.
+#[inline]
+pub fn send(socket: &Descriptor, bytes: &[u8]) -> bool {
+    // SAFETY: sendto(fd, bytes, len, flags, NULL, 0) only reads `bytes`.
+    let sent = unsafe {
+        syscall6(
+            SYS_SENDTO,
+            socket.raw() as usize,
+            bytes.as_ptr() as usize,
+            bytes.len(),
+            libc::MSG_NOSIGNAL as usize,
+            0,
+            0,
+        )
+    };
+    sent >= 0
+}
+
+/// The interruption signals, blocked and readable from a signalfd while
+/// this lives; the old mask comes back when it is dropped.
+pub struct Interruptions {
+    signals: Descriptor,
+    old_mask: u64,
+}
+
+impl Interruptions {
+    /// Blocks `signals` and opens a signalfd for them.
+    #[inline]
+    pub fn catch(signals: &[i32]) -> Option<Self> {
+        let mut mask: u64 = 0;
+        for signal in signals {
+            mask |= 1u64.checked_shl((*signal - 1) as u32).unwrap_or(0);
+        }
+        let mut old_mask: u64 = 0;
+        // SAFETY: rt_sigprocmask reads `mask` and writes the old mask to
+        // `old_mask`, both on this stack.
+        let blocked = unsafe {
+            syscall4(
+                SYS_RT_SIGPROCMASK,
+                libc::SIG_BLOCK as usize,
+                std::ptr::addr_of!(mask) as usize,
+                std::ptr::addr_of_mut!(old_mask) as usize,
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if blocked != 0 {
+            return None;
+        }
+        // SAFETY: signalfd4(-1, &mask, sizeof mask, SFD_CLOEXEC) reads the
+        // mask only.
+        let signals = Descriptor::from_result(unsafe {
+            syscall4(
+                SYS_SIGNALFD4,
+                usize::MAX,
+                std::ptr::addr_of!(mask) as usize,
+                std::mem::size_of::<u64>(),
+                libc::SFD_CLOEXEC as usize,
+            )
+        });
+        let caught = Self {
+            signals: signals?,
+            old_mask,
+        };
+        Some(caught)
+    }
+}
+
+impl Drop for Interruptions {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: rt_sigprocmask(SIG_SETMASK, &old, NULL) reads the mask.
+        unsafe {
+            syscall4(
+                SYS_RT_SIGPROCMASK,
+                libc::SIG_SETMASK as usize,
+                std::ptr::addr_of!(self.old_mask) as usize,
+                0,
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+}
+
+/// What [`wait`] saw.
+pub enum Wake {
+    /// A message of this many bytes arrived in the buffer (0: the end of
+    /// the connection).
+    Message(usize),
+    /// This interruption signal arrived.
+    Signal(i32),
+    /// The peer closed the connection with what was sent to it unread
+    /// (or never accepted it): the kernel resets such a connection.
+    Reset,
+    /// The socket failed otherwise.
+    Failed,
+}
+
+/// Waits for a message on `socket` (received into `buffer`) or for an
+/// interruption.
+#[inline]
+pub fn wait(socket: &Descriptor, interruptions: &Interruptions, buffer: &mut [u8]) -> Wake {
+    let mut entries = [
+        libc::pollfd {
+            fd: socket.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: interruptions.signals.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: poll reads and writes the two entries, on this stack.
+        let ready = unsafe { syscall4(SYS_POLL, entries.as_mut_ptr() as usize, 2, usize::MAX, 0) };
+        if ready == INTERRUPTED {
+            continue;
+        }
+        if ready < 0 {
+            return Wake::Failed;
+        }
+        if entries[1].revents != 0 {
+            // A signalfd_siginfo is 128 bytes; the signal's number first.
+            let mut info = [0u32; 32];
+            // SAFETY: read writes at most 128 bytes into `info`.
+            let got = unsafe {
+                syscall4(
+                    SYS_READ,
+                    interruptions.signals.raw() as usize,
+                    info.as_mut_ptr() as usize,
+                    std::mem::size_of_val(&info),
+                    0,
+                )
+            };
+            if got > 0 {
+                return Wake::Signal(info[0] as i32);
+            }
+        }
+        if entries[0].revents != 0 {
+            // SAFETY: recvfrom(fd, buffer, len, 0, NULL, NULL) writes at
+            // most `len` bytes into `buffer`.
+            let got = unsafe {
+                syscall6(
+                    SYS_RECVFROM,
+                    socket.raw() as usize,
+                    buffer.as_mut_ptr() as usize,
+                    buffer.len(),
+                    0,
+                    0,
+                    0,
+                )
+            };
+            return match got {
+                INTERRUPTED => continue,
+                0.. => Wake::Message(got as usize),
+                CONNECTION_RESET => Wake::Reset,
+                _ => Wake::Failed,
+            };
+        }
+    }
+}
+
+/// [`syscall4`] with six arguments.
+///
+/// # Safety
+///
+/// As for [`syscall4`].
+#[inline(always)]
+unsafe fn syscall6(
+    number: usize,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+    f: usize,
+) -> isize {
+    let result: isize;
+    // SAFETY: as in syscall4, with the fifth and sixth arguments in r8 and
+    // r9.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number as isize => result,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            in("r8") e,
+            in("r9") f,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    result
 }
 
 /// Makes `isobox_entry` the executable's entry point (the linker's
@@ -294,8 +853,7 @@ macro_rules! early_entry {
             ".type isobox_entry,@function",
             "isobox_entry:",
             "mov r12, rsp",
-            "call isobox_relocate",
-            "mov rdi, r12",
+            "mov rdi, rsp",
             "and rsp, -16",
             "call {early}",
             "mov rsp, r12",
@@ -305,71 +863,17 @@ macro_rules! early_entry {
             early = sym isobox_early,
         );
 
-        // A debug build calls even its own functions through the GOT, and
-        // its checks keep addresses in data: it applies the executable's
-        // relocations first, as glibc's start-up would (every
-        // R_X86_64_RELATIVE entry of DT_RELA: the word at base + offset
-        // becomes base + addend; glibc applies them again later, to the
-        // same values). In assembly, because nothing compiled from Rust
-        // may run before it; `__ehdr_start` is the load address,
-        // `_DYNAMIC` the dynamic section, both defined by the linker. A
-        // release build does without (the pass costs about 0.14 ms here,
-        // in page faults), and `tests/early_start.rs` checks there that
-        // the early code needs no relocated word.
-        #[cfg(debug_assertions)]
-        ::std::arch::global_asm!(
-            ".type isobox_relocate,@function",
-            "isobox_relocate:",
-            "lea rsi, [rip + __ehdr_start]",
-            "lea rdi, [rip + _DYNAMIC]",
-            "xor ecx, ecx",
-            "xor edx, edx",
-            "2:",
-            "mov rax, [rdi]",
-            "test rax, rax",
-            "jz 5f",
-            "cmp rax, 7",
-            "jne 3f",
-            "mov rcx, [rdi + 8]",
-            "3:",
-            "cmp rax, 8",
-            "jne 4f",
-            "mov rdx, [rdi + 8]",
-            "4:",
-            "add rdi, 16",
-            "jmp 2b",
-            "5:",
-            "test rcx, rcx",
-            "jz 8f",
-            "add rcx, rsi",
-            "add rdx, rcx",
-            "6:",
-            "cmp rcx, rdx",
-            "jae 8f",
-            "cmp dword ptr [rcx + 8], 8",
-            "jne 7f",
-            "mov rax, [rcx + 16]",
-            "add rax, rsi",
-            "mov r8, [rcx]",
-            "mov [rsi + r8], rax",
-            "7:",
-            "add rcx, 24",
-            "jmp 6b",
-            "8:",
-            "ret",
-            ".size isobox_relocate, . - isobox_relocate",
-        );
-
-        #[cfg(not(debug_assertions))]
-        ::std::arch::global_asm!(
-            ".type isobox_relocate,@function",
-            "isobox_relocate:",
-            "ret",
-            ".size isobox_relocate, . - isobox_relocate",
-        );
-
         /// Called by `isobox_entry` with the process's initial stack.
-        extern "C" fn isobox_early(stack: *const usize) {
+        /// (`C-unwind`: nothing here can unwind, there being no panic, and
+        /// plain `C` would add a guard that calls into the panic
+        /// machinery, through the GOT, should anything unwind.)
+        extern "C-unwind" fn isobox_early(stack: *const usize) {
+            // Unoptimized code with debug checks calls through the GOT and
+            // into glibc (memcpy, panics): such a build starts the ordinary
+            // way (Cargo.toml's dev profile builds isobox without them).
+            if cfg!(debug_assertions) {
+                return;
+            }
             // SAFETY: `isobox_entry` passes the stack pointer as the
             // kernel set it, before anything ran.
             let start = unsafe { $crate::sys::early::Start::from_stack(stack) };

@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use isobox::boxes::{BoxesConfig, LockedBox, Sandbox};
+use isobox::boxes::{self, BoxesConfig, LockedBox, Sandbox};
 use isobox::sys::{self, poll_entry, POLLIN};
 use isobox::{
     CgroupController, ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, Stdin,
@@ -46,7 +46,8 @@ use rustix::net::{
 use serde::{Deserialize, Serialize};
 
 use super::args::{parse, Action, IsolateArgs};
-use super::driver::build_config;
+use super::driver::{build_config, run_forwarded, MetaFile};
+use super::front;
 use crate::cli::{print_error, EXIT_TROUBLE};
 
 /// The hidden first argument that makes the isolate face an agent.
@@ -532,6 +533,14 @@ fn send(socket: &OwnedFd, message: &impl Serialize, fds: &[BorrowedFd<'_>]) -> i
 fn receive<T: for<'de> Deserialize<'de>>(
     socket: impl AsFd,
 ) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    match receive_bytes(socket)? {
+        Some((bytes, fds)) => Ok(Some((serde_json::from_slice(&bytes)?, fds))),
+        None => Ok(None),
+    }
+}
+
+/// [`receive`], the message left as it came.
+fn receive_bytes(socket: impl AsFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     let socket = socket.as_fd();
     // The message's length first (a peek that takes nothing, not even its
     // descriptors): most messages are a few hundred bytes, and a buffer
@@ -571,8 +580,8 @@ fn receive<T: for<'de> Deserialize<'de>>(
     {
         return Err(io::Error::other("a message was cut"));
     }
-    let message = serde_json::from_slice(&bytes[..got.bytes])?;
-    Ok(Some((message, fds)))
+    bytes.truncate(got.bytes);
+    Ok(Some((bytes, fds)))
 }
 
 /// The agent's entry point: `isolate --isobox-agent <config> <box>`, with
@@ -602,6 +611,7 @@ pub(super) fn main(words: &[String]) -> ExitCode {
 struct Agent {
     executor: Option<(IsolateConfig, ProcessExecutor)>,
     config: BoxesConfig,
+    config_path: PathBuf,
     id: u64,
     socket: PathBuf,
     null: File,
@@ -628,6 +638,7 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
     let mut agent = Agent {
         executor: None,
         config,
+        config_path: config_path.to_path_buf(),
         id,
         socket,
         null,
@@ -669,7 +680,20 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
         if !root {
             continue;
         }
-        match receive::<Request>(&connection) {
+        let request = match receive_bytes(&connection) {
+            Ok(Some((bytes, fds))) if bytes.starts_with(&front::FORWARD_MAGIC) => {
+                if !agent.forwarded(&connection, &bytes, fds) {
+                    return Ok(());
+                }
+                continue;
+            }
+            Ok(Some((bytes, fds))) => serde_json::from_slice::<Request>(&bytes)
+                .map(|request| Some((request, fds)))
+                .map_err(io::Error::from),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        match request {
             Ok(Some((Request::Run(request), fds))) => {
                 let serving = agent.run(&connection, *request, fds);
                 if !serving {
@@ -750,15 +774,7 @@ impl Agent {
         }
         let _ = send(connection, &reply, &[]);
         if !leaving {
-            // The box's next run, usually the judge's next test case, finds
-            // the box built (the executor would otherwise build it during
-            // its second run): built now, while the client writes the meta
-            // file and gives the box's files back.
-            if let Some((_, executor)) = &mut self.executor {
-                if let Err(error) = executor.prepare_warm_box() {
-                    tracing::warn!("agent of box {}: {error}", self.id);
-                }
-            }
+            self.prepare_next_run();
         }
         !leaving
     }
@@ -770,6 +786,43 @@ impl Agent {
         config: IsolateConfig,
         command: &[String],
         mut fds: Vec<OwnedFd>,
+    ) -> Result<ExecutionResult> {
+        let stderr = fds.pop().context("no stderr")?;
+        let stdout = fds.pop().context("no stdout")?;
+        let stdin = fds
+            .pop()
+            .map_or(Stdin::Null, |fd| Stdin::File(File::from(fd)));
+        // The program writes to the client's stdout and stderr directly,
+        // as it does to the keeper's in a cold run; they are the agent's
+        // own for the run.
+        if let Err(error) = self.take_stdio(&stdout, &stderr) {
+            self.give_back_stdio();
+            return Err(error);
+        }
+        drop((stdout, stderr));
+        let outcome = self.execute_in(connection, config, command, stdin);
+        self.give_back_stdio();
+        outcome
+    }
+
+    /// Makes `stdout` and `stderr` this process's own until
+    /// [`give_back_stdio`](Self::give_back_stdio), with its logs held back
+    /// (they are not the client's).
+    fn take_stdio(&self, stdout: &OwnedFd, stderr: &OwnedFd) -> Result<()> {
+        crate::cli::silence_logs(true);
+        rustix::stdio::dup2_stdout(stdout)?;
+        rustix::stdio::dup2_stderr(stderr)?;
+        Ok(())
+    }
+
+    /// Runs `command` under `config`, standard output and error being the
+    /// client's already.
+    fn execute_in(
+        &mut self,
+        connection: &OwnedFd,
+        config: IsolateConfig,
+        command: &[String],
+        stdin: Stdin,
     ) -> Result<ExecutionResult> {
         let key = executor_key(&config);
         let executor = match &mut self.executor {
@@ -787,18 +840,6 @@ impl Agent {
                 &mut self.executor.insert((key, executor)).1
             }
         };
-        let stderr = fds.pop().context("no stderr")?;
-        let stdout = fds.pop().context("no stdout")?;
-        let stdin = fds
-            .pop()
-            .map_or(Stdin::Null, |fd| Stdin::File(File::from(fd)));
-        // The program writes to the client's stdout and stderr directly,
-        // as it does to the keeper's in a cold run; they are the agent's
-        // own for the run.
-        crate::cli::silence_logs(true);
-        rustix::stdio::dup2_stdout(&stdout)?;
-        rustix::stdio::dup2_stderr(&stderr)?;
-        drop((stdout, stderr));
         // The client's interruption, or its end (killed), stops the run and
         // is recorded as this process's own interruption, which makes the
         // agent leave after answering.
@@ -817,11 +858,179 @@ impl Agent {
                 Some(signal)
             }),
         };
-        let outcome = executor.execute_watching(command, stdin, client);
-        rustix::stdio::dup2_stdout(&self.null)?;
-        rustix::stdio::dup2_stderr(&self.null)?;
+        Ok(executor.execute_watching(command, stdin, client)?)
+    }
+
+    /// Serves a run forwarded whole by a root caller's front (see
+    /// [`front`]): everything a cold `--run` does, in this process, with
+    /// the caller's descriptors, directory, umask and environment; or
+    /// declines it, when it is not a run the command line would hand to
+    /// this agent, and the caller runs it the ordinary way. `false` when
+    /// the agent must leave afterwards.
+    fn forwarded(&mut self, connection: &OwnedFd, bytes: &[u8], fds: Vec<OwnedFd>) -> bool {
+        let decline = |why: &str| {
+            tracing::debug!("agent of box {}: a forwarded run declined: {why}", self.id);
+            let _ = rustix::net::send(connection, &[front::DECLINED], SendFlags::NOSIGNAL);
+            true
+        };
+        let Some(forward) = Forward::decode(bytes, fds) else {
+            return decline("not a forwarded run");
+        };
+        let parsed = match parse(&forward.words) {
+            Ok(parsed) => parsed,
+            Err(why) => return decline(&why),
+        };
+        if parsed.box_id != self.id || !matches!(parsed.action, Action::Run(_)) {
+            return decline("not a run in this box");
+        }
+        if !servable(&parsed) {
+            return decline("a run an agent cannot serve");
+        }
+        let config_env = forward
+            .environment
+            .iter()
+            .find(|(name, _)| name == boxes::CONFIG_ENV)
+            .map(|(_, value)| std::ffi::OsStr::new(value.as_str()))
+            .filter(|value| !value.is_empty());
+        if boxes::config_path(config_env) != self.config_path {
+            return decline("another installation");
+        }
+        // Busy: a command-line client holds the box and may be waiting for
+        // this agent, which must not wait for it in turn. The ordinary path
+        // reports the busy box, or waits with --wait.
+        let Ok(locked) = self
+            .config
+            .sandbox(self.id)
+            .and_then(|box_| box_.lock(false))
+        else {
+            return decline("the box is busy");
+        };
+        if rustix::process::fchdir(&forward.directory).is_err() {
+            return decline("cannot enter the caller's directory");
+        }
+        let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(forward.umask));
+        let code = match self.take_stdio(&forward.stdout, &forward.stderr) {
+            Ok(()) => {
+                let config = self.config.clone();
+                let config_path = self.config_path.clone();
+                let mut meta = MetaFile::new(parsed.meta.as_deref());
+                let stdin = Stdin::File(File::from(forward.stdin));
+                let mut execute = |mut config: IsolateConfig, command: &[String], stdin: Stdin| {
+                    // The agent's runs are held, and the agent itself
+                    // stands for the proxy a cold run records (a command
+                    // line's run to this agent sends no record either).
+                    config.proxy_record = None;
+                    self.execute_in(connection, config, command, stdin)
+                };
+                let code = run_forwarded(
+                    &config,
+                    &config_path,
+                    &parsed,
+                    locked,
+                    &mut meta,
+                    &forward.environment,
+                    stdin,
+                    &mut execute,
+                )
+                .unwrap_or_else(|error| super::die(&error, &mut meta));
+                // What went to the client's stdout through Rust's buffer
+                // goes before the descriptor is taken back.
+                let _ = io::Write::flush(&mut io::stdout());
+                self.give_back_stdio();
+                code
+            }
+            Err(error) => {
+                self.give_back_stdio();
+                super::die(&error, &mut MetaFile::new(parsed.meta.as_deref()))
+            }
+        };
+        rustix::process::umask(umask);
+        let _ = rustix::process::chdir("/");
+        let leaving = sys::interruption().is_some();
+        if leaving {
+            self.close();
+        }
+        let _ = rustix::net::send(connection, &[front::FINISHED, code], SendFlags::NOSIGNAL);
+        if !leaving {
+            self.prepare_next_run();
+        }
+        !leaving
+    }
+
+    /// Standard output and error are `/dev/null` again, and logs go there.
+    fn give_back_stdio(&self) {
+        let _ = rustix::stdio::dup2_stdout(&self.null);
+        let _ = rustix::stdio::dup2_stderr(&self.null);
         crate::cli::silence_logs(false);
-        Ok(outcome?)
+    }
+
+    /// The box's next run, usually the judge's next test case, finds the
+    /// box built (the executor would otherwise build it during its second
+    /// run): built now, while the client finishes.
+    fn prepare_next_run(&mut self) {
+        if let Some((_, executor)) = &mut self.executor {
+            if let Err(error) = executor.prepare_warm_box() {
+                tracing::warn!("agent of box {}: {error}", self.id);
+            }
+        }
+    }
+}
+
+/// A run forwarded by a root caller's front: its arguments (the program's
+/// name left out), environment and umask, and its standard input, output,
+/// error and current directory.
+struct Forward {
+    words: Vec<String>,
+    environment: Vec<(String, String)>,
+    umask: u32,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    directory: OwnedFd,
+}
+
+impl Forward {
+    /// Reads what `front::forward` sent; `None` for anything else.
+    fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Option<Self> {
+        let [stdin, stdout, stderr, directory]: [OwnedFd; 4] = fds.try_into().ok()?;
+        let header = bytes.get(..front::HEADER_LENGTH)?;
+        let field = |index: usize| {
+            let at = front::FORWARD_MAGIC.len() + 4 * index;
+            Some(u32::from_le_bytes(header.get(at..at + 4)?.try_into().ok()?) as usize)
+        };
+        let (arguments, entries, umask) = (field(0)?, field(1)?, field(2)? as u32);
+        let strings = bytes.get(front::HEADER_LENGTH..)?.strip_suffix(&[0])?;
+        let mut strings = strings.split(|&byte| byte == 0);
+        let mut words = Vec::with_capacity(arguments);
+        for _ in 0..arguments {
+            words.push(String::from_utf8(strings.next()?.to_vec()).ok()?);
+        }
+        // As std::env reads the environment: an entry without `=` is
+        // skipped, and a name is never empty.
+        let mut environment = Vec::with_capacity(entries);
+        for _ in 0..entries {
+            let entry = String::from_utf8_lossy(strings.next()?);
+            let split = entry
+                .get(1..)
+                .and_then(|rest| rest.find('='))
+                .map(|at| at + 1);
+            if let Some(at) = split {
+                environment.push((entry[..at].to_string(), entry[at + 1..].to_string()));
+            }
+        }
+        if strings.next().is_some() || words.is_empty() {
+            return None;
+        }
+        words.remove(0);
+        Some(Self {
+            words,
+            environment,
+            umask,
+            stdin,
+            stdout,
+            stderr,
+            directory,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{self, BoxError, BoxState, BoxesConfig, LockedBox, Quota};
-use isobox::{IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
 
 use super::agent;
 use super::args::{Action, IsolateArgs};
@@ -137,14 +137,7 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
     }
     let config_path = boxes::config_path(from_env.as_deref());
     let config = BoxesConfig::load(&config_path)?;
-    if parsed.verbose > 0 {
-        crate::cli::print_note(format_args!(
-            "{}: configuration {}, boxes in {}\n",
-            crate::cli::program_name(),
-            config_path.display(),
-            config.box_root.display()
-        ));
-    }
+    note_configuration(parsed, &config_path, &config);
     match &parsed.action {
         Action::CheckConfig => {
             if parsed.cg {
@@ -212,6 +205,18 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
             run(&how, command, caller_uid, meta)
         }
         Action::Help | Action::Version => Ok(0),
+    }
+}
+
+/// What `-v` says first: which configuration and boxes are used.
+fn note_configuration(parsed: &IsolateArgs, config_path: &Path, config: &BoxesConfig) {
+    if parsed.verbose > 0 {
+        crate::cli::print_note(format_args!(
+            "{}: configuration {}, boxes in {}\n",
+            crate::cli::program_name(),
+            config_path.display(),
+            config.box_root.display()
+        ));
     }
 }
 
@@ -348,6 +353,24 @@ struct Invocation<'a> {
     words: &'a [String],
 }
 
+/// How the agent runs a command under a configuration, with a stdin.
+pub(super) type RunInAgent<'a> =
+    dyn FnMut(IsolateConfig, &[String], Stdin) -> Result<ExecutionResult> + 'a;
+
+/// Who carries out the run once the box is locked.
+enum Runner<'a> {
+    /// The command line: through the box's agent when it has one, cold
+    /// otherwise.
+    CommandLine(&'a Invocation<'a>),
+    /// The box's agent, for a run forwarded to it whole: its own executor,
+    /// and the caller's environment and standard input.
+    Agent {
+        environment: &'a [(String, String)],
+        stdin: Stdin,
+        execute: &'a mut RunInAgent<'a>,
+    },
+}
+
 /// `--run`: runs the command in the box and reports like isolate.
 fn run(
     how: &Invocation<'_>,
@@ -356,6 +379,50 @@ fn run(
     meta: &mut MetaFile,
 ) -> Result<u8> {
     let (config, parsed) = (how.config, how.parsed);
+    learn_box_device(config, parsed, meta);
+    check_sources(config, parsed, caller_uid)?;
+    let locked = lock(config, parsed)?;
+    run_locked(
+        config,
+        parsed,
+        locked,
+        command,
+        caller_uid,
+        meta,
+        Runner::CommandLine(how),
+    )
+}
+
+/// `--run` forwarded whole to the box's agent by a root caller (see
+/// `front`): `locked` is the box, locked by the agent; the agent runs the
+/// program with `execute`. Everything else is as on the command line.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_forwarded(
+    config: &BoxesConfig,
+    config_path: &Path,
+    parsed: &IsolateArgs,
+    locked: LockedBox,
+    meta: &mut MetaFile,
+    environment: &[(String, String)],
+    stdin: Stdin,
+    execute: &mut RunInAgent<'_>,
+) -> Result<u8> {
+    let Action::Run(command) = &parsed.action else {
+        bail!("not a run");
+    };
+    note_configuration(parsed, config_path, config);
+    learn_box_device(config, parsed, meta);
+    let runner = Runner::Agent {
+        environment,
+        stdin,
+        execute,
+    };
+    run_locked(config, parsed, locked, command, 0, meta, runner)
+}
+
+/// Tells the meta file the device of the box's file system, when the box
+/// is there to tell (see [`MetaFile::open`]).
+fn learn_box_device(config: &BoxesConfig, parsed: &IsolateArgs, meta: &mut MetaFile) {
     if let Ok(sandbox) = config.sandbox(parsed.box_id) {
         let device = std::fs::symlink_metadata(sandbox.box_dir()).map(|meta| {
             use std::os::unix::fs::MetadataExt;
@@ -363,8 +430,18 @@ fn run(
         });
         meta.learn(device.ok());
     }
-    check_sources(config, parsed, caller_uid)?;
-    let locked = lock(config, parsed)?;
+}
+
+/// The rest of `--run`, with the box locked.
+fn run_locked(
+    config: &BoxesConfig,
+    parsed: &IsolateArgs,
+    locked: LockedBox,
+    command: &[String],
+    caller_uid: u32,
+    meta: &mut MetaFile,
+    runner: Runner<'_>,
+) -> Result<u8> {
     // From here on the box is handed over and a run cgroup made: a signal
     // must stop the run and leave the box as any run leaves it (before,
     // with `--wait`, it still ends the wait as it always did).
@@ -386,20 +463,35 @@ fn run(
     locked.prepare_for_run()?;
     meta.learn(Some(locked.box_device()?));
     meta.open()?;
-    let environment = environment(
-        parsed,
-        |name| std::env::var(name).ok(),
-        || {
-            std::env::vars_os()
-                .map(|(name, value)| {
-                    (
-                        name.to_string_lossy().into_owned(),
-                        value.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect()
-        },
-    );
+    let environment = match &runner {
+        Runner::CommandLine(_) => environment(
+            parsed,
+            |name| std::env::var(name).ok(),
+            || {
+                std::env::vars_os()
+                    .map(|(name, value)| {
+                        (
+                            name.to_string_lossy().into_owned(),
+                            value.to_string_lossy().into_owned(),
+                        )
+                    })
+                    .collect()
+            },
+        ),
+        // As glibc's getenv finds a name: its first entry.
+        Runner::Agent {
+            environment: given, ..
+        } => environment(
+            parsed,
+            |name| {
+                given
+                    .iter()
+                    .find(|(entry, _)| entry == name)
+                    .map(|(_, value)| value.clone())
+            },
+            || given.to_vec(),
+        ),
+    };
     let mut run_config = build_config(parsed, environment);
     // A box's first run, when the later ones go to its agent, leaves no
     // network namespace pinned: the agent's runs need one, a box used once
@@ -407,41 +499,54 @@ fn run(
     let keep_network = !agent::eligible(parsed, config) || agent::ran_before(&locked);
     locked.configure(&mut run_config, keep_network)?;
     run_config.syscall_flags = parsed.syscalls.unwrap_or(config.syscall_flags);
-    let stdin = match parsed.stdin {
-        Some(_) => Stdin::Null,
-        None => inherited_stdin(),
-    };
-
-    let route = if agent::eligible(parsed, config) {
-        agent::run(
-            &locked,
-            config,
-            how.config_path,
-            how.words,
-            &run_config,
-            &stdin,
-        )
-    } else {
-        // A box's agent holds its cgroup: it goes before a cold run.
-        agent::stop(config, locked.id());
-        agent::Route::Cold { mark: false }
-    };
-    let (outcome, cleaned) = match route {
-        agent::Route::Done(outcome) => (*outcome, Ok(())),
-        agent::Route::Cold { mark } => {
-            // A keeper killed before it recorded its proxy leaves the box's
-            // processes ending on their own: the new run's cgroup must not
-            // find them there.
-            locked.kill_leftovers()?;
-            let mut executor = ProcessExecutor::new(run_config)?;
-            let outcome = executor.execute_with_stdin(command, stdin);
-            // The box's cgroup stays until --cleanup (each run has its own
-            // below it); what a dead keeper left there was stopped above.
-            let cleaned = executor.close_keeping_cgroups();
-            if mark {
-                agent::mark(&locked);
+    let (outcome, cleaned) = match runner {
+        Runner::Agent { stdin, execute, .. } => {
+            let stdin = if parsed.stdin.is_some() {
+                Stdin::Null
+            } else {
+                stdin
+            };
+            (execute(run_config, command, stdin), Ok(()))
+        }
+        Runner::CommandLine(how) => {
+            let stdin = match parsed.stdin {
+                Some(_) => Stdin::Null,
+                None => inherited_stdin(),
+            };
+            let route = if agent::eligible(parsed, config) {
+                agent::run(
+                    &locked,
+                    config,
+                    how.config_path,
+                    how.words,
+                    &run_config,
+                    &stdin,
+                )
+            } else {
+                // A box's agent holds its cgroup: it goes before a cold
+                // run.
+                agent::stop(config, locked.id());
+                agent::Route::Cold { mark: false }
+            };
+            match route {
+                agent::Route::Done(outcome) => (*outcome, Ok(())),
+                agent::Route::Cold { mark } => {
+                    // A keeper killed before it recorded its proxy leaves
+                    // the box's processes ending on their own: the new
+                    // run's cgroup must not find them there.
+                    locked.kill_leftovers()?;
+                    let mut executor = ProcessExecutor::new(run_config)?;
+                    let outcome = executor.execute_with_stdin(command, stdin);
+                    // The box's cgroup stays until --cleanup (each run has
+                    // its own below it); what a dead keeper left there was
+                    // stopped above.
+                    let cleaned = executor.close_keeping_cgroups();
+                    if mark {
+                        agent::mark(&locked);
+                    }
+                    (outcome.map_err(anyhow::Error::from), cleaned)
+                }
             }
-            (outcome.map_err(anyhow::Error::from), cleaned)
         }
     };
     let given_back = locked.give_back(&state, parsed.special_files);

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 mod agent;
 mod args;
 mod driver;
+pub mod front;
 mod getopt;
 mod manual;
 mod meta;
@@ -97,18 +98,20 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         _ => {}
     }
     let mut meta = MetaFile::new(parsed.meta.as_deref());
-    let code = execute(&parsed, &words, &mut meta).unwrap_or_else(|error| {
-        // isolate's die(): status XX in the meta file, the message on
-        // stderr, exit status 2.
-        let mut message = crate::cli::error_text(&error);
-        if let Err(problem) = meta.write(&Meta::sandbox_error(&message)) {
-            // One line still: the error, then why the meta file lacks it.
-            message = format!("{message}; and {problem}");
-        }
-        print_error(&message);
-        EXIT_TROUBLE
-    });
+    let code = execute(&parsed, &words, &mut meta).unwrap_or_else(|error| die(&error, &mut meta));
     ExitCode::from(code)
+}
+
+/// isolate's die(): status XX in the meta file, the message on stderr;
+/// returns exit status 2.
+fn die(error: &anyhow::Error, meta: &mut MetaFile) -> u8 {
+    let mut message = crate::cli::error_text(error);
+    if let Err(problem) = meta.write(&Meta::sandbox_error(&message)) {
+        // One line still: the error, then why the meta file lacks it.
+        message = format!("{message}; and {problem}");
+    }
+    print_error(&message);
+    EXIT_TROUBLE
 }
 
 #[cfg(test)]

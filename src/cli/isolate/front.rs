@@ -1,0 +1,262 @@
+//! The isolate face's front door: a root caller's `--run` in a box whose
+//! agent is up goes to the agent whole, before the C library starts (see
+//! `isobox::sys::early`), and the process only waits for its exit status.
+//!
+//! A warm run otherwise pays, in the `--run` process, glibc's start-up
+//! (about 0.3 ms here) and the parsing, checks and lock that the agent,
+//! already running, does faster. The front sends the arguments and the
+//! environment as the kernel laid them out, its umask, its standard
+//! input, output and error and its current directory; the agent parses
+//! them as a cold `--run` would, and runs everything a cold `--run` runs
+//! (the lock, the checks, the box's hand-over, the meta file, the verdict
+//! line), writing to the descriptors it was given.
+//!
+//! Whatever the front cannot settle it leaves to the ordinary path, which
+//! sees the process as it was: nothing here prints, and every descriptor
+//! it opened is closed again. So are the cases the agent declines (any
+//! invocation it would not run the same way as the command line). The
+//! front reads only a hint of which box is meant, from the arguments and
+//! the configuration file; the agent decides. Callers who are not root (a
+//! set-user-ID installation) take the ordinary path, which hands a warm
+//! run to the agent after checking the caller's rights itself.
+
+use std::mem::MaybeUninit;
+
+use isobox::boxes::{CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_LOCK_ROOT};
+use isobox::sys::early::{self, Interruptions, Start, Text, Wake};
+use isobox::sys::INTERRUPTION_SIGNALS;
+
+/// The first bytes of a forwarded run: what tells it from the command
+/// line's requests (JSON) on the agent's socket.
+pub(super) const FORWARD_MAGIC: [u8; 8] = *b"isobox>1";
+
+/// The header: [`FORWARD_MAGIC`], then the number of arguments, of
+/// environment entries and the umask (little-endian `u32`s). The strings
+/// follow, each ending with a NUL, the arguments first; the descriptors
+/// (standard input, output, error, the current directory) come along.
+pub(super) const HEADER_LENGTH: usize = 20;
+
+/// The agent's answer: the run is the command line's to do.
+pub(super) const DECLINED: u8 = b'D';
+
+/// The agent's answer: the run is over, and its exit status follows.
+pub(super) const FINISHED: u8 = b'F';
+
+/// The most a configuration file may hold for the front to read it.
+const CONFIG_ROOM: usize = 16 * 1024;
+
+/// Forwards the run if it can, and then never returns; returns when the
+/// ordinary path must handle the invocation. Keeps the rules of
+/// `isobox::sys::early`.
+pub fn forward(start: &Start) {
+    if !early::caller_is_root() {
+        return;
+    }
+    let Some(id) = box_to_run(start) else {
+        return;
+    };
+    let mut socket_path = Text::<108>::new();
+    let config_path = match start.env_var(CONFIG_ENV.as_bytes()) {
+        Some(value) if !value.is_empty() => value,
+        _ => DEFAULT_CONFIG_PATH.as_bytes(),
+    };
+    let mut config_file = Text::<4096>::new();
+    if !config_file.push(config_path) || !config_file.push(b"\0") {
+        return;
+    }
+    let mut buffer = [const { MaybeUninit::uninit() }; CONFIG_ROOM];
+    // An unreadable file makes the ordinary path fail (or, missing, use
+    // the defaults): the default's socket is then only a guess, which the
+    // agent checks.
+    let lock_root = early::read_file(config_file.as_bytes(), &mut buffer)
+        .and_then(lock_root)
+        .unwrap_or(DEFAULT_LOCK_ROOT.as_bytes());
+    if !(socket_path.push(lock_root)
+        && socket_path.push(b"/agents/")
+        && socket_path.push_decimal(u64::from(id))
+        && socket_path.push(b".sock"))
+    {
+        return;
+    }
+    // Blocked before the run is sent: a signal that comes during the run
+    // is passed on, none is lost in between.
+    let Some(interruptions) = Interruptions::catch(&INTERRUPTION_SIGNALS) else {
+        return;
+    };
+    let Some(socket) = early::connect_to_root(socket_path.as_bytes()) else {
+        return;
+    };
+    let Some(directory) = early::open_current_directory() else {
+        return;
+    };
+    let Some((strings, entries)) = start.strings() else {
+        return;
+    };
+    let mut header = [0u8; HEADER_LENGTH];
+    let fields = [start.argc() as u32, entries as u32, early::umask()];
+    let mut at = 0;
+    while at < FORWARD_MAGIC.len() {
+        header[at] = FORWARD_MAGIC[at];
+        at += 1;
+    }
+    for field in fields {
+        for byte in field.to_le_bytes() {
+            if let Some(slot) = header.get_mut(at) {
+                *slot = byte;
+            }
+            at += 1;
+        }
+    }
+    let descriptors = [0, 1, 2, directory.raw()];
+    if !early::send_with_descriptors(&socket, &header, strings, descriptors) {
+        return;
+    }
+    drop(directory);
+    let mut passed_on = false;
+    let mut reply = [0u8; 8];
+    loop {
+        match early::wait(&socket, &interruptions, &mut reply) {
+            Wake::Signal(signal) => {
+                // The agent stops the run as the command line would; its
+                // answer follows.
+                let mut message = Text::<32>::new();
+                let _ = message.push(b"{\"Interrupt\":")
+                    && message.push_decimal(u64::from(signal as u32))
+                    && message.push(b"}");
+                passed_on |= early::send(&socket, message.as_bytes());
+            }
+            Wake::Message(2) if reply[0] == FINISHED => early::exit(reply[1]),
+            Wake::Message(1) if reply[0] == DECLINED => return,
+            // An agent leaving refuses what it finds waiting, unread, as
+            // it refuses a command line's run.
+            Wake::Message(_) if !passed_on && early::same_bytes(&reply[..7], b"{\"Refus") => return,
+            // The agent left with the run unread (it was leaving): nothing
+            // ran, so the ordinary path runs it.
+            Wake::Reset if !passed_on => return,
+            _ => {
+                // The agent read the run and ended without an answer: the
+                // program may have run, so it is not run again.
+                let name = early::file_name(start.arg(0).unwrap_or_default());
+                early::write_all(early::STDERR, name);
+                early::write_all(
+                    early::STDERR,
+                    b": the box's agent ended before it answered\n",
+                );
+                early::exit(crate::cli::EXIT_TROUBLE)
+            }
+        }
+    }
+}
+
+/// The box a `--run` names: `-b N`, `-bN`, `--box-id N` or `--box-id=N`
+/// before `--` (box 0 when none is named), if `--run` is among the
+/// options.
+fn box_to_run(start: &Start) -> Option<u32> {
+    let mut run = false;
+    let mut id = 0;
+    let mut index = 1;
+    while let Some(arg) = start.arg(index) {
+        index += 1;
+        if early::same_bytes(arg, b"--") {
+            break;
+        }
+        if early::same_bytes(arg, b"--run") {
+            run = true;
+        } else if early::same_bytes(arg, b"-b") || early::same_bytes(arg, b"--box-id") {
+            id = number(start.arg(index)?)?;
+            index += 1;
+        } else if let Some(value) = after(arg, b"--box-id=") {
+            id = number(value)?;
+        } else if let Some(value) = after(arg, b"-b") {
+            id = number(value)?;
+        }
+    }
+    run.then_some(id)
+}
+
+/// What follows `prefix` in `text`, if `text` starts with it.
+fn after<'a>(text: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = text.get(..prefix.len())?;
+    early::same_bytes(head, prefix).then(|| text.get(prefix.len()..).unwrap_or_default())
+}
+
+/// A box number in decimal.
+fn number(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 9 {
+        return None;
+    }
+    let mut value = 0u32;
+    for &digit in text {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u32::from(digit - b'0');
+    }
+    Some(value)
+}
+
+/// The last `lock_root = value` of a configuration file's text.
+fn lock_root(text: &[u8]) -> Option<&[u8]> {
+    let mut found = None;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = 0;
+        while end < rest.len() && rest.get(end) != Some(&b'\n') {
+            end += 1;
+        }
+        let line = rest.get(..end).unwrap_or_default();
+        rest = rest.get(end + 1..).unwrap_or_default();
+        let mut equals = 0;
+        while equals < line.len() && line.get(equals) != Some(&b'=') {
+            equals += 1;
+        }
+        let (Some(key), Some(value)) = (line.get(..equals), line.get(equals + 1..)) else {
+            continue;
+        };
+        if early::same_bytes(trim(key), b"lock_root") {
+            found = Some(trim(value));
+        }
+    }
+    found
+}
+
+/// `text` without the spaces and tabs around it.
+fn trim(mut text: &[u8]) -> &[u8] {
+    while let Some((&first, rest)) = text.split_first() {
+        if first != b' ' && first != b'\t' && first != b'\r' {
+            break;
+        }
+        text = rest;
+    }
+    while let Some((&last, rest)) = text.split_last() {
+        if last != b' ' && last != b'\t' && last != b'\r' {
+            break;
+        }
+        text = rest;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_root_is_the_last_one_given() {
+        let text = b"# lock_root = /no\nbox_root=/b\n lock_root = /run/a \nlock_root\t=\t/run/b\n";
+        assert_eq!(lock_root(text), Some(&b"/run/b"[..]));
+        assert_eq!(lock_root(b"box_root = /b\n"), None);
+        assert_eq!(lock_root(b"lock_root=/x"), Some(&b"/x"[..]));
+    }
+
+    #[test]
+    fn box_numbers_are_plain_decimals() {
+        assert_eq!(number(b"17"), Some(17));
+        assert_eq!(number(b""), None);
+        assert_eq!(number(b"1x"), None);
+        assert_eq!(number(b"9999999999"), None);
+        assert_eq!(after(b"--box-id=3", b"--box-id="), Some(&b"3"[..]));
+        assert_eq!(after(b"-b", b"-b"), Some(&b""[..]));
+        assert_eq!(after(b"-", b"-b"), None);
+    }
+}
