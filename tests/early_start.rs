@@ -206,11 +206,12 @@ fn panics(name: &str) -> bool {
 /// and uses no thread-local storage.
 #[test]
 fn the_early_path_needs_nothing_the_c_library_sets_up() {
-    assert!(
-        !cfg!(debug_assertions),
-        "isobox was built with debug assertions, which turn its early path off: \
-         Cargo.toml's dev profile builds it without them"
-    );
+    if cfg!(debug_assertions) {
+        panic!(
+            "isobox was built with debug assertions, which turn its early path off: \
+             Cargo.toml's dev profile builds it without them"
+        );
+    }
     let symbols = Symbols::read();
     let sections = sections();
     let section_of = |address: u64| {
@@ -271,7 +272,8 @@ fn the_early_path_needs_nothing_the_c_library_sets_up() {
             match section_of(target) {
                 ".text" if branch => {
                     let local = (start..start + size).contains(&target);
-                    if !local && !(start == entry && target == handover) {
+                    let handing_over = start == entry && target == handover;
+                    if !(local || handing_over) {
                         pending.push(target);
                     }
                 }
