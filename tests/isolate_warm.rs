@@ -399,7 +399,19 @@ fn set_user_id_callers_get_a_root_agent() {
     fs::create_dir(&work).unwrap();
     std::os::unix::fs::chown(&work, Some(CALLER), Some(CALLER)).unwrap();
     let id = slot_id(67, 0).to_string();
-    let run = |args: &[&str]| -> Outcome {
+    // Kills at glibc's first `arch_prctl`: installed by root before the
+    // switch to the caller, so without no_new_privs, and the set-user-ID
+    // bit still counts.
+    let filter: seccompiler::BpfProgram = seccompiler::SeccompFilter::new(
+        [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::KillProcess,
+        seccompiler::TargetArch::x86_64,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let run_filtered = |args: &[&str], filtered: bool| -> Outcome {
         let mut command = std::process::Command::new(&binary);
         command
             .current_dir(&work)
@@ -407,9 +419,21 @@ fn set_user_id_callers_get_a_root_agent() {
             .env_remove("ISOBOX_CONFIG")
             .env("SECRET", "caller's")
             .args(args);
-        // SAFETY: setgroups, setgid and setuid are async-signal-safe.
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        let program = std::ptr::addr_of!(program) as usize;
+        // SAFETY: seccomp, setgroups, setgid and setuid are
+        // async-signal-safe; the filter program outlives the child's exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
+                if filtered
+                    && libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, program)
+                        != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if libc::setgroups(1, &GROUP) != 0
                     || libc::setgid(CALLER) != 0
                     || libc::setuid(CALLER) != 0
@@ -429,6 +453,7 @@ fn set_user_id_callers_get_a_root_agent() {
         }
         panic!("the setuid copy stayed busy");
     };
+    let run = |args: &[&str]| run_filtered(args, false);
     let agents = || -> Vec<i32> {
         fs::read_dir("/proc")
             .unwrap()
@@ -476,6 +501,13 @@ fn set_user_id_callers_get_a_root_agent() {
     }
     let found = agents();
     assert!(!found.is_empty(), "no agent after four runs");
+    // A caller who is not root never hands its run to the agent whole (the
+    // agent takes a forwarded run for a root caller's, its checks and its
+    // meta file root's): its run takes the ordinary path, which starts
+    // glibc, whose first arch_prctl the filter kills.
+    let forwarded = run_filtered(&["--cg", "-b", &id, "--run", "--", "/bin/true"], true);
+    assert_eq!(forwarded.code, -1, "not killed: {forwarded:?}");
+    assert_eq!(agents(), found, "the agent served something");
     for pid in &found {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let ids = |key: &str| {
