@@ -683,3 +683,80 @@ fn a_root_callers_warm_run_goes_to_the_agent_whole() {
         cold_mode
     );
 }
+
+/// The front door hands a run only to a root listener: with a socket at
+/// the agent's place whose listener is not root (the directory is root's,
+/// so only root could put one there; this test is root), the front sends
+/// nothing and the ordinary path runs the command (here stopped at
+/// glibc's start-up by the filter, which is the proof).
+#[test]
+fn the_front_door_talks_only_to_a_root_listener() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let sandbox = isolate.open_box(slot_id(65, 9), true);
+    let agents = isolate.root().join("locks/agents");
+    fs::create_dir_all(&agents).unwrap();
+    let path = agents.join(format!("{}.sock", sandbox.id));
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&socket, &rustix::net::SocketAddrUnix::new(&path).unwrap()).unwrap();
+    let raw = socket.as_raw_fd();
+    // The listener is whoever calls listen(2): nobody, here.
+    let mut impostor = std::process::Command::new("/bin/sleep");
+    impostor.arg("60");
+    // SAFETY: setgid, setuid and listen are async-signal-safe.
+    unsafe {
+        impostor.pre_exec(move || {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 || libc::listen(raw, 8) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut impostor = impostor.spawn().unwrap();
+    drop(socket);
+    fs::write(isolate.root().join("input"), "").unwrap();
+    let mut forwarded = {
+        let filter: seccompiler::BpfProgram = seccompiler::SeccompFilter::new(
+            [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
+            seccompiler::SeccompAction::Allow,
+            seccompiler::SeccompAction::KillProcess,
+            seccompiler::TargetArch::x86_64,
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+        let mut command = isolate.command();
+        command.args(sandbox.with_box(&["--run", "--", "/bin/true"]));
+        // SAFETY: apply_filter makes two system calls, on a program built
+        // before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                seccompiler::apply_filter(&filter).map_err(std::io::Error::other)
+            });
+        }
+        command.spawn().unwrap()
+    };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = forwarded.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = forwarded.kill();
+            let _ = forwarded.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    let status = status.expect("the front waited on a listener that is not root");
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?}");
+}
