@@ -2,6 +2,11 @@
 //! before the C library starts, and the rules its machine code must keep,
 //! checked on the built executable itself.
 
+// Only the filter of `common` is used here: none of these tests needs
+// root, so its privilege guard goes unused.
+#[allow(unused_macros, unused_imports)]
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
@@ -14,14 +19,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_isobox");
 /// storage: a process that gets through answered before the C library
 /// started.
 fn run_without_the_c_library(program: &std::path::Path, args: &[&str]) -> Output {
-    let filter = seccompiler::SeccompFilter::new(
-        [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
-        seccompiler::SeccompAction::Allow,
-        seccompiler::SeccompAction::KillProcess,
-        seccompiler::TargetArch::x86_64,
-    )
-    .unwrap();
-    let program_filter: seccompiler::BpfProgram = filter.try_into().unwrap();
+    let program_filter = common::killed_at_glibc_start();
     let mut command = Command::new(program);
     command.args(args);
     // SAFETY: between fork and exec the child only makes the two system

@@ -402,15 +402,7 @@ fn set_user_id_callers_get_a_root_agent() {
     // Kills at glibc's first `arch_prctl`: installed by root before the
     // switch to the caller, so without no_new_privs, and the set-user-ID
     // bit still counts.
-    let filter: seccompiler::BpfProgram = seccompiler::SeccompFilter::new(
-        [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
-        seccompiler::SeccompAction::Allow,
-        seccompiler::SeccompAction::KillProcess,
-        seccompiler::TargetArch::x86_64,
-    )
-    .unwrap()
-    .try_into()
-    .unwrap();
+    let filter = common::killed_at_glibc_start();
     let run_filtered = |args: &[&str], filtered: bool| -> Outcome {
         let mut command = std::process::Command::new(&binary);
         command
@@ -586,14 +578,7 @@ fn run_as_caller(
     filtered: bool,
 ) -> std::process::Output {
     use std::os::unix::process::CommandExt;
-    let filter = seccompiler::SeccompFilter::new(
-        [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
-        seccompiler::SeccompAction::Allow,
-        seccompiler::SeccompAction::KillProcess,
-        seccompiler::TargetArch::x86_64,
-    )
-    .unwrap();
-    let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+    let program = common::killed_at_glibc_start();
     let mut command = isolate.command();
     command
         .args(args)
@@ -723,15 +708,7 @@ fn the_front_door_talks_only_to_a_root_listener() {
     drop(socket);
     fs::write(isolate.root().join("input"), "").unwrap();
     let mut forwarded = {
-        let filter: seccompiler::BpfProgram = seccompiler::SeccompFilter::new(
-            [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
-            seccompiler::SeccompAction::Allow,
-            seccompiler::SeccompAction::KillProcess,
-            seccompiler::TargetArch::x86_64,
-        )
-        .unwrap()
-        .try_into()
-        .unwrap();
+        let filter = common::killed_at_glibc_start();
         let mut command = isolate.command();
         command.args(sandbox.with_box(&["--run", "--", "/bin/true"]));
         // SAFETY: apply_filter makes two system calls, on a program built

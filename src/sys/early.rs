@@ -221,24 +221,9 @@ pub fn file_name(path: &[u8]) -> &[u8] {
 /// The call must be one whose arguments are valid as given.
 #[inline(always)]
 unsafe fn syscall4(number: usize, a: usize, b: usize, c: usize, d: usize) -> isize {
-    let result: isize;
-    // SAFETY: the x86-64 Linux system call convention: number in rax,
-    // arguments in rdi, rsi, rdx, r10; the kernel clobbers rcx and r11.
-    // What the call does is the caller's promise.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") number as isize => result,
-            in("rdi") a,
-            in("rsi") b,
-            in("rdx") c,
-            in("r10") d,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    result
+    // SAFETY: the caller's promise; the kernel ignores the arguments a
+    // call does not take.
+    unsafe { syscall6(number, a, b, c, d, 0, 0) }
 }
 
 const SYS_READ: usize = 0;
@@ -798,11 +783,12 @@ pub fn wait(socket: &Descriptor, interruptions: &Interruptions, buffer: &mut [u8
     }
 }
 
-/// [`syscall4`] with six arguments.
+/// One system call with up to six arguments, made by hand (see the
+/// module's rules). Returns the kernel's value: negative is `-errno`.
 ///
 /// # Safety
 ///
-/// As for [`syscall4`].
+/// The call must be one whose arguments are valid as given.
 #[inline(always)]
 unsafe fn syscall6(
     number: usize,
@@ -814,8 +800,9 @@ unsafe fn syscall6(
     f: usize,
 ) -> isize {
     let result: isize;
-    // SAFETY: as in syscall4, with the fifth and sixth arguments in r8 and
-    // r9.
+    // SAFETY: the x86-64 Linux system call convention: number in rax,
+    // arguments in rdi, rsi, rdx, r10, r8 and r9; the kernel clobbers rcx
+    // and r11. What the call does is the caller's promise.
     unsafe {
         asm!(
             "syscall",

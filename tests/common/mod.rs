@@ -847,3 +847,18 @@ pub fn assert_paths_gone(paths: &[PathBuf]) {
     let left: Vec<_> = paths.iter().filter(|path| path.exists()).collect();
     assert!(left.is_empty(), "cgroup directories left behind: {left:?}");
 }
+
+/// A seccomp program that kills a process at its first `arch_prctl`,
+/// which glibc's start-up makes to set up thread-local storage: a process
+/// under it that gets through never started glibc (isobox's early path,
+/// `src/sys/early.rs`).
+pub fn killed_at_glibc_start() -> seccompiler::BpfProgram {
+    seccompiler::SeccompFilter::new(
+        [(libc::SYS_arch_prctl, vec![])].into_iter().collect(),
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::KillProcess,
+        seccompiler::TargetArch::x86_64,
+    )
+    .and_then(TryInto::try_into)
+    .expect("a filter of one rule")
+}

@@ -13,6 +13,13 @@
 //! (`SCM_RIGHTS`) over a `SOCK_SEQPACKET` socket in a root-only directory
 //! of the installation's lock root, and gets the `ExecutionResult` back.
 //!
+//! A root caller's run usually never gets that far: its process hands
+//! the whole invocation to the agent before glibc starts ([`front`]), and
+//! the agent does the client's part too, through the same driver code
+//! ([`Agent::forwarded`]). The protocol above serves everyone else: the
+//! callers of a set-user-ID installation, and runs the front could not
+//! hand over.
+//!
 //! Trust goes both ways through `SO_PEERCRED`: the agent serves only
 //! peers whose effective uid is root (the isolate binary itself, also when
 //! installed set-user-ID), and the client talks only to an agent running as

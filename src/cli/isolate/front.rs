@@ -12,8 +12,9 @@
 //! line), writing to the descriptors it was given.
 //!
 //! Whatever the front cannot settle it leaves to the ordinary path, which
-//! sees the process as it was: nothing here prints, and every descriptor
-//! it opened is closed again. So are the cases the agent declines (any
+//! sees the process as it was: nothing here prints (but for an agent that
+//! read the run and ended without answering, which is that run's error),
+//! and every descriptor it opened is closed again. So are the cases the agent declines (any
 //! invocation it would not run the same way as the command line). The
 //! front reads only a hint of which box is meant, from the arguments and
 //! the configuration file; the agent decides. Callers who are not root (a
