@@ -255,6 +255,64 @@ fn peak_and_cpu_reset_between_runs() {
     assert_no_process_of_uid(test_box.uid);
 }
 
+/// A new executor's first run is limited and measured by the executor's
+/// own cgroup (no child is made for it); neither the next run of the same
+/// executor nor the next executor of the same instance may find that
+/// run's limit or its counters.
+#[test]
+fn a_first_runs_limit_and_peak_stay_with_it() {
+    skip_unless_privileged!();
+    if !common::has_cgroup() {
+        eprintln!("SKIPPED: rootless without a delegated cgroup, the executor has no cgroup");
+        return;
+    }
+    let mut test_box = TestBox::new();
+    test_box.config.memory_limit = Some(48 * MIB);
+    let alloc_touch = test_box.install(&program("alloc_touch"));
+    let mut executor = test_box.executor();
+    let paths = executor.cgroup_paths();
+
+    let first = executor
+        .execute(&argv(&[&alloc_touch, "80"]), None)
+        .expect("execute");
+    assert_status(&first, ExecutionStatus::MemoryLimit);
+    executor.config_mut().memory_limit = Some(256 * MIB);
+    let second = executor
+        .execute(&argv(&[&alloc_touch, "100"]), None)
+        .expect("execute");
+    assert_status(&second, ExecutionStatus::Success);
+    assert!(second.memory_peak >= 100 * MIB, "{:?}", Brief(&second));
+    let third = executor
+        .execute(&argv(&["/bin/true"]), None)
+        .expect("execute");
+    assert!(third.memory_peak < 10 * MIB, "{:?}", Brief(&third));
+    executor.cleanup().expect("cleanup");
+    assert_paths_gone(&paths);
+
+    // Across executors: the first one's run, in its own cgroup, is not
+    // handed on to the next one of the same instance with its limit.
+    test_box.config.instance_id = format!("first-run-{}", test_box.uid);
+    test_box.config.memory_limit = Some(256 * MIB);
+    let mut config = test_box.config.clone();
+    config.memory_limit = Some(48 * MIB);
+    let mut first_executor = ProcessExecutor::new(config).expect("new");
+    let paths = first_executor.cgroup_paths();
+    let first = first_executor
+        .execute(&argv(&[&alloc_touch, "80"]), None)
+        .expect("execute");
+    assert_status(&first, ExecutionStatus::MemoryLimit);
+    first_executor.close_keeping_cgroups().expect("close");
+    let mut next = test_box.executor();
+    let big = next
+        .execute(&argv(&[&alloc_touch, "100"]), None)
+        .expect("execute");
+    assert_status(&big, ExecutionStatus::Success);
+    assert!(!big.oom_killed, "{:?}", Brief(&big));
+    next.cleanup().expect("cleanup");
+    assert_paths_gone(&paths);
+    assert_no_process_of_uid(test_box.uid);
+}
+
 /// An executor whose run was killed at the wall limit runs the next program normally.
 #[test]
 fn executor_is_reusable_after_a_kill() {

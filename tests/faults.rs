@@ -101,14 +101,26 @@ fn a_process_left_in_the_boxs_cgroup_does_not_stop_the_next_run() {
         .arg("60")
         .spawn()
         .unwrap();
-    // Every hierarchy the box's cgroup is in (not the hybrid layout's
-    // empty `unified` one). On cgroup v2 the box's cgroup hands its
-    // controllers down and so can hold no process itself (EBUSY): there a
-    // dead run's proxy is left in that run's cgroup, `run-1` (each `--run`
-    // process counts its runs from 1).
+    // A cold run is held by the box's cgroup itself, which its keeper
+    // removes after the run: a dead keeper leaves it, with the proxy, in
+    // every hierarchy the box uses (on cgroup v1 not the hybrid layout's
+    // empty `unified` one). When an agent's box kept it, the box's cgroup
+    // hands its controllers down on cgroup v2 and so can hold no process
+    // itself (EBUSY): there a dead run's proxy is left in that run's
+    // cgroup, `run-1` (each `--run` process counts its runs from 1).
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let mut moved = 0;
     for dir in &install.cgroups {
         let box_dir = dir.join(format!("box-{id}"));
+        let hierarchy = dir.strip_prefix("/sys/fs/cgroup").ok().and_then(|rest| {
+            rest.components()
+                .next()
+                .map(|first| first.as_os_str().to_string_lossy().into_owned())
+        });
+        let used = v2 || matches!(hierarchy.as_deref(), Some("memory" | "pids" | "cpuacct"));
+        if used && !box_dir.exists() {
+            std::fs::create_dir(&box_dir).unwrap();
+        }
         let procs = box_dir.join("cgroup.procs");
         if !procs.exists() {
             continue;

@@ -107,34 +107,16 @@ impl LockedBox {
         }
     }
 
-    /// Kills whatever is left in the box's cgroup and waits until it is
-    /// empty, keeping the cgroup. For a cold run, with the box's lock held
-    /// and no agent alive: then anything there is what a run whose keeper
-    /// died left, which may still be ending (its proxy's parent-death
-    /// signal not yet taken), or was never recorded (the keeper died before
-    /// [`stop_proxy`](Self::stop_proxy) could find it).
+    /// Removes the box's cgroup, killing whatever is left in it. For a cold
+    /// run, with the box's lock held and no agent alive: then anything
+    /// there is what a run whose keeper died left, which may still be
+    /// ending (its proxy's parent-death signal not yet taken), or was never
+    /// recorded (the keeper died before [`stop_proxy`](Self::stop_proxy)
+    /// could find it); and the cgroup itself may carry that run's limits
+    /// (a cold run is held by the box's cgroup itself). The run makes a
+    /// new one.
     pub fn kill_leftovers(&self) -> Result<(), BoxError> {
-        let Ok(placement) = self.cgroup_placement() else {
-            return Ok(());
-        };
-        let Some(cgroup) = CgroupController::existing(&placement, &self.cgroup_name())? else {
-            return Ok(());
-        };
-        let left = cgroup.pids()?;
-        let killed = if left.is_empty() {
-            Ok(())
-        } else {
-            tracing::warn!(
-                "killing what is left of an earlier run of box {}: {left:?}",
-                self.id
-            );
-            cgroup.kill_all()
-        };
-        cgroup.keep();
-        killed.map_err(|error| match error {
-            CgroupError::Busy(dir) => BoxError::CgroupSurvives { id: self.id, dir },
-            other => other.into(),
-        })
+        self.remove_cgroup()
     }
 
     /// Removes the box's cgroup when it exists, killing whatever is in it:

@@ -16,6 +16,7 @@
 
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use crate::config::CpuBandwidth;
@@ -126,6 +127,9 @@ pub struct CgroupController {
     /// Set once `remove` has succeeded, or the cgroup was handed on by
     /// [`keep`](Self::keep), so that `remove` and `Drop` are no-ops.
     removed: bool,
+    /// Every directory was made by this handle and nothing has used it
+    /// yet (no child, no run): no counter or limit of anyone shows in it.
+    fresh: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -442,18 +446,46 @@ impl CgroupController {
             parent,
             given,
         } = placement;
-        let backend = match version {
+        let (backend, fresh) = match version {
             CgroupVersion::V1 => {
-                Backend::V1(v1::V1Cgroup::new(root, parent, name, policy, optional)?)
+                let (cgroup, fresh) = v1::V1Cgroup::new(root, parent, name, policy, optional)?;
+                (Backend::V1(cgroup), fresh)
             }
             CgroupVersion::V2 => {
-                Backend::V2(v2::V2Cgroup::new(root, parent, *given, name, policy)?)
+                let (cgroup, fresh) = v2::V2Cgroup::new(root, parent, *given, name, policy)?;
+                (Backend::V2(cgroup), fresh)
             }
         };
-        Ok(Self {
+        let cgroup = Self {
             backend,
             removed: false,
-        })
+            fresh: AtomicBool::new(fresh),
+        };
+        if !fresh {
+            // A run may have held the instance itself (see `claim_fresh`)
+            // and its keeper died before removing it: its limits would
+            // bound every run below.
+            cgroup.clear_limits()?;
+        }
+        Ok(cgroup)
+    }
+
+    /// Gives the cgroup the limits of a new one: none of its own.
+    fn clear_limits(&self) -> Result<(), CgroupError> {
+        self.apply_limits(&CgroupLimits::default())?;
+        if let Backend::V2(cgroup) = &self.backend {
+            cgroup.inherit_cpuset()?;
+        }
+        Ok(())
+    }
+
+    /// Whether this instance was just made, by this handle, and nothing
+    /// has used it yet; the first caller to ask gets `true` and the
+    /// instance for itself (to hold a run directly, instead of a child
+    /// cgroup made for it), every later one `false`. Making a child also
+    /// ends the freshness.
+    pub fn claim_fresh(&self) -> bool {
+        self.fresh.swap(false, Ordering::Relaxed)
     }
 
     /// The instance `name` below the parent `placement` names, when it
@@ -475,6 +507,7 @@ impl CgroupController {
         Ok(backend.map(|backend| Self {
             backend,
             removed: false,
+            fresh: AtomicBool::new(false),
         }))
     }
 
@@ -496,6 +529,10 @@ impl CgroupController {
     /// controller: remove it before its parent.
     pub fn create_child(&self, name: &str) -> Result<Self, CgroupError> {
         check_name(name)?;
+        // A cgroup with children cannot hold a run itself (on v2 its
+        // controllers are handed down now), and a child's limits live
+        // below this one's.
+        self.fresh.store(false, Ordering::Relaxed);
         let backend = match &self.backend {
             Backend::V1(cgroup) => Backend::V1(cgroup.create_child(name)?),
             Backend::V2(cgroup) => Backend::V2(cgroup.create_child(name)?),
@@ -503,6 +540,7 @@ impl CgroupController {
         Ok(Self {
             backend,
             removed: false,
+            fresh: AtomicBool::new(false),
         })
     }
 

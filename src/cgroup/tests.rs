@@ -418,14 +418,15 @@ fn v1_add_process_joins_every_hierarchy() {
 fn v1_failed_write_is_an_error_only_when_strict() {
     for strict in [true, false] {
         let root = fake_v1(Some("box"));
+        let cgroup = CgroupController::new(Some(root.path()), "box", strict).unwrap();
         let pids_max = root.path().join("pids/isobox/box/pids.max");
         fs::remove_file(&pids_max).unwrap();
         fs::create_dir(&pids_max).unwrap();
-        let cgroup = CgroupController::new(Some(root.path()), "box", strict).unwrap();
+        let shares = root.path().join("cpu/isobox/box/cpu.shares");
+        fs::write(&shares, "").unwrap();
         let outcome = cgroup.apply_limits(&CgroupLimits::default());
         assert_eq!(outcome.is_err(), strict, "strict={strict}: {outcome:?}");
         // The writes after the failed one still happen when not strict.
-        let shares = root.path().join("cpu/isobox/box/cpu.shares");
         assert_eq!(read(shares) == "1024", !strict);
     }
 }
@@ -437,10 +438,16 @@ fn v2_instance_enables_controllers_top_down() {
     assert_eq!(cgroup.version(), CgroupVersion::V2);
     assert_eq!(cgroup.paths(), [root.path().join("isobox/box")]);
     assert!(cgroup.directory_fd().is_some());
-    for dir in ["", "isobox", "isobox/box"] {
+    for dir in ["", "isobox"] {
         let control = root.path().join(dir).join("cgroup.subtree_control");
         assert_eq!(read(control), "+memory +pids +cpu +cpuset", "{dir}");
     }
+    // The instance hands them on only with its first child: until then it
+    // may hold a run itself.
+    let control = root.path().join("isobox/box/cgroup.subtree_control");
+    assert_eq!(read(&control), "");
+    let _child = cgroup.create_child("run").unwrap();
+    assert_eq!(read(&control), "+memory +pids +cpu +cpuset");
 }
 
 #[test]
@@ -610,10 +617,10 @@ fn v2_add_process_writes_the_pid() {
 fn v2_failed_write_is_an_error_only_when_strict() {
     for strict in [true, false] {
         let root = fake_v2(Some("box"));
+        let cgroup = CgroupController::new(Some(root.path()), "box", strict).unwrap();
         let memory_max = root.path().join("isobox/box/memory.max");
         fs::remove_file(&memory_max).unwrap();
         fs::create_dir(&memory_max).unwrap();
-        let cgroup = CgroupController::new(Some(root.path()), "box", strict).unwrap();
         let limits = CgroupLimits {
             pids: Some(3),
             ..CgroupLimits::default()
@@ -655,9 +662,63 @@ fn v2_remove_takes_children_along_and_is_idempotent() {
 }
 
 #[test]
-fn v2_new_rolls_back_what_it_created() {
+fn only_an_instance_made_here_and_unused_is_fresh_once() {
+    for (made_here, root) in [(true, fake_v2(None)), (false, fake_v2(Some("box")))] {
+        let cgroup = CgroupController::new(Some(root.path()), "box", false).unwrap();
+        assert_eq!(
+            cgroup.claim_fresh(),
+            made_here,
+            "v2, made here: {made_here}"
+        );
+        assert!(!cgroup.claim_fresh(), "claimed twice");
+    }
+    for (made_here, root) in [(true, fake_v1(None)), (false, fake_v1(Some("box")))] {
+        let cgroup = CgroupController::new(Some(root.path()), "box", false).unwrap();
+        assert_eq!(
+            cgroup.claim_fresh(),
+            made_here,
+            "v1, made here: {made_here}"
+        );
+    }
+    // A child ends the freshness: the instance's controllers and limits
+    // now serve it.
     let root = fake_v2(None);
-    // The instance directory is created, then subtree_control fails.
-    assert!(CgroupController::new(Some(root.path()), "box", true).is_err());
-    assert!(!root.path().join("isobox/box").exists());
+    let cgroup = CgroupController::new(Some(root.path()), "box", false).unwrap();
+    let _child = cgroup.create_child("run").unwrap();
+    assert!(!cgroup.claim_fresh());
+}
+
+#[test]
+fn a_reused_instance_keeps_no_limit_of_its_last_run() {
+    // What a run held directly by the instance leaves when its keeper
+    // dies before removing it.
+    let root = fake_v1(Some("box"));
+    let instance = root.path().join("memory/isobox/box");
+    fs::write(instance.join("memory.limit_in_bytes"), "1048576").unwrap();
+    fs::write(root.path().join("pids/isobox/box/pids.max"), "5").unwrap();
+    fs::write(root.path().join("cpuset/isobox/box/cpuset.cpus"), "1").unwrap();
+    let _cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
+    assert_eq!(read(instance.join("memory.limit_in_bytes")), "-1");
+    assert_eq!(read(root.path().join("pids/isobox/box/pids.max")), "max");
+    assert_eq!(
+        read(root.path().join("cpuset/isobox/box/cpuset.cpus")),
+        read(root.path().join("cpuset/isobox/cpuset.cpus")).trim()
+    );
+
+    let root = fake_v2(Some("box"));
+    let instance = root.path().join("isobox/box");
+    fs::write(instance.join("memory.max"), "1048576").unwrap();
+    fs::write(instance.join("cpuset.cpus"), "1").unwrap();
+    let _cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
+    assert_eq!(read(instance.join("memory.max")), "max");
+    assert_eq!(read(instance.join("cpuset.cpus")), "");
+}
+
+#[test]
+fn v2_a_child_that_cannot_get_the_controllers_is_not_made() {
+    // The instance directory is made by new(), without control files.
+    let root = fake_v2(None);
+    let cgroup = CgroupController::new(Some(root.path()), "box", true).unwrap();
+    assert!(cgroup.create_child("run").is_err());
+    assert!(!root.path().join("isobox/box/run").exists());
 }

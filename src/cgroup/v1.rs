@@ -95,14 +95,15 @@ pub(super) struct V1Cgroup {
 
 impl V1Cgroup {
     /// Creates or reuses `<parent>/<name>` in every hierarchy under
-    /// `root`, creating the levels of `parent` as needed.
+    /// `root`, creating the levels of `parent` as needed; with whether
+    /// every hierarchy's directory was created here.
     pub(super) fn new(
         root: &Path,
         parent: &Path,
         name: &str,
         policy: WritePolicy,
         optional: OptionalControllers,
-    ) -> Result<Self, CgroupError> {
+    ) -> Result<(Self, bool), CgroupError> {
         let hierarchies = Arc::new(Hierarchies::find(root, optional)?);
         let cgroup = Self::at(hierarchies, parent.join(name), policy);
         let mut created = Vec::new();
@@ -110,7 +111,8 @@ impl V1Cgroup {
         if outcome.is_err() {
             files::undo_created(&created);
         }
-        outcome.map(|()| cgroup)
+        let fresh = created.len() == cgroup.hierarchies.distinct.len();
+        outcome.map(|()| (cgroup, fresh))
     }
 
     /// `<parent>/<name>` when it exists in some hierarchy under `root`.

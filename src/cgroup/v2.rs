@@ -80,7 +80,9 @@ pub(super) struct V2Cgroup {
 
 impl V2Cgroup {
     /// Creates or reuses `<root>/<parent>/<name>`, with the available
-    /// controllers enabled for its children.
+    /// controllers enabled for it (its children get them at the first
+    /// [`create_child`](Self::create_child)); with whether the directory
+    /// was created here.
     ///
     /// The levels of `parent` are created as needed, each handing the
     /// controllers down, unless `given`: then `parent` is an existing
@@ -92,7 +94,7 @@ impl V2Cgroup {
         given: bool,
         name: &str,
         policy: WritePolicy,
-    ) -> Result<Self, CgroupError> {
+    ) -> Result<(Self, bool), CgroupError> {
         let top = if given {
             root.join(parent)
         } else {
@@ -134,10 +136,12 @@ impl V2Cgroup {
             } else if !files::is_empty(std::slice::from_ref(&dir))? {
                 return Err(CgroupError::InUse(dir.clone()));
             }
-            // The instance never holds processes itself, so it can pass
-            // the controllers on to the per-run children.
-            enable_below(policy, &dir, &enable)?;
-            Self::open(dir.clone(), enable.clone(), policy)
+            // The controllers are not handed on below the instance yet: a
+            // cgroup that does so cannot hold processes itself, and a fresh
+            // instance may hold its one run directly
+            // ([`CgroupController::claim_fresh`]).
+            let fresh = !created.is_empty();
+            Self::open(dir.clone(), enable.clone(), policy).map(|cgroup| (cgroup, fresh))
         })();
         if outcome.is_err() {
             files::undo_created(&created);
@@ -249,6 +253,18 @@ impl V2Cgroup {
         }
         if let Some(mems) = &limits.cpuset_mems {
             write("cpuset.mems", mems)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the cgroup's CPUs and memory nodes its parent's again (an
+    /// empty `cpuset.cpus` or `cpuset.mems` inherits them).
+    pub(super) fn inherit_cpuset(&self) -> Result<(), CgroupError> {
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let path = self.dir.join(file);
+            if files::read_optional(&path)?.is_some_and(|value| !value.trim().is_empty()) {
+                self.policy.write(&path, "")?;
+            }
         }
         Ok(())
     }

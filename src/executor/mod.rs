@@ -18,6 +18,7 @@
 
 mod plan;
 mod spawn;
+use spawn::RunCgroup;
 mod uid;
 mod verdict;
 mod warm;
@@ -116,6 +117,10 @@ pub struct ProcessExecutor {
     /// The uid of `credentials` when this executor claimed it (held until
     /// the executor is dropped).
     _uid_claim: Option<UidClaim>,
+    /// `cgroup` held a run itself (see [`Self::open_run_cgroup`]): it
+    /// carries that run's limits and counters, so it is replaced before
+    /// anything else uses it, and never handed on.
+    instance_spent: bool,
     /// The working directory, open from the first run on.
     workdir: Option<Workdir>,
     last_usage: (f64, u64),
@@ -205,6 +210,7 @@ impl ProcessExecutor {
             cpus: online_cpus(),
             credentials,
             _uid_claim: uid_claim,
+            instance_spent: false,
             workdir: None,
             last_usage: (0.0, 0),
             runs: 0,
@@ -274,6 +280,7 @@ impl ProcessExecutor {
             return Err(IsolateError::Config("empty command".into()));
         }
         self.hand_over_workdir()?;
+        self.renew_spent_instance()?;
         self.runs += 1;
         if self.runs >= 2 {
             self.make_network()?;
@@ -284,16 +291,24 @@ impl ProcessExecutor {
         };
         let run_cgroup = self.open_run_cgroup()?;
         let guard = match run_cgroup {
-            None => self.open_memory_guard()?,
-            Some(_) => None,
+            RunCgroup::None => self.open_memory_guard()?,
+            _ => None,
         };
-        let facts = self.run_in_box(command, stdin, run_cgroup.as_ref(), guard.as_ref());
+        let measured = match &run_cgroup {
+            RunCgroup::Instance => self.cgroup.as_ref(),
+            RunCgroup::Child(run) => Some(run),
+            RunCgroup::None => None,
+        };
+        let facts = self.run_in_box(command, stdin, measured, guard.as_ref());
         if let Some(workdir) = &mut self.workdir {
             workdir.restore_owner();
         }
-        let usage = run_cgroup
-            .map(|run| self.close_run_cgroup(run))
-            .transpose()?;
+        let usage = match run_cgroup {
+            RunCgroup::Instance => self.cgroup.as_ref().map(|run| self.measure(run)),
+            RunCgroup::Child(run) => Some(self.close_run_cgroup(run)),
+            RunCgroup::None => None,
+        }
+        .transpose()?;
         let guarded = guard.map(|run| self.close_run_cgroup(run)).transpose()?;
         let mut facts = facts?;
         if let Some(usage) = &usage {
@@ -389,10 +404,12 @@ impl ProcessExecutor {
     /// [`instance_id`](IsolateConfig::instance_id), which reuses it when it
     /// is empty, or for whoever owns that name to remove. Each run still
     /// gets a fresh cgroup of its own below it, so nothing of one run shows
-    /// in the next. The isolate face keeps a box's cgroup from its first
-    /// run to `--cleanup`; the box's lock keeps two keepers off it.
+    /// in the next; a cgroup that held a run itself (the first run of an
+    /// executor that made it) carries that run's limits and is removed
+    /// instead. The isolate face keeps a box's cgroup from the agent's
+    /// first run to `--cleanup`; the box's lock keeps two keepers off it.
     pub fn close_keeping_cgroups(mut self) -> Result<()> {
-        if let Some(cgroup) = self.cgroup.take() {
+        if let Some(cgroup) = self.cgroup.take_if(|_| !self.instance_spent) {
             cgroup.keep();
         }
         if let Some(guard) = self.memory_guard.take() {

@@ -50,16 +50,50 @@ pub(super) fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> Is
     move |source| IsolateError::io(context, source)
 }
 
+/// The cgroup a cold run is measured and limited by.
+pub(super) enum RunCgroup {
+    /// The executor's own cgroup, fresh: the run is the first thing in it.
+    Instance,
+    /// A fresh child of the executor's cgroup.
+    Child(CgroupController),
+    /// None: the executor has no cgroup.
+    None,
+}
+
 impl ProcessExecutor {
-    /// A fresh child cgroup for the next run, with its limits, so no peak,
-    /// OOM count or limit of an earlier run can show.
-    pub(super) fn open_run_cgroup(&self) -> Result<Option<CgroupController>> {
+    /// A fresh cgroup for the next run, with its limits, so no peak, OOM
+    /// count or limit of an earlier run can show: the executor's own, when
+    /// it was just made and nothing used it yet (an executor used once,
+    /// such as `isobox run`'s or a box's cold run, saves a directory made
+    /// and removed in every v1 hierarchy); otherwise a child of it.
+    pub(super) fn open_run_cgroup(&mut self) -> Result<RunCgroup> {
         let Some(cgroup) = &self.cgroup else {
-            return Ok(None);
+            return Ok(RunCgroup::None);
         };
+        if cgroup.claim_fresh() {
+            // Spent from here on, even if the limits cannot be written.
+            self.instance_spent = true;
+            cgroup.apply_limits(&self.run_limits())?;
+            return Ok(RunCgroup::Instance);
+        }
         let run = cgroup.create_child(&format!("run-{}", self.runs))?;
         run.apply_limits(&self.run_limits())?;
-        Ok(Some(run))
+        Ok(RunCgroup::Child(run))
+    }
+
+    /// Replaces an executor cgroup that held a run itself by a new one,
+    /// before a run or a warm box uses it: its limits would bound every
+    /// cgroup below it.
+    pub(super) fn renew_spent_instance(&mut self) -> Result<()> {
+        if !self.instance_spent {
+            return Ok(());
+        }
+        if let Some(mut spent) = self.cgroup.take() {
+            spent.remove()?;
+        }
+        self.instance_spent = false;
+        self.cgroup = super::place_cgroup(&self.config)?;
+        Ok(())
     }
 
     /// The limits of the next run's cgroup.
@@ -98,15 +132,21 @@ impl ProcessExecutor {
 
     /// What the run's cgroup measured, then the cgroup removed.
     pub(super) fn close_run_cgroup(&self, mut run: CgroupController) -> Result<CgroupUsage> {
-        // Read before removal: removing empties the accounting. With a PID
-        // namespace the box died with its proxy; without one, stragglers
-        // are killed first so they stop consuming.
+        // Read before removal: removing empties the accounting.
+        let usage = self.measure(&run);
+        run.remove()?;
+        usage
+    }
+
+    /// What the cgroup `run` measured of the run that ended.
+    pub(super) fn measure(&self, run: &CgroupController) -> Result<CgroupUsage> {
+        // With a PID namespace the box died with its proxy; without one,
+        // stragglers are killed first so they stop consuming.
         let usage = if self.namespaces {
             run.usage()
         } else {
             run.kill_all().and_then(|()| run.usage())
         };
-        run.remove()?;
         Ok(usage?)
     }
 

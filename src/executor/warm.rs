@@ -207,6 +207,7 @@ impl ProcessExecutor {
             }
         }
         self.warmth.drop_box();
+        self.renew_spent_instance()?;
         self.make_network()?;
         if self.workdir.is_none() {
             self.workdir = Some(super::workdir::Workdir::open(&self.config.workdir)?);

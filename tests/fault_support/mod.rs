@@ -620,7 +620,7 @@ fn observe(install: &Install, id: u32, stage: Stage) -> &'static str {
             let started = inside.join("started").exists();
             let done = inside.join("done").exists();
             match (started, done, run_cgroups(install, id)) {
-                (false, _, Some(0) | None) => "lock, hand-over",
+                (false, _, None) => "lock, hand-over",
                 (false, _, Some(_)) => "cgroup, namespaces, mounts",
                 (true, false, _) => "program",
                 (true, true, _) => "teardown, give-back",
@@ -796,13 +796,15 @@ pub fn inmate_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
     let mut row = Row::named("box processes SIGKILL");
     let args = install.run_args(id);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let needle = format!(
-        "{}/box-{id}/",
+    // In the box's cgroup itself (a cold run) or below it (the agent's).
+    let tree = format!(
+        "{}/box-{id}",
         install.cgroups[0]
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     );
+    let (below, in_it) = (format!("{tree}/"), format!("{tree}\n"));
     let mut attempts_left = kills * 4;
     while row.kills < kills && attempts_left > 0 {
         attempts_left -= 1;
@@ -818,7 +820,8 @@ pub fn inmate_kills(install: &Install, id: u32, kills: u64, rng: &mut Rng) -> Ve
         let mut seen = 0;
         let mut victim = None;
         while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-            let mut pids = processes_in_cgroups(&needle);
+            let mut pids = processes_in_cgroups(&below);
+            pids.extend(processes_in_cgroups(&in_it));
             pids.sort_unstable();
             if !pids.is_empty() {
                 if seen >= skip {

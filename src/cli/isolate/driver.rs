@@ -532,14 +532,14 @@ fn run_locked(
                 agent::Route::Done(outcome) => (*outcome, Ok(())),
                 agent::Route::Cold { mark } => {
                     // A keeper killed before it recorded its proxy leaves
-                    // the box's processes ending on their own: the new
-                    // run's cgroup must not find them there.
+                    // the box's processes ending on their own, in the
+                    // box's cgroup, which may carry that run's limits: the
+                    // new run makes it again.
                     locked.kill_leftovers()?;
                     let mut executor = ProcessExecutor::new(run_config)?;
                     let outcome = executor.execute_with_stdin(command, stdin);
-                    // The box's cgroup stays until --cleanup (each run has
-                    // its own below it); what a dead keeper left there was
-                    // stopped above.
+                    // The box's cgroup, made for this run and holding it,
+                    // goes with it.
                     let cleaned = executor.close_keeping_cgroups();
                     if mark {
                         agent::mark(&locked);
