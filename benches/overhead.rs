@@ -590,10 +590,19 @@ fn accuracy_rows(targets: &mut Vec<String>) {
     }
     let cpu_error = median_f64(pair_errors) * 100.0;
     let own_clock_error = median_f64(own_clock_errors) * 100.0;
+    // The spread says how far the machine moves a loop's CPU time from
+    // run to run, which bounds what the bare comparison can tell.
+    let spread = |samples: &[Duration]| {
+        let low = samples.iter().min().copied().unwrap_or_default();
+        let high = samples.iter().max().copied().unwrap_or_default();
+        format!("{:.3}–{:.3} s", low.as_secs_f64(), high.as_secs_f64())
+    };
     println!(
-        "| CPU time of a busy loop, bare and boxed in {CPU_PAIRS} alternating pairs (medians): bare {:.3} s, boxed {:.3} s | median of the pairs' errors | {cpu_error:+.1} % |",
-        median(bare_cpu).as_secs_f64(),
-        median(boxed_cpu).as_secs_f64(),
+        "| CPU time of a busy loop, bare and boxed in {CPU_PAIRS} alternating pairs: bare {:.3} s ({}), boxed {:.3} s ({}) (medians, ranges) | median of the pairs' errors | {cpu_error:+.1} % |",
+        median(bare_cpu.clone()).as_secs_f64(),
+        spread(&bare_cpu),
+        median(boxed_cpu.clone()).as_secs_f64(),
+        spread(&boxed_cpu),
     );
     println!(
         "| the same boxed runs: isobox's CPU time against the loop's own clock (median) | | {own_clock_error:+.2} % |"
