@@ -359,11 +359,16 @@ fn piston_kill_of_an_interactive_job_is_reported_and_cleaned_up() {
     );
     // An interactive job: stdin stays open, and the client's kill event
     // becomes `proc.kill(signal)`.
-    let child = job.spawn(&words);
+    let mut child = job.spawn(&words);
+    // Held open until isolate has exited: `wait_with_output` would close
+    // it at once, and the job, reading end of file, could finish before
+    // the signal stops it (seen on one virtual CPU).
+    let stdin = child.stdin.take();
     common::wait_for(&job.dir.join("started"));
     // SAFETY: signals the isolate process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let outcome: Outcome = child.wait_with_output().unwrap().into();
+    drop(stdin);
     let meta = fs::read_to_string(&job.metadata_file_path).unwrap();
     let result = piston_parse_meta(&meta);
     assert_eq!(outcome.code, 1, "{outcome:?}\n{meta}");
