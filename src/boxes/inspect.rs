@@ -6,7 +6,7 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cgroup::{CgroupController, CgroupError};
@@ -146,6 +146,39 @@ impl LockedBox {
         })
     }
 
+    /// Unmounts the box's own file system (with anything mounted inside
+    /// it) when `<box_root>/<N>` itself is no mount point; `false` when that
+    /// cannot be known or is not so, and [`unmount_all`](Self::unmount_all)
+    /// must do it.
+    pub(super) fn unmount_own(&self) -> Result<bool, BoxError> {
+        let mount_root = |path: &Path| match crate::sys::is_mount_root(path) {
+            Ok(answer) => Ok(answer),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Some(false)),
+            Err(source) => Err(BoxError::Io {
+                context: format!("cannot stat {}", path.display()),
+                source,
+            }),
+        };
+        if mount_root(&self.dir)? != Some(false) {
+            return Ok(false);
+        }
+        // A path mounted over more than once needs as many unmounts; a
+        // detached mount takes the ones below it along.
+        for _ in 0..MAX_STACKED_MOUNTS {
+            match mount_root(&self.box_dir)? {
+                Some(false) => return Ok(true),
+                None => return Ok(false),
+                Some(true) => {
+                    crate::sys::unmount(&self.box_dir).map_err(|error| BoxError::Unmount {
+                        path: self.box_dir.clone(),
+                        error,
+                    })?
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Unmounts every file system mounted on or below `<box_root>/<N>`,
     /// deepest first.
     pub(super) fn unmount_all(&self) -> Result<(), BoxError> {
@@ -166,6 +199,10 @@ impl LockedBox {
         Ok(())
     }
 }
+
+/// How many mounts stacked on the box's directory [`Sandbox::unmount_own`]
+/// takes off before it leaves the rest to the mount table.
+const MAX_STACKED_MOUNTS: usize = 8;
 
 /// Every mount point of this process's mount namespace.
 fn mount_points() -> Result<Vec<PathBuf>, BoxError> {

@@ -315,10 +315,32 @@ impl LockedBox {
         // kernel detaches mounts whose mount point is deleted), so the
         // usual `--init` of a cleaned box does not read the whole mount
         // table.
-        match fs::symlink_metadata(&self.dir) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            _ => self.unmount_all()?,
+        if let Err(err) = fs::symlink_metadata(&self.dir) {
+            if err.kind() == io::ErrorKind::NotFound {
+                return Ok(());
+            }
         }
+        // The whole mount table is read only when something other than the
+        // box's own file system may be mounted here: reading it costs more
+        // than the rest of a cleanup. The removal never crosses a mount
+        // point, so one it meets is unmounted then, and the removal tried
+        // again.
+        let only_own = self.unmount_own()?;
+        if !only_own {
+            self.unmount_all()?;
+        }
+        match self.remove_dir() {
+            Err(_) if only_own => {
+                self.unmount_all()?;
+                self.remove_dir()
+            }
+            done => done,
+        }
+    }
+
+    /// Removes `<box_root>/<N>` and everything in it, never following a
+    /// link.
+    fn remove_dir(&self) -> Result<(), BoxError> {
         match fs::symlink_metadata(&self.dir) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(BoxError::Io {

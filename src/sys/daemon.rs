@@ -15,6 +15,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::check;
 
+/// The descriptor `kept` of [`spawn_root_daemon`] becomes in the program.
+pub const KEPT_FD: libc::c_int = 3;
+
 /// Every resource `setrlimit` knows (`RLIMIT_CPU` to `RLIMIT_RTTIME`).
 const RESOURCES: [libc::__rlimit_resource_t; 16] = [
     libc::RLIMIT_CPU,
@@ -37,12 +40,15 @@ const RESOURCES: [libc::__rlimit_resource_t; 16] = [
 
 /// Starts `program` with `argv` as a detached root process (see the module
 /// documentation) whose standard input is `stdin` and whose standard
-/// output and error are `/dev/null`; returns its pid. The caller must be
+/// output and error are `/dev/null`; returns its pid. `kept`, when given,
+/// becomes the program's descriptor 3 (a lock the program holds from the
+/// caller on, with no moment where nobody holds it). The caller must be
 /// single-threaded and have root as its effective uid.
 pub fn spawn_root_daemon(
     program: &CStr,
     argv: &[CString],
     stdin: BorrowedFd<'_>,
+    kept: Option<BorrowedFd<'_>>,
 ) -> io::Result<libc::pid_t> {
     // Everything the child needs is made before the fork: it only makes
     // system calls.
@@ -52,6 +58,7 @@ pub fn spawn_root_daemon(
     let null = c"/dev/null";
     let root = c"/";
     let stdin = stdin.as_raw_fd();
+    let kept = kept.map(|fd| fd.as_raw_fd());
     // SAFETY: the caller is single-threaded; the child below makes only
     // async-signal-safe system calls on memory prepared above, then
     // executes or exits.
@@ -107,12 +114,39 @@ pub fn spawn_root_daemon(
             && libc::dup2(stdin, 0) == 0
             && libc::dup2(devnull, 1) == 1
             && libc::dup2(devnull, 2) == 2;
+        // `dup2` leaves the copy without close-on-exec; the same open file
+        // description, so a lock on it stays held through the exec.
+        // (At 3 already, it only loses close-on-exec.)
+        if let Some(kept) = kept {
+            ok = ok
+                && if kept == KEPT_FD {
+                    libc::fcntl(KEPT_FD, libc::F_SETFD, 0) == 0
+                } else {
+                    libc::dup2(kept, KEPT_FD) == KEPT_FD
+                };
+        }
         if ok {
-            if devnull > 2 {
+            if devnull > 2 && (kept.is_none() || devnull != KEPT_FD) {
                 libc::close(devnull);
             }
             libc::execve(program.as_ptr(), pointers.as_ptr(), environment.as_ptr());
         }
         libc::_exit(127)
     }
+}
+
+/// The descriptor a program started by [`spawn_root_daemon`] was given as
+/// `kept`, made close-on-exec again; an error when there is none. Takes
+/// it over: to be called once, at the program's start.
+pub fn take_kept_fd() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails on a
+    // descriptor that is not open.
+    check(unsafe { libc::fcntl(KEPT_FD, libc::F_GETFD) })?;
+    // SAFETY: descriptor 3 is open (above) and, in a program started with
+    // `kept`, nothing else in the process owns it: the start-up code opens
+    // standard input, output and error only.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(KEPT_FD) };
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(fd)
 }

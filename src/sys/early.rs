@@ -239,6 +239,7 @@ const SYS_RECVFROM: usize = 45;
 const SYS_GETSOCKOPT: usize = 55;
 const SYS_UMASK: usize = 95;
 const SYS_GETUID: usize = 102;
+const SYS_GETGID: usize = 104;
 const SYS_GETEUID: usize = 107;
 const SYS_EXIT_GROUP: usize = 231;
 const SYS_OPENAT: usize = 257;
@@ -321,6 +322,13 @@ pub fn exit(status: u8) -> ! {
 pub fn caller_is_root() -> bool {
     // SAFETY: getuid and geteuid take nothing and cannot fail.
     unsafe { syscall4(SYS_GETUID, 0, 0, 0, 0) == 0 && syscall4(SYS_GETEUID, 0, 0, 0, 0) == 0 }
+}
+
+/// Whether the real group is root's.
+#[inline]
+pub fn caller_group_is_root() -> bool {
+    // SAFETY: getgid takes nothing and cannot fail.
+    unsafe { syscall4(SYS_GETGID, 0, 0, 0, 0) == 0 }
 }
 
 /// The process's file-creation mask (read by setting it and setting it

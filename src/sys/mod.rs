@@ -22,7 +22,7 @@ mod path;
 mod process;
 mod userns;
 
-pub use daemon::spawn_root_daemon;
+pub use daemon::{spawn_root_daemon, take_kept_fd, KEPT_FD};
 pub use fd::{
     above_stdio, dup_for_child, open_lock_file, open_standard_fds, pipe, poll, poll_entry,
     set_nonblocking, PollFd, POLLERR_OR_HUP, POLLIN, POLLOUT,
@@ -31,7 +31,7 @@ pub use ids::{as_caller, drop_set_id, is_set_id, real_ids, take_root_group};
 pub use interrupt::{
     catch_interruptions, interruption, interruption_fd, record_interruption, INTERRUPTION_SIGNALS,
 };
-pub use mount::{bind_mount, mount_tmpfs, new_network_namespace, unmount};
+pub use mount::{bind_mount, is_mount_root, mount_tmpfs, new_network_namespace, unmount};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{
     ignore_sigpipe, kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time,

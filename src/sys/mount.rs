@@ -50,6 +50,22 @@ pub fn unmount(target: &Path) -> io::Result<()> {
     check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) }).map(drop)
 }
 
+/// Whether `path` (not followed if a link) is the root of a mount; `None`
+/// when the kernel does not say (before Linux 5.8).
+pub fn is_mount_root(path: &Path) -> io::Result<Option<bool>> {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    let stat = rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    )?;
+    Ok(stat
+        .stx_attributes_mask
+        .contains(StatxAttributes::MOUNT_ROOT)
+        .then(|| stat.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)))
+}
+
 /// A new, empty network namespace (no interface up, no route), held open by
 /// the returned descriptor. Creating one costs about half a millisecond and
 /// serializes on a kernel lock, so an executor makes one and its boxes join

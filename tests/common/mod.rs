@@ -862,3 +862,57 @@ pub fn killed_at_glibc_start() -> seccompiler::BpfProgram {
     .and_then(TryInto::try_into)
     .expect("a filter of one rule")
 }
+
+/// The pids of the isolate face's installation services started for the
+/// configuration file `config` (`isolate --isobox-service <config>`).
+pub fn installation_services(config: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let words: Vec<&[u8]> = raw.split(|byte| *byte == 0).collect();
+            words.len() >= 3
+                && words[1] == b"--isobox-service"
+                && Path::new(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(words[2]),
+                ) == config
+        })
+        .collect()
+}
+
+/// Stops the installation service of `config`, if one runs, as an
+/// administrator would (`SIGTERM`), and waits until it is gone (killing
+/// it after 10 s): a test leaves no process behind.
+pub fn stop_installation_service(config: &Path) {
+    for pid in installation_services(config) {
+        // SAFETY: signals a process this test's installation started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+            if std::time::Instant::now() > deadline {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Whether `pid` has exited and waits for its parent (init) to reap it.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_ascii_whitespace()
+                .next()
+                .map(|state| state == "Z")
+        })
+        .unwrap_or(false)
+}

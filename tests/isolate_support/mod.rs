@@ -23,6 +23,7 @@
 //! | `hostile_syscalls_policy.rs` | 57 |
 //! | `faults.rs`           | 60–64   |
 //! | `hostile_mount_points.rs` | 80  |
+//! | `isolate_service.rs`  | 81      |
 //! | `hostile_review3.rs`  | 84      |
 //! | `hostile_process.rs`  | 86      |
 //! | `hostile_box_walk.rs` | 87–89   |
@@ -171,10 +172,14 @@ impl Isolate {
 }
 
 impl Drop for Isolate {
-    /// Removes the installation's own cgroup directories (isobox keeps
-    /// them for the installation's next boxes); `rmdir` fails on any that
-    /// still holds a box, which is then the box guard's business.
+    /// Stops the installation's service and removes the installation's own
+    /// cgroup directories (isobox keeps them for the installation's next
+    /// boxes); `rmdir` fails on any that still holds a box, which is then
+    /// the box guard's business.
     fn drop(&mut self) {
+        // The installation's service (started by its first `--init` or
+        // `--cleanup`) would otherwise outlive the test by its idle time.
+        crate::common::stop_installation_service(&self.config);
         let Ok(config) = isobox::boxes::BoxesConfig::load(&self.config) else {
             return;
         };

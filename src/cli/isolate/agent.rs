@@ -69,7 +69,7 @@ const IDLE: Duration = Duration::from_secs(30);
 const MARK_FILE: &str = ".isobox-ran";
 
 /// The directory of the agents' sockets, in the lock root.
-const AGENTS_DIR: &str = "agents";
+pub(super) const AGENTS_DIR: &str = "agents";
 
 /// The largest message: a run's arguments and environment.
 const MAX_MESSAGE: usize = 256 * 1024;
@@ -443,6 +443,10 @@ fn connect_socket(path: &Path) -> io::Result<OwnedFd> {
 /// socket is bound and listening before the agent starts, so the run sent
 /// next waits in its queue.
 fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
+    // The agent works from `/`: a relative path would name another file.
+    if !config_path.is_absolute() {
+        bail!("the configuration's path is relative");
+    }
     let dir = path.parent().context("no agents directory")?;
     private_directory(dir)?;
     match std::fs::remove_file(path) {
@@ -471,7 +475,7 @@ fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
     .into_iter()
     .map(CString::new)
     .collect::<Result<Vec<_>, _>>()?;
-    let pid = match sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd()) {
+    let pid = match sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), None) {
         Ok(pid) => pid,
         Err(error) => {
             let _ = std::fs::remove_file(path);
@@ -490,7 +494,7 @@ fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
 }
 
 /// Makes sure `dir` is a directory only root can enter.
-fn private_directory(dir: &Path) -> Result<()> {
+pub(super) fn private_directory(dir: &Path) -> Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
             return Err(error).with_context(|| format!("creating {}", dir.display()))
@@ -547,7 +551,7 @@ fn receive<T: for<'de> Deserialize<'de>>(
 }
 
 /// [`receive`], the message left as it came.
-fn receive_bytes(socket: impl AsFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+pub(super) fn receive_bytes(socket: impl AsFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     let socket = socket.as_fd();
     // The message's length first (a peek that takes nothing, not even its
     // descriptors): most messages are a few hundred bytes, and a buffer
@@ -893,13 +897,7 @@ impl Agent {
         if !servable(&parsed) {
             return decline("a run an agent cannot serve");
         }
-        let config_env = forward
-            .environment
-            .iter()
-            .find(|(name, _)| name == boxes::CONFIG_ENV)
-            .map(|(_, value)| std::ffi::OsStr::new(value.as_str()))
-            .filter(|value| !value.is_empty());
-        if boxes::config_path(config_env) != self.config_path {
+        if forward.config_path().as_ref() != Some(&self.config_path) {
             return decline("another installation");
         }
         // Busy: a command-line client holds the box and may be waiting for
@@ -983,22 +981,37 @@ impl Agent {
     }
 }
 
-/// A run forwarded by a root caller's front: its arguments (the program's
-/// name left out), environment and umask, and its standard input, output,
-/// error and current directory.
-struct Forward {
-    words: Vec<String>,
-    environment: Vec<(String, String)>,
-    umask: u32,
-    stdin: OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    directory: OwnedFd,
+/// An invocation forwarded by a root caller's front: the name it was run
+/// by and its arguments, environment and umask, and its standard input,
+/// output, error and current directory.
+pub(super) struct Forward {
+    /// The name the caller was run by (`argv[0]`).
+    pub(super) program: String,
+    pub(super) words: Vec<String>,
+    pub(super) environment: Vec<(String, String)>,
+    pub(super) umask: u32,
+    pub(super) stdin: OwnedFd,
+    pub(super) stdout: OwnedFd,
+    pub(super) stderr: OwnedFd,
+    pub(super) directory: OwnedFd,
 }
 
 impl Forward {
+    /// The configuration file the caller's command line would read, when
+    /// it names the same file in any directory (a relative path is the
+    /// caller's to resolve).
+    pub(super) fn config_path(&self) -> Option<PathBuf> {
+        let from_env = self
+            .environment
+            .iter()
+            .find(|(name, _)| name == boxes::CONFIG_ENV)
+            .map(|(_, value)| std::ffi::OsStr::new(value.as_str()))
+            .filter(|value| !value.is_empty());
+        Some(boxes::config_path(from_env)).filter(|path| path.is_absolute())
+    }
+
     /// Reads what `front::forward` sent; `None` for anything else.
-    fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Option<Self> {
+    pub(super) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Option<Self> {
         let [stdin, stdout, stderr, directory]: [OwnedFd; 4] = fds.try_into().ok()?;
         let header = bytes.get(..front::HEADER_LENGTH)?;
         let field = |index: usize| {
@@ -1028,8 +1041,9 @@ impl Forward {
         if strings.next().is_some() || words.is_empty() {
             return None;
         }
-        words.remove(0);
+        let program = words.remove(0);
         Some(Self {
+            program,
             words,
             environment,
             umask,

@@ -17,9 +17,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{self, BoxError, BoxState, BoxesConfig, LockedBox, Quota};
 use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
 
-use super::agent;
 use super::args::{Action, IsolateArgs};
 use super::meta::{self, Meta, Verdict};
+use super::{agent, service};
 use crate::cli::env::{self, Environment, WhenAbsent};
 use crate::cli::print_error;
 
@@ -123,11 +123,7 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
     isobox::sys::take_root_group().context("cannot switch to root's group")?;
     // The real ids: the caller, also in a set-user-ID installation.
     let (caller_uid, caller_gid) = isobox::sys::real_ids();
-    let owner = match (parsed.as_uid, parsed.as_gid) {
-        (Some(uid), Some(gid)) if caller_uid == 0 => (uid, gid),
-        (Some(_), _) | (_, Some(_)) => bail!("you must be root to use --as-uid or --as-gid"),
-        _ => (caller_uid, caller_gid),
-    };
+    let owner = owner_of_new_box(parsed, (caller_uid, caller_gid))?;
     let from_env = std::env::var_os(boxes::CONFIG_ENV).filter(|value| !value.is_empty());
     if from_env.is_some() && caller_uid != 0 {
         bail!(
@@ -172,28 +168,15 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
                 bail!("new boxes can be created only by root (restricted_init is set)");
             }
             let locked = lock(&config, parsed)?;
-            check_owner(&locked, caller_uid)?;
-            agent::stop(&config, locked.id());
-            let state = BoxState {
-                cgroups: parsed.cg,
-                owner_uid: owner.0,
-                owner_gid: owner.1,
-            };
-            let quota = parsed
-                .quota
-                .map(|(blocks, inodes)| Quota { blocks, inodes });
-            locked
-                .init(state, quota)
-                .map_err(|error| explain(error, parsed))?;
-            crate::cli::print_out(format_args!("{}\n", locked.dir().display()));
-            Ok(0)
+            let code = init_locked(&config, parsed, locked, caller_uid, owner);
+            service::start_for(&config, &config_path);
+            code
         }
         Action::Cleanup => {
             let locked = lock(&config, parsed)?;
-            check_owner(&locked, caller_uid)?;
-            agent::stop(&config, locked.id());
-            locked.cleanup().map_err(|error| explain(error, parsed))?;
-            Ok(0)
+            let code = cleanup_locked(&config, parsed, locked, caller_uid);
+            service::start_for(&config, &config_path);
+            code
         }
         Action::Run(command) => {
             let how = Invocation {
@@ -208,8 +191,56 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
     }
 }
 
+/// The owner `--init` records: the caller, or whom `--as-uid` and
+/// `--as-gid` name (root only, both or neither).
+pub(super) fn owner_of_new_box(parsed: &IsolateArgs, caller: (u32, u32)) -> Result<(u32, u32)> {
+    match (parsed.as_uid, parsed.as_gid) {
+        (Some(uid), Some(gid)) if caller.0 == 0 => Ok((uid, gid)),
+        (Some(_), _) | (_, Some(_)) => bail!("you must be root to use --as-uid or --as-gid"),
+        _ => Ok(caller),
+    }
+}
+
+/// `--init` of the locked box, for `caller_uid`, recorded as `owner`'s.
+pub(super) fn init_locked(
+    config: &BoxesConfig,
+    parsed: &IsolateArgs,
+    locked: LockedBox,
+    caller_uid: u32,
+    owner: (u32, u32),
+) -> Result<u8> {
+    check_owner(&locked, caller_uid)?;
+    agent::stop(config, locked.id());
+    let state = BoxState {
+        cgroups: parsed.cg,
+        owner_uid: owner.0,
+        owner_gid: owner.1,
+    };
+    let quota = parsed
+        .quota
+        .map(|(blocks, inodes)| Quota { blocks, inodes });
+    locked
+        .init(state, quota)
+        .map_err(|error| explain(error, parsed))?;
+    crate::cli::print_out(format_args!("{}\n", locked.dir().display()));
+    Ok(0)
+}
+
+/// `--cleanup` of the locked box, for `caller_uid`.
+pub(super) fn cleanup_locked(
+    config: &BoxesConfig,
+    parsed: &IsolateArgs,
+    locked: LockedBox,
+    caller_uid: u32,
+) -> Result<u8> {
+    check_owner(&locked, caller_uid)?;
+    agent::stop(config, locked.id());
+    locked.cleanup().map_err(|error| explain(error, parsed))?;
+    Ok(0)
+}
+
 /// What `-v` says first: which configuration and boxes are used.
-fn note_configuration(parsed: &IsolateArgs, config_path: &Path, config: &BoxesConfig) {
+pub(super) fn note_configuration(parsed: &IsolateArgs, config_path: &Path, config: &BoxesConfig) {
     if parsed.verbose > 0 {
         crate::cli::print_note(format_args!(
             "{}: configuration {}, boxes in {}\n",

@@ -1,23 +1,25 @@
 //! The isolate face's front door: a root caller's `--run` in a box whose
-//! agent is up goes to the agent whole, before the C library starts (see
-//! `isobox::sys::early`), and the process only waits for its exit status.
+//! agent is up goes to the agent whole, and its `--init` or `--cleanup` to
+//! the installation's service (`service.rs`), before the C library starts
+//! (see `isobox::sys::early`); the process only waits for the exit status.
 //!
-//! A warm run otherwise pays, in the `--run` process, glibc's start-up
-//! (about 0.3 ms here) and the parsing, checks and lock that the agent,
-//! already running, does faster. The front sends the arguments and the
-//! environment as the kernel laid them out, its umask, its standard
-//! input, output and error and its current directory; the agent parses
-//! them as a cold `--run` would, and runs everything a cold `--run` runs
-//! (the lock, the checks, the box's hand-over, the meta file, the verdict
-//! line), writing to the descriptors it was given.
+//! Otherwise each of these pays, in its own process, glibc's start-up
+//! (about 0.6 ms here with isobox's own) and the parsing and checks that
+//! the agent or service, already running, does faster. The front sends the
+//! arguments and the environment as the kernel laid them out, its umask,
+//! its standard input, output and error and its current directory; the
+//! other end parses them as the command line would, and runs everything
+//! the command line runs (the lock, the checks, the box's hand-over, the
+//! meta file, the verdict line), writing to the descriptors it was given.
 //!
 //! Whatever the front cannot settle it leaves to the ordinary path, which
-//! sees the process as it was: nothing here prints (but for an agent that
-//! read the run and ended without answering, which is that run's error),
-//! and every descriptor it opened is closed again. So are the cases the agent declines (any
-//! invocation it would not run the same way as the command line). The
-//! front reads only a hint of which box is meant, from the arguments and
-//! the configuration file; the agent decides. Callers who are not root (a
+//! sees the process as it was: nothing here prints (but for an agent or
+//! service that read the command and ended without answering, which is
+//! that command's error), and every descriptor it opened is closed again.
+//! So are the cases the other end declines (any invocation it would not
+//! carry out the same way as the command line). The front reads only a
+//! hint of where the invocation goes, from the arguments and the
+//! configuration file; the other end decides. Callers who are not root (a
 //! set-user-ID installation) take the ordinary path, which hands a warm
 //! run to the agent after checking the caller's rights itself.
 
@@ -26,6 +28,8 @@ use std::mem::MaybeUninit;
 use isobox::boxes::{CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_LOCK_ROOT};
 use isobox::sys::early::{self, Interruptions, Start, Text, Wake};
 use isobox::sys::INTERRUPTION_SIGNALS;
+
+use super::service::SOCKET_NAME as SERVICE_SOCKET;
 
 /// The first bytes of a forwarded run: what tells it from the command
 /// line's requests (JSON) on the agent's socket.
@@ -46,16 +50,21 @@ pub(super) const FINISHED: u8 = b'F';
 /// The most a configuration file may hold for the front to read it.
 const CONFIG_ROOM: usize = 16 * 1024;
 
-/// Forwards the run if it can, and then never returns; returns when the
-/// ordinary path must handle the invocation. Keeps the rules of
+/// Forwards the invocation if it can, and then never returns; returns when
+/// the ordinary path must handle it. Keeps the rules of
 /// `isobox::sys::early`.
 pub fn forward(start: &Start) {
     if !early::caller_is_root() {
         return;
     }
-    let Some(id) = box_to_run(start) else {
+    let Some(target) = target(start) else {
         return;
     };
+    // The service records the caller's group as the owner of a box it
+    // makes, and opens files with it: it serves root's group only.
+    if matches!(target, Target::Service) && !early::caller_group_is_root() {
+        return;
+    }
     let mut socket_path = Text::<108>::new();
     let config_path = match start.env_var(CONFIG_ENV.as_bytes()) {
         Some(value) if !value.is_empty() => value,
@@ -68,15 +77,19 @@ pub fn forward(start: &Start) {
     let mut buffer = [const { MaybeUninit::uninit() }; CONFIG_ROOM];
     // An unreadable file makes the ordinary path fail (or, missing, use
     // the defaults): the default's socket is then only a guess, which the
-    // agent checks.
+    // other end checks.
     let lock_root = early::read_file(config_file.as_bytes(), &mut buffer)
         .and_then(lock_root)
         .unwrap_or(DEFAULT_LOCK_ROOT.as_bytes());
-    if !(socket_path.push(lock_root)
+    let named = socket_path.push(lock_root)
         && socket_path.push(b"/agents/")
-        && socket_path.push_decimal(u64::from(id))
-        && socket_path.push(b".sock"))
-    {
+        && match target {
+            Target::Run(id) => {
+                socket_path.push_decimal(u64::from(id)) && socket_path.push(b".sock")
+            }
+            Target::Service => socket_path.push(SERVICE_SOCKET.as_bytes()),
+        };
+    if !named {
         return;
     }
     // Blocked before the run is sent: a signal that comes during the run
@@ -119,7 +132,10 @@ pub fn forward(start: &Start) {
         match early::wait(&socket, &interruptions, &mut reply) {
             Wake::Signal(signal) => {
                 // The agent stops the run as the command line would; its
-                // answer follows.
+                // answer follows. (The service finishes its `--init` or
+                // `--cleanup`, a millisecond's work, rather than leave a
+                // box half made: the signal then ends nothing but this
+                // wait.)
                 let mut message = Text::<32>::new();
                 let _ = message.push(b"{\"Interrupt\":")
                     && message.push_decimal(u64::from(signal as u32))
@@ -141,7 +157,12 @@ pub fn forward(start: &Start) {
                 early::write_all(early::STDERR, name);
                 early::write_all(
                     early::STDERR,
-                    b": the box's agent ended before it answered\n",
+                    match target {
+                        Target::Run(_) => b": the box's agent ended before it answered\n",
+                        Target::Service => {
+                            b": the installation's service ended before it answered\n"
+                        }
+                    },
                 );
                 early::exit(crate::cli::EXIT_TROUBLE)
             }
@@ -149,11 +170,22 @@ pub fn forward(start: &Start) {
     }
 }
 
-/// The box a `--run` names: `-b N`, `-bN`, `--box-id N` or `--box-id=N`
-/// before `--` (box 0 when none is named), if `--run` is among the
-/// options.
-fn box_to_run(start: &Start) -> Option<u32> {
+/// Where an invocation can go.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A `--run` in this box: to the box's agent.
+    Run(u32),
+    /// `--init` or `--cleanup`: to the installation's service.
+    Service,
+}
+
+/// Where the arguments can go: a `--run` (in box `-b N`, `-bN`,
+/// `--box-id N` or `--box-id=N` before `--`, box 0 when none is named), or
+/// an `--init` or `--cleanup`; nowhere when they name none of these or
+/// more than one.
+fn target(start: &Start) -> Option<Target> {
     let mut run = false;
+    let mut init_or_cleanup = false;
     let mut id = 0;
     let mut index = 1;
     while let Some(arg) = start.arg(index) {
@@ -163,6 +195,8 @@ fn box_to_run(start: &Start) -> Option<u32> {
         }
         if early::same_bytes(arg, b"--run") {
             run = true;
+        } else if early::same_bytes(arg, b"--init") || early::same_bytes(arg, b"--cleanup") {
+            init_or_cleanup = true;
         } else if early::same_bytes(arg, b"-b") || early::same_bytes(arg, b"--box-id") {
             id = number(start.arg(index)?)?;
             index += 1;
@@ -172,7 +206,11 @@ fn box_to_run(start: &Start) -> Option<u32> {
             id = number(value)?;
         }
     }
-    run.then_some(id)
+    match (run, init_or_cleanup) {
+        (true, false) => Some(Target::Run(id)),
+        (false, true) => Some(Target::Service),
+        _ => None,
+    }
 }
 
 /// What follows `prefix` in `text`, if `text` starts with it.

@@ -16,6 +16,7 @@ pub mod front;
 mod getopt;
 mod manual;
 mod meta;
+mod service;
 
 pub use manual::manual_page;
 
@@ -78,6 +79,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     }
     if words.first().map(String::as_str) == Some(agent::AGENT_FLAG) {
         return agent::main(&words[1..]);
+    }
+    if words.first().map(String::as_str) == Some(service::SERVICE_FLAG) {
+        return service::main(&words[1..]);
     }
     let parsed = match parse(&words) {
         Ok(parsed) => parsed,

@@ -1,0 +1,364 @@
+//! The installation's service: a resident root process that carries out a
+//! root caller's `--init` and `--cleanup`, handed to it whole before the C
+//! library starts (see [`front`]), as a box's agent carries out its runs.
+//!
+//! A judge calls `--init`, `--run` and `--cleanup` per test case, each a
+//! new process. In each of the three, glibc's and isobox's own start-up
+//! (about 0.6 ms here: `cpuid` probing that traps to the hypervisor, the
+//! relocation of the static executable, the configuration) cost more than
+//! the box work itself. The agent takes that off `--run` from a box's
+//! second run on; no agent exists before `--init`, and one goes with
+//! `--cleanup`, so those two are served by one process per installation,
+//! at `<lock_root>/agents/service.sock`.
+//!
+//! It is started by the first root caller whose `--init` or `--cleanup`
+//! took the ordinary path and found none ([`start_for`]), through
+//! [`isobox::sys::spawn_root_daemon`], with nothing of the caller's. Only
+//! one runs per lock root: it holds `service.lock` for its whole life,
+//! from the starter on (the lock comes to it as a descriptor, so there is
+//! no moment in which a second starter could take it), and the starter
+//! binds the socket before the service exists. It leaves after [`IDLE`]
+//! without a request, on `SIGTERM`, `SIGINT` or `SIGHUP`, or at once when
+//! its socket is gone; it removes its socket before it lets the lock go,
+//! so a caller either reaches it or finds nothing (a connection left in
+//! its queue is reset, and the front takes the ordinary path).
+//!
+//! What it serves is exactly what the ordinary path would do for a root
+//! caller, through the same driver code, with the caller's directory,
+//! umask, standard output and error; it declines (and the caller's own
+//! process does the work) whatever it would not do identically: another
+//! configuration file, another program name in messages, another mount
+//! namespace, a busy box (which the ordinary path reports, or waits for
+//! with `--wait`), and anything that fails before the box is locked.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use isobox::boxes::BoxesConfig;
+use isobox::sys::{self, poll_entry, POLLIN};
+use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+
+use super::agent::{self, Forward, AGENTS_DIR};
+use super::args::{parse, Action};
+use super::driver::{self, MetaFile};
+use super::front;
+use crate::cli::{print_error, EXIT_TROUBLE};
+
+/// The hidden first argument that makes the isolate face the service.
+pub(super) const SERVICE_FLAG: &str = "--isobox-service";
+
+/// The service's socket, in the agents' directory of the lock root.
+pub const SOCKET_NAME: &str = "service.sock";
+
+/// The lock the running service holds, next to its socket.
+const LOCK_NAME: &str = "service.lock";
+
+/// How long the service waits for a request before it leaves.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// How often an idle service looks whether its socket is still there.
+const TICK: Duration = Duration::from_secs(1);
+
+fn socket_path(config: &BoxesConfig) -> PathBuf {
+    config.lock_root.join(AGENTS_DIR).join(SOCKET_NAME)
+}
+
+/// Starts the installation's service after an ordinary `--init` or
+/// `--cleanup`, when a front could use it (the caller is root through and
+/// through: real and effective ids 0), the installation allows resident
+/// helpers (`box_agent`) and none runs. Anything that goes wrong only
+/// means the next commands take the ordinary path too.
+pub(super) fn start_for(config: &BoxesConfig, config_path: &Path) {
+    // The service resolves nothing relative to a caller's directory.
+    if sys::real_ids() != (0, 0)
+        || !sys::is_root()
+        || !config.box_agent
+        || !config_path.is_absolute()
+    {
+        return;
+    }
+    if let Err(error) = start(config, config_path) {
+        tracing::debug!("cannot start the installation's service: {error:#}");
+    }
+}
+
+fn start(config: &BoxesConfig, config_path: &Path) -> Result<()> {
+    let path = socket_path(config);
+    let dir = path.parent().context("no agents directory")?;
+    agent::private_directory(dir)?;
+    let lock = sys::open_lock_file(&dir.join(LOCK_NAME)).context("opening the service's lock")?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        // A service runs (it declined this caller, or the caller never
+        // tried), or another caller is starting one.
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).context("locking the service's lock")
+        }
+    }
+    // Nobody holds the lock, so a socket left there is a dead service's.
+    match std::fs::remove_file(&path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(error).context("removing a dead service's socket")
+        }
+        _ => {}
+    }
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::bind(&listener, &SocketAddrUnix::new(&path)?)?;
+    rustix::net::listen(&listener, 64)?;
+    let config_path = config_path
+        .to_str()
+        .context("the configuration's path is not UTF-8")?;
+    let argv = [crate::cli::program_name(), SERVICE_FLAG, config_path]
+        .into_iter()
+        .map(std::ffi::CString::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    match sys::spawn_root_daemon(
+        c"/proc/self/exe",
+        &argv,
+        listener.as_fd(),
+        Some(lock.as_fd()),
+    ) {
+        Ok(pid) => {
+            tracing::debug!(pid, "the installation's service started");
+            Ok(())
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            Err(error).context("starting the service")
+        }
+    }
+}
+
+/// The service's entry point: `isolate --isobox-service <config>`, with
+/// the listening socket as standard input and the lock as descriptor 3.
+pub(super) fn main(words: &[String]) -> ExitCode {
+    // As for the agent: only isolate itself starts the service, as root
+    // through and through.
+    if sys::real_ids() != (0, 0) || sys::is_set_id() || !sys::is_root() {
+        print_error("the service is started by isolate itself");
+        return ExitCode::from(EXIT_TROUBLE);
+    }
+    let [config_path] = words else {
+        print_error("usage: --isobox-service <configuration>");
+        return ExitCode::from(EXIT_TROUBLE);
+    };
+    match serve(Path::new(config_path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::warn!("the installation's service: {error:#}");
+            ExitCode::from(EXIT_TROUBLE)
+        }
+    }
+}
+
+/// What the service keeps between requests.
+struct Service {
+    config_path: PathBuf,
+    /// Where it listens, and the socket file's device and inode there: a
+    /// file at that path that is not this one means the service is gone
+    /// from the installation.
+    socket: PathBuf,
+    socket_id: (u64, u64),
+    /// The mount namespace this process works in.
+    mount_namespace: (u64, u64),
+    /// Standard output and error between requests.
+    null: File,
+}
+
+fn serve(config_path: &Path) -> Result<()> {
+    let lock = sys::take_kept_fd().context("no lock descriptor")?;
+    // The lock is the one its starter took: held by this open file
+    // description, which a second `flock` by this process finds its own.
+    File::from(lock.try_clone()?)
+        .try_lock()
+        .context("the service's lock is not held")?;
+    let listener = io::stdin().as_fd().try_clone_to_owned()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    if !rustix::net::sockopt::socket_acceptconn(&listener)? {
+        bail!("standard input is not a listening socket");
+    }
+    // Listening again makes this process the peer callers see.
+    rustix::net::listen(&listener, 64)?;
+    let config = BoxesConfig::load(config_path)?;
+    let socket = socket_path(&config);
+    let socket_id = file_id(&socket).context("the service's socket")?;
+    crate::cli::catch_interruptions();
+    let service = Service {
+        config_path: config_path.to_path_buf(),
+        socket,
+        socket_id,
+        mount_namespace: file_id(Path::new("/proc/self/ns/mnt"))?,
+        null,
+    };
+    let mut last_request = Instant::now();
+    loop {
+        let wake = sys::interruption_fd().context("no interruption pipe")?;
+        let mut entries = [
+            poll_entry(listener.as_raw_fd(), POLLIN),
+            poll_entry(wake.as_raw_fd(), POLLIN),
+        ];
+        let ready = sys::poll(&mut entries, Some(TICK))?;
+        if sys::interruption().is_some() {
+            service.leave();
+            return Ok(());
+        }
+        if ready == 0 || entries[0].revents == 0 {
+            if file_id(&service.socket).ok() != Some(service.socket_id) {
+                // Removed by hand, with the installation perhaps: another
+                // service may be starting there, whose socket is not this
+                // one's to remove.
+                return Ok(());
+            }
+            if last_request.elapsed() >= IDLE {
+                service.leave();
+                return Ok(());
+            }
+            continue;
+        }
+        let Ok(connection) = rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) else {
+            continue;
+        };
+        last_request = Instant::now();
+        service.serve_one(&connection);
+    }
+}
+
+/// A file's device and inode.
+fn file_id(path: &Path) -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+impl Service {
+    /// Removes the socket (when it is still this service's), so that no
+    /// caller reaches a service that is leaving; the lock goes with the
+    /// process.
+    fn leave(&self) {
+        if file_id(&self.socket).ok() == Some(self.socket_id) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+    }
+
+    /// Serves or declines one caller: root peers only.
+    fn serve_one(&self, connection: &OwnedFd) {
+        let Ok(peer) = rustix::net::sockopt::socket_peercred(connection) else {
+            return;
+        };
+        if !peer.uid.is_root() {
+            return;
+        }
+        let Ok(Some((bytes, fds))) = agent::receive_bytes(connection) else {
+            return;
+        };
+        let forward = bytes
+            .starts_with(&front::FORWARD_MAGIC)
+            .then(|| Forward::decode(&bytes, fds))
+            .flatten();
+        let answer = match forward {
+            Some(forward) => {
+                let peer_namespace = format!("/proc/{}/ns/mnt", peer.pid.as_raw_nonzero());
+                if file_id(Path::new(&peer_namespace)).ok() == Some(self.mount_namespace) {
+                    self.carry_out(forward)
+                } else {
+                    Err("another mount namespace".into())
+                }
+            }
+            None => Err("not a forwarded command".into()),
+        };
+        // An interruption the front passed on meanwhile is read, not left
+        // in the queue: closing a connection with unread data resets it,
+        // and the front could then take the reset for the answer.
+        let mut unread = [0u8; 64];
+        while rustix::net::recv(connection, &mut unread, rustix::net::RecvFlags::DONTWAIT)
+            .is_ok_and(|(length, _)| length > 0)
+        {}
+        let reply = match answer {
+            Ok(code) => vec![front::FINISHED, code],
+            Err(why) => {
+                tracing::debug!("the service declined a command: {why}");
+                vec![front::DECLINED]
+            }
+        };
+        let _ = rustix::net::send(connection, &reply, SendFlags::NOSIGNAL);
+    }
+
+    /// Carries out a forwarded `--init` or `--cleanup` and returns its exit
+    /// status, or says why the caller must do it itself.
+    fn carry_out(&self, forward: Forward) -> std::result::Result<u8, String> {
+        let program = Path::new(&forward.program)
+            .file_name()
+            .map(|name| name.to_string_lossy());
+        if program.as_deref() != Some(crate::cli::program_name()) {
+            return Err("called by another name".into());
+        }
+        let parsed = parse(&forward.words)?;
+        if !matches!(parsed.action, Action::Init | Action::Cleanup) {
+            return Err("neither --init nor --cleanup".into());
+        }
+        if forward.config_path().as_ref() != Some(&self.config_path) {
+            return Err("another installation".into());
+        }
+        let owner = driver::owner_of_new_box(&parsed, (0, 0)).map_err(|error| error.to_string())?;
+        let config = BoxesConfig::load(&self.config_path).map_err(|error| error.to_string())?;
+        rustix::process::fchdir(&forward.directory).map_err(|error| error.to_string())?;
+        let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(forward.umask));
+        let answer = self.carry_out_in(&forward, &parsed, &config, owner);
+        rustix::process::umask(umask);
+        let _ = rustix::process::chdir("/");
+        answer
+    }
+
+    /// [`carry_out`](Self::carry_out) in the caller's directory and umask.
+    fn carry_out_in(
+        &self,
+        forward: &Forward,
+        parsed: &super::args::IsolateArgs,
+        config: &BoxesConfig,
+        owner: (u32, u32),
+    ) -> std::result::Result<u8, String> {
+        // Busy: the ordinary path reports it, or waits with --wait.
+        let locked = config
+            .sandbox(parsed.box_id)
+            .and_then(|sandbox| sandbox.lock(false))
+            .map_err(|error| error.to_string())?;
+        rustix::stdio::dup2_stdout(&forward.stdout).map_err(|error| error.to_string())?;
+        if let Err(error) = rustix::stdio::dup2_stderr(&forward.stderr) {
+            self.give_back_stdio();
+            return Err(error.to_string());
+        }
+        driver::note_configuration(parsed, &self.config_path, config);
+        let done = match parsed.action {
+            Action::Init => driver::init_locked(config, parsed, locked, 0, owner),
+            _ => driver::cleanup_locked(config, parsed, locked, 0),
+        };
+        let code = done
+            .unwrap_or_else(|error| super::die(&error, &mut MetaFile::new(parsed.meta.as_deref())));
+        // What went to the caller's stdout through Rust's buffer goes
+        // before the descriptor is taken back.
+        let _ = io::Write::flush(&mut io::stdout());
+        self.give_back_stdio();
+        Ok(code)
+    }
+
+    /// Standard output and error are `/dev/null` again.
+    fn give_back_stdio(&self) {
+        let _ = rustix::stdio::dup2_stdout(&self.null);
+        let _ = rustix::stdio::dup2_stderr(&self.null);
+    }
+}

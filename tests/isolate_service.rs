@@ -1,0 +1,555 @@
+//! The installation's service: a root caller's `--init` and `--cleanup`
+//! are handed whole, before the C library starts, to one resident process
+//! per installation (`src/cli/isolate/service.rs`). What a caller sees must
+//! not change: the same output, exit status, files, modes, owners and
+//! meta file as the command line's own; whatever the service would not do
+//! identically goes the ordinary way; it serves root only, one runs per
+//! installation, and it leaves when told to.
+//!
+//! A command run under a seccomp filter that kills at glibc's first
+//! `arch_prctl` gets through only if it never started the C library: it
+//! was carried out by the service. Run as root (privileged tests).
+
+mod common;
+mod isolate_support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{installation_services, skip_unless_privileged};
+use isolate_support::{slot_id, Isolate};
+
+/// How an invocation is made: under the filter that kills the C library's
+/// start, with a umask, in another mount namespace, with a real group.
+#[derive(Clone, Copy, Default)]
+struct Caller {
+    filtered: bool,
+    umask: Option<u32>,
+    own_mount_namespace: bool,
+    group: Option<u32>,
+}
+
+const FILTERED: Caller = Caller {
+    filtered: true,
+    umask: None,
+    own_mount_namespace: false,
+    group: None,
+};
+
+/// Runs `program args` as `caller`, with `isolate`'s configuration (or
+/// `config`) and from its root directory.
+fn invoke(
+    isolate: &Isolate,
+    program: &Path,
+    config: &Path,
+    args: &[&str],
+    caller: Caller,
+) -> Output {
+    let filter = common::killed_at_glibc_start();
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env("ISOBOX_CONFIG", config)
+        .current_dir(isolate.root())
+        .stdin(std::process::Stdio::null());
+    // SAFETY: between fork and exec the child makes only the system calls
+    // below (umask, unshare, setresgid, and the two of apply_filter, on a
+    // program built before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(mask) = caller.umask {
+                libc::umask(mask);
+            }
+            if caller.own_mount_namespace && libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(group) = caller.group {
+                if libc::setresgid(group, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if caller.filtered {
+                seccompiler::apply_filter(&filter).map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        });
+    }
+    command.output().expect("running isolate")
+}
+
+fn isolate_as(isolate: &Isolate, args: &[&str], caller: Caller) -> Output {
+    invoke(isolate, &isolate.link, &isolate.config, args, caller)
+}
+
+fn killed_at_glibc_start(output: &Output) -> bool {
+    output.status.signal() == Some(libc::SIGSYS)
+}
+
+/// Output and status with the installation's own directory written as
+/// `ROOT`, to compare two installations.
+fn seen(isolate: &Isolate, output: &Output) -> (Option<i32>, String, String) {
+    seen_in(&[isolate.root()], output)
+}
+
+/// [`seen`], with each of `roots` written as `ROOT`.
+fn seen_in(roots: &[&Path], output: &Output) -> (Option<i32>, String, String) {
+    let text = |bytes: &[u8]| {
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        for root in roots {
+            text = text.replace(&root.display().to_string(), "ROOT");
+        }
+        text
+    };
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+/// Mode and owner of `path`, or `None` when it is not there.
+fn mode_and_owner(path: &Path) -> Option<(u32, u32, u32)> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    Some((meta.mode() & 0o7777, meta.uid(), meta.gid()))
+}
+
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not after 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The one service of `isolate`'s installation, started by an ordinary
+/// `--init` of box `id` if none runs yet.
+fn started_service(isolate: &Isolate, id: u32) -> i32 {
+    let id = id.to_string();
+    if installation_services(&isolate.config).is_empty() {
+        let init = isolate.isolate(&["-b", &id, "--init"]);
+        assert_eq!(init.code, 0, "{init:?}");
+    }
+    let services = installation_services(&isolate.config);
+    assert_eq!(
+        services.len(),
+        1,
+        "one service per installation: {services:?}"
+    );
+    services[0]
+}
+
+/// `--init` and `--cleanup` carried out by the service are the command
+/// line's: compared with an installation that keeps no resident helper
+/// (`box_agent = 0`), the same output, status, directories (their modes
+/// under the caller's umask, their owners with `--as-uid`), state, and the
+/// meta file of a failure at the caller's relative path.
+#[test]
+fn init_and_cleanup_by_the_service_are_the_command_lines() {
+    skip_unless_privileged!();
+    let served = Isolate::new();
+    let ordinary = Isolate::with_extra_config("box_agent = 0\n");
+    let id = slot_id(81, 0);
+    let box_arg = id.to_string();
+    started_service(&served, slot_id(81, 1));
+    let cleanup = ["-b", box_arg.as_str(), "--cleanup"];
+    let cases: Vec<(Vec<&str>, Caller)> = vec![
+        (vec!["--cg", "-b", &box_arg, "--init"], Caller::default()),
+        (
+            vec!["--cg", "-b", &box_arg, "-v", "--init"],
+            Caller::default(),
+        ),
+        (cleanup.to_vec(), Caller::default()),
+        (cleanup.to_vec(), Caller::default()),
+        (
+            vec!["-b", &box_arg, "--init"],
+            Caller {
+                umask: Some(0o077),
+                ..Caller::default()
+            },
+        ),
+        (
+            vec!["-b", &box_arg, "--as-uid=63811", "--as-gid=63812", "--init"],
+            Caller::default(),
+        ),
+        (
+            vec!["-b", &box_arg, "-q", "2048,100", "--init"],
+            Caller::default(),
+        ),
+        (cleanup.to_vec(), Caller::default()),
+    ];
+    for (args, caller) in cases {
+        let by_service = isolate_as(
+            &served,
+            &args,
+            Caller {
+                filtered: true,
+                ..caller
+            },
+        );
+        let by_command_line = isolate_as(&ordinary, &args, caller);
+        assert!(
+            !killed_at_glibc_start(&by_service),
+            "{args:?} was not served: {by_service:?}"
+        );
+        assert_eq!(
+            seen(&served, &by_service),
+            seen(&ordinary, &by_command_line),
+            "{args:?}"
+        );
+        for (path, other) in [
+            (
+                served.box_root.join(&box_arg),
+                ordinary.box_root.join(&box_arg),
+            ),
+            (
+                served.box_root.join(&box_arg).join("box"),
+                ordinary.box_root.join(&box_arg).join("box"),
+            ),
+        ] {
+            assert_eq!(
+                mode_and_owner(&path),
+                mode_and_owner(&other),
+                "{args:?}: {path:?}"
+            );
+        }
+        let state = |isolate: &Isolate| {
+            fs::read_to_string(isolate.box_root.join(&box_arg).join(".isobox-state")).ok()
+        };
+        assert_eq!(state(&served), state(&ordinary), "{args:?}");
+    }
+
+    // A failure after the box is locked: its message, and the meta file at
+    // the caller's relative path (written in the caller's directory).
+    let file = |isolate: &Isolate| {
+        let path = isolate.root().join("not-a-directory");
+        fs::write(&path, "").unwrap();
+        Isolate::with_extra_config(&format!("box_root = {}\n", path.display()))
+    };
+    let (served_broken, ordinary_broken) = (file(&served), file(&ordinary));
+    // The broken installation needs its own service (another file).
+    let other = slot_id(81, 2).to_string();
+    let args = ["-b", other.as_str(), "-M", "relative-meta", "--cleanup"];
+    let _ = invoke(
+        &served_broken,
+        &served_broken.link,
+        &served_broken.config,
+        &args,
+        Caller::default(),
+    );
+    fs::remove_file(served_broken.root().join("relative-meta")).unwrap();
+    let by_service = invoke(
+        &served_broken,
+        &served_broken.link,
+        &served_broken.config,
+        &args,
+        FILTERED,
+    );
+    let by_command_line = invoke(
+        &ordinary_broken,
+        &ordinary_broken.link,
+        &ordinary_broken.config,
+        &args,
+        Caller::default(),
+    );
+    assert!(!killed_at_glibc_start(&by_service), "{by_service:?}");
+    assert_eq!(by_service.status.code(), Some(2), "{by_service:?}");
+    // The two installations' roots differ; each names its own.
+    assert_eq!(
+        seen_in(&[served.root(), served_broken.root()], &by_service),
+        seen_in(&[ordinary.root(), ordinary_broken.root()], &by_command_line)
+    );
+    let meta = |isolate: &Isolate, roots: &[&Path]| {
+        let mut text = fs::read_to_string(isolate.root().join("relative-meta")).unwrap();
+        for root in roots {
+            text = text.replace(&root.display().to_string(), "ROOT");
+        }
+        text
+    };
+    let served_meta = meta(&served_broken, &[served.root(), served_broken.root()]);
+    assert!(served_meta.starts_with("status:XX\n"), "{served_meta}");
+    assert_eq!(
+        served_meta,
+        meta(&ordinary_broken, &[ordinary.root(), ordinary_broken.root()])
+    );
+}
+
+/// What the service would not do exactly as the command line does goes
+/// the ordinary way (stopped by the filter here, which is the proof; run
+/// again without it, it does what the command line does): a busy box, a
+/// caller in another mount namespace (whose paths may name other files),
+/// another configuration file naming the same lock root, another program
+/// name (which starts every message), a caller whose real group is not
+/// root's (the owner of a box it makes).
+#[test]
+fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(81, 3);
+    let box_arg = id.to_string();
+    started_service(&isolate, slot_id(81, 4));
+    let init = ["-b", box_arg.as_str(), "--init"];
+
+    let other_config = isolate.root().join("same-installation.conf");
+    fs::copy(&isolate.config, &other_config).unwrap();
+    let renamed = isolate.root().join("isolate-renamed");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_isobox"), &renamed).unwrap();
+    let declined = [
+        (
+            "another mount namespace",
+            &isolate.link,
+            &isolate.config,
+            Caller {
+                own_mount_namespace: true,
+                ..FILTERED
+            },
+        ),
+        (
+            "another configuration file",
+            &isolate.link,
+            &other_config,
+            FILTERED,
+        ),
+        ("another program name", &renamed, &isolate.config, FILTERED),
+        (
+            "another real group",
+            &isolate.link,
+            &isolate.config,
+            Caller {
+                group: Some(1),
+                ..FILTERED
+            },
+        ),
+    ];
+    for (why, program, config, caller) in declined {
+        let output = invoke(&isolate, program, config, &init, caller);
+        assert!(killed_at_glibc_start(&output), "{why}: {output:?}");
+        let output = invoke(
+            &isolate,
+            program,
+            config,
+            &init,
+            Caller {
+                filtered: false,
+                ..caller
+            },
+        );
+        assert_eq!(output.status.code(), Some(0), "{why}: {output:?}");
+    }
+
+    // A box whose lock another process holds: the command line reports it
+    // (or waits, with --wait).
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(isolate.root().join("locks").join(&box_arg))
+        .unwrap();
+    lock.lock().unwrap();
+    let output = isolate_as(&isolate, &init, FILTERED);
+    assert!(killed_at_glibc_start(&output), "busy: {output:?}");
+    let output = isolate_as(&isolate, &init, Caller::default());
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--wait"),
+        "{output:?}"
+    );
+    drop(lock);
+    let output = isolate_as(&isolate, &["-b", box_arg.as_str(), "--cleanup"], FILTERED);
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// One service per installation, however many callers start one at once;
+/// it runs as root from `/` with nothing of its starter's, behind a
+/// directory only root can enter; it leaves on `SIGTERM` with its socket,
+/// and one that was killed is replaced by the next command, which the
+/// command line carries out meanwhile.
+#[test]
+fn one_service_per_installation_and_it_leaves_when_told() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let ids: Vec<String> = (5..10)
+        .map(|index| slot_id(81, index).to_string())
+        .collect();
+    let service = started_service(&isolate, slot_id(81, 5));
+    let status = fs::read_to_string(format!("/proc/{service}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|line| line.starts_with("Uid:\t0\t0\t0\t0")),
+        "{status}"
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{service}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    assert_eq!(fs::read(format!("/proc/{service}/environ")).unwrap(), b"");
+    let agents = isolate.root().join("locks/agents");
+    assert_eq!(
+        fs::metadata(&agents).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let socket: PathBuf = agents.join("service.sock");
+    assert!(socket.exists());
+
+    // Killed: the next commands take the ordinary path, and the first of
+    // them to finish starts the next service; callers at once start one.
+    unsafe_kill(service, libc::SIGKILL);
+    eventually("the killed service gone", || {
+        !Path::new(&format!("/proc/{service}")).exists()
+    });
+    let callers: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            isolate
+                .command()
+                .args(["-b", id, "--init"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut caller in callers {
+        assert!(caller.wait().unwrap().success());
+    }
+    let services = installation_services(&isolate.config);
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_ne!(services[0], service);
+    for id in &ids {
+        let output = isolate_as(&isolate, &["-b", id, "--cleanup"], FILTERED);
+        assert!(output.status.success(), "{output:?}");
+        assert!(!isolate.box_root.join(id).exists());
+    }
+
+    // SIGTERM: gone, its socket with it.
+    unsafe_kill(services[0], libc::SIGTERM);
+    eventually("the service gone", || {
+        installation_services(&isolate.config).is_empty()
+    });
+    assert!(!socket.exists(), "the socket outlived the service");
+}
+
+fn unsafe_kill(pid: i32, signal: i32) {
+    // SAFETY: signals a process this test's installation started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// The front hands `--init` only to a root listener, and the service
+/// serves only root: a socket at the service's place listened on by
+/// `nobody` gets nothing (the command goes the ordinary way, stopped by
+/// the filter, and does not hang), and a forwarded `--init` sent by
+/// `nobody` to the real service (its directory opened to others for the
+/// test) is not carried out.
+#[test]
+fn the_service_and_the_front_trust_only_root() {
+    use std::os::fd::AsRawFd;
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(81, 6).to_string();
+    let service = started_service(&isolate, slot_id(81, 7));
+    let agents = isolate.root().join("locks/agents");
+    let path = agents.join("service.sock");
+
+    // A forwarded --init from nobody: header, arguments, environment.
+    let config = isolate.config.display().to_string();
+    let strings = format!("isolate\0-b\0{id}\0--init\0ISOBOX_CONFIG={config}\0");
+    let mut message = b"isobox>1".to_vec();
+    for field in [4u32, 1, 0o022] {
+        message.extend_from_slice(&field.to_le_bytes());
+    }
+    message.extend_from_slice(strings.as_bytes());
+    let directory = fs::File::open(isolate.root()).unwrap();
+    let address = rustix::net::SocketAddrUnix::new(&path).unwrap();
+    fs::set_permissions(&agents, fs::Permissions::from_mode(0o711)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut sender = Command::new("/bin/true");
+    let dir_fd = directory.as_raw_fd();
+    // SAFETY: the child makes only system calls on values built before
+    // the fork (rustix's are plain system calls), then exits; it reports
+    // through its exit status: 0 nothing came back, 1 an answer came, 2
+    // connecting or sending failed.
+    unsafe {
+        sender.pre_exec(move || {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(2);
+            }
+            let Ok(socket) = rustix::net::socket(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                None,
+            ) else {
+                libc::_exit(2)
+            };
+            if rustix::net::connect(&socket, &address).is_err() {
+                libc::_exit(2);
+            }
+            let fds = [
+                std::os::fd::BorrowedFd::borrow_raw(0),
+                std::os::fd::BorrowedFd::borrow_raw(1),
+                std::os::fd::BorrowedFd::borrow_raw(2),
+                std::os::fd::BorrowedFd::borrow_raw(dir_fd),
+            ];
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+            let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+            let _ = control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+            let iov = [std::io::IoSlice::new(&message)];
+            if rustix::net::sendmsg(&socket, &iov, &mut control, rustix::net::SendFlags::empty())
+                .is_err()
+            {
+                libc::_exit(2);
+            }
+            // A service that never answers ends the sender, not the test.
+            libc::alarm(10);
+            let mut reply = [0u8; 8];
+            match rustix::net::recv(&socket, &mut reply, rustix::net::RecvFlags::empty()) {
+                Ok((0, _)) | Err(_) => libc::_exit(0),
+                Ok(_) => libc::_exit(1),
+            }
+        });
+    }
+    let status = sender.status().unwrap();
+    fs::set_permissions(&agents, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(status.code(), Some(0), "the service answered nobody");
+    assert!(
+        !isolate.box_root.join(&id).exists(),
+        "the service made a box for nobody"
+    );
+    assert_eq!(installation_services(&isolate.config), vec![service]);
+
+    // An impostor listening at the service's place.
+    common::stop_installation_service(&isolate.config);
+    let _ = fs::remove_file(&path);
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&socket, &rustix::net::SocketAddrUnix::new(&path).unwrap()).unwrap();
+    let raw = socket.as_raw_fd();
+    let mut impostor = Command::new("/bin/sleep");
+    impostor.arg("60");
+    // SAFETY: setgid, setuid and listen are async-signal-safe.
+    unsafe {
+        impostor.pre_exec(move || {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 || libc::listen(raw, 8) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut impostor = impostor.spawn().unwrap();
+    drop(socket);
+    let started = Instant::now();
+    let output = isolate_as(&isolate, &["-b", &id, "--init"], FILTERED);
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the front waited"
+    );
+    assert!(killed_at_glibc_start(&output), "{output:?}");
+    let _ = fs::remove_file(&path);
+}
