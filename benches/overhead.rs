@@ -377,6 +377,7 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         .map(|s| (s.isolate, s.row, s.samples))
         .collect();
     isobox.quietly(&["--cg", "-b", "2", "--cleanup"]);
+    support::stop_installation_service(&config);
     support::remove_installation_cgroups(&config);
     if let Some(reference) = reference {
         reference.quietly(&["--cg", "-b", "2", "--cleanup"]);

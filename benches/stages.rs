@@ -426,5 +426,6 @@ fn main() {
             previous
         );
     }
+    support::stop_installation_service(&config);
     support::remove_installation_cgroups(&config);
 }

@@ -126,12 +126,11 @@ fn eventually(what: &str, done: impl Fn() -> bool) {
 }
 
 /// The one service of `isolate`'s installation, started by an ordinary
-/// `--init` of box `id` if none runs yet.
+/// `--init` of box `id` (cleaned up again) if none runs yet.
 fn started_service(isolate: &Isolate, id: u32) -> i32 {
-    let id = id.to_string();
     if installation_services(&isolate.config).is_empty() {
-        let init = isolate.isolate(&["-b", &id, "--init"]);
-        assert_eq!(init.code, 0, "{init:?}");
+        let sandbox = isolate.open_box(id, false);
+        drop(sandbox);
     }
     let services = installation_services(&isolate.config);
     assert_eq!(
@@ -154,6 +153,7 @@ fn init_and_cleanup_by_the_service_are_the_command_lines() {
     let ordinary = Isolate::with_extra_config("box_agent = 0\n");
     let id = slot_id(81, 0);
     let box_arg = id.to_string();
+    let _guards = (served.adopt_box(id, true), ordinary.adopt_box(id, true));
     started_service(&served, slot_id(81, 1));
     let cleanup = ["-b", box_arg.as_str(), "--cleanup"];
     let cases: Vec<(Vec<&str>, Caller)> = vec![
@@ -290,6 +290,7 @@ fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
     let isolate = Isolate::new();
     let id = slot_id(81, 3);
     let box_arg = id.to_string();
+    let _guard = isolate.adopt_box(id, false);
     started_service(&isolate, slot_id(81, 4));
     let init = ["-b", box_arg.as_str(), "--init"];
 
@@ -448,6 +449,7 @@ fn the_service_and_the_front_trust_only_root() {
     skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(81, 6).to_string();
+    let _guard = isolate.adopt_box(slot_id(81, 6), false);
     let service = started_service(&isolate, slot_id(81, 7));
     let agents = isolate.root().join("locks/agents");
     let path = agents.join("service.sock");
@@ -468,8 +470,8 @@ fn the_service_and_the_front_trust_only_root() {
     let dir_fd = directory.as_raw_fd();
     // SAFETY: the child makes only system calls on values built before
     // the fork (rustix's are plain system calls), then exits; it reports
-    // through its exit status: 0 nothing came back, 1 an answer came, 2
-    // connecting or sending failed.
+    // through its exit status: 0 nothing came back, 1 an answer came, 2 to
+    // 5 a step failed (becoming nobody, the socket, connecting, sending).
     unsafe {
         sender.pre_exec(move || {
             if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
@@ -480,10 +482,10 @@ fn the_service_and_the_front_trust_only_root() {
                 rustix::net::SocketType::SEQPACKET,
                 None,
             ) else {
-                libc::_exit(2)
+                libc::_exit(3)
             };
             if rustix::net::connect(&socket, &address).is_err() {
-                libc::_exit(2);
+                libc::_exit(4);
             }
             let fds = [
                 std::os::fd::BorrowedFd::borrow_raw(0),
@@ -495,10 +497,17 @@ fn the_service_and_the_front_trust_only_root() {
             let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
             let _ = control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
             let iov = [std::io::IoSlice::new(&message)];
-            if rustix::net::sendmsg(&socket, &iov, &mut control, rustix::net::SendFlags::empty())
-                .is_err()
+            // Refused, the connection may be closed before the message is
+            // sent: that too is nothing done.
+            if rustix::net::sendmsg(
+                &socket,
+                &iov,
+                &mut control,
+                rustix::net::SendFlags::NOSIGNAL,
+            )
+            .is_err()
             {
-                libc::_exit(2);
+                libc::_exit(5);
             }
             // A service that never answers ends the sender, not the test.
             libc::alarm(10);
@@ -511,7 +520,10 @@ fn the_service_and_the_front_trust_only_root() {
     }
     let status = sender.status().unwrap();
     fs::set_permissions(&agents, fs::Permissions::from_mode(0o700)).unwrap();
-    assert_eq!(status.code(), Some(0), "the service answered nobody");
+    assert!(
+        matches!(status.code(), Some(0 | 5)),
+        "the service answered nobody, or the test could not ask: {status:?}"
+    );
     assert!(
         !isolate.box_root.join(&id).exists(),
         "the service made a box for nobody"

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The `isobox` executable as `cargo build --release` makes it, which is
 /// the one users install.
@@ -56,5 +57,36 @@ pub fn remove_installation_cgroups(config: &std::path::Path) {
                 let _ = std::fs::remove_dir(dir);
             }
         }
+    }
+}
+
+/// Stops the isolate face's installation service of the installation
+/// configured in `config` (started by the bench's first `--init` or
+/// `--cleanup`), found through the peer of its socket, and waits until it
+/// is gone: a bench leaves no process behind.
+#[allow(dead_code)]
+pub fn stop_installation_service(config: &std::path::Path) {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+    let Ok(config) = isobox::boxes::BoxesConfig::load(config) else {
+        return;
+    };
+    let path = config.lock_root.join("agents").join("service.sock");
+    let Ok(socket) = rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None) else {
+        return;
+    };
+    let connected =
+        SocketAddrUnix::new(&path).and_then(|address| rustix::net::connect(&socket, &address));
+    let Ok(peer) = connected.and_then(|()| rustix::net::sockopt::socket_peercred(&socket)) else {
+        return;
+    };
+    drop(socket);
+    if rustix::process::kill_process(peer.pid, rustix::process::Signal::TERM).is_err() {
+        return;
+    }
+    let alive = format!("/proc/{}/cmdline", peer.pid.as_raw_nonzero());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A process that exited has an empty command line until it is reaped.
+    while std::fs::read(&alive).is_ok_and(|line| !line.is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -88,7 +88,8 @@ pub struct BoxesConfig {
     /// `box_quota = BLOCKS,INODES`, an isobox extension).
     pub default_quota: Quota,
     /// A box's second and later `--run`s go to its agent, which keeps a
-    /// warm box (key `box_agent`, an isobox extension; default 1).
+    /// warm box, and root's `--init` and `--cleanup` to the installation's
+    /// service (key `box_agent`, an isobox extension; default 1).
     pub box_agent: bool,
 }
 

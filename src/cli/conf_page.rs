@@ -100,8 +100,11 @@ const KEYS: &[Key] = &[
         example: "1",
         text: "isobox only: 1 lets a box's second and later --run (with --cg) go to an \
                agent process of the box that keeps its namespaces, root and cgroup warm \
-               between runs and exits after 30 s idle or at --cleanup; 0 runs every --run \
-               cold, with no process left between runs. Default: 1.",
+               between runs and exits after 30 s idle or at --cleanup, and root's --init \
+               and --cleanup go to one service process per lock_root (started by the \
+               first of them; it exits after 30 s idle or on SIGTERM); 0 runs every \
+               command in its own process, with no process left between commands. \
+               Default: 1.",
     },
     Key {
         name: "box<N>.cpus",
