@@ -565,3 +565,35 @@ fn the_service_and_the_front_trust_only_root() {
     assert!(killed_at_glibc_start(&output), "{output:?}");
     let _ = fs::remove_file(&path);
 }
+
+/// The service reads the configuration again when its file changes, as
+/// every command line does: a box made after `box_root` moved is in the
+/// new place.
+#[test]
+fn a_changed_configuration_is_read_again() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(81, 8);
+    let _guard = isolate.adopt_box(id, false);
+    started_service(&isolate, slot_id(81, 9));
+    let moved = isolate.root().join("moved-boxes");
+    let text = fs::read_to_string(&isolate.config).unwrap();
+    fs::write(
+        &isolate.config,
+        format!("{text}box_root = {}\n", moved.display()),
+    )
+    .unwrap();
+    let box_arg = id.to_string();
+    let output = isolate_as(&isolate, &["-b", &box_arg, "--init"], FILTERED);
+    assert!(output.status.success(), "{output:?}");
+    let made = moved.join(&box_arg);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", made.display())
+    );
+    assert!(made.join("box").is_dir());
+    assert!(!isolate.box_root.join(&box_arg).exists());
+    let output = isolate_as(&isolate, &["-b", &box_arg, "--cleanup"], FILTERED);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!made.exists());
+}

@@ -33,7 +33,8 @@ mod lifecycle;
 
 pub use config::{
     config_path, BoxesConfig, CgRoot, PerBoxConfig, Quota, CONFIG_ENV, DEFAULT_BOX_ROOT,
-    DEFAULT_CONFIG_PATH, DEFAULT_LOCK_ROOT, DEFAULT_NUM_BOXES, DEFAULT_QUOTA,
+    DEFAULT_CONFIG_PATH, DEFAULT_LOCK_ROOT, DEFAULT_NUM_BOXES, DEFAULT_QUOTA, SUBGID_PATH,
+    SUBUID_PATH,
 };
 pub use lifecycle::{BoxState, LockedBox};
 

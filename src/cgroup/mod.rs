@@ -140,6 +140,64 @@ enum Backend {
 
 /// Where cgroups live on a normal system.
 const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
+/// Whether this process keeps what it found of the hierarchies (see
+/// [`remember_layout`]).
+static REMEMBER_LAYOUT: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process keep, from now on, what it finds of the cgroup
+/// hierarchies under a root (their version and, on v1, where each
+/// controller is mounted) instead of looking again at every use. For a
+/// long-lived process that serves many short commands (the isolate face's
+/// installation service), where the look (about fifteen `stat`s of
+/// cgroup files per box) costs more than the command's own cgroup work.
+/// The layout is the host's mount table, which a running system does not
+/// change; a process that must see it change does not call this.
+pub fn remember_layout() {
+    REMEMBER_LAYOUT.store(true, Ordering::Relaxed);
+}
+
+/// What was found under each root, by key, while [`remember_layout`] holds.
+struct Remembered<K, V> {
+    found: std::sync::Mutex<Vec<(K, V)>>,
+}
+
+impl<K: PartialEq, V: Clone> Remembered<K, V> {
+    const fn new() -> Self {
+        Self {
+            found: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What `find` finds for `key`: kept when `remember` and it succeeds.
+    fn get_or_find<E>(
+        &self,
+        remember: bool,
+        key: K,
+        find: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if !remember {
+            return find();
+        }
+        let known = self.found.lock().ok().and_then(|found| {
+            found
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(value) = known {
+            return Ok(value);
+        }
+        let value = find()?;
+        if let Ok(mut found) = self.found.lock() {
+            found.push((key, value.clone()));
+        }
+        Ok(value)
+    }
+}
+
+/// [`CgroupController::detect`]'s findings, by root.
+static DETECTED: Remembered<PathBuf, (CgroupVersion, PathBuf)> = Remembered::new();
 /// `f_type` of a cgroup2 file system (`CGROUP2_SUPER_MAGIC` in
 /// `linux/magic.h`; libc does not export it).
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -362,6 +420,12 @@ impl CgroupController {
     /// `unified` mount is therefore never chosen.
     pub fn detect(root: Option<&Path>) -> Result<(CgroupVersion, PathBuf), CgroupError> {
         let root = root.unwrap_or(Path::new(DEFAULT_ROOT)).to_path_buf();
+        let remember = REMEMBER_LAYOUT.load(Ordering::Relaxed);
+        DETECTED.get_or_find(remember, root.clone(), || Self::detect_at(root))
+    }
+
+    /// [`detect`](Self::detect), looking.
+    fn detect_at(root: PathBuf) -> Result<(CgroupVersion, PathBuf), CgroupError> {
         if !root.is_dir() {
             return Err(CgroupError::Unavailable(format!(
                 "{} is not a directory",

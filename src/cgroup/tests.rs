@@ -722,3 +722,24 @@ fn v2_a_child_that_cannot_get_the_controllers_is_not_made() {
     assert!(cgroup.create_child("run").is_err());
     assert!(!root.path().join("isobox/box/run").exists());
 }
+
+#[test]
+fn a_remembered_layout_is_looked_for_once_per_root_and_a_failure_never_kept() {
+    let remembered: super::Remembered<&str, u32> = super::Remembered::new();
+    let looks = std::cell::Cell::new(0);
+    let look = |value: Result<u32, ()>| {
+        looks.set(looks.get() + 1);
+        value
+    };
+    // Not remembering: every use looks.
+    for _ in 0..2 {
+        assert_eq!(remembered.get_or_find(false, "a", || look(Ok(1))), Ok(1));
+    }
+    assert_eq!(looks.get(), 2);
+    // Remembering: a failure is looked for again, a success once per key.
+    assert_eq!(remembered.get_or_find(true, "a", || look(Err(()))), Err(()));
+    assert_eq!(remembered.get_or_find(true, "a", || look(Ok(3))), Ok(3));
+    assert_eq!(remembered.get_or_find(true, "a", || look(Ok(4))), Ok(3));
+    assert_eq!(remembered.get_or_find(true, "b", || look(Ok(5))), Ok(5));
+    assert_eq!(looks.get(), 5);
+}

@@ -30,7 +30,20 @@ pub(super) fn is_hierarchy(dir: &Path) -> bool {
     dir.join("cgroup.procs").is_file()
 }
 
+/// [`Hierarchies::find`]'s findings (see [`super::remember_layout`]).
+static FOUND: super::Remembered<(PathBuf, OptionalControllers), Arc<Hierarchies>> =
+    super::Remembered::new();
+
 impl Hierarchies {
+    /// [`find`](Self::find), or what it found before when the process
+    /// keeps the layout.
+    fn known(root: &Path, optional: OptionalControllers) -> Result<Arc<Self>, CgroupError> {
+        let remember = super::REMEMBER_LAYOUT.load(std::sync::atomic::Ordering::Relaxed);
+        FOUND.get_or_find(remember, (root.to_path_buf(), optional), || {
+            Self::find(root, optional).map(Arc::new)
+        })
+    }
+
     /// The hierarchies under `root`; `cpu` and `cpuset` only when
     /// `optional` asks for them, since every hierarchy joined costs a
     /// directory and a move per run.
@@ -104,7 +117,7 @@ impl V1Cgroup {
         policy: WritePolicy,
         optional: OptionalControllers,
     ) -> Result<(Self, bool), CgroupError> {
-        let hierarchies = Arc::new(Hierarchies::find(root, optional)?);
+        let hierarchies = Hierarchies::known(root, optional)?;
         let cgroup = Self::at(hierarchies, parent.join(name), policy);
         let mut created = Vec::new();
         let outcome = cgroup.create_instance(&mut created);
@@ -122,7 +135,7 @@ impl V1Cgroup {
         name: &str,
         policy: WritePolicy,
     ) -> Result<Option<Self>, CgroupError> {
-        let hierarchies = Arc::new(Hierarchies::find(root, OptionalControllers::ALL)?);
+        let hierarchies = Hierarchies::known(root, OptionalControllers::ALL)?;
         let cgroup = Self::at(hierarchies, parent.join(name), policy);
         let exists = cgroup.paths().iter().any(|dir| dir.is_dir());
         Ok(exists.then_some(cgroup))

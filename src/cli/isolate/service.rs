@@ -40,7 +40,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use isobox::boxes::BoxesConfig;
+use isobox::boxes::{self, BoxesConfig};
 use isobox::sys::{self, poll_entry, POLLIN};
 use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 
@@ -166,13 +166,15 @@ pub(super) fn main(words: &[String]) -> ExitCode {
 /// What the service keeps between requests.
 struct Service {
     config_path: PathBuf,
+    /// The configuration as last loaded, with the file's identity then.
+    config: Option<(FileState, BoxesConfig)>,
     /// Where it listens, and the socket file's device and inode there: a
     /// file at that path that is not this one means the service is gone
     /// from the installation.
     socket: PathBuf,
     socket_id: (u64, u64),
-    /// The mount namespace this process works in.
-    mount_namespace: (u64, u64),
+    /// The mount namespace this process works in (`mnt:[<inode>]`).
+    mount_namespace: PathBuf,
     /// Standard output and error between requests.
     null: File,
 }
@@ -199,11 +201,13 @@ fn serve(config_path: &Path) -> Result<()> {
     let socket = socket_path(&config);
     let socket_id = file_id(&socket).context("the service's socket")?;
     crate::cli::catch_interruptions();
-    let service = Service {
+    isobox::cgroup::remember_layout();
+    let mut service = Service {
         config_path: config_path.to_path_buf(),
+        config: None,
         socket,
         socket_id,
-        mount_namespace: file_id(Path::new("/proc/self/ns/mnt"))?,
+        mount_namespace: std::fs::read_link("/proc/self/ns/mnt")?,
         null,
     };
     let mut last_request = Instant::now();
@@ -239,6 +243,38 @@ fn serve(config_path: &Path) -> Result<()> {
     }
 }
 
+/// What tells one version of the configuration from another: for its file
+/// and the two files `subid_user` reads, the device and inode, size, and
+/// modification and change times (a missing file has none).
+#[derive(PartialEq, Eq)]
+struct FileState([[i64; 7]; 3]);
+
+impl FileState {
+    fn of(config: &Path) -> io::Result<Self> {
+        let state = |path: &Path| -> io::Result<[i64; 7]> {
+            let meta = match std::fs::metadata(path) {
+                Ok(meta) => meta,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok([0; 7]),
+                Err(error) => return Err(error),
+            };
+            Ok([
+                meta.dev() as i64,
+                meta.ino() as i64,
+                meta.size() as i64,
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+            ])
+        };
+        Ok(Self([
+            state(config)?,
+            state(Path::new(boxes::SUBUID_PATH))?,
+            state(Path::new(boxes::SUBGID_PATH))?,
+        ]))
+    }
+}
+
 /// A file's device and inode.
 fn file_id(path: &Path) -> io::Result<(u64, u64)> {
     let meta = std::fs::metadata(path)?;
@@ -256,7 +292,7 @@ impl Service {
     }
 
     /// Serves or declines one caller: root peers only.
-    fn serve_one(&self, connection: &OwnedFd) {
+    fn serve_one(&mut self, connection: &OwnedFd) {
         let Ok(peer) = rustix::net::sockopt::socket_peercred(connection) else {
             return;
         };
@@ -272,8 +308,10 @@ impl Service {
             .flatten();
         let answer = match forward {
             Some(forward) => {
+                // The link's text names the namespace: reading it is a
+                // third of what following it costs.
                 let peer_namespace = format!("/proc/{}/ns/mnt", peer.pid.as_raw_nonzero());
-                if file_id(Path::new(&peer_namespace)).ok() == Some(self.mount_namespace) {
+                if std::fs::read_link(peer_namespace).ok().as_ref() == Some(&self.mount_namespace) {
                     self.carry_out(forward)
                 } else {
                     Err("another mount namespace".into())
@@ -300,7 +338,7 @@ impl Service {
 
     /// Carries out a forwarded `--init` or `--cleanup` and returns its exit
     /// status, or says why the caller must do it itself.
-    fn carry_out(&self, forward: Forward) -> std::result::Result<u8, String> {
+    fn carry_out(&mut self, forward: Forward) -> std::result::Result<u8, String> {
         let program = Path::new(&forward.program)
             .file_name()
             .map(|name| name.to_string_lossy());
@@ -315,13 +353,31 @@ impl Service {
             return Err("another installation".into());
         }
         let owner = driver::owner_of_new_box(&parsed, (0, 0)).map_err(|error| error.to_string())?;
-        let config = BoxesConfig::load(&self.config_path).map_err(|error| error.to_string())?;
+        let config = self.config().map_err(|error| format!("{error:#}"))?;
         rustix::process::fchdir(&forward.directory).map_err(|error| error.to_string())?;
         let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(forward.umask));
         let answer = self.carry_out_in(&forward, &parsed, &config, owner);
         rustix::process::umask(umask);
         let _ = rustix::process::chdir("/");
         answer
+    }
+
+    /// The configuration as the command line would read it now: loaded
+    /// again when the file is not the one loaded last (another inode, size
+    /// or change time).
+    fn config(&mut self) -> Result<BoxesConfig> {
+        let state = FileState::of(&self.config_path)?;
+        if let Some((known, config)) = &self.config {
+            if *known == state {
+                return Ok(config.clone());
+            }
+        }
+        let config = BoxesConfig::load(&self.config_path)?;
+        // Changed while it was read: loaded again next time.
+        if FileState::of(&self.config_path)? == state {
+            self.config = Some((state, config.clone()));
+        }
+        Ok(config)
     }
 
     /// [`carry_out`](Self::carry_out) in the caller's directory and umask.
