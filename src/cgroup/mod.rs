@@ -474,8 +474,8 @@ impl CgroupController {
 
     /// Creates (or reuses, when it exists and is empty, with its limits
     /// cleared) the cgroup `isobox/<name>` in the hierarchy found under
-    /// `root`. With `strict`,
-    /// every failed write is an error; otherwise it is logged and skipped.
+    /// `root`. With `strict`, every failed write is an error; otherwise it
+    /// is logged and skipped.
     ///
     /// An existing `isobox/<name>` that still holds processes is
     /// [`CgroupError::InUse`]: it belongs to someone else.

@@ -18,7 +18,6 @@
 
 mod plan;
 mod spawn;
-use spawn::RunCgroup;
 mod uid;
 mod verdict;
 mod warm;
@@ -35,6 +34,7 @@ use crate::error::{IsolateError, Result};
 use crate::jail::{self, Credentials, PolicyOptions, SeccompPolicy};
 use crate::result::{ExecutionResult, Protection};
 use crate::sys;
+use spawn::RunCgroup;
 use uid::UidClaim;
 use workdir::Workdir;
 
