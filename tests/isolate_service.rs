@@ -283,7 +283,7 @@ fn init_and_cleanup_by_the_service_are_the_command_lines() {
 /// caller in another mount namespace (whose paths may name other files),
 /// another configuration file naming the same lock root, another program
 /// name (which starts every message), a caller whose real group is not
-/// root's (the owner of a box it makes).
+/// root's (the owner of a box it makes), logs asked for (`ISOBOX_LOG`).
 #[test]
 fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
     skip_unless_privileged!();
@@ -298,6 +298,23 @@ fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
     fs::copy(&isolate.config, &other_config).unwrap();
     let renamed = isolate.root().join("isolate-renamed");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_isobox"), &renamed).unwrap();
+    // Logs asked for: the command's own process writes them.
+    let mut logged = Command::new(&isolate.link);
+    logged
+        .args(init)
+        .env("ISOBOX_CONFIG", &isolate.config)
+        .env("ISOBOX_LOG", "debug");
+    let filter = common::killed_at_glibc_start();
+    // SAFETY: apply_filter makes two system calls, on a program built
+    // before the fork.
+    unsafe {
+        logged.pre_exec(move || seccompiler::apply_filter(&filter).map_err(std::io::Error::other));
+    }
+    assert!(
+        killed_at_glibc_start(&logged.output().unwrap()),
+        "logs asked for"
+    );
+
     let declined = [
         (
             "another mount namespace",

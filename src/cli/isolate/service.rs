@@ -28,8 +28,9 @@
 //! umask, standard output and error; it declines (and the caller's own
 //! process does the work) whatever it would not do identically: another
 //! configuration file, another program name in messages, another mount
-//! namespace, a busy box (which the ordinary path reports, or waits for
-//! with `--wait`), and anything that fails before the box is locked.
+//! namespace, logs asked for (`ISOBOX_LOG`), a busy box (which the
+//! ordinary path reports, or waits for with `--wait`), and anything that
+//! fails before the box is locked.
 
 use std::fs::File;
 use std::io;
@@ -351,6 +352,15 @@ impl Service {
         }
         if forward.config_path().as_ref() != Some(&self.config_path) {
             return Err("another installation".into());
+        }
+        // The caller asks for the command's logs, which this process does
+        // not keep.
+        if forward
+            .environment
+            .iter()
+            .any(|(name, _)| name == "ISOBOX_LOG")
+        {
+            return Err("logs asked for".into());
         }
         let owner = driver::owner_of_new_box(&parsed, (0, 0)).map_err(|error| error.to_string())?;
         let config = self.config().map_err(|error| format!("{error:#}"))?;
