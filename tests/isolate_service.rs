@@ -550,27 +550,7 @@ fn the_service_and_the_front_trust_only_root() {
     // An impostor listening at the service's place.
     common::stop_installation_service(&isolate.config);
     let _ = fs::remove_file(&path);
-    let socket = rustix::net::socket(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        None,
-    )
-    .unwrap();
-    rustix::net::bind(&socket, &rustix::net::SocketAddrUnix::new(&path).unwrap()).unwrap();
-    let raw = socket.as_raw_fd();
-    let mut impostor = Command::new("/bin/sleep");
-    impostor.arg("60");
-    // SAFETY: setgid, setuid and listen are async-signal-safe.
-    unsafe {
-        impostor.pre_exec(move || {
-            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 || libc::listen(raw, 8) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut impostor = impostor.spawn().unwrap();
-    drop(socket);
+    let mut impostor = common::impostor_listener(&path);
     let started = Instant::now();
     let output = isolate_as(&isolate, &["-b", &id, "--init"], FILTERED);
     let _ = impostor.kill();

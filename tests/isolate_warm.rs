@@ -676,7 +676,6 @@ fn a_root_callers_warm_run_goes_to_the_agent_whole() {
 /// glibc's start-up by the filter, which is the proof).
 #[test]
 fn the_front_door_talks_only_to_a_root_listener() {
-    use std::os::fd::AsRawFd;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     skip_unless_privileged!();
     let isolate = Isolate::new();
@@ -684,28 +683,7 @@ fn the_front_door_talks_only_to_a_root_listener() {
     let agents = isolate.root().join("locks/agents");
     fs::create_dir_all(&agents).unwrap();
     let path = agents.join(format!("{}.sock", sandbox.id));
-    let socket = rustix::net::socket(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        None,
-    )
-    .unwrap();
-    rustix::net::bind(&socket, &rustix::net::SocketAddrUnix::new(&path).unwrap()).unwrap();
-    let raw = socket.as_raw_fd();
-    // The listener is whoever calls listen(2): nobody, here.
-    let mut impostor = std::process::Command::new("/bin/sleep");
-    impostor.arg("60");
-    // SAFETY: setgid, setuid and listen are async-signal-safe.
-    unsafe {
-        impostor.pre_exec(move || {
-            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 || libc::listen(raw, 8) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut impostor = impostor.spawn().unwrap();
-    drop(socket);
+    let mut impostor = common::impostor_listener(&path);
     fs::write(isolate.root().join("input"), "").unwrap();
     let mut forwarded = {
         let filter = common::killed_at_glibc_start();

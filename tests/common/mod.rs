@@ -916,3 +916,31 @@ fn is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A unix socket at `path` listened on by `nobody` (a `sleep` that became
+/// `nobody` and called `listen(2)` on it before it ran): the peer a front
+/// door must never talk to. The caller kills and reaps the child.
+pub fn impostor_listener(path: &Path) -> std::process::Child {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&socket, &rustix::net::SocketAddrUnix::new(path).unwrap()).unwrap();
+    let raw = socket.as_raw_fd();
+    let mut impostor = Command::new("/bin/sleep");
+    impostor.arg("60");
+    // SAFETY: setgid, setuid and listen are async-signal-safe.
+    unsafe {
+        impostor.pre_exec(move || {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 || libc::listen(raw, 8) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    impostor.spawn().unwrap()
+}

@@ -447,11 +447,41 @@ fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
     if !config_path.is_absolute() {
         bail!("the configuration's path is relative");
     }
+    let config_path = config_path
+        .to_str()
+        .context("the configuration's path is not UTF-8")?;
+    let pid = spawn_listening(path, &[AGENT_FLAG, config_path, &id.to_string()], None)
+        .context("starting the agent")?;
+    tracing::debug!(pid, "agent of box {id} started");
+    // This connection may come before the agent listens again: its peer
+    // credentials may still be this process's, so the pid is the spawned
+    // one.
+    Ok(Client {
+        socket: connect_socket(path)?,
+        pid,
+    })
+}
+
+/// How many connections wait for an agent or the service.
+const BACKLOG: i32 = 64;
+
+/// Starts this program again, as a root daemon with nothing of the
+/// caller's ([`sys::spawn_root_daemon`]), with `words` after its name,
+/// listening at `path` in a directory only root can enter, and with
+/// `kept` as its descriptor 3; returns its pid. A socket left at `path`
+/// is removed first: the caller knows its listener is gone. The socket is
+/// bound and listening before the daemon starts, so what callers send
+/// meanwhile waits in its queue.
+pub(super) fn spawn_listening(
+    path: &Path,
+    words: &[&str],
+    kept: Option<BorrowedFd<'_>>,
+) -> Result<libc::pid_t> {
     let dir = path.parent().context("no agents directory")?;
     private_directory(dir)?;
     match std::fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            return Err(error).context("removing a stale agent socket")
+            return Err(error).context("removing a stale socket")
         }
         _ => {}
     }
@@ -462,35 +492,34 @@ fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
         None,
     )?;
     rustix::net::bind(&listener, &SocketAddrUnix::new(path)?)?;
-    rustix::net::listen(&listener, 8)?;
-    let config_path = config_path
-        .to_str()
-        .context("the configuration's path is not UTF-8")?;
-    let argv = [
-        crate::cli::program_name(),
-        AGENT_FLAG,
-        config_path,
-        &id.to_string(),
-    ]
-    .into_iter()
-    .map(CString::new)
-    .collect::<Result<Vec<_>, _>>()?;
-    let pid = match sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), None) {
-        Ok(pid) => pid,
-        Err(error) => {
-            let _ = std::fs::remove_file(path);
-            return Err(error).context("starting the agent");
-        }
-    };
-    tracing::debug!(pid, "agent of box {id} started");
-    drop(listener);
-    // This connection may come before the agent listens again: its peer
-    // credentials may still be this process's, so the pid is the spawned
-    // one.
-    Ok(Client {
-        socket: connect_socket(path)?,
-        pid,
+    rustix::net::listen(&listener, BACKLOG)?;
+    let argv = std::iter::once(crate::cli::program_name())
+        .chain(words.iter().copied())
+        .map(CString::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), kept).map_err(|error| {
+        let _ = std::fs::remove_file(path);
+        error.into()
     })
+}
+
+/// What a daemon started by [`spawn_listening`] begins with: the listening
+/// socket it was given as standard input, listening again so that callers
+/// see this process at the other end (`SO_PEERCRED`), not its starter; and
+/// `/dev/null`, now its standard input, for its standard output and error
+/// between requests.
+pub(super) fn take_listener() -> Result<(OwnedFd, File)> {
+    let listener = io::stdin().as_fd().try_clone_to_owned()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    if !rustix::net::sockopt::socket_acceptconn(&listener)? {
+        bail!("standard input is not a listening socket");
+    }
+    rustix::net::listen(&listener, BACKLOG)?;
+    Ok((listener, null))
 }
 
 /// Makes sure `dir` is a directory only root can enter.
@@ -629,18 +658,7 @@ struct Agent {
 }
 
 fn serve(config_path: &Path, id: &str) -> Result<()> {
-    let listener = io::stdin().as_fd().try_clone_to_owned()?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    rustix::stdio::dup2_stdin(&null)?;
-    if !rustix::net::sockopt::socket_acceptconn(&listener)? {
-        bail!("standard input is not a listening socket");
-    }
-    // Listening again makes this process the one clients see at the
-    // other end (`SO_PEERCRED`), not the client that started it.
-    rustix::net::listen(&listener, 8)?;
+    let (listener, null) = take_listener()?;
     let config = BoxesConfig::load(config_path)?;
     let id: u64 = id.parse().context("the box number")?;
     let sandbox = config.sandbox(id)?;

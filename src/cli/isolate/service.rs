@@ -40,10 +40,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use isobox::boxes::{self, BoxesConfig};
 use isobox::sys::{self, poll_entry, POLLIN};
-use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{SendFlags, SocketFlags};
 
 use super::agent::{self, Forward, AGENTS_DIR};
 use super::args::{parse, Action};
@@ -104,42 +104,13 @@ fn start(config: &BoxesConfig, config_path: &Path) -> Result<()> {
         }
     }
     // Nobody holds the lock, so a socket left there is a dead service's.
-    match std::fs::remove_file(&path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            return Err(error).context("removing a dead service's socket")
-        }
-        _ => {}
-    }
-    let listener = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    rustix::net::bind(&listener, &SocketAddrUnix::new(&path)?)?;
-    rustix::net::listen(&listener, 64)?;
     let config_path = config_path
         .to_str()
         .context("the configuration's path is not UTF-8")?;
-    let argv = [crate::cli::program_name(), SERVICE_FLAG, config_path]
-        .into_iter()
-        .map(std::ffi::CString::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    match sys::spawn_root_daemon(
-        c"/proc/self/exe",
-        &argv,
-        listener.as_fd(),
-        Some(lock.as_fd()),
-    ) {
-        Ok(pid) => {
-            tracing::debug!(pid, "the installation's service started");
-            Ok(())
-        }
-        Err(error) => {
-            let _ = std::fs::remove_file(&path);
-            Err(error).context("starting the service")
-        }
-    }
+    let pid = agent::spawn_listening(&path, &[SERVICE_FLAG, config_path], Some(lock.as_fd()))
+        .context("starting the service")?;
+    tracing::debug!(pid, "the installation's service started");
+    Ok(())
 }
 
 /// The service's entry point: `isolate --isobox-service <config>`, with
@@ -187,17 +158,7 @@ fn serve(config_path: &Path) -> Result<()> {
     File::from(lock.try_clone()?)
         .try_lock()
         .context("the service's lock is not held")?;
-    let listener = io::stdin().as_fd().try_clone_to_owned()?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    rustix::stdio::dup2_stdin(&null)?;
-    if !rustix::net::sockopt::socket_acceptconn(&listener)? {
-        bail!("standard input is not a listening socket");
-    }
-    // Listening again makes this process the peer callers see.
-    rustix::net::listen(&listener, 64)?;
+    let (listener, null) = agent::take_listener()?;
     let config = BoxesConfig::load(config_path)?;
     let socket = socket_path(&config);
     let socket_id = file_id(&socket).context("the service's socket")?;
