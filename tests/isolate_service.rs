@@ -388,10 +388,11 @@ fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
 fn one_service_per_installation_and_it_leaves_when_told() {
     skip_unless_privileged!();
     let isolate = Isolate::new();
-    let ids: Vec<String> = (5..10)
-        .map(|index| slot_id(81, index).to_string())
+    let ids: Vec<String> = (0..5).map(|index| slot_id(82, index).to_string()).collect();
+    let _guards: Vec<_> = (0..5)
+        .map(|index| isolate.adopt_box(slot_id(82, index), false))
         .collect();
-    let service = started_service(&isolate, slot_id(81, 5));
+    let service = started_service(&isolate, slot_id(82, 0));
     let status = fs::read_to_string(format!("/proc/{service}/status")).unwrap();
     assert!(
         status
@@ -465,9 +466,9 @@ fn the_service_and_the_front_trust_only_root() {
     use std::os::fd::AsRawFd;
     skip_unless_privileged!();
     let isolate = Isolate::new();
-    let id = slot_id(81, 6).to_string();
-    let _guard = isolate.adopt_box(slot_id(81, 6), false);
-    let service = started_service(&isolate, slot_id(81, 7));
+    let id = slot_id(82, 5).to_string();
+    let _guard = isolate.adopt_box(slot_id(82, 5), false);
+    let service = started_service(&isolate, slot_id(82, 6));
     let agents = isolate.root().join("locks/agents");
     let path = agents.join("service.sock");
 
@@ -593,4 +594,49 @@ fn a_changed_configuration_is_read_again() {
     let output = isolate_as(&isolate, &["-b", &box_arg, "--cleanup"], FILTERED);
     assert!(output.status.success(), "{output:?}");
     assert!(!made.exists());
+}
+
+/// A caller that connects and never sends its command (a front stopped
+/// between the two, say) holds the service up for a second at most: the
+/// next caller is served.
+#[test]
+fn a_silent_caller_does_not_hold_up_the_next() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(82, 7);
+    let _guard = isolate.adopt_box(id, false);
+    started_service(&isolate, slot_id(82, 8));
+    let silent = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    )
+    .unwrap();
+    let socket = isolate.root().join("locks/agents/service.sock");
+    rustix::net::connect(&silent, &rustix::net::SocketAddrUnix::new(&socket).unwrap()).unwrap();
+    let filter = common::killed_at_glibc_start();
+    let mut command = isolate.command();
+    command.args(["-b", &id.to_string(), "--init"]);
+    // SAFETY: apply_filter makes two system calls, on a program built
+    // before the fork.
+    unsafe {
+        command.pre_exec(move || seccompiler::apply_filter(&filter).map_err(std::io::Error::other));
+    }
+    let mut caller = command.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = caller.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = caller.kill();
+            let _ = caller.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(silent);
+    let status = status.expect("the next caller waited on the silent one");
+    assert!(status.success(), "{status:?}");
+    assert!(isolate.box_root.join(id.to_string()).join("box").is_dir());
 }

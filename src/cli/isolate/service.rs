@@ -63,6 +63,9 @@ const LOCK_NAME: &str = "service.lock";
 /// How long the service waits for a request before it leaves.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// How long the service waits for a connected caller's command.
+const SILENT_CALLER: Duration = Duration::from_secs(1);
+
 /// How often an idle service looks whether its socket is still there.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -200,6 +203,14 @@ fn serve(config_path: &Path) -> Result<()> {
         let Ok(connection) = rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) else {
             continue;
         };
+        // A front sends its command as soon as it is connected; a caller
+        // that connects and sends nothing (stopped, say) must not hold up
+        // every other caller.
+        let _ = rustix::net::sockopt::set_socket_timeout(
+            &connection,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(SILENT_CALLER),
+        );
         last_request = Instant::now();
         service.serve_one(&connection);
     }
