@@ -363,6 +363,35 @@ impl Default for IsolateConfig {
 }
 
 impl IsolateConfig {
+    /// The part of this configuration an executor settles when it is made
+    /// (see [`ProcessExecutor::config_mut`]), every per-run setting reset:
+    /// configurations whose settled parts differ need different executors.
+    ///
+    /// [`ProcessExecutor::config_mut`]: crate::ProcessExecutor::config_mut
+    pub fn settled_part(&self) -> IsolateConfig {
+        IsolateConfig {
+            time_limit: None,
+            extra_time: None,
+            wall_time_limit: None,
+            memory_limit: None,
+            address_space_limit: None,
+            process_limit: None,
+            file_size_limit: None,
+            stack_limit: None,
+            open_files_limit: None,
+            core_limit: 0,
+            environment: Vec::new(),
+            default_dirs: true,
+            dir_rules: Vec::new(),
+            inner_workdir: PathBuf::new(),
+            stdin_file: None,
+            stdout_file: None,
+            stderr_file: None,
+            stderr_to_stdout: false,
+            ..self.clone()
+        }
+    }
+
     /// CPU time at which the run is killed, if any CPU limit is set.
     pub fn cpu_kill_threshold(&self) -> Option<Duration> {
         match (self.time_limit, self.extra_time) {

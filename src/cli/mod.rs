@@ -10,9 +10,11 @@ use std::io::Write;
 pub mod check;
 mod conf_page;
 pub mod env;
+pub mod front;
 pub mod generate;
 pub mod isolate;
 pub mod native;
+pub(crate) mod resident;
 mod text;
 pub mod units;
 

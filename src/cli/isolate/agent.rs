@@ -30,12 +30,10 @@
 //! serve ([`eligible`]) stop it first. Whenever anything does not fit, the
 //! client runs cold.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -47,14 +45,15 @@ use isobox::{
     CgroupController, ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, Stdin,
 };
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
 };
 use serde::{Deserialize, Serialize};
 
 use super::args::{parse, Action, IsolateArgs};
 use super::driver::{build_config, run_forwarded, MetaFile};
-use super::front;
+use crate::cli::front;
+use crate::cli::resident::{receive_bytes, spawn_listening, take_listener, Forward};
 use crate::cli::{print_error, EXIT_TROUBLE};
 
 /// The hidden first argument that makes the isolate face an agent.
@@ -70,9 +69,6 @@ const MARK_FILE: &str = ".isobox-ran";
 
 /// The directory of the agents' sockets, in the lock root.
 pub(super) const AGENTS_DIR: &str = "agents";
-
-/// The largest message: a run's arguments and environment.
-const MAX_MESSAGE: usize = 256 * 1024;
 
 /// How long `--init` and `--cleanup` wait for an agent to leave before
 /// killing it.
@@ -462,85 +458,6 @@ fn start(config_path: &Path, id: u32, path: &Path) -> Result<Client> {
     })
 }
 
-/// How many connections wait for an agent or the service.
-const BACKLOG: i32 = 64;
-
-/// Starts this program again, as a root daemon with nothing of the
-/// caller's ([`sys::spawn_root_daemon`]), with `words` after its name,
-/// listening at `path` in a directory only root can enter, and with
-/// `kept` as its descriptor 3; returns its pid. A socket left at `path`
-/// is removed first: the caller knows its listener is gone. The socket is
-/// bound and listening before the daemon starts, so what callers send
-/// meanwhile waits in its queue.
-pub(super) fn spawn_listening(
-    path: &Path,
-    words: &[&str],
-    kept: Option<BorrowedFd<'_>>,
-) -> Result<libc::pid_t> {
-    let dir = path.parent().context("no agents directory")?;
-    private_directory(dir)?;
-    match std::fs::remove_file(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            return Err(error).context("removing a stale socket")
-        }
-        _ => {}
-    }
-    let listener = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    rustix::net::bind(&listener, &SocketAddrUnix::new(path)?)?;
-    rustix::net::listen(&listener, BACKLOG)?;
-    let argv = std::iter::once(crate::cli::program_name())
-        .chain(words.iter().copied())
-        .map(CString::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), kept).map_err(|error| {
-        let _ = std::fs::remove_file(path);
-        error.into()
-    })
-}
-
-/// What a daemon started by [`spawn_listening`] begins with: the listening
-/// socket it was given as standard input, listening again so that callers
-/// see this process at the other end (`SO_PEERCRED`), not its starter; and
-/// `/dev/null`, now its standard input, for its standard output and error
-/// between requests.
-pub(super) fn take_listener() -> Result<(OwnedFd, File)> {
-    let listener = io::stdin().as_fd().try_clone_to_owned()?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    rustix::stdio::dup2_stdin(&null)?;
-    if !rustix::net::sockopt::socket_acceptconn(&listener)? {
-        bail!("standard input is not a listening socket");
-    }
-    rustix::net::listen(&listener, BACKLOG)?;
-    Ok((listener, null))
-}
-
-/// Makes sure `dir` is a directory only root can enter.
-pub(super) fn private_directory(dir: &Path) -> Result<()> {
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(error).with_context(|| format!("creating {}", dir.display()))
-        }
-        _ => {}
-    }
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        bail!(
-            "{} is not a directory only root can enter: no agent",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-/// Sends one message with `fds`.
 /// Whether a connection's error says that its peer closed it with what was
 /// sent to it still unread: the kernel resets a stream or sequenced-packet
 /// connection closed with data in its queue, or never accepted, where a
@@ -549,6 +466,7 @@ fn never_read(error: &io::Error) -> bool {
     error.raw_os_error() == Some(libc::ECONNRESET)
 }
 
+/// Sends one message with `fds`.
 fn send(socket: &OwnedFd, message: &impl Serialize, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let bytes = serde_json::to_vec(message)?;
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
@@ -577,51 +495,6 @@ fn receive<T: for<'de> Deserialize<'de>>(
         Some((bytes, fds)) => Ok(Some((serde_json::from_slice(&bytes)?, fds))),
         None => Ok(None),
     }
-}
-
-/// [`receive`], the message left as it came.
-pub(super) fn receive_bytes(socket: impl AsFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    let socket = socket.as_fd();
-    // The message's length first (a peek that takes nothing, not even its
-    // descriptors): most messages are a few hundred bytes, and a buffer
-    // of the largest size is a mapping made and dropped per message.
-    let length = loop {
-        match rustix::net::recv(socket, &mut [0u8; 0], RecvFlags::PEEK | RecvFlags::TRUNC) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => break other?.1,
-        }
-    };
-    let mut bytes = vec![0; length.clamp(1, MAX_MESSAGE)];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = loop {
-        match rustix::net::recvmsg(
-            socket,
-            &mut [IoSliceMut::new(&mut bytes)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => break other?,
-        }
-    };
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if got.bytes == 0 {
-        return Ok(None);
-    }
-    if got
-        .flags
-        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
-    {
-        return Err(io::Error::other("a message was cut"));
-    }
-    bytes.truncate(got.bytes);
-    Ok(Some((bytes, fds)))
 }
 
 /// The agent's entry point: `isolate --isobox-agent <config> <box>`, with
@@ -853,7 +726,7 @@ impl Agent {
         command: &[String],
         stdin: Stdin,
     ) -> Result<ExecutionResult> {
-        let key = executor_key(&config);
+        let key = config.settled_part();
         let executor = match &mut self.executor {
             Some((current, executor)) if *current == key => {
                 *executor.config_mut() = config;
@@ -915,7 +788,7 @@ impl Agent {
         if !servable(&parsed) {
             return decline("a run an agent cannot serve");
         }
-        if forward.config_path().as_ref() != Some(&self.config_path) {
+        if config_path_of(&forward).as_ref() != Some(&self.config_path) {
             return decline("another installation");
         }
         // Busy: a command-line client holds the box and may be waiting for
@@ -999,78 +872,15 @@ impl Agent {
     }
 }
 
-/// An invocation forwarded by a root caller's front: the name it was run
-/// by and its arguments, environment and umask, and its standard input,
-/// output, error and current directory.
-pub(super) struct Forward {
-    /// The name the caller was run by (`argv[0]`).
-    pub(super) program: String,
-    pub(super) words: Vec<String>,
-    pub(super) environment: Vec<(String, String)>,
-    pub(super) umask: u32,
-    pub(super) stdin: OwnedFd,
-    pub(super) stdout: OwnedFd,
-    pub(super) stderr: OwnedFd,
-    pub(super) directory: OwnedFd,
-}
-
-impl Forward {
-    /// The configuration file the caller's command line would read, when
-    /// it names the same file in any directory (a relative path is the
-    /// caller's to resolve).
-    pub(super) fn config_path(&self) -> Option<PathBuf> {
-        let from_env = self
-            .environment
-            .iter()
-            .find(|(name, _)| name == boxes::CONFIG_ENV)
-            .map(|(_, value)| std::ffi::OsStr::new(value.as_str()))
-            .filter(|value| !value.is_empty());
-        Some(boxes::config_path(from_env)).filter(|path| path.is_absolute())
-    }
-
-    /// Reads what `front::forward` sent; `None` for anything else.
-    pub(super) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Option<Self> {
-        let [stdin, stdout, stderr, directory]: [OwnedFd; 4] = fds.try_into().ok()?;
-        let header = bytes.get(..front::HEADER_LENGTH)?;
-        let field = |index: usize| {
-            let at = front::FORWARD_MAGIC.len() + 4 * index;
-            Some(u32::from_le_bytes(header.get(at..at + 4)?.try_into().ok()?) as usize)
-        };
-        let (arguments, entries, umask) = (field(0)?, field(1)?, field(2)? as u32);
-        let strings = bytes.get(front::HEADER_LENGTH..)?.strip_suffix(&[0])?;
-        let mut strings = strings.split(|&byte| byte == 0);
-        let mut words = Vec::with_capacity(arguments);
-        for _ in 0..arguments {
-            words.push(String::from_utf8(strings.next()?.to_vec()).ok()?);
-        }
-        // As std::env reads the environment: an entry without `=` is
-        // skipped, and a name is never empty.
-        let mut environment = Vec::with_capacity(entries);
-        for _ in 0..entries {
-            let entry = String::from_utf8_lossy(strings.next()?);
-            let split = entry
-                .get(1..)
-                .and_then(|rest| rest.find('='))
-                .map(|at| at + 1);
-            if let Some(at) = split {
-                environment.push((entry[..at].to_string(), entry[at + 1..].to_string()));
-            }
-        }
-        if strings.next().is_some() || words.is_empty() {
-            return None;
-        }
-        let program = words.remove(0);
-        Some(Self {
-            program,
-            words,
-            environment,
-            umask,
-            stdin,
-            stdout,
-            stderr,
-            directory,
-        })
-    }
+/// The configuration file the forwarded command line would read, when
+/// it names the same file in any directory (a relative path is the
+/// caller's to resolve).
+pub(super) fn config_path_of(forward: &Forward) -> Option<PathBuf> {
+    let from_env = forward
+        .env(boxes::CONFIG_ENV)
+        .map(std::ffi::OsStr::new)
+        .filter(|value| !value.is_empty());
+    Some(boxes::config_path(from_env)).filter(|path| path.is_absolute())
 }
 
 impl Drop for Agent {
@@ -1105,33 +915,6 @@ fn rebuild(
         return Err("the configuration differs from the client's".into());
     }
     Ok((config, command.clone()))
-}
-
-/// What of a configuration an executor settles when it is made (see
-/// [`ProcessExecutor::config_mut`]): runs whose keys differ need another
-/// executor.
-fn executor_key(config: &IsolateConfig) -> IsolateConfig {
-    IsolateConfig {
-        time_limit: None,
-        extra_time: None,
-        wall_time_limit: None,
-        memory_limit: None,
-        address_space_limit: None,
-        process_limit: None,
-        file_size_limit: None,
-        stack_limit: None,
-        open_files_limit: None,
-        core_limit: 0,
-        environment: Vec::new(),
-        default_dirs: true,
-        dir_rules: Vec::new(),
-        inner_workdir: PathBuf::new(),
-        stdin_file: None,
-        stdout_file: None,
-        stderr_file: None,
-        stderr_to_stdout: false,
-        ..config.clone()
-    }
 }
 
 #[cfg(test)]

@@ -26,26 +26,9 @@
 use std::mem::MaybeUninit;
 
 use isobox::boxes::{CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_LOCK_ROOT};
-use isobox::sys::early::{self, Interruptions, Start, Text, Wake};
-use isobox::sys::INTERRUPTION_SIGNALS;
+use isobox::sys::early::{self, Start, Text};
 
 use super::service::SOCKET_NAME as SERVICE_SOCKET;
-
-/// The first bytes of a forwarded run: what tells it from the command
-/// line's requests (JSON) on the agent's socket.
-pub(super) const FORWARD_MAGIC: [u8; 8] = *b"isobox>1";
-
-/// The header: [`FORWARD_MAGIC`], then the number of arguments, of
-/// environment entries and the umask (little-endian `u32`s). The strings
-/// follow, each ending with a NUL, the arguments first; the descriptors
-/// (standard input, output, error, the current directory) come along.
-pub(super) const HEADER_LENGTH: usize = 20;
-
-/// The agent's answer: the run is the command line's to do.
-pub(super) const DECLINED: u8 = b'D';
-
-/// The agent's answer: the run is over, and its exit status follows.
-pub(super) const FINISHED: u8 = b'F';
 
 /// The most a configuration file may hold for the front to read it.
 const CONFIG_ROOM: usize = 16 * 1024;
@@ -92,82 +75,11 @@ pub fn forward(start: &Start) {
     if !named {
         return;
     }
-    // Blocked before the run is sent: a signal that comes during the run
-    // is passed on, none is lost in between.
-    let Some(interruptions) = Interruptions::catch(&INTERRUPTION_SIGNALS) else {
-        return;
+    let ended: &[u8] = match target {
+        Target::Run(_) => b": the box's agent ended before it answered\n",
+        Target::Service => b": the installation's service ended before it answered\n",
     };
-    let Some(socket) = early::connect_to_root(socket_path.as_bytes()) else {
-        return;
-    };
-    let Some(directory) = early::open_current_directory() else {
-        return;
-    };
-    let Some((strings, entries)) = start.strings() else {
-        return;
-    };
-    let mut header = [0u8; HEADER_LENGTH];
-    let fields = [start.argc() as u32, entries as u32, early::umask()];
-    let mut at = 0;
-    while at < FORWARD_MAGIC.len() {
-        header[at] = FORWARD_MAGIC[at];
-        at += 1;
-    }
-    for field in fields {
-        for byte in field.to_le_bytes() {
-            if let Some(slot) = header.get_mut(at) {
-                *slot = byte;
-            }
-            at += 1;
-        }
-    }
-    let descriptors = [0, 1, 2, directory.raw()];
-    if !early::send_with_descriptors(&socket, &header, strings, descriptors) {
-        return;
-    }
-    drop(directory);
-    let mut passed_on = false;
-    let mut reply = [0u8; 8];
-    loop {
-        match early::wait(&socket, &interruptions, &mut reply) {
-            Wake::Signal(signal) => {
-                // The agent stops the run as the command line would; its
-                // answer follows. (The service finishes its `--init` or
-                // `--cleanup`, a millisecond's work, rather than leave a
-                // box half made: the signal then ends nothing but this
-                // wait.)
-                let mut message = Text::<32>::new();
-                let _ = message.push(b"{\"Interrupt\":")
-                    && message.push_decimal(u64::from(signal as u32))
-                    && message.push(b"}");
-                passed_on |= early::send(&socket, message.as_bytes());
-            }
-            Wake::Message(2) if reply[0] == FINISHED => early::exit(reply[1]),
-            Wake::Message(1) if reply[0] == DECLINED => return,
-            // An agent leaving refuses what it finds waiting, unread, as
-            // it refuses a command line's run.
-            Wake::Message(_) if !passed_on && early::same_bytes(&reply[..7], b"{\"Refus") => return,
-            // The agent left with the run unread (it was leaving): nothing
-            // ran, so the ordinary path runs it.
-            Wake::Reset if !passed_on => return,
-            _ => {
-                // The agent read the run and ended without an answer: the
-                // program may have run, so it is not run again.
-                let name = early::file_name(start.arg(0).unwrap_or_default());
-                early::write_all(early::STDERR, name);
-                early::write_all(
-                    early::STDERR,
-                    match target {
-                        Target::Run(_) => b": the box's agent ended before it answered\n",
-                        Target::Service => {
-                            b": the installation's service ended before it answered\n"
-                        }
-                    },
-                );
-                early::exit(crate::cli::EXIT_TROUBLE)
-            }
-        }
-    }
+    crate::cli::front::hand_over(start, socket_path.as_bytes(), ended);
 }
 
 /// Where an invocation can go.

@@ -45,10 +45,11 @@ use isobox::boxes::{self, BoxesConfig};
 use isobox::sys::{self, poll_entry, POLLIN};
 use rustix::net::{SendFlags, SocketFlags};
 
-use super::agent::{self, Forward, AGENTS_DIR};
+use super::agent::{config_path_of, AGENTS_DIR};
 use super::args::{parse, Action};
 use super::driver::{self, MetaFile};
-use super::front;
+use crate::cli::front;
+use crate::cli::resident::{self, Forward};
 use crate::cli::{print_error, EXIT_TROUBLE};
 
 /// The hidden first argument that makes the isolate face the service.
@@ -95,7 +96,7 @@ pub(super) fn start_for(config: &BoxesConfig, config_path: &Path) {
 fn start(config: &BoxesConfig, config_path: &Path) -> Result<()> {
     let path = socket_path(config);
     let dir = path.parent().context("no agents directory")?;
-    agent::private_directory(dir)?;
+    resident::private_directory(dir)?;
     let lock = sys::open_lock_file(&dir.join(LOCK_NAME)).context("opening the service's lock")?;
     match lock.try_lock() {
         Ok(()) => {}
@@ -110,7 +111,7 @@ fn start(config: &BoxesConfig, config_path: &Path) -> Result<()> {
     let config_path = config_path
         .to_str()
         .context("the configuration's path is not UTF-8")?;
-    let pid = agent::spawn_listening(&path, &[SERVICE_FLAG, config_path], Some(lock.as_fd()))
+    let pid = resident::spawn_listening(&path, &[SERVICE_FLAG, config_path], Some(lock.as_fd()))
         .context("starting the service")?;
     tracing::debug!(pid, "the installation's service started");
     Ok(())
@@ -161,7 +162,7 @@ fn serve(config_path: &Path) -> Result<()> {
     File::from(lock.try_clone()?)
         .try_lock()
         .context("the service's lock is not held")?;
-    let (listener, null) = agent::take_listener()?;
+    let (listener, null) = resident::take_listener()?;
     let config = BoxesConfig::load(config_path)?;
     let socket = socket_path(&config);
     let socket_id = file_id(&socket).context("the service's socket")?;
@@ -272,7 +273,7 @@ impl Service {
         if !peer.uid.is_root() {
             return;
         }
-        let Ok(Some((bytes, fds))) = agent::receive_bytes(connection) else {
+        let Ok(Some((bytes, fds))) = resident::receive_bytes(connection) else {
             return;
         };
         let forward = bytes
@@ -322,7 +323,7 @@ impl Service {
         if !matches!(parsed.action, Action::Init | Action::Cleanup) {
             return Err("neither --init nor --cleanup".into());
         }
-        if forward.config_path().as_ref() != Some(&self.config_path) {
+        if config_path_of(&forward).as_ref() != Some(&self.config_path) {
             return Err("another installation".into());
         }
         // The caller asks for the command's logs, which this process does
