@@ -71,7 +71,8 @@ isobox::early_entry!(answer_early);
 /// it: `--version` alone when called as `isolate`, `--version` or `-V`
 /// alone by any other name (`dispatch` sends exactly these to the version
 /// printers); and hands a root caller's `--run` in the isolate face
-/// (chosen as `dispatch` chooses it) to the box's agent when it has one.
+/// (chosen as `dispatch` chooses it) to the box's agent when it has one,
+/// and a root caller's `isobox run` to the runner when one is up.
 /// Anything else returns, and the program starts as usual. Keeps the
 /// rules of `isobox::sys::early`, which `tests/early_start.rs` checks on
 /// the built executable.
@@ -92,6 +93,8 @@ fn answer_early(start: &early::Start) {
     }
     if called_isolate || first.first() == Some(&b'-') {
         cli::isolate::front::forward(start);
+    } else if early::same_bytes(first, b"run") {
+        cli::native::runner::forward(start);
     }
 }
 

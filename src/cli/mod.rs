@@ -48,7 +48,14 @@ pub const NATIVE_VERSION_TEXT: &str = concat!("isobox ", version_literal!(), "\n
 pub const EXIT_TROUBLE: u8 = 2;
 
 /// The native subcommands, as the face dispatch must recognise them.
-const NATIVE_SUBCOMMANDS: [&str; 5] = ["run", "check-environment", "serve", "generate", "help"];
+const NATIVE_SUBCOMMANDS: [&str; 6] = [
+    "run",
+    "runner",
+    "check-environment",
+    "serve",
+    "generate",
+    "help",
+];
 
 /// isolate's commands: an argument list with one of them is the isolate
 /// face's, whatever else it holds.

@@ -10,7 +10,7 @@ use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use isobox::sys;
@@ -37,7 +37,22 @@ pub(crate) fn spawn_listening(
     words: &[&str],
     kept: Option<BorrowedFd<'_>>,
 ) -> Result<libc::pid_t> {
-    let dir = path.parent().context("no agents directory")?;
+    let listener = listen_at(path)?;
+    let argv = std::iter::once(crate::cli::program_name())
+        .chain(words.iter().copied())
+        .map(CString::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), kept).map_err(|error| {
+        let _ = std::fs::remove_file(path);
+        error.into()
+    })
+}
+
+/// A sequenced-packet socket listening at `path`, in a directory only
+/// root can enter; a socket left at `path` is removed first (the caller
+/// knows its listener is gone).
+pub(crate) fn listen_at(path: &Path) -> Result<OwnedFd> {
+    let dir = path.parent().context("no directory for the socket")?;
     private_directory(dir)?;
     match std::fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
@@ -53,14 +68,7 @@ pub(crate) fn spawn_listening(
     )?;
     rustix::net::bind(&listener, &SocketAddrUnix::new(path)?)?;
     rustix::net::listen(&listener, BACKLOG)?;
-    let argv = std::iter::once(crate::cli::program_name())
-        .chain(words.iter().copied())
-        .map(CString::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), kept).map_err(|error| {
-        let _ = std::fs::remove_file(path);
-        error.into()
-    })
+    Ok(listener)
 }
 
 /// What a daemon started by [`spawn_listening`] begins with: the listening
@@ -212,6 +220,35 @@ impl Forward {
             stdout,
             stderr,
             directory,
+        })
+    }
+}
+
+/// Where a process stands: its mount namespace and its root directory, as
+/// the text of their `/proc` links (reading a link's text costs a third
+/// of following it). A helper serves only callers that stand where it
+/// does: a path in their arguments must name the same file for both.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Place {
+    mount_namespace: PathBuf,
+    root: PathBuf,
+}
+
+impl Place {
+    /// Where process `pid` stands.
+    pub(crate) fn of(pid: i32) -> io::Result<Self> {
+        Self::at(&format!("/proc/{pid}"))
+    }
+
+    /// Where this process stands.
+    pub(crate) fn own() -> io::Result<Self> {
+        Self::at("/proc/self")
+    }
+
+    fn at(process: &str) -> io::Result<Self> {
+        Ok(Self {
+            mount_namespace: std::fs::read_link(format!("{process}/ns/mnt"))?,
+            root: std::fs::read_link(format!("{process}/root"))?,
         })
     }
 }

@@ -28,9 +28,9 @@
 //! umask, standard output and error; it declines (and the caller's own
 //! process does the work) whatever it would not do identically: another
 //! configuration file, another program name in messages, another mount
-//! namespace, logs asked for (`ISOBOX_LOG`), a busy box (which the
-//! ordinary path reports, or waits for with `--wait`), and anything that
-//! fails before the box is locked.
+//! namespace or root directory, logs asked for (`ISOBOX_LOG`), a busy box
+//! (which the ordinary path reports, or waits for with `--wait`), and
+//! anything that fails before the box is locked.
 
 use std::fs::File;
 use std::io;
@@ -49,7 +49,7 @@ use super::agent::{config_path_of, AGENTS_DIR};
 use super::args::{parse, Action};
 use super::driver::{self, MetaFile};
 use crate::cli::front;
-use crate::cli::resident::{self, Forward};
+use crate::cli::resident::{self, Forward, Place};
 use crate::cli::{print_error, EXIT_TROUBLE};
 
 /// The hidden first argument that makes the isolate face the service.
@@ -149,8 +149,8 @@ struct Service {
     /// from the installation.
     socket: PathBuf,
     socket_id: (u64, u64),
-    /// The mount namespace this process works in (`mnt:[<inode>]`).
-    mount_namespace: PathBuf,
+    /// Where this process stands: callers must stand there too.
+    place: Place,
     /// Standard output and error between requests.
     null: File,
 }
@@ -173,7 +173,7 @@ fn serve(config_path: &Path) -> Result<()> {
         config: None,
         socket,
         socket_id,
-        mount_namespace: std::fs::read_link("/proc/self/ns/mnt")?,
+        place: Place::own()?,
         null,
     };
     let mut last_request = Instant::now();
@@ -282,13 +282,10 @@ impl Service {
             .flatten();
         let answer = match forward {
             Some(forward) => {
-                // The link's text names the namespace: reading it is a
-                // third of what following it costs.
-                let peer_namespace = format!("/proc/{}/ns/mnt", peer.pid.as_raw_nonzero());
-                if std::fs::read_link(peer_namespace).ok().as_ref() == Some(&self.mount_namespace) {
+                if Place::of(peer.pid.as_raw_nonzero().get()).ok().as_ref() == Some(&self.place) {
                     self.carry_out(forward)
                 } else {
-                    Err("another mount namespace".into())
+                    Err("another mount namespace or root directory".into())
                 }
             }
             None => Err("not a forwarded command".into()),

@@ -54,6 +54,28 @@ pub(super) enum Command {
     /// Write the manual pages or a shell completion script (for
     /// packagers).
     Generate(crate::cli::generate::GenerateArgs),
+    /// Keep a warm box for root's `isobox run`, until stopped.
+    ///
+    /// As root, `isobox run` hands its whole invocation to the runner
+    /// when one is up, before it starts itself: the runner carries it out
+    /// as `isobox run` would, with the caller's directory, umask,
+    /// environment and standard input, output and error, in a box that
+    /// outlives each run (its namespaces, filesystem and cgroup built once;
+    /// the box's directory emptied and its processes killed between runs;
+    /// a user of its own for its life). One run at a time: a run that comes
+    /// while another is under way, a run with --lang, another TMPDIR or
+    /// ISOBOX_LOG, and any caller not root, run the ordinary way. Stops on
+    /// SIGTERM, SIGINT or SIGHUP (a run under way ends as interrupted), or
+    /// after --idle seconds without a run.
+    Runner(RunnerArgs),
+}
+
+/// `isobox runner`'s options.
+#[derive(Debug, Args)]
+pub(super) struct RunnerArgs {
+    /// Stop after this many seconds without a run (default: never).
+    #[arg(long, value_name = "SECONDS")]
+    pub(super) idle: Option<u64>,
 }
 
 /// Text after the options of `isobox run -h`.

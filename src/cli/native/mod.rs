@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Parser;
 use isobox::config::OPEN_FILES_UNLIMITED;
 use isobox::dirs::DirRule;
-use isobox::{IsolateConfig, ProcessExecutor, Stdin};
+use isobox::{ExecutionResult, IsolateConfig, ProcessExecutor, Stdin};
 
 use super::env::{self, EnvRule, Environment, WhenAbsent};
 use super::units::unlimited_if_zero;
@@ -26,6 +26,7 @@ mod files;
 mod language;
 mod presets;
 mod report;
+pub mod runner;
 
 use args::{first_line_of_clap_error, Cli, Command, RunArgs};
 use report::{describe_io_error, exit_status, report};
@@ -76,6 +77,10 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         }),
         Command::CheckEnvironment => return super::check::main(),
         Command::Generate(args) => return super::generate::main(args),
+        Command::Runner(args) => runner::main(args).unwrap_or_else(|error| {
+            print_error(&crate::cli::error_text(&error));
+            EXIT_TROUBLE
+        }),
     };
     ExitCode::from(code)
 }
@@ -131,7 +136,75 @@ pub(super) fn check_isolation(
 ///
 /// Errors are everything that makes the outcome of the program unknown;
 /// they are reported by the caller as one line with exit status 2.
-fn run(mut args: RunArgs) -> Result<u8> {
+fn run(args: RunArgs) -> Result<u8> {
+    run_in(args, &mut OneShot::default(), &|name| std::env::var_os(name))
+}
+
+/// Where a run's box comes from: made for the run and removed after it
+/// ([`OneShot`], the command line's), or kept warm between runs (the
+/// runner's). Everything else of `isobox run` is the same either way.
+trait RunBox {
+    /// The box's directory, empty, for the run's files.
+    fn directory(&mut self) -> Result<PathBuf>;
+
+    /// The executor that runs in the box under `config` (whose working
+    /// directory is [`directory`](Self::directory)).
+    fn executor(&mut self, config: IsolateConfig) -> Result<&mut ProcessExecutor>;
+
+    /// Runs `command` in the box.
+    fn execute(&mut self, command: &[String], stdin: Stdin) -> isobox::Result<ExecutionResult>;
+
+    /// Makes sure nothing of the run is left in the box but its files.
+    fn settle(&mut self) -> isobox::Result<()>;
+
+    /// Gives the directory up (removed, or emptied for the next run).
+    fn release(&mut self) -> std::result::Result<(), String>;
+}
+
+/// The command line's box: a directory and an executor of this run's own.
+#[derive(Default)]
+struct OneShot {
+    dir: Option<BoxDir>,
+    executor: Option<ProcessExecutor>,
+}
+
+impl RunBox for OneShot {
+    fn directory(&mut self) -> Result<PathBuf> {
+        Ok(self.dir.insert(create_box_dir()?).path().to_path_buf())
+    }
+
+    fn executor(&mut self, config: IsolateConfig) -> Result<&mut ProcessExecutor> {
+        let executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
+        Ok(self.executor.insert(executor))
+    }
+
+    fn execute(&mut self, command: &[String], stdin: Stdin) -> isobox::Result<ExecutionResult> {
+        let executor = self
+            .executor
+            .as_mut()
+            .ok_or_else(|| isobox::IsolateError::Config("no executor".into()))?;
+        executor.execute_with_stdin(command, stdin)
+    }
+
+    fn settle(&mut self) -> isobox::Result<()> {
+        match self.executor.take() {
+            Some(mut executor) => executor.cleanup(),
+            None => Ok(()),
+        }
+    }
+
+    fn release(&mut self) -> std::result::Result<(), String> {
+        self.dir.take().map_or(Ok(()), BoxDir::remove)
+    }
+}
+
+/// [`run`] in the box `boxes` gives, with `lookup` reading the caller's
+/// environment.
+fn run_in(
+    mut args: RunArgs,
+    boxes: &mut dyn RunBox,
+    lookup: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<u8> {
     if let (Some(source), None) = (&args.source, &args.lang) {
         bail!(
             "unexpected argument '{}': a program goes after `--` (isobox run [OPTIONS] -- {0}), \
@@ -161,19 +234,18 @@ fn run(mut args: RunArgs) -> Result<u8> {
     let stderr = open_output(args.stderr.as_deref(), "--stderr")?;
     let copies_in = files::plan_copy_in(prepared, &args.copy_in, program)?;
     let copies_out = files::plan_copy_out(&args.copy_out)?;
-    // From here on the box directory exists; every return below drops it,
-    // which removes it.
-    let box_dir = create_box_dir()?;
-    files::copy_in(box_dir.path(), &copies_in)?;
-    let config = build_config(&args, box_dir.path(), |name| std::env::var_os(name))?;
+    // From here on the box directory exists; every return below gives it
+    // up (the one-shot box's removes it).
+    let box_dir = boxes.directory()?;
+    files::copy_in(&box_dir, &copies_in)?;
+    let config = build_config(&args, &box_dir, lookup)?;
 
-    let mut executor = ProcessExecutor::new(config).map_err(|error| anyhow!("{error}"))?;
-    check_isolation(&executor, args.unisolated, args.mem.is_some(), "")?;
+    let executor = boxes.executor(config)?;
+    check_isolation(executor, args.unisolated, args.mem.is_some(), "")?;
     let redirect = files::Redirect::install(stdout, stderr)?;
-    let outcome = executor.execute_with_stdin(&args.command, stdin);
+    let outcome = boxes.execute(&args.command, stdin);
     let restored = redirect.restore();
-    let cleaned = executor.cleanup();
-    drop(executor);
+    let cleaned = boxes.settle();
     let result = match outcome {
         Ok(result) => result,
         Err(error) => {
@@ -202,12 +274,12 @@ fn run(mut args: RunArgs) -> Result<u8> {
     // changes a file while it is read.
     if cleaned.is_ok() {
         let limit = output_limit(&args).unwrap_or(u64::MAX);
-        troubles.extend(files::copy_out(box_dir.path(), &copies_out, limit));
+        troubles.extend(files::copy_out(&box_dir, &copies_out, limit));
     }
     if let Err(error) = cleaned {
         troubles.push(format!("cleaning up after the run: {error}"));
     }
-    if let Err(error) = box_dir.remove() {
+    if let Err(error) = boxes.release() {
         troubles.push(error);
     }
     if troubles.is_empty() {

@@ -1,0 +1,472 @@
+//! `isobox runner`: a resident root process with a warm box, which carries
+//! out root's `isobox run` handed to it whole before the C library starts
+//! ([`forward`], through the front door the faces share).
+//!
+//! A one-shot `isobox run` builds a box and tears it down: a clone into new
+//! namespaces (the network namespace most of it), the mounts, the teardown,
+//! and the process's own start-up, about 5 ms here where `/bin/true` takes
+//! 0.8. The runner keeps one box of a [`Pool`] for its life (namespaces,
+//! filesystem and cgroup built once), so a forwarded run costs what a run
+//! in a warm box costs plus the caller's process before glibc.
+//!
+//! What a forwarded run does is `isobox run`'s own code ([`run_in`]), with
+//! the box the runner gives ([`Leased`]) and the caller's directory, umask,
+//! environment and standard input, output and error. The runner declines
+//! (and the caller's own process runs it the ordinary way) whatever it
+//! would not do identically: a caller whose peer credentials are not
+//! root's, who runs another executable or stands in another mount
+//! namespace or root directory, who asks for logs (`ISOBOX_LOG`) or names
+//! another temporary directory (`TMPDIR`, where the ordinary path makes its
+//! box); arguments that are not a valid run; a run with `--lang` (two
+//! boxes, a compiler's and the program's); and any run that comes while
+//! another is under way (one at a time: the process's directory, umask
+//! and standard output are the caller's for the run).
+//!
+//! Between runs the box is reset as a pool's box is: the directory emptied
+//! and checked, the run's processes gone, its counters started over; a box
+//! that fails its reset is replaced. The box's user (a uid claimed for the
+//! runner's life) is the same from run to run, as a pool's box's is.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use isobox::pool::{Lease, Pool, PoolConfig};
+use isobox::sys::early::{self, Start};
+use isobox::sys;
+use isobox::{ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, Stdin};
+use rustix::net::{RecvFlags, SendFlags, SocketFlags};
+use serde::Deserialize;
+
+use super::args::{Cli, Command, RunArgs, RunnerArgs};
+use super::{build_config, run_in, RunBox};
+use crate::cli::front::{self, DECLINED, FINISHED, FORWARD_MAGIC};
+use crate::cli::resident::{self, Forward, Place};
+use crate::cli::{print_error, EXIT_TROUBLE};
+
+/// The runner's directory (only root can enter it) and its socket.
+pub const RUNNER_DIR: &str = "/run/isobox/runner";
+/// See [`RUNNER_DIR`].
+pub const SOCKET_PATH: &str = "/run/isobox/runner/runner.sock";
+
+/// Held by the running runner, next to its socket.
+const LOCK_NAME: &str = "runner.lock";
+
+/// How long the runner waits for a connected caller's invocation.
+const SILENT_CALLER: Duration = Duration::from_secs(1);
+
+/// How often the runner looks for a signal, its socket and its idle time.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Hands root's `isobox run` to the runner, if one is up; returns when the
+/// ordinary path must run it. Keeps the rules of `isobox::sys::early`.
+pub fn forward(start: &Start) {
+    // What the runner creates (copied-out files) is root's, with root's
+    // group: it serves only callers whose are too.
+    if !early::caller_is_root() || !early::caller_group_is_root() {
+        return;
+    }
+    front::hand_over(
+        start,
+        SOCKET_PATH.as_bytes(),
+        b": the runner ended before it answered\n",
+    );
+}
+
+/// `isobox runner`: serves until stopped.
+pub(super) fn main(args: RunnerArgs) -> Result<u8> {
+    if sys::real_ids() != (0, 0) || !sys::is_root() {
+        bail!("isobox runner must run as root (it serves root's isobox run)");
+    }
+    let idle = args.idle.map(Duration::from_secs);
+    let dir = Path::new(RUNNER_DIR);
+    resident::private_directory(dir)?;
+    let lock = sys::open_lock_file(&dir.join(LOCK_NAME)).context("opening the runner's lock")?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!("a runner is already running"),
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).context("locking the runner's lock")
+        }
+    }
+    let socket = Path::new(SOCKET_PATH);
+    // Nobody holds the lock, so a socket left there is a dead runner's.
+    let listener = resident::listen_at(socket)?;
+    crate::cli::catch_interruptions();
+    let mut runner = Runner {
+        socket: socket.to_path_buf(),
+        socket_id: file_id(socket).context("the runner's socket")?,
+        place: Place::own()?,
+        executable: file_id(Path::new("/proc/self/exe"))?,
+        temp_dir: std::env::temp_dir(),
+        pool: None,
+        null: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+    };
+    let busy = Arc::new(AtomicBool::new(false));
+    let (handed, connections) = mpsc::sync_channel(0);
+    {
+        let busy = Arc::clone(&busy);
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || accept(&listener, &busy, &handed))?;
+    }
+    tracing::debug!("the runner listens at {SOCKET_PATH}");
+    let mut last_run = Instant::now();
+    loop {
+        match connections.recv_timeout(TICK) {
+            Ok(connection) => {
+                runner.serve_one(&connection);
+                drop(connection);
+                busy.store(false, Ordering::SeqCst);
+                last_run = Instant::now();
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the runner stopped accepting"),
+        }
+        if sys::interruption().is_some()
+            || idle.is_some_and(|idle| last_run.elapsed() >= idle)
+            || file_id(&runner.socket).ok() != Some(runner.socket_id)
+        {
+            runner.leave();
+            return Ok(0);
+        }
+    }
+}
+
+/// Takes connections and hands each to the main thread, or declines it
+/// at once while a run is under way there.
+fn accept(listener: &OwnedFd, busy: &AtomicBool, handed: &mpsc::SyncSender<OwnedFd>) {
+    loop {
+        let connection = match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Ok(connection) => connection,
+            Err(_) => {
+                // Out of descriptors, say: not a reason to spin.
+                std::thread::sleep(TICK);
+                continue;
+            }
+        };
+        // A front sends its invocation as soon as it is connected; a caller
+        // that connects and sends nothing must not hold up the others.
+        let _ = rustix::net::sockopt::set_socket_timeout(
+            &connection,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(SILENT_CALLER),
+        );
+        if busy.swap(true, Ordering::SeqCst) {
+            // Read before the answer: a connection closed with its message
+            // unread is reset, and the reset could overtake the answer.
+            let _ = resident::receive_bytes(&connection);
+            let _ = rustix::net::send(&connection, &[DECLINED], SendFlags::NOSIGNAL);
+            continue;
+        }
+        if handed.send(connection).is_err() {
+            return;
+        }
+    }
+}
+
+/// What the runner keeps between runs.
+struct Runner {
+    /// Where it listens, and the socket file's device and inode there.
+    socket: PathBuf,
+    socket_id: (u64, u64),
+    place: Place,
+    /// This executable's device and inode: callers must run the same.
+    executable: (u64, u64),
+    /// Where the ordinary path would make its box.
+    temp_dir: PathBuf,
+    /// The box, and the part of the configuration it was made for.
+    pool: Option<(IsolateConfig, Pool)>,
+    /// Standard output and error between runs.
+    null: File,
+}
+
+impl Runner {
+    /// Removes the socket (when it is still this runner's) and the box.
+    fn leave(&mut self) {
+        if file_id(&self.socket).ok() == Some(self.socket_id) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+        if let Some((_, pool)) = self.pool.take() {
+            pool.shutdown();
+        }
+    }
+
+    /// Serves or declines one caller: root peers only.
+    fn serve_one(&mut self, connection: &OwnedFd) {
+        let Ok(peer) = rustix::net::sockopt::socket_peercred(connection) else {
+            return;
+        };
+        if !peer.uid.is_root() {
+            return;
+        }
+        let Ok(Some((bytes, fds))) = resident::receive_bytes(connection) else {
+            return;
+        };
+        let pid = peer.pid.as_raw_nonzero().get();
+        let answer = match bytes
+            .starts_with(&FORWARD_MAGIC)
+            .then(|| Forward::decode(&bytes, fds))
+            .flatten()
+        {
+            Some(forward) => self.check_caller(pid, &forward).and_then(|args| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.carry_out(connection, forward, args)
+                }))
+                .unwrap_or(Ok(EXIT_TROUBLE))
+            }),
+            None => Err("not a forwarded invocation".into()),
+        };
+        // An interruption the front passed on after the run ended is read,
+        // not left in the queue (see `accept`).
+        let mut unread = [0u8; 64];
+        while rustix::net::recv(connection, &mut unread, RecvFlags::DONTWAIT)
+            .is_ok_and(|(length, _)| length > 0)
+        {}
+        let reply = match answer {
+            Ok(code) => vec![FINISHED, code],
+            Err(why) => {
+                tracing::debug!("the runner declined a run: {why}");
+                vec![DECLINED]
+            }
+        };
+        let _ = rustix::net::send(connection, &reply, SendFlags::NOSIGNAL);
+    }
+
+    /// The run's arguments, when the runner can carry the invocation out
+    /// as the caller's process would; otherwise why not.
+    fn check_caller(&self, pid: i32, forward: &Forward) -> std::result::Result<RunArgs, String> {
+        if Place::of(pid).ok().as_ref() != Some(&self.place) {
+            return Err("another mount namespace or root directory".into());
+        }
+        if file_id(Path::new(&format!("/proc/{pid}/exe"))).ok() != Some(self.executable) {
+            return Err("another executable".into());
+        }
+        if forward.env("ISOBOX_LOG").is_some() {
+            return Err("logs asked for".into());
+        }
+        // As `std::env::temp_dir` reads it in the caller's process.
+        let temp_dir = forward.env("TMPDIR").map_or("/tmp", |dir| dir);
+        if Path::new(temp_dir) != self.temp_dir {
+            return Err("another temporary directory".into());
+        }
+        let words = std::iter::once(forward.program.clone()).chain(forward.words.iter().cloned());
+        let args = match Cli::try_parse_from(words) {
+            Ok(Cli {
+                command: Command::Run(args),
+            }) => args,
+            // Help, errors and other subcommands are the command line's.
+            _ => return Err("not a valid run".into()),
+        };
+        if args.lang.is_some() {
+            return Err("a run with --lang".into());
+        }
+        Ok(args)
+    }
+
+    /// Carries out the run with the caller's directory, umask and standard
+    /// output and error, and returns its exit status.
+    fn carry_out(
+        &mut self,
+        connection: &OwnedFd,
+        forward: Forward,
+        args: RunArgs,
+    ) -> std::result::Result<u8, String> {
+        rustix::process::fchdir(&forward.directory).map_err(|error| error.to_string())?;
+        let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(forward.umask));
+        let environment: Vec<(OsString, OsString)> = forward
+            .environment
+            .iter()
+            .map(|(name, value)| (name.into(), value.into()))
+            .collect();
+        let lookup = |name: &str| {
+            environment
+                .iter()
+                .find(|(entry, _)| entry == name)
+                .map(|(_, value)| value.clone())
+        };
+        let answer = self.carry_out_in(connection, &forward, args, &lookup);
+        rustix::process::umask(umask);
+        let _ = rustix::process::chdir("/");
+        answer
+    }
+
+    fn carry_out_in(
+        &mut self,
+        connection: &OwnedFd,
+        forward: &Forward,
+        args: RunArgs,
+        lookup: &dyn Fn(&str) -> Option<OsString>,
+    ) -> std::result::Result<u8, String> {
+        // The box is made for what of the configuration runs cannot change;
+        // a configuration that does not build is the command line's to
+        // report.
+        let wanted = IsolateConfig {
+            // Each configuration is made with a name of its own; the box
+            // has its own.
+            instance_id: String::new(),
+            ..build_config(&args, Path::new(""), lookup).map_err(|error| error.to_string())?
+        }
+        .settled_part();
+        let pool = self.pool_for(wanted)?;
+        let lease = pool.acquire().map_err(|error| error.to_string())?;
+        rustix::stdio::dup2_stdout(&forward.stdout).map_err(|error| error.to_string())?;
+        if let Err(error) = rustix::stdio::dup2_stderr(&forward.stderr) {
+            self.give_back_stdio();
+            return Err(error.to_string());
+        }
+        let mut leased = Leased {
+            lease: Some(lease),
+            connection,
+        };
+        let code = run_in(args, &mut leased, lookup).unwrap_or_else(|error| {
+            print_error(&crate::cli::error_text(&error));
+            EXIT_TROUBLE
+        });
+        drop(leased);
+        // What went to the caller's stdout through Rust's buffer goes
+        // before the descriptor is taken back.
+        let _ = io::Write::flush(&mut io::stdout());
+        self.give_back_stdio();
+        Ok(code)
+    }
+
+    /// The pool whose box fits `wanted`, made anew when the last one does
+    /// not.
+    fn pool_for(&mut self, wanted: IsolateConfig) -> std::result::Result<&Pool, String> {
+        let fits = self
+            .pool
+            .as_ref()
+            .is_some_and(|(settled, _)| *settled == wanted);
+        if !fits {
+            if let Some((_, pool)) = self.pool.take() {
+                pool.shutdown();
+            }
+            let pool = Pool::new(PoolConfig {
+                template: IsolateConfig {
+                    instance_id: format!("runner{}", std::process::id()),
+                    ..wanted.clone()
+                },
+                base_dir: self
+                    .temp_dir
+                    .join(format!("isobox-runner-{}", std::process::id())),
+                size: 1,
+                warm: 1,
+                queue: 0,
+                box_size: None,
+                box_cpus: None,
+            })
+            .map_err(|error| format!("cannot make the runner's box: {error}"))?;
+            self.pool = Some((wanted, pool));
+        }
+        Ok(&self.pool.as_ref().expect("made above").1)
+    }
+
+    /// Standard output and error are `/dev/null` again.
+    fn give_back_stdio(&self) {
+        let _ = rustix::stdio::dup2_stdout(&self.null);
+        let _ = rustix::stdio::dup2_stderr(&self.null);
+    }
+}
+
+/// The runner's box for one run.
+struct Leased<'a> {
+    lease: Option<Lease>,
+    /// The caller's connection: its interruption, or its end, stops the run.
+    connection: &'a OwnedFd,
+}
+
+/// What a front sends while the run is under way.
+#[derive(Deserialize)]
+enum Message {
+    Interrupt(i32),
+}
+
+impl Leased<'_> {
+    fn lease(&mut self) -> Result<&mut Lease> {
+        self.lease.as_mut().ok_or_else(|| anyhow!("the runner's box is gone"))
+    }
+}
+
+impl RunBox for Leased<'_> {
+    fn directory(&mut self) -> Result<PathBuf> {
+        Ok(self.lease()?.workdir().to_path_buf())
+    }
+
+    fn executor(&mut self, config: IsolateConfig) -> Result<&mut ProcessExecutor> {
+        let executor = self.lease()?.executor();
+        // What the box settled stays; everything a run reads is this run's.
+        let box_own = executor.config().clone();
+        let config = IsolateConfig {
+            workdir: box_own.workdir.clone(),
+            instance_id: box_own.instance_id.clone(),
+            warm: box_own.warm,
+            cpu_affinity: box_own.cpu_affinity.clone(),
+            ..config
+        };
+        if config.settled_part() != box_own.settled_part() {
+            bail!("the runner's box was not made for this run");
+        }
+        *executor.config_mut() = config;
+        Ok(executor)
+    }
+
+    fn execute(&mut self, command: &[String], stdin: Stdin) -> isobox::Result<ExecutionResult> {
+        let client = OutsideEvent {
+            fd: self
+                .connection
+                .try_clone()
+                .map_err(|error| isobox::IsolateError::Config(error.to_string()))?,
+            on_ready: Box::new(|connection| {
+                let mut message = [0u8; 64];
+                let signal = match rustix::net::recv(connection, &mut message, RecvFlags::empty()) {
+                    Ok((length, _)) if length > 0 => {
+                        match serde_json::from_slice::<Message>(&message[..length.min(64)]) {
+                            Ok(Message::Interrupt(signal))
+                                if sys::INTERRUPTION_SIGNALS.contains(&signal) =>
+                            {
+                                signal
+                            }
+                            _ => libc::SIGTERM,
+                        }
+                    }
+                    // The caller is gone (killed): the run goes too.
+                    _ => libc::SIGTERM,
+                };
+                Some(signal)
+            }),
+        };
+        let lease = self
+            .lease
+            .as_mut()
+            .ok_or_else(|| isobox::IsolateError::Config("the runner's box is gone".into()))?;
+        lease.executor().execute_watching(command, stdin, client)
+    }
+
+    fn settle(&mut self) -> isobox::Result<()> {
+        // The box's holder killed and reaped every process of the run
+        // before the run's answer (a cold run's ended with its namespace).
+        Ok(())
+    }
+
+    fn release(&mut self) -> std::result::Result<(), String> {
+        // Emptied and checked by the pool; a box that fails its reset is
+        // replaced there.
+        self.lease = None;
+        Ok(())
+    }
+}
+
+/// A file's device and inode.
+fn file_id(path: &Path) -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
