@@ -133,6 +133,39 @@ impl Tool {
 
 const RUN_TRUE: [&str; 7] = ["-t", "10", "-w", "20", "--run", "--", "/bin/true"];
 
+/// `isobox runner`, up for the `isobox run` row; stopped (and waited for)
+/// when dropped.
+struct Runner(std::process::Child);
+
+impl Runner {
+    fn start(program: &Path) -> Self {
+        let child = Command::new(program)
+            .arg("runner")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting isobox runner");
+        let mut runner = Runner(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Path::new("/run/isobox/runner/runner.sock").exists() {
+            if let Ok(Some(status)) = runner.0.try_wait() {
+                panic!("isobox runner exited: {status} (is another one running?)");
+            }
+            assert!(Instant::now() < deadline, "isobox runner never listened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        runner
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.0);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = self.0.wait();
+    }
+}
+
 /// A path of issue 12, as a row of the table.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Row {
@@ -142,6 +175,8 @@ enum Row {
     InitCleanup,
     Version,
     NativeRun,
+    /// `isobox run` as the ordinary path runs it: declined by the runner.
+    NativeRunOrdinary,
     Library,
     /// The library row with warm boxes off: every run builds its box.
     LibraryCold,
@@ -155,7 +190,10 @@ impl Row {
             Row::Run => "`--run -- /bin/true` in an initialized box",
             Row::InitCleanup => "`--init` + `--cleanup`",
             Row::Version => "`--version` (start-up)",
-            Row::NativeRun => "`isobox run -- /bin/true`",
+            Row::NativeRun => "`isobox run -- /bin/true` (the runner up)",
+            Row::NativeRunOrdinary => {
+                "`isobox run -- /bin/true`, the ordinary path (another `TMPDIR`: declined)"
+            }
             Row::Library => "library `execute` of /bin/true (executor reused)",
             Row::LibraryCold => "library `execute` of /bin/true (executor reused, `warm: false`)",
         }
@@ -319,6 +357,14 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         program: support::shipped_isobox(),
         env: vec![("ISOBOX_CONFIG", config.clone().into_os_string())],
     };
+    // The runner declines a caller whose temporary directory is not its
+    // own: that caller's process runs the box itself, as with no runner.
+    let ordinary_tmp = workdir("isobox-bench-tmpdir-");
+    let ordinary = Tool {
+        program: support::shipped_isobox(),
+        env: vec![("TMPDIR", ordinary_tmp.path().into())],
+    };
+    let runner = Runner::start(&isobox.program);
     let bare = Tool {
         program: "/bin/true".into(),
         env: Vec::new(),
@@ -337,6 +383,9 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         Sampler::new(false, Row::Floor, || bare.time(&[])),
         Sampler::new(false, Row::NativeRun, || {
             isobox.time(&["run", "--", "/bin/true"])
+        }),
+        Sampler::new(false, Row::NativeRunOrdinary, || {
+            ordinary.time(&["run", "--", "/bin/true"])
         }),
         Sampler::new(false, Row::Library, || {
             let start = Instant::now();
@@ -376,6 +425,7 @@ fn latencies(rounds: usize, reference: Option<&Tool>) -> Latencies {
         .into_iter()
         .map(|s| (s.isolate, s.row, s.samples))
         .collect();
+    drop(runner);
     isobox.quietly(&["--cg", "-b", "2", "--cleanup"]);
     support::stop_installation_service(&config);
     support::remove_installation_cgroups(&config);
@@ -453,6 +503,7 @@ fn main() {
         Row::InitCleanup,
         Row::Version,
         Row::NativeRun,
+        Row::NativeRunOrdinary,
         Row::Library,
         Row::LibraryCold,
     ] {
