@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{installation_services, skip_unless_privileged};
+use common::{eventually, installation_services, skip_unless_privileged};
 use isolate_support::{slot_id, Isolate};
 
 /// How an invocation is made: under the filter that kills the C library's
@@ -115,14 +115,6 @@ fn seen_in(roots: &[&Path], output: &Output) -> (Option<i32>, String, String) {
 fn mode_and_owner(path: &Path) -> Option<(u32, u32, u32)> {
     let meta = fs::symlink_metadata(path).ok()?;
     Some((meta.mode() & 0o7777, meta.uid(), meta.gid()))
-}
-
-fn eventually(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not after 10 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The one service of `isolate`'s installation, started by an ordinary
@@ -463,7 +455,6 @@ fn unsafe_kill(pid: i32, signal: i32) {
 /// test) is not carried out.
 #[test]
 fn the_service_and_the_front_trust_only_root() {
-    use std::os::fd::AsRawFd;
     skip_unless_privileged!();
     let isolate = Isolate::new();
     let id = slot_id(82, 5).to_string();
@@ -474,69 +465,14 @@ fn the_service_and_the_front_trust_only_root() {
 
     // A forwarded --init from nobody: header, arguments, environment.
     let config = isolate.config.display().to_string();
-    let strings = format!("isolate\0-b\0{id}\0--init\0ISOBOX_CONFIG={config}\0");
-    let mut message = b"isobox>1".to_vec();
-    for field in [4u32, 1, 0o022] {
-        message.extend_from_slice(&field.to_le_bytes());
-    }
-    message.extend_from_slice(strings.as_bytes());
+    let message = common::forwarded_message(
+        &["isolate", "-b", &id, "--init"],
+        &[&format!("ISOBOX_CONFIG={config}")],
+    );
     let directory = fs::File::open(isolate.root()).unwrap();
-    let address = rustix::net::SocketAddrUnix::new(&path).unwrap();
     fs::set_permissions(&agents, fs::Permissions::from_mode(0o711)).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
-    let mut sender = Command::new("/bin/true");
-    let dir_fd = directory.as_raw_fd();
-    // SAFETY: the child makes only system calls on values built before
-    // the fork (rustix's are plain system calls), then exits; it reports
-    // through its exit status: 0 nothing came back, 1 an answer came, 2 to
-    // 5 a step failed (becoming nobody, the socket, connecting, sending).
-    unsafe {
-        sender.pre_exec(move || {
-            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                libc::_exit(2);
-            }
-            let Ok(socket) = rustix::net::socket(
-                rustix::net::AddressFamily::UNIX,
-                rustix::net::SocketType::SEQPACKET,
-                None,
-            ) else {
-                libc::_exit(3)
-            };
-            if rustix::net::connect(&socket, &address).is_err() {
-                libc::_exit(4);
-            }
-            let fds = [
-                std::os::fd::BorrowedFd::borrow_raw(0),
-                std::os::fd::BorrowedFd::borrow_raw(1),
-                std::os::fd::BorrowedFd::borrow_raw(2),
-                std::os::fd::BorrowedFd::borrow_raw(dir_fd),
-            ];
-            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-            let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-            let _ = control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
-            let iov = [std::io::IoSlice::new(&message)];
-            // Refused, the connection may be closed before the message is
-            // sent: that too is nothing done.
-            if rustix::net::sendmsg(
-                &socket,
-                &iov,
-                &mut control,
-                rustix::net::SendFlags::NOSIGNAL,
-            )
-            .is_err()
-            {
-                libc::_exit(5);
-            }
-            // A service that never answers ends the sender, not the test.
-            libc::alarm(10);
-            let mut reply = [0u8; 8];
-            match rustix::net::recv(&socket, &mut reply, rustix::net::RecvFlags::empty()) {
-                Ok((0, _)) | Err(_) => libc::_exit(0),
-                Ok(_) => libc::_exit(1),
-            }
-        });
-    }
-    let status = sender.status().unwrap();
+    let status = common::forward_as_nobody(&path, message, &directory);
     fs::set_permissions(&agents, fs::Permissions::from_mode(0o700)).unwrap();
     assert!(
         matches!(status.code(), Some(0 | 5)),

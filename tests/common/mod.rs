@@ -944,3 +944,121 @@ pub fn impostor_listener(path: &Path) -> std::process::Child {
     }
     impostor.spawn().unwrap()
 }
+
+/// A forwarded invocation as a front door sends it (`src/cli/front.rs`):
+/// the header, then `words` (the program's name first) and `environment`
+/// entries, each ending with a NUL; umask 022.
+pub fn forwarded_message(words: &[&str], environment: &[&str]) -> Vec<u8> {
+    let mut message = b"isobox>1".to_vec();
+    for field in [words.len() as u32, environment.len() as u32, 0o022] {
+        message.extend_from_slice(&field.to_le_bytes());
+    }
+    for string in words.iter().chain(environment) {
+        message.extend_from_slice(string.as_bytes());
+        message.push(0);
+    }
+    message
+}
+
+/// Sends `message` to the socket at `path` as `nobody`, with its standard
+/// descriptors and `directory`, as a front door would; the exit status
+/// tells what happened: 0 nothing came back, 1 an answer came, 2 to 5 a
+/// step failed (becoming nobody, the socket, connecting, sending).
+pub fn forward_as_nobody(
+    path: &Path,
+    message: Vec<u8>,
+    directory: &std::fs::File,
+) -> std::process::ExitStatus {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let address = rustix::net::SocketAddrUnix::new(path).unwrap();
+    let mut sender = Command::new("/bin/true");
+    let dir_fd = directory.as_raw_fd();
+    // SAFETY: the child makes only system calls on values built before
+    // the fork (rustix's are plain system calls), then exits.
+    unsafe {
+        sender.pre_exec(move || {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(2);
+            }
+            let Ok(socket) = rustix::net::socket(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                None,
+            ) else {
+                libc::_exit(3)
+            };
+            if rustix::net::connect(&socket, &address).is_err() {
+                libc::_exit(4);
+            }
+            let fds = [
+                std::os::fd::BorrowedFd::borrow_raw(0),
+                std::os::fd::BorrowedFd::borrow_raw(1),
+                std::os::fd::BorrowedFd::borrow_raw(2),
+                std::os::fd::BorrowedFd::borrow_raw(dir_fd),
+            ];
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+            let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+            let _ = control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+            let iov = [std::io::IoSlice::new(&message)];
+            // Refused, the connection may be closed before the message is
+            // sent: that too is nothing done.
+            if rustix::net::sendmsg(
+                &socket,
+                &iov,
+                &mut control,
+                rustix::net::SendFlags::NOSIGNAL,
+            )
+            .is_err()
+            {
+                libc::_exit(5);
+            }
+            // A helper that never answers ends the sender, not the test.
+            libc::alarm(10);
+            let mut reply = [0u8; 8];
+            match rustix::net::recv(&socket, &mut reply, rustix::net::RecvFlags::empty()) {
+                Ok((0, _)) | Err(_) => libc::_exit(0),
+                Ok(_) => libc::_exit(1),
+            }
+        });
+    }
+    sender.status().unwrap()
+}
+
+/// Waits up to 10 s for `done`, failing the test with `what` after that.
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes whose command line (its words, each ending with a NUL)
+/// ends with `tail`, with their real uids.
+pub fn processes_with_command_line(tail: &str) -> Vec<(i32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.ends_with(tail.as_bytes()))
+        })
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let uid = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((pid, uid))
+        })
+        .collect()
+}

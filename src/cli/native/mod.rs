@@ -137,7 +137,9 @@ pub(super) fn check_isolation(
 /// Errors are everything that makes the outcome of the program unknown;
 /// they are reported by the caller as one line with exit status 2.
 fn run(args: RunArgs) -> Result<u8> {
-    run_in(args, &mut OneShot::default(), &|name| std::env::var_os(name))
+    run_in(args, &mut OneShot::default(), &|name| {
+        std::env::var_os(name)
+    })
 }
 
 /// Where a run's box comes from: made for the run and removed after it

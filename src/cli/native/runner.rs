@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use isobox::pool::{Lease, Pool, PoolConfig};
-use isobox::sys::early::{self, Start};
 use isobox::sys;
+use isobox::sys::early::{self, Start};
 use isobox::{ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, Stdin};
 use rustix::net::{RecvFlags, SendFlags, SocketFlags};
 use serde::Deserialize;
@@ -392,7 +392,9 @@ enum Message {
 
 impl Leased<'_> {
     fn lease(&mut self) -> Result<&mut Lease> {
-        self.lease.as_mut().ok_or_else(|| anyhow!("the runner's box is gone"))
+        self.lease
+            .as_mut()
+            .ok_or_else(|| anyhow!("the runner's box is gone"))
     }
 }
 
