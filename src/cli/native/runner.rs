@@ -38,7 +38,6 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Parser;
 use isobox::pool::{Lease, Pool, PoolConfig};
 use isobox::sys;
 use isobox::sys::early::{self, Start};
@@ -109,6 +108,7 @@ pub(super) fn main(args: RunnerArgs) -> Result<u8> {
         temp_dir: std::env::temp_dir(),
         pool: None,
         null: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+        parser: <Cli as clap::CommandFactory>::command(),
     };
     let busy = Arc::new(AtomicBool::new(false));
     let (handed, connections) = mpsc::sync_channel(0);
@@ -187,6 +187,8 @@ struct Runner {
     pool: Option<(IsolateConfig, Pool)>,
     /// Standard output and error between runs.
     null: File,
+    /// `isobox`'s parser, built once: building it costs more than a parse.
+    parser: clap::Command,
 }
 
 impl Runner {
@@ -243,7 +245,7 @@ impl Runner {
 
     /// The run's arguments, when the runner can carry the invocation out
     /// as the caller's process would; otherwise why not.
-    fn check_caller(&self, pid: i32, forward: &Forward) -> std::result::Result<RunArgs, String> {
+    fn check_caller(&mut self, pid: i32, forward: &Forward) -> std::result::Result<RunArgs, String> {
         if Place::of(pid).ok().as_ref() != Some(&self.place) {
             return Err("another mount namespace or root directory".into());
         }
@@ -259,7 +261,11 @@ impl Runner {
             return Err("another temporary directory".into());
         }
         let words = std::iter::once(forward.program.clone()).chain(forward.words.iter().cloned());
-        let args = match Cli::try_parse_from(words) {
+        let parsed = self
+            .parser
+            .try_get_matches_from_mut(words)
+            .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
+        let args = match parsed {
             Ok(Cli {
                 command: Command::Run(args),
             }) => args,
