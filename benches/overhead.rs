@@ -147,7 +147,7 @@ impl Runner {
             .expect("starting isobox runner");
         let mut runner = Runner(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !Path::new("/run/isobox/runner/runner.sock").exists() {
+        while !listening(Path::new("/run/isobox/runner/runner.sock")) {
             if let Ok(Some(status)) = runner.0.try_wait() {
                 panic!("isobox runner exited: {status} (is another one running?)");
             }
@@ -753,3 +753,18 @@ int main(int argc, char **argv) {
     return p[bytes / 2] == 1 ? 0 : 1;
 }
 "#;
+
+/// Whether a process listens at `path` (a socket file a killed runner left
+/// refuses the connection).
+fn listening(path: &Path) -> bool {
+    let Ok(socket) = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    ) else {
+        return false;
+    };
+    rustix::net::SocketAddrUnix::new(path)
+        .and_then(|address| rustix::net::connect(&socket, &address))
+        .is_ok()
+}

@@ -57,7 +57,7 @@ impl Runner {
             if let Some(Ok(Some(status))) = runner.child.as_mut().map(Child::try_wait) {
                 panic!("isobox runner exited: {status} (is another one running?)");
             }
-            Path::new(SOCKET).exists()
+            listening(Path::new(SOCKET))
         });
         runner
     }
@@ -565,8 +565,8 @@ fn one_runner_at_a_time_and_it_leaves_clean() {
     let output = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
     assert!(output.status.success(), "{output:?}");
     let pid = runner.pid();
-    let box_dir = std::env::temp_dir().join(format!("isobox-runner-{pid}"));
-    assert!(box_dir.is_dir());
+    let box_dirs = runner_box_dirs(pid);
+    assert_eq!(box_dirs.len(), 1, "{box_dirs:?}");
     let cgroups = runner_cgroups(pid);
     if common::has_cgroup() {
         assert!(!cgroups.is_empty(), "the runner's box has no cgroup");
@@ -588,7 +588,7 @@ fn one_runner_at_a_time_and_it_leaves_clean() {
 
     assert!(runner.stop().success());
     assert!(!Path::new(SOCKET).exists());
-    assert!(!box_dir.exists());
+    assert!(runner_box_dirs(pid).is_empty());
     common::assert_paths_gone(&cgroups);
     assert!(common::processes_with_command_line("runner\0")
         .iter()
@@ -604,9 +604,73 @@ fn one_runner_at_a_time_and_it_leaves_clean() {
     assert!(!Path::new(SOCKET).exists());
 }
 
+/// A runner killed with `SIGKILL` leaves its box directory and cgroups;
+/// the next runner removes them, and nothing else: not what a user of the
+/// shared temporary directory put there under the same name, nor what a
+/// link there points to.
+#[test]
+fn a_killed_runners_remains_go_with_the_next_one() {
+    skip_unless_privileged!();
+    let mut runner = Runner::start(&[]);
+    let dir = scratch();
+    let output = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
+    assert!(output.status.success(), "{output:?}");
+    let pid = runner.pid();
+    let mut child = runner.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let box_dirs = runner_box_dirs(pid);
+    assert_eq!(box_dirs.len(), 1, "{box_dirs:?}");
+    let cgroups = runner_cgroups(pid);
+    if common::has_cgroup() {
+        assert!(!cgroups.is_empty());
+    }
+    // Planted under the dead runner's name: a user's directory, and a
+    // link to a directory of root's.
+    let tmp = std::env::temp_dir();
+    let planted = tmp.join(format!("isobox-runner-{pid}-planted"));
+    fs::create_dir(&planted).unwrap();
+    fs::write(planted.join("keep"), "mine").unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    let target = common::temp_dir("isobox-runner-target-", 0o700);
+    fs::write(target.path().join("keep"), "root's").unwrap();
+    let link = tmp.join(format!("isobox-runner-{pid}-link"));
+    std::os::unix::fs::symlink(target.path(), &link).unwrap();
+    drop(runner);
+
+    let _next = Runner::start(&[]);
+    let left = runner_box_dirs(pid);
+    let _ = fs::remove_file(&link);
+    let _ = fs::remove_dir_all(&planted);
+    assert_eq!(
+        left,
+        {
+            let mut expected = vec![link.clone(), planted.clone()];
+            expected.sort();
+            expected
+        },
+        "removed something else than the dead runner's box, or not that"
+    );
+    assert!(target.path().join("keep").exists());
+    common::assert_paths_gone(&cgroups);
+}
+
+/// Runner `pid`'s box directories.
+fn runner_box_dirs(pid: i32) -> Vec<PathBuf> {
+    let prefix = format!("isobox-runner-{pid}-");
+    fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// The cgroup directories of runner `pid`'s boxes, in every hierarchy.
 fn runner_cgroups(pid: i32) -> Vec<PathBuf> {
-    let prefix = format!("runner{pid}-");
+    let prefix = format!("{pid}-");
     let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
         return Vec::new();
     };
@@ -626,4 +690,19 @@ fn runner_cgroups(pid: i32) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// Whether a process listens at `path` (a socket file a killed runner left
+/// refuses the connection).
+fn listening(path: &Path) -> bool {
+    let Ok(socket) = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    ) else {
+        return false;
+    };
+    rustix::net::SocketAddrUnix::new(path)
+        .and_then(|address| rustix::net::connect(&socket, &address))
+        .is_ok()
 }

@@ -18,14 +18,6 @@ fn server_pid(name: &str) -> Option<u32> {
     rest.strip_suffix("-files").unwrap_or(rest).parse().ok()
 }
 
-/// The pid of a pool box's cgroup name, `<pid>-<n>-box<k>`.
-fn box_cgroup_pid(name: &str) -> Option<u32> {
-    let (pid, rest) = name.split_once('-')?;
-    let (_, k) = rest.split_once("-box")?;
-    k.parse::<u64>().ok()?;
-    pid.parse().ok()
-}
-
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -59,62 +51,8 @@ pub fn sweep(run_dir: &Path, cgroup_parent: Option<&Path>) -> Vec<PathBuf> {
             }
         }
     }
-    let hierarchies = match cgroup_parent {
-        Some(parent) => vec![parent.to_path_buf()],
-        None => cgroup_dirs(),
-    };
-    for hierarchy in hierarchies {
-        for entry in fs::read_dir(&hierarchy).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !box_cgroup_pid(&name).is_some_and(dead) {
-                continue;
-            }
-            if remove_cgroup(&entry.path()) {
-                removed.push(entry.path());
-            }
-        }
-    }
+    removed.extend(isobox::pool::sweep_dead_cgroups(cgroup_parent));
     removed
-}
-
-/// `isobox` below the root of every hierarchy that has one.
-fn cgroup_dirs() -> Vec<PathBuf> {
-    let root = Path::new("/sys/fs/cgroup");
-    let mut dirs = vec![root.join("isobox")];
-    for entry in fs::read_dir(root).into_iter().flatten().flatten() {
-        dirs.push(entry.path().join("isobox"));
-    }
-    dirs.into_iter().filter(|dir| dir.is_dir()).collect()
-}
-
-/// Kills what is left in a cgroup and its children, then removes them,
-/// children first.
-fn remove_cgroup(dir: &Path) -> bool {
-    for child in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if child.file_type().is_ok_and(|kind| kind.is_dir()) {
-            remove_cgroup(&child.path());
-        }
-    }
-    if fs::write(dir.join("cgroup.kill"), "1").is_err() {
-        let pids = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in pids
-            .lines()
-            .filter_map(|line| line.trim().parse::<i32>().ok())
-        {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-        }
-    }
-    // A killed process leaves its cgroup a moment after the signal.
-    for _ in 0..50 {
-        if fs::remove_dir(dir).is_ok() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    tracing::warn!("could not remove the cgroup {}", dir.display());
-    false
 }
 
 #[cfg(test)]
@@ -127,9 +65,5 @@ mod tests {
         assert_eq!(server_pid("serve-123-files"), Some(123));
         assert_eq!(server_pid("serve-x"), None);
         assert_eq!(server_pid("uids"), None);
-        assert_eq!(box_cgroup_pid("123-0-box4"), Some(123));
-        // Runs of `isobox run` and isolate boxes are not the pool's.
-        assert_eq!(box_cgroup_pid("123-0"), None);
-        assert_eq!(box_cgroup_pid("box-4"), None);
     }
 }

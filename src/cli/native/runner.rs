@@ -31,7 +31,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -55,6 +55,9 @@ use crate::cli::{print_error, EXIT_TROUBLE};
 pub const RUNNER_DIR: &str = "/run/isobox/runner";
 /// See [`RUNNER_DIR`].
 pub const SOCKET_PATH: &str = "/run/isobox/runner/runner.sock";
+
+/// The runner's box directory is `<temp dir>/isobox-runner-<pid>-XXXXXX`.
+const BOX_DIR_PREFIX: &str = "isobox-runner-";
 
 /// Held by the running runner, next to its socket.
 const LOCK_NAME: &str = "runner.lock";
@@ -96,6 +99,7 @@ pub(super) fn main(args: RunnerArgs) -> Result<u8> {
             return Err(error).context("locking the runner's lock")
         }
     }
+    sweep(&std::env::temp_dir());
     let socket = Path::new(SOCKET_PATH);
     // Nobody holds the lock, so a socket left there is a dead runner's.
     let listener = resident::listen_at(socket)?;
@@ -245,7 +249,11 @@ impl Runner {
 
     /// The run's arguments, when the runner can carry the invocation out
     /// as the caller's process would; otherwise why not.
-    fn check_caller(&mut self, pid: i32, forward: &Forward) -> std::result::Result<RunArgs, String> {
+    fn check_caller(
+        &mut self,
+        pid: i32,
+        forward: &Forward,
+    ) -> std::result::Result<RunArgs, String> {
         if Place::of(pid).ok().as_ref() != Some(&self.place) {
             return Err("another mount namespace or root directory".into());
         }
@@ -356,21 +364,34 @@ impl Runner {
             if let Some((_, pool)) = self.pool.take() {
                 pool.shutdown();
             }
+            // A directory of its own, made by this process (not one a user
+            // of the shared temporary directory put there first).
+            let base_dir = tempfile::Builder::new()
+                .prefix(&format!("{BOX_DIR_PREFIX}{}-", std::process::id()))
+                .tempdir_in(&self.temp_dir)
+                .map_err(|error| format!("cannot make the runner's box directory: {error}"))?
+                .keep();
+            // Only root enters it (the box sees its own directory through a
+            // mount), and a later runner's sweep knows it by that.
+            std::fs::set_permissions(&base_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|error| format!("cannot make the runner's box directory: {error}"))?;
             let pool = Pool::new(PoolConfig {
                 template: IsolateConfig {
-                    instance_id: format!("runner{}", std::process::id()),
+                    // `<pid>-<n>`, which a later runner's sweep recognizes.
+                    instance_id: IsolateConfig::default().instance_id,
                     ..wanted.clone()
                 },
-                base_dir: self
-                    .temp_dir
-                    .join(format!("isobox-runner-{}", std::process::id())),
+                base_dir: base_dir.clone(),
                 size: 1,
                 warm: 1,
                 queue: 0,
                 box_size: None,
                 box_cpus: None,
             })
-            .map_err(|error| format!("cannot make the runner's box: {error}"))?;
+            .map_err(|error| {
+                let _ = std::fs::remove_dir(&base_dir);
+                format!("cannot make the runner's box: {error}")
+            })?;
             self.pool = Some((wanted, pool));
         }
         Ok(&self.pool.as_ref().expect("made above").1)
@@ -470,6 +491,39 @@ impl RunBox for Leased<'_> {
         // replaced there.
         self.lease = None;
         Ok(())
+    }
+}
+
+/// Removes what runners killed before they could leave (`SIGKILL`) left:
+/// their box directories in `temp_dir` and their boxes' cgroups. Only one
+/// runner runs at a time, and this one holds the lock.
+fn sweep(temp_dir: &Path) {
+    for path in isobox::pool::sweep_dead_cgroups(None) {
+        tracing::debug!("removed a dead runner's cgroup {}", path.display());
+    }
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(BOX_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Only a directory root made: anyone may put things in /tmp.
+        let path = entry.path();
+        let made_by_root = std::fs::symlink_metadata(&path)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o077 == 0);
+        if !made_by_root || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Err(error) = isobox::fstree::remove_tree(&path) {
+            tracing::warn!("removing {}: {error}", path.display());
+        }
     }
 }
 
