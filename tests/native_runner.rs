@@ -94,6 +94,8 @@ struct Caller {
     env: Vec<(&'static str, String)>,
     /// Another executable than the runner's.
     program: Option<PathBuf>,
+    /// Run from another root directory.
+    chroot: Option<PathBuf>,
 }
 
 fn filtered() -> Caller {
@@ -124,12 +126,17 @@ fn spawn(dir: &Path, args: &[&str], caller: &Caller) -> Child {
     }
     let caller = caller.clone();
     // SAFETY: between fork and exec the child makes only the system calls
-    // below (umask, unshare, setresgid, and the two of apply_filter, on a
-    // program built before the fork).
+    // below (umask, chroot and chdir on a path built before the fork,
+    // unshare, setresgid, and the two of apply_filter, on a program built
+    // before the fork).
     unsafe {
         command.pre_exec(move || {
             if let Some(mask) = caller.umask {
                 libc::umask(mask);
+            }
+            if let Some(root) = &caller.chroot {
+                std::os::unix::fs::chroot(root)?;
+                std::env::set_current_dir("/")?;
             }
             if caller.own_mount_namespace && libc::unshare(libc::CLONE_NEWNS) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -340,6 +347,49 @@ fn a_served_run_is_the_command_lines() {
     }
 }
 
+/// A root directory with `isobox` at `/isobox` and the runner's directory
+/// at its place, both bind mounts, unmounted when dropped.
+struct Chroot {
+    root: tempfile::TempDir,
+    mounts: Vec<PathBuf>,
+}
+
+impl Chroot {
+    fn new() -> Self {
+        let root = common::temp_dir("isobox-runner-chroot-", 0o755);
+        let mut chroot = Chroot {
+            root,
+            mounts: Vec::new(),
+        };
+        let binary = chroot.root.path().join("isobox");
+        fs::write(&binary, "").unwrap();
+        chroot.bind(&isobox(), &binary);
+        let runner_dir = chroot.root.path().join("run/isobox/runner");
+        fs::create_dir_all(&runner_dir).unwrap();
+        chroot.bind(Path::new(RUNNER_DIR), &runner_dir);
+        chroot
+    }
+
+    fn bind(&mut self, source: &Path, target: &Path) {
+        let status = Command::new("mount")
+            .arg("--bind")
+            .arg(source)
+            .arg(target)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount --bind {}", source.display());
+        self.mounts.push(target.to_path_buf());
+    }
+}
+
+impl Drop for Chroot {
+    fn drop(&mut self) {
+        for mount in self.mounts.iter().rev() {
+            let _ = Command::new("umount").arg(mount).status();
+        }
+    }
+}
+
 /// Whatever the runner would not carry out as the caller's own process
 /// would goes the ordinary way: the filtered caller then dies at glibc's
 /// start.
@@ -355,6 +405,10 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
     let copy_dir = common::temp_dir("isobox-runner-copy-", 0o755);
     let copy = copy_dir.path().join("isobox");
     fs::copy(isobox(), &copy).unwrap();
+    // Another root directory in the same mount namespace, holding the same
+    // executable (the static binary needs nothing else) and the runner's
+    // socket, each bound there for the test.
+    let jail = Chroot::new();
     let declined: Vec<(&str, &[&str], Caller)> = vec![
         (
             "another TMPDIR",
@@ -393,6 +447,15 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
             true_run,
             Caller {
                 program: Some(copy),
+                ..filtered()
+            },
+        ),
+        (
+            "another root directory",
+            true_run,
+            Caller {
+                program: Some(PathBuf::from("/isobox")),
+                chroot: Some(jail.root.path().to_path_buf()),
                 ..filtered()
             },
         ),
