@@ -42,6 +42,9 @@ struct Runner {
 impl Runner {
     fn start(extra: &[&str]) -> Self {
         let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A socket left by a killed runner; the new one is put in place
+        // only once it listens.
+        let _ = fs::remove_file(SOCKET);
         let child = Command::new(isobox())
             .arg("runner")
             .args(extra)
@@ -57,13 +60,19 @@ impl Runner {
             if let Some(Ok(Some(status))) = runner.child.as_mut().map(Child::try_wait) {
                 panic!("isobox runner exited: {status} (is another one running?)");
             }
-            listening(Path::new(SOCKET))
+            Path::new(SOCKET).exists()
         });
         runner
     }
 
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
+    /// The runner's workers (its children), by pid.
+    fn workers(&self) -> Vec<i32> {
+        let pid = self.child.as_ref().unwrap().id();
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|child| child.parse().ok())
+            .collect()
     }
 
     /// Stops the runner with `SIGTERM` and returns how it ended.
@@ -396,7 +405,7 @@ impl Drop for Chroot {
 #[test]
 fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
     skip_unless_privileged!();
-    let _runner = Runner::start(&[]);
+    let _runner = Runner::start(&["--boxes", "1"]);
     let dir = scratch();
     let true_run: &[&str] = &["run", "--", "/bin/true"];
     let served = invoke(dir.path(), true_run, &filtered());
@@ -502,7 +511,8 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
 #[test]
 fn a_run_leaves_nothing_for_the_next() {
     skip_unless_privileged!();
-    let _runner = Runner::start(&[]);
+    // One box: the next run is in the same box.
+    let _runner = Runner::start(&["--boxes", "1"]);
     let dir = scratch();
     let passwd = fs::read("/etc/passwd").unwrap();
     let output = invoke(
@@ -623,14 +633,25 @@ fn the_runner_and_the_front_trust_only_root() {
 #[test]
 fn one_runner_at_a_time_and_it_leaves_clean() {
     skip_unless_privileged!();
-    let mut runner = Runner::start(&[]);
+    let mut runner = Runner::start(&["--boxes", "2"]);
     let dir = scratch();
     let output = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
     assert!(output.status.success(), "{output:?}");
-    let pid = runner.pid();
-    let box_dirs = runner_box_dirs(pid);
-    assert_eq!(box_dirs.len(), 1, "{box_dirs:?}");
-    let cgroups = runner_cgroups(pid);
+    let workers = runner.workers();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let box_dirs: Vec<PathBuf> = workers
+        .iter()
+        .flat_map(|pid| runner_box_dirs(*pid))
+        .collect();
+    assert_eq!(
+        box_dirs.len(),
+        1,
+        "one box made, by the worker that served: {box_dirs:?}"
+    );
+    let cgroups: Vec<PathBuf> = workers
+        .iter()
+        .flat_map(|pid| runner_cgroups(*pid))
+        .collect();
     if common::has_cgroup() {
         assert!(!cgroups.is_empty(), "the runner's box has no cgroup");
     }
@@ -651,11 +672,30 @@ fn one_runner_at_a_time_and_it_leaves_clean() {
 
     assert!(runner.stop().success());
     assert!(!Path::new(SOCKET).exists());
-    assert!(runner_box_dirs(pid).is_empty());
+    assert_paths_gone(&box_dirs);
     common::assert_paths_gone(&cgroups);
-    assert!(common::processes_with_command_line("runner\0")
+    for worker in &workers {
+        assert!(!alive(*worker), "worker {worker} is left");
+    }
+    drop(runner);
+
+    // Killed: its workers leave with their boxes all the same.
+    let mut runner = Runner::start(&[]);
+    let output = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
+    assert!(output.status.success(), "{output:?}");
+    let workers = runner.workers();
+    let box_dirs: Vec<PathBuf> = workers
         .iter()
-        .all(|(process, _)| *process != pid));
+        .flat_map(|pid| runner_box_dirs(*pid))
+        .collect();
+    assert_eq!(box_dirs.len(), 1, "{box_dirs:?}");
+    let mut child = runner.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually("the workers leave", || {
+        workers.iter().all(|pid| !alive(*pid))
+    });
+    assert_paths_gone(&box_dirs);
     drop(runner);
 
     let mut idle = Runner::start(&["--idle", "1"]);
@@ -667,28 +707,66 @@ fn one_runner_at_a_time_and_it_leaves_clean() {
     assert!(!Path::new(SOCKET).exists());
 }
 
-/// A runner killed with `SIGKILL` leaves its box directory and cgroups;
-/// the next runner removes them, and nothing else: not what a user of the
-/// shared temporary directory put there under the same name, nor what a
-/// link there points to.
+/// Each box serves one run at a time: with two, two runs at once are both
+/// served, and a third that comes meanwhile runs the ordinary way.
 #[test]
-fn a_killed_runners_remains_go_with_the_next_one() {
+fn two_boxes_serve_two_runs_at_once() {
     skip_unless_privileged!();
-    let mut runner = Runner::start(&[]);
+    let _runner = Runner::start(&["--boxes", "2"]);
+    let dir = scratch();
+    let sleep: &[&str] = &["run", "--", "/bin/sleep", "1"];
+    let first = spawn(dir.path(), sleep, &filtered());
+    let second = spawn(dir.path(), sleep, &filtered());
+    eventually("both runs are under way", || {
+        common::processes_with_command_line("/bin/sleep\x001\x00")
+            .iter()
+            .filter(|(_, uid)| *uid != 0)
+            .count()
+            == 2
+    });
+    let third = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
+    assert!(
+        killed_at_glibc_start(&third),
+        "served while both boxes were busy: {third:?}"
+    );
+    for run in [first, second] {
+        let output = run.wait_with_output().unwrap();
+        assert!(output.status.success(), "not served: {output:?}");
+    }
+}
+
+/// A worker killed with `SIGKILL` leaves its box directory and cgroups
+/// (the runner starts another worker); the next runner removes them, and
+/// nothing else: not what a user of the shared temporary directory put
+/// there under the same name, nor what a link there points to.
+#[test]
+fn a_killed_workers_remains_go_with_the_next_runner() {
+    skip_unless_privileged!();
+    let mut runner = Runner::start(&["--boxes", "1"]);
     let dir = scratch();
     let output = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
     assert!(output.status.success(), "{output:?}");
-    let pid = runner.pid();
-    let mut child = runner.child.take().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let [pid] = runner.workers()[..] else {
+        panic!("not one worker: {:?}", runner.workers());
+    };
+    // SAFETY: kills the runner's worker this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    eventually("another worker", || {
+        runner
+            .workers()
+            .first()
+            .is_some_and(|worker| *worker != pid)
+    });
+    let output = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
+    assert!(output.status.success(), "not served after: {output:?}");
+    assert!(runner.stop().success());
     let box_dirs = runner_box_dirs(pid);
     assert_eq!(box_dirs.len(), 1, "{box_dirs:?}");
     let cgroups = runner_cgroups(pid);
     if common::has_cgroup() {
         assert!(!cgroups.is_empty());
     }
-    // Planted under the dead runner's name: a user's directory, and a
+    // Planted under the dead worker's name: a user's directory, and a
     // link to a directory of root's.
     let tmp = std::env::temp_dir();
     let planted = tmp.join(format!("isobox-runner-{pid}-planted"));
@@ -712,10 +790,19 @@ fn a_killed_runners_remains_go_with_the_next_one() {
             expected.sort();
             expected
         },
-        "removed something else than the dead runner's box, or not that"
+        "removed something else than the dead worker's box, or not that"
     );
     assert!(target.path().join("keep").exists());
     common::assert_paths_gone(&cgroups);
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn assert_paths_gone(paths: &[PathBuf]) {
+    let left: Vec<_> = paths.iter().filter(|path| path.exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Runner `pid`'s box directories.
@@ -753,19 +840,4 @@ fn runner_cgroups(pid: i32) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// Whether a process listens at `path` (a socket file a killed runner left
-/// refuses the connection).
-fn listening(path: &Path) -> bool {
-    let Ok(socket) = rustix::net::socket(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        None,
-    ) else {
-        return false;
-    };
-    rustix::net::SocketAddrUnix::new(path)
-        .and_then(|address| rustix::net::connect(&socket, &address))
-        .is_ok()
 }

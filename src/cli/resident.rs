@@ -49,12 +49,16 @@ pub(crate) fn spawn_listening(
 }
 
 /// A sequenced-packet socket listening at `path`, in a directory only
-/// root can enter; a socket left at `path` is removed first (the caller
-/// knows its listener is gone).
+/// root can enter, in place of a socket left there (the caller knows its
+/// listener is gone). It is bound and listening under another name first
+/// and then renamed: whoever finds a socket at `path` finds it listening.
 pub(crate) fn listen_at(path: &Path) -> Result<OwnedFd> {
     let dir = path.parent().context("no directory for the socket")?;
     private_directory(dir)?;
-    match std::fs::remove_file(path) {
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(format!(".{}.new", std::process::id()));
+    let fresh = PathBuf::from(fresh);
+    match std::fs::remove_file(&fresh) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
             return Err(error).context("removing a stale socket")
         }
@@ -66,8 +70,14 @@ pub(crate) fn listen_at(path: &Path) -> Result<OwnedFd> {
         SocketFlags::CLOEXEC,
         None,
     )?;
-    rustix::net::bind(&listener, &SocketAddrUnix::new(path)?)?;
-    rustix::net::listen(&listener, BACKLOG)?;
+    rustix::net::bind(&listener, &SocketAddrUnix::new(&fresh)?)?;
+    let listening = rustix::net::listen(&listener, BACKLOG)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| std::fs::rename(&fresh, path).context("putting the socket in place"));
+    if let Err(error) = listening {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(error);
+    }
     Ok(listener)
 }
 
@@ -251,4 +261,21 @@ impl Place {
             root: std::fs::read_link(format!("{process}/root"))?,
         })
     }
+}
+
+/// Sends `fd` over `socket` as one message (a byte and the descriptor).
+pub(crate) fn send_descriptor(socket: impl AsFd, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other("no room for the descriptor"));
+    }
+    rustix::net::sendmsg(
+        socket,
+        &[io::IoSlice::new(b"c")],
+        &mut control,
+        rustix::net::SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
 }

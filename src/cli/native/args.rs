@@ -62,9 +62,9 @@ pub(super) enum Command {
     /// environment and standard input, output and error, in a box that
     /// outlives each run (its namespaces, filesystem and cgroup built once;
     /// the box's directory emptied and its processes killed between runs;
-    /// a user of its own for its life). One run at a time: a run that comes
-    /// while another is under way, a run with --lang, another TMPDIR or
-    /// ISOBOX_LOG, and any caller not root, run the ordinary way. Stops on
+    /// a user of its own for its life). One run per box at a time (--boxes):
+    /// a run that comes while every box is busy, a run with --lang, another
+    /// TMPDIR or ISOBOX_LOG, and any caller not root, run the ordinary way. Stops on
     /// SIGTERM, SIGINT or SIGHUP (a run under way ends as interrupted), or
     /// after --idle seconds without a run.
     Runner(RunnerArgs),
@@ -76,6 +76,13 @@ pub(super) struct RunnerArgs {
     /// Stop after this many seconds without a run (default: never).
     #[arg(long, value_name = "SECONDS")]
     pub(super) idle: Option<u64>,
+    /// Boxes kept warm, and so runs served at once (default: one per CPU
+    /// isobox may use).
+    #[arg(long, value_name = "N")]
+    pub(super) boxes: Option<usize>,
+    /// A worker of the runner (one per box), started by the runner itself.
+    #[arg(long, hide = true)]
+    pub(super) worker: bool,
 }
 
 /// Text after the options of `isobox run -h`.

@@ -28,13 +28,11 @@
 //! runner's life) is the same from run to run, as a pool's box's is.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -83,12 +81,22 @@ pub fn forward(start: &Start) {
     );
 }
 
-/// `isobox runner`: serves until stopped.
+/// `isobox runner`: serves until stopped. This process accepts the
+/// callers and hands each to an idle worker (`isobox runner --worker`, one
+/// per box), or declines it when every worker is busy.
 pub(super) fn main(args: RunnerArgs) -> Result<u8> {
     if sys::real_ids() != (0, 0) || !sys::is_root() {
         bail!("isobox runner must run as root (it serves root's isobox run)");
     }
+    if args.worker {
+        return worker();
+    }
     let idle = args.idle.map(Duration::from_secs);
+    let boxes = match args.boxes {
+        Some(0) => bail!("--boxes must be at least 1"),
+        Some(boxes) => boxes,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let dir = Path::new(RUNNER_DIR);
     resident::private_directory(dir)?;
     let lock = sys::open_lock_file(&dir.join(LOCK_NAME)).context("opening the runner's lock")?;
@@ -104,84 +112,218 @@ pub(super) fn main(args: RunnerArgs) -> Result<u8> {
     // Nobody holds the lock, so a socket left there is a dead runner's.
     let listener = resident::listen_at(socket)?;
     crate::cli::catch_interruptions();
-    let mut runner = Runner {
+    let mut dispatcher = Dispatcher {
         socket: socket.to_path_buf(),
         socket_id: file_id(socket).context("the runner's socket")?,
-        place: Place::own()?,
-        executable: file_id(Path::new("/proc/self/exe"))?,
-        temp_dir: std::env::temp_dir(),
-        pool: None,
-        null: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
-        parser: <Cli as clap::CommandFactory>::command(),
+        workers: Vec::new(),
     };
-    let busy = Arc::new(AtomicBool::new(false));
-    let (handed, connections) = mpsc::sync_channel(0);
-    {
-        let busy = Arc::clone(&busy);
-        std::thread::Builder::new()
-            .name("accept".into())
-            .spawn(move || accept(&listener, &busy, &handed))?;
+    for _ in 0..boxes {
+        let worker = Worker::start()?;
+        dispatcher.workers.push(worker);
     }
-    tracing::debug!("the runner listens at {SOCKET_PATH}");
+    tracing::debug!("the runner listens at {SOCKET_PATH} with {boxes} boxes");
     let mut last_run = Instant::now();
     loop {
-        match connections.recv_timeout(TICK) {
-            Ok(connection) => {
-                runner.serve_one(&connection);
-                drop(connection);
-                busy.store(false, Ordering::SeqCst);
+        let wake = sys::interruption_fd().context("no interruption pipe")?;
+        let mut entries = vec![
+            sys::poll_entry(listener.as_raw_fd(), sys::POLLIN),
+            sys::poll_entry(wake.as_raw_fd(), sys::POLLIN),
+        ];
+        entries.extend(
+            dispatcher
+                .workers
+                .iter()
+                .map(|worker| sys::poll_entry(worker.socket.as_raw_fd(), sys::POLLIN)),
+        );
+        sys::poll(&mut entries, Some(TICK))?;
+        for (index, entry) in entries.iter().enumerate().skip(2) {
+            if entry.revents != 0 {
+                dispatcher.worker_answered(index - 2);
                 last_run = Instant::now();
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the runner stopped accepting"),
         }
+        if entries[0].revents != 0 {
+            if let Ok(connection) = rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
+                dispatcher.dispatch(connection);
+                last_run = Instant::now();
+            }
+        }
+        let busy = dispatcher.workers.iter().any(|worker| worker.busy);
         if sys::interruption().is_some()
-            || idle.is_some_and(|idle| last_run.elapsed() >= idle)
-            || file_id(&runner.socket).ok() != Some(runner.socket_id)
+            || (!busy && idle.is_some_and(|idle| last_run.elapsed() >= idle))
+            || file_id(&dispatcher.socket).ok() != Some(dispatcher.socket_id)
         {
-            runner.leave();
+            dispatcher.leave();
             return Ok(0);
         }
     }
 }
 
-/// Takes connections and hands each to the main thread, or declines it
-/// at once while a run is under way there.
-fn accept(listener: &OwnedFd, busy: &AtomicBool, handed: &mpsc::SyncSender<OwnedFd>) {
-    loop {
-        let connection = match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
-            Ok(connection) => connection,
-            Err(_) => {
-                // Out of descriptors, say: not a reason to spin.
-                std::thread::sleep(TICK);
-                continue;
-            }
-        };
+/// The accepting process: its socket and its workers.
+struct Dispatcher {
+    /// Where it listens, and the socket file's device and inode there.
+    socket: PathBuf,
+    socket_id: (u64, u64),
+    workers: Vec<Worker>,
+}
+
+/// One worker process, its box, and the socket the dispatcher hands it
+/// callers through.
+struct Worker {
+    child: std::process::Child,
+    socket: OwnedFd,
+    busy: bool,
+}
+
+impl Worker {
+    /// Starts `isobox runner --worker`, with its end of a socket pair as
+    /// its standard input.
+    fn start() -> Result<Self> {
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let child = std::process::Command::new("/proc/self/exe")
+            .arg0(crate::cli::program_name())
+            .args(["runner", "--worker"])
+            .stdin(std::process::Stdio::from(theirs))
+            .spawn()
+            .context("starting a runner's worker")?;
+        Ok(Self {
+            child,
+            socket: ours,
+            busy: false,
+        })
+    }
+}
+
+impl Dispatcher {
+    /// Hands `connection` to an idle worker, or declines it.
+    fn dispatch(&mut self, connection: OwnedFd) {
         // A front sends its invocation as soon as it is connected; a caller
-        // that connects and sends nothing must not hold up the others.
+        // that connects and sends nothing must not hold up its worker.
         let _ = rustix::net::sockopt::set_socket_timeout(
             &connection,
             rustix::net::sockopt::Timeout::Recv,
             Some(SILENT_CALLER),
         );
-        if busy.swap(true, Ordering::SeqCst) {
-            // Read before the answer: a connection closed with its message
-            // unread is reset, and the reset could overtake the answer.
-            let _ = resident::receive_bytes(&connection);
-            let _ = rustix::net::send(&connection, &[DECLINED], SendFlags::NOSIGNAL);
-            continue;
+        for worker in self.workers.iter_mut().filter(|worker| !worker.busy) {
+            if resident::send_descriptor(&worker.socket, connection.as_fd()).is_ok() {
+                worker.busy = true;
+                return;
+            }
         }
-        if handed.send(connection).is_err() {
+        tracing::debug!("every box is busy: a run declined");
+        // Read before the answer: a connection closed with its message
+        // unread is reset, and the reset could overtake the answer.
+        let _ = resident::receive_bytes(&connection);
+        let _ = rustix::net::send(&connection, &[DECLINED], SendFlags::NOSIGNAL);
+    }
+
+    /// Worker `index` finished a caller, or ended (then it is started
+    /// again: a caller it had gets an error, not a second run).
+    fn worker_answered(&mut self, index: usize) {
+        let Some(worker) = self.workers.get_mut(index) else {
             return;
+        };
+        let mut answer = [0u8; 1];
+        match rustix::net::recv(&worker.socket, &mut answer, RecvFlags::DONTWAIT) {
+            Ok((1, _)) => worker.busy = false,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+            _ => {
+                let _ = worker.child.wait();
+                tracing::warn!("a runner's worker ended; starting another");
+                match Worker::start() {
+                    Ok(started) => *worker = started,
+                    Err(error) => {
+                        tracing::warn!("{error:#}");
+                        self.workers.remove(index);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes the socket (when it is still this runner's), then stops the
+    /// workers, which remove their boxes, and waits for them.
+    fn leave(&mut self) {
+        if file_id(&self.socket).ok() == Some(self.socket_id) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+        for worker in &self.workers {
+            let pid = rustix::process::Pid::from_child(&worker.child);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        for worker in &mut self.workers {
+            let _ = worker.child.wait();
         }
     }
 }
 
-/// What the runner keeps between runs.
+/// `isobox runner --worker`: serves the callers the dispatcher hands it
+/// (through its standard input) in a box of its own, until the dispatcher
+/// goes or a signal comes.
+fn worker() -> Result<u8> {
+    let dispatcher = io::stdin().as_fd().try_clone_to_owned()?;
+    let null = std::fs::File::open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    // Gone with the dispatcher, even a killed one: the box is removed.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+    if rustix::process::getppid().is_none_or(|parent| parent.as_raw_nonzero().get() == 1) {
+        bail!("the runner is gone");
+    }
+    crate::cli::catch_interruptions();
+    let mut runner = Runner {
+        place: Place::own()?,
+        executable: file_id(Path::new("/proc/self/exe"))?,
+        temp_dir: std::env::temp_dir(),
+        pool: None,
+        stdio: (
+            io::stdout().as_fd().try_clone_to_owned()?,
+            io::stderr().as_fd().try_clone_to_owned()?,
+        ),
+        parser: <Cli as clap::CommandFactory>::command(),
+    };
+    loop {
+        let wake = sys::interruption_fd().context("no interruption pipe")?;
+        let mut entries = [
+            sys::poll_entry(dispatcher.as_raw_fd(), sys::POLLIN),
+            sys::poll_entry(wake.as_raw_fd(), sys::POLLIN),
+        ];
+        sys::poll(&mut entries, None)?;
+        if sys::interruption().is_some() {
+            break;
+        }
+        if entries[0].revents == 0 {
+            continue;
+        }
+        match resident::receive_bytes(&dispatcher) {
+            Ok(Some((_, mut fds))) if fds.len() == 1 => {
+                let connection = fds.remove(0);
+                let reply = runner.serve_one(&connection);
+                // The dispatcher learns that this box is free before the
+                // caller learns that its run is over: the caller's next run
+                // finds it free.
+                let told = rustix::net::send(&dispatcher, b"d", SendFlags::NOSIGNAL).is_ok();
+                if let Some(reply) = reply {
+                    let _ = rustix::net::send(&connection, &reply, SendFlags::NOSIGNAL);
+                }
+                if !told {
+                    break;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    runner.leave();
+    Ok(0)
+}
+
+/// What a worker keeps between runs.
 struct Runner {
-    /// Where it listens, and the socket file's device and inode there.
-    socket: PathBuf,
-    socket_id: (u64, u64),
     place: Place,
     /// This executable's device and inode: callers must run the same.
     executable: (u64, u64),
@@ -189,33 +331,29 @@ struct Runner {
     temp_dir: PathBuf,
     /// The box, and the part of the configuration it was made for.
     pool: Option<(IsolateConfig, Pool)>,
-    /// Standard output and error between runs.
-    null: File,
+    /// Standard output and error between runs: the runner's own.
+    stdio: (OwnedFd, OwnedFd),
     /// `isobox`'s parser, built once: building it costs more than a parse.
     parser: clap::Command,
 }
 
 impl Runner {
-    /// Removes the socket (when it is still this runner's) and the box.
+    /// Removes the box.
     fn leave(&mut self) {
-        if file_id(&self.socket).ok() == Some(self.socket_id) {
-            let _ = std::fs::remove_file(&self.socket);
-        }
         if let Some((_, pool)) = self.pool.take() {
             pool.shutdown();
         }
     }
 
-    /// Serves or declines one caller: root peers only.
-    fn serve_one(&mut self, connection: &OwnedFd) {
-        let Ok(peer) = rustix::net::sockopt::socket_peercred(connection) else {
-            return;
-        };
+    /// Serves or declines one caller, and returns the answer to send it:
+    /// root peers only (others get none).
+    fn serve_one(&mut self, connection: &OwnedFd) -> Option<Vec<u8>> {
+        let peer = rustix::net::sockopt::socket_peercred(connection).ok()?;
         if !peer.uid.is_root() {
-            return;
+            return None;
         }
         let Ok(Some((bytes, fds))) = resident::receive_bytes(connection) else {
-            return;
+            return None;
         };
         let pid = peer.pid.as_raw_nonzero().get();
         let answer = match bytes
@@ -232,19 +370,18 @@ impl Runner {
             None => Err("not a forwarded invocation".into()),
         };
         // An interruption the front passed on after the run ended is read,
-        // not left in the queue (see `accept`).
+        // not left in the queue (see `Dispatcher::dispatch`).
         let mut unread = [0u8; 64];
         while rustix::net::recv(connection, &mut unread, RecvFlags::DONTWAIT)
             .is_ok_and(|(length, _)| length > 0)
         {}
-        let reply = match answer {
+        Some(match answer {
             Ok(code) => vec![FINISHED, code],
             Err(why) => {
                 tracing::debug!("the runner declined a run: {why}");
                 vec![DECLINED]
             }
-        };
-        let _ = rustix::net::send(connection, &reply, SendFlags::NOSIGNAL);
+        })
     }
 
     /// The run's arguments, when the runner can carry the invocation out
@@ -397,10 +534,10 @@ impl Runner {
         Ok(&self.pool.as_ref().expect("made above").1)
     }
 
-    /// Standard output and error are `/dev/null` again.
+    /// Standard output and error are the runner's own again.
     fn give_back_stdio(&self) {
-        let _ = rustix::stdio::dup2_stdout(&self.null);
-        let _ = rustix::stdio::dup2_stderr(&self.null);
+        let _ = rustix::stdio::dup2_stdout(&self.stdio.0);
+        let _ = rustix::stdio::dup2_stderr(&self.stdio.1);
     }
 }
 
