@@ -30,7 +30,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -98,6 +98,13 @@ pub(super) fn main(args: RunnerArgs) -> Result<u8> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let dir = Path::new(RUNNER_DIR);
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     resident::private_directory(dir)?;
     let lock = sys::open_lock_file(&dir.join(LOCK_NAME)).context("opening the runner's lock")?;
     match lock.try_lock() {
