@@ -200,7 +200,7 @@ impl LockedBox {
     }
 }
 
-/// How many mounts stacked on the box's directory [`Sandbox::unmount_own`]
+/// How many mounts stacked on the box's directory [`LockedBox::unmount_own`]
 /// takes off before it leaves the rest to the mount table.
 const MAX_STACKED_MOUNTS: usize = 8;
 

@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use super::check;
 
 /// The descriptor `kept` of [`spawn_root_daemon`] becomes in the program.
-pub const KEPT_FD: libc::c_int = 3;
+pub(crate) const KEPT_FD: libc::c_int = 3;
 
 /// Every resource `setrlimit` knows (`RLIMIT_CPU` to `RLIMIT_RTTIME`).
 const RESOURCES: [libc::__rlimit_resource_t; 16] = [
