@@ -1,31 +1,37 @@
-//! `isobox runner`: a resident root process with a warm box, which carries
+//! `isobox runner`: a resident root process with warm boxes, which carries
 //! out root's `isobox run` handed to it whole before the C library starts
 //! ([`forward`], through the front door the faces share).
 //!
 //! A one-shot `isobox run` builds a box and tears it down: a clone into new
 //! namespaces (the network namespace most of it), the mounts, the teardown,
 //! and the process's own start-up, about 5 ms here where `/bin/true` takes
-//! 0.8. The runner keeps one box of a [`Pool`] for its life (namespaces,
-//! filesystem and cgroup built once), so a forwarded run costs what a run
-//! in a warm box costs plus the caller's process before glibc.
+//! 0.8. The runner keeps its boxes for its life (namespaces, filesystem
+//! and cgroup built once), so a forwarded run costs what a run in a warm
+//! box costs plus the caller's process before glibc.
+//!
+//! The process started is a dispatcher ([`main`]): it accepts the callers
+//! and hands each to an idle worker, or declines it at once when every
+//! worker is busy. A worker (`isobox runner --worker`, one per box, started
+//! by the dispatcher) holds one box of a [`Pool`] and serves one run at a
+//! time: for the run, the process's directory, umask and standard output
+//! and error are the caller's. It leaves with the dispatcher, even a killed
+//! one (a parent-death signal), removing its box.
 //!
 //! What a forwarded run does is `isobox run`'s own code ([`run_in`]), with
-//! the box the runner gives ([`Leased`]) and the caller's directory, umask,
-//! environment and standard input, output and error. The runner declines
+//! the box the worker gives ([`Leased`]) and the caller's directory, umask,
+//! environment and standard input, output and error. The worker declines
 //! (and the caller's own process runs it the ordinary way) whatever it
 //! would not do identically: a caller whose peer credentials are not
 //! root's, who runs another executable or stands in another mount
 //! namespace or root directory, who asks for logs (`ISOBOX_LOG`) or names
 //! another temporary directory (`TMPDIR`, where the ordinary path makes its
-//! box); arguments that are not a valid run; a run with `--lang` (two
-//! boxes, a compiler's and the program's); and any run that comes while
-//! another is under way (one at a time: the process's directory, umask
-//! and standard output are the caller's for the run).
+//! box); arguments that are not a valid run; and a run with `--lang` (two
+//! boxes, a compiler's and the program's).
 //!
 //! Between runs the box is reset as a pool's box is: the directory emptied
 //! and checked, the run's processes gone, its counters started over; a box
 //! that fails its reset is replaced. The box's user (a uid claimed for the
-//! runner's life) is the same from run to run, as a pool's box's is.
+//! worker's life) is the same from run to run, as a pool's box's is.
 
 use std::ffi::OsString;
 use std::io;
