@@ -15,30 +15,16 @@ mod isolate_support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{eventually, installation_services, skip_unless_privileged};
-use isolate_support::{slot_id, Isolate};
-
-/// How an invocation is made: under the filter that kills the C library's
-/// start, with a umask, in another mount namespace, with a real group.
-#[derive(Clone, Copy, Default)]
-struct Caller {
-    filtered: bool,
-    umask: Option<u32>,
-    own_mount_namespace: bool,
-    group: Option<u32>,
-}
-
-const FILTERED: Caller = Caller {
-    filtered: true,
-    umask: None,
-    own_mount_namespace: false,
-    group: None,
+use common::{
+    died_at_glibc_start, eventually, installation_services, skip_unless_privileged, Caller,
+    FILTERED,
 };
+use isolate_support::{slot_id, Isolate};
 
 /// Runs `program args` as `caller`, with `isolate`'s configuration (or
 /// `config`) and from its root directory.
@@ -49,44 +35,18 @@ fn invoke(
     args: &[&str],
     caller: Caller,
 ) -> Output {
-    let filter = common::killed_at_glibc_start();
     let mut command = Command::new(program);
     command
         .args(args)
         .env("ISOBOX_CONFIG", config)
         .current_dir(isolate.root())
         .stdin(std::process::Stdio::null());
-    // SAFETY: between fork and exec the child makes only the system calls
-    // below (umask, unshare, setresgid, and the two of apply_filter, on a
-    // program built before the fork).
-    unsafe {
-        command.pre_exec(move || {
-            if let Some(mask) = caller.umask {
-                libc::umask(mask);
-            }
-            if caller.own_mount_namespace && libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(group) = caller.group {
-                if libc::setresgid(group, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if caller.filtered {
-                seccompiler::apply_filter(&filter).map_err(std::io::Error::other)?;
-            }
-            Ok(())
-        });
-    }
+    caller.apply(&mut command);
     command.output().expect("running isolate")
 }
 
 fn isolate_as(isolate: &Isolate, args: &[&str], caller: Caller) -> Output {
     invoke(isolate, &isolate.link, &isolate.config, args, caller)
-}
-
-fn killed_at_glibc_start(output: &Output) -> bool {
-    output.status.signal() == Some(libc::SIGSYS)
 }
 
 /// Output and status with the installation's own directory written as
@@ -179,12 +139,12 @@ fn init_and_cleanup_by_the_service_are_the_command_lines() {
             &args,
             Caller {
                 filtered: true,
-                ..caller
+                ..caller.clone()
             },
         );
         let by_command_line = isolate_as(&ordinary, &args, caller);
         assert!(
-            !killed_at_glibc_start(&by_service),
+            !died_at_glibc_start(&by_service),
             "{args:?} was not served: {by_service:?}"
         );
         assert_eq!(
@@ -247,7 +207,7 @@ fn init_and_cleanup_by_the_service_are_the_command_lines() {
         &args,
         Caller::default(),
     );
-    assert!(!killed_at_glibc_start(&by_service), "{by_service:?}");
+    assert!(!died_at_glibc_start(&by_service), "{by_service:?}");
     assert_eq!(by_service.status.code(), Some(2), "{by_service:?}");
     // The two installations' roots differ; each names its own.
     assert_eq!(
@@ -303,7 +263,7 @@ fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
         logged.pre_exec(move || seccompiler::apply_filter(&filter).map_err(std::io::Error::other));
     }
     assert!(
-        killed_at_glibc_start(&logged.output().unwrap()),
+        died_at_glibc_start(&logged.output().unwrap()),
         "logs asked for"
     );
 
@@ -335,8 +295,8 @@ fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
         ),
     ];
     for (why, program, config, caller) in declined {
-        let output = invoke(&isolate, program, config, &init, caller);
-        assert!(killed_at_glibc_start(&output), "{why}: {output:?}");
+        let output = invoke(&isolate, program, config, &init, caller.clone());
+        assert!(died_at_glibc_start(&output), "{why}: {output:?}");
         let output = invoke(
             &isolate,
             program,
@@ -359,7 +319,7 @@ fn what_the_service_would_not_do_identically_goes_the_ordinary_way() {
         .unwrap();
     lock.lock().unwrap();
     let output = isolate_as(&isolate, &init, FILTERED);
-    assert!(killed_at_glibc_start(&output), "busy: {output:?}");
+    assert!(died_at_glibc_start(&output), "busy: {output:?}");
     let output = isolate_as(&isolate, &init, Caller::default());
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(
@@ -496,7 +456,7 @@ fn the_service_and_the_front_trust_only_root() {
         started.elapsed() < Duration::from_secs(10),
         "the front waited"
     );
-    assert!(killed_at_glibc_start(&output), "{output:?}");
+    assert!(died_at_glibc_start(&output), "{output:?}");
     let _ = fs::remove_file(&path);
 }
 

@@ -15,13 +15,13 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{eventually, skip_unless_privileged};
+use common::{died_at_glibc_start, eventually, skip_unless_privileged};
 
 const SOCKET: &str = "/run/isobox/runner/runner.sock";
 const RUNNER_DIR: &str = "/run/isobox/runner";
@@ -92,24 +92,18 @@ impl Drop for Runner {
     }
 }
 
-/// How an invocation is made.
+/// How an invocation is made: as which caller, with what environment,
+/// and which executable (the runner's by default).
 #[derive(Clone, Default)]
 struct Caller {
-    /// Under the filter that kills the C library's start.
-    filtered: bool,
-    umask: Option<u32>,
-    own_mount_namespace: bool,
-    group: Option<u32>,
+    front: common::Caller,
     env: Vec<(&'static str, String)>,
-    /// Another executable than the runner's.
     program: Option<PathBuf>,
-    /// Run from another root directory.
-    chroot: Option<PathBuf>,
 }
 
 fn filtered() -> Caller {
     Caller {
-        filtered: true,
+        front: common::FILTERED,
         ..Caller::default()
     }
 }
@@ -120,7 +114,6 @@ fn invoke(dir: &Path, args: &[&str], caller: &Caller) -> Output {
 }
 
 fn spawn(dir: &Path, args: &[&str], caller: &Caller) -> Child {
-    let filter = common::killed_at_glibc_start();
     let mut command = Command::new(caller.program.clone().unwrap_or_else(isobox));
     command
         .args(args)
@@ -133,39 +126,8 @@ fn spawn(dir: &Path, args: &[&str], caller: &Caller) -> Child {
     for (name, value) in &caller.env {
         command.env(name, value);
     }
-    let caller = caller.clone();
-    // SAFETY: between fork and exec the child makes only the system calls
-    // below (umask, chroot and chdir on a path built before the fork,
-    // unshare, setresgid, and the two of apply_filter, on a program built
-    // before the fork).
-    unsafe {
-        command.pre_exec(move || {
-            if let Some(mask) = caller.umask {
-                libc::umask(mask);
-            }
-            if let Some(root) = &caller.chroot {
-                std::os::unix::fs::chroot(root)?;
-                std::env::set_current_dir("/")?;
-            }
-            if caller.own_mount_namespace && libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(group) = caller.group {
-                if libc::setresgid(group, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if caller.filtered {
-                seccompiler::apply_filter(&filter).map_err(std::io::Error::other)?;
-            }
-            Ok(())
-        });
-    }
+    caller.front.apply(&mut command);
     command.spawn().expect("running isobox")
-}
-
-fn killed_at_glibc_start(output: &Output) -> bool {
-    output.status.signal() == Some(libc::SIGSYS)
 }
 
 /// Exit status, stdout and stderr with every number written as `N`: the
@@ -258,7 +220,10 @@ fn cases() -> Vec<Case> {
                 "cat; echo to stderr >&2",
             ],
             caller: Caller {
-                umask: Some(0o027),
+                front: common::Caller {
+                    umask: Some(0o027),
+                    ..common::FILTERED
+                },
                 ..filtered()
             },
         },
@@ -275,7 +240,10 @@ fn cases() -> Vec<Case> {
                 "tr a-z A-Z < data.txt > result.txt",
             ],
             caller: Caller {
-                umask: Some(0o077),
+                front: common::Caller {
+                    umask: Some(0o077),
+                    ..common::FILTERED
+                },
                 ..filtered()
             },
         },
@@ -333,7 +301,7 @@ fn a_served_run_is_the_command_lines() {
         let dir = scratch();
         let output = invoke(dir.path(), case.args, &case.caller);
         assert!(
-            !killed_at_glibc_start(&output),
+            !died_at_glibc_start(&output),
             "{:?} was not served: {output:?}",
             case.args
         );
@@ -342,10 +310,8 @@ fn a_served_run_is_the_command_lines() {
     assert!(runner.stop().success());
     for (case, served) in cases().into_iter().zip(served) {
         let dir = scratch();
-        let ordinary = Caller {
-            filtered: false,
-            ..case.caller
-        };
+        let mut ordinary = case.caller;
+        ordinary.front.filtered = false;
         let output = invoke(dir.path(), case.args, &ordinary);
         assert_eq!(
             served,
@@ -439,7 +405,10 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
             "another mount namespace",
             true_run,
             Caller {
-                own_mount_namespace: true,
+                front: common::Caller {
+                    own_mount_namespace: true,
+                    ..common::FILTERED
+                },
                 ..filtered()
             },
         ),
@@ -447,7 +416,10 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
             "a group other than root's",
             true_run,
             Caller {
-                group: Some(100),
+                front: common::Caller {
+                    group: Some(100),
+                    ..common::FILTERED
+                },
                 ..filtered()
             },
         ),
@@ -464,7 +436,10 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
             true_run,
             Caller {
                 program: Some(PathBuf::from("/isobox")),
-                chroot: Some(jail.root.path().to_path_buf()),
+                front: common::Caller {
+                    chroot: Some(jail.root.path().to_path_buf()),
+                    ..common::FILTERED
+                },
                 ..filtered()
             },
         ),
@@ -479,7 +454,7 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
     for (what, args, caller) in declined {
         let output = invoke(dir.path(), args, &caller);
         assert!(
-            killed_at_glibc_start(&output),
+            died_at_glibc_start(&output),
             "{what}: served, or failed otherwise: {output:?}"
         );
     }
@@ -497,7 +472,7 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
     });
     let output = invoke(dir.path(), true_run, &filtered());
     assert!(
-        killed_at_glibc_start(&output),
+        died_at_glibc_start(&output),
         "served while busy: {output:?}"
     );
     assert!(long.wait().unwrap().success());
@@ -625,7 +600,7 @@ fn the_runner_and_the_front_trust_only_root() {
         started.elapsed() < Duration::from_secs(10),
         "the front waited"
     );
-    assert!(killed_at_glibc_start(&output), "{output:?}");
+    assert!(died_at_glibc_start(&output), "{output:?}");
 }
 
 /// One runner at a time, root only; stopped (by a signal, or idle), it
@@ -726,7 +701,7 @@ fn two_boxes_serve_two_runs_at_once() {
     });
     let third = invoke(dir.path(), &["run", "--", "/bin/true"], &filtered());
     assert!(
-        killed_at_glibc_start(&third),
+        died_at_glibc_start(&third),
         "served while both boxes were busy: {third:?}"
     );
     for run in [first, second] {

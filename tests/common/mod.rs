@@ -1062,3 +1062,67 @@ pub fn processes_with_command_line(tail: &str) -> Vec<(i32, u32)> {
         })
         .collect()
 }
+
+/// How a test makes an invocation of isobox: under the filter that kills
+/// the C library's start ([`killed_at_glibc_start`]), with a umask, from
+/// another root directory, in another mount namespace, with a real group.
+#[derive(Clone, Default)]
+pub struct Caller {
+    pub filtered: bool,
+    pub umask: Option<u32>,
+    pub chroot: Option<PathBuf>,
+    pub own_mount_namespace: bool,
+    pub group: Option<u32>,
+}
+
+/// The caller that only has the filter.
+pub const FILTERED: Caller = Caller {
+    filtered: true,
+    umask: None,
+    chroot: None,
+    own_mount_namespace: false,
+    group: None,
+};
+
+impl Caller {
+    /// Makes `command`'s child this caller, between its fork and its exec.
+    pub fn apply(&self, command: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        let filter = killed_at_glibc_start();
+        let caller = self.clone();
+        // SAFETY: between fork and exec the child makes only the system
+        // calls below (umask, chroot and chdir on a path built before the
+        // fork, unshare, setresgid, and the two of apply_filter, on a
+        // program built before the fork).
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(mask) = caller.umask {
+                    libc::umask(mask);
+                }
+                if let Some(root) = &caller.chroot {
+                    std::os::unix::fs::chroot(root)?;
+                    std::env::set_current_dir("/")?;
+                }
+                if caller.own_mount_namespace && libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(group) = caller.group {
+                    if libc::setresgid(group, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if caller.filtered {
+                    seccompiler::apply_filter(&filter).map_err(std::io::Error::other)?;
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Whether a process made by a filtered [`Caller`] died at the C
+/// library's start: nobody carried its invocation out for it.
+pub fn died_at_glibc_start(output: &std::process::Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    output.status.signal() == Some(libc::SIGSYS)
+}
