@@ -480,6 +480,53 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
     assert!(output.status.success(), "not served again: {output:?}");
 }
 
+/// Callers at once, more than the runner has boxes: every one gets its
+/// own program's output and status (from the runner, or the ordinary way
+/// when every box was busy), and the runner leaves nothing afterwards.
+#[test]
+fn many_callers_at_once_each_get_their_own_result() {
+    skip_unless_privileged!();
+    let mut runner = Runner::start(&["--boxes", "2"]);
+    let dir = scratch();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let dir = dir.path();
+            scope.spawn(move || {
+                for round in 0..15 {
+                    let word = format!("caller{thread}-{round}");
+                    let status = (thread + round) % 3;
+                    let script = format!("echo $WORD; exit {status}");
+                    let caller = Caller {
+                        env: vec![("WORD", word.clone())],
+                        ..Caller::default()
+                    };
+                    let output = invoke(
+                        dir,
+                        &["run", "--env", "WORD", "--", "/bin/sh", "-c", &script],
+                        &caller,
+                    );
+                    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{word}\n"));
+                    let expected = if status == 0 { 0 } else { 1 };
+                    assert_eq!(output.status.code(), Some(expected), "{output:?}");
+                }
+            });
+        }
+    });
+    let workers = runner.workers();
+    let box_dirs: Vec<PathBuf> = workers
+        .iter()
+        .flat_map(|pid| runner_box_dirs(*pid))
+        .collect();
+    let cgroups: Vec<PathBuf> = workers
+        .iter()
+        .flat_map(|pid| runner_cgroups(*pid))
+        .collect();
+    assert!(!box_dirs.is_empty(), "no run was served");
+    assert!(runner.stop().success());
+    assert_paths_gone(&box_dirs);
+    common::assert_paths_gone(&cgroups);
+}
+
 /// What a run leaves in the box (files, a link to a host file, processes,
 /// files in `/tmp`) is gone before the next run, and root follows no link
 /// the program planted.

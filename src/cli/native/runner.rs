@@ -63,6 +63,10 @@ pub const SOCKET_PATH: &str = "/run/isobox/runner/runner.sock";
 /// The runner's box directory is `<temp dir>/isobox-runner-<pid>-XXXXXX`.
 const BOX_DIR_PREFIX: &str = "isobox-runner-";
 
+/// The most boxes a runner keeps: each is a worker process, and each
+/// claims a uid of `isobox run`'s thousand for the runner's life.
+const MAX_BOXES: usize = 256;
+
 /// Held by the running runner, next to its socket.
 const LOCK_NAME: &str = "runner.lock";
 
@@ -99,9 +103,11 @@ pub(super) fn main(args: RunnerArgs) -> Result<u8> {
     }
     let idle = args.idle.map(Duration::from_secs);
     let boxes = match args.boxes {
-        Some(0) => bail!("--boxes must be at least 1"),
+        Some(boxes) if !(1..=MAX_BOXES).contains(&boxes) => {
+            bail!("--boxes {boxes}: give 1 to {MAX_BOXES}")
+        }
         Some(boxes) => boxes,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_BOXES)),
     };
     let dir = Path::new(RUNNER_DIR);
     if let Some(parent) = dir.parent() {
