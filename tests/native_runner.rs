@@ -384,7 +384,7 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
     // executable (the static binary needs nothing else) and the runner's
     // socket, each bound there for the test.
     let jail = Chroot::new();
-    let declined: Vec<(&str, &[&str], Caller)> = vec![
+    let mut declined: Vec<(&str, &[&str], Caller)> = vec![
         (
             "another TMPDIR",
             true_run,
@@ -443,6 +443,17 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
                 ..filtered()
             },
         ),
+        (
+            "another nice value",
+            true_run,
+            Caller {
+                front: common::Caller {
+                    nice: Some(5),
+                    ..common::FILTERED
+                },
+                ..Caller::default()
+            },
+        ),
         ("--lang", &["run", "--lang", "c", "main.c"], filtered()),
         ("--help", &["run", "--help"], filtered()),
         (
@@ -451,6 +462,22 @@ fn what_the_runner_would_not_do_identically_runs_the_ordinary_way() {
             filtered(),
         ),
     ];
+    // Pinned to one CPU, where the runner may use more.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        declined.push((
+            "other CPUs",
+            true_run,
+            Caller {
+                front: common::Caller {
+                    cpu: Some(0),
+                    ..common::FILTERED
+                },
+                ..Caller::default()
+            },
+        ));
+    } else {
+        eprintln!("one CPU: a caller on other CPUs than the runner's cannot be made here");
+    }
     for (what, args, caller) in declined {
         let output = invoke(dir.path(), args, &caller);
         assert!(

@@ -279,3 +279,12 @@ pub(crate) fn send_descriptor(socket: impl AsFd, fd: BorrowedFd<'_>) -> io::Resu
     )?;
     Ok(())
 }
+
+/// The CPUs process `pid` (this one for `None`) may run on and its nice
+/// value; `None` when they cannot be read.
+pub(crate) fn scheduling_of(pid: Option<i32>) -> Option<(rustix::thread::CpuSet, i32)> {
+    let pid = pid.and_then(rustix::process::Pid::from_raw);
+    let cpus = rustix::thread::sched_getaffinity(pid).ok()?;
+    let nice = rustix::process::getpriority_process(pid).ok()?;
+    Some((cpus, nice))
+}

@@ -1073,6 +1073,10 @@ pub struct Caller {
     pub chroot: Option<PathBuf>,
     pub own_mount_namespace: bool,
     pub group: Option<u32>,
+    /// Its nice value.
+    pub nice: Option<i32>,
+    /// The one CPU it may run on.
+    pub cpu: Option<usize>,
 }
 
 /// The caller that only has the filter.
@@ -1082,6 +1086,8 @@ pub const FILTERED: Caller = Caller {
     chroot: None,
     own_mount_namespace: false,
     group: None,
+    nice: None,
+    cpu: None,
 };
 
 impl Caller {
@@ -1092,8 +1098,9 @@ impl Caller {
         let caller = self.clone();
         // SAFETY: between fork and exec the child makes only the system
         // calls below (umask, chroot and chdir on a path built before the
-        // fork, unshare, setresgid, and the two of apply_filter, on a
-        // program built before the fork).
+        // fork, unshare, setresgid, setpriority, sched_setaffinity on a set
+        // on its stack, and the two of apply_filter, on a program built
+        // before the fork).
         unsafe {
             command.pre_exec(move || {
                 if let Some(mask) = caller.umask {
@@ -1108,6 +1115,18 @@ impl Caller {
                 }
                 if let Some(group) = caller.group {
                     if libc::setresgid(group, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if let Some(nice) = caller.nice {
+                    if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if let Some(cpu) = caller.cpu {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }

@@ -64,7 +64,8 @@ pub(super) enum Command {
     /// the box's directory emptied and its processes killed between runs;
     /// a user of its own for its life). One run per box at a time (--boxes):
     /// a run that comes while every box is busy, a run with --lang, another
-    /// TMPDIR or ISOBOX_LOG, and any caller not root, run the ordinary way. Stops on
+    /// TMPDIR, CPUs or nice value, ISOBOX_LOG, and any caller not root, run
+    /// the ordinary way. Stops on
     /// SIGTERM, SIGINT or SIGHUP (a run under way ends as interrupted), or
     /// after --idle seconds without a run.
     Runner(RunnerArgs),

@@ -23,7 +23,9 @@
 //! (and the caller's own process runs it the ordinary way) whatever it
 //! would not do identically: a caller whose peer credentials are not
 //! root's, who runs another executable or stands in another mount
-//! namespace or root directory, who asks for logs (`ISOBOX_LOG`) or names
+//! namespace or root directory, whose CPUs or nice value are not the
+//! worker's (the run's processes would inherit the caller's), who asks
+//! for logs (`ISOBOX_LOG`) or names
 //! another temporary directory (`TMPDIR`, where the ordinary path makes its
 //! box); arguments that are not a valid run; and a run with `--lang` (two
 //! boxes, a compiler's and the program's).
@@ -52,7 +54,7 @@ use serde::Deserialize;
 use super::args::{Cli, Command, RunArgs, RunnerArgs};
 use super::{build_config, run_in, RunBox};
 use crate::cli::front::{self, DECLINED, FINISHED, FORWARD_MAGIC};
-use crate::cli::resident::{self, Forward, Place};
+use crate::cli::resident::{self, scheduling_of, Forward, Place};
 use crate::cli::{print_error, EXIT_TROUBLE};
 
 /// The runner's directory (only root can enter it) and its socket.
@@ -297,6 +299,7 @@ fn worker() -> Result<u8> {
     let mut runner = Runner {
         place: Place::own()?,
         executable: file_id(Path::new("/proc/self/exe"))?,
+        scheduling: scheduling_of(None),
         temp_dir: std::env::temp_dir(),
         pool: None,
         stdio: (
@@ -346,6 +349,8 @@ struct Runner {
     place: Place,
     /// This executable's device and inode: callers must run the same.
     executable: (u64, u64),
+    /// This process's CPUs and nice value: callers must have the same.
+    scheduling: Option<(rustix::thread::CpuSet, i32)>,
     /// Where the ordinary path would make its box.
     temp_dir: PathBuf,
     /// The box, and the part of the configuration it was made for.
@@ -415,6 +420,12 @@ impl Runner {
         }
         if file_id(Path::new(&format!("/proc/{pid}/exe"))).ok() != Some(self.executable) {
             return Err("another executable".into());
+        }
+        // The run's processes would inherit the caller's CPUs and nice
+        // value (a judge pins its runs with `taskset`), where the runner's
+        // inherit its own.
+        if scheduling_of(Some(pid)) != self.scheduling {
+            return Err("other CPUs or another nice value".into());
         }
         if forward.env("ISOBOX_LOG").is_some() {
             return Err("logs asked for".into());
