@@ -38,6 +38,6 @@ pub mod sys;
 pub use cgroup::{CgroupController, CgroupError, CgroupVersion};
 pub use config::IsolateConfig;
 pub use error::{IsolateError, Result};
-pub use executor::{OutsideEvent, ProcessExecutor, Stdin};
+pub use executor::{OutsideEvent, ProcessExecutor, SpareBox, Stdin};
 pub use jail::{JailError, SeccompError};
 pub use result::{ExecutionResult, ExecutionStatus, KillReason, Protection};

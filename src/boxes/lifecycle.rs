@@ -467,6 +467,15 @@ impl LockedBox {
         config.uid = Some(self.uid);
         config.gid = Some(self.gid);
         config.proxy_record = Some(self.proxy_record());
+        self.sandbox.place(config)
+    }
+}
+
+impl Sandbox {
+    /// Points `config` at this box's cgroup place (when there is a
+    /// hierarchy) and cpuset: the part of [`LockedBox::configure`] that a
+    /// spare box, built before its box is known, shares with the box.
+    pub fn place(&self, config: &mut IsolateConfig) -> Result<(), BoxError> {
         // Without --cg a run with a memory limit still gets a memory-only
         // cgroup when there is a hierarchy: in this installation's subtree.
         let placement = match self.cgroup_placement() {

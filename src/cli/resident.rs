@@ -265,6 +265,15 @@ impl Place {
 
 /// Sends `fd` over `socket` as one message (a byte and the descriptor).
 pub(crate) fn send_descriptor(socket: impl AsFd, fd: BorrowedFd<'_>) -> io::Result<()> {
+    send_with_descriptor(socket, b"c", fd)
+}
+
+/// Sends `message` and `fd` over `socket` as one message.
+pub(crate) fn send_with_descriptor(
+    socket: impl AsFd,
+    message: &[u8],
+    fd: BorrowedFd<'_>,
+) -> io::Result<()> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
@@ -273,7 +282,7 @@ pub(crate) fn send_descriptor(socket: impl AsFd, fd: BorrowedFd<'_>) -> io::Resu
     }
     rustix::net::sendmsg(
         socket,
-        &[io::IoSlice::new(b"c")],
+        &[io::IoSlice::new(message)],
         &mut control,
         rustix::net::SendFlags::NOSIGNAL,
     )?;

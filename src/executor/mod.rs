@@ -23,6 +23,7 @@ mod verdict;
 mod warm;
 mod watch;
 mod workdir;
+pub use warm::SpareBox;
 
 use std::fs::File;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -130,6 +131,9 @@ pub struct ProcessExecutor {
     /// What the run under way also answers to (see
     /// [`execute_watching`](Self::execute_watching)).
     outside: Option<OutsideEvent>,
+    /// `cgroup` is a spare box's (see [`SpareBox::into_executor`]), not
+    /// the one the configuration names: never kept.
+    cgroup_is_spares: bool,
 }
 
 impl ProcessExecutor {
@@ -216,6 +220,7 @@ impl ProcessExecutor {
             runs: 0,
             warmth: warm::Warmth::default(),
             outside: None,
+            cgroup_is_spares: false,
         })
     }
 
@@ -235,6 +240,13 @@ impl ProcessExecutor {
     /// the seccomp policy, the network namespace and the working directory.
     pub fn config_mut(&mut self) -> &mut IsolateConfig {
         &mut self.config
+    }
+
+    /// Whether this executor's cgroup is a spare box's (see
+    /// [`SpareBox::into_executor`]) rather than the one its configuration
+    /// names: nothing of its runs is ever in the named one.
+    pub fn cgroup_is_a_spares(&self) -> bool {
+        self.cgroup_is_spares
     }
 
     /// Runs `command` with `stdin` as its standard input.
@@ -409,7 +421,10 @@ impl ProcessExecutor {
     /// instead. The isolate face keeps a box's cgroup from the agent's
     /// first run to `--cleanup`; the box's lock keeps two keepers off it.
     pub fn close_keeping_cgroups(mut self) -> Result<()> {
-        if let Some(cgroup) = self.cgroup.take_if(|_| !self.instance_spent) {
+        if let Some(cgroup) = self
+            .cgroup
+            .take_if(|_| !self.instance_spent && !self.cgroup_is_spares)
+        {
             cgroup.keep();
         }
         if let Some(guard) = self.memory_guard.take() {

@@ -100,6 +100,105 @@ pub(super) struct WarmBox {
     /// The cgroup's OOM kills and pids-limit hits so far: counters that
     /// never start over, so a run's are what it adds.
     counted: (u64, u64),
+    /// The holder can be given another working directory before its first
+    /// run (see [`SpareBox`]).
+    workdir_replaceable: bool,
+}
+
+/// A warm box built before the box it is to serve is known, around a
+/// stand-in working directory: a resident process keeps one ready so that
+/// a box made on request (isolate's `--init`) has a warm first run, with
+/// none of the box's building on the request's path.
+///
+/// What differs from box to box is left out of it: the working directory
+/// is put in place by [`ProcessExecutor::adopt`] (a detached mount of the
+/// box's own directory, made private), the user is each run's, and the
+/// holder keeps the spare's own cgroup (on cgroup v1, where runs are
+/// counted in the holder's cgroup, its counters start over before each
+/// run as in any warm box; on v2 each run has a fresh cgroup below the
+/// adopting executor's). Every namespace of the box is new and served no
+/// run before.
+#[derive(Debug)]
+pub struct SpareBox {
+    executor: ProcessExecutor,
+}
+
+impl SpareBox {
+    /// Builds a spare box for executors configured like `config` (see
+    /// [`ProcessExecutor::adopt`]); `config.workdir` is the stand-in, an
+    /// empty directory of the caller's that no program ever writes.
+    /// `None` when such a box cannot be held.
+    pub fn build(config: IsolateConfig) -> Result<Option<Self>> {
+        let mut executor = ProcessExecutor::new(config)?;
+        if !executor.prepare_warm_box()? {
+            return Ok(None);
+        }
+        let replaceable = executor
+            .warmth
+            .warm_box
+            .as_ref()
+            .is_some_and(|warm| warm.workdir_replaceable);
+        Ok(replaceable.then_some(Self { executor }))
+    }
+
+    /// Whether an executor configured like `config` can be this box's
+    /// (see [`into_executor`](Self::into_executor)): the same configuration
+    /// but for the box's own directory, user, cgroup name and proxy
+    /// record, the same box layout, and the holder alive.
+    pub fn fits(&self, config: &IsolateConfig) -> bool {
+        let executor = &self.executor;
+        executor.warmth.warm_box.as_ref().is_some_and(|warm| {
+            warm.workdir_replaceable
+                && warm.key == BoxKey::of(config)
+                && spare_part(&executor.config) == spare_part(config)
+                && config.proxy_record.is_none()
+                && warm.holder.is_alive()
+        })
+    }
+
+    /// The executor of runs configured like `config`, with this box as its
+    /// warm box, when it [`fits`](Self::fits): its stand-in working
+    /// directory is replaced by `config`'s (a detached mount of it, made
+    /// private, attached in the box's mount namespace), and its first run
+    /// is a warm one. The executor keeps the spare's cgroup (removed with
+    /// it, also by [`ProcessExecutor::close_keeping_cgroups`]) and its
+    /// network namespace; `config`'s cgroup is made only if a run ever
+    /// goes cold.
+    pub fn into_executor(self, config: IsolateConfig) -> Result<ProcessExecutor> {
+        if !self.fits(&config) {
+            return Err(IsolateError::Config(
+                "the spare box does not fit this configuration".into(),
+            ));
+        }
+        let mut executor = self.executor;
+        let (credentials, claim) = super::uid::box_credentials(&config, crate::sys::is_root())?;
+        let workdir = super::workdir::Workdir::open(&config.workdir)?;
+        let tree = crate::sys::detached_copy(workdir.dir.fd.as_fd())
+            .map_err(|source| IsolateError::io("open_tree of the working directory", source))?;
+        if let Some(warm) = &mut executor.warmth.warm_box {
+            warm.holder.attach_workdir(tree.as_fd())?;
+        }
+        executor.config = config;
+        executor.credentials = credentials;
+        executor._uid_claim = claim;
+        executor.workdir = Some(workdir);
+        executor.cgroup_is_spares = true;
+        Ok(executor)
+    }
+}
+
+/// What a spare box and the executor adopting it must agree on: their
+/// settled configuration but for what is the box's own (its directory,
+/// user, cgroup name and proxy record).
+fn spare_part(config: &IsolateConfig) -> IsolateConfig {
+    IsolateConfig {
+        instance_id: String::new(),
+        workdir: std::path::PathBuf::new(),
+        uid: None,
+        gid: None,
+        proxy_record: None,
+        ..config.settled_part()
+    }
 }
 
 /// Builds of one configuration that may fail in a row before its runs go
@@ -279,6 +378,7 @@ impl ProcessExecutor {
             footprint,
             limits: None,
             counted: (usage.oom_kills, usage.pids_limit_hits),
+            workdir_replaceable: plan.spec.workdir_replaceable(),
         }))
     }
 

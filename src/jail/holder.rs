@@ -36,8 +36,8 @@ use super::mounts::{RenewMark, MAX_RENEWED};
 use super::proxy::{self, INMATE_PID};
 use super::report::{read_reports, ChildReport, RawReport};
 use super::{
-    credentials, fail, fail_at, inmate, namespaces, CgroupEntry, JailError, JailSpec, Proxy,
-    Rlimits, Stage, MAX_TASK_FILES,
+    credentials, fail, fail_at, inmate, namespaces, CgroupEntry, Credentials, JailError, JailSpec,
+    Proxy, Rlimits, Stage, MAX_TASK_FILES,
 };
 use crate::sys::errno;
 
@@ -59,6 +59,10 @@ const GO: u8 = 2;
 const DONE: u8 = 3;
 /// Holder to keeper: the box could not be renewed; the holder exits.
 const BROKEN: u8 = 4;
+/// Keeper to holder: put this detached mount where the working directory
+/// is (a spare box given to its box); answered with [`DONE`] or
+/// [`BROKEN`].
+const ATTACH: u8 = 5;
 
 /// Descriptors a [`GO`] carries at most: stdin, stdout, stderr, the status
 /// pipe and (cgroup v2) the run's cgroup directory.
@@ -66,6 +70,10 @@ const MAX_GO_FDS: usize = 5;
 
 /// The keeper's socket as the holder's `SIGIO` handler sees it.
 static SOCKET: AtomicI32 = AtomicI32::new(-1);
+
+/// The holder has started a run: its box's directory is no longer
+/// replaced (a program may have made its mount point's path its own).
+static SERVED_A_RUN: AtomicBool = AtomicBool::new(false);
 
 /// One run's plan at the start of the shared region; every pointer points
 /// into the region.
@@ -81,6 +89,9 @@ struct RunPlan {
     stdio_files: [*const libc::c_char; 3],
     stderr_to_stdout: bool,
     rlimits: Rlimits,
+    /// The ids the program runs as: the run's, not the holder's, so that
+    /// a spare box built before its box was known serves that box's user.
+    credentials: Option<Credentials>,
     /// Set by the holder just before it starts the inmate: a holder that
     /// died with this unset never started the run, which can then go cold.
     started: AtomicBool,
@@ -428,6 +439,7 @@ impl Holder {
                 stdio_files,
                 stderr_to_stdout: spec.stderr_to_stdout,
                 rlimits: spec.rlimits,
+                credentials: spec.credentials,
                 started: AtomicBool::new(false),
             })
         };
@@ -453,8 +465,39 @@ impl Holder {
             *slot = fd.as_raw_fd();
         }
         let count = if cgroup.is_some() { 5 } else { 4 };
-        let raw = &raw[..count];
-        let mut byte = GO;
+        self.send_message(GO, &raw[..count])
+            .map_err(|source| syscall_error("starting a run in the warm box", source))
+    }
+
+    /// Puts `tree`, a detached mount of the box's directory, in place of
+    /// the stand-in working directory a spare box was built around (see
+    /// [`MountPlan::replace_workdir`](super::MountPlan::replace_workdir)),
+    /// and waits until the holder has done it. On failure the holder is
+    /// gone.
+    pub(crate) fn attach_workdir(&mut self, tree: BorrowedFd<'_>) -> Result<(), JailError> {
+        let failed = |source| syscall_error("giving the spare box its directory", source);
+        if let Err(error) = self.send_message(ATTACH, &[tree.as_raw_fd()]) {
+            self.kill();
+            return Err(failed(error));
+        }
+        let mut entries = [crate::sys::poll_entry(
+            self.socket.as_raw_fd(),
+            crate::sys::POLLIN,
+        )];
+        let answered = matches!(crate::sys::poll(&mut entries, Some(BUILD_TIMEOUT)), Ok(1));
+        if answered && self.receive_byte(0) == Some(DONE) {
+            return Ok(());
+        }
+        self.kill();
+        Err(failed(std::io::Error::other(
+            "the holder could not mount the box's directory",
+        )))
+    }
+
+    /// Sends `byte` with the descriptors `raw` (at most [`MAX_GO_FDS`]).
+    fn send_message(&self, byte: u8, raw: &[RawFd]) -> std::io::Result<()> {
+        let raw = &raw[..raw.len().min(MAX_GO_FDS)];
+        let mut byte = byte;
         let mut iov = libc::iovec {
             iov_base: (&mut byte as *mut u8).cast(),
             iov_len: 1,
@@ -469,8 +512,8 @@ impl Holder {
         // SAFETY: CMSG_SPACE only computes a size.
         message.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as usize;
         // SAFETY: the control buffer is 64 bytes, aligned for cmsghdr, and
-        // holds CMSG_SPACE(20) = 40 bytes at most; the header and its data
-        // are written inside it.
+        // holds CMSG_SPACE(20) = 40 bytes at most (`raw` has at most
+        // MAX_GO_FDS); the header and its data are written inside it.
         unsafe {
             let header = libc::CMSG_FIRSTHDR(&message);
             (*header).cmsg_level = libc::SOL_SOCKET;
@@ -485,10 +528,7 @@ impl Holder {
         // SAFETY: `message` points at live buffers for the call.
         let sent = unsafe { libc::sendmsg(self.socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) };
         if sent != 1 {
-            return Err(syscall_error(
-                "starting a run in the warm box",
-                std::io::Error::last_os_error(),
-            ));
+            return Err(std::io::Error::last_os_error());
         }
         Ok(())
     }
@@ -729,13 +769,14 @@ fn send_byte(socket: RawFd, byte: u8) -> bool {
     unsafe { libc::send(socket, (&byte as *const u8).cast(), 1, libc::MSG_NOSIGNAL) == 1 }
 }
 
-/// Waits for [`GO`] and its four descriptors, and the run's cgroup
-/// directory as a fifth on cgroup v2 (-1 when absent); exits when the
-/// keeper is gone or breaks the protocol.
+/// Waits for the keeper's next message: [`GO`] and its four descriptors,
+/// and the run's cgroup directory as a fifth on cgroup v2 (-1 when
+/// absent), or [`ATTACH`] and its one; exits when the keeper is gone or
+/// breaks the protocol.
 ///
 /// # Safety
 /// A step of [`holder_main`].
-unsafe fn receive_go(socket: RawFd) -> [RawFd; MAX_GO_FDS] {
+unsafe fn receive_message(socket: RawFd) -> (u8, [RawFd; MAX_GO_FDS]) {
     let mut byte = 0u8;
     let mut iov = libc::iovec {
         iov_base: (&mut byte as *mut u8).cast(),
@@ -775,15 +816,18 @@ unsafe fn receive_go(socket: RawFd) -> [RawFd; MAX_GO_FDS] {
             }
         }
         let whole = got == 1
-            && byte == GO
-            && (count == 4 || count == 5)
+            && match byte {
+                GO => count == 4 || count == 5,
+                ATTACH => count == 1,
+                _ => false,
+            }
             && message.msg_flags & libc::MSG_CTRUNC == 0;
         if !whole {
             // Closed by the keeper (0), or not our protocol: end the box.
             // SAFETY: _exit is async-signal-safe.
             unsafe { libc::_exit(0) };
         }
-        return fds;
+        return (byte, fds);
     }
 }
 
@@ -804,7 +848,27 @@ unsafe fn serve(
 ) {
     let socket = fds.socket;
     // SAFETY: as on this function.
-    let [stdin, stdout, stderr, report, run_cgroup] = unsafe { receive_go(socket) };
+    let (byte, [stdin, stdout, stderr, report, run_cgroup]) = unsafe { receive_message(socket) };
+    if byte == ATTACH {
+        // The first message of a spare box, before any run: `stdin` is
+        // the detached mount of the box's directory.
+        let attached = match &spec.mounts {
+            Some(mounts) if !SERVED_A_RUN.load(Ordering::Relaxed) => {
+                // SAFETY: as on this function; no program has run in the
+                // box.
+                unsafe { mounts.replace_workdir(stdin) }.is_ok()
+            }
+            _ => false,
+        };
+        // SAFETY: our copy of the mount, not used again.
+        unsafe { libc::close(stdin) };
+        if !send_byte(socket, if attached { DONE } else { BROKEN }) || !attached {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(0) };
+        }
+        return;
+    }
+    SERVED_A_RUN.store(true, Ordering::Relaxed);
     // The inmate must be the OOM killer's first choice, never immune.
     set_oom_score(oom_score, b"0");
     let start = InmateStart {
@@ -1018,7 +1082,7 @@ unsafe fn warm_inmate(spec: &JailSpec, plan: &RunPlan, stdio: [RawFd; 3], report
         }
         Rlimits::reset_priority();
         // The bounding set is already empty: the holder emptied its own.
-        if let Some(credentials) = spec.credentials {
+        if let Some(credentials) = plan.credentials {
             if let Err(errno) = credentials.apply() {
                 fail(report, Stage::Credentials, errno);
             }

@@ -227,6 +227,14 @@ impl JailSpec {
             && self.mounts.as_ref().is_some_and(MountPlan::renewable)
     }
 
+    /// Whether a holder of this spec can be given another working
+    /// directory before its first run (see [`Holder::attach_workdir`]).
+    pub(crate) fn workdir_replaceable(&self) -> bool {
+        self.mounts
+            .as_ref()
+            .is_some_and(MountPlan::workdir_replaceable)
+    }
+
     /// Describes mount step `index` of a [`Stage::Filesystem`] failure.
     pub(crate) fn describe_mount_step(&self, index: u32) -> &str {
         self.mounts

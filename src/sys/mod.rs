@@ -31,7 +31,9 @@ pub use ids::{as_caller, drop_set_id, is_set_id, real_ids, take_root_group};
 pub use interrupt::{
     catch_interruptions, interruption, interruption_fd, record_interruption, INTERRUPTION_SIGNALS,
 };
-pub use mount::{bind_mount, is_mount_root, mount_tmpfs, new_network_namespace, unmount};
+pub use mount::{
+    bind_mount, detached_copy, is_mount_root, mount_tmpfs, new_network_namespace, unmount,
+};
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{
     ignore_sigpipe, kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time,

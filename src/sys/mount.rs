@@ -2,7 +2,7 @@
 //! a network namespace) and the namespace itself.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use super::{c_path, c_string, check};
@@ -82,4 +82,21 @@ pub fn new_network_namespace() -> io::Result<OwnedFd> {
     })
     .join()
     .map_err(|_| io::Error::other("the namespace thread panicked"))?
+}
+
+/// A detached copy of the mount at the directory `dir`, as a bind of `dir`
+/// would show it (without what is mounted below it): what a spare box is
+/// given as its box's directory. Made in the caller's mount namespace,
+/// where `dir` was checked; the copy can be attached in another.
+pub fn detached_copy(dir: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: a descriptor the caller holds, an empty C string and flags.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), c"".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -34,6 +34,7 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -42,7 +43,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use isobox::boxes::{self, BoxesConfig, LockedBox, Sandbox};
 use isobox::sys::{self, poll_entry, POLLIN};
 use isobox::{
-    CgroupController, ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, Stdin,
+    CgroupController, ExecutionResult, IsolateConfig, OutsideEvent, ProcessExecutor, SpareBox,
+    Stdin,
 };
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
@@ -158,6 +160,10 @@ enum Reply {
     Refused(String),
     /// The agent left the box as a cold run would and is exiting.
     Stopped,
+    /// The agent holds nothing of the box any more (its box was a spare's,
+    /// in a cgroup of its own, every process of every run reaped) and is
+    /// taking its own box down: the box's cleanup need not wait for it.
+    Released,
 }
 
 /// Whether a run of these arguments can go to an agent: the installation
@@ -174,7 +180,7 @@ fn servable(parsed: &IsolateArgs) -> bool {
 }
 
 /// Where the agent of box `id` listens.
-fn socket_path(config: &BoxesConfig, id: u32) -> PathBuf {
+pub(super) fn socket_path(config: &BoxesConfig, id: u32) -> PathBuf {
     config.lock_root.join(AGENTS_DIR).join(format!("{id}.sock"))
 }
 
@@ -300,7 +306,7 @@ impl Client {
                     self.wait_gone(Some(locked));
                     return Route::Cold { mark: false };
                 }
-                Ok(Some((Reply::Stopped, _))) | Ok(None) | Err(_) => {
+                Ok(Some((Reply::Stopped | Reply::Released, _))) | Ok(None) | Err(_) => {
                     // The agent was killed, before the run or during it:
                     // the program may have run, and written to the
                     // caller's output, so it is not run again. Once the
@@ -367,8 +373,13 @@ pub(super) fn stop(config: &BoxesConfig, id: u32) {
     };
     if send(&client.socket, &Request::Stop, &[]).is_ok() {
         let mut entries = [poll_entry(client.socket.as_raw_fd(), POLLIN)];
-        if sys::poll(&mut entries, Some(STOP_WAIT)).is_ok_and(|ready| ready > 0) {
-            let _ = receive::<Reply>(&client.socket);
+        if sys::poll(&mut entries, Some(STOP_WAIT)).is_ok_and(|ready| ready > 0)
+            && matches!(
+                receive::<Reply>(&client.socket),
+                Ok(Some((Reply::Released, _)))
+            )
+        {
+            return;
         }
     }
     client.wait_gone(None);
@@ -510,7 +521,12 @@ pub(super) fn main(words: &[String]) -> ExitCode {
         print_error("usage: --isobox-agent <configuration> <box>");
         return ExitCode::from(EXIT_TROUBLE);
     };
-    match serve(Path::new(config_path), id) {
+    let served = if id == SPARE_WORD {
+        serve_spare(Path::new(config_path))
+    } else {
+        serve(Path::new(config_path), id)
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::warn!("agent of box {id}: {error:#}");
@@ -519,10 +535,157 @@ pub(super) fn main(words: &[String]) -> ExitCode {
     }
 }
 
+/// The word, in place of a box's number, that starts a spare agent (see
+/// [`serve_spare`]).
+pub(super) const SPARE_WORD: &str = "--spare";
+
+/// What a spare agent says on its channel once its box is built.
+pub(super) const SPARE_READY: u8 = b'r';
+
+/// A spare agent, started by the installation's service with a channel to
+/// it as standard input: it builds a box before any box is asked for (a
+/// [`SpareBox`], around an empty stand-in directory of its own, in a
+/// cgroup `spare-<pid>` of the installation's), says [`SPARE_READY`], and
+/// waits. When the service has initialized a box with `--init --cg`, it
+/// sends that box's number with the box's listening agent socket, and the
+/// spare becomes that box's agent: the box's first run, forwarded by its
+/// front as any agent's, adopts the spare box (its stand-in replaced by
+/// the box's directory) when its configuration fits, and is then a warm
+/// run. The spare leaves, with its box, when the channel closes first (the
+/// service left) or on a signal.
+fn serve_spare(config_path: &Path) -> Result<()> {
+    let channel = io::stdin().as_fd().try_clone_to_owned()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    let config = BoxesConfig::load(config_path)?;
+    crate::cli::catch_interruptions();
+    let stand_in = StandIn::make(&config)?;
+    let template = spare_config(&config, &stand_in.0)?;
+    let spare = SpareBox::build(template)?.context("this installation's boxes cannot be held")?;
+    rustix::net::send(&channel, &[SPARE_READY], SendFlags::NOSIGNAL)?;
+    let (id, listener) = loop {
+        let wake = sys::interruption_fd().context("no interruption pipe")?;
+        let mut entries = [
+            poll_entry(channel.as_raw_fd(), POLLIN),
+            poll_entry(wake.as_raw_fd(), POLLIN),
+        ];
+        sys::poll(&mut entries, None)?;
+        if sys::interruption().is_some() {
+            return Ok(());
+        }
+        if entries[0].revents == 0 {
+            continue;
+        }
+        match receive_bytes(&channel) {
+            Ok(Some((bytes, mut fds))) if fds.len() == 1 => {
+                let id = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|text| text.parse::<u64>().ok())
+                    .context("a box number from the service")?;
+                break (id, fds.remove(0));
+            }
+            // The service left before it had a box for this spare.
+            _ => return Ok(()),
+        }
+    };
+    drop(stand_in);
+    // Listening again makes this process the socket's peer: the one a
+    // client waits for when it stops the agent.
+    rustix::net::listen(&listener, 64)?;
+    let sandbox = config.sandbox(id)?;
+    let socket = socket_path(&config, sandbox.id());
+    tracing::debug!("a spare agent is now box {id}'s");
+    // The executor of the box's runs is made now, while the caller of
+    // `--init` finishes and its judge starts the first `--run`, for the
+    // configuration a run with no other option than `--cg` has: a first
+    // run that asks for another keeps its cold path.
+    let mut agent = Agent {
+        executor: None,
+        spare: None,
+        config: config.clone(),
+        config_path: config_path.to_path_buf(),
+        id,
+        socket,
+        null,
+    };
+    let expected = default_run_config(&config, &sandbox)?;
+    if spare.fits(&expected) {
+        let key = expected.settled_part();
+        match spare.into_executor(expected) {
+            Ok(executor) => agent.executor = Some((key, executor)),
+            Err(error) => tracing::warn!("agent of box {id}: {error}"),
+        }
+    } else {
+        agent.spare = Some(spare);
+    }
+    serve_box(agent, listener)
+}
+
+/// A spare box's stand-in working directory, empty, root's, removed when
+/// dropped (the spare's box keeps it mounted until it is given its own).
+struct StandIn(PathBuf);
+
+impl StandIn {
+    fn make(config: &BoxesConfig) -> Result<Self> {
+        let agents = config.lock_root.join(AGENTS_DIR);
+        crate::cli::resident::private_directory(&agents)?;
+        let path = agents.join(format!("spare-{}", std::process::id()));
+        // Left by a killed process of the same pid: nothing of anyone's.
+        let _ = std::fs::remove_dir(&path);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The configuration of a spare box: [`default_run_config`] of box 0 but
+/// for the box's own parts (its directory is the stand-in, its cgroup
+/// `spare-<pid>`; the user is each run's).
+fn spare_config(config: &BoxesConfig, stand_in: &Path) -> Result<IsolateConfig> {
+    let mut spare = default_run_config(config, &config.sandbox(0)?)?;
+    spare.instance_id = format!("{SPARE_CGROUP_PREFIX}{}", std::process::id());
+    spare.workdir = stand_in.to_path_buf();
+    Ok(spare)
+}
+
+/// What a `--run --cg` in `sandbox` with no other option, forwarded to the
+/// box's agent as its first run, is configured with (as `run_locked` and
+/// [`Agent::forwarded`] make it): its settled part is the one such a run
+/// looks its executor up by.
+fn default_run_config(config: &BoxesConfig, sandbox: &Sandbox) -> Result<IsolateConfig> {
+    let words = ["--cg", "--run", "--", "/bin/true"].map(String::from);
+    let parsed = parse(&words).map_err(|why| anyhow!(why))?;
+    let mut run = build_config(&parsed, Vec::new());
+    sandbox.place(&mut run)?;
+    run.instance_id = sandbox.cgroup_name();
+    run.workdir = sandbox.box_dir().to_path_buf();
+    run.uid = Some(sandbox.uid());
+    run.gid = Some(sandbox.gid());
+    run.syscall_flags = config.syscall_flags;
+    Ok(run)
+}
+
+/// A spare agent's cgroup is named so, then its pid.
+pub(super) const SPARE_CGROUP_PREFIX: &str = "spare-";
+
 /// The agent: its executor, the box it serves, and `/dev/null`, which
 /// stands for stdout and stderr between runs.
 struct Agent {
     executor: Option<(IsolateConfig, ProcessExecutor)>,
+    /// A box built before this agent was given its box (see
+    /// [`serve_spare`]), adopted by the first run that fits it.
+    spare: Option<SpareBox>,
     config: BoxesConfig,
     config_path: PathBuf,
     id: u64,
@@ -537,14 +700,20 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
     let sandbox = config.sandbox(id)?;
     let socket = socket_path(&config, sandbox.id());
     crate::cli::catch_interruptions();
-    let mut agent = Agent {
+    let agent = Agent {
         executor: None,
+        spare: None,
         config,
         config_path: config_path.to_path_buf(),
         id,
         socket,
         null,
     };
+    serve_box(agent, listener)
+}
+
+/// The agent's loop: serves its box's runs until it leaves.
+fn serve_box(mut agent: Agent, listener: OwnedFd) -> Result<()> {
     loop {
         let wake = sys::interruption_fd().context("no interruption pipe")?;
         let mut entries = [
@@ -603,8 +772,14 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
                 }
             }
             Ok(Some((Request::Stop, _))) => {
-                agent.close();
-                let _ = send(&connection, &Reply::Stopped, &[]);
+                if agent.holds_nothing_of_the_box() {
+                    let _ = std::fs::remove_file(&agent.socket);
+                    let _ = send(&connection, &Reply::Released, &[]);
+                    agent.close();
+                } else {
+                    agent.close();
+                    let _ = send(&connection, &Reply::Stopped, &[]);
+                }
                 return Ok(());
             }
             Err(error) if error.kind() == io::ErrorKind::InvalidData => {
@@ -623,12 +798,22 @@ impl Agent {
     /// Leaves the box as a cold run would: the holder killed and its
     /// cgroup removed, the box's cgroup kept; the socket removed.
     fn close(&mut self) {
+        self.spare = None;
         if let Some((_, executor)) = self.executor.take() {
             if let Err(error) = executor.close_keeping_cgroups() {
                 tracing::warn!("agent of box {}: {error}", self.id);
             }
         }
         let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Whether nothing of the box is this agent's between runs: its box
+    /// was a spare's, whose cgroup is its own (not the box's), and a spare
+    /// it did not use is not the box's either.
+    fn holds_nothing_of_the_box(&self) -> bool {
+        self.executor
+            .as_ref()
+            .is_none_or(|(_, executor)| executor.cgroup_is_a_spares())
     }
 
     /// Leaves when told to by a signal: with the box's lock, or, when a
@@ -864,6 +1049,8 @@ impl Agent {
     /// box built (the executor would otherwise build it during its second
     /// run): built now, while the client finishes.
     fn prepare_next_run(&mut self) {
+        // A spare the first run could not take goes now, after the answer.
+        self.spare = None;
         if let Some((_, executor)) = &mut self.executor {
             if let Err(error) = executor.prepare_warm_box() {
                 tracing::warn!("agent of box {}: {error}", self.id);

@@ -168,7 +168,7 @@ pub(super) fn execute(parsed: &IsolateArgs, words: &[String], meta: &mut MetaFil
                 bail!("new boxes can be created only by root (restricted_init is set)");
             }
             let locked = lock(&config, parsed)?;
-            let code = init_locked(&config, parsed, locked, caller_uid, owner);
+            let code = init_locked(&config, parsed, locked, caller_uid, owner, &mut |_| {});
             service::start_for(&config, &config_path);
             code
         }
@@ -208,6 +208,7 @@ pub(super) fn init_locked(
     locked: LockedBox,
     caller_uid: u32,
     owner: (u32, u32),
+    made: &mut dyn FnMut(&LockedBox),
 ) -> Result<u8> {
     check_owner(&locked, caller_uid)?;
     agent::stop(config, locked.id());
@@ -222,6 +223,7 @@ pub(super) fn init_locked(
     locked
         .init(state, quota)
         .map_err(|error| explain(error, parsed))?;
+    made(&locked);
     crate::cli::print_out(format_args!("{}\n", locked.dir().display()));
     Ok(0)
 }

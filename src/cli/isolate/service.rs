@@ -153,7 +153,24 @@ struct Service {
     place: Place,
     /// Standard output and error between requests.
     null: File,
+    /// The spare agent started last, until a box is given to it.
+    spare: Option<Spare>,
+    /// Spare agents that ended before they were ready, in a row: after
+    /// [`SPARE_ATTEMPTS`], no more are started.
+    failed_spares: u32,
 }
+
+/// A spare agent (see [`agent`](super::agent)'s `serve_spare`), as the
+/// service sees it: the channel it was started with, and whether it said
+/// its box is built.
+struct Spare {
+    channel: OwnedFd,
+    ready: bool,
+}
+
+/// Spare agents that may end unready in a row before the service stops
+/// starting them (an installation whose boxes cannot be held).
+const SPARE_ATTEMPTS: u32 = 3;
 
 fn serve(config_path: &Path) -> Result<()> {
     let lock = sys::take_kept_fd().context("no lock descriptor")?;
@@ -175,7 +192,11 @@ fn serve(config_path: &Path) -> Result<()> {
         socket_id,
         place: Place::own()?,
         null,
+        spare: None,
+        failed_spares: 0,
     };
+    service.sweep_spares();
+    service.start_spare();
     let mut last_request = Instant::now();
     loop {
         let wake = sys::interruption_fd().context("no interruption pipe")?;
@@ -187,6 +208,11 @@ fn serve(config_path: &Path) -> Result<()> {
         if sys::interruption().is_some() {
             service.leave();
             return Ok(());
+        }
+        // The spare agents are this process's children, also once they
+        // serve a box: reaped when they end.
+        while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+        {
         }
         if ready == 0 || entries[0].revents == 0 {
             if file_id(&service.socket).ok() != Some(service.socket_id) {
@@ -214,6 +240,8 @@ fn serve(config_path: &Path) -> Result<()> {
         );
         last_request = Instant::now();
         service.serve_one(&connection);
+        drop(connection);
+        service.start_spare();
     }
 }
 
@@ -362,7 +390,7 @@ impl Service {
 
     /// [`carry_out`](Self::carry_out) in the caller's directory and umask.
     fn carry_out_in(
-        &self,
+        &mut self,
         forward: &Forward,
         parsed: &super::args::IsolateArgs,
         config: &BoxesConfig,
@@ -380,7 +408,14 @@ impl Service {
         }
         driver::note_configuration(parsed, &self.config_path, config);
         let done = match parsed.action {
-            Action::Init => driver::init_locked(config, parsed, locked, 0, owner),
+            Action::Init => {
+                let mut give_spare = |locked: &boxes::LockedBox| {
+                    if parsed.cg {
+                        self.give_spare(config, locked.id());
+                    }
+                };
+                driver::init_locked(config, parsed, locked, 0, owner, &mut give_spare)
+            }
             _ => driver::cleanup_locked(config, parsed, locked, 0),
         };
         let code = done
@@ -390,6 +425,137 @@ impl Service {
         let _ = io::Write::flush(&mut io::stdout());
         self.give_back_stdio();
         Ok(code)
+    }
+
+    /// Starts a spare agent when there is none and the installation has
+    /// agents: it builds its box while the service waits for the next
+    /// command.
+    fn start_spare(&mut self) {
+        if self.spare.is_some() || self.failed_spares >= SPARE_ATTEMPTS {
+            return;
+        }
+        let Ok(config) = self.config() else {
+            return;
+        };
+        if !config.box_agent {
+            return;
+        }
+        let started = (|| -> Result<Spare> {
+            let (ours, theirs) = rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                SocketFlags::CLOEXEC,
+                None,
+            )?;
+            let config_path = self
+                .config_path
+                .to_str()
+                .context("the configuration's path is not UTF-8")?;
+            let argv = [
+                crate::cli::program_name(),
+                super::agent::AGENT_FLAG,
+                config_path,
+                super::agent::SPARE_WORD,
+            ]
+            .map(std::ffi::CString::new)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+            sys::spawn_root_daemon(c"/proc/self/exe", &argv, theirs.as_fd(), None)?;
+            Ok(Spare {
+                channel: ours,
+                ready: false,
+            })
+        })();
+        match started {
+            Ok(spare) => self.spare = Some(spare),
+            Err(error) => {
+                tracing::debug!("cannot start a spare agent: {error:#}");
+                self.failed_spares = SPARE_ATTEMPTS;
+            }
+        }
+    }
+
+    /// Gives the spare agent, when its box is ready, box `id` (just
+    /// initialized, its lock held): the box's agent socket is bound and
+    /// sent to it, and it becomes the box's agent.
+    fn give_spare(&mut self, config: &BoxesConfig, id: u32) {
+        let Some(spare) = &mut self.spare else {
+            return;
+        };
+        if !spare.ready {
+            let mut byte = [0u8; 1];
+            match rustix::net::recv(&spare.channel, &mut byte, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((1, _)) if byte[0] == super::agent::SPARE_READY => spare.ready = true,
+                // Still building: the box goes without.
+                Err(rustix::io::Errno::AGAIN) => return,
+                // Ended unready.
+                _ => {
+                    self.spare = None;
+                    self.failed_spares += 1;
+                    return;
+                }
+            }
+        }
+        self.failed_spares = 0;
+        let Some(spare) = self.spare.take() else {
+            return;
+        };
+        let path = super::agent::socket_path(config, id);
+        let given = resident::listen_at(&path).and_then(|listener| {
+            resident::send_with_descriptor(
+                &spare.channel,
+                id.to_string().as_bytes(),
+                listener.as_fd(),
+            )
+            .map_err(anyhow::Error::from)
+        });
+        if let Err(error) = given {
+            let _ = std::fs::remove_file(&path);
+            tracing::debug!("cannot give box {id} the spare agent: {error:#}");
+        }
+    }
+
+    /// Removes the cgroups spare agents left when they were killed (their
+    /// boxes die with them), named after their pids.
+    fn sweep_spares(&mut self) {
+        let Ok(config) = self.config() else {
+            return;
+        };
+        let Ok(placement) = config
+            .sandbox(0)
+            .and_then(|sandbox| sandbox.cgroup_placement())
+        else {
+            return;
+        };
+        let parents: Vec<PathBuf> = match placement.version {
+            isobox::cgroup::CgroupVersion::V2 => vec![placement.root.join(&placement.parent)],
+            isobox::cgroup::CgroupVersion::V1 => std::fs::read_dir(&placement.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|hierarchy| hierarchy.path().join(&placement.parent))
+                .collect(),
+        };
+        let mut dead = std::collections::BTreeSet::new();
+        for parent in parents {
+            for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let gone = name
+                    .strip_prefix(super::agent::SPARE_CGROUP_PREFIX)
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    dead.insert(name);
+                }
+            }
+        }
+        for name in dead {
+            if let Ok(Some(mut cgroup)) = isobox::CgroupController::existing(&placement, &name) {
+                if let Err(error) = cgroup.remove() {
+                    tracing::debug!("removing a dead spare's cgroup {name}: {error}");
+                }
+            }
+        }
     }
 
     /// Standard output and error are `/dev/null` again.

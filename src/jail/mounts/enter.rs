@@ -226,6 +226,67 @@ impl MountPlan {
         }
         Ok(())
     }
+
+    /// Whether [`replace_workdir`](Self::replace_workdir) can work on this
+    /// plan: it binds the working directory, with nothing below it.
+    pub(crate) fn workdir_replaceable(&self) -> bool {
+        self.workdir.is_some()
+    }
+
+    /// Puts `tree`, a detached mount of the box's own directory, where the
+    /// working directory's bind is, with that bind's attributes: the step
+    /// that turns a spare box (built around a stand-in directory before any
+    /// box was asked for) into a given box's. The mount is made private, so
+    /// that nothing mounted later below the host's directory shows in the
+    /// box. `tree` stays the caller's to close.
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls; call in the box's mount namespace,
+    /// after the pivot, before any program ran in the box (the stand-in's
+    /// mount point is found by name).
+    pub(crate) unsafe fn replace_workdir(&self, tree: RawFd) -> Result<(), i32> {
+        let Some(Step::Bind {
+            target, attributes, ..
+        }) = self.workdir.map(|index| &self.steps[index])
+        else {
+            return Err(libc::EINVAL);
+        };
+        let attr = MountAttr {
+            attr_set: *attributes,
+            attr_clr: 0,
+            propagation: libc::MS_PRIVATE,
+            userns_fd: 0,
+        };
+        let mut path = [0u8; 4096];
+        target_path(target, &mut path)?;
+        // SAFETY: system calls on a descriptor of the caller's, a local
+        // mount_attr of the size passed and NUL-terminated paths.
+        unsafe {
+            checked(libc::syscall(
+                libc::SYS_mount_setattr,
+                tree,
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH as libc::c_uint,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            ))?;
+            checked(libc::umount2(
+                path.as_ptr().cast(),
+                libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW,
+            ) as libc::c_long)?;
+            let root = libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if root < 0 {
+                return Err(errno());
+            }
+            let root = ChildFd(root);
+            let point = open_target(root.0, target)?;
+            let tree = std::mem::ManuallyDrop::new(ChildFd(tree));
+            attach(&tree, &point)
+        }
+    }
 }
 
 /// The directories the child-side walks start from.
@@ -488,7 +549,7 @@ unsafe fn bind(
         let attr = MountAttr {
             attr_set: attributes,
             attr_clr: 0,
-            propagation: 0,
+            propagation: libc::MS_PRIVATE,
             userns_fd: 0,
         };
         let mut setattr_flags = libc::AT_EMPTY_PATH as libc::c_uint;

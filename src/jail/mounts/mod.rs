@@ -205,6 +205,10 @@ pub(crate) struct MountPlan {
     /// its path can then be unmounted by name without following anything
     /// the program made.
     renew_safe: bool,
+    /// The step binding the working directory, when no other mount lies
+    /// below it: a spare box's stand-in can then be replaced by the box's
+    /// own directory (see [`replace_workdir`](Self::replace_workdir)).
+    workdir: Option<usize>,
 }
 
 fn c_path(path: &Path) -> Result<CString, JailError> {
@@ -437,6 +441,7 @@ impl MountPlan {
         let mut rules: Vec<&DirRule> = rules.iter().collect();
         // Parents before children, otherwise keeping the rules' order.
         rules.sort_by_key(|rule| rule.inside.components().count());
+        let mut workdir_step = None;
         let mut builder = Builder {
             steps: Vec::new(),
             descriptions: Vec::new(),
@@ -453,6 +458,7 @@ impl MountPlan {
                         identity: Some((workdir.dev, workdir.ino)),
                     };
                     builder.bind(source, &workdir.path, true, rule, false)?;
+                    workdir_step = Some(builder.steps.len() - 1);
                 }
                 DirAction::Bind(path) => {
                     let (source, is_dir) = match host_source(path) {
@@ -547,12 +553,34 @@ impl MountPlan {
                 .iter()
                 .any(|dir| *dir != inside && inside.starts_with(dir))
         });
+        // What each step makes, as path components inside the box.
+        let target_of = |step: &Step| match step {
+            Step::Bind { target, .. }
+            | Step::Mount { target, .. }
+            | Step::Device { point: target, .. } => Some(target.parts.clone()),
+            Step::Symlink { dir, name, .. } => {
+                Some(dir.iter().chain(std::iter::once(name)).cloned().collect())
+            }
+            _ => None,
+        };
+        let workdir = workdir_step.filter(|&index| {
+            let Some(below) = target_of(&builder.steps[index]) else {
+                return false;
+            };
+            builder.steps.iter().enumerate().all(|(other, step)| {
+                other == index
+                    || target_of(step).is_none_or(|parts| {
+                        parts.len() <= below.len() || parts[..below.len()] != below[..]
+                    })
+            })
+        });
         Ok(Self {
             root: c_path(root)?,
             steps: builder.steps,
             descriptions: builder.descriptions,
             renew: builder.renew,
             renew_safe,
+            workdir,
         })
     }
 
