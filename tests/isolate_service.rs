@@ -536,3 +536,175 @@ fn a_silent_caller_does_not_hold_up_the_next() {
     assert!(status.success(), "{status:?}");
     assert!(isolate.box_root.join(id.to_string()).join("box").is_dir());
 }
+
+/// The installation's spare agents not given a box yet, or given one
+/// (their command line stays the spare's), without their holders.
+fn spare_agents(isolate: &Isolate) -> Vec<i32> {
+    let tail = format!("--isobox-agent\0{}\0--spare\0", isolate.config.display());
+    let spares: Vec<i32> = common::processes_with_command_line(&tail)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect();
+    let parent = |pid: i32| -> Option<i32> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    spares
+        .iter()
+        .copied()
+        .filter(|pid| !parent(*pid).is_some_and(|up| spares.contains(&up)))
+        .collect()
+}
+
+/// The installation's one spare agent, once its box is built (its holder
+/// has the box's filesystem), after the service was started.
+fn ready_spare(isolate: &Isolate) -> i32 {
+    let mut ready = None;
+    eventually("a spare agent with its box built", || {
+        let spares = spare_agents(isolate);
+        let [spare] = spares[..] else {
+            return false;
+        };
+        let holder = fs::read_to_string(format!("/proc/{spare}/task/{spare}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .find_map(|pid| pid.parse::<i32>().ok());
+        let built = holder.is_some_and(|holder| {
+            fs::read_to_string(format!("/proc/{holder}/mountinfo"))
+                .is_ok_and(|mounts| mounts.contains(" /box ") && mounts.contains(" /tmp "))
+        });
+        ready = Some(spare);
+        built
+    });
+    // Built is a moment before ready: the spare says so just after.
+    std::thread::sleep(Duration::from_millis(100));
+    ready.unwrap()
+}
+
+/// Where a spare agent's box lives: its cgroup in every hierarchy, and its
+/// stand-in directory.
+fn spare_leftovers(isolate: &Isolate, spare: i32) -> Vec<PathBuf> {
+    let config = isobox::boxes::BoxesConfig::load(&isolate.config).unwrap();
+    let placement = config.cgroup_placement().unwrap();
+    placement
+        .parent_dirs()
+        .into_iter()
+        .map(|dir| dir.join(format!("spare-{spare}")))
+        .chain([isolate.root().join(format!("locks/agents/spare-{spare}"))])
+        .filter(|path| path.exists())
+        .collect()
+}
+
+/// A box the service initializes with `--cg` gets the spare agent's box,
+/// built before: its first run is a warm one in the spare's cgroup, as the
+/// box's user, in the box's own directory, and sees nothing of the spare's
+/// stand-in or of the agents' directory. The box's cleanup takes the
+/// spare down with everything of it, and the service has built the next.
+#[test]
+fn a_box_the_service_initializes_runs_first_in_a_spare() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(84, 0);
+    let box_arg = id.to_string();
+    let guard = isolate.adopt_box(id, true);
+    started_service(&isolate, slot_id(84, 1));
+    let spare = ready_spare(&isolate);
+    assert!(!spare_leftovers(&isolate, spare).is_empty());
+    let init = isolate_as(&isolate, &["--cg", "-b", &box_arg, "--init"], FILTERED);
+    assert!(init.status.success(), "{init:?}");
+    fs::write(guard.box_dir().join("given"), "the box's own\n").unwrap();
+    let script = "id -u; cat /box/given; echo; cat /proc/self/cgroup; \
+                  cat /proc/self/mountinfo; ls -a /";
+    let run = isolate_as(
+        &isolate,
+        &[
+            "--cg", "-b", &box_arg, "-p", "--run", "--", "/bin/sh", "-c", script,
+        ],
+        FILTERED,
+    );
+    assert!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let (head, rest) = stdout.split_once("\n\n").unwrap();
+    assert_eq!(head, format!("{}\nthe box's own", guard.uid()));
+    assert!(rest.contains(&format!("/spare-{spare}/")), "{stdout}");
+    assert!(!rest.contains("agents"), "{stdout}");
+    // The box's second run is warm in the same box.
+    let again = isolate_as(
+        &isolate,
+        &[
+            "--cg",
+            "-b",
+            &box_arg,
+            "--run",
+            "--",
+            "/bin/cat",
+            "/proc/self/cgroup",
+        ],
+        FILTERED,
+    );
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("/spare-{spare}/")));
+
+    let cleanup = isolate_as(&isolate, &["-b", &box_arg, "--cleanup"], FILTERED);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(!guard.box_dir().exists());
+    eventually("the spare agent gone with its box", || {
+        !Path::new(&format!("/proc/{spare}")).exists()
+            && spare_leftovers(&isolate, spare).is_empty()
+    });
+    let next = ready_spare(&isolate);
+    assert_ne!(next, spare);
+
+    // The service leaves with its spare, and the spare with its box.
+    common::stop_installation_service(&isolate.config);
+    eventually("the spare gone with the service", || {
+        spare_agents(&isolate).is_empty() && spare_leftovers(&isolate, next).is_empty()
+    });
+}
+
+/// A first run whose configuration the spare's box does not fit (here
+/// `--share-net`) runs as without a spare, and the unused spare goes.
+#[test]
+fn a_first_run_the_spare_does_not_fit_runs_cold_and_the_spare_goes() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(85, 0);
+    let box_arg = id.to_string();
+    let guard = isolate.adopt_box(id, true);
+    started_service(&isolate, slot_id(85, 1));
+    let spare = ready_spare(&isolate);
+    let init = isolate_as(&isolate, &["--cg", "-b", &box_arg, "--init"], FILTERED);
+    assert!(init.status.success(), "{init:?}");
+    let run = isolate_as(
+        &isolate,
+        &[
+            "--cg",
+            "-b",
+            &box_arg,
+            "--share-net",
+            "--run",
+            "--",
+            "/bin/cat",
+            "/proc/self/cgroup",
+        ],
+        FILTERED,
+    );
+    assert!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains(&format!("/box-{id}")), "{stdout}");
+    assert!(!stdout.contains("/spare-"), "{stdout}");
+    eventually("the unused spare's box gone", || {
+        spare_leftovers(&isolate, spare).is_empty()
+    });
+    let cleanup = isolate_as(&isolate, &["-b", &box_arg, "--cleanup"], FILTERED);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    drop(guard);
+    eventually("the box's agent gone", || {
+        !Path::new(&format!("/proc/{spare}")).exists()
+    });
+}

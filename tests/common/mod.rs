@@ -869,7 +869,18 @@ pub fn installation_services(config: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
+    // A service's child between its fork and its exec (a spare agent
+    // starting) has the service's command line for a moment.
+    let parent = |pid: i32| -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let services: Vec<i32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -882,6 +893,11 @@ pub fn installation_services(config: &Path) -> Vec<i32> {
                     <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(words[2]),
                 ) == config
         })
+        .collect();
+    services
+        .iter()
+        .copied()
+        .filter(|pid| !parent(*pid).is_some_and(|up| services.contains(&up)))
         .collect()
 }
 

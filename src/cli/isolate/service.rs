@@ -165,8 +165,12 @@ struct Service {
 /// its box is built.
 struct Spare {
     channel: OwnedFd,
+    pid: libc::pid_t,
     ready: bool,
 }
+
+/// How long the leaving service waits for its spare to take its box down.
+const SPARE_LEAVING: Duration = Duration::from_secs(5);
 
 /// Spare agents that may end unready in a row before the service stops
 /// starting them (an installation whose boxes cannot be held).
@@ -211,9 +215,7 @@ fn serve(config_path: &Path) -> Result<()> {
         }
         // The spare agents are this process's children, also once they
         // serve a box: reaped when they end.
-        while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
-        {
-        }
+        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
         if ready == 0 || entries[0].revents == 0 {
             if file_id(&service.socket).ok() != Some(service.socket_id) {
                 // Removed by hand, with the installation perhaps: another
@@ -287,9 +289,18 @@ impl Service {
     /// Removes the socket (when it is still this service's), so that no
     /// caller reaches a service that is leaving; the lock goes with the
     /// process.
-    fn leave(&self) {
+    fn leave(&mut self) {
         if file_id(&self.socket).ok() == Some(self.socket_id) {
             let _ = std::fs::remove_file(&self.socket);
+        }
+        // The spare's channel closes with it, and the spare takes its box
+        // down: waited for, so that nothing of it outlives the service.
+        if let Some(Spare { channel, pid, .. }) = self.spare.take() {
+            drop(channel);
+            if let Ok(pidfd) = sys::pidfd_open(pid) {
+                let mut entries = [poll_entry(pidfd.as_raw_fd(), POLLIN)];
+                let _ = sys::poll(&mut entries, Some(SPARE_LEAVING));
+            }
         }
     }
 
@@ -460,9 +471,10 @@ impl Service {
             .map(std::ffi::CString::new)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-            sys::spawn_root_daemon(c"/proc/self/exe", &argv, theirs.as_fd(), None)?;
+            let pid = sys::spawn_root_daemon(c"/proc/self/exe", &argv, theirs.as_fd(), None)?;
             Ok(Spare {
                 channel: ours,
+                pid,
                 ready: false,
             })
         })();
@@ -527,17 +539,8 @@ impl Service {
         else {
             return;
         };
-        let parents: Vec<PathBuf> = match placement.version {
-            isobox::cgroup::CgroupVersion::V2 => vec![placement.root.join(&placement.parent)],
-            isobox::cgroup::CgroupVersion::V1 => std::fs::read_dir(&placement.root)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|hierarchy| hierarchy.path().join(&placement.parent))
-                .collect(),
-        };
         let mut dead = std::collections::BTreeSet::new();
-        for parent in parents {
+        for parent in placement.parent_dirs() {
             for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let gone = name
