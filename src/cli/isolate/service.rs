@@ -448,7 +448,9 @@ impl Service {
         let Ok(config) = self.config() else {
             return;
         };
-        if !config.box_agent {
+        // A spare is built for the boxes' common configuration: with
+        // CPUs or memory nodes given per box, a box's own would not fit it.
+        if !config.box_agent || !config.per_box.is_empty() {
             return;
         }
         let started = (|| -> Result<Spare> {

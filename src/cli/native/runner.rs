@@ -157,7 +157,9 @@ pub(super) fn main(args: RunnerArgs) -> Result<u8> {
                 .map(|worker| sys::poll_entry(worker.socket.as_raw_fd(), sys::POLLIN)),
         );
         sys::poll(&mut entries, Some(TICK))?;
-        for (index, entry) in entries.iter().enumerate().skip(2) {
+        // Last first: a worker that cannot be started again is removed,
+        // which moves only the workers after it, already seen to.
+        for (index, entry) in entries.iter().enumerate().skip(2).rev() {
             if entry.revents != 0 {
                 dispatcher.worker_answered(index - 2);
                 last_run = Instant::now();
