@@ -111,13 +111,12 @@ pub(super) struct WarmBox {
 /// none of the box's building on the request's path.
 ///
 /// What differs from box to box is left out of it: the working directory
-/// is put in place by [`ProcessExecutor::adopt`] (a detached mount of the
-/// box's own directory, made private), the user is each run's, and the
-/// holder keeps the spare's own cgroup (on cgroup v1, where runs are
-/// counted in the holder's cgroup, its counters start over before each
-/// run as in any warm box; on v2 each run has a fresh cgroup below the
-/// adopting executor's). Every namespace of the box is new and served no
-/// run before.
+/// is put in place by [`into_executor`](Self::into_executor) (a detached
+/// mount of the box's own directory, made private), the user is each
+/// run's, and the executor keeps the spare's own cgroup (on cgroup v1,
+/// where runs are counted in the holder's cgroup, its counters start over
+/// before each run as in any warm box; on v2 each run has a fresh cgroup
+/// below it). Every namespace of the box is new and served no run before.
 #[derive(Debug)]
 pub struct SpareBox {
     executor: ProcessExecutor,
@@ -125,7 +124,7 @@ pub struct SpareBox {
 
 impl SpareBox {
     /// Builds a spare box for executors configured like `config` (see
-    /// [`ProcessExecutor::adopt`]); `config.workdir` is the stand-in, an
+    /// [`fits`](Self::fits)); `config.workdir` is the stand-in, an
     /// empty directory of the caller's that no program ever writes.
     /// `None` when such a box cannot be held.
     pub fn build(config: IsolateConfig) -> Result<Option<Self>> {
