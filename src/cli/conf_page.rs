@@ -102,9 +102,10 @@ const KEYS: &[Key] = &[
                agent process of the box that keeps its namespaces, root and cgroup warm \
                between runs and exits after 30 s idle or at --cleanup, and root's --init \
                and --cleanup go to one service process per lock_root (started by the \
-               first of them; it exits after 30 s idle or on SIGTERM); 0 runs every \
-               command in its own process, with no process left between commands. \
-               Default: 1.",
+               first of them; it exits after 30 s idle or on SIGTERM), which keeps a \
+               spare box built ahead for the next --init --cg, whose first --run is then \
+               warm; 0 runs every command in its own process, with no process left \
+               between commands. Default: 1.",
     },
     Key {
         name: "box<N>.cpus",
