@@ -576,7 +576,7 @@ fn ready_spare(isolate: &Isolate) -> i32 {
             .find_map(|pid| pid.parse::<i32>().ok());
         let built = holder.is_some_and(|holder| {
             fs::read_to_string(format!("/proc/{holder}/mountinfo"))
-                .is_ok_and(|mounts| mounts.contains(" /box ") && mounts.contains(" /tmp "))
+                .is_ok_and(|mounts| mounts.contains(" /tmp ") && mounts.contains(" /dev/shm "))
         });
         ready = Some(spare);
         built

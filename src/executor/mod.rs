@@ -134,6 +134,9 @@ pub struct ProcessExecutor {
     /// `cgroup` is a spare box's (see [`SpareBox::into_executor`]), not
     /// the one the configuration names: never kept.
     cgroup_is_spares: bool,
+    /// The warm box built next is a spare's: its working directory is
+    /// only a mount point (see [`SpareBox::build`]).
+    builds_spare: bool,
 }
 
 impl ProcessExecutor {
@@ -221,6 +224,7 @@ impl ProcessExecutor {
             warmth: warm::Warmth::default(),
             outside: None,
             cgroup_is_spares: false,
+            builds_spare: false,
         })
     }
 

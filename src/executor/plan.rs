@@ -145,6 +145,8 @@ impl ProcessExecutor {
             .as_ref()
             .expect("the workdir is set up before a run")
             .dir;
+        // A spare box's directory comes when it is given its box.
+        let workdir = (!self.builds_spare).then_some(workdir);
         let mounts =
             MountPlan::new_in(&rules, workdir, sizes, &self.new_root).map_err(|err| match err {
                 JailError::MissingSource { .. } | JailError::UnsafeSource { .. } => {

@@ -129,7 +129,10 @@ impl SpareBox {
     /// `None` when such a box cannot be held.
     pub fn build(config: IsolateConfig) -> Result<Option<Self>> {
         let mut executor = ProcessExecutor::new(config)?;
-        if !executor.prepare_warm_box()? {
+        executor.builds_spare = true;
+        let built = executor.prepare_warm_box();
+        executor.builds_spare = false;
+        if !built? {
             return Ok(None);
         }
         let replaceable = executor

@@ -245,11 +245,12 @@ impl MountPlan {
     /// after the pivot, before any program ran in the box (the stand-in's
     /// mount point is found by name).
     pub(crate) unsafe fn replace_workdir(&self, tree: RawFd) -> Result<(), i32> {
-        let Some(Step::Bind {
-            target, attributes, ..
-        }) = self.workdir.map(|index| &self.steps[index])
-        else {
-            return Err(libc::EINVAL);
+        let (target, attributes, bound) = match self.workdir.map(|index| &self.steps[index]) {
+            Some(Step::Bind {
+                target, attributes, ..
+            }) => (target, attributes, true),
+            Some(Step::MountPoint { target, attributes }) => (target, attributes, false),
+            _ => return Err(libc::EINVAL),
         };
         let attr = MountAttr {
             attr_set: *attributes,
@@ -270,10 +271,12 @@ impl MountPlan {
                 &attr as *const MountAttr,
                 std::mem::size_of::<MountAttr>(),
             ))?;
-            checked(libc::umount2(
-                path.as_ptr().cast(),
-                libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW,
-            ) as libc::c_long)?;
+            if bound {
+                checked(libc::umount2(
+                    path.as_ptr().cast(),
+                    libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW,
+                ) as libc::c_long)?;
+            }
             let root = libc::open(
                 c"/".as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -745,6 +748,8 @@ unsafe fn run_step(step: &Step, dirs: Dirs) -> Result<(), i32> {
         }
         // SAFETY: as for Bind.
         Step::ReadOnly { target } => unsafe { make_read_only(dirs.root, target) },
+        // SAFETY: as for Bind.
+        Step::MountPoint { target, .. } => unsafe { open_target(dirs.root, target) }.map(drop),
     }
 }
 

@@ -179,6 +179,10 @@ enum Step {
     /// Make the filesystem at `target` read-only once everything below it
     /// is in place.
     ReadOnly { target: Vec<CString> },
+    /// Only the directory `target`, where a bind with `attributes` comes
+    /// later (a spare box's working directory; see
+    /// [`MountPlan::replace_workdir`]).
+    MountPoint { target: Target, attributes: u64 },
 }
 
 /// Sizes of the box's private filesystems.
@@ -419,13 +423,15 @@ impl MountPlan {
         workdir: &sys::HostPath,
         sizes: TmpfsSizes,
     ) -> Result<Self, JailError> {
-        Self::new_in(rules, workdir, sizes, Path::new(NEW_ROOT))
+        Self::new_in(rules, Some(workdir), sizes, Path::new(NEW_ROOT))
     }
 
     /// Plans the box's filesystem from `rules` (already merged with the
     /// defaults), its root mounted on the host directory `root` (see
     /// [`new_root`]). `workdir` is the host directory behind
-    /// [`DirAction::WorkDir`], as the keeper opened it.
+    /// [`DirAction::WorkDir`], as the keeper opened it; `None` leaves only
+    /// its mount point, for a spare box's (see
+    /// [`replace_workdir`](Self::replace_workdir)).
     ///
     /// Every bind source is looked up on the host now, following only
     /// links that root's own directories hold (see
@@ -434,7 +440,7 @@ impl MountPlan {
     /// error unless the rule says `maybe`, in which case it is skipped.
     pub(crate) fn new_in(
         rules: &[DirRule],
-        workdir: &sys::HostPath,
+        workdir: Option<&sys::HostPath>,
         sizes: TmpfsSizes,
         root: &Path,
     ) -> Result<Self, JailError> {
@@ -453,11 +459,25 @@ impl MountPlan {
             match &rule.action {
                 DirAction::Remove => {}
                 DirAction::WorkDir => {
-                    let source = Source {
-                        parts: c_parts(&workdir.path)?,
-                        identity: Some((workdir.dev, workdir.ino)),
-                    };
-                    builder.bind(source, &workdir.path, true, rule, false)?;
+                    match workdir {
+                        Some(workdir) => {
+                            let source = Source {
+                                parts: c_parts(&workdir.path)?,
+                                identity: Some((workdir.dev, workdir.ino)),
+                            };
+                            builder.bind(source, &workdir.path, true, rule, false)?;
+                        }
+                        None => builder.push(
+                            Step::MountPoint {
+                                target: Target {
+                                    parts: c_parts(&rule.inside)?,
+                                    kind: PointKind::Directory,
+                                },
+                                attributes: bind_attributes(rule),
+                            },
+                            format!("making the mount point {}", rule.inside.display()),
+                        ),
+                    }
                     workdir_step = Some(builder.steps.len() - 1);
                 }
                 DirAction::Bind(path) => {
@@ -557,6 +577,7 @@ impl MountPlan {
         let target_of = |step: &Step| match step {
             Step::Bind { target, .. }
             | Step::Mount { target, .. }
+            | Step::MountPoint { target, .. }
             | Step::Device { point: target, .. } => Some(target.parts.clone()),
             Step::Symlink { dir, name, .. } => {
                 Some(dir.iter().chain(std::iter::once(name)).cloned().collect())
