@@ -601,9 +601,10 @@ fn spare_leftovers(isolate: &Isolate, spare: i32) -> Vec<PathBuf> {
 }
 
 /// A box the service initializes with `--cg` gets the spare agent's box,
-/// built before: its first run is a warm one in the spare's cgroup, as the
-/// box's user, in the box's own directory, and sees nothing of the spare's
-/// stand-in or of the agents' directory. The box's cleanup takes the
+/// built before, when its first caller comes (a box cleaned up without a
+/// run leaves the spare for the next): its first run is a warm one in the
+/// spare's cgroup, as the box's user, in the box's own directory, and sees
+/// nothing of the spare's stand-in or of the agents' directory. The box's cleanup takes the
 /// spare down with everything of it, and the service has built the next.
 #[test]
 fn a_box_the_service_initializes_runs_first_in_a_spare() {
@@ -615,6 +616,15 @@ fn a_box_the_service_initializes_runs_first_in_a_spare() {
     started_service(&isolate, slot_id(84, 1));
     let spare = ready_spare(&isolate);
     assert!(!spare_leftovers(&isolate, spare).is_empty());
+    // A box initialized and cleaned up without a run leaves the spare as
+    // it was, and nothing listening for the box.
+    let socket = isolate.root().join(format!("locks/agents/{id}.sock"));
+    for action in ["--init", "--cleanup"] {
+        let output = isolate_as(&isolate, &["--cg", "-b", &box_arg, action], FILTERED);
+        assert!(output.status.success(), "{output:?}");
+    }
+    assert!(!socket.exists());
+    assert_eq!(spare_agents(&isolate), vec![spare]);
     let init = isolate_as(&isolate, &["--cg", "-b", &box_arg, "--init"], FILTERED);
     assert!(init.status.success(), "{init:?}");
     fs::write(guard.box_dir().join("given"), "the box's own\n").unwrap();

@@ -155,6 +155,10 @@ struct Service {
     null: File,
     /// The spare agent started last, until a box is given to it.
     spare: Option<Spare>,
+    /// Boxes initialized with `--init --cg` whose first caller the spare
+    /// is for: their agent sockets, listened on by this service until that
+    /// caller comes.
+    awaiting: Vec<Awaiting>,
     /// Spare agents that ended before they were ready, in a row: after
     /// [`SPARE_ATTEMPTS`], no more are started.
     failed_spares: u32,
@@ -167,6 +171,27 @@ struct Spare {
     channel: OwnedFd,
     pid: libc::pid_t,
     ready: bool,
+}
+
+/// A box whose agent socket the service listens on until its first
+/// caller comes (see [`Service::hand_spare`]).
+struct Awaiting {
+    id: u32,
+    listener: OwnedFd,
+    path: PathBuf,
+    /// The socket file's device and inode: removed only while it is this.
+    file: (u64, u64),
+}
+
+impl Awaiting {
+    /// Stops listening, and removes the socket file while it is this
+    /// one's: a caller connected meanwhile is reset and takes the ordinary
+    /// path.
+    fn forget(self) {
+        if file_id(&self.path).ok() == Some(self.file) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// How long the leaving service waits for its spare to take its box down.
@@ -197,6 +222,7 @@ fn serve(config_path: &Path) -> Result<()> {
         place: Place::own()?,
         null,
         spare: None,
+        awaiting: Vec::new(),
         failed_spares: 0,
     };
     service.sweep_spares();
@@ -204,10 +230,16 @@ fn serve(config_path: &Path) -> Result<()> {
     let mut last_request = Instant::now();
     loop {
         let wake = sys::interruption_fd().context("no interruption pipe")?;
-        let mut entries = [
+        let mut entries = vec![
             poll_entry(listener.as_raw_fd(), POLLIN),
             poll_entry(wake.as_raw_fd(), POLLIN),
         ];
+        entries.extend(
+            service
+                .awaiting
+                .iter()
+                .map(|box_| poll_entry(box_.listener.as_raw_fd(), POLLIN)),
+        );
         let ready = sys::poll(&mut entries, Some(TICK))?;
         if sys::interruption().is_some() {
             service.leave();
@@ -216,6 +248,17 @@ fn serve(config_path: &Path) -> Result<()> {
         // The spare agents are this process's children, also once they
         // serve a box: reaped when they end.
         while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
+        // Last first: a box handed on goes from the list, which moves only
+        // those after it.
+        let called: Vec<usize> = (2..entries.len())
+            .rev()
+            .filter(|&index| entries[index].revents != 0)
+            .map(|index| index - 2)
+            .collect();
+        for index in called {
+            last_request = Instant::now();
+            service.hand_spare(index);
+        }
         if ready == 0 || entries[0].revents == 0 {
             if file_id(&service.socket).ok() != Some(service.socket_id) {
                 // Removed by hand, with the installation perhaps: another
@@ -292,6 +335,9 @@ impl Service {
     fn leave(&mut self) {
         if file_id(&self.socket).ok() == Some(self.socket_id) {
             let _ = std::fs::remove_file(&self.socket);
+        }
+        for box_ in std::mem::take(&mut self.awaiting) {
+            box_.forget();
         }
         // The spare's channel closes with it, and the spare takes its box
         // down: waited for, so that nothing of it outlives the service.
@@ -417,15 +463,20 @@ impl Service {
             self.give_back_stdio();
             return Err(error.to_string());
         }
+        // The box's agent socket, if this service still listens on it, is
+        // not left for the command's own stop of the box's agent.
+        if let Ok(id) = u32::try_from(parsed.box_id) {
+            self.forget_awaiting(id);
+        }
         driver::note_configuration(parsed, &self.config_path, config);
         let done = match parsed.action {
             Action::Init => {
-                let mut give_spare = |locked: &boxes::LockedBox| {
+                let mut await_first_caller = |locked: &boxes::LockedBox| {
                     if parsed.cg {
-                        self.give_spare(config, locked.id());
+                        self.await_first_caller(config, locked.id());
                     }
                 };
-                driver::init_locked(config, parsed, locked, 0, owner, &mut give_spare)
+                driver::init_locked(config, parsed, locked, 0, owner, &mut await_first_caller)
             }
             _ => driver::cleanup_locked(config, parsed, locked, 0),
         };
@@ -489,43 +540,94 @@ impl Service {
         }
     }
 
-    /// Gives the spare agent, when its box is ready, box `id` (just
-    /// initialized, its lock held): the box's agent socket is bound and
-    /// sent to it, and it becomes the box's agent.
-    fn give_spare(&mut self, config: &BoxesConfig, id: u32) {
+    /// Whether the spare agent has built its box; a spare that ended
+    /// unready is forgotten (and counted).
+    fn spare_ready(&mut self) -> bool {
         let Some(spare) = &mut self.spare else {
-            return;
+            return false;
         };
         if !spare.ready {
             let mut byte = [0u8; 1];
             match rustix::net::recv(&spare.channel, &mut byte, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((1, _)) if byte[0] == super::agent::SPARE_READY => spare.ready = true,
-                // Still building: the box goes without.
-                Err(rustix::io::Errno::AGAIN) => return,
-                // Ended unready.
+                // Still building.
+                Err(rustix::io::Errno::AGAIN) => return false,
                 _ => {
                     self.spare = None;
                     self.failed_spares += 1;
-                    return;
+                    return false;
                 }
             }
         }
         self.failed_spares = 0;
-        let Some(spare) = self.spare.take() else {
+        true
+    }
+
+    /// For box `id`, just initialized with `--cg` (its lock held), when
+    /// the spare is ready: binds the box's agent socket and listens on it
+    /// until the box's first caller comes ([`hand_spare`](Self::hand_spare)).
+    /// A box cleaned up without a run never takes the spare.
+    fn await_first_caller(&mut self, config: &BoxesConfig, id: u32) {
+        if !self.spare_ready() {
+            return;
+        }
+        let path = super::agent::socket_path(config, id);
+        let listening =
+            resident::listen_at(&path).and_then(|listener| Ok((listener, file_id(&path)?)));
+        match listening {
+            Ok((listener, file)) => self.awaiting.push(Awaiting {
+                id,
+                listener,
+                path,
+                file,
+            }),
+            Err(error) => {
+                let _ = std::fs::remove_file(&path);
+                tracing::debug!("cannot listen for box {id}'s first caller: {error:#}");
+            }
+        }
+    }
+
+    /// Box `awaiting[index]`'s first caller has come: the spare agent is
+    /// given the box's number and its socket, the caller waiting in it,
+    /// and becomes the box's agent. Without a ready spare (taken by another
+    /// box meanwhile, or ended), the socket goes and the caller takes the
+    /// ordinary path.
+    fn hand_spare(&mut self, index: usize) {
+        if index >= self.awaiting.len() {
+            return;
+        }
+        let box_ = self.awaiting.remove(index);
+        let spare = if self.spare_ready() {
+            self.spare.take()
+        } else {
+            None
+        };
+        let Some(spare) = spare else {
+            box_.forget();
             return;
         };
-        let path = super::agent::socket_path(config, id);
-        let given = resident::listen_at(&path).and_then(|listener| {
-            resident::send_with_descriptor(
-                &spare.channel,
-                id.to_string().as_bytes(),
-                listener.as_fd(),
-            )
-            .map_err(anyhow::Error::from)
-        });
+        let given = resident::send_with_descriptor(
+            &spare.channel,
+            box_.id.to_string().as_bytes(),
+            box_.listener.as_fd(),
+        );
         if let Err(error) = given {
-            let _ = std::fs::remove_file(&path);
-            tracing::debug!("cannot give box {id} the spare agent: {error:#}");
+            tracing::debug!("cannot give box {} the spare agent: {error}", box_.id);
+            box_.forget();
+        }
+        self.start_spare();
+    }
+
+    /// Stops waiting for box `id`'s first caller (the box is initialized
+    /// again or cleaned up).
+    fn forget_awaiting(&mut self, id: u32) {
+        let (forgotten, kept) = std::mem::take(&mut self.awaiting)
+            .into_iter()
+            .partition(|box_| box_.id == id);
+        self.awaiting = kept;
+        for box_ in forgotten {
+            box_.forget();
         }
     }
 
