@@ -124,9 +124,11 @@ pub struct SpareBox {
 
 impl SpareBox {
     /// Builds a spare box for executors configured like `config` (see
-    /// [`fits`](Self::fits)); `config.workdir` is the stand-in, an
-    /// empty directory of the caller's that no program ever writes.
-    /// `None` when such a box cannot be held.
+    /// [`fits`](Self::fits)); `config.workdir` is a stand-in directory of
+    /// the caller's, opened but never mounted in the box (only its mount
+    /// point is made). The holder keeps the calling thread's priority
+    /// until [`into_executor`](Self::into_executor) gives it the caller's
+    /// then. `None` when such a box cannot be held.
     pub fn build(config: IsolateConfig) -> Result<Option<Self>> {
         let mut executor = ProcessExecutor::new(config)?;
         executor.builds_spare = true;
@@ -179,6 +181,12 @@ impl SpareBox {
             .map_err(|source| IsolateError::io("open_tree of the working directory", source))?;
         if let Some(warm) = &mut executor.warmth.warm_box {
             warm.holder.attach_workdir(tree.as_fd())?;
+            // A spare built at a low priority (so as not to slow the runs
+            // under way) serves its box at the caller's.
+            let holder = rustix::process::Pid::from_raw(warm.holder.proxy().pid);
+            if let Ok(nice) = rustix::process::getpriority_process(None) {
+                let _ = rustix::process::setpriority_process(holder, nice);
+            }
         }
         executor.config = config;
         executor.credentials = credentials;

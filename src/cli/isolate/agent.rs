@@ -562,6 +562,10 @@ fn serve_spare(config_path: &Path) -> Result<()> {
     rustix::stdio::dup2_stdin(&null)?;
     let config = BoxesConfig::load(config_path)?;
     crate::cli::catch_interruptions();
+    // Built at the lowest priority: a spare is for later, and must not
+    // take CPU time from the runs under way; its box's runs get the
+    // agent's usual priority back.
+    let _ = rustix::process::setpriority_process(None, 19);
     let stand_in = StandIn::make(&config)?;
     let template = spare_config(&config, &stand_in.0)?;
     let spare = SpareBox::build(template)?.context("this installation's boxes cannot be held")?;
@@ -592,6 +596,7 @@ fn serve_spare(config_path: &Path) -> Result<()> {
         }
     };
     drop(stand_in);
+    let _ = rustix::process::setpriority_process(None, 0);
     // Listening again makes this process the socket's peer: the one a
     // client waits for when it stops the agent.
     rustix::net::listen(&listener, 64)?;
