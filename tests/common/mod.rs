@@ -901,6 +901,27 @@ pub fn installation_services(config: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Every process whose command line names the configuration file
+/// `config` (the installation's service, its agents and spares, and their
+/// holders), but for zombies.
+pub fn installation_processes(config: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let wanted = config.as_os_str().as_encoded_bytes();
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.split(|byte| *byte == 0).any(|word| word == wanted))
+                && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.rsplit_once(')')
+                        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                })
+        })
+        .collect()
+}
+
 /// Stops the installation service of `config`, if one runs, as an
 /// administrator would (`SIGTERM`), and waits until it is gone (killing
 /// it after 10 s): a test leaves no process behind.

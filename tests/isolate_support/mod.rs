@@ -180,6 +180,15 @@ impl Drop for Isolate {
         // The installation's service (started by its first `--init` or
         // `--cleanup`) would otherwise outlive the test by its idle time.
         crate::common::stop_installation_service(&self.config);
+        // A box's agent answers a cleanup before it has taken its box down
+        // when the box was a spare's; the service's spare goes with it:
+        // neither may outlive the test.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !crate::common::installation_processes(&self.config).is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let Ok(config) = isobox::boxes::BoxesConfig::load(&self.config) else {
             return;
         };
