@@ -141,6 +141,9 @@ impl Drop for DefaultBoxes<'_> {
         for id in self.1 {
             let _ = isolate_as_root(self.0, &["-b", id, "--cleanup"]);
         }
+        // Root's commands start the default installation's service, with
+        // a spare.
+        common::stop_installation_and_spares(Path::new(isobox::boxes::DEFAULT_CONFIG_PATH));
     }
 }
 

@@ -158,6 +158,9 @@ impl Drop for BoxGuard<'_> {
                 .stdin(Stdio::null())
                 .args(["--cg", "-b", &self.id.to_string(), "--cleanup"]),
         );
+        // Root's commands start the default installation's service, with
+        // a spare.
+        common::stop_installation_and_spares(Path::new(isobox::boxes::DEFAULT_CONFIG_PATH));
     }
 }
 

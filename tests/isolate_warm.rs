@@ -464,6 +464,9 @@ fn set_user_id_callers_get_a_root_agent() {
                 .env_remove("ISOBOX_CONFIG")
                 .args(["--cg", "-b", &self.1, "--cleanup"])
                 .output();
+            // That root --cleanup starts the default installation's
+            // service, with a spare.
+            common::stop_installation_and_spares(Path::new(isobox::boxes::DEFAULT_CONFIG_PATH));
         }
     }
     let _cleanup = Cleanup(&binary, id.clone());

@@ -941,6 +941,23 @@ pub fn stop_installation_service(config: &Path) {
     }
 }
 
+/// [`stop_installation_service`], then waits (10 s at most) until no
+/// spare agent of the installation is left, given a box or not: the
+/// service leaves with the spare it kept, and a box's cleanup does not
+/// wait for a spare that served the box to take its box down. For the
+/// default installation, which tests share and whose service the first
+/// root `--init` or `--cleanup` starts.
+pub fn stop_installation_and_spares(config: &Path) {
+    stop_installation_service(config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while installation_processes(config).into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line.ends_with(b"--spare\0"))
+    }) && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Whether `pid` has exited and waits for its parent (init) to reap it.
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
