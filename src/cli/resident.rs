@@ -87,17 +87,36 @@ pub(crate) fn listen_at(path: &Path) -> Result<OwnedFd> {
 /// `/dev/null`, now its standard input, for its standard output and error
 /// between requests.
 pub(crate) fn take_listener() -> Result<(OwnedFd, File)> {
-    let listener = io::stdin().as_fd().try_clone_to_owned()?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    rustix::stdio::dup2_stdin(&null)?;
+    let (listener, null) = take_stdin()?;
     if !rustix::net::sockopt::socket_acceptconn(&listener)? {
         bail!("standard input is not a listening socket");
     }
     rustix::net::listen(&listener, BACKLOG)?;
     Ok((listener, null))
+}
+
+/// Standard input as a descriptor of this process's own, `/dev/null` (read
+/// and write) put in its place and returned: what a helper started with a
+/// socket as its standard input begins with.
+pub(crate) fn take_stdin() -> Result<(OwnedFd, File)> {
+    let taken = io::stdin().as_fd().try_clone_to_owned()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    Ok((taken, null))
+}
+
+/// A connected pair of close-on-exec sequenced-packet sockets: a resident
+/// helper's end, and the one it starts a child process with.
+pub(crate) fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 /// Makes sure `dir` is a directory only root can enter.

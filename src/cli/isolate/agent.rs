@@ -544,22 +544,17 @@ pub(super) const SPARE_READY: u8 = b'r';
 
 /// A spare agent, started by the installation's service with a channel to
 /// it as standard input: it builds a box before any box is asked for (a
-/// [`SpareBox`], around an empty stand-in directory of its own, in a
+/// [`SpareBox`], with only a mount point for the box's directory, in a
 /// cgroup `spare-<pid>` of the installation's), says [`SPARE_READY`], and
-/// waits. When the service has initialized a box with `--init --cg`, it
-/// sends that box's number with the box's listening agent socket, and the
-/// spare becomes that box's agent: the box's first run, forwarded by its
-/// front as any agent's, adopts the spare box (its stand-in replaced by
-/// the box's directory) when its configuration fits, and is then a warm
-/// run. The spare leaves, with its box, when the channel closes first (the
-/// service left) or on a signal.
+/// waits. When the first caller of a box the service initialized with
+/// `--init --cg` comes, the service sends that box's number with the
+/// box's agent socket, the caller waiting in it, and the spare becomes
+/// that box's agent: its box, given the box's directory, serves the box's
+/// runs whose configuration it fits, the first one warm. The spare leaves,
+/// with its box, when the channel closes first (the service left) or on a
+/// signal.
 fn serve_spare(config_path: &Path) -> Result<()> {
-    let channel = io::stdin().as_fd().try_clone_to_owned()?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    rustix::stdio::dup2_stdin(&null)?;
+    let (channel, null) = crate::cli::resident::take_stdin()?;
     let config = BoxesConfig::load(config_path)?;
     crate::cli::catch_interruptions();
     // Built at the lowest priority: a spare is for later, and must not
@@ -603,10 +598,10 @@ fn serve_spare(config_path: &Path) -> Result<()> {
     let sandbox = config.sandbox(id)?;
     let socket = socket_path(&config, sandbox.id());
     tracing::debug!("a spare agent is now box {id}'s");
-    // The executor of the box's runs is made now, while the caller of
-    // `--init` finishes and its judge starts the first `--run`, for the
-    // configuration a run with no other option than `--cg` has: a first
-    // run that asks for another keeps its cold path.
+    // The executor of the box's runs is made for the configuration a run
+    // with no other option than `--cg` has (the caller waiting is usually
+    // such a run): a first run that asks for another gets an executor of
+    // its own, as any agent's first run does, and the spare goes.
     let mut agent = Agent {
         executor: None,
         spare: None,
@@ -630,7 +625,8 @@ fn serve_spare(config_path: &Path) -> Result<()> {
 }
 
 /// A spare box's stand-in working directory, empty, root's, removed when
-/// dropped (the spare's box keeps it mounted until it is given its own).
+/// dropped: the spare's executor opens it, but its box has only a mount
+/// point where a box's directory comes.
 struct StandIn(PathBuf);
 
 impl StandIn {
@@ -688,8 +684,9 @@ pub(super) const SPARE_CGROUP_PREFIX: &str = "spare-";
 /// stands for stdout and stderr between runs.
 struct Agent {
     executor: Option<(IsolateConfig, ProcessExecutor)>,
-    /// A box built before this agent was given its box (see
-    /// [`serve_spare`]), adopted by the first run that fits it.
+    /// The spare box this agent was started with, when the box's expected
+    /// configuration did not fit it (see [`serve_spare`]): dropped after
+    /// the first run's answer.
     spare: Option<SpareBox>,
     config: BoxesConfig,
     config_path: PathBuf,

@@ -263,7 +263,10 @@ fn serve(config_path: &Path) -> Result<()> {
             if file_id(&service.socket).ok() != Some(service.socket_id) {
                 // Removed by hand, with the installation perhaps: another
                 // service may be starting there, whose socket is not this
-                // one's to remove.
+                // one's to remove. The boxes' sockets it listens on are.
+                for box_ in std::mem::take(&mut service.awaiting) {
+                    box_.forget();
+                }
                 return Ok(());
             }
             if last_request.elapsed() >= IDLE {
@@ -505,12 +508,7 @@ impl Service {
             return;
         }
         let started = (|| -> Result<Spare> {
-            let (ours, theirs) = rustix::net::socketpair(
-                rustix::net::AddressFamily::UNIX,
-                rustix::net::SocketType::SEQPACKET,
-                SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let (ours, theirs) = resident::packet_pair()?;
             let config_path = self
                 .config_path
                 .to_str()

@@ -202,12 +202,7 @@ impl Worker {
     /// Starts `isobox runner --worker`, with its end of a socket pair as
     /// its standard input.
     fn start() -> Result<Self> {
-        let (ours, theirs) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let (ours, theirs) = resident::packet_pair()?;
         let child = std::process::Command::new("/proc/self/exe")
             .arg0(crate::cli::program_name())
             .args(["runner", "--worker"])
@@ -289,9 +284,7 @@ impl Dispatcher {
 /// (through its standard input) in a box of its own, until the dispatcher
 /// goes or a signal comes.
 fn worker() -> Result<u8> {
-    let dispatcher = io::stdin().as_fd().try_clone_to_owned()?;
-    let null = std::fs::File::open("/dev/null")?;
-    rustix::stdio::dup2_stdin(&null)?;
+    let (dispatcher, _null) = resident::take_stdin()?;
     // Gone with the dispatcher, even a killed one: the box is removed.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
     if rustix::process::getppid().is_none_or(|parent| parent.as_raw_nonzero().get() == 1) {

@@ -228,22 +228,24 @@ impl MountPlan {
     }
 
     /// Whether [`replace_workdir`](Self::replace_workdir) can work on this
-    /// plan: it binds the working directory, with nothing below it.
+    /// plan: it has the working directory's mount point, with nothing
+    /// below it.
     pub(crate) fn workdir_replaceable(&self) -> bool {
         self.workdir.is_some()
     }
 
     /// Puts `tree`, a detached mount of the box's own directory, where the
-    /// working directory's bind is, with that bind's attributes: the step
-    /// that turns a spare box (built around a stand-in directory before any
-    /// box was asked for) into a given box's. The mount is made private, so
-    /// that nothing mounted later below the host's directory shows in the
-    /// box. `tree` stays the caller's to close.
+    /// working directory goes (on its mount point, or in place of what is
+    /// bound there), with the working directory's bind attributes: the
+    /// step that turns a spare box (built before any box was asked for)
+    /// into a given box's. The mount is made private, so that nothing
+    /// mounted later below the host's directory shows in the box. `tree`
+    /// stays the caller's to close.
     ///
     /// # Safety
     /// Only async-signal-safe calls; call in the box's mount namespace,
-    /// after the pivot, before any program ran in the box (the stand-in's
-    /// mount point is found by name).
+    /// after the pivot, before any program ran in the box (the mount point
+    /// is found by name).
     pub(crate) unsafe fn replace_workdir(&self, tree: RawFd) -> Result<(), i32> {
         let (target, attributes, bound) = match self.workdir.map(|index| &self.steps[index]) {
             Some(Step::Bind {

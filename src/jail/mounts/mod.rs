@@ -209,9 +209,10 @@ pub(crate) struct MountPlan {
     /// its path can then be unmounted by name without following anything
     /// the program made.
     renew_safe: bool,
-    /// The step binding the working directory, when no other mount lies
-    /// below it: a spare box's stand-in can then be replaced by the box's
-    /// own directory (see [`replace_workdir`](Self::replace_workdir)).
+    /// The step binding the working directory (or making only its mount
+    /// point), when nothing else lies below it: a spare box can then be
+    /// given a box's directory there (see
+    /// [`replace_workdir`](Self::replace_workdir)).
     workdir: Option<usize>,
 }
 
