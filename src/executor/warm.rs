@@ -105,10 +105,10 @@ pub(super) struct WarmBox {
     workdir_replaceable: bool,
 }
 
-/// A warm box built before the box it is to serve is known, around a
-/// stand-in working directory: a resident process keeps one ready so that
-/// a box made on request (isolate's `--init`) has a warm first run, with
-/// none of the box's building on the request's path.
+/// A warm box built before the box it is to serve is known, with only a
+/// mount point where a box's directory comes: a resident process keeps one
+/// ready so that a box made on request (isolate's `--init`) has a warm
+/// first run, with none of the box's building on the request's path.
 ///
 /// What differs from box to box is left out of it: the working directory
 /// is put in place by [`into_executor`](Self::into_executor) (a detached
@@ -161,8 +161,8 @@ impl SpareBox {
     }
 
     /// The executor of runs configured like `config`, with this box as its
-    /// warm box, when it [`fits`](Self::fits): its stand-in working
-    /// directory is replaced by `config`'s (a detached mount of it, made
+    /// warm box, when it [`fits`](Self::fits): `config`'s working directory
+    /// is attached at the box's mount point (a detached mount of it, made
     /// private, attached in the box's mount namespace), and its first run
     /// is a warm one. The executor keeps the spare's cgroup (removed with
     /// it, also by [`ProcessExecutor::close_keeping_cgroups`]) and its
