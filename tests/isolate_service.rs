@@ -718,3 +718,33 @@ fn a_first_run_the_spare_does_not_fit_runs_cold_and_the_spare_goes() {
         !Path::new(&format!("/proc/{spare}")).exists()
     });
 }
+
+/// A resident helper (the service, a spare, a box's agent) is started by
+/// `spawn_root_daemon`, which returns only once the helper's program runs:
+/// a test, or an administrator, who looks for the service right after the
+/// `--cleanup` that started it finds it by its command line, and stops
+/// it. (It used to return at the fork: the CI's VM then missed a service
+/// still between its fork and its exec, which lived on with its spare.)
+/// A child that cannot execute its program is an error.
+#[test]
+fn a_helper_is_its_program_when_its_start_returns() {
+    skip_unless_privileged!();
+    use std::os::fd::AsFd;
+    let argv = ["/bin/sleep", "30"].map(|word| std::ffi::CString::new(word).unwrap());
+    let stdin = fs::File::open("/dev/null").unwrap();
+    for _ in 0..20 {
+        let pid =
+            isobox::sys::spawn_root_daemon(c"/bin/sleep", &argv, stdin.as_fd(), None).unwrap();
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        // SAFETY: kills and reaps this test's own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        assert_eq!(cmdline, b"/bin/sleep\x0030\x00");
+    }
+    let missing =
+        isobox::sys::spawn_root_daemon(c"/nonexistent/helper", &argv, stdin.as_fd(), None)
+            .unwrap_err();
+    assert_eq!(missing.raw_os_error(), Some(libc::ENOENT), "{missing}");
+}

@@ -40,10 +40,13 @@ const RESOURCES: [libc::__rlimit_resource_t; 16] = [
 
 /// Starts `program` with `argv` as a detached root process (see the module
 /// documentation) whose standard input is `stdin` and whose standard
-/// output and error are `/dev/null`; returns its pid. `kept`, when given,
-/// becomes the program's descriptor 3 (a lock the program holds from the
-/// caller on, with no moment where nobody holds it). The caller must be
-/// single-threaded and have root as its effective uid.
+/// output and error are `/dev/null`; returns its pid once the program has
+/// replaced the child (so that whoever looks for the helper right after,
+/// in `/proc` say, finds it by its command line), or the error that ended
+/// the child before. `kept`, when given, becomes the program's descriptor
+/// 3 (a lock the program holds from the caller on, with no moment where
+/// nobody holds it). The caller must be single-threaded and have root as
+/// its effective uid.
 pub fn spawn_root_daemon(
     program: &CStr,
     argv: &[CString],
@@ -59,12 +62,24 @@ pub fn spawn_root_daemon(
     let root = c"/";
     let stdin = stdin.as_raw_fd();
     let kept = kept.map(|fd| fd.as_raw_fd());
+    // The child's report: nothing (closed by the exec) when the program
+    // runs, its errno when a step failed. Both ends above the descriptors
+    // the child sets up, which must not land on them.
+    let (reader, writer) = {
+        let (low_reader, low_writer) = super::fd::pipe()?;
+        (
+            rustix::io::fcntl_dupfd_cloexec(&low_reader, KEPT_FD + 1)?,
+            rustix::io::fcntl_dupfd_cloexec(&low_writer, KEPT_FD + 1)?,
+        )
+    };
+    let report = writer.as_raw_fd();
     // SAFETY: the caller is single-threaded; the child below makes only
     // async-signal-safe system calls on memory prepared above, then
     // executes or exits.
     let pid = check(unsafe { libc::fork() })?;
     if pid > 0 {
-        return Ok(pid);
+        drop(writer);
+        return started(pid, reader);
     }
     // SAFETY: the child's steps, each a plain system call on values built
     // before the fork; any failure ends the child with status 127 before
@@ -131,7 +146,37 @@ pub fn spawn_root_daemon(
             }
             libc::execve(program.as_ptr(), pointers.as_ptr(), environment.as_ptr());
         }
+        let errno = *libc::__errno_location();
+        let errno = if errno == 0 { libc::EINVAL } else { errno }.to_ne_bytes();
+        libc::write(report, errno.as_ptr().cast(), errno.len());
         libc::_exit(127)
+    }
+}
+
+/// What the child of [`spawn_root_daemon`] reported through `reader`:
+/// `pid` when its exec closed the pipe, its error (the child reaped)
+/// when it wrote one.
+fn started(pid: libc::pid_t, reader: std::os::fd::OwnedFd) -> io::Result<libc::pid_t> {
+    let mut errno = [0u8; 4];
+    let read = loop {
+        match rustix::io::read(&reader, &mut errno) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other,
+        }
+    };
+    match read {
+        Ok(0) => Ok(pid),
+        Ok(_) | Err(_) => {
+            let mut status = 0;
+            // SAFETY: reaps the child this process just forked, which
+            // has ended or is ending.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(match read {
+                Ok(4) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+                Ok(_) => io::Error::other("the helper's child ended before its exec"),
+                Err(error) => error.into(),
+            })
+        }
     }
 }
 
