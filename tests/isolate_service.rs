@@ -748,3 +748,123 @@ fn a_helper_is_its_program_when_its_start_returns() {
             .unwrap_err();
     assert_eq!(missing.raw_os_error(), Some(libc::ENOENT), "{missing}");
 }
+
+/// A box's first caller who comes while the spare is still being built
+/// waits for it, rather than starting a box of its own: in back-to-back
+/// cycles the spare started at one box's first run is seldom built by the
+/// next box's. The service also sets the spare back to nice 0 for the
+/// waiting caller. (The spare is caught, and stopped, before it is built:
+/// the box's first run is then the one started right after `--init`.)
+#[test]
+fn a_first_caller_waits_for_a_spare_still_being_built() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let (first, second) = (slot_id(86, 0), slot_id(86, 1));
+    let first_guard = isolate.adopt_box(first, true);
+    let second_guard = isolate.adopt_box(second, true);
+    started_service(&isolate, slot_id(86, 2));
+    let spawn_run = |id: u32, program: &[&str]| {
+        let box_arg = id.to_string();
+        let mut args = vec!["--cg", "-b", &box_arg, "--run", "--"];
+        args.extend(program);
+        let mut command = Command::new(&isolate.link);
+        command
+            .args(&args)
+            .env("ISOBOX_CONFIG", &isolate.config)
+            .current_dir(isolate.root())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        FILTERED.apply(&mut command);
+        command.spawn().expect("running isolate")
+    };
+    let built = |spare: i32| {
+        fs::read_to_string(format!("/proc/{spare}/task/{spare}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse::<i32>().ok())
+            .any(|holder| {
+                fs::read_to_string(format!("/proc/{holder}/mountinfo"))
+                    .is_ok_and(|mounts| mounts.contains(" /dev/shm "))
+            })
+    };
+    /// Lets a stopped spare go on, whatever happens.
+    struct Stopped(i32);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            // SAFETY: signals this test's installation's spare agent.
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    // The first box's first run takes the ready spare; the service starts
+    // the next at once, caught here before its box is built.
+    let mut caught = None;
+    for _ in 0..20 {
+        let spare = ready_spare(&isolate);
+        let init = isolate_as(
+            &isolate,
+            &["--cg", "-b", &first.to_string(), "--init"],
+            FILTERED,
+        );
+        assert!(init.status.success(), "{init:?}");
+        let run = spawn_run(first, &["/bin/true"]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let next = loop {
+            if let Some(&next) = spare_agents(&isolate).iter().find(|&&pid| pid != spare) {
+                break next;
+            }
+            assert!(Instant::now() < deadline, "no new spare after a hand-over");
+        };
+        // SAFETY: stops this test's installation's spare agent.
+        unsafe { libc::kill(next, libc::SIGSTOP) };
+        let stopped = Stopped(next);
+        let output = run.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let cleanup = isolate_as(&isolate, &["-b", &first.to_string(), "--cleanup"], FILTERED);
+        assert!(cleanup.status.success(), "{cleanup:?}");
+        if !built(next) {
+            caught = Some(stopped);
+            break;
+        }
+    }
+    let stopped = caught.expect("every new spare was built before it could be stopped");
+    let spare = stopped.0;
+    let nice = |pid: i32| -> Option<i64> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(16)?
+            .parse()
+            .ok()
+    };
+    assert_eq!(nice(spare), Some(19), "a spare is built at nice 19");
+    let init = isolate_as(
+        &isolate,
+        &["--cg", "-b", &second.to_string(), "--init"],
+        FILTERED,
+    );
+    assert!(init.status.success(), "{init:?}");
+    let mut run = spawn_run(second, &["/bin/cat", "/proc/self/cgroup"]);
+    eventually("the waiting caller's spare set back to nice 0", || {
+        nice(spare) == Some(0)
+    });
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the first run did not wait for the spare"
+    );
+    drop(stopped);
+    let output = run.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("/spare-{spare}/")), "{stdout}");
+    for id in [first, second] {
+        let cleanup = isolate_as(&isolate, &["-b", &id.to_string(), "--cleanup"], FILTERED);
+        assert!(cleanup.status.success(), "{cleanup:?}");
+    }
+    drop((first_guard, second_guard));
+    common::stop_installation_service(&isolate.config);
+    eventually("the spares gone with the service", || {
+        spare_agents(&isolate).is_empty()
+    });
+}

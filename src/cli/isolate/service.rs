@@ -171,16 +171,21 @@ struct Spare {
     channel: OwnedFd,
     pid: libc::pid_t,
     ready: bool,
+    /// Set back to nice 0 for a caller who waits for it.
+    hurried: bool,
 }
 
 /// A box whose agent socket the service listens on until its first
-/// caller comes (see [`Service::hand_spare`]).
+/// caller comes (see [`Service::hand_spares`]).
 struct Awaiting {
     id: u32,
     listener: OwnedFd,
     path: PathBuf,
     /// The socket file's device and inode: removed only while it is this.
     file: (u64, u64),
+    /// When the box's first caller came, while the spare was still being
+    /// built: the caller waits for it (see [`SPARE_PATIENCE`]).
+    called: Option<Instant>,
 }
 
 impl Awaiting {
@@ -196,6 +201,12 @@ impl Awaiting {
 
 /// How long the leaving service waits for its spare to take its box down.
 const SPARE_LEAVING: Duration = Duration::from_secs(5);
+
+/// How long a box's first caller waits for a spare still being built
+/// before its connection is reset and it takes the ordinary path. A spare
+/// started at the last hand-over is ahead of the agent such a caller would
+/// start, unless something keeps it from running at all.
+const SPARE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Spare agents that may end unready in a row before the service stops
 /// starting them (an installation whose boxes cannot be held).
@@ -234,13 +245,24 @@ fn serve(config_path: &Path) -> Result<()> {
             poll_entry(listener.as_raw_fd(), POLLIN),
             poll_entry(wake.as_raw_fd(), POLLIN),
         ];
+        // The boxes whose first caller has not come yet, and, while a
+        // caller waits for it, the spare's word that it is ready.
+        let uncalled: Vec<usize> = (0..service.awaiting.len())
+            .filter(|&index| service.awaiting[index].called.is_none())
+            .collect();
         entries.extend(
-            service
-                .awaiting
+            uncalled
                 .iter()
-                .map(|box_| poll_entry(box_.listener.as_raw_fd(), POLLIN)),
+                .map(|&index| poll_entry(service.awaiting[index].listener.as_raw_fd(), POLLIN)),
         );
-        let ready = sys::poll(&mut entries, Some(TICK))?;
+        let waiting = service.first_waiting();
+        if let (Some(_), Some(spare)) = (waiting, &service.spare) {
+            entries.push(poll_entry(spare.channel.as_raw_fd(), POLLIN));
+        }
+        let timeout = waiting.map_or(TICK, |since| {
+            SPARE_PATIENCE.saturating_sub(since.elapsed()).min(TICK)
+        });
+        let ready = sys::poll(&mut entries, Some(timeout))?;
         if sys::interruption().is_some() {
             service.leave();
             return Ok(());
@@ -248,17 +270,13 @@ fn serve(config_path: &Path) -> Result<()> {
         // The spare agents are this process's children, also once they
         // serve a box: reaped when they end.
         while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
-        // Last first: a box handed on goes from the list, which moves only
-        // those after it.
-        let called: Vec<usize> = (2..entries.len())
-            .rev()
-            .filter(|&index| entries[index].revents != 0)
-            .map(|index| index - 2)
-            .collect();
-        for index in called {
-            last_request = Instant::now();
-            service.hand_spare(index);
+        for (offset, &index) in uncalled.iter().enumerate() {
+            if entries[2 + offset].revents != 0 {
+                last_request = Instant::now();
+                service.awaiting[index].called = Some(last_request);
+            }
         }
+        service.hand_spares();
         if ready == 0 || entries[0].revents == 0 {
             if file_id(&service.socket).ok() != Some(service.socket_id) {
                 // Removed by hand, with the installation perhaps: another
@@ -527,6 +545,7 @@ impl Service {
                 channel: ours,
                 pid,
                 ready: false,
+                hurried: false,
             })
         })();
         match started {
@@ -562,11 +581,14 @@ impl Service {
     }
 
     /// For box `id`, just initialized with `--cg` (its lock held), when
-    /// the spare is ready: binds the box's agent socket and listens on it
-    /// until the box's first caller comes ([`hand_spare`](Self::hand_spare)).
+    /// there is a spare: binds the box's agent socket and listens on it
+    /// until the box's first caller comes ([`hand_spares`](Self::hand_spares)).
     /// A box cleaned up without a run never takes the spare.
     fn await_first_caller(&mut self, config: &BoxesConfig, id: u32) {
-        if !self.spare_ready() {
+        // Ready or still being built: the box's first caller waits for it
+        // if need be.
+        self.spare_ready();
+        if self.spare.is_none() {
             return;
         }
         let path = super::agent::socket_path(config, id);
@@ -578,6 +600,7 @@ impl Service {
                 listener,
                 path,
                 file,
+                called: None,
             }),
             Err(error) => {
                 let _ = std::fs::remove_file(&path);
@@ -586,35 +609,102 @@ impl Service {
         }
     }
 
-    /// Box `awaiting[index]`'s first caller has come: the spare agent is
-    /// given the box's number and its socket, the caller waiting in it,
-    /// and becomes the box's agent. Without a ready spare (taken by another
-    /// box meanwhile, or ended), the socket goes and the caller takes the
-    /// ordinary path.
-    fn hand_spare(&mut self, index: usize) {
-        if index >= self.awaiting.len() {
+    /// When the first of the boxes whose first caller has come (and waits
+    /// for the spare) was called.
+    fn first_waiting(&self) -> Option<Instant> {
+        self.awaiting.iter().filter_map(|box_| box_.called).min()
+    }
+
+    /// Gives the spare to the box whose first caller came first, as long
+    /// as a ready spare and such a box remain: the spare agent is given the
+    /// box's number and its socket, the caller waiting in it, and becomes
+    /// the box's agent; a new spare is started for the next. A caller who
+    /// would wait for a spare that ended, or longer than
+    /// [`SPARE_PATIENCE`], has its connection reset and takes the ordinary
+    /// path; one who waits for a spare still being built has the spare
+    /// built at the usual priority from then on.
+    fn hand_spares(&mut self) {
+        loop {
+            let Some(index) = (0..self.awaiting.len())
+                .filter(|&index| self.awaiting[index].called.is_some())
+                .min_by_key(|&index| self.awaiting[index].called)
+            else {
+                return;
+            };
+            if !self.spare_ready() {
+                if self.spare.is_none() {
+                    self.forget_called(|_| true);
+                } else {
+                    self.forget_called(|since| since.elapsed() >= SPARE_PATIENCE);
+                    self.hurry_spare();
+                }
+                return;
+            }
+            let (Some(spare), box_) = (self.spare.take(), self.awaiting.remove(index)) else {
+                return;
+            };
+            let given = resident::send_with_descriptor(
+                &spare.channel,
+                box_.id.to_string().as_bytes(),
+                box_.listener.as_fd(),
+            );
+            if let Err(error) = given {
+                tracing::debug!("cannot give box {} the spare agent: {error}", box_.id);
+                box_.forget();
+            }
+            self.start_spare();
+        }
+    }
+
+    /// Resets the connections of the callers who came at a time `late`
+    /// says is too late (see [`Awaiting::forget`]).
+    fn forget_called(&mut self, late: impl Fn(Instant) -> bool) {
+        let (forgotten, kept) = std::mem::take(&mut self.awaiting)
+            .into_iter()
+            .partition(|box_| box_.called.is_some_and(&late));
+        self.awaiting = kept;
+        for box_ in forgotten {
+            box_.forget();
+        }
+    }
+
+    /// A caller waits for the spare: its agent, and the holder in its
+    /// cgroup, go on at nice 0 rather than the spare's 19, which would let
+    /// any other work on the machine hold them up. (Each cgroup of the
+    /// spare lists the same holder; the service cannot tell the holder's
+    /// pid otherwise.)
+    fn hurry_spare(&mut self) {
+        let Some(spare) = &mut self.spare else {
+            return;
+        };
+        if std::mem::replace(&mut spare.hurried, true) {
             return;
         }
-        let box_ = self.awaiting.remove(index);
-        let spare = if self.spare_ready() {
-            self.spare.take()
-        } else {
-            None
+        let spare_pid = spare.pid;
+        let nice_zero = |pid: i32| {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::setpriority_process(Some(pid), 0);
+            }
         };
-        let Some(spare) = spare else {
-            box_.forget();
+        nice_zero(spare_pid);
+        let Ok(config) = self.config() else {
             return;
         };
-        let given = resident::send_with_descriptor(
-            &spare.channel,
-            box_.id.to_string().as_bytes(),
-            box_.listener.as_fd(),
-        );
-        if let Err(error) = given {
-            tracing::debug!("cannot give box {} the spare agent: {error}", box_.id);
-            box_.forget();
+        let Ok(placement) = config
+            .sandbox(0)
+            .and_then(|sandbox| sandbox.cgroup_placement())
+        else {
+            return;
+        };
+        let name = format!("{}{}", super::agent::SPARE_CGROUP_PREFIX, spare_pid);
+        for parent in placement.parent_dirs() {
+            let procs = std::fs::read_to_string(parent.join(&name).join("cgroup.procs"));
+            for pid in procs.iter().flat_map(|text| text.lines()) {
+                if let Ok(pid) = pid.parse() {
+                    nice_zero(pid);
+                }
+            }
         }
-        self.start_spare();
     }
 
     /// Stops waiting for box `id`'s first caller (the box is initialized
