@@ -734,7 +734,7 @@ fn a_helper_is_its_program_when_its_start_returns() {
     let stdin = fs::File::open("/dev/null").unwrap();
     for _ in 0..20 {
         let pid =
-            isobox::sys::spawn_root_daemon(c"/bin/sleep", &argv, stdin.as_fd(), None).unwrap();
+            isobox::sys::spawn_root_daemon(c"/bin/sleep", &argv, stdin.as_fd(), None, 0).unwrap();
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         // SAFETY: kills and reaps this test's own child.
         unsafe {
@@ -744,7 +744,7 @@ fn a_helper_is_its_program_when_its_start_returns() {
         assert_eq!(cmdline, b"/bin/sleep\x0030\x00");
     }
     let missing =
-        isobox::sys::spawn_root_daemon(c"/nonexistent/helper", &argv, stdin.as_fd(), None)
+        isobox::sys::spawn_root_daemon(c"/nonexistent/helper", &argv, stdin.as_fd(), None, 0)
             .unwrap_err();
     assert_eq!(missing.raw_os_error(), Some(libc::ENOENT), "{missing}");
 }

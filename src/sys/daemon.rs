@@ -7,7 +7,8 @@
 //! serves other callers must keep none of them, so the child takes every
 //! one from a fixed source before it executes the program: root's ids, an
 //! empty environment, `/`, umask 022, init's rlimits, no blocked or ignored
-//! signal, nice 0, a session of its own and no controlling terminal.
+//! signal, nice 0 (or the starter's chosen value), a session of its own
+//! and no controlling terminal.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -45,13 +46,16 @@ const RESOURCES: [libc::__rlimit_resource_t; 16] = [
 /// in `/proc` say, finds it by its command line), or the error that ended
 /// the child before. `kept`, when given, becomes the program's descriptor
 /// 3 (a lock the program holds from the caller on, with no moment where
-/// nobody holds it). The caller must be single-threaded and have root as
-/// its effective uid.
+/// nobody holds it). The program runs at `nice` (0 but for work meant to
+/// yield to everything else, which is at that priority from its first
+/// instruction). The caller must be single-threaded and have root as its
+/// effective uid.
 pub fn spawn_root_daemon(
     program: &CStr,
     argv: &[CString],
     stdin: BorrowedFd<'_>,
     kept: Option<BorrowedFd<'_>>,
+    nice: i32,
 ) -> io::Result<libc::pid_t> {
     // Everything the child needs is made before the fork: it only makes
     // system calls.
@@ -90,7 +94,7 @@ pub fn spawn_root_daemon(
             && libc::setresgid(0, 0, 0) == 0
             && libc::setresuid(0, 0, 0) == 0
             && libc::chdir(root.as_ptr()) == 0
-            && libc::setpriority(libc::PRIO_PROCESS, 0, 0) == 0;
+            && libc::setpriority(libc::PRIO_PROCESS, 0, nice) == 0;
         libc::umask(0o022);
         // Init's limits (read once root, as a caller who is not root
         // may not), or, where they cannot be had (a hard limit the caller

@@ -540,7 +540,13 @@ impl Service {
             .map(std::ffi::CString::new)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-            let pid = sys::spawn_root_daemon(c"/proc/self/exe", &argv, theirs.as_fd(), None)?;
+            let pid = sys::spawn_root_daemon(
+                c"/proc/self/exe",
+                &argv,
+                theirs.as_fd(),
+                None,
+                super::agent::SPARE_NICE,
+            )?;
             Ok(Spare {
                 channel: ours,
                 pid,
