@@ -751,18 +751,20 @@ fn a_helper_is_its_program_when_its_start_returns() {
 
 /// A box's first caller who comes while the spare is still being built
 /// waits for it, rather than starting a box of its own: in back-to-back
-/// cycles the spare started at one box's first run is seldom built by the
-/// next box's. The service also sets the spare back to nice 0 for the
-/// waiting caller. (The spare is caught, and stopped, before it is built:
-/// the box's first run is then the one started right after `--init`.)
+/// cycles the spare started at one box's first run may not be built by
+/// the next box's. The service also sets the spare back to nice 0 for the
+/// waiting caller, and sends the caller the ordinary way when the spare
+/// does not come within a second. (The spare is caught, and stopped,
+/// before it is built.)
 #[test]
 fn a_first_caller_waits_for_a_spare_still_being_built() {
     skip_unless_privileged!();
     let isolate = Isolate::new();
-    let (first, second) = (slot_id(86, 0), slot_id(86, 1));
+    let (first, second, third) = (slot_id(86, 0), slot_id(86, 1), slot_id(86, 2));
     let first_guard = isolate.adopt_box(first, true);
     let second_guard = isolate.adopt_box(second, true);
-    started_service(&isolate, slot_id(86, 2));
+    let third_guard = isolate.adopt_box(third, true);
+    started_service(&isolate, slot_id(86, 3));
     let spawn_run = |id: u32, program: &[&str]| {
         let box_arg = id.to_string();
         let mut args = vec!["--cg", "-b", &box_arg, "--run", "--"];
@@ -798,36 +800,37 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
     }
     // The first box's first run takes the ready spare; the service starts
     // the next at once, caught here before its box is built.
-    let mut caught = None;
-    for _ in 0..20 {
-        let spare = ready_spare(&isolate);
-        let init = isolate_as(
-            &isolate,
-            &["--cg", "-b", &first.to_string(), "--init"],
-            FILTERED,
-        );
-        assert!(init.status.success(), "{init:?}");
-        let run = spawn_run(first, &["/bin/true"]);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let next = loop {
-            if let Some(&next) = spare_agents(&isolate).iter().find(|&&pid| pid != spare) {
-                break next;
+    let catch_a_spare_being_built = || -> Stopped {
+        for _ in 0..20 {
+            let spare = ready_spare(&isolate);
+            let init = isolate_as(
+                &isolate,
+                &["--cg", "-b", &first.to_string(), "--init"],
+                FILTERED,
+            );
+            assert!(init.status.success(), "{init:?}");
+            let run = spawn_run(first, &["/bin/true"]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let next = loop {
+                if let Some(&next) = spare_agents(&isolate).iter().find(|&&pid| pid != spare) {
+                    break next;
+                }
+                assert!(Instant::now() < deadline, "no new spare after a hand-over");
+            };
+            // SAFETY: stops this test's installation's spare agent.
+            unsafe { libc::kill(next, libc::SIGSTOP) };
+            let stopped = Stopped(next);
+            let output = run.wait_with_output().unwrap();
+            assert!(output.status.success(), "{output:?}");
+            let cleanup = isolate_as(&isolate, &["-b", &first.to_string(), "--cleanup"], FILTERED);
+            assert!(cleanup.status.success(), "{cleanup:?}");
+            if !built(next) {
+                return stopped;
             }
-            assert!(Instant::now() < deadline, "no new spare after a hand-over");
-        };
-        // SAFETY: stops this test's installation's spare agent.
-        unsafe { libc::kill(next, libc::SIGSTOP) };
-        let stopped = Stopped(next);
-        let output = run.wait_with_output().unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let cleanup = isolate_as(&isolate, &["-b", &first.to_string(), "--cleanup"], FILTERED);
-        assert!(cleanup.status.success(), "{cleanup:?}");
-        if !built(next) {
-            caught = Some(stopped);
-            break;
         }
-    }
-    let stopped = caught.expect("every new spare was built before it could be stopped");
+        panic!("every new spare was built before it could be stopped");
+    };
+    let stopped = catch_a_spare_being_built();
     let spare = stopped.0;
     let nice = |pid: i32| -> Option<i64> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -858,11 +861,45 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("/spare-{spare}/")), "{stdout}");
-    for id in [first, second] {
-        let cleanup = isolate_as(&isolate, &["-b", &id.to_string(), "--cleanup"], FILTERED);
-        assert!(cleanup.status.success(), "{cleanup:?}");
-    }
-    drop((first_guard, second_guard));
+    let cleanup = isolate_as(
+        &isolate,
+        &["-b", &second.to_string(), "--cleanup"],
+        FILTERED,
+    );
+    assert!(cleanup.status.success(), "{cleanup:?}");
+
+    // A spare that does not come within the service's patience (here one
+    // kept stopped): the caller goes the ordinary way (which starts the C
+    // library: a caller without the filter), and its run is in the box's
+    // own cgroup.
+    let stopped = catch_a_spare_being_built();
+    let init = isolate_as(
+        &isolate,
+        &["--cg", "-b", &third.to_string(), "--init"],
+        FILTERED,
+    );
+    assert!(init.status.success(), "{init:?}");
+    let output = isolate_as(
+        &isolate,
+        &[
+            "--cg",
+            "-b",
+            &third.to_string(),
+            "--run",
+            "--",
+            "/bin/cat",
+            "/proc/self/cgroup",
+        ],
+        Caller::default(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("/box-{third}")), "{stdout}");
+    assert!(!stdout.contains("/spare-"), "{stdout}");
+    drop(stopped);
+    let cleanup = isolate_as(&isolate, &["-b", &third.to_string(), "--cleanup"], FILTERED);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    drop((first_guard, second_guard, third_guard));
     common::stop_installation_service(&isolate.config);
     eventually("the spares gone with the service", || {
         spare_agents(&isolate).is_empty()
