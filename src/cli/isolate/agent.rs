@@ -64,6 +64,10 @@ pub(super) const AGENT_FLAG: &str = "--isobox-agent";
 /// How long an agent waits for a run before it leaves.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// How long an agent that answered `Released` waits for its client to
+/// hang up before it takes its box down (see [`stop`]).
+const RELEASED_WAIT: Duration = Duration::from_secs(1);
+
 /// The mark of a box that ran once, in `<box_root>/<N>` (not in `box`:
 /// the program never sees it); `--init` and `--cleanup` remove it with the
 /// box.
@@ -358,8 +362,12 @@ impl Client {
 
 /// Stops box `id`'s agent, if it has one, and waits until it is gone:
 /// `--init`, `--cleanup` and runs the agent cannot serve do this first,
-/// with the box's lock held.
-pub(super) fn stop(config: &BoxesConfig, id: u32) {
+/// with the box's lock held. An agent that holds nothing of the box
+/// (`Released`) is not waited for: it takes its own box down once the
+/// returned connection is dropped (or after [`RELEASED_WAIT`]), which the
+/// caller keeps while it removes the box.
+#[must_use = "the agent takes its box down once this is dropped"]
+pub(super) fn stop(config: &BoxesConfig, id: u32) -> Option<OwnedFd> {
     let path = socket_path(config, id);
     let client = match connect(&path) {
         Ok(client) => client,
@@ -368,7 +376,7 @@ pub(super) fn stop(config: &BoxesConfig, id: u32) {
                 // A socket nobody listens on: an agent that was killed.
                 let _ = std::fs::remove_file(&path);
             }
-            return;
+            return None;
         }
     };
     if send(&client.socket, &Request::Stop, &[]).is_ok() {
@@ -379,11 +387,12 @@ pub(super) fn stop(config: &BoxesConfig, id: u32) {
                 Ok(Some((Reply::Released, _)))
             )
         {
-            return;
+            return Some(client.socket);
         }
     }
     client.wait_gone(None);
     let _ = std::fs::remove_file(&path);
+    None
 }
 
 /// Starts the box's agent after `connect` failed with `error`: an agent
@@ -780,6 +789,12 @@ fn serve_box(mut agent: Agent, listener: OwnedFd) -> Result<()> {
                 if agent.holds_nothing_of_the_box() {
                     let _ = std::fs::remove_file(&agent.socket);
                     let _ = send(&connection, &Reply::Released, &[]);
+                    // The teardown (namespaces, mounts, cgroups) waits
+                    // until the client has removed the box and hung up:
+                    // both take the kernel's mount and cgroup locks, and
+                    // the client's removal is on its caller's path.
+                    let mut entries = [poll_entry(connection.as_raw_fd(), POLLIN)];
+                    let _ = sys::poll(&mut entries, Some(RELEASED_WAIT));
                     agent.close();
                 } else {
                     agent.close();

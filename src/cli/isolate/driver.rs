@@ -211,7 +211,7 @@ pub(super) fn init_locked(
     made: &mut dyn FnMut(&LockedBox),
 ) -> Result<u8> {
     check_owner(&locked, caller_uid)?;
-    agent::stop(config, locked.id());
+    let _released = agent::stop(config, locked.id());
     let state = BoxState {
         cgroups: parsed.cg,
         owner_uid: owner.0,
@@ -236,8 +236,9 @@ pub(super) fn cleanup_locked(
     caller_uid: u32,
 ) -> Result<u8> {
     check_owner(&locked, caller_uid)?;
-    agent::stop(config, locked.id());
+    let released = agent::stop(config, locked.id());
     locked.cleanup().map_err(|error| explain(error, parsed))?;
+    drop(released);
     Ok(0)
 }
 
@@ -557,8 +558,9 @@ fn run_locked(
                 )
             } else {
                 // A box's agent holds its cgroup: it goes before a cold
-                // run.
-                agent::stop(config, locked.id());
+                // run (one that holds nothing of the box takes its own
+                // down meanwhile).
+                drop(agent::stop(config, locked.id()));
                 agent::Route::Cold { mark: false }
             };
             match route {
