@@ -723,8 +723,9 @@ fn a_first_run_the_spare_does_not_fit_runs_cold_and_the_spare_goes() {
 /// `spawn_root_daemon`, which returns only once the helper's program runs:
 /// a test, or an administrator, who looks for the service right after the
 /// `--cleanup` that started it finds it by its command line, and stops
-/// it. (It used to return at the fork: the CI's VM then missed a service
-/// still between its fork and its exec, which lived on with its spare.)
+/// it. (It used to return at the fork: such a look could miss a service
+/// still between its fork and its exec, which then lived on with its
+/// spare.)
 /// A child that cannot execute its program is an error.
 #[test]
 fn a_helper_is_its_program_when_its_start_returns() {
