@@ -545,20 +545,27 @@ fn spare_agents(isolate: &Isolate) -> Vec<i32> {
         .into_iter()
         .map(|(pid, _)| pid)
         .collect();
-    let parent = |pid: i32| -> Option<i32> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
+    // The fourth field of /proc/<pid>/stat: the parent.
     spares
         .iter()
         .copied()
-        .filter(|pid| !parent(*pid).is_some_and(|up| spares.contains(&up)))
+        .filter(|pid| {
+            !stat_field(*pid, 1)
+                .is_some_and(|up| spares.iter().any(|&spare| i64::from(spare) == up))
+        })
         .collect()
+}
+
+/// Field `index` of `/proc/<pid>/stat` counted from the one after the
+/// command name (0 is the state).
+fn stat_field(pid: i32, index: usize) -> Option<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(index)?
+        .parse()
+        .ok()
 }
 
 /// The installation's one spare agent, once its box is built (its holder
@@ -833,15 +840,8 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
     };
     let stopped = catch_a_spare_being_built();
     let spare = stopped.0;
-    let nice = |pid: i32| -> Option<i64> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(16)?
-            .parse()
-            .ok()
-    };
+    // The nineteenth field of /proc/<pid>/stat.
+    let nice = |pid: i32| stat_field(pid, 16);
     assert_eq!(nice(spare), Some(19), "a spare is built at nice 19");
     let init = isolate_as(
         &isolate,
