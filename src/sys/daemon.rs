@@ -168,20 +168,17 @@ fn started(pid: libc::pid_t, reader: std::os::fd::OwnedFd) -> io::Result<libc::p
             other => break other,
         }
     };
-    match read {
-        Ok(0) => Ok(pid),
-        Ok(_) | Err(_) => {
-            let mut status = 0;
-            // SAFETY: reaps the child this process just forked, which
-            // has ended or is ending.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            Err(match read {
-                Ok(4) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
-                Ok(_) => io::Error::other("the helper's child ended before its exec"),
-                Err(error) => error.into(),
-            })
-        }
-    }
+    let error = match read {
+        Ok(0) => return Ok(pid),
+        Ok(4) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+        Ok(_) => io::Error::other("the helper's child ended before its exec"),
+        Err(error) => error.into(),
+    };
+    let mut status = 0;
+    // SAFETY: reaps the child this process just forked, which has ended or
+    // is ending.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    Err(error)
 }
 
 /// The descriptor a program started by [`spawn_root_daemon`] was given as
