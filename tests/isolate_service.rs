@@ -537,21 +537,28 @@ fn a_silent_caller_does_not_hold_up_the_next() {
     assert!(isolate.box_root.join(id.to_string()).join("box").is_dir());
 }
 
-/// The installation's spare agents not given a box yet, or given one
-/// (their command line stays the spare's), without their holders.
-fn spare_agents(isolate: &Isolate) -> Vec<i32> {
+/// Every process with a spare agent's command line in the installation:
+/// its spare agents, their holders, and anything a holder starts (a run's
+/// process shows the holder's command line until its exec).
+fn spare_processes(isolate: &Isolate) -> Vec<i32> {
     let tail = format!("--isobox-agent\0{}\0--spare\0", isolate.config.display());
-    let spares: Vec<i32> = common::processes_with_command_line(&tail)
+    common::processes_with_command_line(&tail)
         .into_iter()
         .map(|(pid, _)| pid)
-        .collect();
-    // The fourth field of /proc/<pid>/stat: the parent.
-    spares
-        .iter()
-        .copied()
-        .filter(|pid| {
-            !stat_field(*pid, 1)
-                .is_some_and(|up| spares.iter().any(|&spare| i64::from(spare) == up))
+        .collect()
+}
+
+/// The installation's spare agents not given a box yet, or given one
+/// (their command line stays the spare's): of the [`spare_processes`],
+/// the service's children.
+fn spare_agents(isolate: &Isolate) -> Vec<i32> {
+    let services = common::installation_services(&isolate.config);
+    spare_processes(isolate)
+        .into_iter()
+        // The fourth field of /proc/<pid>/stat: the parent.
+        .filter(|&pid| {
+            stat_field(pid, 1)
+                .is_some_and(|up| services.iter().any(|&service| i64::from(service) == up))
         })
         .collect()
 }
@@ -571,9 +578,15 @@ fn stat_field(pid: i32, index: usize) -> Option<i64> {
 /// The installation's one spare agent, once its box is built (its holder
 /// has the box's filesystem), after the service was started.
 fn ready_spare(isolate: &Isolate) -> i32 {
+    ready_spare_besides(isolate, &[])
+}
+
+/// [`ready_spare`], not counting the agents `given` a box.
+fn ready_spare_besides(isolate: &Isolate, given: &[i32]) -> i32 {
     let mut ready = None;
     eventually("a spare agent with its box built", || {
-        let spares = spare_agents(isolate);
+        let mut spares = spare_agents(isolate);
+        spares.retain(|spare| !given.contains(spare));
         let [spare] = spares[..] else {
             return false;
         };
@@ -680,7 +693,75 @@ fn a_box_the_service_initializes_runs_first_in_a_spare() {
     // The service leaves with its spare, and the spare with its box.
     common::stop_installation_service(&isolate.config);
     eventually("the spare gone with the service", || {
-        spare_agents(&isolate).is_empty() && spare_leftovers(&isolate, next).is_empty()
+        spare_processes(&isolate).is_empty() && spare_leftovers(&isolate, next).is_empty()
+    });
+}
+
+/// An agent that was a spare holds nothing of its box, so a `--cleanup`
+/// does not wait for it to go (`Released`): the box may be initialized
+/// again, and given the next spare, while that agent still takes its own
+/// box down. Going, it must leave the box's socket alone, which is the
+/// next agent's by then: a box whose socket was removed under its agent
+/// has an agent its `--cleanup` cannot find (it stayed for its idle time,
+/// with its holder and cgroups). The test holds the first agent's stop
+/// open, as a slow teardown would, while the box is used again.
+#[test]
+fn a_released_agent_leaves_the_next_agents_socket_alone() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let id = slot_id(83, 0);
+    let box_arg = id.to_string();
+    let _guard = isolate.adopt_box(id, true);
+    started_service(&isolate, slot_id(83, 1));
+    let socket = isolate.root().join(format!("locks/agents/{id}.sock"));
+    let use_box = || {
+        for args in [&["--init"][..], &["--run", "--", "/bin/true"]] {
+            let mut words = vec!["--cg", "-b", &box_arg];
+            words.extend_from_slice(args);
+            let output = isolate_as(&isolate, &words, FILTERED);
+            assert!(output.status.success(), "{output:?}");
+        }
+    };
+    let first = ready_spare(&isolate);
+    use_box();
+    let second = ready_spare_besides(&isolate, &[first]);
+
+    // The first agent's stop, as a cleanup sends it (the agent's protocol
+    // is JSON over a packet socket).
+    let stop = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    )
+    .unwrap();
+    rustix::net::connect(&stop, &rustix::net::SocketAddrUnix::new(&socket).unwrap()).unwrap();
+    rustix::net::send(&stop, b"\"Stop\"", rustix::net::SendFlags::empty()).unwrap();
+    let mut reply = [0u8; 64];
+    let length = rustix::io::read(&stop, &mut reply).unwrap();
+    assert_eq!(&reply[..length], b"\"Released\"");
+    // While it waits for the hang-up: the box again, and its first run in
+    // the second spare.
+    use_box();
+    assert!(socket.exists());
+    drop(stop);
+    eventually("the first agent gone", || {
+        !Path::new(&format!("/proc/{first}")).exists()
+    });
+    assert!(
+        socket.exists(),
+        "the first agent removed the second's socket"
+    );
+    assert!(Path::new(&format!("/proc/{second}")).exists());
+
+    let cleanup = isolate_as(&isolate, &["-b", &box_arg, "--cleanup"], FILTERED);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    eventually("the second agent gone with the box", || {
+        !Path::new(&format!("/proc/{second}")).exists()
+            && spare_leftovers(&isolate, second).is_empty()
+    });
+    common::stop_installation_service(&isolate.config);
+    eventually("no agent left with the service", || {
+        spare_processes(&isolate).is_empty()
     });
 }
 
@@ -726,7 +807,7 @@ fn a_first_run_the_spare_does_not_fit_runs_cold_and_the_spare_goes() {
     });
 }
 
-/// A resident helper (the service, a spare, a box's agent) is started by
+/// A resident helper (the service, a box's agent) is started by
 /// `spawn_root_daemon`, which returns only once the helper's program runs:
 /// a test, or an administrator, who looks for the service right after the
 /// `--cleanup` that started it finds it by its command line, and stops
@@ -832,7 +913,9 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
             assert!(output.status.success(), "{output:?}");
             let cleanup = isolate_as(&isolate, &["-b", &first.to_string(), "--cleanup"], FILTERED);
             assert!(cleanup.status.success(), "{cleanup:?}");
-            if !built(next) {
+            // A spare that ended (one whose box could not be built, say)
+            // is not one being built.
+            if !built(next) && stat_field(next, 1).is_some() {
                 return stopped;
             }
         }
@@ -903,6 +986,6 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
     drop((first_guard, second_guard, third_guard));
     common::stop_installation_service(&isolate.config);
     eventually("the spares gone with the service", || {
-        spare_agents(&isolate).is_empty()
+        spare_processes(&isolate).is_empty()
     });
 }

@@ -126,7 +126,8 @@ impl SpareBox {
     /// Builds a spare box for executors configured like `config` (see
     /// [`fits`](Self::fits)); `config.workdir` is a stand-in directory of
     /// the caller's, opened but never mounted in the box (only its mount
-    /// point is made). The holder keeps the calling thread's priority
+    /// point is made), and closed once the box is built: the caller may
+    /// remove it then. The holder keeps the calling thread's priority
     /// until [`into_executor`](Self::into_executor) gives it the caller's
     /// then. `None` when such a box cannot be held.
     pub fn build(config: IsolateConfig) -> Result<Option<Self>> {
@@ -137,6 +138,9 @@ impl SpareBox {
         if !built? {
             return Ok(None);
         }
+        // The stand-in is never used again: closed now, while the spare
+        // waits, rather than when its box is handed over.
+        executor.workdir = None;
         let replaceable = executor
             .warmth
             .warm_box
@@ -180,13 +184,14 @@ impl SpareBox {
         let tree = crate::sys::detached_copy(workdir.dir.fd.as_fd())
             .map_err(|source| IsolateError::io("open_tree of the working directory", source))?;
         if let Some(warm) = &mut executor.warmth.warm_box {
-            warm.holder.attach_workdir(tree.as_fd())?;
             // A spare built at a low priority (so as not to slow the runs
-            // under way) serves its box at the caller's.
+            // under way) serves its box at the caller's, from the
+            // attachment of the box's directory on.
             let holder = rustix::process::Pid::from_raw(warm.holder.proxy().pid);
             if let Ok(nice) = rustix::process::getpriority_process(None) {
                 let _ = rustix::process::setpriority_process(holder, nice);
             }
+            warm.holder.attach_workdir(tree.as_fd())?;
         }
         executor.config = config;
         executor.credentials = credentials;

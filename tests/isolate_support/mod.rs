@@ -23,7 +23,7 @@
 //! | `hostile_syscalls_policy.rs` | 57 |
 //! | `faults.rs`           | 60–64   |
 //! | `hostile_mount_points.rs` | 80  |
-//! | `isolate_service.rs`  | 81–82   |
+//! | `isolate_service.rs`  | 81–86 (84 and 86 shared with files whose tests never run at the same time) |
 //! | `hostile_review3.rs`  | 84      |
 //! | `hostile_process.rs`  | 86      |
 //! | `hostile_box_walk.rs` | 87–89   |

@@ -530,6 +530,9 @@ pub(super) fn main(words: &[String]) -> ExitCode {
         print_error("usage: --isobox-agent <configuration> <box>");
         return ExitCode::from(EXIT_TROUBLE);
     };
+    // An agent serves many runs, each of which would look the cgroup
+    // hierarchies up again (see the service).
+    isobox::cgroup::remember_layout();
     let served = if id == SPARE_WORD {
         serve_spare(Path::new(config_path))
     } else {
@@ -576,6 +579,8 @@ fn serve_spare(config_path: &Path) -> Result<()> {
     let stand_in = StandIn::make(&config)?;
     let template = spare_config(&config, &stand_in.0)?;
     let spare = SpareBox::build(template)?.context("this installation's boxes cannot be held")?;
+    // Removed while the spare waits: not on the hand-over's path.
+    drop(stand_in);
     rustix::net::send(&channel, &[SPARE_READY], SendFlags::NOSIGNAL)?;
     let (id, listener) = loop {
         let wake = sys::interruption_fd().context("no interruption pipe")?;
@@ -602,7 +607,6 @@ fn serve_spare(config_path: &Path) -> Result<()> {
             _ => return Ok(()),
         }
     };
-    drop(stand_in);
     let _ = rustix::process::setpriority_process(None, 0);
     // Listening again makes this process the socket's peer: the one a
     // client waits for when it stops the agent.
@@ -620,7 +624,7 @@ fn serve_spare(config_path: &Path) -> Result<()> {
         config: config.clone(),
         config_path: config_path.to_path_buf(),
         id,
-        socket,
+        socket: Some(socket),
         null,
     };
     let expected = default_run_config(&config, &sandbox)?;
@@ -703,7 +707,8 @@ struct Agent {
     config: BoxesConfig,
     config_path: PathBuf,
     id: u64,
-    socket: PathBuf,
+    /// The box's socket, while the path is this agent's.
+    socket: Option<PathBuf>,
     null: File,
 }
 
@@ -720,7 +725,7 @@ fn serve(config_path: &Path, id: &str) -> Result<()> {
         config,
         config_path: config_path.to_path_buf(),
         id,
-        socket,
+        socket: Some(socket),
         null,
     };
     serve_box(agent, listener)
@@ -744,7 +749,7 @@ fn serve_box(mut agent: Agent, listener: OwnedFd) -> Result<()> {
             // Idle: leaves once no client holds the box, or at once when
             // its socket is gone (the installation was removed by hand:
             // taking the lock would make its directory again).
-            if !agent.socket.exists() {
+            if !agent.socket.as_deref().is_some_and(Path::exists) {
                 agent.close();
                 return Ok(());
             }
@@ -787,7 +792,13 @@ fn serve_box(mut agent: Agent, listener: OwnedFd) -> Result<()> {
             }
             Ok(Some((Request::Stop, _))) => {
                 if agent.holds_nothing_of_the_box() {
-                    let _ = std::fs::remove_file(&agent.socket);
+                    // Removed now, and not again as it leaves: the client
+                    // goes on without waiting for this agent, and the box
+                    // may be initialized again, and given another agent
+                    // listening at the same path, before this one is gone.
+                    if let Some(socket) = agent.socket.take() {
+                        let _ = std::fs::remove_file(socket);
+                    }
                     let _ = send(&connection, &Reply::Released, &[]);
                     // The teardown (namespaces, mounts, cgroups) waits
                     // until the client has removed the box and hung up:
@@ -824,7 +835,9 @@ impl Agent {
                 tracing::warn!("agent of box {}: {error}", self.id);
             }
         }
-        let _ = std::fs::remove_file(&self.socket);
+        if let Some(socket) = self.socket.take() {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 
     /// Whether nothing of the box is this agent's between runs: its box

@@ -170,6 +170,12 @@ struct Service {
 struct Spare {
     channel: OwnedFd,
     pid: libc::pid_t,
+    /// Until the spare is known to run its program: the service does not
+    /// wait for the exec of a process at nice 19 (that could take long on
+    /// a busy machine, with every caller of the service waiting), but
+    /// must before it renices the spare, which sets its own nice before
+    /// its exec.
+    starting: Option<sys::StartingDaemon>,
     ready: bool,
     /// Set back to nice 0 for a caller who waits for it.
     hurried: bool,
@@ -540,7 +546,7 @@ impl Service {
             .map(std::ffi::CString::new)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-            let pid = sys::spawn_root_daemon(
+            let starting = sys::start_root_daemon(
                 c"/proc/self/exe",
                 &argv,
                 theirs.as_fd(),
@@ -549,7 +555,8 @@ impl Service {
             )?;
             Ok(Spare {
                 channel: ours,
-                pid,
+                pid: starting.pid(),
+                starting: Some(starting),
                 ready: false,
                 hurried: false,
             })
@@ -572,7 +579,10 @@ impl Service {
         if !spare.ready {
             let mut byte = [0u8; 1];
             match rustix::net::recv(&spare.channel, &mut byte, rustix::net::RecvFlags::DONTWAIT) {
-                Ok((1, _)) if byte[0] == super::agent::SPARE_READY => spare.ready = true,
+                Ok((1, _)) if byte[0] == super::agent::SPARE_READY => {
+                    spare.ready = true;
+                    spare.starting = None;
+                }
                 // Still building.
                 Err(rustix::io::Errno::AGAIN) => return false,
                 _ => {
@@ -649,6 +659,12 @@ impl Service {
             let (Some(spare), box_) = (self.spare.take(), self.awaiting.remove(index)) else {
                 return;
             };
+            // At nice 19 the spare would wake behind whatever else runs,
+            // the caller waiting (it sets itself and its holder back to 0
+            // too, but only once it runs).
+            if let Some(pid) = rustix::process::Pid::from_raw(spare.pid) {
+                let _ = rustix::process::setpriority_process(Some(pid), 0);
+            }
             let given = resident::send_with_descriptor(
                 &spare.channel,
                 box_.id.to_string().as_bytes(),
@@ -685,6 +701,13 @@ impl Service {
         };
         if std::mem::replace(&mut spare.hurried, true) {
             return;
+        }
+        // A child that failed is reaped here; the spare's channel then
+        // says it ended.
+        if let Some(starting) = spare.starting.take() {
+            if starting.wait_for_exec().is_err() {
+                return;
+            }
         }
         let spare_pid = spare.pid;
         let nice_zero = |pid: i32| {
