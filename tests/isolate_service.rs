@@ -567,12 +567,31 @@ fn spare_agents(isolate: &Isolate) -> Vec<i32> {
 /// command name (0 is the state).
 fn stat_field(pid: i32, index: usize) -> Option<i64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(index)?
-        .parse()
-        .ok()
+    Some(stat_fields(&stat, &[index])?[0])
+}
+
+/// Fields `indices` of a `/proc/<pid>/stat` line, counted as in
+/// [`stat_field`].
+fn stat_fields(stat: &str, indices: &[usize]) -> Option<Vec<i64>> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    indices
+        .iter()
+        .map(|&index| fields.get(index)?.parse().ok())
+        .collect()
+}
+
+/// The nineteenth field of /proc/<pid>/stat, as [`stat_field`] counts.
+const NICE: usize = 16;
+/// The forty-first: the scheduling policy.
+const POLICY: usize = 38;
+const SCHED_OTHER: i64 = 0;
+
+fn nice(pid: i32) -> Option<i64> {
+    stat_field(pid, NICE)
+}
+
+fn policy(pid: i32) -> Option<i64> {
+    stat_field(pid, POLICY)
 }
 
 /// The installation's one spare agent, once its box is built (its holder
@@ -649,7 +668,7 @@ fn a_box_the_service_initializes_runs_first_in_a_spare() {
     assert!(init.status.success(), "{init:?}");
     fs::write(guard.box_dir().join("given"), "the box's own\n").unwrap();
     let script = "id -u; cat /box/given; echo; cat /proc/self/cgroup; \
-                  cat /proc/self/mountinfo; ls -a /";
+                  cat /proc/self/mountinfo; ls -a /; cat /proc/self/stat";
     let run = isolate_as(
         &isolate,
         &[
@@ -663,6 +682,15 @@ fn a_box_the_service_initializes_runs_first_in_a_spare() {
     assert_eq!(head, format!("{}\nthe box's own", guard.uid()));
     assert!(rest.contains(&format!("/spare-{spare}/")), "{stdout}");
     assert!(!rest.contains("agents"), "{stdout}");
+    // The spare was built in the background; its box's run is not.
+    assert_eq!(nice(spare), Some(0));
+    assert_eq!(policy(spare), Some(SCHED_OTHER));
+    let run_stat = stdout.lines().last().unwrap_or_default();
+    assert_eq!(
+        stat_fields(run_stat, &[NICE, POLICY]),
+        Some(vec![0, SCHED_OTHER]),
+        "{run_stat}"
+    );
     // The box's second run is warm in the same box.
     let again = isolate_as(
         &isolate,
@@ -818,12 +846,13 @@ fn a_first_run_the_spare_does_not_fit_runs_cold_and_the_spare_goes() {
 #[test]
 fn a_helper_is_its_program_when_its_start_returns() {
     skip_unless_privileged!();
+    use isobox::sys::Scheduling::Normal;
     use std::os::fd::AsFd;
     let argv = ["/bin/sleep", "30"].map(|word| std::ffi::CString::new(word).unwrap());
     let stdin = fs::File::open("/dev/null").unwrap();
     for _ in 0..20 {
-        let pid =
-            isobox::sys::spawn_root_daemon(c"/bin/sleep", &argv, stdin.as_fd(), None, 0).unwrap();
+        let pid = isobox::sys::spawn_root_daemon(c"/bin/sleep", &argv, stdin.as_fd(), None, Normal)
+            .unwrap();
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         // SAFETY: kills and reaps this test's own child.
         unsafe {
@@ -833,7 +862,7 @@ fn a_helper_is_its_program_when_its_start_returns() {
         assert_eq!(cmdline, b"/bin/sleep\x0030\x00");
     }
     let missing =
-        isobox::sys::spawn_root_daemon(c"/nonexistent/helper", &argv, stdin.as_fd(), None, 0)
+        isobox::sys::spawn_root_daemon(c"/nonexistent/helper", &argv, stdin.as_fd(), None, Normal)
             .unwrap_err();
     assert_eq!(missing.raw_os_error(), Some(libc::ENOENT), "{missing}");
 }
@@ -841,8 +870,8 @@ fn a_helper_is_its_program_when_its_start_returns() {
 /// A box's first caller who comes while the spare is still being built
 /// waits for it, rather than starting a box of its own: in back-to-back
 /// cycles the spare started at one box's first run may not be built by
-/// the next box's. The service also sets the spare back to nice 0 for the
-/// waiting caller, and sends the caller the ordinary way when the spare
+/// the next box's. The service also schedules the spare normally (it is
+/// built in the background) for the waiting caller, and sends the caller the ordinary way when the spare
 /// does not come within a second. (The spare is caught, and stopped,
 /// before it is built.)
 #[test]
@@ -923,9 +952,8 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
     };
     let stopped = catch_a_spare_being_built();
     let spare = stopped.0;
-    // The nineteenth field of /proc/<pid>/stat.
-    let nice = |pid: i32| stat_field(pid, 16);
-    assert_eq!(nice(spare), Some(19), "a spare is built at nice 19");
+    assert_eq!(nice(spare), Some(19), "a spare is built in the background");
+    assert_eq!(policy(spare), Some(SCHED_OTHER));
     let init = isolate_as(
         &isolate,
         &["--cg", "-b", &second.to_string(), "--init"],
@@ -933,8 +961,8 @@ fn a_first_caller_waits_for_a_spare_still_being_built() {
     );
     assert!(init.status.success(), "{init:?}");
     let mut run = spawn_run(second, &["/bin/cat", "/proc/self/cgroup"]);
-    eventually("the waiting caller's spare set back to nice 0", || {
-        nice(spare) == Some(0)
+    eventually("the waiting caller's spare scheduled normally", || {
+        nice(spare) == Some(0) && policy(spare) == Some(SCHED_OTHER)
     });
     assert!(
         run.try_wait().unwrap().is_none(),

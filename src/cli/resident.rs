@@ -42,7 +42,14 @@ pub(crate) fn spawn_listening(
         .chain(words.iter().copied())
         .map(CString::new)
         .collect::<Result<Vec<_>, _>>()?;
-    sys::spawn_root_daemon(c"/proc/self/exe", &argv, listener.as_fd(), kept, 0).map_err(|error| {
+    sys::spawn_root_daemon(
+        c"/proc/self/exe",
+        &argv,
+        listener.as_fd(),
+        kept,
+        sys::Scheduling::Normal,
+    )
+    .map_err(|error| {
         let _ = std::fs::remove_file(path);
         error.into()
     })

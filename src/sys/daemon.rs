@@ -3,11 +3,12 @@
 //!
 //! In a set-user-ID installation the keeper's caller chose its real ids,
 //! environment, working directory, umask, rlimits, signal mask and
-//! dispositions and nice value. A helper that outlives the caller and
+//! dispositions and scheduling. A helper that outlives the caller and
 //! serves other callers must keep none of them, so the child takes every
 //! one from a fixed source before it executes the program: root's ids, an
 //! empty environment, `/`, umask 022, init's rlimits, no blocked or ignored
-//! signal, nice 0 (or the starter's chosen value), a session of its own
+//! signal, `SCHED_OTHER` at nice 0 (or background scheduling, when its
+//! starter asks for it), a session of its own
 //! and no controlling terminal.
 
 use std::ffi::{CStr, CString};
@@ -15,6 +16,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use super::check;
+use super::process::Scheduling;
 
 /// The descriptor `kept` of [`spawn_root_daemon`] becomes in the program.
 pub(crate) const KEPT_FD: libc::c_int = 3;
@@ -48,9 +50,9 @@ pub fn spawn_root_daemon(
     argv: &[CString],
     stdin: BorrowedFd<'_>,
     kept: Option<BorrowedFd<'_>>,
-    nice: i32,
+    scheduling: Scheduling,
 ) -> io::Result<libc::pid_t> {
-    start_root_daemon(program, argv, stdin, kept, nice)?.wait_for_exec()
+    start_root_daemon(program, argv, stdin, kept, scheduling)?.wait_for_exec()
 }
 
 /// A helper [`start_root_daemon`] forked, whose program may not run yet.
@@ -78,21 +80,21 @@ impl StartingDaemon {
 /// Starts `program` with `argv` as a detached root process (see the module
 /// documentation) whose standard input is `stdin` and whose standard
 /// output and error are `/dev/null`, and returns right after the fork: a
-/// helper started at nice 19 may take a while to reach its exec on a busy
-/// machine, and its starter need not wait for that when the helper tells
-/// it when it is ready (dropped, the handle leaves a failed child to the
-/// starter's reaping). `kept`, when given, becomes the program's descriptor
-/// 3 (a lock the program holds from the caller on, with no moment where
-/// nobody holds it). The program runs at `nice` (0 but for work meant to
-/// yield to everything else, which is at that priority from its first
-/// instruction). The caller must be single-threaded and have root as its
-/// effective uid.
+/// helper started in the background may take a while to reach its exec
+/// on a busy machine, and its starter need not wait for that when the
+/// helper tells it when it is ready (dropped, the handle leaves a failed
+/// child to the starter's reaping). `kept`, when given, becomes the
+/// program's descriptor 3 (a lock the program holds from the caller on,
+/// with no moment where nobody holds it). The program is scheduled as
+/// `scheduling` says (`Normal` but for work meant to give way to
+/// everything else, which is scheduled so from its first instruction).
+/// The caller must be single-threaded and have root as its effective uid.
 pub fn start_root_daemon(
     program: &CStr,
     argv: &[CString],
     stdin: BorrowedFd<'_>,
     kept: Option<BorrowedFd<'_>>,
-    nice: i32,
+    scheduling: Scheduling,
 ) -> io::Result<StartingDaemon> {
     // Everything the child needs is made before the fork: it only makes
     // system calls.
@@ -103,6 +105,8 @@ pub fn start_root_daemon(
     let root = c"/";
     let stdin = stdin.as_raw_fd();
     let kept = kept.map(|fd| fd.as_raw_fd());
+    let (policy, nice) = scheduling.policy_and_nice();
+    let no_priority = libc::sched_param { sched_priority: 0 };
     // The child's report: nothing (closed by the exec) when the program
     // runs, its errno when a step failed. Both ends above the descriptors
     // the child sets up, which must not land on them.
@@ -134,6 +138,7 @@ pub fn start_root_daemon(
             && libc::setresgid(0, 0, 0) == 0
             && libc::setresuid(0, 0, 0) == 0
             && libc::chdir(root.as_ptr()) == 0
+            && libc::sched_setscheduler(0, policy, &no_priority) == 0
             && libc::setpriority(libc::PRIO_PROCESS, 0, nice) == 0;
         libc::umask(0o022);
         // Init's limits (read once root, as a caller who is not root

@@ -36,8 +36,8 @@ pub use mount::{
 };
 pub use path::{resolve_host_path, HostPath, Resolve};
 pub use process::{
-    ignore_sigpipe, kill, kill_process_group, pidfd_open, pidfd_send_signal, start_time,
-    take_back_terminal, wait4, Rusage, SigpipeBlocked,
+    ignore_sigpipe, kill, kill_process_group, pidfd_open, pidfd_send_signal, set_scheduling,
+    start_time, take_back_terminal, wait4, Rusage, Scheduling, SigpipeBlocked,
 };
 pub use userns::{user_namespaces_usable, IdMapping, ROOTLESS_INSIDE_ID};
 

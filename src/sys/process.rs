@@ -118,6 +118,42 @@ pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
+/// How a process is scheduled: like everything else, or as background
+/// work that gives way to everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// `SCHED_OTHER` at nice 0.
+    Normal,
+    /// `SCHED_OTHER` at nice 19. (`SCHED_IDLE` was tried for spare boxes'
+    /// builds, so that a box's run forked on the same CPU would not wait a
+    /// slice behind one: it made back-to-back boxes slower, its processes
+    /// holding the kernel's mount and cgroup locks while any other task
+    /// kept them off the CPU.)
+    Background,
+}
+
+impl Scheduling {
+    /// The policy and nice value.
+    pub(super) fn policy_and_nice(self) -> (libc::c_int, libc::c_int) {
+        match self {
+            Self::Normal => (libc::SCHED_OTHER, 0),
+            Self::Background => (libc::SCHED_OTHER, 19),
+        }
+    }
+}
+
+/// Schedules process `pid` (0: this process; its threads keep theirs) as
+/// `scheduling` says, whatever policy it had.
+pub fn set_scheduling(pid: libc::pid_t, scheduling: Scheduling) -> io::Result<()> {
+    let (policy, nice) = scheduling.policy_and_nice();
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call, which changes
+    // only `pid`'s scheduling.
+    check(unsafe { libc::sched_setscheduler(pid, policy, &param) })?;
+    // SAFETY: changes only `pid`'s nice value.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) }).map(drop)
+}
+
 /// Ignores `SIGPIPE` from now on (a write to a closed pipe is then an
 /// `EPIPE` error), as Rust's own start-up does for a program it starts.
 pub fn ignore_sigpipe() {

@@ -547,11 +547,6 @@ pub(super) fn main(words: &[String]) -> ExitCode {
     }
 }
 
-/// The priority a spare agent is started at, the lowest: a spare is for
-/// later, and must not take CPU time from the runs under way (the service
-/// sets it back to 0 for a caller who waits for the spare).
-pub(super) const SPARE_NICE: i32 = 19;
-
 /// The word, in place of a box's number, that starts a spare agent (see
 /// [`serve_spare`]).
 pub(super) const SPARE_WORD: &str = "--spare";
@@ -574,8 +569,9 @@ fn serve_spare(config_path: &Path) -> Result<()> {
     let (channel, null) = crate::cli::resident::take_stdin()?;
     let config = BoxesConfig::load(config_path)?;
     crate::cli::catch_interruptions();
-    // Started at SPARE_NICE by the service; its box's runs get the agent's
-    // usual priority back.
+    // Started in the background by the service (a spare is for later,
+    // and must not take CPU time from the runs under way); its box's runs
+    // are scheduled normally again.
     let stand_in = StandIn::make(&config)?;
     let template = spare_config(&config, &stand_in.0)?;
     let spare = SpareBox::build(template)?.context("this installation's boxes cannot be held")?;
@@ -607,7 +603,7 @@ fn serve_spare(config_path: &Path) -> Result<()> {
             _ => return Ok(()),
         }
     };
-    let _ = rustix::process::setpriority_process(None, 0);
+    let _ = sys::set_scheduling(0, sys::Scheduling::Normal);
     // Listening again makes this process the socket's peer: the one a
     // client waits for when it stops the agent.
     rustix::net::listen(&listener, 64)?;

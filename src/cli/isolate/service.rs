@@ -171,13 +171,13 @@ struct Spare {
     channel: OwnedFd,
     pid: libc::pid_t,
     /// Until the spare is known to run its program: the service does not
-    /// wait for the exec of a process at nice 19 (that could take long on
+    /// wait for the exec of a background process (that could take long on
     /// a busy machine, with every caller of the service waiting), but
-    /// must before it renices the spare, which sets its own nice before
-    /// its exec.
+    /// must before it reschedules the spare, which sets its own
+    /// scheduling before its exec.
     starting: Option<sys::StartingDaemon>,
     ready: bool,
-    /// Set back to nice 0 for a caller who waits for it.
+    /// Scheduled normally again for a caller who waits for it.
     hurried: bool,
 }
 
@@ -551,7 +551,7 @@ impl Service {
                 &argv,
                 theirs.as_fd(),
                 None,
-                super::agent::SPARE_NICE,
+                sys::Scheduling::Background,
             )?;
             Ok(Spare {
                 channel: ours,
@@ -659,12 +659,10 @@ impl Service {
             let (Some(spare), box_) = (self.spare.take(), self.awaiting.remove(index)) else {
                 return;
             };
-            // At nice 19 the spare would wake behind whatever else runs,
-            // the caller waiting (it sets itself and its holder back to 0
-            // too, but only once it runs).
-            if let Some(pid) = rustix::process::Pid::from_raw(spare.pid) {
-                let _ = rustix::process::setpriority_process(Some(pid), 0);
-            }
+            // In the background the spare would wake behind whatever else
+            // runs, the caller waiting (it schedules itself and its holder
+            // normally too, but only once it runs).
+            let _ = sys::set_scheduling(spare.pid, sys::Scheduling::Normal);
             let given = resident::send_with_descriptor(
                 &spare.channel,
                 box_.id.to_string().as_bytes(),
@@ -691,8 +689,8 @@ impl Service {
     }
 
     /// A caller waits for the spare: its agent, and the holder in its
-    /// cgroup, go on at nice 0 rather than the spare's 19, which would let
-    /// any other work on the machine hold them up. (Each cgroup of the
+    /// cgroup, go on scheduled normally rather than in the background,
+    /// where any other work on the machine would hold them up. (Each cgroup of the
     /// spare lists the same holder; the service cannot tell the holder's
     /// pid otherwise.)
     fn hurry_spare(&mut self) {
@@ -710,12 +708,12 @@ impl Service {
             }
         }
         let spare_pid = spare.pid;
-        let nice_zero = |pid: i32| {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::setpriority_process(Some(pid), 0);
+        let normally = |pid: i32| {
+            if pid > 0 {
+                let _ = sys::set_scheduling(pid, sys::Scheduling::Normal);
             }
         };
-        nice_zero(spare_pid);
+        normally(spare_pid);
         let Ok(config) = self.config() else {
             return;
         };
@@ -730,7 +728,7 @@ impl Service {
             let procs = std::fs::read_to_string(parent.join(&name).join("cgroup.procs"));
             for pid in procs.iter().flat_map(|text| text.lines()) {
                 if let Ok(pid) = pid.parse() {
-                    nice_zero(pid);
+                    normally(pid);
                 }
             }
         }
