@@ -8,8 +8,8 @@
 //! one from a fixed source before it executes the program: root's ids, an
 //! empty environment, `/`, umask 022, init's rlimits, no blocked or ignored
 //! signal, `SCHED_OTHER` at nice 0 (or background scheduling, when its
-//! starter asks for it), a session of its own
-//! and no controlling terminal.
+//! starter asks for it), a session of its own and no controlling
+//! terminal.
 
 use std::ffi::{CStr, CString};
 use std::io;

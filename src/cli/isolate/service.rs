@@ -690,9 +690,9 @@ impl Service {
 
     /// A caller waits for the spare: its agent, and the holder in its
     /// cgroup, go on scheduled normally rather than in the background,
-    /// where any other work on the machine would hold them up. (Each cgroup of the
-    /// spare lists the same holder; the service cannot tell the holder's
-    /// pid otherwise.)
+    /// where any other work on the machine would hold them up. (Each
+    /// cgroup of the spare lists the same holder; the service cannot tell
+    /// the holder's pid otherwise.)
     fn hurry_spare(&mut self) {
         let Some(spare) = &mut self.spare else {
             return;
