@@ -871,8 +871,8 @@ fn a_helper_is_its_program_when_its_start_returns() {
 /// waits for it, rather than starting a box of its own: in back-to-back
 /// cycles the spare started at one box's first run may not be built by
 /// the next box's. The service also schedules the spare normally (it is
-/// built in the background) for the waiting caller, and sends the caller the ordinary way when the spare
-/// does not come within a second. (The spare is caught, and stopped,
+/// built in the background) for the waiting caller, and sends the caller
+/// the ordinary way when the spare does not come within a second. (The spare is caught, and stopped,
 /// before it is built.)
 #[test]
 fn a_first_caller_waits_for_a_spare_still_being_built() {
