@@ -867,6 +867,47 @@ fn a_helper_is_its_program_when_its_start_returns() {
     assert_eq!(missing.raw_os_error(), Some(libc::ENOENT), "{missing}");
 }
 
+/// A helper started as background work is forked at the background's
+/// scheduling (nice 19), so that it never runs ahead of its starter's
+/// callers, and its starter, switched to it for the fork, gets its own
+/// scheduling back, slice included.
+#[test]
+fn a_background_helper_leaves_its_starter_scheduled_as_it_was() {
+    skip_unless_privileged!();
+    use isobox::sys::Scheduling::Background;
+    use std::os::fd::AsFd;
+    let argv = ["/bin/sleep", "30"].map(|word| std::ffi::CString::new(word).unwrap());
+    let stdin = fs::File::open("/dev/null").unwrap();
+    let thread = || fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let thread_sched = || fs::read_to_string("/proc/thread-self/sched").unwrap();
+    let slice_of = |sched: &str| {
+        sched
+            .lines()
+            .find(|line| line.starts_with("se.slice"))
+            .map(str::to_owned)
+    };
+    let (before, slice_before) = (
+        stat_fields(&thread(), &[NICE, POLICY]),
+        slice_of(&thread_sched()),
+    );
+    let pid = isobox::sys::spawn_root_daemon(c"/bin/sleep", &argv, stdin.as_fd(), None, Background)
+        .unwrap();
+    let child = (nice(pid), policy(pid));
+    let (after, slice_after) = (
+        stat_fields(&thread(), &[NICE, POLICY]),
+        slice_of(&thread_sched()),
+    );
+    // SAFETY: kills and reaps this test's own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    assert_eq!(child.0, Some(19));
+    assert_eq!(child.1, Some(SCHED_OTHER));
+    assert_eq!(after, before);
+    assert_eq!(slice_after, slice_before);
+}
+
 /// A box's first caller who comes while the spare is still being built
 /// waits for it, rather than starting a box of its own: in back-to-back
 /// cycles the spare started at one box's first run may not be built by

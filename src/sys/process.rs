@@ -128,30 +128,90 @@ pub enum Scheduling {
     /// builds, so that a box's run forked on the same CPU would not wait a
     /// slice behind one: it made back-to-back boxes slower, its processes
     /// holding the kernel's mount and cgroup locks while any other task
-    /// kept them off the CPU.)
+    /// kept them off the CPU. So did nice 19 with the shortest slice Linux
+    /// 6.12 grants, 0.1 ms.)
     Background,
 }
 
+/// The kernel's `struct sched_attr` as far as `SCHED_ATTR_SIZE_VER0`
+/// (the libc crate does not define it): `sched_getattr` and
+/// `sched_setattr` read and set a thread's policy and nice value in one
+/// call each, which a background child's fork needs (see
+/// `start_root_daemon`).
+#[repr(C)]
+#[derive(Default)]
+pub(super) struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
 impl Scheduling {
-    /// The policy and nice value.
-    pub(super) fn policy_and_nice(self) -> (libc::c_int, libc::c_int) {
-        match self {
-            Self::Normal => (libc::SCHED_OTHER, 0),
-            Self::Background => (libc::SCHED_OTHER, 19),
+    /// The attributes `sched_setattr` takes for it.
+    pub(super) fn attributes(self) -> SchedAttr {
+        SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            policy: libc::SCHED_OTHER as u32,
+            nice: match self {
+                Self::Normal => 0,
+                Self::Background => 19,
+            },
+            ..SchedAttr::default()
         }
+    }
+}
+
+/// `sched_setattr(2)` for thread `pid` (0: the calling one); async-signal
+/// safe.
+///
+/// # Safety
+/// None beyond the call's: `attributes` is a complete `SchedAttr`.
+pub(super) unsafe fn sched_setattr(pid: libc::pid_t, attributes: &SchedAttr) -> libc::c_int {
+    // SAFETY: the kernel reads `attributes.size` bytes, all of which the
+    // struct has.
+    unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            pid,
+            attributes as *const SchedAttr,
+            0,
+        ) as libc::c_int
     }
 }
 
 /// Schedules process `pid` (0: this process; its threads keep theirs) as
 /// `scheduling` says, whatever policy it had.
 pub fn set_scheduling(pid: libc::pid_t, scheduling: Scheduling) -> io::Result<()> {
-    let (policy, nice) = scheduling.policy_and_nice();
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param for the call, which changes
-    // only `pid`'s scheduling.
-    check(unsafe { libc::sched_setscheduler(pid, policy, &param) })?;
-    // SAFETY: changes only `pid`'s nice value.
-    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) }).map(drop)
+    // SAFETY: a complete attribute set; changes only `pid`'s scheduling.
+    check(unsafe { sched_setattr(pid, &scheduling.attributes()) }).map(drop)
+}
+
+/// This thread's scheduling, as `sched_setattr` takes it: policy,
+/// priority and nice value, with the kernel's default slice (which
+/// `sched_getattr` reports in the slice's field, and which, set back
+/// from there, would become a slice of this thread's own).
+pub(super) fn this_thread_scheduling() -> io::Result<SchedAttr> {
+    let mut attributes = SchedAttr::default();
+    // SAFETY: the kernel writes at most `size_of::<SchedAttr>()` bytes,
+    // the size passed, into `attributes`.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            &mut attributes as *mut SchedAttr,
+            std::mem::size_of::<SchedAttr>() as libc::c_uint,
+            0,
+        ) as libc::c_int
+    })?;
+    attributes.size = std::mem::size_of::<SchedAttr>() as u32;
+    attributes.flags = 0;
+    attributes.runtime = 0;
+    Ok(attributes)
 }
 
 /// Ignores `SIGPIPE` from now on (a write to a closed pipe is then an
