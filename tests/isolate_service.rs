@@ -537,14 +537,14 @@ fn a_silent_caller_does_not_hold_up_the_next() {
     assert!(isolate.box_root.join(id.to_string()).join("box").is_dir());
 }
 
-/// Every process with a spare agent's command line in the installation:
-/// its spare agents, their holders, and anything a holder starts (a run's
-/// process shows the holder's command line until its exec).
+/// Every spare process of the installation (see
+/// [`common::is_spare_process`]): its spare agents, their holders, and
+/// anything a holder starts (a run's process has the holder's name and
+/// command line until its exec).
 fn spare_processes(isolate: &Isolate) -> Vec<i32> {
-    let tail = format!("--isobox-agent\0{}\0--spare\0", isolate.config.display());
-    common::processes_with_command_line(&tail)
+    common::installation_processes(&isolate.config)
         .into_iter()
-        .map(|(pid, _)| pid)
+        .filter(|&pid| common::is_spare_process(pid))
         .collect()
 }
 
@@ -865,6 +865,85 @@ fn a_helper_is_its_program_when_its_start_returns() {
         isobox::sys::spawn_root_daemon(c"/nonexistent/helper", &argv, stdin.as_fd(), None, Normal)
             .unwrap_err();
     assert_eq!(missing.raw_os_error(), Some(libc::ENOENT), "{missing}");
+}
+
+/// A spare agent is forked by the service without an exec, and keeps
+/// nothing of the service's: none of its descriptors (its lock, which
+/// would keep a later service from starting once this one left, its
+/// socket, or a caller's output it had on its standard output then), and
+/// not its handling of interruption signals, which would have it ignore
+/// them. It is named as a spare (and shows a spare's command line where
+/// root may set one), and `SIGTERM` takes it down with its box, the
+/// service staying.
+#[test]
+fn a_spare_forked_by_the_service_keeps_nothing_of_it() {
+    skip_unless_privileged!();
+    let isolate = Isolate::new();
+    let service = started_service(&isolate, slot_id(94, 0));
+    let spare = ready_spare(&isolate);
+    assert_eq!(stat_field(spare, 1), Some(i64::from(service)));
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{spare}/comm")).unwrap(),
+        "isobox-spare\n"
+    );
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let capabilities = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap();
+    // CAP_SYS_RESOURCE is capability 24.
+    if capabilities & (1 << 24) != 0 {
+        let tail = format!("\0--isobox-agent\0{}\0--spare\0", isolate.config.display());
+        let cmdline = fs::read(format!("/proc/{spare}/cmdline")).unwrap();
+        assert!(cmdline.ends_with(tail.as_bytes()), "{cmdline:?}");
+    }
+    let open_files = |pid: i32| -> Vec<(String, String)> {
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let target = fs::read_link(entry.path()).ok()?;
+                Some((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    target.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect()
+    };
+    let services_files: Vec<String> = open_files(service)
+        .into_iter()
+        .map(|(_, target)| target)
+        .filter(|target| target != "/dev/null")
+        .collect();
+    assert!(
+        services_files
+            .iter()
+            .any(|target| target.ends_with("service.lock")),
+        "{services_files:?}"
+    );
+    let spares_files = open_files(spare);
+    for (fd, target) in &spares_files {
+        assert!(
+            !services_files.contains(target),
+            "the spare's descriptor {fd} is the service's {target}"
+        );
+    }
+    for standard in ["1", "2"] {
+        assert!(
+            spares_files
+                .iter()
+                .any(|(fd, target)| fd == standard && target == "/dev/null"),
+            "{spares_files:?}"
+        );
+    }
+    assert!(!spare_leftovers(&isolate, spare).is_empty());
+    unsafe_kill(spare, libc::SIGTERM);
+    eventually("the spare gone with its box on SIGTERM", || {
+        let state = fs::read_to_string(format!("/proc/{spare}/stat")).unwrap_or_default();
+        (state.is_empty() || state.contains(") Z ")) && spare_leftovers(&isolate, spare).is_empty()
+    });
+    assert_eq!(installation_services(&isolate.config), vec![service]);
 }
 
 /// A helper started as background work is forked at the background's

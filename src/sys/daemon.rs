@@ -117,28 +117,10 @@ pub fn start_root_daemon(
         )
     };
     let report = writer.as_raw_fd();
-    // A background child is forked at its own scheduling, with this
-    // thread switched to it for the fork: forked at nice 0, with a new
-    // task's early deadline, a spare agent was run ahead of the box's run
-    // already under way on that CPU, and went on at nice 19 through its
-    // exec for 1.3 ms in one trace while the run waited.
-    let ours = match scheduling {
-        Scheduling::Background => {
-            let ours = super::process::this_thread_scheduling()?;
-            // SAFETY: a complete attribute set; changes only this thread.
-            check(unsafe { super::process::sched_setattr(0, &child_scheduling) })?;
-            Some(ours)
-        }
-        Scheduling::Normal => None,
-    };
     // SAFETY: the caller is single-threaded; the child below makes only
     // async-signal-safe system calls on memory prepared above, then
     // executes or exits.
-    let forked = check(unsafe { libc::fork() });
-    if let (Some(ours), Ok(1..) | Err(_)) = (&ours, &forked) {
-        // SAFETY: the attributes the kernel reported for this thread.
-        unsafe { super::process::sched_setattr(0, ours) };
-    }
+    let forked = unsafe { fork_scheduled(scheduling) };
     let pid = forked?;
     if pid > 0 {
         drop(writer);
@@ -216,6 +198,153 @@ pub fn start_root_daemon(
         let errno = if errno == 0 { libc::EINVAL } else { errno }.to_ne_bytes();
         libc::write(report, errno.as_ptr().cast(), errno.len());
         libc::_exit(127)
+    }
+}
+
+/// `fork`, with the child scheduled as `scheduling` says from its first
+/// instruction. A background child is forked with this thread switched to
+/// the background's scheduling for the fork, and back: forked at nice 0,
+/// with a new task's early deadline, a spare agent was run ahead of the
+/// box's run already under way on that CPU, and went on at nice 19
+/// through its exec for 1.3 ms in one trace while the run waited.
+///
+/// # Safety
+/// As `fork`'s: in a process with other threads, the child may only make
+/// async-signal-safe calls.
+unsafe fn fork_scheduled(scheduling: Scheduling) -> io::Result<libc::pid_t> {
+    let ours = match scheduling {
+        Scheduling::Background => {
+            let ours = super::process::this_thread_scheduling()?;
+            // SAFETY: a complete attribute set; changes only this thread.
+            check(unsafe { super::process::sched_setattr(0, &scheduling.attributes()) })?;
+            Some(ours)
+        }
+        Scheduling::Normal => None,
+    };
+    // SAFETY: the caller's contract.
+    let forked = check(unsafe { libc::fork() });
+    if let (Some(ours), Ok(1..) | Err(_)) = (&ours, &forked) {
+        // SAFETY: the attributes the kernel reported for this thread.
+        unsafe { super::process::sched_setattr(0, ours) };
+    }
+    forked
+}
+
+/// Which side of [`fork_resident`] the caller is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The parent, with the child's pid.
+    Parent(libc::pid_t),
+    /// The child.
+    Child,
+}
+
+/// Forks a resident helper that runs this program's own code, without an
+/// exec (an exec of this program and the C library's start-up cost a
+/// helper about a millisecond of CPU time on our machines, most of it the
+/// C library probing the CPU, which traps to the hypervisor). The caller
+/// must be a single-threaded root daemon (its ids, environment, limits
+/// and working directory are then the helper's too); the child comes
+/// back from here in a session of its own, scheduled as `scheduling`
+/// says from its first instruction, with no signal blocked, with `stdin`
+/// as its standard input and every other descriptor it inherited closed
+/// (its standard output and error on `/dev/null`), interruption signals caught afresh
+/// if its parent caught them ([`super::catch_interruptions`]), with
+/// `name` as its name (`/proc/<pid>/comm`, at most 15 bytes) and, where
+/// the kernel lets root (with `CAP_SYS_RESOURCE`), `command_line`
+/// (NUL-separated words) as what `/proc/<pid>/cmdline` shows; without
+/// that capability the parent's command line stays. A child that cannot be set up so ends at once with status 127.
+/// The child must never return to its parent's work: it ends with
+/// `std::process::exit` (or a signal).
+pub fn fork_resident(
+    stdin: BorrowedFd<'_>,
+    name: &CStr,
+    command_line: &[u8],
+    scheduling: Scheduling,
+) -> io::Result<Forked> {
+    let mut command_line = command_line.to_vec();
+    if command_line.last() != Some(&0) {
+        command_line.push(0);
+    }
+    // SAFETY: the caller is single-threaded (the contract above).
+    let pid = unsafe { fork_scheduled(scheduling) }?;
+    if pid > 0 {
+        return Ok(Forked::Parent(pid));
+    }
+    let set_up = move || -> io::Result<()> {
+        rustix::process::setsid()?;
+        rustix::stdio::dup2_stdin(stdin)?;
+        // The parent's may be a caller's, whose end of file would wait
+        // for this helper.
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        rustix::stdio::dup2_stdout(&null)?;
+        rustix::stdio::dup2_stderr(&null)?;
+        // SAFETY: the child owns every descriptor above the standard ones
+        // and uses none of them again: whatever the parent's objects hold
+        // is never dropped here, as the child never returns to them.
+        check(unsafe {
+            libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) as libc::c_int
+        })?;
+        // SAFETY: an empty set, applied to this thread's mask.
+        unsafe {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &none,
+                std::ptr::null_mut(),
+            ))?;
+        }
+        super::interrupt::catch_interruptions_after_fork()?;
+        // SAFETY: `name` is a NUL-terminated string the kernel copies (up
+        // to 15 bytes); changes only this thread's name.
+        check(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) })?;
+        // The buffer lives as long as the process: the kernel reads the
+        // command line from it whenever someone asks.
+        let shown: &'static [u8] = Vec::leak(command_line);
+        let range = shown.as_ptr_range();
+        // SAFETY: both addresses bound the leaked buffer in this process's
+        // memory; the start is set first, below the end already set (the
+        // heap lies below the stack, where the old command line is).
+        let moved = unsafe {
+            libc::prctl(
+                libc::PR_SET_MM,
+                libc::PR_SET_MM_ARG_START,
+                range.start as libc::c_ulong,
+                0,
+                0,
+            ) == 0
+                && libc::prctl(
+                    libc::PR_SET_MM,
+                    libc::PR_SET_MM_ARG_END,
+                    range.end as libc::c_ulong,
+                    0,
+                    0,
+                ) == 0
+        };
+        if !moved {
+            // Root without CAP_SYS_RESOURCE (in some containers and
+            // virtual machines): the parent's command line stays, and the
+            // name tells the helper apart.
+            tracing::debug!(
+                "a forked helper keeps its parent's command line: {}",
+                io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    };
+    match set_up() {
+        Ok(()) => Ok(Forked::Child),
+        Err(error) => {
+            tracing::debug!("a forked helper cannot be set up: {error}");
+            // SAFETY: ends the child at once, running nothing of its
+            // parent's.
+            unsafe { libc::_exit(127) }
+        }
     }
 }
 

@@ -5,9 +5,8 @@
 //! user's own process, the service) nothing changes.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::OnceLock;
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::check;
 
@@ -25,8 +24,14 @@ static KEEPER_PID: AtomicI32 = AtomicI32::new(0);
 /// The write end the handler wakes the keeper's `poll` through.
 static WAKE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
-/// Both ends of the wake-up pipe, kept open for the process's life.
-static WAKE_PIPE: OnceLock<(OwnedFd, OwnedFd)> = OnceLock::new();
+/// The read end of the wake-up pipe, -1 before [`catch_interruptions`].
+/// Both ends stay open for the process's life (or until a child forked
+/// without an exec closes them and makes its own).
+static WAKE_READ: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether [`catch_interruptions`] was called in this process (or in the
+/// parent a child was forked from).
+static CAUGHT: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn note_interruption(signal: libc::c_int) {
     // Only async-signal-safe work here: atomics, getpid, write.
@@ -46,7 +51,7 @@ fn record(signal: libc::c_int) {
         // The interrupted code may be about to read errno.
         let saved = super::errno();
         let byte = 1u8;
-        // SAFETY: `fd` is the write end of WAKE_PIPE, open for the
+        // SAFETY: `fd` is the wake-up pipe's write end, open for the
         // process's life; a full (non-blocking) pipe just drops the byte,
         // which is fine because a byte is already waiting.
         let _ = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
@@ -59,17 +64,33 @@ fn record(signal: libc::c_int) {
 /// calls do nothing): each is recorded ([`interruption`]) and wakes
 /// [`interruption_fd`]. A run under way is stopped by its keeper's loop.
 pub fn catch_interruptions() -> io::Result<()> {
-    if WAKE_PIPE.get().is_some() {
+    if CAUGHT.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
+    install().inspect_err(|_| CAUGHT.store(false, Ordering::SeqCst))
+}
+
+/// In a child forked without an exec, once it closed every descriptor it
+/// inherited: interruptions, if its parent caught them, are caught for
+/// the child from now on, through a pipe of its own and with nothing
+/// received yet. (The handlers it inherited ignore its signals: they are
+/// the parent's.)
+pub(super) fn catch_interruptions_after_fork() -> io::Result<()> {
+    RECEIVED.store(0, Ordering::SeqCst);
+    WAKE_WRITE.store(-1, Ordering::SeqCst);
+    WAKE_READ.store(-1, Ordering::SeqCst);
+    if CAUGHT.load(Ordering::SeqCst) {
+        install()?;
+    }
+    Ok(())
+}
+
+fn install() -> io::Result<()> {
     let (read, write) = super::pipe()?;
     super::set_nonblocking(read.as_fd())?;
     super::set_nonblocking(write.as_fd())?;
-    WAKE_WRITE.store(write.as_raw_fd(), Ordering::SeqCst);
-    // A racing second call keeps the first pipe; this one's ends close.
-    if WAKE_PIPE.set((read, write)).is_err() {
-        return Ok(());
-    }
+    WAKE_WRITE.store(write.into_raw_fd(), Ordering::SeqCst);
+    WAKE_READ.store(read.into_raw_fd(), Ordering::SeqCst);
     // SAFETY: getpid has no preconditions.
     KEEPER_PID.store(unsafe { libc::getpid() }, Ordering::SeqCst);
     for signal in INTERRUPTION_SIGNALS {
@@ -98,7 +119,7 @@ pub fn catch_interruptions() -> io::Result<()> {
 /// runs for), at once and on the calling thread. Does nothing unless
 /// [`catch_interruptions`] was called.
 pub fn record_interruption(signal: i32) {
-    if WAKE_PIPE.get().is_some() {
+    if WAKE_READ.load(Ordering::SeqCst) >= 0 {
         record(signal);
     }
 }
@@ -114,5 +135,8 @@ pub fn interruption() -> Option<i32> {
 /// A descriptor that turns readable once an interruption signal arrived
 /// (for `poll`); `None` unless [`catch_interruptions`] was called.
 pub fn interruption_fd() -> Option<BorrowedFd<'static>> {
-    WAKE_PIPE.get().map(|(read, _)| read.as_fd())
+    let fd = WAKE_READ.load(Ordering::SeqCst);
+    // SAFETY: the pipe's read end stays open for the process's life once
+    // stored (see WAKE_READ).
+    (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
 }

@@ -863,6 +863,17 @@ pub fn killed_at_glibc_start() -> seccompiler::BpfProgram {
     .expect("a filter of one rule")
 }
 
+/// Whether process `pid` is a spare agent, or a holder or run of one
+/// before its exec: forked by the service, named `isobox-spare` (and
+/// with the service's command line where root lacks
+/// `CAP_SYS_RESOURCE`), or started as `isolate --isobox-agent <config>
+/// --spare`.
+pub fn is_spare_process(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name == "isobox-spare\n")
+        || std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|line| line.ends_with(b"--spare\0"))
+}
+
 /// The pids of the isolate face's installation services started for the
 /// configuration file `config` (`isolate --isobox-service <config>`).
 pub fn installation_services(config: &Path) -> Vec<i32> {
@@ -888,6 +899,7 @@ pub fn installation_services(config: &Path) -> Vec<i32> {
             };
             let words: Vec<&[u8]> = raw.split(|byte| *byte == 0).collect();
             words.len() >= 3
+                && !is_spare_process(*pid)
                 && words[1] == b"--isobox-service"
                 && Path::new(
                     <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(words[2]),
@@ -950,9 +962,10 @@ pub fn stop_installation_service(config: &Path) {
 pub fn stop_installation_and_spares(config: &Path) {
     stop_installation_service(config);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while installation_processes(config).into_iter().any(|pid| {
-        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line.ends_with(b"--spare\0"))
-    }) && std::time::Instant::now() < deadline
+    while installation_processes(config)
+        .into_iter()
+        .any(is_spare_process)
+        && std::time::Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -533,11 +533,9 @@ pub(super) fn main(words: &[String]) -> ExitCode {
     // An agent serves many runs, each of which would look the cgroup
     // hierarchies up again (see the service).
     isobox::cgroup::remember_layout();
-    let served = if id == SPARE_WORD {
-        serve_spare(Path::new(config_path))
-    } else {
-        serve(Path::new(config_path), id)
-    };
+    // Spare agents are forked by the service (`forked_spare`), never
+    // started on their own.
+    let served = serve(Path::new(config_path), id);
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -547,14 +545,35 @@ pub(super) fn main(words: &[String]) -> ExitCode {
     }
 }
 
-/// The word, in place of a box's number, that starts a spare agent (see
-/// [`serve_spare`]).
+/// A spare agent forked by the installation's service
+/// ([`sys::fork_resident`], with the channel to it as standard input):
+/// [`serve_spare`], then the end of the process. It never returns to the
+/// service's work, not even by a panic.
+pub(super) fn forked_spare(config_path: &Path) -> ! {
+    let served = std::panic::catch_unwind(|| serve_spare(config_path));
+    let code = match served {
+        Ok(Ok(())) => 0,
+        Ok(Err(error)) => {
+            tracing::warn!("spare agent: {error:#}");
+            EXIT_TROUBLE
+        }
+        Err(_) => EXIT_TROUBLE,
+    };
+    std::process::exit(code.into())
+}
+
+/// The process name (`/proc/<pid>/comm`) of a spare agent forked by the
+/// service, and of its holder.
+pub(super) const SPARE_NAME: &std::ffi::CStr = c"isobox-spare";
+
+/// The word, in place of a box's number, in the command line a spare
+/// agent shows (see [`forked_spare`]).
 pub(super) const SPARE_WORD: &str = "--spare";
 
 /// What a spare agent says on its channel once its box is built.
 pub(super) const SPARE_READY: u8 = b'r';
 
-/// A spare agent, started by the installation's service with a channel to
+/// A spare agent, forked by the installation's service with a channel to
 /// it as standard input: it builds a box before any box is asked for (a
 /// [`SpareBox`], with only a mount point for the box's directory, in a
 /// cgroup `spare-<pid>` of the installation's), says [`SPARE_READY`], and

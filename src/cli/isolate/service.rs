@@ -170,12 +170,6 @@ struct Service {
 struct Spare {
     channel: OwnedFd,
     pid: libc::pid_t,
-    /// Until the spare is known to run its program: the service does not
-    /// wait for the exec of a background process (that could take long on
-    /// a busy machine, with every caller of the service waiting), but
-    /// must before it reschedules the spare, which sets its own
-    /// scheduling before its exec.
-    starting: Option<sys::StartingDaemon>,
     ready: bool,
     /// Scheduled normally again for a caller who waits for it.
     hurried: bool,
@@ -537,26 +531,26 @@ impl Service {
                 .config_path
                 .to_str()
                 .context("the configuration's path is not UTF-8")?;
-            let argv = [
+            // Shown as a spare agent started on its own would be.
+            let command_line = [
                 crate::cli::program_name(),
                 super::agent::AGENT_FLAG,
                 config_path,
                 super::agent::SPARE_WORD,
             ]
-            .map(std::ffi::CString::new)
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-            let starting = sys::start_root_daemon(
-                c"/proc/self/exe",
-                &argv,
+            .join("\0");
+            let pid = match sys::fork_resident(
                 theirs.as_fd(),
-                None,
+                super::agent::SPARE_NAME,
+                command_line.as_bytes(),
                 sys::Scheduling::Background,
-            )?;
+            )? {
+                sys::Forked::Parent(pid) => pid,
+                sys::Forked::Child => super::agent::forked_spare(&self.config_path),
+            };
             Ok(Spare {
                 channel: ours,
-                pid: starting.pid(),
-                starting: Some(starting),
+                pid,
                 ready: false,
                 hurried: false,
             })
@@ -581,7 +575,6 @@ impl Service {
             match rustix::net::recv(&spare.channel, &mut byte, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((1, _)) if byte[0] == super::agent::SPARE_READY => {
                     spare.ready = true;
-                    spare.starting = None;
                 }
                 // Still building.
                 Err(rustix::io::Errno::AGAIN) => return false,
@@ -699,13 +692,6 @@ impl Service {
         };
         if std::mem::replace(&mut spare.hurried, true) {
             return;
-        }
-        // A child that failed is reaped here; the spare's channel then
-        // says it ended.
-        if let Some(starting) = spare.starting.take() {
-            if starting.wait_for_exec().is_err() {
-                return;
-            }
         }
         let spare_pid = spare.pid;
         let normally = |pid: i32| {
