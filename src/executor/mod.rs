@@ -626,6 +626,15 @@ fn count_cpu_list(list: &str) -> Option<u32> {
     })
 }
 
+/// Compiles the system-call filter an executor of `config` with cgroups
+/// would install, and keeps it for this process: an executor made later
+/// by this process, or by a process it forks (with no exec) after, finds
+/// it compiled. For a process that forks workers which each make an
+/// executor, such as the isolate face's service and its spare agents.
+pub fn compile_filter_ahead(config: &IsolateConfig) -> Result<()> {
+    seccomp_policy(config, true, false).map(drop)
+}
+
 /// The system-call filter of every run, compiled once.
 fn seccomp_policy(
     config: &IsolateConfig,

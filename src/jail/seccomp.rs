@@ -932,6 +932,40 @@ fn pass_foreign_arches(program: &mut BpfProgram) -> Result<(), SeccompError> {
     Ok(())
 }
 
+/// The default policy's programs compiled in this process, by options:
+/// parsing and compiling it is about 0.13 ms, paid once per process (and
+/// by none of the workers a process forks after, such as the isolate
+/// service's spare agents).
+static DEFAULT_PROGRAMS: std::sync::Mutex<Vec<(PolicyOptions, BpfProgram)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The default policy's program for a run with `options`.
+fn default_program(options: &PolicyOptions) -> Result<BpfProgram, SeccompError> {
+    let known = |programs: &[(PolicyOptions, BpfProgram)]| {
+        programs
+            .iter()
+            .find(|(compiled_for, _)| compiled_for == options)
+            .map(|(_, program)| program.clone())
+    };
+    let compiled = DEFAULT_PROGRAMS
+        .lock()
+        .ok()
+        .and_then(|programs| known(&programs));
+    if let Some(program) = compiled {
+        return Ok(program);
+    }
+    let file = parse(DEFAULT_POLICY, "default")?;
+    let selected = select(&file, options);
+    let foreign_arches = options.syscall_flags & syscall_flags::LEGACY_ARCH == 0;
+    let program = merged_program(&selected, foreign_arches)?;
+    if let Ok(mut programs) = DEFAULT_PROGRAMS.lock() {
+        if known(&programs).is_none() {
+            programs.push((*options, program.clone()));
+        }
+    }
+    Ok(program)
+}
+
 impl SeccompPolicy {
     /// The default policy with the default [`PolicyOptions`], extended by
     /// the policy file `extension` if given.
@@ -949,10 +983,8 @@ impl SeccompPolicy {
         if !cfg!(target_arch = "x86_64") {
             return Err(compile_error("default", "only x86_64 is supported"));
         }
-        let file = parse(DEFAULT_POLICY, "default")?;
-        let selected = select(&file, options);
         let foreign_arches = options.syscall_flags & syscall_flags::LEGACY_ARCH == 0;
-        let mut programs = vec![merged_program(&selected, foreign_arches)?];
+        let mut programs = vec![default_program(options)?];
         if let Some(path) = extension {
             let text = std::fs::read_to_string(path).map_err(|source| SeccompError::Read {
                 path: path.display().to_string(),
@@ -1003,6 +1035,36 @@ impl SeccompPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The programs kept per process are each their own options': asked
+    /// for in turn, alternately, every one is what compiling it afresh
+    /// gives.
+    #[test]
+    fn kept_default_programs_are_their_options() {
+        let choices = [
+            PolicyOptions::default(),
+            PolicyOptions {
+                share_net: true,
+                ..PolicyOptions::default()
+            },
+            PolicyOptions {
+                syscall_flags: 0,
+                ..PolicyOptions::default()
+            },
+        ];
+        let fresh = |options: &PolicyOptions| {
+            let file = parse(DEFAULT_POLICY, "default").unwrap();
+            let foreign_arches = options.syscall_flags & syscall_flags::LEGACY_ARCH == 0;
+            merged_program(&select(&file, options), foreign_arches).unwrap()
+        };
+        assert_ne!(fresh(&choices[0]), fresh(&choices[1]));
+        assert_ne!(fresh(&choices[0]), fresh(&choices[2]));
+        for _ in 0..2 {
+            for options in &choices {
+                assert_eq!(default_program(options).unwrap(), fresh(options));
+            }
+        }
+    }
 
     fn selected(options: &PolicyOptions) -> Selected<'static> {
         static FILE: std::sync::OnceLock<PolicyFile> = std::sync::OnceLock::new();

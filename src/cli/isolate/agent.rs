@@ -684,7 +684,7 @@ impl Drop for StandIn {
 /// The configuration of a spare box: [`default_run_config`] of box 0 but
 /// for the box's own parts (its directory is the stand-in, its cgroup
 /// `spare-<pid>`; the user is each run's).
-fn spare_config(config: &BoxesConfig, stand_in: &Path) -> Result<IsolateConfig> {
+pub(super) fn spare_config(config: &BoxesConfig, stand_in: &Path) -> Result<IsolateConfig> {
     let mut spare = default_run_config(config, &config.sandbox(0)?)?;
     spare.instance_id = format!("{SPARE_CGROUP_PREFIX}{}", std::process::id());
     spare.workdir = stand_in.to_path_buf();

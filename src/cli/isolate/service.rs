@@ -236,6 +236,10 @@ fn serve(config_path: &Path) -> Result<()> {
         awaiting: Vec::new(),
         failed_spares: 0,
     };
+    // The spares, forked from this process, find their filter compiled.
+    if let Ok(template) = super::agent::spare_config(&config, Path::new("/")) {
+        let _ = isobox::executor::compile_filter_ahead(&template);
+    }
     service.sweep_spares();
     service.start_spare();
     let mut last_request = Instant::now();
