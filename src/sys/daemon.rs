@@ -253,7 +253,8 @@ pub enum Forked {
 /// `name` as its name (`/proc/<pid>/comm`, at most 15 bytes) and, where
 /// the kernel lets root (with `CAP_SYS_RESOURCE`), `command_line`
 /// (NUL-separated words) as what `/proc/<pid>/cmdline` shows; without
-/// that capability the parent's command line stays. A child that cannot be set up so ends at once with status 127.
+/// that capability, those words as one title over the parent's command
+/// line, cut to its length. A child that cannot be set up so ends at once with status 127.
 /// The child must never return to its parent's work: it ends with
 /// `std::process::exit` (or a signal).
 pub fn fork_resident(
@@ -328,12 +329,11 @@ pub fn fork_resident(
         };
         if !moved {
             // Root without CAP_SYS_RESOURCE (in some containers and
-            // virtual machines): the parent's command line stays, and the
-            // name tells the helper apart.
-            tracing::debug!(
-                "a forked helper keeps its parent's command line: {}",
-                io::Error::last_os_error()
-            );
+            // virtual machines): the command line as one title, written
+            // over the parent's in place.
+            if let Err(error) = retitle(shown) {
+                tracing::debug!("a forked helper keeps its parent's command line: {error}");
+            }
         }
         Ok(())
     };
@@ -346,6 +346,46 @@ pub fn fork_resident(
             unsafe { libc::_exit(127) }
         }
     }
+}
+
+/// Writes `command_line` (NUL-separated words) over this process's own
+/// command line, as `setproctitle` does: its words joined by spaces, cut
+/// to the room the original one had, then a NUL, then spaces to the end.
+/// The kernel shows a command line whose last byte is no longer a NUL as
+/// that one title, up to the NUL. (The C library's and Rust's views of
+/// the arguments change with it; this program reads them only at its
+/// start.)
+fn retitle(command_line: &[u8]) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let field = |index: usize| -> Option<usize> {
+        // Fields 48 and 49, arg_start and arg_end, counted after the
+        // command name's closing parenthesis (which ends field 2).
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(index)?
+            .parse()
+            .ok()
+    };
+    let (Some(start), Some(end)) = (field(45), field(46)) else {
+        return Err(io::Error::other("no argument range in /proc/self/stat"));
+    };
+    let room = end.saturating_sub(start);
+    if room < 2 {
+        return Err(io::Error::other("no room for a title"));
+    }
+    let words = command_line.strip_suffix(b"\0").unwrap_or(command_line);
+    let mut title: Vec<u8> = words
+        .iter()
+        .map(|&byte| if byte == 0 { b' ' } else { byte })
+        .take(room - 2)
+        .collect();
+    title.push(0);
+    title.resize(room, b' ');
+    // SAFETY: [start, end) is this process's own argument strings, on its
+    // stack, as the kernel reports them; `title` is exactly that long.
+    unsafe { std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, room) };
+    Ok(())
 }
 
 /// What the child of [`spawn_root_daemon`] reported through `reader`:

@@ -864,14 +864,10 @@ pub fn killed_at_glibc_start() -> seccompiler::BpfProgram {
 }
 
 /// Whether process `pid` is a spare agent, or a holder or run of one
-/// before its exec: forked by the service, named `isobox-spare` (and
-/// with the service's command line where root lacks
-/// `CAP_SYS_RESOURCE`), or started as `isolate --isobox-agent <config>
-/// --spare`.
+/// before its exec: forked by the service, named `isobox-spare`, with
+/// the command line `isolate --isobox-spare <config>`.
 pub fn is_spare_process(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name == "isobox-spare\n")
-        || std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|line| line.ends_with(b"--spare\0"))
 }
 
 /// The pids of the isolate face's installation services started for the
@@ -915,7 +911,8 @@ pub fn installation_services(config: &Path) -> Vec<i32> {
 
 /// Every process whose command line names the configuration file
 /// `config` (the installation's service, its agents and spares, and their
-/// holders), but for zombies.
+/// holders), but for zombies. (The test installations' paths have no
+/// spaces.)
 pub fn installation_processes(config: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -925,7 +922,11 @@ pub fn installation_processes(config: &Path) -> Vec<i32> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|line| line.split(|byte| *byte == 0).any(|word| word == wanted))
+                // Words, or one title of words (a forked spare's).
+                .is_ok_and(|line| {
+                    line.split(|byte| *byte == 0 || *byte == b' ')
+                        .any(|word| word == wanted)
+                })
                 && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
                     stat.rsplit_once(')')
                         .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))

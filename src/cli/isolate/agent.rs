@@ -566,9 +566,11 @@ pub(super) fn forked_spare(config_path: &Path) -> ! {
 /// service, and of its holder.
 pub(super) const SPARE_NAME: &std::ffi::CStr = c"isobox-spare";
 
-/// The word, in place of a box's number, in the command line a spare
-/// agent shows (see [`forked_spare`]).
-pub(super) const SPARE_WORD: &str = "--spare";
+/// The flag in the command line a spare agent shows (see
+/// [`forked_spare`]), before the configuration's path: it fits where the
+/// service's own flag was, which a spare's command line is written over
+/// where root may not set another.
+pub(super) const SPARE_FLAG: &str = "--isobox-spare";
 
 /// What a spare agent says on its channel once its box is built.
 pub(super) const SPARE_READY: u8 = b'r';

@@ -535,12 +535,10 @@ impl Service {
                 .config_path
                 .to_str()
                 .context("the configuration's path is not UTF-8")?;
-            // Shown as a spare agent started on its own would be.
             let command_line = [
                 crate::cli::program_name(),
-                super::agent::AGENT_FLAG,
+                super::agent::SPARE_FLAG,
                 config_path,
-                super::agent::SPARE_WORD,
             ]
             .join("\0");
             let pid = match sys::fork_resident(
