@@ -885,6 +885,12 @@ fn a_spare_forked_by_the_service_keeps_nothing_of_it() {
         fs::read_to_string(format!("/proc/{spare}/comm")).unwrap(),
         "isobox-spare\n"
     );
+    // Forked at nice 19, by a service back at its own scheduling.
+    assert_eq!(nice(spare), Some(19));
+    assert_eq!(
+        (nice(service), policy(service)),
+        (Some(0), Some(SCHED_OTHER))
+    );
     // Its command line: as its words where root may set it, or as one
     // title over the service's.
     let cmdline = fs::read(format!("/proc/{spare}/cmdline")).unwrap();

@@ -41,10 +41,17 @@ const RESOURCES: [libc::__rlimit_resource_t; 16] = [
     libc::RLIMIT_RTTIME,
 ];
 
-/// [`start_root_daemon`], returning once the program has replaced the
-/// child (so that whoever looks for the helper right after, in `/proc`
-/// say, finds it by its command line), or with the error that ended the
-/// child before.
+/// Starts `program` with `argv` as a detached root process (see the module
+/// documentation) whose standard input is `stdin` and whose standard
+/// output and error are `/dev/null`; returns its pid once the program has
+/// replaced the child (so that whoever looks for the helper right after,
+/// in `/proc` say, finds it by its command line), or the error that ended
+/// the child before (the child reaped). `kept`, when given, becomes the
+/// program's descriptor 3 (a lock the program holds from the caller on,
+/// with no moment where nobody holds it). The program is scheduled as
+/// `scheduling` says (`Normal` but for work meant to give way to
+/// everything else, which is scheduled so from its first instruction).
+/// The caller must be single-threaded and have root as its effective uid.
 pub fn spawn_root_daemon(
     program: &CStr,
     argv: &[CString],
@@ -52,50 +59,6 @@ pub fn spawn_root_daemon(
     kept: Option<BorrowedFd<'_>>,
     scheduling: Scheduling,
 ) -> io::Result<libc::pid_t> {
-    start_root_daemon(program, argv, stdin, kept, scheduling)?.wait_for_exec()
-}
-
-/// A helper [`start_root_daemon`] forked, whose program may not run yet.
-#[derive(Debug)]
-#[must_use = "dropped, the child's report is lost: wait_for_exec, or keep it until the helper shows it runs"]
-pub struct StartingDaemon {
-    pid: libc::pid_t,
-    /// Closed by the child's exec, or carrying its errno.
-    report: OwnedFd,
-}
-
-impl StartingDaemon {
-    /// The child's pid, which becomes the program's.
-    pub fn pid(&self) -> libc::pid_t {
-        self.pid
-    }
-
-    /// Waits until the program has replaced the child; the error that
-    /// ended the child before (the child reaped) otherwise.
-    pub fn wait_for_exec(self) -> io::Result<libc::pid_t> {
-        started(self.pid, self.report)
-    }
-}
-
-/// Starts `program` with `argv` as a detached root process (see the module
-/// documentation) whose standard input is `stdin` and whose standard
-/// output and error are `/dev/null`, and returns right after the fork: a
-/// helper started in the background may take a while to reach its exec
-/// on a busy machine, and its starter need not wait for that when the
-/// helper tells it when it is ready (dropped, the handle leaves a failed
-/// child to the starter's reaping). `kept`, when given, becomes the
-/// program's descriptor 3 (a lock the program holds from the caller on,
-/// with no moment where nobody holds it). The program is scheduled as
-/// `scheduling` says (`Normal` but for work meant to give way to
-/// everything else, which is scheduled so from its first instruction).
-/// The caller must be single-threaded and have root as its effective uid.
-pub fn start_root_daemon(
-    program: &CStr,
-    argv: &[CString],
-    stdin: BorrowedFd<'_>,
-    kept: Option<BorrowedFd<'_>>,
-    scheduling: Scheduling,
-) -> io::Result<StartingDaemon> {
     // Everything the child needs is made before the fork: it only makes
     // system calls.
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
@@ -120,14 +83,10 @@ pub fn start_root_daemon(
     // SAFETY: the caller is single-threaded; the child below makes only
     // async-signal-safe system calls on memory prepared above, then
     // executes or exits.
-    let forked = unsafe { fork_scheduled(scheduling) };
-    let pid = forked?;
+    let pid = unsafe { fork_scheduled(scheduling) }?;
     if pid > 0 {
         drop(writer);
-        return Ok(StartingDaemon {
-            pid,
-            report: reader,
-        });
+        return started(pid, reader);
     }
     // SAFETY: the child's steps, each a plain system call on values built
     // before the fork; any failure ends the child with status 127 before

@@ -22,9 +22,7 @@ mod path;
 mod process;
 mod userns;
 
-pub use daemon::{
-    fork_resident, spawn_root_daemon, start_root_daemon, take_kept_fd, Forked, StartingDaemon,
-};
+pub use daemon::{fork_resident, spawn_root_daemon, take_kept_fd, Forked};
 pub use fd::{
     above_stdio, dup_for_child, open_lock_file, open_standard_fds, pipe, poll, poll_entry,
     set_nonblocking, PollFd, POLLERR_OR_HUP, POLLIN, POLLOUT,

@@ -137,7 +137,7 @@ pub enum Scheduling {
 /// (the libc crate does not define it): `sched_getattr` and
 /// `sched_setattr` read and set a thread's policy and nice value in one
 /// call each, which a background child's fork needs (see
-/// `start_root_daemon`).
+/// `fork_scheduled`).
 #[repr(C)]
 #[derive(Default)]
 pub(super) struct SchedAttr {

@@ -876,8 +876,8 @@ pub fn installation_services(config: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    // A service's child between its fork and its exec (a spare agent
-    // starting) has the service's command line for a moment.
+    // A service's child just after its fork (a spare agent, before it
+    // sets its own) has the service's command line for a moment.
     let parent = |pid: i32| -> Option<i32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         stat.rsplit_once(')')?
